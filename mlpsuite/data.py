@@ -1,0 +1,305 @@
+"""Datasets: sklearn's bundled toy sets, synthetic 2-D problems, and CSV/NPZ/Parquet files.
+
+`load_dataset` returns deterministic train/val/test splits (stratified for classification)
+with float32 features. It imports no deep-learning framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import datasets as skdatasets
+from sklearn.model_selection import train_test_split
+
+from mlpsuite.registry import fold_name
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """Train/val/test splits of one dataset.
+
+    `X_*` are float32 arrays of shape `(rows, features)`; `y_*` are int32 class indices of
+    shape `(rows,)` for classification and float32 targets of shape `(rows,)` for regression.
+    `n_classes` is None for regression.
+    """
+
+    name: str
+    task: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int | None
+    feature_names: tuple[str, ...]
+
+    @property
+    def input_dim(self) -> int:
+        return self.X_train.shape[1]
+
+    @property
+    def output_dim(self) -> int:
+        """Units of the model's last layer: one per class, or 1 for regression."""
+        return self.n_classes if self.task == "classification" else 1
+
+
+# ---------------------------------------------------------------- synthetic generators
+
+
+def _spirals(n_samples: int = 600, noise: float = 0.2, n_classes: int = 2, turns: float = 1.5,
+             *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Interleaved spiral arms, one per class: not separable by any small linear model."""
+    labels = np.arange(n_samples) % n_classes
+    radius = rng.uniform(0.05, 1.0, n_samples)
+    angle = (radius * turns * 2 * np.pi + labels * 2 * np.pi / n_classes
+             + rng.normal(0.0, noise, n_samples))
+    X = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
+    return X, labels
+
+
+def _xor(n_samples: int = 400, noise: float = 0.1, *, rng: np.random.Generator):
+    """Four Gaussian clusters at (±1, ±1); label = sign(x0) XOR sign(x1)."""
+    corners = rng.integers(0, 2, size=(n_samples, 2))
+    X = (2.0 * corners - 1.0) + rng.normal(0.0, noise, size=(n_samples, 2))
+    return X, corners[:, 0] ^ corners[:, 1]
+
+
+def _seeded(make: Callable) -> Callable:
+    """Adapt an sklearn `make_*` function to the `(…, rng=)` signature used here."""
+    def generate(*, rng: np.random.Generator, **options):
+        return make(random_state=int(rng.integers(2**31 - 1)), **options)
+    generate.__signature__ = inspect.signature(make)
+    return generate
+
+
+# name -> (task, generator). Generators take keyword options and `rng`.
+SYNTHETIC: dict[str, tuple[str, Callable]] = {
+    "moons": ("classification", _seeded(skdatasets.make_moons)),
+    "circles": ("classification", _seeded(skdatasets.make_circles)),
+    "spirals": ("classification", _spirals),
+    "xor": ("classification", _xor),
+    "blobs": ("classification", _seeded(skdatasets.make_blobs)),
+    "friedman1": ("regression", _seeded(skdatasets.make_friedman1)),
+}
+
+# name -> (task, sklearn loader); all ship inside scikit-learn, nothing is downloaded.
+BUNDLED: dict[str, tuple[str, Callable]] = {
+    "digits": ("classification", skdatasets.load_digits),
+    "iris": ("classification", skdatasets.load_iris),
+    "wine": ("classification", skdatasets.load_wine),
+    "breast_cancer": ("classification", skdatasets.load_breast_cancer),
+    "diabetes": ("regression", skdatasets.load_diabetes),
+}
+
+BUILTIN_NAMES: tuple[str, ...] = (*BUNDLED, *SYNTHETIC)
+FILE_SUFFIXES: tuple[str, ...] = (".csv", ".npz", ".parquet")
+_OPTION_DEFAULTS = {"moons": {"n_samples": 500, "noise": 0.2},
+                    "circles": {"n_samples": 500, "noise": 0.1, "factor": 0.5},
+                    "blobs": {"n_samples": 500, "centers": 3},
+                    "friedman1": {"n_samples": 500, "noise": 1.0}}
+
+
+# ---------------------------------------------------------------- public entry point
+
+
+def load_dataset(
+    name_or_path: str | Path,
+    *,
+    seed: int = 0,
+    test_size: float = 0.2,
+    val_size: float = 0.1,
+    target: str | None = None,
+    task: str | None = None,
+    **options: Any,
+) -> Dataset:
+    """Load a built-in dataset or a file and split it deterministically in `seed`.
+
+    Args:
+        name_or_path: a built-in name (`BUILTIN_NAMES`) or a `.csv`, `.npz` (arrays `X`,
+            `y`) or `.parquet` file.
+        seed: seeds the synthetic generators and the splits.
+        test_size, val_size: fractions of all rows; val_size may be 0.
+        target: the target column of a CSV/Parquet file (default: a column named "target").
+        task: "classification" or "regression"; inferred when None (integer, boolean or
+            string targets are classes, float targets are regression).
+        **options: generator options for synthetic sets, e.g. `n_samples=1000, noise=0.3`.
+    Raises:
+        ValueError: a one-line message naming the problem, for any bad input.
+    """
+    _check_fractions(test_size, val_size)
+    rng = np.random.default_rng(seed)
+    label = str(name_or_path)
+    if _looks_like_file(label):
+        if options:
+            raise ValueError(f"{label}: options {sorted(options)} apply only to synthetic datasets")
+        X, y, feature_names, inferred_task = _read_file(Path(label), target)
+    else:
+        name = _builtin_name(label)
+        label = name
+        X, y, feature_names, inferred_task = _load_builtin(name, rng, options)
+    task = _check_task(task or inferred_task, label)
+    X = _checked_features(X, feature_names, label)
+    y, n_classes = _encoded_target(y, task, label)
+    return _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_size)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _looks_like_file(label: str) -> bool:
+    return Path(label).suffix.lower() in FILE_SUFFIXES or "/" in label or "\\" in label
+
+
+def _builtin_name(label: str) -> str:
+    by_folded = {fold_name(name): name for name in BUILTIN_NAMES}
+    name = by_folded.get(fold_name(label))
+    if name is None:
+        raise ValueError(
+            f"Unknown dataset {label!r}; valid names: {', '.join(BUILTIN_NAMES)}, "
+            f"or a path ending in {', '.join(FILE_SUFFIXES)}"
+        )
+    return name
+
+
+def _load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
+    if name in BUNDLED:
+        task, loader = BUNDLED[name]
+        if options:
+            raise ValueError(f"{name}: takes no options, got {sorted(options)}")
+        bunch = loader()
+        return bunch.data, bunch.target, tuple(map(str, bunch.feature_names)), task
+    task, generate = SYNTHETIC[name]
+    options = {**_OPTION_DEFAULTS.get(name, {}), **options}
+    allowed = [p for p in inspect.signature(generate).parameters if p not in ("rng", "random_state")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(allowed)}")
+    try:
+        X, y = generate(rng=rng, **options)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{name}: bad options {options}: {error}") from None
+    return X, y, tuple(f"x{i}" for i in range(X.shape[1])), task
+
+
+def _read_file(path: Path, target: str | None):
+    if not path.is_file():
+        raise ValueError(f"Dataset file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix not in (".csv", ".parquet"):
+        raise ValueError(f"{path}: unsupported file type {suffix!r}; use {', '.join(FILE_SUFFIXES)}")
+    try:
+        frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    except Exception as error:  # parser errors come in many types; the message is what matters
+        raise ValueError(f"{path}: cannot read: {_first_line(error)}") from None
+    column = target or "target"
+    if column not in frame.columns:
+        hint = "pass target= one of" if target is None else "columns are"
+        raise ValueError(f"{path}: no target column {column!r}; {hint} {list(frame.columns)}")
+    y = frame[column].to_numpy()
+    features = frame.drop(columns=[column])
+    non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
+    if non_numeric:
+        raise ValueError(f"{path}: non-numeric feature columns {non_numeric}")
+    return features.to_numpy(), y, tuple(map(str, features.columns)), _infer_task(y)
+
+
+def _read_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in ("X", "y") if key not in archive.files]
+            if missing:
+                raise ValueError(f"{path}: missing arrays {missing}; found {archive.files}")
+            X, y = archive["X"], archive["y"]
+    except ValueError:
+        raise
+    except Exception as error:
+        raise ValueError(f"{path}: cannot read: {_first_line(error)}") from None
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"{path}: expected X of shape (rows, features) and y of shape (rows,), "
+                         f"got {X.shape} and {y.shape}")
+    if not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"{path}: non-numeric X of dtype {X.dtype}")
+    return X, y, tuple(f"x{i}" for i in range(X.shape[1])), _infer_task(y)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# ---------------------------------------------------------------- checks and encoding
+
+
+def _check_fractions(test_size: float, val_size: float) -> None:
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"Expected 0 < test_size < 1, got {test_size!r}")
+    if not 0.0 <= val_size < 1.0 or test_size + val_size >= 1.0:
+        raise ValueError(f"Expected 0 <= val_size and test_size + val_size < 1, got "
+                         f"test_size={test_size!r}, val_size={val_size!r}")
+
+
+def _check_task(task: str, label: str) -> str:
+    if task not in ("classification", "regression"):
+        raise ValueError(f"{label}: unknown task {task!r}; valid: classification, regression")
+    return task
+
+
+def _infer_task(y: np.ndarray) -> str:
+    return "regression" if np.issubdtype(np.asarray(y).dtype, np.floating) else "classification"
+
+
+def _checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        columns = [feature_names[i] for i in np.flatnonzero(bad.any(axis=0))]
+        raise ValueError(f"{label}: {int(bad.sum())} NaN or infinite feature values in columns {columns}")
+    return X.astype(np.float32)
+
+
+def _encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, int | None]:
+    y = np.asarray(y)
+    if pd.isna(y).any():
+        raise ValueError(f"{label}: {int(pd.isna(y).sum())} missing target values")
+    if task == "regression":
+        if not np.issubdtype(y.dtype, np.number):
+            raise ValueError(f"{label}: regression needs a numeric target, got dtype {y.dtype}")
+        return y.astype(np.float32), None
+    classes, codes = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError(f"{label}: classification needs at least 2 classes, got {len(classes)}")
+    return codes.astype(np.int32), len(classes)
+
+
+def _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_size) -> Dataset:
+    n_rows = len(X)
+    n_test = math.ceil(test_size * n_rows)
+    n_val = math.ceil(val_size * n_rows)
+    if n_rows - n_test - n_val < 1:
+        raise ValueError(f"{label}: {n_rows} rows are too few for test_size={test_size} "
+                         f"and val_size={val_size}")
+    stratify = task == "classification"
+    try:
+        X_rest, X_test, y_rest, y_test = train_test_split(
+            X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None)
+        if n_val:
+            X_train, X_val, y_train, y_val = train_test_split(
+                X_rest, y_rest, test_size=n_val, random_state=seed,
+                stratify=y_rest if stratify else None)
+        else:
+            X_train, y_train = X_rest, y_rest
+            X_val, y_val = X_rest[:0], y_rest[:0]
+    except ValueError as error:
+        raise ValueError(f"{label}: {n_rows} rows are too few for a stratified split with "
+                         f"test_size={test_size}, val_size={val_size}: {_first_line(error)}") from None
+    return Dataset(label, task, X_train, y_train, X_val, y_val, X_test, y_test,
+                   n_classes, tuple(feature_names))

@@ -1,0 +1,22 @@
+"""Name lookups shared by layers, initializers and (later) config validation; no Keras import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def fold_name(name: str) -> str:
+    """Case-insensitive key with `-`/`_` folded away: "Leaky-ReLU" == "leaky_relu"."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def lookup(registry: dict[str, Any], name: Any, kind: str) -> Any:
+    """The entry registered under `name`, or a ValueError that lists the valid names."""
+    if not isinstance(name, str):
+        raise ValueError(f"Expected a string {kind} name, got {type(name).__name__}: {name!r}")
+    by_folded = {fold_name(key): value for key, value in registry.items()}
+    entry = by_folded.get(fold_name(name))
+    if entry is None:
+        valid = ", ".join(sorted(registry))
+        raise ValueError(f"Unknown {kind} {name!r}; valid names: {valid}")
+    return entry
