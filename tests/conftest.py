@@ -74,6 +74,27 @@ def pytest_collection_modifyitems(session, config, items):
         workers.select([item for item in items if isinstance(item, BackendProxy)])
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line per backend: how its tests ended, counted from the proxies' reports."""
+    if _WORKER_BACKEND or _WORKERS_KEY not in config.stash:
+        return
+    counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            backend = _backend_of(getattr(report, "nodeid", ""))
+            if backend and (report.when == "call" or outcome != "passed"):
+                counts[backend][outcome] = counts[backend].get(outcome, 0) + 1
+    terminalreporter.section("tests per Keras backend")
+    for backend, by_outcome in counts.items():
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in by_outcome.items()) or "none ran"
+        terminalreporter.write_line(f"{backend}: {summary}")
+
+
+def _backend_of(nodeid: str) -> str | None:
+    params = nodeid.rpartition("[")[2].rstrip("]").split("-")
+    return next((b for b in BACKENDS if b in params), None)
+
+
 def pytest_unconfigure(config):
     workers = config.stash.get(_WORKERS_KEY, None)
     if workers is not None:

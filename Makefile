@@ -1,0 +1,20 @@
+# Every target does its own set-up on a fresh clone: a local .venv, installed from
+# pyproject.toml (again only when pyproject.toml changes).
+PYTHON ?= python3
+VENV := .venv
+VENV_PYTHON := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+
+.PHONY: test clean-venv
+
+test: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest
+
+$(INSTALLED): pyproject.toml
+	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
+	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+clean-venv:
+	rm -rf $(VENV)

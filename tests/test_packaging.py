@@ -1,0 +1,54 @@
+"""Packaging promises: pins, console script, and a coordinator-safe import of mlpsuite."""
+
+import os
+import subprocess
+import sys
+from importlib.metadata import requires
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _installed_requirements():
+    """What the installed distribution asks for (pyproject.toml as pip saw it)."""
+    return [r.replace(" ", "") for r in requires("mlpsuite")]
+
+
+def test_torch_is_pinned_exactly_and_tensorflow_is_the_cpu_wheel_on_linux():
+    deps = _installed_requirements()
+    assert "torch==2.13.0" in deps
+    assert any(d.startswith("tensorflow-cpu") and "x86_64" in d for d in deps)
+
+
+def test_dev_extra_brings_pytest():
+    dev = [d for d in _installed_requirements() if 'extra=="dev"' in d]
+    assert any(d.startswith("pytest") for d in dev)
+
+
+def _run(code):
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_importing_mlpsuite_data_and_cli_loads_no_framework():
+    done = _run("import sys, mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers;"
+                "print(sorted(m for m in ('keras','tensorflow','torch','jax') if m in sys.modules))")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_console_script_help_and_datasets():
+    script = Path(sys.executable).with_name("mlpsuite")
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage: mlpsuite" in done.stdout
+    done = subprocess.run([str(script), "datasets"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "friedman1" in done.stdout and "regression" in done.stdout
+
+
+def test_mlruns_holds_only_its_gitignore_and_readme():
+    tracked = subprocess.run(["git", "ls-files", "mlruns"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout.strip():
+        assert set(tracked.stdout.split()) <= {"mlruns/.gitignore", "mlruns/README.md"}
+    ignore = (ROOT / "mlruns" / ".gitignore").read_text().split()
+    assert ignore[0] == "*"

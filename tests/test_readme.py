@@ -1,0 +1,26 @@
+"""The README's API tour runs as written, on every backend."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_has_python_snippets():
+    assert len(SNIPPETS) >= 3
+
+
+@pytest.mark.backend
+@pytest.mark.parametrize("index", range(len(SNIPPETS)))
+def test_readme_snippet_runs(backend, index, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    exec(compile(SNIPPETS[index], f"README.md snippet {index + 1}", "exec"), {"__name__": "readme"})
+    assert capsys.readouterr().out.strip(), "each snippet prints what it shows"
+
+
+def test_readme_quick_start_is_the_ci_command():
+    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    assert "make test" in README.read_text(encoding="utf-8") and "make test" in ci.splitlines()[-1]
