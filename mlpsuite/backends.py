@@ -1,7 +1,7 @@
 """The few places where mlpsuite needs the active backend's own API.
 
-Everything else is written with `keras.ops`. Import this module only in a process whose
-`KERAS_BACKEND` is already fixed (a worker, a test subprocess), never in the coordinator.
+Everything else is written with `keras.ops`. Keras is imported inside the functions that need
+the active backend, so the coordinator can import `thread_environment` without loading one.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-import keras
 import numpy as np
 
 
 def active_backend() -> str:
+    import keras
+
     return keras.backend.backend()
 
 
@@ -24,6 +25,8 @@ def float64_enabled() -> Iterator[None]:
     JAX truncates float64 to float32 unless x64 is on, and Keras resolves Python floats mixed
     with tensors (`ops.tanh`'s promotion) to `floatx`, so both are switched for the block.
     """
+    import keras
+
     previous_floatx = keras.config.floatx()
     keras.config.set_floatx("float64")
     try:
@@ -74,3 +77,42 @@ def elementwise_gradient(fn: Callable, x: np.ndarray, dtype: str = "float32") ->
 
         return np.asarray(jax.grad(lambda v: jnp.sum(fn(v)))(jnp.asarray(x, dtype=dtype)))
     raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment for a worker process limited to `threads` intra-op threads.
+
+    Set before the framework is imported: OpenMP/MKL read it at load, and XLA's CPU client
+    only offers "one thread" or "all cores", so JAX gets one thread when threads == 1.
+    """
+    env = {name: str(threads) for name in
+           ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+            "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    if threads == 1:
+        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def configure(threads: int, deterministic: bool = True) -> None:
+    """Pin intra-op threads and switch on deterministic kernels for the active backend."""
+    backend = active_backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        if deterministic:
+            torch.use_deterministic_algorithms(True)
+
+
+def framework_version() -> str:
+    """The version of the framework behind the active backend."""
+    module = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}[active_backend()]
+    return __import__(module).__version__

@@ -136,22 +136,58 @@ def load_dataset(
     """
     _check_fractions(test_size, val_size)
     rng = np.random.default_rng(seed)
-    label = str(name_or_path)
-    if _looks_like_file(label):
-        if options:
-            raise ValueError(f"{label}: options {sorted(options)} apply only to synthetic datasets")
-        X, y, feature_names, inferred_task = _read_file(Path(label), target)
+    label = check_dataset(name_or_path, options)
+    if label in BUILTIN_NAMES:
+        X, y, feature_names, inferred_task = _load_builtin(label, rng, options)
     else:
-        name = _builtin_name(label)
-        label = name
-        X, y, feature_names, inferred_task = _load_builtin(name, rng, options)
+        X, y, feature_names, inferred_task = _read_file(Path(label), target)
     task = _check_task(task or inferred_task, label)
     X = _checked_features(X, feature_names, label)
     y, n_classes = _encoded_target(y, task, label)
     return _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_size)
 
 
+def check_dataset(name_or_path: str | Path, options: dict[str, Any]) -> str:
+    """Validate a dataset reference without loading it; returns the canonical name or path.
+
+    Raises:
+        ValueError: unknown name, missing file, or options the dataset does not take.
+    """
+    label = str(name_or_path)
+    if _looks_like_file(label):
+        if not Path(label).is_file():
+            raise ValueError(f"Dataset file not found: {label}")
+        if options:
+            raise ValueError(f"{label}: options {sorted(options)} apply only to synthetic datasets")
+        return label
+    name = _builtin_name(label)
+    _check_options(name, options)
+    return name
+
+
+def dataset_task(name_or_path: str | Path, target: str | None = None) -> str:
+    """"classification" or "regression"; reads a file's target column to tell."""
+    label = str(name_or_path)
+    if label in BUNDLED:
+        return BUNDLED[label][0]
+    if label in SYNTHETIC:
+        return SYNTHETIC[label][0]
+    return _read_file(Path(label), target)[3]
+
+
 # ---------------------------------------------------------------- loading
+
+
+def _check_options(name: str, options: dict[str, Any]) -> None:
+    if name in BUNDLED:
+        if options:
+            raise ValueError(f"{name}: takes no options, got {sorted(options)}")
+        return
+    generate = SYNTHETIC[name][1]
+    allowed = [p for p in inspect.signature(generate).parameters if p not in ("rng", "random_state")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(allowed)}")
 
 
 def _looks_like_file(label: str) -> bool:
@@ -172,16 +208,10 @@ def _builtin_name(label: str) -> str:
 def _load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
     if name in BUNDLED:
         task, loader = BUNDLED[name]
-        if options:
-            raise ValueError(f"{name}: takes no options, got {sorted(options)}")
         bunch = loader()
         return bunch.data, bunch.target, tuple(map(str, bunch.feature_names)), task
     task, generate = SYNTHETIC[name]
     options = {**_OPTION_DEFAULTS.get(name, {}), **options}
-    allowed = [p for p in inspect.signature(generate).parameters if p not in ("rng", "random_state")]
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(allowed)}")
     try:
         X, y = generate(rng=rng, **options)
     except (TypeError, ValueError) as error:
@@ -190,8 +220,6 @@ def _load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
 
 
 def _read_file(path: Path, target: str | None):
-    if not path.is_file():
-        raise ValueError(f"Dataset file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _read_npz(path)

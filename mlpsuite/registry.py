@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -20,3 +21,30 @@ def lookup(registry: dict[str, Any], name: Any, kind: str) -> Any:
         valid = ", ".join(sorted(registry))
         raise ValueError(f"Unknown {kind} {name!r}; valid names: {valid}")
     return entry
+
+
+# The activation layers' names and constructor arguments, without importing Keras, so the
+# coordinator can validate a config. tests/test_config_names.py checks them against the layers.
+ACTIVATION_PARAMS: dict[str, dict[str, type]] = {
+    "identity": {},
+    "step": {},
+    "sigmoid": {},
+    "tanh": {},
+    "hard_sigmoid": {},
+    "relu": {},
+    "leaky_relu": {"alpha": float},
+    "elu": {"alpha": float},
+    "selu": {},
+    "gelu": {"approximate": bool},
+    "swish": {"beta": float, "trainable_beta": bool},
+    "softplus": {},
+    "mish": {},
+    "prelu": {"alpha_init": float},
+}
+
+SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
+
+
+def canonical_name(names: Iterable[str], name: Any, kind: str) -> str:
+    """The registry's own spelling of `name` ("Leaky-ReLU" -> "leaky_relu")."""
+    return lookup({key: key for key in names}, name, kind)

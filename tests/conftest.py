@@ -76,7 +76,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """One line per backend: how its tests ended, counted from the proxies' reports."""
-    if _WORKER_BACKEND or _WORKERS_KEY not in config.stash:
+    workers = config.stash.get(_WORKERS_KEY, None)
+    if workers is None or not workers.processes:
         return
     counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
     for outcome in ("passed", "failed", "skipped", "error"):

@@ -24,7 +24,7 @@ from mlpsuite.layers.activations import (
     Swish,
     Tanh,
 )
-from mlpsuite.registry import fold_name, lookup
+from mlpsuite.registry import ACTIVATION_PARAMS, fold_name, lookup
 from mlpsuite.layers.scaling import MinMaxScaling, RobustScaling, StandardScaling
 
 ACTIVATIONS: dict[str, type] = {
@@ -43,6 +43,8 @@ ACTIVATIONS: dict[str, type] = {
     "mish": Mish,
     "prelu": PReLU,
 }
+
+assert set(ACTIVATIONS) == set(ACTIVATION_PARAMS), "registry.ACTIVATION_PARAMS is out of date"
 
 SCALERS: dict[str, type] = {
     "minmax": MinMaxScaling,

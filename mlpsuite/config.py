@@ -1,0 +1,364 @@
+"""Experiment grids: YAML -> validated `GridSpec` -> `expand()` -> frozen, hashed `Trial`s.
+
+Imports no deep-learning framework: the coordinator validates and expands configs before any
+worker starts. Every user mistake becomes a `ConfigError` whose message is one line naming
+the file, the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlpsuite import __version__
+from mlpsuite.data import check_dataset, dataset_task
+from mlpsuite.initializers import INITIALIZERS
+from mlpsuite.registry import ACTIVATION_PARAMS, SCALER_NAMES, canonical_name
+
+BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")
+BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
+                   "pytorch": "torch", "jax": "jax"}
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
+LOSSES = ("auto", "sparse_categorical_crossentropy", "mse", "mae", "huber")
+SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config, reported as one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetSpec(_Section):
+    name: str = Field(description="built-in dataset name or a .csv/.npz/.parquet path")
+    test_size: float = Field(0.2, gt=0, lt=1)
+    val_size: float = Field(0.1, ge=0, lt=1)
+    target: str | None = None
+    seed: int = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
+    options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
+
+    @model_validator(mode="after")
+    def _known_dataset(self):
+        try:
+            object.__setattr__(self, "name", check_dataset(self.name, self.options))
+        except ValueError as error:
+            raise ValueError(str(error)) from None
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
+        return self
+
+
+class ActivationSpec(_Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name_or_mapping(cls, value):
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+    @model_validator(mode="after")
+    def _known_activation(self):
+        name = canonical_name(ACTIVATION_PARAMS, self.name, "activation")
+        allowed = ACTIVATION_PARAMS[name]
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"{name} takes {', '.join(allowed) or 'no parameters'}; got {unknown}")
+        params = {key: allowed[key](value) for key, value in sorted(self.params.items())}
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "params", params)
+        return self
+
+
+class ModelSpec(_Section):
+    hidden: tuple[int, ...] = (64, 64)
+    activation: ActivationSpec = ActivationSpec(name="relu")
+    scaler: str = "standard"
+    initializer: str = "glorot_uniform"
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_units(cls, hidden):
+        if any(units < 1 for units in hidden):
+            raise ValueError(f"hidden units must be positive, got {list(hidden)}")
+        return hidden
+
+    @field_validator("scaler")
+    @classmethod
+    def _known_scaler(cls, scaler):
+        return canonical_name(SCALER_NAMES, scaler, "scaler")
+
+    @field_validator("initializer")
+    @classmethod
+    def _known_initializer(cls, initializer):
+        return canonical_name(INITIALIZERS, initializer, "initializer")
+
+
+class ScheduleSpec(_Section):
+    name: Literal["cosine", "exponential"]
+    decay_rate: float = Field(0.5, gt=0, description="exponential: factor per `decay_epochs`")
+    decay_epochs: float = Field(1.0, gt=0, description="exponential: epochs per decay_rate step")
+    alpha: float = Field(0.0, ge=0, le=1, description="cosine: final fraction of the rate")
+
+
+class OptimizerSpec(_Section):
+    name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = "adam"
+    learning_rate: float = Field(0.001, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum and nesterov only")
+    weight_decay: float = Field(0.004, ge=0, description="adamw only")
+    schedule: ScheduleSpec | None = None
+
+
+class EarlyStoppingSpec(_Section):
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    monitor: Literal["val_loss", "loss"] = "val_loss"
+
+
+class TrainingSpec(_Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    early_stopping: EarlyStoppingSpec | None = None
+    max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
+
+
+class GridSpec(_Section):
+    name: str = Field(min_length=1, description="the MLflow experiment name")
+    dataset: DatasetSpec
+    model: ModelSpec = ModelSpec()
+    optimizer: OptimizerSpec = OptimizerSpec()
+    training: TrainingSpec = TrainingSpec()
+    loss: Literal["auto", "sparse_categorical_crossentropy", "mse", "mae", "huber"] = "auto"
+    backends: tuple[str, ...] = BACKENDS
+    seeds: tuple[int, ...] = (0,)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _known_backends(cls, backends):
+        if isinstance(backends, str):
+            backends = [b.strip() for b in backends.split(",")]
+        names = [BACKEND_ALIASES.get(str(b).lower()) for b in backends]
+        if None in names:
+            bad = backends[names.index(None)]
+            raise ValueError(f"unknown backend {bad!r}; allowed: tensorflow (tf), torch (pytorch), jax")
+        if not names:
+            raise ValueError("no backends given; allowed: tensorflow, torch, jax")
+        return tuple(dict.fromkeys(names))
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds):
+        if not seeds:
+            raise ValueError("no seeds given")
+        return tuple(dict.fromkeys(seeds))
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_shape(cls, grid):
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+            if key.split(".")[0] not in SECTIONS:
+                raise ValueError(f"grid key {key!r} must start with one of {', '.join(SECTIONS)}")
+        return grid
+
+
+class Trial(_Section):
+    """One run: a grid cell on one backend with one seed. `key` hashes what sets its result."""
+
+    experiment: str
+    dataset: DatasetSpec
+    model: ModelSpec
+    optimizer: OptimizerSpec
+    training: TrainingSpec
+    loss: str
+    backend: str
+    seed: int
+    cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
+    data_sha256: str | None = None
+
+    @property
+    def key(self) -> str:
+        identity = self.model_dump(mode="json", exclude={"experiment", "cell"})
+        identity["training"].pop("max_seconds")  # a time limit does not change a finished result
+        identity["mlpsuite_major"] = __version__.split(".")[0]
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def flat_params(self) -> dict[str, str]:
+        """Dotted string params for MLflow: `model.activation`, `optimizer.learning_rate`, ..."""
+        flat: dict[str, str] = {"backend": self.backend, "seed": str(self.seed), "loss": self.loss}
+        for section in ("dataset", "model", "optimizer", "training"):
+            _flatten(getattr(self, section).model_dump(mode="json"), section, flat)
+        return flat
+
+    def label(self) -> str:
+        cell = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in self.cell.items())
+        return f"{self.backend} seed={self.seed}" + (f" {cell}" if cell else "")
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        if set(value) >= {"name", "params"}:  # an activation: `model.activation` = its name
+            out[prefix] = str(value["name"])
+            value = value["params"]
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}", out)
+    elif not isinstance(value, dict):
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, dict):
+        params = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        return f"{value.get('name')}({params})" if params else str(value.get("name"))
+    return str(value)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
+    """Read and validate a grid YAML; `backends` ("tf,jax") overrides its `backends`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with keys name, dataset, model, ..., "
+                          f"got {type(raw).__name__}")
+    if backends is not None:
+        raw = {**raw, "backends": backends}
+    spec = _validated(GridSpec, raw, path, "")
+    _check_grid_cells(spec, path)
+    return spec
+
+
+def _validated(model: type[BaseModel], raw: Any, path: Path, prefix: str):
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, model, path, prefix)) from None
+
+
+def _one_line(error: ValidationError, model: type[BaseModel], path: Path, prefix: str) -> str:
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
+    key = prefix + ".".join(loc) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = f"unknown key; allowed: {', '.join(_fields_at(model, loc[:-1]))}"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    elif "input" in first and first["type"] not in ("value_error", "assertion_error"):
+        message = f"{message}, got {first['input']!r}"
+    return f"{path}: {key}: {message}".replace("\n", " ")
+
+
+def _fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = getattr(field, "annotation", None)
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return []
+        model = nested[0]
+    return list(model.model_fields)
+
+
+def _check_grid_cells(spec: GridSpec, path: Path) -> None:
+    """Every grid key must name a real field, and every value must validate there."""
+    base = spec.model_dump(mode="python", include=set(SECTIONS))
+    for key, values in spec.grid.items():
+        *parents, leaf = key.split(".")
+        target = base
+        for depth, part in enumerate(parents):
+            target = target.get(part) if isinstance(target, dict) else None
+            if not isinstance(target, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{path}: grid.{key}: no such key; {where} has no sub-keys")
+        if leaf not in target:
+            prefix = ".".join(parents)
+            allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
+            raise ConfigError(f"{path}: grid.{key}: no such key; allowed: {allowed}")
+        for value in values:
+            _cell_spec(spec, {key: value}, path)
+
+
+def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
+    raw = spec.model_dump(mode="python")
+    for key, value in cell.items():
+        *parents, leaf = key.split(".")
+        target = raw
+        for part in parents:
+            target = target[part]
+        target[leaf] = copy.deepcopy(value)
+    try:
+        return GridSpec.model_validate(raw)
+    except ValidationError as error:
+        line = _one_line(error, GridSpec, path, "")
+        grid_key = next(iter(cell))
+        raise ConfigError(f"{line} (from grid.{grid_key} value {cell[grid_key]!r})") from None
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
+    """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
+    keys = list(spec.grid)
+    cells = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
+    cell_specs = [(cell, _cell_spec(spec, cell, Path(path))) for cell in cells]
+    digest = _file_digest(spec.dataset.name)
+    trials = []
+    for backend in spec.backends:
+        for cell, cell_spec in cell_specs:
+            for seed in spec.seeds:
+                trials.append(Trial(
+                    experiment=spec.name, dataset=cell_spec.dataset, model=cell_spec.model,
+                    optimizer=cell_spec.optimizer, training=cell_spec.training,
+                    loss=_resolved_loss(cell_spec), backend=backend, seed=seed,
+                    cell=_json_safe(cell), data_sha256=digest,
+                ))
+    return trials
+
+
+def _resolved_loss(spec: GridSpec) -> str:
+    if spec.loss != "auto":
+        return spec.loss
+    task = dataset_task(spec.dataset.name, spec.dataset.target)
+    return "sparse_categorical_crossentropy" if task == "classification" else "mse"
+
+
+def _json_safe(cell: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(cell, default=str))
+
+
+def _file_digest(name: str) -> str | None:
+    """A data file's content hash: a changed file must not resume old results."""
+    path = Path(name)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -1,0 +1,241 @@
+"""The local executor: long-lived worker processes, one Keras backend each.
+
+A worker imports its framework once and then runs trials back to back; it switches backend
+only when its backend's queue is empty. A worker that dies mid-trial turns that trial into a
+`worker died` failure and is replaced; a trial past its time limit is killed as `timeout`.
+Imports no framework: workers are separate `python -m mlpsuite.executors.worker` processes.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlpsuite.backends import thread_environment
+from mlpsuite.config import Trial
+from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
+
+# A worker that dies this many times in a row before it is ready fails its backend's trials.
+MAX_START_FAILURES = 2
+POLL_SECONDS = 0.2
+
+
+@dataclasses.dataclass
+class Event:
+    """What the executor reports: `ready`, `started`, `epoch`, `finished` (with a result)."""
+
+    kind: str
+    slot: int
+    backend: str
+    trial: Trial | None = None
+    payload: dict = dataclasses.field(default_factory=dict)
+    result: TrialResult | None = None
+
+
+Handler = Callable[[Event], None]
+
+
+@dataclasses.dataclass
+class _Worker:
+    slot: int
+    generation: int
+    backend: str
+    process: subprocess.Popen
+    stderr_path: Path
+    ready: bool = False
+    trial: Trial | None = None
+    started_at: float | None = None
+
+    def stderr_tail(self) -> str:
+        try:
+            lines = self.stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1][:300] if lines else ""
+
+
+def default_jobs() -> int:
+    """One worker per core: small models gain little from intra-op threads."""
+    return max(1, os.cpu_count() or 1)
+
+
+class LocalExecutor:
+    """Runs trials on `jobs` worker processes of this machine."""
+
+    def __init__(self, jobs: int | None = None):
+        self.jobs = jobs or default_jobs()
+        self.threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        self._workers: dict[int, _Worker] = {}
+        self._events: queue.Queue = queue.Queue()
+        self._generation = 0
+        self._start_failures: collections.Counter = collections.Counter()
+        self._log_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-workers-"))
+
+    def run(self, trials: list[Trial], handle: Handler) -> None:
+        """Run every trial; `handle` gets each event in the calling thread. Blocks until done."""
+        queues = {backend: collections.deque() for backend in dict.fromkeys(t.backend for t in trials)}
+        for trial in trials:
+            queues[trial.backend].append(trial)
+        self.jobs = min(self.jobs, max(1, len(trials)))
+        try:
+            while any(queues.values()) or any(w.trial for w in self._workers.values()):
+                self._fill_slots(queues, handle)
+                try:
+                    slot, generation, message = self._events.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    self._enforce_time_limits(handle)
+                    continue
+                worker = self._workers.get(slot)
+                if worker is not None and worker.generation == generation:
+                    self._on_message(worker, message, queues, handle)
+                self._enforce_time_limits(handle)
+        finally:
+            self.shutdown()
+
+    def in_flight(self) -> list[Trial]:
+        """Trials a worker has started and not finished."""
+        return [w.trial for w in self._workers.values() if w.trial is not None and w.started_at]
+
+    def shutdown(self, kill: bool = False) -> None:
+        """Stop every worker: politely when idle, at once when `kill` (Ctrl-C)."""
+        for worker in list(self._workers.values()):
+            self._stop(worker, kill=kill)
+        self._workers.clear()
+
+    # ------------------------------------------------------------ scheduling
+
+    def _fill_slots(self, queues, handle: Handler) -> None:
+        for slot in range(self.jobs):
+            worker = self._workers.get(slot)
+            if worker is not None and (worker.trial is not None or not worker.ready):
+                continue
+            if worker is not None and queues.get(worker.backend):
+                self._assign(worker, queues[worker.backend].popleft())
+                continue
+            backend = self._next_backend(queues)
+            if worker is not None:
+                self._stop(worker)
+                del self._workers[slot]
+            if backend is not None:
+                worker = self._start(slot, backend)
+                self._assign(worker, queues[backend].popleft())
+
+    def _next_backend(self, queues) -> str | None:
+        """The backend with work left and the fewest workers on it (most work on a tie)."""
+        waiting = [b for b, q in queues.items() if q]
+        if not waiting:
+            return None
+        serving = collections.Counter(w.backend for w in self._workers.values())
+        return min(waiting, key=lambda b: (serving[b], -len(queues[b])))
+
+    def _assign(self, worker: _Worker, trial: Trial) -> None:
+        worker.trial, worker.started_at = trial, None
+        request = {"op": "run", "trial": trial.model_dump(mode="json")}
+        try:
+            worker.process.stdin.write(json.dumps(request) + "\n")
+            worker.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # the reader thread reports the exit; the trial fails as `worker died`
+
+    # ------------------------------------------------------------ messages
+
+    def _on_message(self, worker: _Worker, message: dict, queues, handle: Handler) -> None:
+        kind = message["event"]
+        if kind == "ready":
+            worker.ready = True
+            self._start_failures[worker.backend] = 0
+            handle(Event("ready", worker.slot, worker.backend, payload=message))
+        elif kind == "started":
+            worker.started_at = time.monotonic()
+            handle(Event("started", worker.slot, worker.backend, worker.trial, message))
+        elif kind == "epoch":
+            handle(Event("epoch", worker.slot, worker.backend, worker.trial, message))
+        elif kind == "finished":
+            trial, worker.trial, worker.started_at = worker.trial, None, None
+            result = TrialResult.from_dict(message["result"])
+            handle(Event("finished", worker.slot, worker.backend, trial, result=result))
+        elif kind == "exit":
+            self._on_exit(worker, message, queues, handle)
+
+    def _on_exit(self, worker: _Worker, message: dict, queues, handle: Handler) -> None:
+        del self._workers[worker.slot]
+        reason = f"exit code {message['code']}" + (f": {worker.stderr_tail()}" if worker.stderr_tail() else "")
+        if not worker.ready:
+            self._start_failures[worker.backend] += 1
+        if worker.trial is not None:
+            result = TrialResult.failed(worker.trial.key, worker.backend, WORKER_DIED, reason)
+            handle(Event("finished", worker.slot, worker.backend, worker.trial, result=result))
+        if self._start_failures[worker.backend] >= MAX_START_FAILURES:
+            self._fail_backend(worker.backend, queues, f"worker could not start ({reason})", handle)
+
+    def _fail_backend(self, backend: str, queues, reason: str, handle: Handler) -> None:
+        while queues[backend]:
+            trial = queues[backend].popleft()
+            result = TrialResult.failed(trial.key, backend, WORKER_DIED, reason)
+            handle(Event("finished", -1, backend, trial, result=result))
+
+    def _enforce_time_limits(self, handle: Handler) -> None:
+        """The hard stop; the worker itself stops at the first epoch end past the limit."""
+        now = time.monotonic()
+        for worker in list(self._workers.values()):
+            trial = worker.trial
+            if trial is None or worker.started_at is None:
+                continue
+            limit = trial.training.max_seconds * 1.1 + 5.0
+            if now - worker.started_at > limit:
+                self._stop(worker, kill=True)
+                del self._workers[worker.slot]
+                message = f"killed after {limit:.0f} s (training.max_seconds={trial.training.max_seconds})"
+                result = TrialResult.failed(trial.key, worker.backend, TIMEOUT, message)
+                handle(Event("finished", worker.slot, worker.backend, trial, result=result))
+
+    # ------------------------------------------------------------ processes
+
+    def _start(self, slot: int, backend: str) -> _Worker:
+        self._generation += 1
+        stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
+        env = {**os.environ, **thread_environment(self.threads), "KERAS_BACKEND": backend,
+               "MLPSUITE_THREADS": str(self.threads)}
+        with open(stderr_path, "w", encoding="utf-8") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "mlpsuite.executors.worker"], env=env, text=True,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=1,
+                start_new_session=True,  # a terminal's Ctrl-C goes to the coordinator only
+            )
+        worker = _Worker(slot, self._generation, backend, process, stderr_path)
+        self._workers[slot] = worker
+        threading.Thread(target=self._read, args=(worker,), daemon=True).start()
+        return worker
+
+    def _read(self, worker: _Worker) -> None:
+        """Forward a worker's events, tagged so a replaced worker's last words are ignored."""
+        tag = (worker.slot, worker.generation)
+        for line in worker.process.stdout:
+            try:
+                self._events.put((*tag, json.loads(line)))
+            except json.JSONDecodeError:
+                continue
+        self._events.put((*tag, {"event": "exit", "code": worker.process.wait()}))
+
+    def _stop(self, worker: _Worker, kill: bool = False) -> None:
+        process = worker.process
+        if process.poll() is None and not kill:
+            try:
+                process.stdin.write(json.dumps({"op": "stop"}) + "\n")
+                process.stdin.close()
+                process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()

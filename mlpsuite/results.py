@@ -1,0 +1,55 @@
+"""What a trial gives back: `TrialResult`, the same for every executor and backend.
+
+Keras-free: the coordinator reads results without importing a framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+# Failure reasons, as they appear in the `mlpsuite.failure` tag.
+DIVERGED = "diverged"
+TIMEOUT = "timeout"
+WORKER_DIED = "worker died"
+ERROR = "error"
+INTERRUPTED = "interrupted"
+
+
+@dataclasses.dataclass
+class TrialResult:
+    """One trial's outcome.
+
+    `history` maps a metric (`loss`, `val_loss`, `accuracy`, `val_accuracy`, `epoch_time_s`)
+    to one value per finished epoch; `test` holds `loss` (and `accuracy`) on the test split.
+    """
+
+    key: str
+    backend: str
+    status: str = "FINISHED"  # or "FAILED"
+    failure: str | None = None
+    message: str = ""
+    initial_loss: float | None = None
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    test: dict[str, float] = dataclasses.field(default_factory=dict)
+    fit_time_s: float | None = None
+    step_time_ms: float | None = None
+    steps_per_epoch: int | None = None
+    threads: int | None = None
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def final_loss(self) -> float | None:
+        losses = self.history.get("loss") or []
+        return losses[-1] if losses else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, payload: dict[str, Any]) -> TrialResult:
+        return cls(**payload)
+
+    @classmethod
+    def failed(cls, key: str, backend: str, failure: str, message: str = "") -> TrialResult:
+        return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message)

@@ -1,0 +1,147 @@
+"""Run a grid: expand, skip what the store already has, execute, record every trial.
+
+The coordinator side of the data flow; it never imports Keras or a framework. Events from the
+executor are written to MLflow as they arrive (tracking.py is the only writer) and shown by
+the display.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from mlpsuite.config import GridSpec, Trial, expand
+from mlpsuite.executors.local import Event, LocalExecutor
+from mlpsuite.results import INTERRUPTED, TrialResult
+from mlpsuite.tracking import TAG_PARENT, Tracker
+
+Display = Callable[[Event], None]
+
+
+@dataclasses.dataclass
+class GridOutcome:
+    parent_run_id: str
+    results: list[tuple[Trial, TrialResult]]
+    n_trials: int
+    reused: int
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(result.status != "FINISHED" for _, result in self.results)
+
+
+def unique_trials(trials: list[Trial]) -> list[Trial]:
+    """Drop repeats: two grid values can resolve to the same trial (`elu` and `ELU`)."""
+    return list({trial.key: trial for trial in reversed(trials)}.values())[::-1]
+
+
+def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,
+             force: bool = False, display: Display | None = None,
+             on_plan: Callable[[int, int], None] | None = None) -> GridOutcome:
+    """Run every trial of `spec` not already FINISHED in its experiment (all with `force`)."""
+    trials = unique_trials(expand(spec, config_path))
+    experiment_id = tracker.experiment_id(spec.name)
+    finished = set() if force else tracker.finished_trial_keys(experiment_id)
+    todo = [trial for trial in trials if trial.key not in finished]
+    if on_plan:
+        on_plan(len(todo), len(trials) - len(todo))
+    parent = tracker.start_grid(experiment_id, spec, config_path, len(trials), len(trials) - len(todo))
+    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo))
+    recorder = _Recorder(tracker, experiment_id, parent, outcome, display)
+    _execute(LocalExecutor(jobs), todo, recorder, tracker, experiment_id, parent, outcome)
+    return outcome
+
+
+def rerun(tracker: Tracker, run_id: str, jobs: int = 1,
+          display: Display | None = None) -> tuple[Trial, TrialResult, str, float]:
+    """Re-execute one run's logged trial into a new run of its experiment.
+
+    Returns the trial, the new result, the new run id and the largest relative difference
+    between the old and new final losses (train, validation and test).
+    """
+    trial, old_run = tracker.load_trial(run_id)
+    experiment_id = old_run.info.experiment_id
+    outcome = GridOutcome("", [], 1, 0)
+    recorder = _Recorder(tracker, experiment_id, None, outcome, display,
+                         extra_tags={"mlpsuite.rerun_of": run_id})
+    _execute(LocalExecutor(jobs), [trial], recorder, tracker, experiment_id, None, outcome)
+    _, result = outcome.results[0]
+    old = {name: value for name, value in old_run.data.metrics.items()
+           if name in ("loss", "val_loss", "test_loss")}
+    new = {"loss": result.final_loss, "val_loss": (result.history.get("val_loss") or [None])[-1],
+           "test_loss": result.test.get("loss")}
+    diffs = [abs(new[k] - v) / max(abs(v), 1e-12) for k, v in old.items() if new.get(k) is not None]
+    return trial, result, recorder.run_ids[trial.key], max(diffs, default=float("nan"))
+
+
+class _Recorder:
+    """Turns executor events into MLflow writes, as they happen."""
+
+    def __init__(self, tracker: Tracker, experiment_id: str, parent: str | None,
+                 outcome: GridOutcome, display: Display | None, extra_tags: dict | None = None):
+        self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
+        self.outcome, self.display, self.extra_tags = outcome, display, extra_tags
+        self.run_ids: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.kind == "started":
+            self._run_id(event.trial)
+        elif event.kind == "epoch":
+            self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
+        elif event.kind == "finished":
+            self.tracker.finish_trial(self._run_id(event.trial), event.result)
+            self.outcome.results.append((event.trial, event.result))
+        if self.display:
+            self.display(event)
+
+    def _run_id(self, trial: Trial) -> str:
+        """The trial's run, created on first sight (a worker may die before `started`)."""
+        if trial.key not in self.run_ids:
+            self.run_ids[trial.key] = self.tracker.start_trial(
+                self.experiment_id, trial, self.parent, self.extra_tags)
+        return self.run_ids[trial.key]
+
+
+def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, tracker: Tracker,
+             experiment_id: str, parent: str | None, outcome: GridOutcome) -> None:
+    """Run and record; on Ctrl-C (or SIGTERM) mark what was in flight KILLED, never RUNNING."""
+    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
+    try:
+        executor.run(trials, recorder)
+    except BaseException as stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        executor.shutdown(kill=True)
+        _kill_unfinished(tracker, experiment_id, parent, recorder, outcome)
+        if parent:
+            tracker.end_run(parent, "KILLED")
+        if not isinstance(stop, KeyboardInterrupt):
+            raise
+        outcome.interrupted = True
+    else:
+        if parent:
+            tracker.end_run(parent, "FINISHED", {"trials_run": len(outcome.results),
+                                                 "trials_failed": outcome.failed,
+                                                 "trials_reused": outcome.reused})
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,
+                     recorder: _Recorder, outcome: GridOutcome) -> None:
+    done = {trial.key for trial, _ in outcome.results}
+    run_ids = {run_id for key, run_id in recorder.run_ids.items() if key not in done}
+    if parent:  # also any run whose creation the interrupt cut short
+        running = tracker.search(experiment_id, f"tags.`{TAG_PARENT}` = '{parent}' "
+                                                "and attributes.status = 'RUNNING'")
+        run_ids |= {run.info.run_id for run in running}
+    for run_id in run_ids:
+        tracker.kill(run_id, INTERRUPTED)

@@ -1,0 +1,196 @@
+"""Run one trial inside a worker: data -> scaler.adapt -> build_mlp -> compile -> fit -> evaluate.
+
+Read top to bottom, `run_trial` is the whole path. Two things make backends comparable:
+the weights come from NumPy (`build_mlp`), and so does the batch order (`SeededBatches`), so
+TensorFlow, PyTorch and JAX see the same numbers in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from mlpsuite import __version__
+from mlpsuite.backends import active_backend, framework_version
+from mlpsuite.config import OptimizerSpec, Trial
+from mlpsuite.data import Dataset, load_dataset
+from mlpsuite.layers import get_activation, get_scaler
+from mlpsuite.models import build_mlp
+from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
+
+Emit = Callable[[dict], None]
+EVAL_BATCH_SIZE = 1024
+
+
+class SeededBatches(keras.utils.PyDataset):
+    """Training batches in an order drawn with NumPy from the trial seed, new each epoch.
+
+    One thread, no prefetch (the PyDataset defaults): `on_epoch_end` runs between epochs, so
+    epoch e always uses the e-th permutation of the generator.
+    """
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        self.X, self.y, self.batch_size = X, y, batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(X))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.X) / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.X[rows], self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.X))
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Streams each epoch's metrics out, times the training part, stops on NaN or time limit."""
+
+    def __init__(self, emit: Emit, key: str, max_seconds: float, started: float):
+        super().__init__()
+        self.emit, self.key = emit, key
+        self.max_seconds, self.started = max_seconds, started
+        self.failure: str | None = None
+        self.history: dict[str, list[float]] = {}
+        self.train_seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_began = time.perf_counter()
+        self.train_ended = None
+
+    def on_test_begin(self, logs=None):
+        self.train_ended = time.perf_counter()  # validation follows the training steps
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        self.train_seconds.append((self.train_ended or now) - self.epoch_began)
+        metrics = {name: float(value) for name, value in (logs or {}).items()
+                   if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
+        metrics["epoch_time_s"] = now - self.epoch_began
+        for name, value in metrics.items():
+            self.history.setdefault(name, []).append(value)
+        self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
+        if not math.isfinite(metrics.get("loss", 0.0)):
+            self.failure = DIVERGED
+        elif now - self.started > self.max_seconds:
+            self.failure = TIMEOUT
+        if self.failure:
+            self.model.stop_training = True
+
+
+def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
+    """Train and evaluate one trial; epoch events go to `emit` as they happen."""
+    started = time.perf_counter()
+    keras.utils.set_random_seed(trial.seed)  # only Dropout draws from the backend RNG
+    data = _load(trial)
+    model = _build(trial, data)
+    model.compile(optimizer=make_optimizer(trial.optimizer, _steps(data, trial), trial.training.epochs),
+                  loss=make_loss(trial.loss),
+                  metrics=["accuracy"] if data.task == "classification" else None)
+    result = TrialResult(key=trial.key, backend=active_backend(), threads=threads,
+                         versions=_versions(), steps_per_epoch=_steps(data, trial))
+    result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+
+    reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
+    fit_began = time.perf_counter()
+    model.fit(SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed),
+              epochs=trial.training.epochs, verbose=0,
+              validation_data=(data.X_val, data.y_val) if len(data.X_val) else None,
+              validation_batch_size=EVAL_BATCH_SIZE,
+              callbacks=[reporter, *_early_stopping(trial)])
+    result.fit_time_s = time.perf_counter() - fit_began
+    result.history = reporter.history
+    result.step_time_ms = _step_time_ms(reporter.train_seconds, result.steps_per_epoch)
+    if reporter.failure:
+        result.status, result.failure = "FAILED", reporter.failure
+        return result
+    result.test = {name: float(value) for name, value in model.evaluate(
+        data.X_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}
+    return result
+
+
+def _load(trial: Trial) -> Dataset:
+    spec = trial.dataset
+    return load_dataset(spec.name, seed=spec.seed, test_size=spec.test_size,
+                        val_size=spec.val_size, target=spec.target, **spec.options)
+
+
+def _build(trial: Trial, data: Dataset) -> keras.Model:
+    spec = trial.model
+    scaler = None
+    if spec.scaler != "none":
+        scaler = get_scaler(spec.scaler)
+        scaler.adapt(data.X_train)
+    return build_mlp(data.input_dim, data.output_dim, hidden=spec.hidden,
+                     activation=get_activation(spec.activation.name, **spec.activation.params),
+                     scaler=scaler, initializer=spec.initializer, dropout=spec.dropout,
+                     seed=trial.seed, name=f"mlp_{trial.key}")
+
+
+def _steps(data: Dataset, trial: Trial) -> int:
+    return math.ceil(len(data.X_train) / trial.training.batch_size)
+
+
+def make_optimizer(spec: OptimizerSpec, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+    """The Keras optimizer for `spec`, with its learning-rate schedule counted in steps."""
+    rate = spec.learning_rate
+    if spec.schedule is not None and spec.schedule.name == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            rate, decay_steps=steps_per_epoch * epochs, alpha=spec.schedule.alpha)
+    elif spec.schedule is not None:
+        rate = keras.optimizers.schedules.ExponentialDecay(
+            rate, decay_steps=steps_per_epoch * spec.schedule.decay_epochs,
+            decay_rate=spec.schedule.decay_rate)
+    optimizers = {
+        "sgd": lambda: keras.optimizers.SGD(rate),
+        "momentum": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum),
+        "nesterov": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum, nesterov=True),
+        "rmsprop": lambda: keras.optimizers.RMSprop(rate),
+        "adam": lambda: keras.optimizers.Adam(rate),
+        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=spec.weight_decay),
+        "adagrad": lambda: keras.optimizers.Adagrad(rate),
+    }
+    return optimizers[spec.name]()
+
+
+def make_loss(name: str) -> keras.losses.Loss:
+    """Classification losses take logits: build_mlp's output layer has no softmax."""
+    losses = {
+        "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "mse": keras.losses.MeanSquaredError,
+        "mae": keras.losses.MeanAbsoluteError,
+        "huber": keras.losses.Huber,
+    }
+    return losses[name]()
+
+
+def _early_stopping(trial: Trial) -> list[keras.callbacks.Callback]:
+    spec = trial.training.early_stopping
+    if spec is None:
+        return []
+    return [keras.callbacks.EarlyStopping(monitor=spec.monitor, patience=spec.patience,
+                                          min_delta=spec.min_delta)]
+
+
+def _loss_on(model: keras.Model, X: np.ndarray, y: np.ndarray) -> float:
+    """The loss before any update: the parity probe (same weights -> same number everywhere)."""
+    logs = model.evaluate(X, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+    return float(logs["loss"])
+
+
+def _step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:
+    """Median per-step time, leaving out epoch 1 (it pays for tracing and compilation)."""
+    timed = train_seconds[1:] or train_seconds
+    return float(np.median(timed)) / steps_per_epoch * 1000 if timed else None
+
+
+def _versions() -> dict[str, str]:
+    return {"mlpsuite": __version__, "keras": keras.__version__, "numpy": np.__version__,
+            active_backend(): framework_version()}
