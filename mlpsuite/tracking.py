@@ -7,6 +7,7 @@ batched with `log_batch`) and the resolved trial as `trial.json`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -58,6 +59,26 @@ def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return call(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def _store_creation_lock(uri: str):
+    """Two grids starting on a new SQLite file would both create MLflow's tables and clash
+    ("table ... already exists"); a file lock beside the database lets one go first."""
+    local = _sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as before
+        fcntl = None
+    if local is None or fcntl is None:
+        yield
+        return
+    with open(local.with_name(local.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -67,7 +88,9 @@ class Tracker:
 
     def __init__(self, uri: str):
         self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
+        with _store_creation_lock(uri):
+            self.client = MlflowClient(tracking_uri=uri)
+            _retrying(self.client.search_experiments, max_results=1)
 
     # ------------------------------------------------------------ experiments and resume
 

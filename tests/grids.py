@@ -1,0 +1,55 @@
+"""Small grid configs for engine tests, written as YAML files into a test's tmp dir."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_grid(directory: Path, name: str, **overrides) -> Path:
+    """A tiny iris grid (fast on every backend) with `overrides` merged per section."""
+    config = {
+        "name": name,
+        "dataset": {"name": "iris", "test_size": 0.2, "val_size": 0.2},
+        "model": {"hidden": [8], "activation": "relu", "scaler": "standard"},
+        "optimizer": {"name": "adam", "learning_rate": 0.05},
+        "training": {"epochs": 5, "batch_size": 16, "max_seconds": 120},
+        "backends": ["tensorflow", "torch", "jax"],
+        "seeds": [0],
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = directory / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def sqlite_uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'store' / 'mlflow.db'}"
+
+
+def mlpsuite_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mlpsuite.cli", *args]
+
+
+def run_mlpsuite(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    return subprocess.run(mlpsuite_command(*args), cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def trial_runs(uri: str, experiment: str):
+    """Every trial run of an experiment as a DataFrame (mlflow.search_runs)."""
+    mlflow.set_tracking_uri(uri)
+    return mlflow.search_runs(experiment_names=[experiment],
+                              filter_string="tags.`mlpsuite.kind` = 'trial'")

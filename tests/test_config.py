@@ -1,0 +1,159 @@
+"""Grid configs: expansion, trial keys, and one-line errors for bad input (exit 2, no store)."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mlpsuite import cli
+from mlpsuite.config import ConfigError, expand, load_config
+from mlpsuite.registry import ACTIVATION_PARAMS
+from mlpsuite.runner import unique_trials
+from tests.grids import write_grid
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
+
+
+def test_quickstart_expands_to_the_full_cross_product():
+    spec = load_config(QUICKSTART)
+    trials = expand(spec)
+    n_cells = 1
+    for values in spec.grid.values():
+        n_cells *= len(values)
+    assert len(trials) == len(spec.backends) * len(spec.seeds) * n_cells == 18
+    assert len({t.key for t in trials}) == len(trials)
+    cells = {tuple(sorted(t.cell.items())) for t in trials}
+    assert ("model.activation", "elu") in {item for cell in cells for item in cell}
+
+
+def test_keys_are_stable_and_follow_what_changes_results(tmp_path):
+    base = expand(load_config(write_grid(tmp_path, "a")))
+    again = expand(load_config(write_grid(tmp_path, "a")))
+    assert [t.key for t in base] == [t.key for t in again]
+    other_rate = expand(load_config(write_grid(tmp_path, "b", optimizer={"learning_rate": 0.01})))
+    assert {t.key for t in base}.isdisjoint({t.key for t in other_rate})
+    other_limit = expand(load_config(write_grid(tmp_path, "c", training={"max_seconds": 5})))
+    assert [t.key for t in base] == [t.key for t in other_limit]  # a time limit is not a result
+
+
+def test_trial_params_are_dotted_strings():
+    trial = expand(load_config(QUICKSTART))[0]
+    params = trial.flat_params()
+    assert params["model.activation"] == "relu" and params["backend"] == "tensorflow"
+    assert params["optimizer.learning_rate"] == "0.003" and params["model.hidden"] == "[32]"
+    assert params["loss"] == "sparse_categorical_crossentropy"
+    assert all(isinstance(v, str) for v in params.values())
+
+
+def test_activation_mapping_and_spelling_variants(tmp_path):
+    path = write_grid(tmp_path, "acts", grid={"model.activation": [
+        "elu", "ELU", {"name": "leaky-relu", "alpha": 0.2}, {"name": "leaky_relu", "alpha": 0.3}]})
+    trials = expand(load_config(path, backends="jax"))
+    assert len(unique_trials(trials)) == 3  # "ELU" is "elu"
+    leaky = [t for t in trials if t.model.activation.name == "leaky_relu"]
+    assert [t.model.activation.params for t in leaky] == [{"alpha": 0.2}, {"alpha": 0.3}]
+    assert leaky[0].flat_params()["model.activation.alpha"] == "0.2"
+
+
+def test_regression_dataset_defaults_to_mse(tmp_path):
+    trials = expand(load_config(write_grid(tmp_path, "r", dataset={"name": "diabetes"}), backends="tf"))
+    assert {t.loss for t in trials} == {"mse"} and {t.backend for t in trials} == {"tensorflow"}
+
+
+def test_registry_names_match_the_layers_constructors():
+    import inspect
+
+    from mlpsuite.layers import ACTIVATIONS  # keras (numpy backend) in this process: fine here
+
+    for name, cls in ACTIVATIONS.items():
+        own = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs")]
+        assert own == list(ACTIVATION_PARAMS[name]), name
+
+
+BAD_CONFIGS = {
+    "unknown top key": ("name: x\ndataset: {name: iris}\nmodle: {}\n", "modle: unknown key; allowed: name, dataset, model"),
+    "unknown model key": ("name: x\ndataset: {name: iris}\nmodel: {layers: 3}\n", "model.layers: unknown key; allowed: hidden, activation"),
+    "wrong type": ("name: x\ndataset: {name: iris}\ntraining: {epochs: many}\n", "training.epochs: Input should be a valid integer"),
+    "negative epochs": ("name: x\ndataset: {name: iris}\ntraining: {epochs: -3}\n", "training.epochs: Input should be greater than or equal to 1"),
+    "zero batch size": ("name: x\ndataset: {name: iris}\ntraining: {batch_size: 0}\n", "training.batch_size"),
+    "unknown activation": ("name: x\ndataset: {name: iris}\nmodel: {activation: relu7}\n", "model.activation: Unknown activation 'relu7'; valid names: elu, gelu"),
+    "bad activation param": ("name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, beta: 2}}\n", "model.activation: elu takes alpha; got ['beta']"),
+    "unknown optimizer": ("name: x\ndataset: {name: iris}\noptimizer: {name: lbfgs}\n", "optimizer.name: Input should be 'sgd', 'momentum'"),
+    "negative learning rate": ("name: x\ndataset: {name: iris}\noptimizer: {learning_rate: -1}\n", "optimizer.learning_rate: Input should be greater than 0"),
+    "unknown schedule": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: step}}\n", "optimizer.schedule.name: Input should be 'cosine' or 'exponential'"),
+    "unknown backend": ("name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n", "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax"),
+    "unknown dataset": ("name: x\ndataset: {name: mnist}\n", "dataset: Unknown dataset 'mnist'; valid names: digits, iris"),
+    "missing data file": ("name: x\ndataset: {name: data/none.csv}\n", "dataset: Dataset file not found: data/none.csv"),
+    "bad dataset option": ("name: x\ndataset: {name: moons, options: {radius: 1}}\n", "dataset: moons: unknown options ['radius']"),
+    "missing dataset": ("name: x\n", "dataset: required key is missing"),
+    "missing name": ("dataset: {name: iris}\n", "name: required key is missing"),
+    "unknown scaler": ("name: x\ndataset: {name: iris}\nmodel: {scaler: zscore}\n", "model.scaler: Unknown scaler 'zscore'; valid names: minmax, none, robust, standard"),
+    "unknown initializer": ("name: x\ndataset: {name: iris}\nmodel: {initializer: orthogonal}\n", "model.initializer: Unknown initializer 'orthogonal'"),
+    "dropout too large": ("name: x\ndataset: {name: iris}\nmodel: {dropout: 1.5}\n", "model.dropout: Input should be less than 1"),
+    "empty grid values": ("name: x\ndataset: {name: iris}\ngrid: {model.activation: []}\n", "grid: grid key 'model.activation' has no values"),
+    "grid key that does not exist": ("name: x\ndataset: {name: iris}\ngrid: {model.width: [1, 2]}\n", "grid.model.width: no such key; allowed: model.hidden, model.activation"),
+    "grid key outside sections": ("name: x\ndataset: {name: iris}\ngrid: {seeds: [1, 2]}\n", "grid: grid key 'seeds' must start with one of dataset, model"),
+    "bad grid value": ("name: x\ndataset: {name: iris}\ngrid: {model.activation: [relu, swishy]}\n", "model.activation: Unknown activation 'swishy'"),
+    "bad grid value type": ("name: x\ndataset: {name: iris}\ngrid: {training.epochs: [5, -1]}\n", "training.epochs: Input should be greater than or equal to 1"),
+    "YAML syntax error": ("name: x\ndataset: {name: iris\n", "YAML syntax error (line"),
+    "not a mapping": ("- just\n- a list\n", "expected a mapping with keys name, dataset"),
+    "unknown loss": ("name: x\ndataset: {name: iris}\nloss: hinge\n", "loss: Input should be 'auto', 'sparse_categorical_crossentropy'"),
+    "fractions too large": ("name: x\ndataset: {name: iris, test_size: 0.6, val_size: 0.5}\n", "dataset: test_size + val_size must be < 1"),
+    "empty seeds": ("name: x\ndataset: {name: iris}\nseeds: []\n", "seeds: no seeds given"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_bad_config_is_one_line_exit_2_and_nothing_written(case, tmp_path, monkeypatch, capsys):
+    text, expected = BAD_CONFIGS[case]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    code = cli.main(["run", "bad.yaml"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: "), err
+    assert expected in err, err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_missing_config_file_is_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", "nope.yaml"]) == 2
+    assert capsys.readouterr().err == "mlpsuite: error: nope.yaml: file not found\n"
+
+
+def test_backends_flag_overrides_and_is_validated(tmp_path, capsys):
+    path = write_grid(tmp_path, "flags")
+    assert [t.backend for t in expand(load_config(path, backends="jax,tf"))] == ["jax", "tensorflow"]
+    with pytest.raises(ConfigError, match="unknown backend 'caffe'"):
+        load_config(path, backends="caffe")
+
+
+def test_dry_run_prints_the_trial_table_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert cli.main(["run", str(QUICKSTART), "--dry-run", "--backends", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "6 trials" in out and out.count("torch") == 6
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_help_of_every_command_is_complete(capsys):
+    for command in (["--help"], ["run", "--help"], ["rerun", "--help"], ["ui", "--help"]):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(command)
+        assert exited.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--backends", "--jobs", "--tracking-uri", "--dry-run", "--force", "--strict", "--port", "RUN_ID"):
+        assert flag.lower() in text.lower(), flag
+
+
+def test_yaml_is_read_with_safe_load(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text(textwrap.dedent("""\
+        name: !!python/object/apply:os.system ["echo pwned"]
+        dataset: {name: iris}
+    """))
+    with pytest.raises(ConfigError, match="YAML syntax error"):
+        load_config(path)

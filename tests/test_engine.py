@@ -1,0 +1,133 @@
+"""End to end: real worker processes on all three backends, a real SQLite MLflow store."""
+
+import json
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from mlpsuite import cli
+from mlpsuite.config import expand, load_config
+from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+
+EPOCHS = 5
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory):
+    """One grid: 2 activations x 3 backends, run through the CLI in this process."""
+    directory = tmp_path_factory.mktemp("engine")
+    path = write_grid(directory, "engine", training={"epochs": EPOCHS},
+                      grid={"model.activation": ["relu", "tanh"]})
+    uri = sqlite_uri(directory)
+    code = cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"])
+    return {"code": code, "uri": uri, "path": path, "runs": trial_runs(uri, "engine"),
+            "trials": expand(load_config(path)), "directory": directory}
+
+
+def test_grid_exits_zero_with_one_finished_run_per_trial(grid_run):
+    runs = grid_run["runs"]
+    assert grid_run["code"] == 0
+    assert len(runs) == len(grid_run["trials"]) == 6
+    assert set(runs["status"]) == {"FINISHED"}
+    assert set(runs["tags.mlpsuite.trial_key"]) == {t.key for t in grid_run["trials"]}
+
+
+def test_child_runs_carry_params_tags_and_parent(grid_run):
+    runs = grid_run["runs"]
+    client = MlflowClient(grid_run["uri"])
+    parents = set(runs["tags.mlflow.parentRunId"])
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.data.tags["mlpsuite.kind"] == "grid" and parent.info.status == "FINISHED"
+    assert parent.data.params["grid_size"] == "6"
+    for _, run in runs.iterrows():
+        assert run["params.backend"] == run["tags.mlpsuite.backend"]
+        assert run["params.model.activation"] in ("relu", "tanh")
+        assert run["params.optimizer.learning_rate"] == "0.05"
+        assert run["tags.mlpsuite.seed"] == "0" and run["tags.mlpsuite.kind"] == "trial"
+        assert run["tags.mlpsuite.version.keras"]
+    tanh_on_jax = runs[(runs["params.model.activation"] == "tanh") & (runs["params.backend"] == "jax")]
+    assert len(tanh_on_jax) == 1  # params.`model.activation` is filterable, as in the UI
+
+
+def test_every_epoch_is_a_metric_step(grid_run):
+    client = MlflowClient(grid_run["uri"])
+    for run_id in grid_run["runs"]["run_id"]:
+        for name in ("loss", "val_loss", "accuracy", "val_accuracy", "epoch_time_s"):
+            steps = [m.step for m in client.get_metric_history(run_id, name)]
+            assert sorted(steps) == list(range(1, EPOCHS + 1)), name
+        metrics = client.get_run(run_id).data.metrics
+        for name in ("initial_loss", "test_loss", "test_accuracy", "fit_time_s", "step_time_ms"):
+            assert np.isfinite(metrics[name]), name
+
+
+def test_trial_json_artifact_reproduces_the_trial(grid_run):
+    client = MlflowClient(grid_run["uri"])
+    run = grid_run["runs"].iloc[0]
+    path = client.download_artifacts(run["run_id"], "trial.json", str(grid_run["directory"]))
+    logged = json.loads(open(path).read())
+    assert logged["backend"] == run["params.backend"] and logged["training"]["epochs"] == EPOCHS
+
+
+def _loss_curves(uri, runs, activation):
+    client = MlflowClient(uri)
+    chosen = runs[runs["params.model.activation"] == activation]
+    return {row["params.backend"]: (row["metrics.initial_loss"],
+                                    [m.value for m in sorted(client.get_metric_history(row["run_id"], "loss"),
+                                                             key=lambda m: m.step)])
+            for _, row in chosen.iterrows()}
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_backends_agree_on_initial_loss_and_every_epoch(grid_run, activation):
+    curves = _loss_curves(grid_run["uri"], grid_run["runs"], activation)
+    assert set(curves) == {"tensorflow", "torch", "jax"}
+    reference_initial, reference_losses = curves["tensorflow"]
+    for backend, (initial, losses) in curves.items():
+        assert initial == pytest.approx(reference_initial, rel=1e-5), backend
+        assert len(losses) == EPOCHS
+        np.testing.assert_allclose(losses, reference_losses, rtol=1e-5, err_msg=backend)
+
+
+def test_running_again_reuses_every_finished_trial(grid_run, capsys):
+    code = cli.main(["run", str(grid_run["path"]), "--tracking-uri", grid_run["uri"]])
+    assert code == 0
+    assert "0 trials to run, 6 reused" in capsys.readouterr().err
+    runs = trial_runs(grid_run["uri"], "engine")
+    assert len(runs) == 6  # no trial ran twice
+
+
+def test_rerun_on_the_same_backend_gives_identical_losses(grid_run):
+    runs = grid_run["runs"]
+    original = runs[runs["params.backend"] == "torch"].iloc[0]
+    done = run_mlpsuite("rerun", original["run_id"], "--tracking-uri", grid_run["uri"],
+                        cwd=grid_run["directory"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "largest relative difference in final losses: 0\n" in done.stdout
+    client = MlflowClient(grid_run["uri"])
+    reruns = client.search_runs([original["experiment_id"]],
+                                f"tags.`mlpsuite.rerun_of` = '{original['run_id']}'")
+    assert len(reruns) == 1
+    old = [m.value for m in client.get_metric_history(original["run_id"], "loss")]
+    new = [m.value for m in client.get_metric_history(reruns[0].info.run_id, "loss")]
+    assert sorted(old) == sorted(new) and len(new) == EPOCHS
+
+
+def test_diverging_trial_is_a_failed_run(tmp_path):
+    path = write_grid(tmp_path, "diverge", backends=["jax"], optimizer={"name": "sgd", "learning_rate": 1.0e6},
+                      model={"scaler": "none", "activation": "identity"})
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--strict", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-2000:]
+    runs = trial_runs(uri, "diverge")
+    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["diverged"]
+
+
+def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
+    path = write_grid(tmp_path, "slow", backends=["torch"], training={"epochs": 100000, "max_seconds": 1})
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = trial_runs(uri, "slow")
+    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]

@@ -1,0 +1,115 @@
+"""Real `mlpsuite run` processes interrupted, their workers killed, two grids on one store."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from mlflow import MlflowClient
+
+from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+
+# Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
+LONG_TRIALS = {"training": {"epochs": 150, "batch_size": 8}, "backends": ["torch"]}
+
+
+def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    return subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
+                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
+    """(status, trial key, epochs logged) of every trial run; [] while the store is busy."""
+    client = MlflowClient(uri)
+    try:
+        found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if found else []
+    except Exception:  # the store is being created or written: ask again
+        return []
+    return [(r.info.status, r.data.tags["mlpsuite.trial_key"],
+             len(client.get_metric_history(r.info.run_id, "loss"))) for r in runs]
+
+
+def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"mlpsuite ended early ({process.returncode}): {process.stderr.read()[-2000:]}")
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("timed out waiting for the grid to reach the wanted state")
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (the coordinator's workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_path):
+    path = write_grid(tmp_path, "interrupted", **LONG_TRIALS,
+                      grid={"model.activation": ["relu", "tanh", "elu", "sigmoid"]})
+    uri = sqlite_uri(tmp_path)
+    process = _start(path, uri, tmp_path)
+    _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in _statuses(uri, "interrupted")}, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    after_interrupt = _statuses(uri, "interrupted")
+    assert "RUNNING" not in {s for s, _, _ in after_interrupt}
+    assert "KILLED" in {s for s, _, _ in after_interrupt}
+    killed = trial_runs(uri, "interrupted").query("status == 'KILLED'")
+    assert set(killed["tags.mlpsuite.failure"]) == {"interrupted"}
+
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    finished = [key for status, key, _ in _statuses(uri, "interrupted") if status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 4  # every trial once, none twice
+    parents = MlflowClient(uri).search_runs(
+        [trial_runs(uri, "interrupted")["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+
+
+def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
+    path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
+    uri = sqlite_uri(tmp_path)
+    process = _start(path, uri, tmp_path)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "killed")), process)
+    workers = _children(process.pid)
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=180)
+    assert process.returncode == 0, stderr[-2000:]
+    runs = trial_runs(uri, "killed")
+    assert len(runs) == 3
+    assert sorted(runs["status"]) == ["FAILED", "FINISHED", "FINISHED"]
+    failed = runs.query("status == 'FAILED'")
+    assert list(failed["tags.mlpsuite.failure"]) == ["worker died"]
+    assert "exit code -9" in failed["tags.mlpsuite.failure_message"].iloc[0]
+
+
+def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
+    uri = sqlite_uri(tmp_path)
+    paths = [write_grid(tmp_path, name, backends=["jax"], training={"epochs": 10},
+                        grid={"model.activation": ["relu", "tanh", "elu"]}) for name in ("left", "right")]
+    processes = [_start(path, uri, tmp_path) for path in paths]
+    for process in processes:
+        _, stderr = process.communicate(timeout=240)
+        assert process.returncode == 0, stderr[-2000:]
+        assert "locked" not in stderr.lower()
+    for name in ("left", "right"):
+        runs = trial_runs(uri, name)
+        assert len(runs) == 3 and set(runs["status"]) == {"FINISHED"}
