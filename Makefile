@@ -5,10 +5,19 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test clean-venv
+.PHONY: run test benchmark ui clean-venv
+
+run: $(INSTALLED)
+	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
 
 test: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest
+
+benchmark: $(INSTALLED)
+	$(VENV_PYTHON) benchmarks/overhead.py
+
+ui: $(INSTALLED)
+	$(VENV)/bin/mlpsuite ui
 
 $(INSTALLED): pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)

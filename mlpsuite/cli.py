@@ -81,7 +81,7 @@ def _run(args: argparse.Namespace) -> int:
         from mlpsuite.display import trial_table
         from mlpsuite.runner import unique_trials
 
-        Console().print(trial_table(unique_trials(expand(spec, args.config)), set()))
+        Console().print(trial_table(unique_trials(expand(spec, args.config))))
         return 0
     from mlpsuite.display import GridProgress, summary_table
     from mlpsuite.runner import run_grid

@@ -57,14 +57,14 @@ class GridProgress:
         return self.workers[slot]
 
 
-def trial_table(trials: list[Trial], finished_keys: set[str]) -> Table:
+def trial_table(trials: list[Trial]) -> Table:
+    """The dry run's view: every trial the grid expands to, with its key."""
     table = Table(title=f"{len(trials)} trials")
-    for column in ("#", "backend", "seed", "grid cell", "key", "status"):
-        table.add_column(column)
+    for column in ("#", "backend", "seed", "grid cell", "key"):
+        table.add_column(column, overflow="fold")
     for number, trial in enumerate(trials, start=1):
         cell = ", ".join(f"{k}={v}" for k, v in trial.cell.items()) or "-"
-        status = "reuse" if trial.key in finished_keys else "run"
-        table.add_row(str(number), trial.backend, str(trial.seed), cell, trial.key, status)
+        table.add_row(str(number), trial.backend, str(trial.seed), cell, trial.key)
     return table
 
 

@@ -157,3 +157,9 @@ def test_yaml_is_read_with_safe_load(tmp_path):
     """))
     with pytest.raises(ConfigError, match="YAML syntax error"):
         load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted((QUICKSTART.parent).glob("*.yaml")), ids=lambda p: p.name)
+def test_every_ready_experiment_is_valid(path):
+    trials = expand(load_config(path))
+    assert trials and len({t.key for t in trials}) == len(trials)

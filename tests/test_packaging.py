@@ -31,8 +31,11 @@ def _run(code):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_importing_mlpsuite_data_and_cli_loads_no_framework():
-    done = _run("import sys, mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers;"
+def test_the_coordinator_side_loads_no_framework():
+    modules = ("mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers, "
+               "mlpsuite.config, mlpsuite.runner, mlpsuite.tracking, mlpsuite.display, "
+               "mlpsuite.executors.local, mlpsuite.backends, mlpsuite.results")
+    done = _run(f"import sys, {modules};"
                 "print(sorted(m for m in ('keras','tensorflow','torch','jax') if m in sys.modules))")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -24,3 +24,12 @@ def test_readme_snippet_runs(backend, index, tmp_path, monkeypatch, capsys):
 def test_readme_quick_start_is_the_ci_command():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert "make test" in README.read_text(encoding="utf-8") and "make test" in ci.splitlines()[-1]
+
+
+def test_readme_grid_example_is_a_valid_config(tmp_path):
+    from mlpsuite.config import expand, load_config
+
+    (yaml_block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    path = tmp_path / "readme.yaml"
+    path.write_text(yaml_block, encoding="utf-8")
+    assert len(expand(load_config(path))) == 3 * 3 * 3 * 2  # backends x seeds x activations x scalers

@@ -1,0 +1,93 @@
+"""A grid logged to a real `mlflow server` on 127.0.0.1, and `mlpsuite ui` serving the store."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
+         "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(f"{url}/health", process)
+        yield url
+    finally:
+        _stop(process)
+
+
+def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
+    path = write_grid(tmp_path, "served", backends=["jax"], grid={"model.activation": ["relu", "elu"]})
+    done = run_mlpsuite("run", str(path), "--tracking-uri", mlflow_server, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not (tmp_path / "mlruns").exists()  # nothing went to the default local store
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("served")
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+    assert sorted(r.data.params["model.activation"] for r in runs) == ["elu", "relu"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    downloaded = client.download_artifacts(runs[0].info.run_id, "trial.json", str(tmp_path))
+    with open(downloaded, encoding="utf-8") as logged:
+        assert json.load(logged)["backend"] == "jax"
+
+
+def test_mlpsuite_ui_serves_the_store_on_localhost(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    process = subprocess.Popen(mlpsuite_command("ui", "--port", str(port)), cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/health", process)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
+            data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert b"Default" in response.read()
+        assert (tmp_path / "mlruns" / "mlflow.db").exists()  # the default store, in ./mlruns
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
