@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpsuite import __version__
-from mlpsuite.config import BACKENDS, ConfigError, expand, load_config
+from mlpsuite.config import BACKENDS, expand, load_config
+from mlpsuite.errors import ConfigError, UserError
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -158,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         return handlers[args.command](args)
-    except ConfigError as error:
+    except UserError as error:
         print(f"mlpsuite: error: {error}".splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlpsuite import __version__
 from mlpsuite.data import check_dataset, dataset_task
+from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
 from mlpsuite.registry import ACTIVATION_PARAMS, SCALER_NAMES, canonical_name
 
@@ -28,10 +29,8 @@ BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "tor
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
 LOSSES = ("auto", "sparse_categorical_crossentropy", "mse", "mae", "huber")
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
-
-
-class ConfigError(ValueError):
-    """A user mistake in a config, reported as one line."""
+# Mappings whose keys the schema does not list; a grid may add keys to them.
+FREE_FORM_KEYS = ("dataset.options",)
 
 
 class _Section(BaseModel):
@@ -299,7 +298,7 @@ def _check_grid_cells(spec: GridSpec, path: Path) -> None:
             if not isinstance(target, dict):
                 where = ".".join(parents[: depth + 1])
                 raise ConfigError(f"{path}: grid.{key}: no such key; {where} has no sub-keys")
-        if leaf not in target:
+        if leaf not in target and ".".join(parents) not in FREE_FORM_KEYS:
             prefix = ".".join(parents)
             allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
             raise ConfigError(f"{path}: grid.{key}: no such key; allowed: {allowed}")
@@ -331,7 +330,6 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     keys = list(spec.grid)
     cells = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
     cell_specs = [(cell, _cell_spec(spec, cell, Path(path))) for cell in cells]
-    digest = _file_digest(spec.dataset.name)
     trials = []
     for backend in spec.backends:
         for cell, cell_spec in cell_specs:
@@ -340,7 +338,7 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
                     experiment=spec.name, dataset=cell_spec.dataset, model=cell_spec.model,
                     optimizer=cell_spec.optimizer, training=cell_spec.training,
                     loss=_resolved_loss(cell_spec), backend=backend, seed=seed,
-                    cell=_json_safe(cell), data_sha256=digest,
+                    cell=_json_safe(cell), data_sha256=_file_digest(cell_spec.dataset.name),
                 ))
     return trials
 

@@ -11,6 +11,7 @@ import contextlib
 import os
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +21,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
+from mlpsuite.errors import StoreError
 from mlpsuite.results import TrialResult
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -79,6 +81,17 @@ def _store_creation_lock(uri: str):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a dead server: MLflow's own client retries for minutes."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as error:
+        raise StoreError(f"tracking URI {uri}: no MLflow server answers ({error})") from None
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -88,9 +101,13 @@ class Tracker:
 
     def __init__(self, uri: str):
         self.uri = uri
-        with _store_creation_lock(uri):
-            self.client = MlflowClient(tracking_uri=uri)
-            _retrying(self.client.search_experiments, max_results=1)
+        _check_server(uri)
+        try:
+            with _store_creation_lock(uri):
+                self.client = MlflowClient(tracking_uri=uri)
+                _retrying(self.client.search_experiments, max_results=1)
+        except MlflowException as error:
+            raise StoreError(f"tracking URI {uri}: {str(error.message).strip().splitlines()[0]}") from None
 
     # ------------------------------------------------------------ experiments and resume
 

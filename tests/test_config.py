@@ -163,3 +163,26 @@ def test_yaml_is_read_with_safe_load(tmp_path):
 def test_every_ready_experiment_is_valid(path):
     trials = expand(load_config(path))
     assert trials and len({t.key for t in trials}) == len(trials)
+
+
+def test_grid_over_datasets_and_generator_options(tmp_path):
+    csv = tmp_path / "points.csv"
+    csv.write_text("a,b,target\n" + "\n".join(f"{i},{i % 3},{i % 2}" for i in range(40)))
+    path = write_grid(tmp_path, "data", grid={"dataset.name": ["iris", str(csv)]})
+    trials = expand(load_config(path, backends="jax"))
+    assert [t.data_sha256 is None for t in trials] == [True, False]  # a file's contents are in its key
+    noisy = write_grid(tmp_path, "noisy", dataset={"name": "moons"}, grid={"dataset.options.noise": [0.1, 0.3]})
+    assert [t.dataset.options for t in expand(load_config(noisy, backends="jax"))] == [{"noise": 0.1}, {"noise": 0.3}]
+    bad = write_grid(tmp_path, "bad", dataset={"name": "moons"}, grid={"dataset.options.radius": [1]})
+    with pytest.raises(ConfigError, match=r"unknown options \['radius'\]"):
+        load_config(bad)
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("http://127.0.0.1:9", "no MLflow server answers"),
+    ("foo://bar", "tracking URI foo://bar: "),
+])
+def test_unusable_tracking_uri_is_one_line_exit_2(uri, message, capsys):
+    assert cli.main(["run", str(QUICKSTART), "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
