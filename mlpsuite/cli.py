@@ -90,18 +90,17 @@ def _run(args: argparse.Namespace) -> int:
 
     console = _console()
     tracker = Tracker(resolve_uri(args.tracking_uri))
-    progress: list[GridProgress] = []
+    progress = GridProgress(console)
 
     def on_plan(to_run: int, reused: int) -> None:
         console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {tracker.uri}")
-        progress.append(GridProgress(console, to_run, reused).__enter__())
+        progress.start(to_run, reused)
 
     try:
         outcome = run_grid(spec, args.config, tracker, jobs=args.jobs, force=args.force,
-                           display=lambda event: progress[0](event), on_plan=on_plan)
+                           display=progress, on_plan=on_plan)
     finally:
-        if progress:
-            progress[0].__exit__(None, None, None)
+        progress.stop()
     console.print(summary_table(outcome.results))
     console.print(f"parent run {outcome.parent_run_id}: {len(outcome.results)} run, "
                   f"{outcome.failed} failed, {outcome.reused} reused. Browse: mlpsuite ui")

@@ -17,19 +17,20 @@ from mlpsuite.results import TrialResult
 class GridProgress:
     """Trials done / failed / ETA, and one line per worker with its trial and epoch."""
 
-    def __init__(self, console: Console, total: int, reused: int):
-        self.console = console
+    def __init__(self, console: Console):
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=console, transient=False)
-        self.reused, self.failed = reused, 0
-        self.overall = self.progress.add_task(self._overall_text(), total=total)
+        self.reused, self.failed = 0, 0
+        self.overall: int | None = None
         self.workers: dict[int, int] = {}
 
-    def __enter__(self) -> GridProgress:
+    def start(self, to_run: int, reused: int) -> None:
+        """Show the bar once the grid knows how many trials it runs and reuses."""
+        self.reused = reused
+        self.overall = self.progress.add_task(self._overall_text(), total=to_run)
         self.progress.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self.progress.stop()
 
     def _overall_text(self) -> str:

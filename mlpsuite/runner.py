@@ -35,7 +35,10 @@ class GridOutcome:
 
 def unique_trials(trials: list[Trial]) -> list[Trial]:
     """Drop repeats: two grid values can resolve to the same trial (`elu` and `ELU`)."""
-    return list({trial.key: trial for trial in reversed(trials)}.values())[::-1]
+    first_by_key: dict[str, Trial] = {}
+    for trial in trials:
+        first_by_key.setdefault(trial.key, trial)
+    return list(first_by_key.values())
 
 
 def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,

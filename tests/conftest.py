@@ -210,7 +210,8 @@ class BackendProxy(pytest.Item):
                 + self.workers.log_tail(self.backend)
             )
         if result["outcome"] == "skipped":
-            pytest.skip(f"[{self.backend}] {result['longrepr']}")
+            # Every backend test must run on every backend: a skip there is a gap, not a pass.
+            raise BackendWorkerFailure(f"[{self.backend}] skipped in its worker: {result['longrepr']}")
         if result["outcome"] != "passed":
             raise BackendWorkerFailure(f"[{self.backend}] {result['when']} failed:\n{result['longrepr']}")
 
