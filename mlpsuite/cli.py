@@ -102,6 +102,9 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         progress.stop()
     console.print(summary_table(outcome.results))
+    if any(trial.model.dropout > 0 for trial, _ in outcome.results):
+        console.print("note: dropout draws from each backend's own RNG, so backends are not "
+                      "expected to agree on trials with dropout > 0")
     console.print(f"parent run {outcome.parent_run_id}: {len(outcome.results)} run, "
                   f"{outcome.failed} failed, {outcome.reused} reused. Browse: mlpsuite ui")
     if outcome.interrupted:

@@ -166,6 +166,14 @@ class GridSpec(_Section):
             raise ValueError("no seeds given")
         return tuple(dict.fromkeys(seeds))
 
+    @model_validator(mode="after")
+    def _early_stopping_has_its_metric(self):
+        stopping = self.training.early_stopping
+        if stopping and stopping.monitor == "val_loss" and self.dataset.val_size == 0:
+            raise ValueError("training.early_stopping monitors val_loss, but dataset.val_size is 0; "
+                             "allowed: a val_size > 0 or monitor: loss")
+        return self
+
     @field_validator("grid")
     @classmethod
     def _grid_shape(cls, grid):

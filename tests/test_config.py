@@ -99,6 +99,8 @@ BAD_CONFIGS = {
     "not a mapping": ("- just\n- a list\n", "expected a mapping with keys name, dataset"),
     "unknown loss": ("name: x\ndataset: {name: iris}\nloss: hinge\n", "loss: Input should be 'auto', 'sparse_categorical_crossentropy'"),
     "fractions too large": ("name: x\ndataset: {name: iris, test_size: 0.6, val_size: 0.5}\n", "dataset: test_size + val_size must be < 1"),
+    "early stopping without validation": ("name: x\ndataset: {name: iris, val_size: 0}\ntraining: {early_stopping: {patience: 2}}\n",
+                                          "(top level): training.early_stopping monitors val_loss, but dataset.val_size is 0"),
     "empty seeds": ("name: x\ndataset: {name: iris}\nseeds: []\n", "seeds: no seeds given"),
 }
 
