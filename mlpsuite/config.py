@@ -26,8 +26,6 @@ from mlpsuite.registry import ACTIVATION_PARAMS, SCALER_NAMES, canonical_name
 BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")
 BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
                    "pytorch": "torch", "jax": "jax"}
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad")
-LOSSES = ("auto", "sparse_categorical_crossentropy", "mse", "mae", "huber")
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
 FREE_FORM_KEYS = ("dataset.options",)
