@@ -45,10 +45,7 @@ class DatasetSpec(_Section):
 
     @model_validator(mode="after")
     def _known_dataset(self):
-        try:
-            object.__setattr__(self, "name", check_dataset(self.name, self.options))
-        except ValueError as error:
-            raise ValueError(str(error)) from None
+        object.__setattr__(self, "name", check_dataset(self.name, self.options))
         if self.test_size + self.val_size >= 1:
             raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
         return self
@@ -255,22 +252,18 @@ def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
                           f"got {type(raw).__name__}")
     if backends is not None:
         raw = {**raw, "backends": backends}
-    spec = _validated(GridSpec, raw, path, "")
+    try:
+        spec = GridSpec.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_one_line(error, GridSpec, path)) from None
     _check_grid_cells(spec, path)
     return spec
 
 
-def _validated(model: type[BaseModel], raw: Any, path: Path, prefix: str):
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(_one_line(error, model, path, prefix)) from None
-
-
-def _one_line(error: ValidationError, model: type[BaseModel], path: Path, prefix: str) -> str:
+def _one_line(error: ValidationError, model: type[BaseModel], path: Path) -> str:
     first = error.errors()[0]
     loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
-    key = prefix + ".".join(loc) or "(top level)"
+    key = ".".join(loc) or "(top level)"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = f"unknown key; allowed: {', '.join(_fields_at(model, loc[:-1]))}"
@@ -323,7 +316,7 @@ def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
     try:
         return GridSpec.model_validate(raw)
     except ValidationError as error:
-        line = _one_line(error, GridSpec, path, "")
+        line = _one_line(error, GridSpec, path)
         grid_key = next(iter(cell))
         raise ConfigError(f"{line} (from grid.{grid_key} value {cell[grid_key]!r})") from None
 
@@ -335,18 +328,16 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
     keys = list(spec.grid)
     cells = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
-    cell_specs = [(cell, _cell_spec(spec, cell, Path(path))) for cell in cells]
-    trials = []
-    for backend in spec.backends:
-        for cell, cell_spec in cell_specs:
-            for seed in spec.seeds:
-                trials.append(Trial(
-                    experiment=spec.name, dataset=cell_spec.dataset, model=cell_spec.model,
-                    optimizer=cell_spec.optimizer, training=cell_spec.training,
-                    loss=_resolved_loss(cell_spec), backend=backend, seed=seed,
-                    cell=_json_safe(cell), data_sha256=_file_digest(cell_spec.dataset.name),
-                ))
-    return trials
+    # Per cell, not per trial: resolving the loss and hashing reads a data file whole.
+    cell_fields = []
+    for cell in cells:
+        cell_spec = _cell_spec(spec, cell, Path(path))
+        cell_fields.append(dict(
+            dataset=cell_spec.dataset, model=cell_spec.model, optimizer=cell_spec.optimizer,
+            training=cell_spec.training, loss=_resolved_loss(cell_spec), cell=_json_safe(cell),
+            data_sha256=_file_digest(cell_spec.dataset.name)))
+    return [Trial(experiment=spec.name, backend=backend, seed=seed, **fields)
+            for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
 
 
 def _resolved_loss(spec: GridSpec) -> str:

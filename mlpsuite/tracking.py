@@ -183,7 +183,6 @@ class Tracker:
         finals.update({name: value for name, value in (
             ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
             ("step_time_ms", result.step_time_ms)) if value is not None})
-        self._log_metrics(run_id, finals, step=0)
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
         if result.failure:
@@ -191,8 +190,7 @@ class Tracker:
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if tags:
             self._set_tags(run_id, tags)
-        status = "FINISHED" if result.status == "FINISHED" else "FAILED"
-        _retrying(self.client.set_terminated, run_id, status=status)
+        self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals)
 
     def kill(self, run_id: str, reason: str) -> None:
         self._set_tags(run_id, {TAG_FAILURE: reason})
@@ -216,7 +214,3 @@ class Tracker:
             path = _retrying(self.client.download_artifacts, run_id, "trial.json", scratch)
             trial = Trial.model_validate_json(Path(path).read_text(encoding="utf-8"))
         return trial, run
-
-    def metric_history(self, run_id: str, key: str) -> list[float]:
-        history = _retrying(self.client.get_metric_history, run_id, key)
-        return [m.value for m in sorted(history, key=lambda m: m.step)]

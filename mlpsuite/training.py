@@ -91,11 +91,12 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     keras.utils.set_random_seed(trial.seed)  # only Dropout draws from the backend RNG
     data = _load(trial)
     model = _build(trial, data)
-    model.compile(optimizer=make_optimizer(trial.optimizer, _steps(data, trial), trial.training.epochs),
+    steps = _steps(data, trial)
+    model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
                   loss=make_loss(trial.loss),
                   metrics=["accuracy"] if data.task == "classification" else None)
     result = TrialResult(key=trial.key, backend=active_backend(), threads=threads,
-                         versions=_versions(), steps_per_epoch=_steps(data, trial))
+                         versions=_versions(), steps_per_epoch=steps)
     result.initial_loss = _loss_on(model, data.X_train, data.y_train)
 
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)

@@ -64,6 +64,12 @@ class _Worker:
         return lines[-1][:300] if lines else ""
 
 
+def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler) -> None:
+    """Report a trial the worker could not finish as a FAILED result."""
+    result = TrialResult.failed(trial.key, trial.backend, reason, message)
+    handle(Event("finished", slot, trial.backend, trial, result=result))
+
+
 def default_jobs() -> int:
     """One worker per core: small models gain little from intra-op threads."""
     return max(1, os.cpu_count() or 1)
@@ -101,10 +107,6 @@ class LocalExecutor:
                 self._enforce_time_limits(handle)
         finally:
             self.shutdown()
-
-    def in_flight(self) -> list[Trial]:
-        """Trials a worker has started and not finished."""
-        return [w.trial for w in self._workers.values() if w.trial is not None and w.started_at]
 
     def shutdown(self, kill: bool = False) -> None:
         """Stop every worker: politely when idle, at once when `kill` (Ctrl-C)."""
@@ -169,20 +171,16 @@ class LocalExecutor:
 
     def _on_exit(self, worker: _Worker, message: dict, queues, handle: Handler) -> None:
         del self._workers[worker.slot]
-        reason = f"exit code {message['code']}" + (f": {worker.stderr_tail()}" if worker.stderr_tail() else "")
+        tail = worker.stderr_tail()
+        reason = f"exit code {message['code']}" + (f": {tail}" if tail else "")
         if not worker.ready:
             self._start_failures[worker.backend] += 1
         if worker.trial is not None:
-            result = TrialResult.failed(worker.trial.key, worker.backend, WORKER_DIED, reason)
-            handle(Event("finished", worker.slot, worker.backend, worker.trial, result=result))
+            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle)
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
-            self._fail_backend(worker.backend, queues, f"worker could not start ({reason})", handle)
-
-    def _fail_backend(self, backend: str, queues, reason: str, handle: Handler) -> None:
-        while queues[backend]:
-            trial = queues[backend].popleft()
-            result = TrialResult.failed(trial.key, backend, WORKER_DIED, reason)
-            handle(Event("finished", -1, backend, trial, result=result))
+            while queues[worker.backend]:
+                trial = queues[worker.backend].popleft()
+                _fail(trial, -1, WORKER_DIED, f"worker could not start ({reason})", handle)
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop; the worker itself stops at the first epoch end past the limit."""
@@ -196,8 +194,7 @@ class LocalExecutor:
                 self._stop(worker, kill=True)
                 del self._workers[worker.slot]
                 message = f"killed after {limit:.0f} s (training.max_seconds={trial.training.max_seconds})"
-                result = TrialResult.failed(trial.key, worker.backend, TIMEOUT, message)
-                handle(Event("finished", worker.slot, worker.backend, trial, result=result))
+                _fail(trial, worker.slot, TIMEOUT, message, handle)
 
     # ------------------------------------------------------------ processes
 
