@@ -40,6 +40,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="run trials again even if FINISHED before")
     run.add_argument("--strict", action="store_true", help="exit 1 if any trial failed")
 
+    compare = commands.add_parser(
+        "compare", help="the comparison of a grid: ranking, paired effects, backend parity and speed",
+        description="Compute the comparison of one grid of EXPERIMENT (default: its most recently "
+        "run grid) from the runs in the store: cells ranked by a metric with 95%% t-intervals over "
+        "seeds, paired effects of each grid key (t-test, Wilcoxon, Holm), backend parity and speed.")
+    compare.add_argument("experiment", help="the MLflow experiment (the config's `name`)")
+    compare.add_argument("--parent", metavar="RUN_ID", help="the grid's parent run (default: the newest)")
+    compare.add_argument("--by", metavar="KEY", help="one grid key for the paired effects (default: each)")
+    compare.add_argument("--metric", help="the ranking metric (default: val_loss, else loss)")
+    compare.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table",
+                         help="table (default), markdown, csv (the ranking) or json (everything)")
+    compare.add_argument("--out", type=Path, metavar="DIR",
+                         help="also write the CSVs, report.md and the figures into DIR")
+    compare.add_argument("--log", action="store_true", help="(re)write the comparison onto the parent run")
+    _add_tracking_uri(compare)
+
     rerun = commands.add_parser("rerun", help="re-execute one trial from its run's trial.json",
                                 description="Re-execute the trial logged in RUN_ID's trial.json "
                                 "into a new run and print the largest relative difference in "
@@ -71,7 +87,8 @@ def _positive_int(text: str) -> int:
 def _console():
     from rich.console import Console
 
-    return Console(stderr=True)
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=100)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -84,7 +101,7 @@ def _run(args: argparse.Namespace) -> int:
 
         Console().print(trial_table(unique_trials(expand(spec, args.config))))
         return 0
-    from mlpsuite.display import GridProgress, summary_table
+    from mlpsuite.display import GridProgress, comparison_view
     from mlpsuite.runner import run_grid
     from mlpsuite.tracking import Tracker, resolve_uri
 
@@ -101,16 +118,57 @@ def _run(args: argparse.Namespace) -> int:
                            display=progress, on_plan=on_plan)
     finally:
         progress.stop()
-    console.print(summary_table(outcome.results))
-    if any(trial.model.dropout > 0 for trial, _ in outcome.results):
-        console.print("note: dropout draws from each backend's own RNG, so backends are not "
-                      "expected to agree on trials with dropout > 0")
-    console.print(f"parent run {outcome.parent_run_id}: {len(outcome.results)} run, "
-                  f"{outcome.failed} failed, {outcome.reused} reused. Browse: mlpsuite ui")
+    if outcome.comparison is not None:
+        for shown in comparison_view(outcome.comparison):
+            console.print(shown)
+    console.print(f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
+                  f"{len(outcome.results)} run, {outcome.failed} failed, {outcome.reused} reused; "
+                  f"the comparison is on the parent run. Browse: mlpsuite ui; again: "
+                  f"mlpsuite compare {spec.name}")
     if outcome.interrupted:
         console.print("interrupted: in-flight runs marked KILLED; run again to finish the grid")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if args.strict and outcome.failed else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from mlpsuite.analysis import compare
+    from mlpsuite.tracking import Tracker, resolve_uri
+
+    tracker = Tracker(resolve_uri(args.tracking_uri))
+    comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
+    _print_comparison(comparison, args.format)
+    if args.out is not None:
+        from mlpsuite.report import write_report
+
+        written = write_report(comparison, args.out)
+        print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
+    if args.log:
+        from mlpsuite.runner import log_comparison
+
+        log_comparison(tracker, args.experiment, comparison.parent_run_id)
+        print(f"logged the comparison on parent run {comparison.parent_run_id}", file=sys.stderr)
+    return 0
+
+
+def _print_comparison(comparison, output_format: str) -> None:
+    from mlpsuite import report
+
+    if output_format == "json":
+        print(report.as_json(comparison))
+    elif output_format == "csv":
+        print(comparison.cells.to_csv(index=False), end="")
+    elif output_format == "markdown":
+        print(report.markdown(comparison), end="")
+    else:
+        from rich.console import Console
+
+        from mlpsuite.display import comparison_view
+
+        console = Console() if Console().is_terminal else Console(width=100)
+        console.print("\n".join(report.headline(comparison)[:2]))
+        for shown in comparison_view(comparison, max_rows=30, effects=True):
+            console.print(shown)
 
 
 def _rerun(args: argparse.Namespace) -> int:
@@ -155,7 +213,7 @@ def _list_datasets() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _run, "rerun": _rerun, "ui": _ui, "datasets": lambda _: _list_datasets()}
+    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "datasets": lambda _: _list_datasets()}
     if args.command is None:
         parser.print_help()
         return 0

@@ -210,8 +210,16 @@ class Trial(_Section):
         return flat
 
     def label(self) -> str:
-        cell = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in self.cell.items())
-        return f"{self.backend} seed={self.seed}" + (f" {cell}" if cell else "")
+        cell = self.cell_label()
+        return f"{self.backend} seed={self.seed}" + (f" {cell}" if self.cell else "")
+
+    def cell_values(self) -> dict[str, str]:
+        """This trial's grid values as short labels: `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
+        return {key: _short(value) for key, value in self.cell.items()}
+
+    def cell_label(self) -> str:
+        """`activation=elu, scaler=standard` (the MLflow tag that groups a cell's seeds)."""
+        return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in self.cell_values().items()) or "(one cell)"
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:

@@ -1,9 +1,8 @@
-"""What `mlpsuite run` shows: a live progress bar, the trial table, the final summary."""
+"""What the terminal shows: a live progress bar, the trial table, the comparison as rich tables."""
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -11,7 +10,9 @@ from rich.table import Table
 
 from mlpsuite.config import Trial
 from mlpsuite.executors.local import Event
-from mlpsuite.results import TrialResult
+
+if TYPE_CHECKING:  # pandas, scipy and MLflow load only when a comparison is shown
+    from mlpsuite.analysis import Comparison
 
 
 class GridProgress:
@@ -69,19 +70,40 @@ def trial_table(trials: list[Trial]) -> Table:
     return table
 
 
-def summary_table(results: list[tuple[Trial, TrialResult]]) -> Table:
-    """Per backend: trials, failed, mean final val_loss, median step time."""
-    by_backend: dict[str, list[TrialResult]] = defaultdict(list)
-    for trial, result in results:
-        by_backend[trial.backend].append(result)
-    table = Table(title="summary of this run")
-    for column in ("backend", "trials", "failed", "mean final val_loss", "median step ms"):
-        table.add_column(column, justify="right" if column != "backend" else "left")
-    for backend, backend_results in by_backend.items():
-        ok = [r for r in backend_results if r.status == "FINISHED"]
-        val = [r.history["val_loss"][-1] for r in ok if r.history.get("val_loss")]
-        steps = [r.step_time_ms for r in ok if r.step_time_ms is not None]
-        table.add_row(backend, str(len(backend_results)), str(len(backend_results) - len(ok)),
-                      f"{statistics.fmean(val):.4f}" if val else "-",
-                      f"{statistics.median(steps):.2f}" if steps else "-")
+def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool = False) -> list:
+    """What a grid ends with in the terminal: the ranking, the parity line, the speed table
+    (and, for `mlpsuite compare`, the paired effects). Fits 100 columns."""
+    from mlpsuite.analysis import ALL_BACKENDS
+    from mlpsuite.report import better, effect_rows, parity_line, ranking_rows, speed_lines, speed_rows
+
+    header, rows = ranking_rows(comparison, max_rows)
+    if not rows:
+        shown = [f"{comparison.experiment}: no FINISHED trial, nothing to rank"]
+    else:
+        keep = [0, 1, 2, 3, *(i for i, h in enumerate(header) if h in ("test_accuracy", "test_r2")), len(header) - 1]
+        title = (f"{comparison.experiment}: ranking by final {comparison.metric} ({better(comparison)} is "
+                 "better; mean ± 95% t-interval over seeds)")
+        shown = [_table(title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows])]
+    if len(comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]) > max_rows:
+        shown.append(f"… {len(rows)} of the cells shown; all in comparison/cells.csv on the parent run")
+    if effects and not comparison.effects.empty:
+        shown.append(_table(f"effects on {comparison.metric} (paired)", *effect_rows(comparison, max_rows)))
+    shown.append(parity_line(comparison))
+    if not comparison.speed.empty:
+        shown.append(_table("speed per backend (medians; × = ratio to the fastest)", *speed_rows(comparison)))
+    shown.extend(speed_lines(comparison))
+    if comparison.n_counted < comparison.n_trials:
+        reasons = ", ".join(f"{row.trials} {row.failure} ({row.backend})"
+                            for row in comparison.failures.itertuples(index=False))
+        shown.append(f"excluded from the statistics: {reasons}")
+    return shown
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for position, column in enumerate(header):
+        table.add_column(column, justify="left" if position in (1,) or column in ("cell", "backend", "key", "level", "vs")
+                         else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table

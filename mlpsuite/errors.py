@@ -11,3 +11,7 @@ class ConfigError(UserError, ValueError):
 
 class StoreError(UserError):
     """A tracking store that cannot be used: an unreachable server, an unknown URI scheme."""
+
+
+class ReportError(UserError):
+    """A comparison asked of what the store does not hold: an unknown experiment, run, key or metric."""

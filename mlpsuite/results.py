@@ -21,7 +21,8 @@ class TrialResult:
     """One trial's outcome.
 
     `history` maps a metric (`loss`, `val_loss`, `accuracy`, `val_accuracy`, `epoch_time_s`)
-    to one value per finished epoch; `test` holds `loss` (and `accuracy`) on the test split.
+    to one value per finished epoch; `test` holds `loss` and `accuracy` (classification) or
+    `r2` and `mae` (regression) on the test split.
     """
 
     key: str
@@ -35,6 +36,7 @@ class TrialResult:
     fit_time_s: float | None = None
     step_time_ms: float | None = None
     steps_per_epoch: int | None = None
+    weights_sha256: str | None = None  # of the initial trainable weights: the parity check
     threads: int | None = None
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
 

@@ -1,21 +1,28 @@
-"""Run a grid: expand, skip what the store already has, execute, record every trial.
+"""Run a grid: expand, skip what the store already has, execute, record, compare.
 
 The coordinator side of the data flow; it never imports Keras or a framework. Events from the
 executor are written to MLflow as they arrive (tracking.py is the only writer) and shown by
-the display.
+the display. A grid is one parent run: running the same set of trial keys again reopens it, and
+every run that completes ends by logging the whole grid's comparison on it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import signal
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlpsuite.config import GridSpec, Trial, expand
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, TrialResult
-from mlpsuite.tracking import TAG_PARENT, Tracker
+from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
+
+if TYPE_CHECKING:
+    from mlpsuite.analysis import Comparison
 
 Display = Callable[[Event], None]
 
@@ -27,6 +34,8 @@ class GridOutcome:
     n_trials: int
     reused: int
     interrupted: bool = False
+    invocation: int = 1
+    comparison: Comparison | None = None
 
     @property
     def failed(self) -> int:
@@ -44,18 +53,50 @@ def unique_trials(trials: list[Trial]) -> list[Trial]:
 def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,
              force: bool = False, display: Display | None = None,
              on_plan: Callable[[int, int], None] | None = None) -> GridOutcome:
-    """Run every trial of `spec` not already FINISHED in its experiment (all with `force`)."""
+    """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
+    then log the comparison of the whole grid on its parent run."""
     trials = unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
     finished = set() if force else tracker.finished_trial_keys(experiment_id)
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo))
-    parent = tracker.start_grid(experiment_id, spec, config_path, len(trials), len(trials) - len(todo))
-    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo))
-    recorder = _Recorder(tracker, experiment_id, parent, outcome, display)
+    parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
+    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation)
+    recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
     _execute(LocalExecutor(jobs), todo, recorder, tracker, experiment_id, parent, outcome)
+    if outcome.interrupted:
+        return outcome
+    try:
+        tracker.log_invocation(parent, invocation, {"trials_run": len(outcome.results),
+                                                    "trials_failed": outcome.failed,
+                                                    "trials_reused": outcome.reused})
+        outcome.comparison = log_comparison(tracker, spec.name, parent, invocation)
+    except KeyboardInterrupt:  # every trial is recorded; the next run writes the report
+        tracker.end_run(parent, "KILLED")
+        outcome.interrupted = True
+        return outcome
+    tracker.end_run(parent, "FINISHED")
     return outcome
+
+
+def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str,
+                   step: int | None = None) -> Comparison:
+    """Compute the grid's comparison and log it on its parent: files under `comparison/`,
+    headline metrics and the Markdown description the MLflow UI shows."""
+    began = time.perf_counter()
+    from mlpsuite.analysis import compare
+    from mlpsuite.report import NOTE_ROWS, markdown, write_report
+
+    comparison = compare(tracker, experiment, parent_run_id)
+    if step is None:
+        step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))
+    with tempfile.TemporaryDirectory(prefix="mlpsuite-comparison-") as folder:
+        write_report(comparison, Path(folder))
+        # What the report itself cost (reads, statistics, figures): benchmarks/report.py reads it.
+        metrics = {**comparison.headline_metrics(), "report_time_s": time.perf_counter() - began}
+        tracker.log_report(parent_run_id, Path(folder), metrics, markdown(comparison, NOTE_ROWS), step)
+    return comparison
 
 
 def rerun(tracker: Tracker, run_id: str, jobs: int = 1,
@@ -84,18 +125,28 @@ class _Recorder:
     """Turns executor events into MLflow writes, as they happen."""
 
     def __init__(self, tracker: Tracker, experiment_id: str, parent: str | None,
-                 outcome: GridOutcome, display: Display | None, extra_tags: dict | None = None):
+                 outcome: GridOutcome, display: Display | None, extra_tags: dict | None = None,
+                 supersede: bool = False):
         self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
         self.outcome, self.display, self.extra_tags = outcome, display, extra_tags
+        self.supersede = supersede
         self.run_ids: dict[str, str] = {}
+        self.fresh_workers: dict[int, float] = {}  # slot -> start-up seconds, until its first trial
 
     def __call__(self, event: Event) -> None:
-        if event.kind == "started":
-            self._run_id(event.trial)
+        if event.kind == "ready":
+            self.fresh_workers[event.slot] = event.payload.get("start_s", event.payload.get("import_s"))
+        elif event.kind == "started":
+            run_id = self._run_id(event.trial)
+            if self.fresh_workers.get(event.slot) is not None:
+                self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
         elif event.kind == "epoch":
             self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
         elif event.kind == "finished":
-            self.tracker.finish_trial(self._run_id(event.trial), event.result)
+            run_id = self._run_id(event.trial)
+            self.tracker.finish_trial(run_id, event.result)
+            if self.supersede and event.result.status == "FINISHED":
+                self.tracker.supersede(self.experiment_id, event.trial.key, run_id)
             self.outcome.results.append((event.trial, event.result))
         if self.display:
             self.display(event)
@@ -124,11 +175,6 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
         if not isinstance(stop, KeyboardInterrupt):
             raise
         outcome.interrupted = True
-    else:
-        if parent:
-            tracker.end_run(parent, "FINISHED", {"trials_run": len(outcome.results),
-                                                 "trials_failed": outcome.failed,
-                                                 "trials_reused": outcome.reused})
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)

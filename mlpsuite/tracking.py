@@ -1,13 +1,18 @@
-"""All MLflow writes (and the reads that resume and rerun need). The only module that writes.
+"""Every MLflow read and write. The only module that talks to MLflow.
 
-One parent run per `mlpsuite run` (tag `mlpsuite.kind=grid`), one child run per trial
+One parent run per grid (tag `mlpsuite.kind=grid`; its identity is the experiment plus the set
+of its trial keys, so running the same grid again reopens it), one child run per trial
 (`mlpsuite.kind=trial`) with dotted params, identity tags, per-epoch metrics (`step=epoch`,
-batched with `log_batch`) and the resolved trial as `trial.json`.
+batched with `log_batch`) and the resolved trial as `trial.json`. The comparison of a grid is
+logged on its parent (`log_report`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import os
 import tempfile
 import time
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
@@ -31,6 +36,13 @@ TAG_BACKEND = "mlpsuite.backend"
 TAG_SEED = "mlpsuite.seed"
 TAG_FAILURE = "mlpsuite.failure"
 TAG_PARENT = "mlflow.parentRunId"
+TAG_GRID_KEY = "mlpsuite.grid_key"
+TAG_INVOCATIONS = "mlpsuite.invocations"
+TAG_CELL = "mlpsuite.cell"
+TAG_SUPERSEDED = "mlpsuite.superseded_by"
+TAG_WEIGHTS = "mlpsuite.weights_sha256"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+GRID_MANIFEST = "grid.json"
 T = TypeVar("T")
 
 
@@ -141,19 +153,36 @@ class Tracker:
 
     # ------------------------------------------------------------ the grid's parent run
 
-    def start_grid(self, experiment_id: str, spec: GridSpec, config_path: Path,
-                   n_trials: int, n_reused: int) -> str:
+    def open_grid(self, experiment_id: str, spec: GridSpec, config_path: Path,
+                  trials: list[Trial]) -> tuple[str, int]:
+        """The grid's parent run, reopened if this set of trial keys has one, else new.
+
+        Returns the run id and which invocation of the grid this is (1 for a new parent).
+        """
+        key = grid_key(trials)
+        found = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'")
+        if found:
+            parent = max(found, key=lambda run: run.info.start_time)
+            invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
+            _retrying(self.client.update_run, parent.info.run_id, status="RUNNING")
+            self._set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation)})
+            return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
-                        tags={TAG_KIND: "grid", "mlpsuite.config_file": str(config_path)})
+                        tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
+                              "mlpsuite.config_file": str(config_path)})
         run_id = run.info.run_id
-        params = {"grid_size": n_trials, "reused_trials": n_reused,
-                  "backends": ",".join(spec.backends), "seeds": ",".join(map(str, spec.seeds)),
-                  "grid_keys": ",".join(spec.grid) or "(none)"}
+        params = {"grid_size": len(trials), "backends": ",".join(spec.backends),
+                  "seeds": ",".join(map(str, spec.seeds)), "grid_keys": ",".join(spec.grid) or "(none)"}
         _retrying(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
         if config_path.is_file():
             _retrying(self.client.log_artifact, run_id, str(config_path))
         _retrying(self.client.log_dict, run_id, spec.model_dump(mode="json"), "resolved_config.json")
-        return run_id
+        _retrying(self.client.log_dict, run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
+        return run_id, 1
+
+    def log_invocation(self, run_id: str, invocation: int, metrics: dict[str, float]) -> None:
+        """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
+        self._log_metrics(run_id, {**metrics, "invocations": invocation}, step=invocation)
 
     def end_run(self, run_id: str, status: str, metrics: dict[str, float] | None = None) -> None:
         if metrics:
@@ -165,32 +194,47 @@ class Tracker:
     def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
                     extra_tags: dict[str, str] | None = None) -> str:
         tags = {TAG_KIND: "trial", TAG_KEY: trial.key, TAG_BACKEND: trial.backend,
-                TAG_SEED: str(trial.seed), **(extra_tags or {})}
+                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **(extra_tags or {})}
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
         run = _retrying(self.client.create_run, experiment_id, run_name=trial.label(), tags=tags)
         run_id = run.info.run_id
         params = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
         _retrying(self.client.log_batch, run_id, params=params)
+        _retrying(self.client.log_inputs, run_id, [_dataset_input(trial)])
         _retrying(self.client.log_dict, run_id, trial.model_dump(mode="json"), "trial.json")
         return run_id
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         self._log_metrics(run_id, metrics, step=epoch)
 
+    def log_worker_start(self, run_id: str, seconds: float) -> None:
+        """On the first trial of a fresh worker: what starting it cost (process + import)."""
+        self._log_metrics(run_id, {"worker_start_s": seconds}, step=0)
+
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
         finals = {f"test_{name}": value for name, value in result.test.items()}
         finals.update({name: value for name, value in (
             ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
             ("step_time_ms", result.step_time_ms)) if value is not None})
+        finals.update(_curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
+        if result.weights_sha256:
+            tags[TAG_WEIGHTS] = result.weights_sha256
         if result.failure:
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if tags:
             self._set_tags(run_id, tags)
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals)
+
+    def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
+        """Tag the older FINISHED runs of a trial that `--force` ran again."""
+        older = self.search(experiment_id, f"tags.`{TAG_KEY}` = '{trial_key}' and attributes.status = 'FINISHED'")
+        for run in older:
+            if run.info.run_id != new_run_id and TAG_SUPERSEDED not in run.data.tags:
+                self._set_tags(run.info.run_id, {TAG_SUPERSEDED: new_run_id})
 
     def kill(self, run_id: str, reason: str) -> None:
         self._set_tags(run_id, {TAG_FAILURE: reason})
@@ -205,12 +249,102 @@ class Tracker:
         if batch:
             _retrying(self.client.log_batch, run_id, metrics=batch)
 
-    # ------------------------------------------------------------ reading back (rerun)
+    # ------------------------------------------------------------ reading back
 
     def load_trial(self, run_id: str) -> tuple[Trial, Any]:
         """The logged `trial.json` of a run, and the run itself."""
         run = _retrying(self.client.get_run, run_id)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = _retrying(self.client.download_artifacts, run_id, "trial.json", scratch)
-            trial = Trial.model_validate_json(Path(path).read_text(encoding="utf-8"))
+        trial = Trial.model_validate(self.load_json(run_id, "trial.json"))
         return trial, run
+
+    def load_json(self, run_id: str, artifact: str) -> Any:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = _retrying(self.client.download_artifacts, run_id, artifact, scratch)
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+
+    def find_experiment(self, name: str) -> str | None:
+        experiment = _retrying(self.client.get_experiment_by_name, name)
+        return experiment.experiment_id if experiment is not None else None
+
+    def experiment_names(self) -> list[str]:
+        return sorted(e.name for e in _retrying(self.client.search_experiments, max_results=1000))
+
+    def grid_parents(self, experiment_id: str) -> list:
+        """The experiment's grid runs, the most recently active first."""
+        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid'")
+        return sorted(runs, key=lambda run: max(run.info.start_time, run.info.end_time or 0), reverse=True)
+
+    def get_run(self, run_id: str):
+        return _retrying(self.client.get_run, run_id)
+
+    def trial_runs(self, experiment_id: str, keys: set[str]) -> list:
+        """Every trial run (any status) of the experiment whose key is in `keys`."""
+        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
+        return [run for run in runs if run.data.tags.get(TAG_KEY) in keys]
+
+    def metric_histories(self, run_ids: list[str], name: str) -> dict[str, list[float]]:
+        """run id -> the metric's values ordered by step (epoch)."""
+        histories = {}
+        for run_id in run_ids:
+            history = _retrying(self.client.get_metric_history, run_id, name)
+            histories[run_id] = [m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+        return histories
+
+    # ------------------------------------------------------------ the comparison on the parent
+
+    def log_report(self, run_id: str, folder: Path, metrics: dict[str, float], note: str,
+                   step: int) -> None:
+        """The comparison's files under `comparison/`, its headline metrics and the description."""
+        _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
+        self._log_metrics(run_id, metrics, step=step)
+        self._set_tags(run_id, {TAG_NOTE: note[:60000]})
+
+
+def grid_key(trials: list[Trial]) -> str:
+    """A grid's identity within its experiment: the set of its trial keys."""
+    return hashlib.sha256(",".join(sorted({t.key for t in trials})).encode()).hexdigest()[:16]
+
+
+def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, Any]:
+    """What the comparison needs to know of the grid: its keys and each trial's cell."""
+    return {"grid_key": key, "experiment": spec.name, "grid_keys": list(spec.grid),
+            "backends": list(spec.backends), "seeds": list(spec.seeds),
+            "trials": [{"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
+                       for t in trials]}
+
+
+def _curve_summary(history: dict[str, list[float]]) -> dict[str, float]:
+    """Best validation loss and its epoch, and the first epoch's time next to a steady one's."""
+    summary: dict[str, float] = {}
+    watched_name = "val_loss" if history.get("val_loss") else "loss"
+    watched = history.get(watched_name) or []
+    finite = [i for i, value in enumerate(watched) if math.isfinite(value)]
+    if finite:
+        best = min(finite, key=lambda i: watched[i])
+        summary["best_epoch"] = best + 1
+        if watched_name == "val_loss":
+            summary["best_val_loss"] = watched[best]
+    times = history.get("epoch_time_s") or []
+    if times:
+        summary["first_epoch_time_s"] = times[0]
+    if len(times) > 1:
+        steady = sorted(times[1:])
+        summary["steady_epoch_time_s"] = steady[len(steady) // 2]
+    return summary
+
+
+def _dataset_input(trial: Trial) -> DatasetInput:
+    """The trial's data as an MLflow dataset input (the UI's Datasets column and grouping)."""
+    spec = trial.dataset
+    path = Path(spec.name)
+    if path.is_file():
+        name, source_type = path.stem, "local"
+        source = json.dumps({"uri": path.resolve().as_uri()})
+        digest = trial.data_sha256 or ""
+    else:
+        name, source_type = spec.name, "code"
+        source = json.dumps({"tags": {"mlpsuite.dataset": spec.name}})
+        identity = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    dataset = Dataset(name=name, digest=digest, source_type=source_type, source=source)
+    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])

@@ -7,6 +7,7 @@ TensorFlow, PyTorch and JAX see the same numbers in the same order.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Callable
@@ -98,6 +99,7 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     result = TrialResult(key=trial.key, backend=active_backend(), threads=threads,
                          versions=_versions(), steps_per_epoch=steps)
     result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+    result.weights_sha256 = weights_sha256(model)
 
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     fit_began = time.perf_counter()
@@ -114,6 +116,8 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
         return result
     result.test = {name: float(value) for name, value in model.evaluate(
         data.X_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}
+    if data.task == "regression":
+        result.test.update(regression_scores(model, data.X_test, data.y_test))
     return result
 
 
@@ -184,6 +188,25 @@ def _loss_on(model: keras.Model, X: np.ndarray, y: np.ndarray) -> float:
     """The loss before any update: the parity probe (same weights -> same number everywhere)."""
     logs = model.evaluate(X, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
     return float(logs["loss"])
+
+
+def weights_sha256(model: keras.Model) -> str:
+    """A hash of the trainable weights as float32 bytes, in layer order: equal hashes on two
+    backends mean bit-identical starting points (the scaler's statistics are left out)."""
+    digest = hashlib.sha256()
+    for variable in model.trainable_weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable), dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def regression_scores(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """R² and MAE of the predictions on (X, y), pooled over outputs as scikit-learn does."""
+    predicted = np.asarray(model.predict(X, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float64)
+    target = np.asarray(y, dtype=np.float64).reshape(predicted.shape)
+    residual = float(np.sum((target - predicted) ** 2))
+    spread = float(np.sum((target - target.mean(axis=0)) ** 2))
+    r2 = 1.0 - residual / spread if spread > 0 else float("nan")
+    return {"r2": r2, "mae": float(np.mean(np.abs(target - predicted)))}
 
 
 def _step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:

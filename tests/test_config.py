@@ -20,7 +20,7 @@ def test_quickstart_expands_to_the_full_cross_product():
     n_cells = 1
     for values in spec.grid.values():
         n_cells *= len(values)
-    assert len(trials) == len(spec.backends) * len(spec.seeds) * n_cells == 18
+    assert len(trials) == len(spec.backends) * len(spec.seeds) * n_cells == 27
     assert len({t.key for t in trials}) == len(trials)
     cells = {tuple(sorted(t.cell.items())) for t in trials}
     assert ("model.activation", "elu") in {item for cell in cells for item in cell}
@@ -137,7 +137,7 @@ def test_dry_run_prints_the_trial_table_and_writes_nothing(tmp_path, monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert cli.main(["run", str(QUICKSTART), "--dry-run", "--backends", "torch"]) == 0
     out = capsys.readouterr().out
-    assert "6 trials" in out and out.count("torch") == 6
+    assert "9 trials" in out and out.count("torch") == 9
     assert not (tmp_path / "mlruns").exists()
 
 

@@ -131,3 +131,9 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     runs = trial_runs(uri, "slow")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
+    # The comparison still ends the grid, and says what it left out.
+    assert "no FINISHED trial, nothing to rank" in done.stderr
+    assert "excluded from the statistics: 1 timeout (torch)" in done.stderr
+    parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_excluded"] == 1
+    assert "## Failures" in parent.data.tags["mlflow.note.content"]

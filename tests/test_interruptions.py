@@ -78,9 +78,15 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in _statuses(uri, "interrupted") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 4  # every trial once, none twice
-    parents = MlflowClient(uri).search_runs(
-        [trial_runs(uri, "interrupted")["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
-    assert sorted(p.info.status for p in parents) == ["FINISHED", "KILLED"]
+    runs = trial_runs(uri, "interrupted")
+    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    # One grid, one parent: the resume reopened it, and every trial hangs under it.
+    assert [p.info.status for p in parents] == ["FINISHED"]
+    parent = parents[0]
+    assert parent.data.tags["mlpsuite.invocations"] == "2"
+    assert set(runs["tags.mlflow.parentRunId"]) == {parent.info.run_id}
+    assert parent.data.metrics["trials_counted"] == 4 and parent.data.metrics["trials_excluded"] == 0
+    assert "4 of 4 trials counted" in parent.data.tags["mlflow.note.content"]
 
 
 def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):

@@ -72,6 +72,20 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
     downloaded = client.download_artifacts(runs[0].info.run_id, "trial.json", str(tmp_path))
     with open(downloaded, encoding="utf-8") as logged:
         assert json.load(logged)["backend"] == "jax"
+    # The comparison on the parent run, read back through the server.
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+    assert parent.info.status == "FINISHED"
+    assert "Best cell: activation=" in parent.data.tags["mlflow.note.content"]
+    assert parent.data.metrics["trials_counted"] == 2 and "step_time_ms_jax" in parent.data.metrics
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert {"comparison/cells.csv", "comparison/report.md", "comparison/curves.png"} <= listed
+    report = client.download_artifacts(parent.info.run_id, "comparison/report.md", str(tmp_path))
+    with open(report, encoding="utf-8") as text:
+        assert "## Ranking (pooled over backends)" in text.read()
+    compared = run_mlpsuite("compare", "served", "--format", "json", "--tracking-uri", mlflow_server,
+                            cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert json.loads(compared.stdout)["parent_run_id"] == parent.info.run_id
 
 
 def test_mlpsuite_ui_serves_the_store_on_localhost(tmp_path):

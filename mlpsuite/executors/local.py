@@ -52,6 +52,7 @@ class _Worker:
     backend: str
     process: subprocess.Popen
     stderr_path: Path
+    spawned_at: float = dataclasses.field(default_factory=time.monotonic)
     ready: bool = False
     trial: Trial | None = None
     started_at: float | None = None
@@ -156,6 +157,8 @@ class LocalExecutor:
         if kind == "ready":
             worker.ready = True
             self._start_failures[worker.backend] = 0
+            # Process start, Python and the framework import: what a fresh worker costs.
+            message["start_s"] = time.monotonic() - worker.spawned_at
             handle(Event("ready", worker.slot, worker.backend, payload=message))
         elif kind == "started":
             worker.started_at = time.monotonic()

@@ -1,0 +1,131 @@
+"""Figures of a grid's comparison (matplotlib, Agg): each a function of the real runs' numbers.
+
+`comparison_figures` writes them into a folder; the runner logs that folder on the parent run.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: figures go to files and to MLflow
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mlpsuite.analysis import ALL_BACKENDS, Comparison, finished, mean_interval  # noqa: E402
+
+MAX_CELLS_SHOWN = 10
+TINY = 1e-16  # where a relative difference of exactly 0 sits on a log axis
+
+
+def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
+    """Every figure that has data, as PNG files in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    made = []
+    for name, draw in (("curves", loss_curves), ("final_metric", final_metric),
+                       ("parity", backend_parity), ("speed", backend_speed)):
+        figure = draw(comparison)
+        if figure is not None:
+            path = folder / f"{name}.png"
+            figure.savefig(path, dpi=100, bbox_inches="tight")
+            plt.close(figure)
+            made.append(path)
+    return made
+
+
+def _ranked_cells(comparison: Comparison) -> list[str]:
+    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
+    return list(pooled["cell"])[:MAX_CELLS_SHOWN] if len(pooled) else []
+
+
+def loss_curves(comparison: Comparison):
+    """Mean loss per epoch of each cell (seeds and backends pooled) with its 95% interval band."""
+    cells = _ranked_cells(comparison)
+    ok = finished(comparison.frame)
+    if not cells or not comparison.curves:
+        return None
+    metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for cell in cells:
+        curves = [comparison.curves.get(run_id) or [] for run_id in ok[ok["cell"] == cell]["run_id"]]
+        epochs = min((len(c) for c in curves), default=0)
+        if epochs == 0:
+            continue
+        intervals = [mean_interval([c[e] for c in curves]) for e in range(epochs)]
+        x = np.arange(1, epochs + 1)
+        mean = np.array([i.mean for i in intervals])
+        line, = axes.plot(x, mean, label=cell)
+        low = np.array([i.low if math.isfinite(i.low) else i.mean for i in intervals])
+        high = np.array([i.high if math.isfinite(i.high) else i.mean for i in intervals])
+        axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
+    axes.set(xlabel="epoch", ylabel=f"{metric} (mean, 95% band over seeds)", yscale="log",
+             title=f"{comparison.experiment}: {metric} per cell"
+                   + (f" (best {len(cells)} shown)" if len(cells) < _n_cells(comparison) else ""))
+    axes.legend(fontsize="small")
+    return figure
+
+
+def _n_cells(comparison: Comparison) -> int:
+    return int((comparison.cells["backend"] == ALL_BACKENDS).sum()) if not comparison.cells.empty else 0
+
+
+def final_metric(comparison: Comparison):
+    """The ranking metric per cell: mean and 95% interval, best at the top."""
+    if comparison.cells.empty or f"{comparison.metric}_mean" not in comparison.cells:
+        return None
+    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS].iloc[::-1]
+    metric = comparison.metric
+    mean = pooled[f"{metric}_mean"].to_numpy()
+    low = np.where(np.isnan(pooled[f"{metric}_low"]), mean, pooled[f"{metric}_low"])
+    high = np.where(np.isnan(pooled[f"{metric}_high"]), mean, pooled[f"{metric}_high"])
+    figure, axes = plt.subplots(figsize=(8, 0.45 * len(pooled) + 1.5))
+    positions = np.arange(len(pooled))
+    axes.errorbar(mean, positions, xerr=[mean - low, high - mean], fmt="o", capsize=3)
+    axes.set_yticks(positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"])])
+    axes.set(xlabel=f"final {metric} (mean, 95% t-interval over seeds)",
+             title=f"{comparison.experiment}: ranking by {metric}")
+    return figure
+
+
+def backend_parity(comparison: Comparison):
+    """One cell's training loss on each backend, and their relative difference per epoch."""
+    if comparison.parity.empty:
+        return None
+    cell, seed = comparison.parity.iloc[0][["cell", "seed"]]
+    ok = finished(comparison.frame)
+    runs = ok[(ok["cell"] == cell) & (ok["seed"] == seed)].sort_values("backend")
+    curves = {row["backend"]: comparison.losses.get(row["run_id"]) or [] for _, row in runs.iterrows()}
+    epochs = min(len(c) for c in curves.values())
+    if epochs == 0:
+        return None
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+    x = np.arange(1, epochs + 1)
+    for backend, curve in curves.items():
+        top.plot(x, curve[:epochs], label=backend, linestyle="-" if backend == "tensorflow" else "--")
+    stacked = np.array([c[:epochs] for c in curves.values()])
+    spread = (stacked.max(axis=0) - stacked.min(axis=0)) / np.abs(stacked).max(axis=0)
+    bottom.plot(x, np.maximum(spread, TINY), marker="o")
+    top.set(ylabel="training loss", title=f"{comparison.experiment}: {cell}, seed {seed} on each backend")
+    top.legend()
+    bottom.set(xlabel="epoch", ylabel="relative difference", yscale="log")
+    return figure
+
+
+def backend_speed(comparison: Comparison):
+    """Median step time and median trial wall time per backend."""
+    speed = comparison.speed
+    if speed.empty:
+        return None
+    figure, (steps, trials) = plt.subplots(1, 2, figsize=(9, 3.5))
+    steps.bar(speed["backend"], speed["step_time_ms"])
+    steps.set(ylabel="ms/step (median)", title="training step")
+    trials.bar(speed["backend"], speed["trial_time_s"], label="whole trial")
+    trials.bar(speed["backend"], speed["first_epoch_overhead_s"].fillna(0), label="first-epoch overhead")
+    trials.set(ylabel="s/trial (median)", title="trial wall time")
+    trials.legend(fontsize="small")
+    figure.suptitle(f"{comparison.experiment}: speed per backend")
+    return figure

@@ -1,0 +1,210 @@
+"""A comparison as text and files: Markdown, CSV, JSON, and the folder logged on the parent run.
+
+The terminal (display.py), the parent run's description and `mlpsuite compare` all say the same
+numbers; this module words them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
+
+TABLES = ("cells", "effects", "parity", "speed", "failures")
+NOTE_ROWS = 10
+
+
+def number(value: Any) -> str:
+    """4 significant digits; '–' for a missing value."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def with_interval(mean: float, low: float, high: float, n: int | None = None) -> str:
+    """`0.412 ± 0.018 (95% t, n=5)`; `0.412 (n=1)` where one seed gives no interval."""
+    count = f"n={n}" if n is not None else ""
+    if not math.isfinite(low):
+        return f"{number(mean)}" + (f" ({count})" if count else "")
+    return f"{number(mean)} ± {number((high - low) / 2)}" + (f" (95% t, {count})" if count else "")
+
+
+def better(comparison: Comparison) -> str:
+    return "lower" if comparison.direction == "min" else "higher"
+
+
+def headline(comparison: Comparison) -> list[str]:
+    """The answer in a few sentences: best cell, parity, speed, what was excluded."""
+    lines = [f"{comparison.n_counted} of {comparison.n_trials} trials counted"
+             + (f"; {comparison.n_trials - comparison.n_counted} excluded (failed or not run, "
+                "see Failures)" if comparison.n_counted < comparison.n_trials else "")
+             + f". Ranked by final {comparison.metric} ({better(comparison)} is better)."]
+    best = comparison.best()
+    if best is not None:
+        m = comparison.metric
+        rivals = comparison.cells[(comparison.cells["backend"] == ALL_BACKENDS)
+                                  & comparison.cells["overlaps_best"] & (comparison.cells["rank"] > 1)]
+        lines.append(f"Best cell: {best['cell']}, {m} "
+                     f"{with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))}"
+                     + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
+                        else f"; intervals overlapping it: {', '.join(rivals['cell'])}." if len(rivals)
+                        else "; no other cell's interval overlaps it."))
+    lines.append(parity_line(comparison))
+    lines.extend(speed_lines(comparison))
+    return [line for line in lines if line]
+
+
+def parity_line(comparison: Comparison) -> str:
+    summary = parity_summary(comparison.parity)
+    dropout = (f" {summary['not_expected']} (cell, seed) pairs with dropout are not expected to "
+               "agree and are not counted." if summary.get("not_expected") else "")
+    if not summary.get("compared"):
+        return ("Backend parity: no (cell, seed) ran on two backends." if not dropout
+                else "Backend parity:" + dropout)
+    return (f"Backend parity: largest relative difference of the initial and every epoch's loss "
+            f"{number(summary['worst'])} (median {number(summary['median'])}) over "
+            f"{summary['compared']} (cell, seed) pairs; initial weights identical in "
+            f"{summary['weights_matched']} of {summary['compared']}.{dropout}")
+
+
+def speed_lines(comparison: Comparison) -> list[str]:
+    speed = comparison.speed
+    if len(speed) < 2:
+        return []
+    per_step = speed.sort_values("step_time_ms").iloc
+    per_trial = speed.sort_values("trial_time_s").iloc
+    return [f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step, "
+            f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
+            f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
+            f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']})."]
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def markdown(comparison: Comparison, max_rows: int | None = None) -> str:
+    """The whole report; `max_rows` shortens the long tables (the run description)."""
+    parts = [f"# {comparison.experiment}: comparison of grid run {comparison.parent_run_id}", "",
+             *headline(comparison), "", "## Ranking (pooled over backends)", "",
+             _markdown_table(*ranking_rows(comparison, max_rows))]
+    if not comparison.effects.empty:
+        parts += ["", f"## Effects on {comparison.metric} (paired on seed and the other grid keys; "
+                  "a seed's backends averaged)",
+                  "", _markdown_table(*effect_rows(comparison, max_rows))]
+    if not comparison.parity.empty:
+        parts += ["", "## Backend parity (worst pairs first)", "",
+                  _markdown_table(*parity_rows(comparison, max_rows))]
+    if not comparison.speed.empty:
+        parts += ["", "## Speed per backend (medians; × = ratio to the fastest; 1st-epoch extra = "
+                  "compile and tracing, the first epoch minus a steady one)", "",
+                  _markdown_table(*speed_rows(comparison))]
+    if not comparison.failures.empty:
+        parts += ["", "## Failures (excluded from the statistics)", "",
+                  _markdown_table(list(comparison.failures.columns),
+                                  [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)])]
+    return "\n".join(parts) + "\n"
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the pooled ranking: one column per metric, `mean ± half-width`."""
+    cells = comparison.cells
+    if cells.empty or "rank" not in cells:
+        return ["cell"], []
+    pooled = cells[cells["backend"] == ALL_BACKENDS]
+    metrics = [comparison.metric] + [m for m in CELL_METRICS if m != comparison.metric and f"{m}_mean" in cells]
+    header = ["rank", "cell", "n", *metrics, "overlaps best"]
+    rows = [[str(int(row["rank"])), row["cell"], str(int(row["n"])) + ("" if row["n"] == row["trials"]
+                                                                      else f" ({int(row['trials'])} runs)"),
+             *[with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]) for m in metrics],
+             "yes" if row["overlaps_best"] else ""]
+            for _, row in pooled.head(max_rows or len(pooled)).iterrows()]
+    return header, rows
+
+
+def effect_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+    header = ["key", "level", "vs", "pairs", "difference [95%]", "p (paired t)", "p (Wilcoxon)", "p (Holm)"]
+    rows = [[row["key"], str(row["level"]), str(row["reference"]), str(int(row["n_pairs"])),
+             f"{number(row['mean_diff'])} [{number(row['diff_low'])}, {number(row['diff_high'])}]",
+             number(row["p_ttest"]), number(row["p_wilcoxon"]), number(row["p_holm"])]
+            for _, row in comparison.effects.head(max_rows or len(comparison.effects)).iterrows()]
+    return header, rows
+
+
+def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+    parity = comparison.parity.assign(
+        _worst=lambda p: p[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)).sort_values(
+        ["expected_to_agree", "_worst"], ascending=[False, False])
+    header = ["cell", "seed", "backends", "weights identical", "initial loss", "worst epoch", "epochs", "note"]
+    rows = [[row["cell"], str(row["seed"]), row["backends"], "yes" if row["weights_match"] else "NO",
+             number(row["initial_rel_diff"]), number(row["max_epoch_rel_diff"]), str(row["epochs_compared"]),
+             "" if row["expected_to_agree"] else "dropout: not expected to agree"]
+            for _, row in parity.head(max_rows or len(parity)).iterrows()]
+    return header, rows
+
+
+def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    header = ["backend", "trials", "ms/step", "×", "1st-epoch extra s", "s/trial", "×", "worker start s"]
+    rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
+             number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
+             number(row["worker_start_s"])]
+            for _, row in comparison.speed.iterrows()]
+    return header, rows
+
+
+# ---------------------------------------------------------------- CSV, JSON, the folder
+
+
+def tables(comparison: Comparison) -> dict[str, pd.DataFrame]:
+    return {name: getattr(comparison, name) for name in TABLES}
+
+
+def as_json(comparison: Comparison) -> str:
+    """Stable keys, plain numbers (NaN as null): for scripts."""
+    payload = {"experiment": comparison.experiment, "parent_run_id": comparison.parent_run_id,
+               "metric": comparison.metric, "better": better(comparison), "grid_keys": comparison.grid_keys,
+               "trials": comparison.n_trials, "trials_counted": comparison.n_counted,
+               "parity_summary": parity_summary(comparison.parity),
+               **{name: _records(table) for name, table in tables(comparison).items()}}
+    return json.dumps(_plain(payload), indent=2, allow_nan=False)
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(table.to_json(orient="records")) if not table.empty else []
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_report(comparison: Comparison, folder: Path, figures: bool = True) -> list[Path]:
+    """cells.csv, effects.csv, parity.csv, speed.csv, failures.csv, report.md and the figures."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, table in tables(comparison).items():
+        path = folder / f"{name}.csv"
+        table.to_csv(path, index=False)
+        written.append(path)
+    (folder / "report.md").write_text(markdown(comparison), encoding="utf-8")
+    written.append(folder / "report.md")
+    if figures:
+        from mlpsuite.plots import comparison_figures
+
+        written += comparison_figures(comparison, folder)
+    return written
