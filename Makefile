@@ -15,6 +15,7 @@ test: $(INSTALLED)
 
 benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/overhead.py
+	$(VENV_PYTHON) benchmarks/report.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui
