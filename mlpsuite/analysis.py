@@ -36,6 +36,14 @@ RUN_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "test_loss", "tes
                "fit_time_s", "first_epoch_time_s", "steady_epoch_time_s", "worker_start_s")
 ALL_BACKENDS = "all"
 NOT_RUN = "not run"
+# Frame columns a grid key must not overwrite (the top-level `loss` key meets the `loss` metric).
+_RESERVED = {"key", "backend", "seed", "cell", "status", "run_id", "failure", "weights_sha256",
+             "trial_time_s", "dropout", *RUN_METRICS}
+
+
+def grid_column(grid_key: str) -> str:
+    """The frame column holding a grid key's values: the key itself unless a metric has that name."""
+    return f"{grid_key} (grid)" if grid_key in _RESERVED else grid_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,7 +129,7 @@ def grid_frame(manifest: dict[str, Any], runs: list) -> pd.DataFrame:
     rows = []
     for trial in manifest["trials"]:
         row = {"key": trial["key"], "backend": trial["backend"], "seed": trial["seed"],
-               "cell": cell_label(trial["cell"]), **trial["cell"]}
+               "cell": cell_label(trial["cell"]), **{grid_column(k): v for k, v in trial["cell"].items()}}
         run = counted_run(by_key.get(trial["key"], []))
         rows.append({**row, **(_run_fields(run) if run is not None else {"status": "MISSING",
                                                                          "failure": NOT_RUN})})
@@ -171,7 +179,7 @@ def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str) -> pd.Dat
     to ~1e-6, so they are one sample, not several.
     """
     ok = finished(frame)
-    metrics = [m for m in CELL_METRICS if ok[m].notna().any()]
+    metrics = [m for m in dict.fromkeys([metric, *CELL_METRICS]) if m in ok and ok[m].notna().any()]
     groups = [(cell, ALL_BACKENDS, group) for cell, group in ok.groupby("cell", sort=False)]
     if ok["backend"].nunique() > 1:
         groups += [(cell, backend, group) for (cell, backend), group in ok.groupby(["cell", "backend"], sort=False)]
@@ -372,7 +380,7 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
     manifest = _manifest(tracker, parent.info.run_id)
     keys = {trial["key"] for trial in manifest["trials"]}
     frame = grid_frame(manifest, tracker.trial_runs(experiment_id, keys))
-    grid_keys = list(manifest["grid_keys"])
+    grid_keys = [grid_column(key) for key in manifest["grid_keys"]]
     metric = _checked_metric(frame, metric)
     ok = finished(frame)
     curve_metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
@@ -423,6 +431,7 @@ def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:
 def _checked_keys(grid_keys: list[str], by: str | None) -> list[str]:
     if by is None:
         return grid_keys
+    by = grid_column(by)
     if by not in grid_keys:
         raise ReportError(f"--by {by}: not a grid key of this grid; allowed: {', '.join(grid_keys) or '(none: one cell)'}")
     return [by]

@@ -128,6 +128,10 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         console.print("interrupted: in-flight runs marked KILLED; run again to finish the grid")
         return EXIT_INTERRUPTED
+    if outcome.report_error:
+        console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
+                      f"mlpsuite compare {spec.name} --log tries again")
+        return EXIT_FAILED
     return EXIT_FAILED if args.strict and outcome.failed else 0
 
 
@@ -136,7 +140,12 @@ def _compare(args: argparse.Namespace) -> int:
     from mlpsuite.tracking import Tracker, resolve_uri
 
     tracker = Tracker(resolve_uri(args.tracking_uri))
-    comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
+    if args.log:
+        from mlpsuite.runner import log_comparison
+
+        comparison = log_comparison(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
+    else:
+        comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
     _print_comparison(comparison, args.format)
     if args.out is not None:
         from mlpsuite.report import write_report
@@ -144,9 +153,6 @@ def _compare(args: argparse.Namespace) -> int:
         written = write_report(comparison, args.out)
         print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
     if args.log:
-        from mlpsuite.runner import log_comparison
-
-        log_comparison(tracker, args.experiment, comparison.parent_run_id)
         print(f"logged the comparison on parent run {comparison.parent_run_id}", file=sys.stderr)
     return 0
 

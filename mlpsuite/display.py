@@ -80,7 +80,8 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     if not rows:
         shown = [f"{comparison.experiment}: no FINISHED trial, nothing to rank"]
     else:
-        keep = [0, 1, 2, 3, *(i for i, h in enumerate(header) if h in ("test_accuracy", "test_r2")), len(header) - 1]
+        wanted = [0, 1, 2, 3, *(i for i, h in enumerate(header) if h in ("test_accuracy", "test_r2")), len(header) - 1]
+        keep = list(dict.fromkeys(wanted))
         title = (f"{comparison.experiment}: ranking by final {comparison.metric} ({better(comparison)} is "
                  "better; mean ± 95% t-interval over seeds)")
         shown = [_table(title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows])]

@@ -122,7 +122,7 @@ def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[l
     if cells.empty or "rank" not in cells:
         return ["cell"], []
     pooled = cells[cells["backend"] == ALL_BACKENDS]
-    metrics = [comparison.metric] + [m for m in CELL_METRICS if m != comparison.metric and f"{m}_mean" in cells]
+    metrics = [m for m in dict.fromkeys([comparison.metric, *CELL_METRICS]) if f"{m}_mean" in cells]
     header = ["rank", "cell", "n", *metrics, "overlaps best"]
     rows = [[str(int(row["rank"])), row["cell"], str(int(row["n"])) + ("" if row["n"] == row["trials"]
                                                                       else f" ({int(row['trials'])} runs)"),

@@ -12,6 +12,7 @@ import dataclasses
 import signal
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,7 @@ class GridOutcome:
     interrupted: bool = False
     invocation: int = 1
     comparison: Comparison | None = None
+    report_error: str | None = None
 
     @property
     def failed(self) -> int:
@@ -76,19 +78,24 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
         tracker.end_run(parent, "KILLED")
         outcome.interrupted = True
         return outcome
+    except Exception as error:  # a bug in the report must not leave the parent RUNNING
+        traceback.print_exc()
+        outcome.report_error = f"{type(error).__name__}: {error}".splitlines()[0]
+        tracker.set_tags(parent, {"mlpsuite.report_error": outcome.report_error[:5000]})
     tracker.end_run(parent, "FINISHED")
     return outcome
 
 
-def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str,
-                   step: int | None = None) -> Comparison:
+def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
+                   step: int | None = None, by: str | None = None, metric: str | None = None) -> Comparison:
     """Compute the grid's comparison and log it on its parent: files under `comparison/`,
     headline metrics and the Markdown description the MLflow UI shows."""
     began = time.perf_counter()
     from mlpsuite.analysis import compare
     from mlpsuite.report import NOTE_ROWS, markdown, write_report
 
-    comparison = compare(tracker, experiment, parent_run_id)
+    comparison = compare(tracker, experiment, parent_run_id, by=by, metric=metric)
+    parent_run_id = comparison.parent_run_id
     if step is None:
         step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))
     with tempfile.TemporaryDirectory(prefix="mlpsuite-comparison-") as folder:

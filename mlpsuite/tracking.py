@@ -165,7 +165,7 @@ class Tracker:
             parent = max(found, key=lambda run: run.info.start_time)
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             _retrying(self.client.update_run, parent.info.run_id, status="RUNNING")
-            self._set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation)})
+            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation)})
             return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
@@ -226,7 +226,7 @@ class Tracker:
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if tags:
-            self._set_tags(run_id, tags)
+            self.set_tags(run_id, tags)
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals)
 
     def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
@@ -234,13 +234,13 @@ class Tracker:
         older = self.search(experiment_id, f"tags.`{TAG_KEY}` = '{trial_key}' and attributes.status = 'FINISHED'")
         for run in older:
             if run.info.run_id != new_run_id and TAG_SUPERSEDED not in run.data.tags:
-                self._set_tags(run.info.run_id, {TAG_SUPERSEDED: new_run_id})
+                self.set_tags(run.info.run_id, {TAG_SUPERSEDED: new_run_id})
 
     def kill(self, run_id: str, reason: str) -> None:
-        self._set_tags(run_id, {TAG_FAILURE: reason})
+        self.set_tags(run_id, {TAG_FAILURE: reason})
         _retrying(self.client.set_terminated, run_id, status=RunStatus.to_string(RunStatus.KILLED))
 
-    def _set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+    def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         _retrying(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -297,7 +297,7 @@ class Tracker:
         """The comparison's files under `comparison/`, its headline metrics and the description."""
         _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
         self._log_metrics(run_id, metrics, step=step)
-        self._set_tags(run_id, {TAG_NOTE: note[:60000]})
+        self.set_tags(run_id, {TAG_NOTE: note[:60000]})
 
 
 def grid_key(trials: list[Trial]) -> str:

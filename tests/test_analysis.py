@@ -8,7 +8,7 @@ import pytest
 from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
 from scipy import stats
 
-from mlpsuite.analysis import (ALL_BACKENDS, cell_table, counted_run, effect_table, failure_table,
+from mlpsuite.analysis import (ALL_BACKENDS, cell_table, counted_run, effect_table, failure_table, grid_column,
                                grid_frame, holm, mean_interval, paired_difference, parity_table,
                                relative_spread, speed_table)
 
@@ -171,3 +171,18 @@ def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded()
     assert sorted(zip(failures["failure"], failures["trials"])) == [("diverged", 1), ("not run", 1)]
     cells = cell_table(frame, [], "val_loss")
     assert list(cells["trials"]) == [1]  # only the FINISHED trial is in the statistics
+
+
+def test_a_grid_over_the_loss_key_does_not_overwrite_the_loss_metric():
+    manifest = {"grid_keys": ["loss"], "trials": [
+        {"key": f"{name}-{seed}", "backend": "jax", "seed": seed, "cell": {"loss": name}}
+        for name in ("mse", "mae") for seed in range(2)]}
+    runs = [_run(f"{name}-{seed}", loss=value + seed) for name, value in (("mse", 1.0), ("mae", 3.0))
+            for seed in range(2)]
+    frame = grid_frame(manifest, runs)
+    column = grid_column("loss")
+    assert column == "loss (grid)" and set(frame[column]) == {"mse", "mae"}
+    cells = cell_table(frame, [column], "loss")
+    assert list(cells["cell"]) == ["loss=mse", "loss=mae"] and list(cells["loss_mean"]) == [1.5, 3.5]
+    effects = effect_table(frame, column, [column], "loss")
+    assert list(effects["level"]) == ["mae"] and effects["mean_diff"].iloc[0] == pytest.approx(2.0)

@@ -127,6 +127,11 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     assert "## Ranking (pooled over backends)" in as_markdown.stdout
     assert "| 1 | learning_rate=0.01 | 3 (6 runs) |" in as_markdown.stdout
 
+    logged = run_mlpsuite("compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path)
+    assert logged.returncode == 0, logged.stderr[-2000:]
+    parent = grid["client"].get_run(grid["parent"].info.run_id)
+    assert "best_test_loss" in parent.data.metrics  # the report was rewritten onto the parent
+
 
 @pytest.mark.parametrize("args, expected", [
     (["nope"], "no experiment 'nope'"),
