@@ -271,7 +271,12 @@ def parity_table(frame: pd.DataFrame, losses: dict[str, list[float]]) -> pd.Data
                      "max_epoch_rel_diff": max(spreads, default=math.nan),
                      "worst_epoch": int(np.argmax(spreads)) + 1 if spreads else None,
                      "epochs_compared": epochs})
-    return pd.DataFrame(rows)
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    worst = table[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)
+    order = sorted(range(len(table)), key=lambda i: (not table["expected_to_agree"][i], -worst[i]))
+    return table.iloc[order].reset_index(drop=True)  # compared pairs first, worst first
 
 
 def parity_summary(parity: pd.DataFrame) -> dict[str, float]:
@@ -294,15 +299,16 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend: medians of step time, first-epoch overhead (compile and tracing: the first
     epoch minus a steady one), trial wall time and worker start-up, each with its ratio to the
     fastest backend."""
-    ok = finished(frame).assign(
-        first_epoch_overhead_s=lambda f: f["first_epoch_time_s"] - f["steady_epoch_time_s"])
+    # Timing noise can make a backend without compilation come out a hair below 0.
+    ok = finished(frame).assign(first_epoch_overhead_s=lambda f: (
+        f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0))
     if ok.empty:
         return pd.DataFrame()
     table = ok.groupby("backend").agg(
         trials=("key", "size"), **{column: (column, "median") for column in SPEED_COLUMNS}).reset_index()
-    for column in SPEED_COLUMNS:
+    for column in SPEED_COLUMNS:  # no ratio to a fastest of 0 (a backend that compiles nothing)
         fastest = table[column].min()
-        table[f"{column}_x"] = table[column] / fastest if fastest and fastest > 0 else math.nan
+        table[f"{column}_x"] = table[column] / fastest if fastest > 0 else math.nan
     return table.sort_values("trial_time_s").reset_index(drop=True)
 
 

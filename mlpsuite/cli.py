@@ -121,13 +121,14 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.comparison is not None:
         for shown in comparison_view(outcome.comparison):
             console.print(shown)
-    console.print(f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
-                  f"{len(outcome.results)} run, {outcome.failed} failed, {outcome.reused} reused; "
-                  f"the comparison is on the parent run. Browse: mlpsuite ui; again: "
-                  f"mlpsuite compare {spec.name}")
+    counts = (f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
+              f"{len(outcome.results)} run, {outcome.failed} failed, {outcome.reused} reused")
     if outcome.interrupted:
-        console.print("interrupted: in-flight runs marked KILLED; run again to finish the grid")
+        console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
+                      "run the same command again to finish the grid")
         return EXIT_INTERRUPTED
+    console.print(f"{counts}; the comparison is on the parent run. Browse: mlpsuite ui; "
+                  f"again: mlpsuite compare {spec.name}")
     if outcome.report_error:
         console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
                       f"mlpsuite compare {spec.name} --log tries again")
@@ -139,7 +140,7 @@ def _compare(args: argparse.Namespace) -> int:
     from mlpsuite.analysis import compare
     from mlpsuite.tracking import Tracker, resolve_uri
 
-    tracker = Tracker(resolve_uri(args.tracking_uri))
+    tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     if args.log:
         from mlpsuite.runner import log_comparison
 
@@ -172,7 +173,8 @@ def _print_comparison(comparison, output_format: str) -> None:
         from mlpsuite.display import comparison_view
 
         console = Console() if Console().is_terminal else Console(width=100)
-        console.print("\n".join(report.headline(comparison)[:2]))
+        console.print("\n".join(line for line in (report.counted_line(comparison),
+                                                   report.best_line(comparison)) if line))
         for shown in comparison_view(comparison, max_rows=30, effects=True):
             console.print(shown)
 

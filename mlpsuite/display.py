@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -72,39 +73,86 @@ def trial_table(trials: list[Trial]) -> Table:
 
 def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool = False) -> list:
     """What a grid ends with in the terminal: the ranking, the parity line, the speed table
-    (and, for `mlpsuite compare`, the paired effects). Fits 100 columns."""
+    (and, for `mlpsuite compare`, the paired effects). Fits 80 columns for short cell names."""
+    from mlpsuite import report
     from mlpsuite.analysis import ALL_BACKENDS
-    from mlpsuite.report import better, effect_rows, parity_line, ranking_rows, speed_lines, speed_rows
 
-    header, rows = ranking_rows(comparison, max_rows)
-    if not rows:
-        shown = [f"{comparison.experiment}: no FINISHED trial, nothing to rank"]
-    else:
-        wanted = [0, 1, 2, 3, *(i for i, h in enumerate(header) if h in ("test_accuracy", "test_r2")), len(header) - 1]
-        keep = list(dict.fromkeys(wanted))
-        title = (f"{comparison.experiment}: ranking by final {comparison.metric} ({better(comparison)} is "
-                 "better; mean ± 95% t-interval over seeds)")
-        shown = [_table(title, [header[i] for i in keep], [[row[i] for i in keep] for row in rows])]
-    if len(comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]) > max_rows:
-        shown.append(f"… {len(rows)} of the cells shown; all in comparison/cells.csv on the parent run")
+    shown: list = [ranking_table(comparison, max_rows)]
+    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
+    if len(pooled) > max_rows:
+        shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all in comparison/cells.csv")
+    shown.append(report.small_sample_line(comparison))
     if effects and not comparison.effects.empty:
-        shown.append(_table(f"effects on {comparison.metric} (paired)", *effect_rows(comparison, max_rows)))
-    shown.append(parity_line(comparison))
+        shown.extend(effects_tables(comparison, max_rows))
+    shown.append(report.parity_line(comparison))
     if not comparison.speed.empty:
-        shown.append(_table("speed per backend (medians; × = ratio to the fastest)", *speed_rows(comparison)))
-    shown.extend(speed_lines(comparison))
+        shown.append(speed_table(comparison))
+    shown.extend(report.speed_lines(comparison))
     if comparison.n_counted < comparison.n_trials:
         reasons = ", ".join(f"{row.trials} {row.failure} ({row.backend})"
                             for row in comparison.failures.itertuples(index=False))
         shown.append(f"excluded from the statistics: {reasons}")
-    return shown
+    return [item for item in shown if item != ""]
 
 
-def _table(title: str, header: list[str], rows: list[list[str]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for position, column in enumerate(header):
-        table.add_column(column, justify="left" if position in (1,) or column in ("cell", "backend", "key", "level", "vs")
-                         else "right", overflow="fold")
-    for row in rows:
-        table.add_row(*row)
+def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
+    """Rank, cell, seeds, the ranking metric and one other, `mean ± half-width`."""
+    from mlpsuite.analysis import ALL_BACKENDS
+    from mlpsuite.report import better, with_interval
+
+    cells = comparison.cells
+    if cells.empty or "rank" not in cells:
+        return f"{comparison.experiment}: no FINISHED trial, nothing to rank"
+    metric = comparison.metric
+    second = next((m for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
+                   if m != metric and f"{m}_mean" in cells), None)
+    columns = [metric] + ([second] if second else [])
+    table = _table(f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
+                   ["#", "cell", "n", *columns, "≈ best"],
+                   caption="mean ± 95% t-interval over n seeds; ≈ best: interval overlaps the best one's")
+    for _, row in cells[cells["backend"] == ALL_BACKENDS].head(max_rows).iterrows():
+        table.add_row(str(int(row["rank"])), row["cell"], str(int(row["n"])),
+                      *[with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]) for m in columns],
+                      "yes" if row["overlaps_best"] else "")
+    return table
+
+
+def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
+    """Per grid key, each level against the key's best level, paired on seed and the other keys."""
+    from mlpsuite.report import number
+
+    tables = []
+    for key, effects in comparison.effects.groupby("key", sort=False):
+        table = _table(f"paired effects of {key} on {comparison.metric}",
+                       ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm"],
+                       caption="p: paired t-test, Wilcoxon, t-test Holm-adjusted over the levels")
+        for _, row in effects.head(max_rows).iterrows():
+            table.add_row(f"{row['level']} − {row['reference']}", str(int(row["n_pairs"])),
+                          number(row["mean_diff"], 3), f"[{number(row['diff_low'], 3)}, {number(row['diff_high'], 3)}]",
+                          number(row["p_ttest"], 2), number(row["p_wilcoxon"], 2), number(row["p_holm"], 2))
+        tables.append(table)
+    return tables
+
+
+def speed_table(comparison: Comparison) -> Table:
+    from mlpsuite.report import number
+
+    table = _table("speed per backend (medians)",
+                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s"],
+                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up")
+    for _, row in comparison.speed.iterrows():
+        table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),
+                      number(row["step_time_ms_x"], 3), number(row["first_epoch_overhead_s"], 2),
+                      number(row["trial_time_s"], 3), number(row["trial_time_s_x"], 3),
+                      number(row["worker_start_s"], 2))
+    return table
+
+
+def _table(title: str, header: list[str], caption: str | None = None) -> Table:
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in header:
+        text = column in ("cell", "backend", "level − best")
+        # Numbers never wrap mid-value; names wrap when the terminal is narrow.
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text)
     return table

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
 
@@ -19,11 +20,11 @@ TABLES = ("cells", "effects", "parity", "speed", "failures")
 NOTE_ROWS = 10
 
 
-def number(value: Any) -> str:
-    """4 significant digits; '–' for a missing value."""
+def number(value: Any, digits: int = 4) -> str:
+    """`digits` significant digits; '–' for a missing value."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def with_interval(mean: float, low: float, high: float, n: int | None = None) -> str:
@@ -39,24 +40,44 @@ def better(comparison: Comparison) -> str:
 
 
 def headline(comparison: Comparison) -> list[str]:
-    """The answer in a few sentences: best cell, parity, speed, what was excluded."""
-    lines = [f"{comparison.n_counted} of {comparison.n_trials} trials counted"
-             + (f"; {comparison.n_trials - comparison.n_counted} excluded (failed or not run, "
-                "see Failures)" if comparison.n_counted < comparison.n_trials else "")
-             + f". Ranked by final {comparison.metric} ({better(comparison)} is better)."]
-    best = comparison.best()
-    if best is not None:
-        m = comparison.metric
-        rivals = comparison.cells[(comparison.cells["backend"] == ALL_BACKENDS)
-                                  & comparison.cells["overlaps_best"] & (comparison.cells["rank"] > 1)]
-        lines.append(f"Best cell: {best['cell']}, {m} "
-                     f"{with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))}"
-                     + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
-                        else f"; intervals overlapping it: {', '.join(rivals['cell'])}." if len(rivals)
-                        else "; no other cell's interval overlaps it."))
-    lines.append(parity_line(comparison))
-    lines.extend(speed_lines(comparison))
+    """The answer in a few sentences: what was counted, the best cell, parity, speed."""
+    lines = [counted_line(comparison), best_line(comparison), small_sample_line(comparison),
+             parity_line(comparison), *speed_lines(comparison)]
     return [line for line in lines if line]
+
+
+def counted_line(comparison: Comparison) -> str:
+    excluded = comparison.n_trials - comparison.n_counted
+    return (f"{comparison.n_counted} of {comparison.n_trials} trials counted"
+            + (f"; {excluded} failed or not run, excluded from the statistics" if excluded else "")
+            + f". Ranked by final {comparison.metric} ({better(comparison)} is better).")
+
+
+def best_line(comparison: Comparison) -> str:
+    best = comparison.best()
+    if best is None:
+        return ""
+    m = comparison.metric
+    cells = comparison.cells
+    rivals = cells[(cells["backend"] == ALL_BACKENDS) & cells["overlaps_best"] & (cells["rank"] > 1)]
+    return (f"Best cell: {best['cell']}, {m} "
+            f"{with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))}"
+            + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
+               else f"; intervals overlapping it: {', '.join(rivals['cell'])}." if len(rivals)
+               else "; no other cell's interval overlaps it."))
+
+
+def small_sample_line(comparison: Comparison) -> str:
+    """Few seeds make wide t-intervals and floor Wilcoxon's p: say so next to the numbers."""
+    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else None
+    if pooled is None or pooled.empty:
+        return ""
+    n = int(pooled["n"].min())
+    if n < 2 or n >= 5:
+        return ""
+    return (f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
+            f"wide, and a paired Wilcoxon test cannot give p below {2 / 2 ** n:.3g}; add seeds to "
+            "separate close cells.")
 
 
 def parity_line(comparison: Comparison) -> str:
@@ -97,7 +118,7 @@ def markdown(comparison: Comparison, max_rows: int | None = None) -> str:
                   "a seed's backends averaged)",
                   "", _markdown_table(*effect_rows(comparison, max_rows))]
     if not comparison.parity.empty:
-        parts += ["", "## Backend parity (worst pairs first)", "",
+        parts += ["", "## Backend parity (relative differences across backends; worst pairs first)", "",
                   _markdown_table(*parity_rows(comparison, max_rows))]
     if not comparison.speed.empty:
         parts += ["", "## Speed per backend (medians; × = ratio to the fastest; 1st-epoch extra = "
@@ -142,13 +163,12 @@ def effect_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[li
 
 
 def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
-    parity = comparison.parity.assign(
-        _worst=lambda p: p[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)).sort_values(
-        ["expected_to_agree", "_worst"], ascending=[False, False])
-    header = ["cell", "seed", "backends", "weights identical", "initial loss", "worst epoch", "epochs", "note"]
+    parity = comparison.parity
+    header = ["cell", "seed", "backends", "weights identical", "initial loss", "epochs (max)", "at epoch",
+              "epochs", "note"]
     rows = [[row["cell"], str(row["seed"]), row["backends"], "yes" if row["weights_match"] else "NO",
-             number(row["initial_rel_diff"]), number(row["max_epoch_rel_diff"]), str(row["epochs_compared"]),
-             "" if row["expected_to_agree"] else "dropout: not expected to agree"]
+             number(row["initial_rel_diff"]), number(row["max_epoch_rel_diff"]), number(row["worst_epoch"]),
+             str(row["epochs_compared"]), "" if row["expected_to_agree"] else "dropout: not expected to agree"]
             for _, row in parity.head(max_rows or len(parity)).iterrows()]
     return header, rows
 

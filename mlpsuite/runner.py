@@ -67,23 +67,28 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation)
     recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
     _execute(LocalExecutor(jobs), todo, recorder, tracker, experiment_id, parent, outcome)
-    if outcome.interrupted:
-        return outcome
+    if not outcome.interrupted:
+        _close_grid(tracker, spec.name, outcome)
+    return outcome
+
+
+def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None:
+    """Count this invocation, log the whole grid's comparison, end the parent FINISHED."""
+    parent = outcome.parent_run_id
     try:
-        tracker.log_invocation(parent, invocation, {"trials_run": len(outcome.results),
-                                                    "trials_failed": outcome.failed,
-                                                    "trials_reused": outcome.reused})
-        outcome.comparison = log_comparison(tracker, spec.name, parent, invocation)
+        tracker.log_invocation(parent, outcome.invocation, {"trials_run": len(outcome.results),
+                                                            "trials_failed": outcome.failed,
+                                                            "trials_reused": outcome.reused})
+        outcome.comparison = log_comparison(tracker, experiment, parent, outcome.invocation)
     except KeyboardInterrupt:  # every trial is recorded; the next run writes the report
         tracker.end_run(parent, "KILLED")
         outcome.interrupted = True
-        return outcome
+        return
     except Exception as error:  # a bug in the report must not leave the parent RUNNING
         traceback.print_exc()
         outcome.report_error = f"{type(error).__name__}: {error}".splitlines()[0]
         tracker.set_tags(parent, {"mlpsuite.report_error": outcome.report_error[:5000]})
     tracker.end_run(parent, "FINISHED")
-    return outcome
 
 
 def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import tempfile
@@ -46,12 +47,19 @@ GRID_MANIFEST = "grid.json"
 T = TypeVar("T")
 
 
-def resolve_uri(cli_uri: str | None = None) -> str:
-    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns."""
+def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the SQLite store in ./mlruns.
+
+    With `create=False` (commands that only read) a SQLite file that does not exist is an
+    error, not a new empty store in whatever folder the command ran from.
+    """
     uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     local = _sqlite_path(uri)
-    if local is not None:
+    if local is not None and create:
         local.parent.mkdir(parents=True, exist_ok=True)
+    elif local is not None and not local.is_file():
+        raise StoreError(f"tracking URI {uri}: no store at {local.resolve()} (paths are relative to the "
+                         "current folder); run mlpsuite run there first, or pass --tracking-uri")
     return uri
 
 
@@ -112,6 +120,8 @@ class Tracker:
     """Writes one grid's runs to one MLflow store."""
 
     def __init__(self, uri: str):
+        # "Creating initial MLflow database tables..." on a new store: noise on our stderr.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.uri = uri
         _check_server(uri)
         try:

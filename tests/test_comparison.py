@@ -162,3 +162,11 @@ def test_running_the_grid_again_reopens_its_parent_and_force_supersedes(grid):
     comparison = compare(Tracker(uri), "rates", grid["parent"].info.run_id)
     assert comparison.n_trials == comparison.n_counted == 12  # one counted run per key
     assert not set(comparison.frame["run_id"]) & set(superseded["run_id"])
+
+
+def test_compare_without_a_store_says_so_and_creates_none(tmp_path):
+    done = run_mlpsuite("compare", "quickstart", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()]  # one line
+    assert "no store at" in done.stderr and "--tracking-uri" in done.stderr
+    assert not (tmp_path / "mlruns").exists()
