@@ -11,11 +11,13 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError, field_validator,
+                      model_validator)
 
 from mlpsuite import __version__
 from mlpsuite.data import check_dataset, dataset_task
@@ -29,10 +31,16 @@ BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "tor
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
 FREE_FORM_KEYS = ("dataset.options",)
+MAX_SEED = 2**32 - 1  # NumPy's generators take seeds in [0, 2**32)
+# A seed NumPy can take; YAML lists become tuples, but their items stay strict.
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+IntTuple = Annotated[tuple[StrictInt, ...], Strict(False)]
+SeedTuple = Annotated[tuple[Seed, ...], Strict(False)]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: no "false" -> True, no true -> 1, no "0.1" -> 0.1; NaN and infinity refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DatasetSpec(_Section):
@@ -40,7 +48,7 @@ class DatasetSpec(_Section):
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.1, ge=0, lt=1)
     target: str | None = None
-    seed: int = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
+    seed: Seed = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
     options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
 
     @model_validator(mode="after")
@@ -71,14 +79,26 @@ class ActivationSpec(_Section):
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             raise ValueError(f"{name} takes {', '.join(allowed) or 'no parameters'}; got {unknown}")
-        params = {key: allowed[key](value) for key, value in sorted(self.params.items())}
+        params = {key: _strict_value(allowed[key], value, f"{name}.{key}") for key, value in sorted(self.params.items())}
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "params", params)
         return self
 
 
+def _strict_value(kind: type, value: Any, where: str) -> Any:
+    """An activation parameter as its type, without coercion ('false' is not False)."""
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return float(value)
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    expected = "true or false" if kind is bool else "a number"
+    raise ValueError(f"{where} must be {expected}, got {value!r}")
+
+
 class ModelSpec(_Section):
-    hidden: tuple[int, ...] = (64, 64)
+    hidden: IntTuple = (64, 64)
     activation: ActivationSpec = ActivationSpec(name="relu")
     scaler: str = "standard"
     initializer: str = "glorot_uniform"
@@ -138,7 +158,7 @@ class GridSpec(_Section):
     training: TrainingSpec = TrainingSpec()
     loss: Literal["auto", "sparse_categorical_crossentropy", "mse", "mae", "huber"] = "auto"
     backends: tuple[str, ...] = BACKENDS
-    seeds: tuple[int, ...] = (0,)
+    seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
 
     @field_validator("backends", mode="before")
@@ -190,7 +210,7 @@ class Trial(_Section):
     training: TrainingSpec
     loss: str
     backend: str
-    seed: int
+    seed: Seed
     cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
     data_sha256: str | None = None
 
@@ -243,13 +263,32 @@ def _short(value: Any) -> str:
 # ---------------------------------------------------------------- loading
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.safe_load`, except that a key given twice in one mapping is an error: plain YAML
+    keeps the last one silently, so a grid would run only one of the two values."""
+
+
+def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen and key != "<<":
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; each key may appear once per mapping", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
     """Read and validate a grid YAML; `backends` ("tf,jax") overrides its `backends`."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
