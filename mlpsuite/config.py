@@ -20,7 +20,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, Validatio
                       model_validator)
 
 from mlpsuite import __version__
-from mlpsuite.data import check_dataset, dataset_task
+from mlpsuite.data import check_dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
 from mlpsuite.registry import ACTIVATION_PARAMS, SCALER_NAMES, canonical_name
@@ -304,6 +304,7 @@ def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
     except ValidationError as error:
         raise ConfigError(_one_line(error, GridSpec, path)) from None
     _check_grid_cells(spec, path)
+    _check_grid_data(spec, path)
     return spec
 
 
@@ -352,6 +353,30 @@ def _check_grid_cells(spec: GridSpec, path: Path) -> None:
             _cell_spec(spec, {key: value}, path)
 
 
+def _check_grid_data(spec: GridSpec, path: Path) -> None:
+    """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
+    missing target, NaN features, one class, too few rows or bad generator options fail here,
+    before any store exists, not as FAILED runs."""
+    checked: set[str] = set()
+    for cell in _cells(spec):
+        dataset = _cell_spec(spec, cell, path).dataset
+        identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
+        if identity in checked:
+            continue
+        checked.add(identity)
+        try:
+            load_dataset(dataset.name, seed=dataset.seed, test_size=dataset.test_size,
+                         val_size=dataset.val_size, target=dataset.target, **dataset.options)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
+
+
+def _cells(spec: GridSpec) -> list[dict[str, Any]]:
+    """The grid's cells: one dict of grid values each, in the cross product's order."""
+    keys = list(spec.grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
+
+
 def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
     raw = spec.model_dump(mode="python")
     for key, value in cell.items():
@@ -373,8 +398,7 @@ def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
 
 def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
-    keys = list(spec.grid)
-    cells = [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
+    cells = _cells(spec)
     # Per cell, not per trial: resolving the loss and hashing reads a data file whole.
     cell_fields = []
     for cell in cells:

@@ -242,16 +242,16 @@ def _read_file(path: Path, target: str | None):
 
 
 def _read_npz(path: Path):
-    try:
+    try:  # np.load reads a file that is not a zip archive as a pickle, and refuses it
         with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in ("X", "y") if key not in archive.files]
-            if missing:
-                raise ValueError(f"{path}: missing arrays {missing}; found {archive.files}")
-            X, y = archive["X"], archive["y"]
-    except ValueError:
-        raise
+            arrays = {key: archive[key] for key in ("X", "y") if key in archive.files}
+            found = list(archive.files)
     except Exception as error:
-        raise ValueError(f"{path}: cannot read: {_first_line(error)}") from None
+        raise ValueError(f"{path}: cannot read as an .npz archive: {_first_line(error)}") from None
+    missing = [key for key in ("X", "y") if key not in arrays]
+    if missing:
+        raise ValueError(f"{path}: missing arrays {missing}; found {found}")
+    X, y = arrays["X"], arrays["y"]
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
         raise ValueError(f"{path}: expected X of shape (rows, features) and y of shape (rows,), "
                          f"got {X.shape} and {y.shape}")

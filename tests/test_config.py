@@ -212,3 +212,67 @@ def test_unusable_tracking_uri_is_one_line_exit_2(uri, message, capsys):
     assert cli.main(["run", str(QUICKSTART), "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
+
+
+def _write_data(directory: Path, name: str) -> str:
+    """A malformed data file of each kind; returns its file name."""
+    import numpy as np
+
+    rows = "\n".join(f"{i % 7}.5,{i % 3},{i % 2}" for i in range(20))
+    files = {
+        "no_target.csv": "x1,x2,label\n" + rows,
+        "string_features.csv": "x1,colour,target\n" + "\n".join(f"{i}.0,red,{i % 2}" for i in range(20)),
+        "nan_features.csv": "x1,x2,target\n1.0,,0\n" + rows,
+        "one_class.csv": "x1,x2,target\n" + "\n".join(f"{i}.0,{i}.5,1" for i in range(20)),
+        "few_rows.csv": "x1,x2,target\n1.0,2.0,0\n2.0,3.0,1\n",
+        "missing_target.csv": "x1,x2,target\n1.0,2.0,\n" + rows,
+        "corrupt.npz": b"this is not a zip archive",
+        "corrupt.parquet": b"PAR1 not really parquet",
+    }
+    if name == "no_arrays.npz":
+        np.savez(directory / name, A=np.zeros((4, 2)))
+    else:
+        content = files[name]
+        target = directory / name
+        target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
+    return name
+
+
+BAD_DATA = {
+    "no_target.csv": ("", "dataset: no_target.csv: no target column 'target'; pass target= one of ['x1', 'x2', 'label']"),
+    "string_features.csv": ("", "non-numeric feature columns ['colour']"),
+    "nan_features.csv": ("", "NaN or infinite feature values in columns ['x2']"),
+    "one_class.csv": ("", "classification needs at least 2 classes, got 1"),
+    "few_rows.csv": ("", "rows are too few"),
+    "missing_target.csv": ("", "1 missing target values"),
+    "corrupt.npz": ("", "dataset: corrupt.npz: cannot read"),
+    "corrupt.parquet": ("", "dataset: corrupt.parquet: cannot read"),
+    "no_arrays.npz": ("", "missing arrays ['X', 'y']"),
+    "named target absent": ("target: price", "no target column 'price'"),
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_file_is_one_line_exit_2_before_any_store(case, dry_run, tmp_path, monkeypatch, capsys):
+    extra, expected = BAD_DATA[case]
+    name = _write_data(tmp_path, case if case.endswith((".csv", ".npz", ".parquet")) else "no_target.csv")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    dataset = f"{{name: {name}" + (f", {extra}" if extra else "") + "}"
+    (tmp_path / "bad.yaml").write_text(f"name: x\ndataset: {dataset}\nbackends: [torch]\n", encoding="utf-8")
+    code = cli.main(["run", "bad.yaml", *(["--dry-run"] if dry_run else [])])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: dataset: "), err
+    assert expected in err, err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_bad_generator_options_in_a_grid_value_fail_before_any_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yaml").write_text(
+        "name: x\ndataset: {name: spirals}\ngrid: {dataset.options.n_samples: [200, -5]}\n", encoding="utf-8")
+    assert cli.main(["run", "bad.yaml", "--tracking-uri", f"sqlite:///{tmp_path}/s/m.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset: spirals: bad options" in err and "'n_samples': -5" in err, err
+    assert not (tmp_path / "s").exists()
