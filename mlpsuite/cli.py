@@ -185,7 +185,7 @@ def _rerun(args: argparse.Namespace) -> int:
 
     from mlflow.exceptions import MlflowException
 
-    tracker = Tracker(resolve_uri(args.tracking_uri))
+    tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     try:
         trial, result, new_run_id, difference = rerun(tracker, args.run_id)
     except MlflowException as error:
@@ -199,7 +199,7 @@ def _rerun(args: argparse.Namespace) -> int:
 def _ui(args: argparse.Namespace) -> int:
     from mlpsuite.tracking import resolve_uri
 
-    uri = resolve_uri(args.tracking_uri)
+    uri = resolve_uri(args.tracking_uri, create=False)
     print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port)]

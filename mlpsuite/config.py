@@ -161,6 +161,17 @@ class GridSpec(_Section):
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _safe_experiment_name(cls, name):
+        """The name is also a folder under the store's artifact root: it must stay inside it."""
+        if not name.strip():
+            raise ValueError("must not be blank")
+        if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+            raise ValueError(f"{name!r} would leave the store's artifact folder; allowed: a name without "
+                             "'/', '\\' or control characters, other than '.' and '..'")
+        return name
+
     @field_validator("backends", mode="before")
     @classmethod
     def _known_backends(cls, backends):

@@ -144,7 +144,11 @@ class Tracker:
         local = _sqlite_path(self.uri)
         if local is None:
             return None  # a server decides where artifacts go
-        return (local.parent / "artifacts" / name).resolve().as_uri()
+        root = (local.parent / "artifacts").resolve()
+        folder = (root / name).resolve()
+        if folder.parent != root:  # config validation refuses such names; never write outside
+            raise StoreError(f"experiment name {name!r} would put artifacts outside {root}")
+        return folder.as_uri()
 
     def finished_trial_keys(self, experiment_id: str) -> set[str]:
         """Keys of trials with a FINISHED run in the experiment: what resume skips."""

@@ -125,6 +125,10 @@ BAD_CONFIGS = {
                                  "elu.alpha must be a finite number, got nan"),
     "negative seed": ("name: x\ndataset: {name: iris}\nseeds: [0, -1]\n", "seeds.1: Input should be greater than or equal to 0"),
     "seed too large": ("name: x\ndataset: {name: iris}\nseeds: [4294967296]\n", "seeds.0: Input should be less than or equal to 4294967295"),
+    "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
+    "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
+                                          "name: '../../escape' would leave the store's artifact folder"),
+    "experiment name with a backslash": ("name: 'a\\\\b'\ndataset: {name: iris}\n", "would leave the store's artifact folder"),
     "negative split seed": ("name: x\ndataset: {name: iris, seed: -2}\n", "dataset.seed: Input should be greater than or equal to 0"),
 }
 

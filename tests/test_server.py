@@ -89,6 +89,9 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
 
 
 def test_mlpsuite_ui_serves_the_store_on_localhost(tmp_path):
+    from mlpsuite.tracking import Tracker, resolve_uri
+
+    Tracker(resolve_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"))  # the store a run leaves
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     process = subprocess.Popen(mlpsuite_command("ui", "--port", str(port)), cwd=tmp_path, env=env,
@@ -101,7 +104,16 @@ def test_mlpsuite_ui_serves_the_store_on_localhost(tmp_path):
             data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert b"Default" in response.read()
-        assert (tmp_path / "mlruns" / "mlflow.db").exists()  # the default store, in ./mlruns
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("command", [["ui", "--port", "5999"], ["rerun", "0123456789abcdef"]], ids=["ui", "rerun"])
+def test_ui_and_rerun_never_create_a_store(tmp_path, command):
+    done = run_mlpsuite(*command, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "no store at" in done.stderr, done.stderr
+    assert not (tmp_path / "mlruns").exists()
+    typo = run_mlpsuite(*command, "--tracking-uri", f"sqlite:///{tmp_path}/mlrun/mlflow.db", cwd=tmp_path)
+    assert typo.returncode == 2 and not (tmp_path / "mlrun").exists()
