@@ -121,14 +121,20 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.comparison is not None:
         for shown in comparison_view(outcome.comparison):
             console.print(shown)
+    if outcome.kept_logs:
+        console.print(f"a worker died: its log is kept in {outcome.kept_logs}")
     counts = (f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
               f"{len(outcome.results)} run, {outcome.failed} failed, {outcome.reused} reused")
     if outcome.interrupted:
         console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
         return EXIT_INTERRUPTED
-    console.print(f"{counts}; the comparison is on the parent run. Browse: mlpsuite ui; "
-                  f"again: mlpsuite compare {spec.name}")
+    from mlpsuite.tracking import run_url
+
+    browse = "" if tracker.uri.startswith(("http://", "https://")) else "mlpsuite ui, then "
+    console.print(f"{counts}; the comparison is on the parent run. Browse: {browse}"
+                  f"{run_url(tracker.uri, outcome.experiment_id, outcome.parent_run_id)} ; "
+                  f"again: mlpsuite compare {spec.name}", soft_wrap=True)
     if outcome.report_error:
         console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
                       f"mlpsuite compare {spec.name} --log tries again")
@@ -200,7 +206,9 @@ def _ui(args: argparse.Namespace) -> int:
     from mlpsuite.tracking import resolve_uri
 
     uri = resolve_uri(args.tracking_uri, create=False)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)")
+    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
+          "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "
+          "mlpsuite run printed.")
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
                "--host", "127.0.0.1", "--port", str(args.port)]
     try:

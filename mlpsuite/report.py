@@ -108,26 +108,28 @@ def speed_lines(comparison: Comparison) -> list[str]:
 # ---------------------------------------------------------------- Markdown
 
 
-def markdown(comparison: Comparison, max_rows: int | None = None) -> str:
-    """The whole report; `max_rows` shortens the long tables (the run description)."""
-    parts = [f"# {comparison.experiment}: comparison of grid run {comparison.parent_run_id}", "",
-             *headline(comparison), "", "## Ranking (pooled over backends)", "",
+def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = False) -> str:
+    """The whole report; `short` (the run description the MLflow UI shows first) keeps the
+    answer, the ranking, the effects and the speed, each at most `max_rows` long."""
+    parts = [f"### {comparison.experiment}: comparison of {comparison.n_trials} trials", "",
+             *[f"- {line}" for line in headline(comparison)], "",
+             f"#### Ranking by final {comparison.metric} (mean ± 95% t-interval over n seeds)", "",
              _markdown_table(*ranking_rows(comparison, max_rows))]
     if not comparison.effects.empty:
-        parts += ["", f"## Effects on {comparison.metric} (paired on seed and the other grid keys; "
-                  "a seed's backends averaged)",
-                  "", _markdown_table(*effect_rows(comparison, max_rows))]
-    if not comparison.parity.empty:
-        parts += ["", "## Backend parity (relative differences across backends; worst pairs first)", "",
+        parts += ["", f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
+                  "a seed's backends averaged)", "", _markdown_table(*effect_rows(comparison, max_rows))]
+    if not comparison.parity.empty and not short:
+        parts += ["", "#### Backend parity (relative differences across backends; worst pairs first)", "",
                   _markdown_table(*parity_rows(comparison, max_rows))]
     if not comparison.speed.empty:
-        parts += ["", "## Speed per backend (medians; × = ratio to the fastest; 1st-epoch extra = "
-                  "compile and tracing, the first epoch minus a steady one)", "",
-                  _markdown_table(*speed_rows(comparison))]
+        parts += ["", "#### Speed per backend (medians; × = ratio to the fastest; compile = the first "
+                  "epoch minus a steady one)", "", _markdown_table(*speed_rows(comparison))]
     if not comparison.failures.empty:
-        parts += ["", "## Failures (excluded from the statistics)", "",
+        parts += ["", "#### Failures (excluded from the statistics)", "",
                   _markdown_table(list(comparison.failures.columns),
                                   [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)])]
+    parts += ["", f"Grid run {comparison.parent_run_id}; tables in full under comparison/ "
+              "(cells.csv, effects.csv, parity.csv, speed.csv, failures.csv) with the figures."]
     return "\n".join(parts) + "\n"
 
 
@@ -174,7 +176,7 @@ def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[li
 
 
 def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    header = ["backend", "trials", "ms/step", "×", "1st-epoch extra s", "s/trial", "×", "worker start s"]
+    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s"]
     rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
              number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
              number(row["worker_start_s"])]

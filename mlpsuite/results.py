@@ -30,6 +30,7 @@ class TrialResult:
     status: str = "FINISHED"  # or "FAILED"
     failure: str | None = None
     message: str = ""
+    details: str = ""  # a traceback or a dead worker's last output: the run's failure.txt
     initial_loss: float | None = None
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     test: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -53,5 +54,5 @@ class TrialResult:
         return cls(**payload)
 
     @classmethod
-    def failed(cls, key: str, backend: str, failure: str, message: str = "") -> TrialResult:
-        return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message)
+    def failed(cls, key: str, backend: str, failure: str, message: str = "", details: str = "") -> TrialResult:
+        return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message, details=details)

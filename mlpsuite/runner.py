@@ -38,6 +38,8 @@ class GridOutcome:
     invocation: int = 1
     comparison: Comparison | None = None
     report_error: str | None = None
+    kept_logs: Path | None = None  # the workers' log folder, kept because one died
+    experiment_id: str = ""
 
     @property
     def failed(self) -> int:
@@ -64,9 +66,12 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo))
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
-    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation)
+    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
+                          experiment_id=experiment_id)
     recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
-    _execute(LocalExecutor(jobs), todo, recorder, tracker, experiment_id, parent, outcome)
+    executor = LocalExecutor(jobs)
+    _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
+    outcome.kept_logs = executor.kept_logs
     if not outcome.interrupted:
         _close_grid(tracker, spec.name, outcome)
     return outcome
@@ -107,7 +112,7 @@ def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None 
         write_report(comparison, Path(folder))
         # What the report itself cost (reads, statistics, figures): benchmarks/report.py reads it.
         metrics = {**comparison.headline_metrics(), "report_time_s": time.perf_counter() - began}
-        tracker.log_report(parent_run_id, Path(folder), metrics, markdown(comparison, NOTE_ROWS), step)
+        tracker.log_report(parent_run_id, Path(folder), metrics, markdown(comparison, NOTE_ROWS, short=True), step)
     return comparison
 
 

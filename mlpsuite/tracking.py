@@ -239,6 +239,8 @@ class Tracker:
         if result.failure:
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]
+        if result.details:
+            _retrying(self.client.log_text, run_id, result.details, "failure.txt")
         if tags:
             self.set_tags(run_id, tags)
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals)
@@ -312,6 +314,13 @@ class Tracker:
         _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
         self._log_metrics(run_id, metrics, step=step)
         self.set_tags(run_id, {TAG_NOTE: note[:60000]})
+
+
+def run_url(uri: str, experiment_id: str, run_id: str, ui_port: int = 5000) -> str:
+    """Where the MLflow UI shows a run (the server itself, or `mlpsuite ui` for a SQLite store),
+    in its "Model training" view: MLflow 3 opens in its GenAI view otherwise."""
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{ui_port}"
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
 
 
 def grid_key(trials: list[Trial]) -> str:

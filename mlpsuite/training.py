@@ -59,6 +59,7 @@ class EpochReporter(keras.callbacks.Callback):
         self.emit, self.key = emit, key
         self.max_seconds, self.started = max_seconds, started
         self.failure: str | None = None
+        self.message = ""
         self.history: dict[str, list[float]] = {}
         self.train_seconds: list[float] = []
 
@@ -80,8 +81,11 @@ class EpochReporter(keras.callbacks.Callback):
         self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
         if not math.isfinite(metrics.get("loss", 0.0)):
             self.failure = DIVERGED
+            self.message = f"loss became {metrics['loss']} at epoch {epoch + 1}"
         elif now - self.started > self.max_seconds:
             self.failure = TIMEOUT
+            self.message = (f"stopped after epoch {epoch + 1}: {now - self.started:.1f} s is past "
+                            f"training.max_seconds={self.max_seconds:g}")
         if self.failure:
             self.model.stop_training = True
 
@@ -112,7 +116,7 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     result.history = reporter.history
     result.step_time_ms = _step_time_ms(reporter.train_seconds, result.steps_per_epoch)
     if reporter.failure:
-        result.status, result.failure = "FAILED", reporter.failure
+        result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return result
     result.test = {name: float(value) for name, value in model.evaluate(
         data.X_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}

@@ -52,7 +52,8 @@ def test_parent_run_carries_tables_report_figures_description_and_headline_metri
         assert f"comparison/{name}" in listed, name
     assert parent.info.status == "FINISHED"
     note = parent.data.tags["mlflow.note.content"]
-    assert "Best cell: learning_rate=0.01" in note and "Backend parity" in note
+    assert "- Best cell: learning_rate=0.01" in note and "- Backend parity" in note
+    assert "#### Backend parity" not in note  # the short report; report.md has the parity table
     metrics = parent.data.metrics
     for name in ("best_val_loss", "parity_max_rel_diff", "step_time_ms_torch", "step_time_ms_jax",
                  "trial_time_s_torch", "trial_time_s_jax"):
@@ -124,7 +125,7 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     assert as_csv.stdout.splitlines()[0].startswith("cell,optimizer.learning_rate,backend,n,trials")
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"cells.csv", "report.md", "curves.png"}
     as_markdown = run_mlpsuite("compare", "rates", "--format", "markdown", *common, cwd=tmp_path)
-    assert "## Ranking (pooled over backends)" in as_markdown.stdout
+    assert "#### Ranking by final val_loss" in as_markdown.stdout and "#### Backend parity" in as_markdown.stdout
     assert "| 1 | learning_rate=0.01 | 3 (6 runs) |" in as_markdown.stdout
 
     logged = run_mlpsuite("compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path)

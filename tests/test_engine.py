@@ -1,6 +1,9 @@
 """End to end: real worker processes on all three backends, a real SQLite MLflow store."""
 
 import json
+import os
+import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -8,7 +11,7 @@ from mlflow import MlflowClient
 
 from mlpsuite import cli
 from mlpsuite.config import expand, load_config
-from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 EPOCHS = 5
 
@@ -122,6 +125,7 @@ def test_diverging_trial_is_a_failed_run(tmp_path):
     assert done.returncode == 1, done.stderr[-2000:]
     runs = trial_runs(uri, "diverge")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["diverged"]
+    assert re.fullmatch(r"loss became (nan|inf) at epoch \d+", runs["tags.mlpsuite.failure_message"].iloc[0])
 
 
 def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
@@ -131,9 +135,22 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     runs = trial_runs(uri, "slow")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
+    assert "is past training.max_seconds=1" in runs["tags.mlpsuite.failure_message"].iloc[0]
     # The comparison still ends the grid, and says what it left out.
     assert "no FINISHED trial, nothing to rank" in done.stderr
     assert "excluded from the statistics: 1 timeout (torch)" in done.stderr
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_excluded"] == 1
-    assert "## Failures" in parent.data.tags["mlflow.note.content"]
+    assert "#### Failures" in parent.data.tags["mlflow.note.content"]
+
+
+def test_worker_log_folders_are_removed_when_the_grid_ends(tmp_path):
+    path = write_grid(tmp_path, "tidy", backends=["torch"], training={"epochs": 1})
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", sqlite_uri(tmp_path)),
+                          cwd=tmp_path, env={**env, "TMPDIR": str(scratch)}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(scratch.glob("mlpsuite-workers-*"))

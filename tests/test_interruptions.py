@@ -104,7 +104,11 @@ def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
     assert sorted(runs["status"]) == ["FAILED", "FINISHED", "FINISHED"]
     failed = runs.query("status == 'FAILED'")
     assert list(failed["tags.mlpsuite.failure"]) == ["worker died"]
-    assert "exit code -9" in failed["tags.mlpsuite.failure_message"].iloc[0]
+    message = failed["tags.mlpsuite.failure_message"].iloc[0]
+    assert message.startswith("killed by SIGKILL (exit code -9") and "out-of-memory" in message
+    listed = [a.path for a in MlflowClient(uri).list_artifacts(failed["run_id"].iloc[0])]
+    assert "failure.txt" in listed  # the dead worker's last output
+    assert "a worker died: its log is kept in" in stderr
 
 
 def test_two_grids_at_once_on_one_sqlite_store(tmp_path):

@@ -81,7 +81,7 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
     assert {"comparison/cells.csv", "comparison/report.md", "comparison/curves.png"} <= listed
     report = client.download_artifacts(parent.info.run_id, "comparison/report.md", str(tmp_path))
     with open(report, encoding="utf-8") as text:
-        assert "## Ranking (pooled over backends)" in text.read()
+        assert "#### Ranking by final val_loss" in text.read()
     compared = run_mlpsuite("compare", "served", "--format", "json", "--tracking-uri", mlflow_server,
                             cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr[-2000:]

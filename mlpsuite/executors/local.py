@@ -13,6 +13,8 @@ import dataclasses
 import json
 import os
 import queue
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,17 +59,30 @@ class _Worker:
     trial: Trial | None = None
     started_at: float | None = None
 
-    def stderr_tail(self) -> str:
+    def stderr_tail(self, lines: int = 200) -> str:
+        """The worker's last output lines: the failure.txt of a trial it died in."""
         try:
-            lines = self.stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            text = self.stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return lines[-1][:300] if lines else ""
+        return "\n".join(text[-lines:])
 
 
-def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler) -> None:
+def exit_reason(code: int) -> str:
+    """What a worker's exit code means: a signal by name, and SIGKILL's usual sender."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        name = f"signal {-code}"
+    why = "; not sent by mlpsuite: the kernel's out-of-memory killer is the usual sender" if name == "SIGKILL" else ""
+    return f"killed by {name} (exit code {code}{why})"
+
+
+def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler, details: str = "") -> None:
     """Report a trial the worker could not finish as a FAILED result."""
-    result = TrialResult.failed(trial.key, trial.backend, reason, message)
+    result = TrialResult.failed(trial.key, trial.backend, reason, message, details)
     handle(Event("finished", slot, trial.backend, trial, result=result))
 
 
@@ -87,6 +102,7 @@ class LocalExecutor:
         self._generation = 0
         self._start_failures: collections.Counter = collections.Counter()
         self._log_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-workers-"))
+        self.kept_logs: Path | None = None  # set when a worker died: its log is evidence
 
     def run(self, trials: list[Trial], handle: Handler) -> None:
         """Run every trial; `handle` gets each event in the calling thread. Blocks until done."""
@@ -110,10 +126,13 @@ class LocalExecutor:
             self.shutdown()
 
     def shutdown(self, kill: bool = False) -> None:
-        """Stop every worker: politely when idle, at once when `kill` (Ctrl-C)."""
+        """Stop every worker: politely when idle, at once when `kill` (Ctrl-C). The log folder
+        goes with them, unless a worker died."""
         for worker in list(self._workers.values()):
             self._stop(worker, kill=kill)
         self._workers.clear()
+        if self.kept_logs is None:
+            shutil.rmtree(self._log_dir, ignore_errors=True)
 
     # ------------------------------------------------------------ scheduling
 
@@ -174,12 +193,12 @@ class LocalExecutor:
 
     def _on_exit(self, worker: _Worker, message: dict, queues, handle: Handler) -> None:
         del self._workers[worker.slot]
-        tail = worker.stderr_tail()
-        reason = f"exit code {message['code']}" + (f": {tail}" if tail else "")
+        reason = exit_reason(message["code"])
+        self.kept_logs = self._log_dir
         if not worker.ready:
             self._start_failures[worker.backend] += 1
         if worker.trial is not None:
-            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle)
+            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle, worker.stderr_tail())
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
             while queues[worker.backend]:
                 trial = queues[worker.backend].popleft()

@@ -57,7 +57,7 @@ def main() -> int:
         except Exception as error:  # a failed trial is a result, and the worker goes on
             message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             traceback.print_exc()
-            result = TrialResult.failed(trial.key, active_backend(), ERROR, message)
+            result = TrialResult.failed(trial.key, active_backend(), ERROR, message, traceback.format_exc())
         emit({"event": "finished", "key": trial.key, "result": result.to_dict()})
     return 0
 
