@@ -136,6 +136,21 @@ class OptimizerSpec(_Section):
     weight_decay: float = Field(0.004, ge=0, description="adamw only")
     schedule: ScheduleSpec | None = None
 
+    def ignored(self) -> dict[str, str]:
+        """Settings this optimizer (and schedule) never reads, as dotted keys -> why: they
+        cannot change a result, so they stay out of the trial key."""
+        ignored = {}
+        if self.name not in ("momentum", "nesterov"):
+            ignored["optimizer.momentum"] = f"optimizer {self.name} has no momentum; used by: momentum, nesterov"
+        if self.name != "adamw":
+            ignored["optimizer.weight_decay"] = f"optimizer {self.name} has no weight decay; used by: adamw"
+        if self.schedule is not None and self.schedule.name == "cosine":
+            for field in ("decay_rate", "decay_epochs"):
+                ignored[f"optimizer.schedule.{field}"] = f"a cosine schedule ignores {field}; used by: exponential"
+        if self.schedule is not None and self.schedule.name == "exponential":
+            ignored["optimizer.schedule.alpha"] = "an exponential schedule ignores alpha; used by: cosine"
+        return ignored
+
 
 class EarlyStoppingSpec(_Section):
     patience: int = Field(5, ge=1)
@@ -229,6 +244,12 @@ class Trial(_Section):
     def key(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
+        for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
+            *parents, leaf = dotted.split(".")
+            section = identity
+            for part in parents:
+                section = section[part]
+            section.pop(leaf)
         identity["mlpsuite_major"] = __version__.split(".")[0]
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -315,8 +336,19 @@ def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
     except ValidationError as error:
         raise ConfigError(_one_line(error, GridSpec, path)) from None
     _check_grid_cells(spec, path)
+    _check_grid_axes_matter(spec, path)
     _check_grid_data(spec, path)
     return spec
+
+
+def _check_grid_axes_matter(spec: GridSpec, path: Path) -> None:
+    """A grid axis over a setting that no cell reads would make trials with identical results
+    under different labels, so an ablation would seem to show that the setting has no effect."""
+    for key in spec.grid:
+        reasons = {_cell_spec(spec, cell, path).optimizer.ignored().get(key) for cell in _cells(spec)}
+        if None not in reasons:
+            raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
+                              "its values would give identical trials")
 
 
 def _one_line(error: ValidationError, model: type[BaseModel], path: Path) -> str:

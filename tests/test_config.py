@@ -125,6 +125,11 @@ BAD_CONFIGS = {
                                  "elu.alpha must be a finite number, got nan"),
     "negative seed": ("name: x\ndataset: {name: iris}\nseeds: [0, -1]\n", "seeds.1: Input should be greater than or equal to 0"),
     "seed too large": ("name: x\ndataset: {name: iris}\nseeds: [4294967296]\n", "seeds.0: Input should be less than or equal to 4294967295"),
+    "grid over an ignored setting": ("name: x\ndataset: {name: iris}\noptimizer: {name: adam}\ngrid: {optimizer.momentum: [0.5, 0.9]}\n",
+                                     "grid.optimizer.momentum: every cell ignores this setting (optimizer adam has no momentum; used by: momentum, nesterov)"),
+    "grid over a schedule setting it ignores": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: cosine}}\n"
+                                                "grid: {optimizer.schedule.decay_rate: [0.1, 0.5]}\n",
+                                                "a cosine schedule ignores decay_rate; used by: exponential"),
     "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
     "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
                                           "name: '../../escape' would leave the store's artifact folder"),
@@ -280,3 +285,17 @@ def test_bad_generator_options_in_a_grid_value_fail_before_any_store(tmp_path, m
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "dataset: spirals: bad options" in err and "'n_samples': -5" in err, err
     assert not (tmp_path / "s").exists()
+
+
+def test_settings_the_optimizer_ignores_stay_out_of_the_key(tmp_path):
+    adam = expand(load_config(write_grid(tmp_path, "a", optimizer={"name": "adam", "momentum": 0.5})))
+    same = expand(load_config(write_grid(tmp_path, "b", optimizer={"name": "adam", "momentum": 0.9})))
+    assert [t.key for t in adam] == [t.key for t in same]
+    with_momentum = expand(load_config(write_grid(tmp_path, "c", optimizer={"name": "momentum", "momentum": 0.5})))
+    other = expand(load_config(write_grid(tmp_path, "d", optimizer={"name": "momentum", "momentum": 0.9})))
+    assert {t.key for t in with_momentum}.isdisjoint({t.key for t in other})
+    # A grid where the setting matters for some cells is fine; the cells that ignore it collapse.
+    path = write_grid(tmp_path, "e", backends=["jax"], grid={"optimizer.name": ["adam", "momentum"],
+                                                             "optimizer.momentum": [0.5, 0.9]})
+    trials = unique_trials(expand(load_config(path)))
+    assert sorted(t.optimizer.name for t in trials) == ["adam", "momentum", "momentum"]
