@@ -61,11 +61,15 @@ def _parser() -> argparse.ArgumentParser:
                                 "into a new run and print the largest relative difference in "
                                 "final losses (0 expected on the same backend).")
     rerun.add_argument("run_id", help="the MLflow run id of a trial run")
+    rerun.add_argument("--allow-changed-data", action="store_true",
+                       help="rerun even if the trial's data file changed since the run")
+    rerun.add_argument("--tolerance", type=_non_negative_float, metavar="X",
+                       help="exit 1 if the largest relative difference exceeds X")
     _add_tracking_uri(rerun)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on this store (127.0.0.1)",
                              description="Start the MLflow UI on the tracking store, bound to 127.0.0.1.")
-    ui.add_argument("--port", type=_positive_int, default=5000, help="port (default 5000)")
+    ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
     _add_tracking_uri(ui)
 
     commands.add_parser("datasets", help="list the built-in datasets and their task")
@@ -77,10 +81,30 @@ def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
                         "else sqlite:///mlruns/mlflow.db); http:// servers work too")
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = _positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
     return value
 
 
@@ -193,12 +217,16 @@ def _rerun(args: argparse.Namespace) -> int:
 
     tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     try:
-        trial, result, new_run_id, difference = rerun(tracker, args.run_id)
+        trial, result, new_run_id, difference = rerun(tracker, args.run_id,
+                                                      allow_changed_data=args.allow_changed_data)
     except MlflowException as error:
         raise ConfigError(f"run {args.run_id!r} in {tracker.uri}: {error.message}") from None
     print(f"reran {trial.label()} (key {trial.key}) as run {new_run_id}: {result.status}"
           + (f" ({result.failure}: {result.message})" if result.failure else ""))
     print(f"largest relative difference in final losses: {difference:.3g}")
+    if args.tolerance is not None and not difference <= args.tolerance:
+        print(f"over --tolerance {args.tolerance:g}", file=sys.stderr)
+        return EXIT_FAILED
     return 0 if result.status == "FINISHED" else EXIT_FAILED
 
 

@@ -52,8 +52,7 @@ class DatasetSpec(_Section):
     options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
 
     @model_validator(mode="after")
-    def _known_dataset(self):
-        object.__setattr__(self, "name", check_dataset(self.name, self.options))
+    def _fractions_leave_a_training_split(self):
         if self.test_size + self.val_size >= 1:
             raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
         return self
@@ -176,6 +175,13 @@ class GridSpec(_Section):
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset):
+        """Checked here, on the grid, where relative paths mean the current folder: a logged
+        trial re-validated elsewhere (a worker, `rerun`) reads its resolved `data_path`."""
+        return dataset.model_copy(update={"name": check_dataset(dataset.name, dataset.options)})
+
     @field_validator("name")
     @classmethod
     def _safe_experiment_name(cls, name):
@@ -239,11 +245,14 @@ class Trial(_Section):
     seed: Seed
     cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
     data_sha256: str | None = None
+    data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
 
     @property
     def key(self) -> str:
-        identity = self.model_dump(mode="json", exclude={"experiment", "cell"})
+        identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
+        if self.data_path:  # ../data/x.csv, ./../data/x.csv and the absolute path: one trial
+            identity["dataset"]["name"] = self.data_path
         for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
             *parents, leaf = dotted.split(".")
             section = identity
@@ -449,7 +458,7 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
         cell_fields.append(dict(
             dataset=cell_spec.dataset, model=cell_spec.model, optimizer=cell_spec.optimizer,
             training=cell_spec.training, loss=_resolved_loss(cell_spec), cell=_json_safe(cell),
-            data_sha256=_file_digest(cell_spec.dataset.name)))
+            data_sha256=file_digest(cell_spec.dataset.name), data_path=_resolved_file(cell_spec.dataset.name)))
     return [Trial(experiment=spec.name, backend=backend, seed=seed, **fields)
             for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
 
@@ -465,7 +474,12 @@ def _json_safe(cell: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(cell, default=str))
 
 
-def _file_digest(name: str) -> str | None:
+def _resolved_file(name: str) -> str | None:
+    path = Path(name)
+    return str(path.resolve()) if path.is_file() else None
+
+
+def file_digest(name: str) -> str | None:
     """A data file's content hash: a changed file must not resume old results."""
     path = Path(name)
     if not path.is_file():

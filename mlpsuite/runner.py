@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlpsuite.config import GridSpec, Trial, expand
+from mlpsuite.config import GridSpec, Trial, expand, file_digest
+from mlpsuite.errors import ConfigError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
@@ -116,14 +117,15 @@ def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None 
     return comparison
 
 
-def rerun(tracker: Tracker, run_id: str, jobs: int = 1,
-          display: Display | None = None) -> tuple[Trial, TrialResult, str, float]:
-    """Re-execute one run's logged trial into a new run of its experiment.
+def rerun(tracker: Tracker, run_id: str, jobs: int = 1, display: Display | None = None,
+          allow_changed_data: bool = False) -> tuple[Trial, TrialResult, str, float]:
+    """Re-execute one run's logged trial into a new run of its experiment, from any folder.
 
     Returns the trial, the new result, the new run id and the largest relative difference
     between the old and new final losses (train, validation and test).
     """
     trial, old_run = tracker.load_trial(run_id)
+    trial = _same_data(trial, allow_changed_data)
     experiment_id = old_run.info.experiment_id
     outcome = GridOutcome("", [], 1, 0)
     recorder = _Recorder(tracker, experiment_id, None, outcome, display,
@@ -136,6 +138,19 @@ def rerun(tracker: Tracker, run_id: str, jobs: int = 1,
            "test_loss": result.test.get("loss")}
     diffs = [abs(new[k] - v) / max(abs(v), 1e-12) for k, v in old.items() if new.get(k) is not None]
     return trial, result, recorder.run_ids[trial.key], max(diffs, default=float("nan"))
+
+
+def _same_data(trial: Trial, allow_changed: bool) -> Trial:
+    """The trial as logged, if its data file is still the one it ran on."""
+    if not trial.data_path:
+        return trial
+    current = file_digest(trial.data_path)
+    if current is None:
+        raise ConfigError(f"{trial.data_path}: the run's data file no longer exists")
+    if current != trial.data_sha256 and not allow_changed:
+        raise ConfigError(f"{trial.data_path}: changed since the run (sha256 {trial.data_sha256} -> {current}); "
+                          "pass --allow-changed-data to rerun on the new contents")
+    return trial.model_copy(update={"data_sha256": current})
 
 
 class _Recorder:

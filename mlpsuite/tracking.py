@@ -359,7 +359,7 @@ def _curve_summary(history: dict[str, list[float]]) -> dict[str, float]:
 def _dataset_input(trial: Trial) -> DatasetInput:
     """The trial's data as an MLflow dataset input (the UI's Datasets column and grouping)."""
     spec = trial.dataset
-    path = Path(spec.name)
+    path = Path(trial.data_path or spec.name)
     if path.is_file():
         name, source_type = path.stem, "local"
         source = json.dumps({"uri": path.resolve().as_uri()})

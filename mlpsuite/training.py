@@ -127,7 +127,7 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
 
 def _load(trial: Trial) -> Dataset:
     spec = trial.dataset
-    return load_dataset(spec.name, seed=spec.seed, test_size=spec.test_size,
+    return load_dataset(trial.data_path or spec.name, seed=spec.seed, test_size=spec.test_size,
                         val_size=spec.val_size, target=spec.target, **spec.options)
 
 

@@ -299,3 +299,19 @@ def test_settings_the_optimizer_ignores_stay_out_of_the_key(tmp_path):
                                                              "optimizer.momentum": [0.5, 0.9]})
     trials = unique_trials(expand(load_config(path)))
     assert sorted(t.optimizer.name for t in trials) == ["adam", "momentum", "momentum"]
+
+
+def test_one_data_file_spelled_three_ways_is_one_trial(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.csv").write_text("a,b,target\n" + "\n".join(f"{i}.0,{i % 5}.5,{i % 2}" for i in range(40)))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    keys = []
+    for spelling in ("../data/x.csv", "./../data/x.csv", str(data / "x.csv")):
+        trials = expand(load_config(write_grid(work, "p", dataset={"name": spelling}, backends=["jax"])))
+        keys.append(trials[0].key)
+        assert trials[0].dataset.name == spelling  # the logged config keeps what the user wrote
+        assert trials[0].data_path == str((data / "x.csv").resolve())
+    assert len(set(keys)) == 1

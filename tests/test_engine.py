@@ -154,3 +154,32 @@ def test_worker_log_folders_are_removed_when_the_grid_ends(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list(scratch.glob("mlpsuite-workers-*"))
+
+
+def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame
+    data = tmp_path / "project" / "iris.csv"
+    data.parent.mkdir()
+    iris.to_csv(data, index=False)
+    path = write_grid(data.parent, "csvrun", dataset={"name": "iris.csv"}, backends=["torch"])
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=data.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_id = trial_runs(uri, "csvrun")["run_id"].iloc[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, "--tolerance", "0", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "largest relative difference in final losses: 0\n" in again.stdout
+
+    # Squared, not scaled: the grid standardises its inputs, so a scaled column would train the same.
+    iris.assign(**{"sepal length (cm)": iris["sepal length (cm)"] ** 2}).to_csv(data, index=False)
+    refused = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, cwd=elsewhere)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "changed since the run" in refused.stderr and "--allow-changed-data" in refused.stderr
+    changed = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, "--allow-changed-data",
+                           "--tolerance", "0", cwd=elsewhere)
+    assert changed.returncode == 1, changed.stderr[-2000:]  # new data, new losses: over tolerance 0
+    assert "over --tolerance 0" in changed.stderr
