@@ -1,7 +1,8 @@
 """The `mlpsuite` command. Imports no deep-learning framework: Keras would load a backend.
 
 Exit codes: 0 done, 1 a trial failed under --strict, 2 bad input (one line on stderr,
-nothing written to MLflow), 130 interrupted (in-flight runs marked KILLED).
+nothing written to MLflow), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM / SIGHUP
+(in-flight runs marked KILLED).
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def _run(args: argparse.Namespace) -> int:
                            display=progress, on_plan=on_plan)
     finally:
         progress.stop()
+    if outcome.orphans_killed:
+        console.print(f"marked {outcome.orphans_killed} runs KILLED that an mlpsuite run which no longer "
+                      "exists had left RUNNING (tag mlpsuite.failure = coordinator died)")
     if outcome.comparison is not None:
         for shown in comparison_view(outcome.comparison):
             console.print(shown)
@@ -152,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
-        return EXIT_INTERRUPTED
+        return 128 + int(outcome.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     from mlpsuite.tracking import run_url
 
     browse = "" if tracker.uri.startswith(("http://", "https://")) else "mlpsuite ui, then "

@@ -14,6 +14,7 @@ TIMEOUT = "timeout"
 WORKER_DIED = "worker died"
 ERROR = "error"
 INTERRUPTED = "interrupted"
+COORDINATOR_DIED = "coordinator died"  # left RUNNING by an mlpsuite run that no longer exists
 
 
 @dataclasses.dataclass

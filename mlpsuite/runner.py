@@ -40,6 +40,8 @@ class GridOutcome:
     comparison: Comparison | None = None
     report_error: str | None = None
     kept_logs: Path | None = None  # the workers' log folder, kept because one died
+    signal: int = 0  # what interrupted the grid: SIGINT, SIGTERM or SIGHUP
+    orphans_killed: int = 0  # runs a dead coordinator had left RUNNING, now KILLED
     experiment_id: str = ""
 
     @property
@@ -62,13 +64,14 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     then log the comparison of the whole grid on its parent run."""
     trials = unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
+    orphans_killed = tracker.kill_orphans(experiment_id)
     finished = set() if force else tracker.finished_trial_keys(experiment_id)
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo))
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
     outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
-                          experiment_id=experiment_id)
+                          experiment_id=experiment_id, orphans_killed=orphans_killed)
     recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
     executor = LocalExecutor(jobs)
     _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
@@ -191,15 +194,25 @@ class _Recorder:
         return self.run_ids[trial.key]
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (the terminal closed): stop as on Ctrl-C, and remember which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, tracker: Tracker,
              experiment_id: str, parent: str | None, outcome: GridOutcome) -> None:
-    """Run and record; on Ctrl-C (or SIGTERM) mark what was in flight KILLED, never RUNNING."""
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    previous_int = signal.getsignal(signal.SIGINT)
+    """Run and record; on Ctrl-C, SIGTERM or SIGHUP mark what was in flight KILLED, never RUNNING."""
+    stopping = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _raise_stopped) for signum in stopping}
+    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
     try:
         executor.run(trials, recorder)
     except BaseException as stop:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the clean-up
+        for signum in (signal.SIGINT, *stopping):  # a second signal must not skip the clean-up
+            signal.signal(signum, signal.SIG_IGN)
         executor.shutdown(kill=True)
         _kill_unfinished(tracker, experiment_id, parent, recorder, outcome)
         if parent:
@@ -207,13 +220,14 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
         if not isinstance(stop, KeyboardInterrupt):
             raise
         outcome.interrupted = True
+        outcome.signal = getattr(stop, "signum", signal.SIGINT)
     finally:
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGINT, previous_int)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
+def _raise_stopped(signum, frame):
+    raise Stopped(signum)
 
 
 def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,

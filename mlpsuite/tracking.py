@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import socket
 import tempfile
 import time
 import urllib.request
@@ -28,7 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import StoreError
-from mlpsuite.results import TrialResult
+from mlpsuite.results import COORDINATOR_DIED, TrialResult
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
 TAG_KIND = "mlpsuite.kind"
@@ -43,6 +44,8 @@ TAG_CELL = "mlpsuite.cell"
 TAG_SUPERSEDED = "mlpsuite.superseded_by"
 TAG_WEIGHTS = "mlpsuite.weights_sha256"
 TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+TAG_HOST = "mlpsuite.host"  # the coordinator that owns a RUNNING run: a later run can tell
+TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
 GRID_MANIFEST = "grid.json"
 T = TypeVar("T")
 
@@ -179,11 +182,11 @@ class Tracker:
             parent = max(found, key=lambda run: run.info.start_time)
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             _retrying(self.client.update_run, parent.info.run_id, status="RUNNING")
-            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation)})
+            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **_owner()})
             return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
-                              "mlpsuite.config_file": str(config_path)})
+                              "mlpsuite.config_file": str(config_path), **_owner()})
         run_id = run.info.run_id
         params = {"grid_size": len(trials), "backends": ",".join(spec.backends),
                   "seeds": ",".join(map(str, spec.seeds)), "grid_keys": ",".join(spec.grid) or "(none)"}
@@ -208,7 +211,7 @@ class Tracker:
     def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
                     extra_tags: dict[str, str] | None = None) -> str:
         tags = {TAG_KIND: "trial", TAG_KEY: trial.key, TAG_BACKEND: trial.backend,
-                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **(extra_tags or {})}
+                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **_owner(), **(extra_tags or {})}
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
         run = _retrying(self.client.create_run, experiment_id, run_name=trial.label(), tags=tags)
@@ -251,6 +254,16 @@ class Tracker:
         for run in older:
             if run.info.run_id != new_run_id and TAG_SUPERSEDED not in run.data.tags:
                 self.set_tags(run.info.run_id, {TAG_SUPERSEDED: new_run_id})
+
+    def kill_orphans(self, experiment_id: str) -> int:
+        """Mark KILLED the runs left RUNNING by a coordinator of this host that no longer runs
+        (it was SIGKILLed, or the machine lost power); returns how many."""
+        running = self.search(experiment_id, "attributes.status = 'RUNNING'")
+        orphans = [run for run in running if run.data.tags.get(TAG_HOST) == socket.gethostname()
+                   and not _coordinator_alive(run.data.tags.get(TAG_PID, ""))]
+        for run in orphans:
+            self.kill(run.info.run_id, COORDINATOR_DIED)
+        return len(orphans)
 
     def kill(self, run_id: str, reason: str) -> None:
         self.set_tags(run_id, {TAG_FAILURE: reason})
@@ -314,6 +327,28 @@ class Tracker:
         _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
         self._log_metrics(run_id, metrics, step=step)
         self.set_tags(run_id, {TAG_NOTE: note[:60000]})
+
+
+def _owner() -> dict[str, str]:
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+
+
+def _coordinator_alive(pid_text: str) -> bool:
+    """Whether the pid still belongs to an mlpsuite coordinator (not a reused pid)."""
+    try:
+        pid = int(pid_text)
+        os.kill(pid, 0)
+    except ValueError:
+        return False
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    try:
+        return b"mlpsuite" in cmdline.read_bytes() if cmdline.parent.parent.is_dir() else True
+    except OSError:
+        return False
 
 
 def run_url(uri: str, experiment_id: str, run_id: str, ui_port: int = 5000) -> str:

@@ -123,3 +123,40 @@ def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
     for name in ("left", "right"):
         runs = trial_runs(uri, name)
         assert len(runs) == 3 and set(runs["status"]) == {"FINISHED"}
+
+
+def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
+    path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
+    uri = sqlite_uri(tmp_path)
+    process = _start(path, uri, tmp_path)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "hangup")), process)
+    process.send_signal(signal.SIGHUP)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 129, stderr[-2000:]
+    runs = trial_runs(uri, "hangup")
+    assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])
+    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    assert [p.info.status for p in parents] == ["KILLED"]
+
+
+def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next_run(tmp_path):
+    path = write_grid(tmp_path, "orphaned", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh"]})
+    uri = sqlite_uri(tmp_path)
+    process = _start(path, uri, tmp_path)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "orphaned")), process)
+    workers = _children(process.pid)
+    process.kill()  # SIGKILL: no clean-up, the runs stay RUNNING
+    process.wait()
+    for worker in workers:  # its workers notice their closed stdin; do not wait for them
+        os.kill(worker, signal.SIGKILL)
+    assert "RUNNING" in {s for s, _, _ in _statuses(uri, "orphaned")}
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "runs KILLED that an mlpsuite run which no longer exists had left RUNNING" in done.stderr
+    runs = trial_runs(uri, "orphaned")
+    assert "RUNNING" not in set(runs["status"])
+    killed = runs.query("status == 'KILLED'")
+    assert len(killed) >= 1 and set(killed["tags.mlpsuite.failure"]) == {"coordinator died"}
+    assert runs.query("status == 'FINISHED'")["tags.mlpsuite.trial_key"].nunique() == 2
+    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    assert [p.info.status for p in parents] == ["FINISHED"]  # the orphaned parent, reopened
