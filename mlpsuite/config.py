@@ -155,6 +155,7 @@ class EarlyStoppingSpec(_Section):
     patience: int = Field(5, ge=1)
     min_delta: float = Field(0.0, ge=0)
     monitor: Literal["val_loss", "loss"] = "val_loss"
+    restore_best_weights: bool = Field(True, description="test the best epoch's weights, not the last's")
 
 
 class TrainingSpec(_Section):

@@ -35,6 +35,9 @@ class TrialResult:
     initial_loss: float | None = None
     history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
     test: dict[str, float] = dataclasses.field(default_factory=dict)
+    val: dict[str, float] = dataclasses.field(default_factory=dict)  # r2, mae of the tested weights
+    stopped_epoch: int | None = None  # where early stopping stopped training
+    tested_epoch: int | None = None   # whose weights the test metrics use (the best, if restored)
     fit_time_s: float | None = None
     step_time_ms: float | None = None
     steps_per_epoch: int | None = None

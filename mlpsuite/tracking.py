@@ -231,9 +231,11 @@ class Tracker:
 
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
         finals = {f"test_{name}": value for name, value in result.test.items()}
+        finals.update({f"val_{name}": value for name, value in result.val.items()})
         finals.update({name: value for name, value in (
             ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
-            ("step_time_ms", result.step_time_ms)) if value is not None})
+            ("step_time_ms", result.step_time_ms), ("stopped_epoch", result.stopped_epoch),
+            ("tested_epoch", result.tested_epoch)) if value is not None})
         finals.update(_curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})

@@ -106,23 +106,47 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     result.weights_sha256 = weights_sha256(model)
 
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
+    stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
     model.fit(SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed),
               epochs=trial.training.epochs, verbose=0,
               validation_data=(data.X_val, data.y_val) if len(data.X_val) else None,
               validation_batch_size=EVAL_BATCH_SIZE,
-              callbacks=[reporter, *_early_stopping(trial)])
+              callbacks=[reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
     result.step_time_ms = _step_time_ms(reporter.train_seconds, result.steps_per_epoch)
     if reporter.failure:
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return result
-    result.test = {name: float(value) for name, value in model.evaluate(
-        data.X_test, data.y_test, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}
-    if data.task == "regression":
-        result.test.update(regression_scores(model, data.X_test, data.y_test))
+    result.stopped_epoch, result.tested_epoch = _stopping_epochs(stopper, len(reporter.history.get("loss", [])))
+    result.test = _scores(model, data.X_test, data.y_test, data.task)
+    if len(data.X_val) and data.task == "regression":  # the val curve has the loss; these it lacks
+        scores = _scores(model, data.X_val, data.y_val, data.task)
+        result.val = {"r2": scores["r2"], "mae": scores["mae"]}
     return result
+
+
+def _scores(model: keras.Model, X: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
+    """Loss and accuracy (classification) or loss, R² and MAE (regression) of the current weights."""
+    scores = {name: float(value) for name, value in model.evaluate(
+        X, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}
+    if task == "regression":
+        scores.update(regression_scores(model, X, y))
+    return scores
+
+
+def _stopping_epochs(stopper: keras.callbacks.EarlyStopping | None, epochs_run: int) -> tuple[int | None, int]:
+    """(the epoch early stopping stopped at, or None; the epoch whose weights the model holds).
+
+    Keras restores the best weights at the end of training whenever it was asked to, stopped
+    early or not.
+    """
+    if stopper is None:
+        return None, epochs_run
+    stopped = stopper.stopped_epoch + 1 if stopper.stopped_epoch else None
+    restored = stopper.restore_best_weights and stopper.best_weights is not None
+    return stopped, stopper.best_epoch + 1 if restored else epochs_run
 
 
 def _load(trial: Trial) -> Dataset:
@@ -180,12 +204,12 @@ def make_loss(name: str) -> keras.losses.Loss:
     return losses[name]()
 
 
-def _early_stopping(trial: Trial) -> list[keras.callbacks.Callback]:
+def _early_stopping(trial: Trial) -> keras.callbacks.EarlyStopping | None:
     spec = trial.training.early_stopping
     if spec is None:
-        return []
-    return [keras.callbacks.EarlyStopping(monitor=spec.monitor, patience=spec.patience,
-                                          min_delta=spec.min_delta)]
+        return None
+    return keras.callbacks.EarlyStopping(monitor=spec.monitor, patience=spec.patience, min_delta=spec.min_delta,
+                                         restore_best_weights=spec.restore_best_weights)
 
 
 def _loss_on(model: keras.Model, X: np.ndarray, y: np.ndarray) -> float:

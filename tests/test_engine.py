@@ -183,3 +183,15 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
                            "--tolerance", "0", cwd=elsewhere)
     assert changed.returncode == 1, changed.stderr[-2000:]  # new data, new losses: over tolerance 0
     assert "over --tolerance 0" in changed.stderr
+
+
+def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
+    path = write_grid(tmp_path, "regress", dataset={"name": "diabetes"}, backends=["torch"],
+                      training={"epochs": 3, "early_stopping": {"patience": 1}})
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = trial_runs(uri, "regress").iloc[0]
+    for name in ("test_r2", "test_mae", "val_r2", "val_mae", "tested_epoch"):
+        assert np.isfinite(run[f"metrics.{name}"]), name
+    assert "test_r2" in done.stderr  # the ranking shows R² for regression
