@@ -48,6 +48,8 @@ class DatasetSpec(_Section):
     test_size: float = Field(0.2, gt=0, lt=1)
     val_size: float = Field(0.1, ge=0, lt=1)
     target: str | None = None
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: a built-in's own task, or read from a file's target column")
     seed: Seed = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
     options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
 
@@ -56,6 +58,11 @@ class DatasetSpec(_Section):
         if self.test_size + self.val_size >= 1:
             raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
         return self
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of `load_dataset` for this spec (besides the name or path)."""
+        return {"seed": self.seed, "test_size": self.test_size, "val_size": self.val_size,
+                "target": self.target, "task": None if self.task == "auto" else self.task, **self.options}
 
 
 class ActivationSpec(_Section):
@@ -408,20 +415,29 @@ def _check_grid_cells(spec: GridSpec, path: Path) -> None:
 
 def _check_grid_data(spec: GridSpec, path: Path) -> None:
     """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
-    missing target, NaN features, one class, too few rows or bad generator options fail here,
-    before any store exists, not as FAILED runs."""
-    checked: set[str] = set()
+    missing target, NaN features, one class, too few rows, bad generator options or a loss
+    that contradicts the task fail here, before any store exists, not as FAILED runs."""
+    tasks: dict[str, str] = {}
     for cell in _cells(spec):
-        dataset = _cell_spec(spec, cell, path).dataset
+        cell_spec = _cell_spec(spec, cell, path)
+        dataset = cell_spec.dataset
         identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
-        if identity in checked:
-            continue
-        checked.add(identity)
-        try:
-            load_dataset(dataset.name, seed=dataset.seed, test_size=dataset.test_size,
-                         val_size=dataset.val_size, target=dataset.target, **dataset.options)
-        except (ValueError, TypeError) as error:
-            raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
+        if identity not in tasks:
+            try:
+                tasks[identity] = load_dataset(dataset.name, **dataset.load_options()).task
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
+        _check_loss_fits_task(cell_spec.loss, tasks[identity], dataset.name, path)
+
+
+def _check_loss_fits_task(loss: str, task: str, dataset: str, path: Path) -> None:
+    if loss == "auto" or (loss == "sparse_categorical_crossentropy") == (task == "classification"):
+        return
+    if task == "classification":
+        raise ConfigError(f"{path}: loss: {loss} needs real-valued targets, but {dataset} is classification; "
+                          "allowed: auto or sparse_categorical_crossentropy, or set dataset.task: regression")
+    raise ConfigError(f"{path}: loss: sparse_categorical_crossentropy needs class labels, but {dataset} is "
+                      "regression; allowed: auto, mse, mae or huber, or set dataset.task: classification")
 
 
 def _cells(spec: GridSpec) -> list[dict[str, Any]]:
@@ -467,7 +483,7 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
 def _resolved_loss(spec: GridSpec) -> str:
     if spec.loss != "auto":
         return spec.loss
-    task = dataset_task(spec.dataset.name, spec.dataset.target)
+    task = dataset_task(spec.dataset.name, spec.dataset.target, spec.dataset.load_options()["task"])
     return "sparse_categorical_crossentropy" if task == "classification" else "mse"
 
 

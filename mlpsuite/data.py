@@ -40,6 +40,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int | None
     feature_names: tuple[str, ...]
+    class_names: tuple[str, ...] = ()  # the label of each class index, in sorted order
 
     @property
     def input_dim(self) -> int:
@@ -101,6 +102,7 @@ BUNDLED: dict[str, tuple[str, Callable]] = {
 
 BUILTIN_NAMES: tuple[str, ...] = (*BUNDLED, *SYNTHETIC)
 FILE_SUFFIXES: tuple[str, ...] = (".csv", ".npz", ".parquet")
+MAX_AUTO_CLASSES = 50  # more distinct integer labels than this: ask, do not guess
 _OPTION_DEFAULTS = {"moons": {"n_samples": 500, "noise": 0.2},
                     "circles": {"n_samples": 500, "noise": 0.1, "factor": 0.5},
                     "blobs": {"n_samples": 500, "centers": 3},
@@ -138,13 +140,16 @@ def load_dataset(
     rng = np.random.default_rng(seed)
     label = check_dataset(name_or_path, options)
     if label in BUILTIN_NAMES:
-        X, y, feature_names, inferred_task = _load_builtin(label, rng, options)
+        if target is not None:
+            raise ValueError(f"{label}: target= applies only to .csv and .parquet files, got {target!r}")
+        X, y, feature_names, builtin_task = _load_builtin(label, rng, options)
+        task = _builtin_task(label, builtin_task, task)
     else:
-        X, y, feature_names, inferred_task = _read_file(Path(label), target)
-    task = _check_task(task or inferred_task, label)
+        X, y, feature_names = _read_file(Path(label), target)
+        task = _check_task(task, label) if task else _infer_task(y, label)
     X = _checked_features(X, feature_names, label)
-    y, n_classes = _encoded_target(y, task, label)
-    return _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_size)
+    y, classes = _encoded_target(y, task, label)
+    return _split(label, task, X, y, classes, feature_names, seed, test_size, val_size)
 
 
 def check_dataset(name_or_path: str | Path, options: dict[str, Any]) -> str:
@@ -165,14 +170,15 @@ def check_dataset(name_or_path: str | Path, options: dict[str, Any]) -> str:
     return name
 
 
-def dataset_task(name_or_path: str | Path, target: str | None = None) -> str:
-    """"classification" or "regression"; reads a file's target column to tell."""
+def dataset_task(name_or_path: str | Path, target: str | None = None, task: str | None = None) -> str:
+    """"classification" or "regression": `task` if given, else a built-in's own, else read
+    from a file's target column (an ambiguous column raises, asking for `task`)."""
     label = str(name_or_path)
-    if label in BUNDLED:
-        return BUNDLED[label][0]
-    if label in SYNTHETIC:
-        return SYNTHETIC[label][0]
-    return _read_file(Path(label), target)[3]
+    if label in BUILTIN_NAMES:
+        return _builtin_task(label, {**BUNDLED, **SYNTHETIC}[label][0], task)
+    if task:
+        return _check_task(task, label)
+    return _infer_task(_read_file(Path(label), target)[1], label)
 
 
 # ---------------------------------------------------------------- loading
@@ -238,7 +244,7 @@ def _read_file(path: Path, target: str | None):
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         raise ValueError(f"{path}: non-numeric feature columns {non_numeric}")
-    return features.to_numpy(), y, tuple(map(str, features.columns)), _infer_task(y)
+    return features.to_numpy(), y, tuple(map(str, features.columns))
 
 
 def _read_npz(path: Path):
@@ -257,7 +263,7 @@ def _read_npz(path: Path):
                          f"got {X.shape} and {y.shape}")
     if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{path}: non-numeric X of dtype {X.dtype}")
-    return X, y, tuple(f"x{i}" for i in range(X.shape[1])), _infer_task(y)
+    return X, y, tuple(f"x{i}" for i in range(X.shape[1]))
 
 
 def _first_line(error: Exception) -> str:
@@ -281,8 +287,30 @@ def _check_task(task: str, label: str) -> str:
     return task
 
 
-def _infer_task(y: np.ndarray) -> str:
-    return "regression" if np.issubdtype(np.asarray(y).dtype, np.floating) else "classification"
+def _builtin_task(label: str, own: str, asked: str | None) -> str:
+    if asked and _check_task(asked, label) != own:
+        raise ValueError(f"{label} is a {own} dataset; task must be auto or {own}, got {asked!r}")
+    return own
+
+
+def _infer_task(y: np.ndarray, label: str) -> str:
+    """Strings and booleans are classes, fractional floats regression; whole-number floats and
+    integers with many values could be either, so the user says which."""
+    y = np.asarray(y)
+    if pd.isna(y).any():  # before guessing: pandas turns an integer column with gaps into floats
+        raise ValueError(f"{label}: {int(pd.isna(y).sum())} missing target values")
+    if y.dtype.kind in "bOSU":
+        return "classification"
+    values = y[np.isfinite(y)] if y.dtype.kind == "f" else y
+    distinct = len(np.unique(values))
+    if y.dtype.kind == "f" and not np.all(values == np.round(values)):
+        return "regression"
+    if y.dtype.kind == "f" or distinct > MAX_AUTO_CLASSES:
+        what = (f"float target holds only whole numbers ({distinct} distinct values)" if y.dtype.kind == "f"
+                else f"integer target has {distinct} distinct values")
+        raise ValueError(f"{label}: the {what}: classes or a quantity? "
+                         "set dataset.task to classification or regression")
+    return "classification"
 
 
 def _checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) -> np.ndarray:
@@ -290,11 +318,15 @@ def _checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str)
     bad = ~np.isfinite(X)
     if bad.any():
         columns = [feature_names[i] for i in np.flatnonzero(bad.any(axis=0))]
-        raise ValueError(f"{label}: {int(bad.sum())} NaN or infinite feature values in columns {columns}")
+        first_row = int(np.flatnonzero(bad.any(axis=1))[0]) + 1
+        raise ValueError(f"{label}: {int(bad.sum())} NaN or infinite feature values in columns {columns}, "
+                         f"the first in data row {first_row}")
     return X.astype(np.float32)
 
 
-def _encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, int | None]:
+def _encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+    """Regression targets as float32; class labels (numbers or strings) as int32 codes in the
+    labels' sorted order, with the labels themselves."""
     y = np.asarray(y)
     if pd.isna(y).any():
         raise ValueError(f"{label}: {int(pd.isna(y).sum())} missing target values")
@@ -305,10 +337,10 @@ def _encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, i
     classes, codes = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise ValueError(f"{label}: classification needs at least 2 classes, got {len(classes)}")
-    return codes.astype(np.int32), len(classes)
+    return codes.astype(np.int32), tuple(str(c) for c in classes)
 
 
-def _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_size) -> Dataset:
+def _split(label, task, X, y, classes, feature_names, seed, test_size, val_size) -> Dataset:
     n_rows = len(X)
     n_test = math.ceil(test_size * n_rows)
     n_val = math.ceil(val_size * n_rows)
@@ -330,4 +362,4 @@ def _split(label, task, X, y, n_classes, feature_names, seed, test_size, val_siz
         raise ValueError(f"{label}: {n_rows} rows are too few for a stratified split with "
                          f"test_size={test_size}, val_size={val_size}: {_first_line(error)}") from None
     return Dataset(label, task, X_train, y_train, X_val, y_val, X_test, y_test,
-                   n_classes, tuple(feature_names))
+                   len(classes) if classes else None, tuple(feature_names), classes or ())

@@ -41,6 +41,7 @@ class TrialResult:
     fit_time_s: float | None = None
     step_time_ms: float | None = None
     steps_per_epoch: int | None = None
+    classes: list[str] = dataclasses.field(default_factory=list)  # label of class index i
     weights_sha256: str | None = None  # of the initial trainable weights: the parity check
     threads: int | None = None
     versions: dict[str, str] = dataclasses.field(default_factory=dict)

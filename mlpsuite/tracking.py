@@ -241,6 +241,8 @@ class Tracker:
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
         if result.weights_sha256:
             tags[TAG_WEIGHTS] = result.weights_sha256
+        if result.classes:  # class index i is this label (string labels are encoded sorted)
+            tags["mlpsuite.classes"] = json.dumps(result.classes)[:5000]
         if result.failure:
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]

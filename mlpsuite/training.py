@@ -101,7 +101,7 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
                   loss=make_loss(trial.loss),
                   metrics=["accuracy"] if data.task == "classification" else None)
     result = TrialResult(key=trial.key, backend=active_backend(), threads=threads,
-                         versions=_versions(), steps_per_epoch=steps)
+                         versions=_versions(), steps_per_epoch=steps, classes=list(data.class_names))
     result.initial_loss = _loss_on(model, data.X_train, data.y_train)
     result.weights_sha256 = weights_sha256(model)
 
@@ -150,9 +150,7 @@ def _stopping_epochs(stopper: keras.callbacks.EarlyStopping | None, epochs_run: 
 
 
 def _load(trial: Trial) -> Dataset:
-    spec = trial.dataset
-    return load_dataset(trial.data_path or spec.name, seed=spec.seed, test_size=spec.test_size,
-                        val_size=spec.val_size, target=spec.target, **spec.options)
+    return load_dataset(trial.data_path or trial.dataset.name, **trial.dataset.load_options())
 
 
 def _build(trial: Trial, data: Dataset) -> keras.Model:

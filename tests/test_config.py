@@ -130,6 +130,12 @@ BAD_CONFIGS = {
     "grid over a schedule setting it ignores": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: cosine}}\n"
                                                 "grid: {optimizer.schedule.decay_rate: [0.1, 0.5]}\n",
                                                 "a cosine schedule ignores decay_rate; used by: exponential"),
+    "target on a built-in dataset": ("name: x\ndataset: {name: iris, target: species}\n",
+                                     "dataset: iris: target= applies only to .csv and .parquet files"),
+    "task contradicting a built-in": ("name: x\ndataset: {name: iris, task: regression}\n",
+                                      "iris is a classification dataset; task must be auto or classification"),
+    "options on a bundled dataset": ("name: x\ndataset: {name: iris, options: {n_samples: 10}}\n",
+                                     "dataset: iris: takes no options"),
     "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
     "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
                                           "name: '../../escape' would leave the store's artifact folder"),
@@ -237,20 +243,25 @@ def _write_data(directory: Path, name: str) -> str:
         "missing_target.csv": "x1,x2,target\n1.0,2.0,\n" + rows,
         "corrupt.npz": b"this is not a zip archive",
         "corrupt.parquet": b"PAR1 not really parquet",
+        "whole-number float target": "x1,target\n" + "\n".join(f"{i}.5,{float(i % 2)}" for i in range(20)),
+        "many integer labels": "x1,target\n" + "\n".join(f"{i}.5,{i}" for i in range(60)),
+        "mse on classes": "x1,target\n" + "\n".join(f"{i}.5,{i % 2}" for i in range(20)),
+        "class loss on a quantity": "x1,target\n" + "\n".join(f"{i}.5,{i % 2}" for i in range(20)),
     }
+    file_name = name if name.endswith((".csv", ".npz", ".parquet")) else name.replace(" ", "_") + ".csv"
     if name == "no_arrays.npz":
         np.savez(directory / name, A=np.zeros((4, 2)))
     else:
         content = files[name]
-        target = directory / name
+        target = directory / file_name
         target.write_bytes(content) if isinstance(content, bytes) else target.write_text(content)
-    return name
+    return file_name
 
 
 BAD_DATA = {
     "no_target.csv": ("", "dataset: no_target.csv: no target column 'target'; pass target= one of ['x1', 'x2', 'label']"),
     "string_features.csv": ("", "non-numeric feature columns ['colour']"),
-    "nan_features.csv": ("", "NaN or infinite feature values in columns ['x2']"),
+    "nan_features.csv": ("", "NaN or infinite feature values in columns ['x2'], the first in data row 1"),
     "one_class.csv": ("", "classification needs at least 2 classes, got 1"),
     "few_rows.csv": ("", "rows are too few"),
     "missing_target.csv": ("", "1 missing target values"),
@@ -258,21 +269,33 @@ BAD_DATA = {
     "corrupt.parquet": ("", "dataset: corrupt.parquet: cannot read"),
     "no_arrays.npz": ("", "missing arrays ['X', 'y']"),
     "named target absent": ("target: price", "no target column 'price'"),
+    "whole-number float target": ("", "the float target holds only whole numbers (2 distinct values): classes or "
+                                      "a quantity? set dataset.task to classification or regression"),
+    "many integer labels": ("", "the integer target has 60 distinct values"),
+    "mse on classes": ("task: classification", "loss: mse needs real-valued targets"),
+    "class loss on a quantity": ("task: regression", "loss: sparse_categorical_crossentropy needs class labels"),
 }
+
+
+_FILE_CASES = {"no_target.csv", "string_features.csv", "nan_features.csv", "one_class.csv", "few_rows.csv",
+               "missing_target.csv", "corrupt.npz", "corrupt.parquet", "no_arrays.npz", "whole-number float target",
+               "many integer labels", "mse on classes", "class loss on a quantity"}
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
 def test_bad_data_file_is_one_line_exit_2_before_any_store(case, dry_run, tmp_path, monkeypatch, capsys):
     extra, expected = BAD_DATA[case]
-    name = _write_data(tmp_path, case if case.endswith((".csv", ".npz", ".parquet")) else "no_target.csv")
+    name = _write_data(tmp_path, case if case in _FILE_CASES else "no_target.csv")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    dataset = f"{{name: {name}" + (f", {extra}" if extra else "") + "}"
-    (tmp_path / "bad.yaml").write_text(f"name: x\ndataset: {dataset}\nbackends: [torch]\n", encoding="utf-8")
+    dataset = f"{{name: '{name}'" + (f", {extra}" if extra else "") + "}"
+    loss = {"mse on classes": "mse", "class loss on a quantity": "sparse_categorical_crossentropy"}.get(case, "auto")
+    (tmp_path / "bad.yaml").write_text(f"name: x\ndataset: {dataset}\nloss: {loss}\nbackends: [torch]\n",
+                                       encoding="utf-8")
     code = cli.main(["run", "bad.yaml", *(["--dry-run"] if dry_run else [])])
     err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: dataset: "), err
+    assert code == 2 and err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: "), err
     assert expected in err, err
     assert not (tmp_path / "mlruns").exists()
 

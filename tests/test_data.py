@@ -90,6 +90,12 @@ def test_csv_with_string_labels(tmp_path):
     ds = load_dataset(path, target="label")
     assert ds.task == "classification" and ds.n_classes == 3 and ds.feature_names == ("a", "b")
     assert ds.name == str(path)
+    labels = sorted(_frame()["label"].unique())
+    assert ds.class_names == tuple(labels)  # codes follow the labels' sorted order
+    frame = _frame()
+    label_of = {(np.float32(a), np.float32(b)): label for a, b, label in frame.itertuples(index=False)}
+    for X, y in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
+        assert [label_of[(a, b)] for a, b in X[:5]] == [labels[c] for c in y[:5]]
 
 
 def test_parquet_and_regression_target(tmp_path):
