@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -417,17 +418,55 @@ def _check_grid_data(spec: GridSpec, path: Path) -> None:
     """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
     missing target, NaN features, one class, too few rows, bad generator options or a loss
     that contradicts the task fail here, before any store exists, not as FAILED runs."""
-    tasks: dict[str, str] = {}
+    shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
     for cell in _cells(spec):
         cell_spec = _cell_spec(spec, cell, path)
         dataset = cell_spec.dataset
         identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
-        if identity not in tasks:
+        if identity not in shapes:
             try:
-                tasks[identity] = load_dataset(dataset.name, **dataset.load_options()).task
+                loaded = load_dataset(dataset.name, **dataset.load_options())
             except (ValueError, TypeError) as error:
                 raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
-        _check_loss_fits_task(cell_spec.loss, tasks[identity], dataset.name, path)
+            shapes[identity] = (loaded.task, loaded.input_dim, loaded.output_dim)
+        task, inputs, outputs = shapes[identity]
+        _check_loss_fits_task(cell_spec.loss, task, dataset.name, path)
+        _check_model_fits_memory(cell_spec, inputs, outputs, path)
+
+
+def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:
+    """(parameters, a generous estimate of the bytes a worker needs to train them in float32):
+    weights, gradients, two optimizer slots and a copy, plus a batch's activations and their
+    gradients for training and for 1024-row evaluation batches."""
+    widths = [inputs, *hidden, outputs]
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    activations = sum(widths[1:]) * (3 * batch_size + 2 * 1024)
+    return parameters, 4 * (5 * parameters + activations)
+
+
+def _available_bytes() -> int:
+    """Memory free for a worker now (MemAvailable), or all of it where /proc is absent."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, path: Path) -> None:
+    """Refuse a model that would exhaust the machine (a shared one) before a worker tries."""
+    parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
+    available = _available_bytes()
+    if needed > available // 2:  # the framework and the other workers need the rest
+        raise ConfigError(f"{path}: model.hidden: {list(spec.model.hidden)} has {parameters:,} parameters and "
+                          f"needs about {_gigabytes(needed)} to train, more than half of the "
+                          f"{_gigabytes(available)} available; allowed: a smaller model or batch_size")
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count / 2**30:,.1f} GiB"
 
 
 def _check_loss_fits_task(loss: str, task: str, dataset: str, path: Path) -> None:

@@ -136,6 +136,8 @@ BAD_CONFIGS = {
                                       "iris is a classification dataset; task must be auto or classification"),
     "options on a bundled dataset": ("name: x\ndataset: {name: iris, options: {n_samples: 10}}\n",
                                      "dataset: iris: takes no options"),
+    "model too large for memory": ("name: x\ndataset: {name: iris}\nmodel: {hidden: [1000000000]}\n",
+                                   "model.hidden: [1000000000] has 8,000,000,003 parameters and needs about"),
     "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
     "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
                                           "name: '../../escape' would leave the store's artifact folder"),
@@ -338,3 +340,11 @@ def test_one_data_file_spelled_three_ways_is_one_trial(tmp_path, monkeypatch):
         assert trials[0].dataset.name == spelling  # the logged config keeps what the user wrote
         assert trials[0].data_path == str((data / "x.csv").resolve())
     assert len(set(keys)) == 1
+
+
+def test_training_memory_estimate_counts_every_weight():
+    from mlpsuite.config import training_bytes
+
+    parameters, needed = training_bytes((64, 32), inputs=10, outputs=3, batch_size=16)
+    assert parameters == (10 + 1) * 64 + (64 + 1) * 32 + (32 + 1) * 3
+    assert needed >= 4 * 5 * parameters  # weights, gradients, two optimizer slots, a copy
