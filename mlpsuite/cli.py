@@ -14,27 +14,34 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpsuite import __version__
-from mlpsuite.config import BACKENDS, expand, load_config
 from mlpsuite.errors import ConfigError, UserError
+from mlpsuite.registry import BACKEND_ALIASES, BACKENDS
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mlpsuite",
         description="Run grids of small Keras 3 MLPs on TensorFlow, PyTorch and JAX and record "
         "every trial in MLflow (default store: sqlite:///mlruns/mlflow.db).",
     )
     parser.add_argument("--version", action="version", version=f"mlpsuite {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     run = commands.add_parser("run", help="run a YAML grid (skips trials already FINISHED)",
                               description="Run every trial of a YAML grid on its backends and "
                               "record each as an MLflow child run of one parent run. Trials whose "
                               "key already has a FINISHED run in the experiment are reused.")
     run.add_argument("config", type=Path, help="the grid YAML, e.g. experiments/quickstart.yaml")
-    run.add_argument("--backends", help=f"comma list overriding the config's ({','.join(BACKENDS)}; tf = tensorflow)")
+    run.add_argument("--backends", type=_backends, help=f"comma list overriding the config's ({','.join(BACKENDS)}; tf = tensorflow)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: one per core)")
     _add_tracking_uri(run)
     run.add_argument("--dry-run", action="store_true", help="print the trial table; write nothing")
@@ -82,6 +89,15 @@ def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
                         "else sqlite:///mlruns/mlflow.db); http:// servers work too")
 
 
+def _backends(text: str) -> str:
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name.lower() not in BACKEND_ALIASES]
+    if unknown or not text.strip():
+        raise argparse.ArgumentTypeError(f"unknown backend {(unknown or [text])[0]!r}; allowed: "
+                                         "tensorflow (tf), torch (pytorch), jax, comma-separated")
+    return text
+
+
 def _non_negative_float(text: str) -> float:
     try:
         value = float(text)
@@ -109,14 +125,17 @@ def _port(text: str) -> int:
     return value
 
 
-def _console():
+def _console(stderr: bool = True):
+    """Progress and notes go to stderr, results to stdout; 100 columns when not a terminal."""
     from rich.console import Console
 
-    console = Console(stderr=True)
-    return console if console.is_terminal else Console(stderr=True, width=100)
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=100)
 
 
 def _run(args: argparse.Namespace) -> int:
+    from mlpsuite.config import expand, load_config
+
     spec = load_config(args.config, backends=args.backends)
     if args.dry_run:
         from rich.console import Console
@@ -130,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     from mlpsuite.runner import run_grid
     from mlpsuite.tracking import Tracker, resolve_uri
 
-    console = _console()
+    console, results = _console(), _console(stderr=False)
     tracker = Tracker(resolve_uri(args.tracking_uri))
     progress = GridProgress(console)
 
@@ -148,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
                       "exists had left RUNNING (tag mlpsuite.failure = coordinator died)")
     if outcome.comparison is not None:
         for shown in comparison_view(outcome.comparison):
-            console.print(shown)
+            results.print(shown)
     if outcome.kept_logs:
         console.print(f"a worker died: its log is kept in {outcome.kept_logs}")
     counts = (f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
@@ -157,17 +176,24 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
         return 128 + int(outcome.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
-    from mlpsuite.tracking import run_url
-
-    browse = "" if tracker.uri.startswith(("http://", "https://")) else "mlpsuite ui, then "
-    console.print(f"{counts}; the comparison is on the parent run. Browse: {browse}"
-                  f"{run_url(tracker.uri, outcome.experiment_id, outcome.parent_run_id)} ; "
-                  f"again: mlpsuite compare {spec.name}", soft_wrap=True)
+    results.print(f"{counts}; the comparison is on the parent run. {_browse_hint(tracker.uri, args.tracking_uri, outcome)}"
+                  f"; again: mlpsuite compare {spec.name}" + (f" --tracking-uri {args.tracking_uri}"
+                                                              if args.tracking_uri else ""), soft_wrap=True)
     if outcome.report_error:
         console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
                       f"mlpsuite compare {spec.name} --log tries again")
         return EXIT_FAILED
     return EXIT_FAILED if args.strict and outcome.failed else 0
+
+
+def _browse_hint(uri: str, cli_uri: str | None, outcome) -> str:
+    """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it."""
+    from mlpsuite.tracking import run_url
+
+    link = run_url(uri, outcome.experiment_id, outcome.parent_run_id)
+    if uri.startswith(("http://", "https://")):
+        return f"Browse: {link}"
+    return f"Browse: mlpsuite ui{f' --tracking-uri {cli_uri}' if cli_uri else ''}, then {link}"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -238,6 +264,7 @@ def _ui(args: argparse.Namespace) -> int:
     from mlpsuite.tracking import resolve_uri
 
     uri = resolve_uri(args.tracking_uri, create=False)
+    _check_port_free(args.port)
     print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
           "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "
           "mlpsuite run printed.")
@@ -247,6 +274,17 @@ def _ui(args: argparse.Namespace) -> int:
         return subprocess.call(command)
     except KeyboardInterrupt:
         return 0
+
+
+def _check_port_free(port: int) -> None:
+    """MLflow's server would print a traceback and exit 0 on a busy port; say it in one line."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(f"--port {port}: 127.0.0.1:{port} is in use; pick a free port with --port") from None
 
 
 def _list_datasets() -> int:

@@ -24,11 +24,8 @@ from mlpsuite import __version__
 from mlpsuite.data import check_dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
-from mlpsuite.registry import ACTIVATION_PARAMS, SCALER_NAMES, canonical_name
+from mlpsuite.registry import ACTIVATION_PARAMS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES, canonical_name
 
-BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")
-BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
-                   "pytorch": "torch", "jax": "jax"}
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
 FREE_FORM_KEYS = ("dataset.options",)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-from sklearn import datasets as skdatasets
-from sklearn.model_selection import train_test_split
 
 from mlpsuite.registry import fold_name
+
+# scikit-learn and pandas load on first use: validating a config that names no file and no
+# generator options, and `mlpsuite --help`, never pay for them.
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -73,31 +73,42 @@ def _xor(n_samples: int = 400, noise: float = 0.1, *, rng: np.random.Generator):
     return X, corners[:, 0] ^ corners[:, 1]
 
 
-def _seeded(make: Callable) -> Callable:
-    """Adapt an sklearn `make_*` function to the `(…, rng=)` signature used here."""
-    def generate(*, rng: np.random.Generator, **options):
-        return make(random_state=int(rng.integers(2**31 - 1)), **options)
-    generate.__signature__ = inspect.signature(make)
-    return generate
+class _SklearnGenerator:
+    """A scikit-learn `make_*` function behind the `(…, rng=)` signature used here."""
+
+    def __init__(self, function_name: str):
+        self.function_name = function_name
+
+    def function(self) -> Callable:
+        from sklearn import datasets
+
+        return getattr(datasets, self.function_name)
+
+    def __call__(self, *, rng: np.random.Generator, **options):
+        return self.function()(random_state=int(rng.integers(2**31 - 1)), **options)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.function())
 
 
 # name -> (task, generator). Generators take keyword options and `rng`.
 SYNTHETIC: dict[str, tuple[str, Callable]] = {
-    "moons": ("classification", _seeded(skdatasets.make_moons)),
-    "circles": ("classification", _seeded(skdatasets.make_circles)),
+    "moons": ("classification", _SklearnGenerator("make_moons")),
+    "circles": ("classification", _SklearnGenerator("make_circles")),
     "spirals": ("classification", _spirals),
     "xor": ("classification", _xor),
-    "blobs": ("classification", _seeded(skdatasets.make_blobs)),
-    "friedman1": ("regression", _seeded(skdatasets.make_friedman1)),
+    "blobs": ("classification", _SklearnGenerator("make_blobs")),
+    "friedman1": ("regression", _SklearnGenerator("make_friedman1")),
 }
 
-# name -> (task, sklearn loader); all ship inside scikit-learn, nothing is downloaded.
-BUNDLED: dict[str, tuple[str, Callable]] = {
-    "digits": ("classification", skdatasets.load_digits),
-    "iris": ("classification", skdatasets.load_iris),
-    "wine": ("classification", skdatasets.load_wine),
-    "breast_cancer": ("classification", skdatasets.load_breast_cancer),
-    "diabetes": ("regression", skdatasets.load_diabetes),
+# name -> (task, sklearn.datasets loader); all ship inside scikit-learn, nothing is downloaded.
+BUNDLED: dict[str, tuple[str, str]] = {
+    "digits": ("classification", "load_digits"),
+    "iris": ("classification", "load_iris"),
+    "wine": ("classification", "load_wine"),
+    "breast_cancer": ("classification", "load_breast_cancer"),
+    "diabetes": ("regression", "load_diabetes"),
 }
 
 BUILTIN_NAMES: tuple[str, ...] = (*BUNDLED, *SYNTHETIC)
@@ -213,8 +224,10 @@ def _builtin_name(label: str) -> str:
 
 def _load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
     if name in BUNDLED:
+        from sklearn import datasets
+
         task, loader = BUNDLED[name]
-        bunch = loader()
+        bunch = getattr(datasets, loader)()
         return bunch.data, bunch.target, tuple(map(str, bunch.feature_names)), task
     task, generate = SYNTHETIC[name]
     options = {**_OPTION_DEFAULTS.get(name, {}), **options}
@@ -231,6 +244,8 @@ def _read_file(path: Path, target: str | None):
         return _read_npz(path)
     if suffix not in (".csv", ".parquet"):
         raise ValueError(f"{path}: unsupported file type {suffix!r}; use {', '.join(FILE_SUFFIXES)}")
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except Exception as error:  # parser errors come in many types; the message is what matters
@@ -297,8 +312,7 @@ def _infer_task(y: np.ndarray, label: str) -> str:
     """Strings and booleans are classes, fractional floats regression; whole-number floats and
     integers with many values could be either, so the user says which."""
     y = np.asarray(y)
-    if pd.isna(y).any():  # before guessing: pandas turns an integer column with gaps into floats
-        raise ValueError(f"{label}: {int(pd.isna(y).sum())} missing target values")
+    _check_no_missing(y, label)  # before guessing: pandas makes an integer column with gaps float
     if y.dtype.kind in "bOSU":
         return "classification"
     values = y[np.isfinite(y)] if y.dtype.kind == "f" else y
@@ -324,12 +338,19 @@ def _checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str)
     return X.astype(np.float32)
 
 
+def _check_no_missing(y: np.ndarray, label: str) -> None:
+    import pandas as pd  # isna knows None, NaN and pandas' NA in object columns alike
+
+    missing = int(pd.isna(y).sum())
+    if missing:
+        raise ValueError(f"{label}: {missing} missing target values")
+
+
 def _encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """Regression targets as float32; class labels (numbers or strings) as int32 codes in the
     labels' sorted order, with the labels themselves."""
     y = np.asarray(y)
-    if pd.isna(y).any():
-        raise ValueError(f"{label}: {int(pd.isna(y).sum())} missing target values")
+    _check_no_missing(y, label)
     if task == "regression":
         if not np.issubdtype(y.dtype, np.number):
             raise ValueError(f"{label}: regression needs a numeric target, got dtype {y.dtype}")
@@ -347,6 +368,8 @@ def _split(label, task, X, y, classes, feature_names, seed, test_size, val_size)
     if n_rows - n_test - n_val < 1:
         raise ValueError(f"{label}: {n_rows} rows are too few for test_size={test_size} "
                          f"and val_size={val_size}")
+    from sklearn.model_selection import train_test_split
+
     stratify = task == "classification"
     try:
         X_rest, X_test, y_rest, y_test = train_test_split(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from mlpsuite.config import Trial
 from mlpsuite.executors.local import Event
@@ -20,8 +20,11 @@ class GridProgress:
     """Trials done / failed / ETA, and one line per worker with its trial and epoch."""
 
     def __init__(self, console: Console):
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=console, transient=False)
+        # The bar, count and ETA keep their width; a long trial label is cut at 80 columns.
+        label = Column(no_wrap=True, overflow="ellipsis", ratio=1)
+        self.progress = Progress(TextColumn("{task.description}", table_column=label), BarColumn(bar_width=24),
+                                 MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                                 transient=False, expand=True)
         self.reused, self.failed = 0, 0
         self.overall: int | None = None
         self.workers: dict[int, int] = {}
@@ -46,7 +49,7 @@ class GridProgress:
             self.progress.update(line, description=f"  worker {event.slot} {event.backend}: ready",
                                  completed=0, total=None)
         elif event.kind == "started":
-            self.progress.update(line, description=f"  worker {event.slot} {event.trial.label()}",
+            self.progress.update(line, description=_worker_label(event.slot, event.trial),
                                  completed=0, total=event.trial.training.epochs)
         elif event.kind == "epoch":
             self.progress.update(line, completed=event.payload["epoch"])
@@ -58,6 +61,12 @@ class GridProgress:
         if slot not in self.workers:
             self.workers[slot] = self.progress.add_task(f"  worker {slot}", total=None)
         return self.workers[slot]
+
+
+def _worker_label(slot: int, trial: Trial) -> str:
+    """`  1 jax s2 elu standard`: the grid's values without their keys, so 80 columns keep them."""
+    values = " ".join(trial.cell_values().values())
+    return f"  {slot} {trial.backend} s{trial.seed} {values}".rstrip()
 
 
 def trial_table(trials: list[Trial]) -> Table:

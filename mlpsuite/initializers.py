@@ -9,7 +9,6 @@ standard deviations with the standard deviation corrected for the truncation.
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import truncnorm
 
 from mlpsuite.registry import lookup
 
@@ -46,6 +45,8 @@ def draw_kernel(
         kernel = rng.uniform(-limit, limit, size=shape)
     else:
         stddev = np.sqrt(variance) / _TRUNCATED_STD
+        from scipy.stats import truncnorm  # loaded on first draw: configs validate without scipy
+
         kernel = stddev * truncnorm.rvs(-2.0, 2.0, size=shape, random_state=rng)
     return kernel.astype(np.float32)
 

@@ -44,6 +44,10 @@ ACTIVATION_PARAMS: dict[str, dict[str, type]] = {
 
 SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
 
+BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")
+BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
+                   "pytorch": "torch", "jax": "jax"}
+
 
 def canonical_name(names: Iterable[str], name: Any, kind: str) -> str:
     """The registry's own spelling of `name` ("Leaky-ReLU" -> "leaky_relu")."""

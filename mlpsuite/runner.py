@@ -194,40 +194,45 @@ class _Recorder:
         return self.run_ids[trial.key]
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM or SIGHUP (the terminal closed): stop as on Ctrl-C, and remember which."""
+class _StopRequest:
+    """Ctrl-C, SIGTERM or SIGHUP, noted by the signal handler and acted on by the executor's
+    loop between events: raising inside the handler could cut an MLflow write in half and
+    leave SQLite's write lock held by this very process."""
 
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self):
+        self.signum = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.signum = self.signum or signum
+
+    def requested(self) -> bool:
+        return bool(self.signum)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, tracker: Tracker,
              experiment_id: str, parent: str | None, outcome: GridOutcome) -> None:
     """Run and record; on Ctrl-C, SIGTERM or SIGHUP mark what was in flight KILLED, never RUNNING."""
-    stopping = (signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, _raise_stopped) for signum in stopping}
-    previous[signal.SIGINT] = signal.getsignal(signal.SIGINT)
+    stop = _StopRequest()
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        executor.run(trials, recorder)
-    except BaseException as stop:
-        for signum in (signal.SIGINT, *stopping):  # a second signal must not skip the clean-up
+        executor.run(trials, recorder, should_stop=stop.requested)
+    except BaseException as error:
+        for signum in STOP_SIGNALS:  # a second signal must not skip the clean-up
             signal.signal(signum, signal.SIG_IGN)
         executor.shutdown(kill=True)
         _kill_unfinished(tracker, experiment_id, parent, recorder, outcome)
         if parent:
             tracker.end_run(parent, "KILLED")
-        if not isinstance(stop, KeyboardInterrupt):
+        if not isinstance(error, KeyboardInterrupt):
             raise
         outcome.interrupted = True
-        outcome.signal = getattr(stop, "signum", signal.SIGINT)
+        outcome.signal = stop.signum or signal.SIGINT
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def _raise_stopped(signum, frame):
-    raise Stopped(signum)
 
 
 def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,

@@ -123,8 +123,10 @@ class Tracker:
     """Writes one grid's runs to one MLflow store."""
 
     def __init__(self, uri: str):
-        # "Creating initial MLflow database tables..." on a new store: noise on our stderr.
+        # "Creating initial MLflow database tables..." on a new store, and a "View run" link on
+        # stdout for every run ended on a server: noise in our output.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
         _check_server(uri)
         try:

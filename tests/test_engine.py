@@ -137,8 +137,8 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
     assert "is past training.max_seconds=1" in runs["tags.mlpsuite.failure_message"].iloc[0]
     # The comparison still ends the grid, and says what it left out.
-    assert "no FINISHED trial, nothing to rank" in done.stderr
-    assert "excluded from the statistics: 1 timeout (torch)" in done.stderr
+    assert "no FINISHED trial, nothing to rank" in done.stdout
+    assert "excluded from the statistics: 1 timeout (torch)" in done.stdout
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_excluded"] == 1
     assert "#### Failures" in parent.data.tags["mlflow.note.content"]
@@ -194,4 +194,4 @@ def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
     run = trial_runs(uri, "regress").iloc[0]
     for name in ("test_r2", "test_mae", "val_r2", "val_mae", "tested_epoch"):
         assert np.isfinite(run[f"metrics.{name}"]), name
-    assert "test_r2" in done.stderr  # the ranking shows R² for regression
+    assert "test_r2" in done.stdout  # the ranking shows R² for regression

@@ -6,6 +6,8 @@ import sys
 from importlib.metadata import requires
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -55,3 +57,19 @@ def test_mlruns_holds_only_its_gitignore_and_readme():
         assert set(tracked.stdout.split()) <= {"mlruns/.gitignore", "mlruns/README.md"}
     ignore = (ROOT / "mlruns" / ".gitignore").read_text().split()
     assert ignore[0] == "*"
+
+
+HEAVY = ("sklearn", "pandas", "scipy", "mlflow", "keras", "matplotlib")
+
+
+@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["--version"], 0), (["run", "bad.yaml"], 2)],
+                         ids=["help", "version", "config error"])
+def test_the_cli_answers_without_importing_heavy_libraries(tmp_path, argv, code):
+    """What makes --help and a config error answer in a blink (benchmarks/cli_startup.py)."""
+    (tmp_path / "bad.yaml").write_text("name: x\ndataset: {name: iris}\ntraining: {epochs: 0}\n")
+    script = ("import sys\nfrom mlpsuite import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
+              "except SystemExit as stop:\n    code = stop.code\n"
+              f"print({HEAVY!r} and sorted(m for m in {HEAVY!r} if m in sys.modules), code)")
+    done = subprocess.run([sys.executable, "-c", script, *argv], cwd=tmp_path, capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"})
+    assert done.stdout.strip().splitlines()[-1] == f"[] {code}", done.stdout + done.stderr

@@ -64,6 +64,8 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
     done = run_mlpsuite("run", str(path), "--tracking-uri", mlflow_server, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "mlruns").exists()  # nothing went to the default local store
+    assert "View run" not in done.stdout  # MLflow's own link per run stays out of our output
+    assert f"Browse: {mlflow_server}/#/experiments/" in done.stdout
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("served")
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")

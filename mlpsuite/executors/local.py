@@ -104,14 +104,17 @@ class LocalExecutor:
         self._log_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-workers-"))
         self.kept_logs: Path | None = None  # set when a worker died: its log is evidence
 
-    def run(self, trials: list[Trial], handle: Handler) -> None:
-        """Run every trial; `handle` gets each event in the calling thread. Blocks until done."""
+    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
+        """Run every trial; `handle` gets each event in the calling thread. Blocks until done,
+        or raises KeyboardInterrupt between events once `should_stop()` says so."""
         queues = {backend: collections.deque() for backend in dict.fromkeys(t.backend for t in trials)}
         for trial in trials:
             queues[trial.backend].append(trial)
         self.jobs = min(self.jobs, max(1, len(trials)))
         try:
             while any(queues.values()) or any(w.trial for w in self._workers.values()):
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
                 self._fill_slots(queues, handle)
                 try:
                     slot, generation, message = self._events.get(timeout=POLL_SECONDS)
