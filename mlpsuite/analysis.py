@@ -291,8 +291,7 @@ def parity_summary(parity: pd.DataFrame) -> dict[str, float]:
             "median": float(worst_per_pair.median()) if len(compared) else math.nan}
 
 
-SPEED_COLUMNS = {"step_time_ms": "step_time_ms", "first_epoch_overhead_s": "first_epoch_overhead_s",
-                 "trial_time_s": "trial_time_s", "worker_start_s": "worker_start_s"}
+SPEED_COLUMNS = ("step_time_ms", "first_epoch_overhead_s", "trial_time_s", "worker_start_s")
 
 
 def speed_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -200,6 +200,8 @@ def _compare(args: argparse.Namespace) -> int:
     from mlpsuite.analysis import compare
     from mlpsuite.tracking import Tracker, resolve_uri
 
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
     tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     if args.log:
         from mlpsuite.runner import log_comparison
@@ -210,6 +212,7 @@ def _compare(args: argparse.Namespace) -> int:
     _print_comparison(comparison, args.format)
     if args.out is not None:
         from mlpsuite.report import write_report
+
 
         written = write_report(comparison, args.out)
         print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
@@ -261,9 +264,10 @@ def _rerun(args: argparse.Namespace) -> int:
 
 
 def _ui(args: argparse.Namespace) -> int:
-    from mlpsuite.tracking import resolve_uri
+    from mlpsuite.tracking import Tracker, resolve_uri
 
     uri = resolve_uri(args.tracking_uri, create=False)
+    Tracker(uri)  # an unreachable server or unusable store: one line here, not MLflow's traceback
     _check_port_free(args.port)
     print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
           "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "

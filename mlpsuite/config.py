@@ -171,7 +171,7 @@ class TrainingSpec(_Section):
 
 
 class GridSpec(_Section):
-    name: str = Field(min_length=1, description="the MLflow experiment name")
+    name: str = Field(min_length=1, max_length=200, description="the MLflow experiment name")
     dataset: DatasetSpec
     model: ModelSpec = ModelSpec()
     optimizer: OptimizerSpec = OptimizerSpec()
@@ -332,10 +332,14 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
     """Read and validate a grid YAML; `backends` ("tf,jax") overrides its `backends`."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a grid YAML file such as experiments/quickstart.yaml")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); expected a grid YAML file") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -457,7 +461,8 @@ def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, path: Pa
     parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
     available = _available_bytes()
     if needed > available // 2:  # the framework and the other workers need the rest
-        raise ConfigError(f"{path}: model.hidden: {list(spec.model.hidden)} has {parameters:,} parameters and "
+        raise ConfigError(f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
+                          f"parameters and at batch size {spec.training.batch_size:,} "
                           f"needs about {_gigabytes(needed)} to train, more than half of the "
                           f"{_gigabytes(available)} available; allowed: a smaller model or batch_size")
 

@@ -114,6 +114,7 @@ BUNDLED: dict[str, tuple[str, str]] = {
 BUILTIN_NAMES: tuple[str, ...] = (*BUNDLED, *SYNTHETIC)
 FILE_SUFFIXES: tuple[str, ...] = (".csv", ".npz", ".parquet")
 MAX_AUTO_CLASSES = 50  # more distinct integer labels than this: ask, do not guess
+MAX_SYNTHETIC_ROWS = 10_000_000  # a generated set this size is already ~1 GB; more is a typo
 _OPTION_DEFAULTS = {"moons": {"n_samples": 500, "noise": 0.2},
                     "circles": {"n_samples": 500, "noise": 0.1, "factor": 0.5},
                     "blobs": {"n_samples": 500, "centers": 3},
@@ -200,11 +201,24 @@ def _check_options(name: str, options: dict[str, Any]) -> None:
         if options:
             raise ValueError(f"{name}: takes no options, got {sorted(options)}")
         return
-    generate = SYNTHETIC[name][1]
-    allowed = [p for p in inspect.signature(generate).parameters if p not in ("rng", "random_state")]
-    unknown = sorted(set(options) - set(allowed))
+    parameters = {p.name: p for p in inspect.signature(SYNTHETIC[name][1]).parameters.values()
+                  if p.name not in ("rng", "random_state")}
+    unknown = sorted(set(options) - set(parameters))
     if unknown:
-        raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(allowed)}")
+        raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(parameters)}")
+    for option, value in options.items():
+        _check_option_value(name, option, value, parameters[option].default)
+
+
+def _check_option_value(name: str, option: str, value: Any, default: Any) -> None:
+    """An option takes its default's kind (no `true` for a count), and no more rows than fit."""
+    numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (int, float)) and not isinstance(default, bool):
+        if not numeric or (isinstance(default, int) and not isinstance(value, int)):
+            kind = "an integer" if isinstance(default, int) else "a number"
+            raise ValueError(f"{name}: option {option} must be {kind}, got {value!r}")
+    if option == "n_samples" and numeric and value > MAX_SYNTHETIC_ROWS:
+        raise ValueError(f"{name}: option n_samples must be at most {MAX_SYNTHETIC_ROWS:,}, got {value:,}")
 
 
 def _looks_like_file(label: str) -> bool:
@@ -250,6 +264,8 @@ def _read_file(path: Path, target: str | None):
         frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
     except Exception as error:  # parser errors come in many types; the message is what matters
         raise ValueError(f"{path}: cannot read: {_first_line(error)}") from None
+    if frame.empty:
+        raise ValueError(f"{path}: no data rows (columns {list(frame.columns)})")
     column = target or "target"
     if column not in frame.columns:
         hint = "pass target= one of" if target is None else "columns are"
@@ -258,7 +274,10 @@ def _read_file(path: Path, target: str | None):
     features = frame.drop(columns=[column])
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
-        raise ValueError(f"{path}: non-numeric feature columns {non_numeric}")
+        first = features[non_numeric[0]]
+        row = int(np.flatnonzero(pd.to_numeric(first, errors="coerce").isna() & first.notna())[0]) + 1
+        raise ValueError(f"{path}: non-numeric feature columns {non_numeric}, the first text in "
+                         f"column {non_numeric[0]!r} at data row {row}: {first.iloc[row - 1]!r}")
     return features.to_numpy(), y, tuple(map(str, features.columns))
 
 
@@ -329,6 +348,8 @@ def _infer_task(y: np.ndarray, label: str) -> str:
 
 def _checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] == 0:
+        raise ValueError(f"{label}: no feature columns besides the target")
     bad = ~np.isfinite(X)
     if bad.any():
         columns = [feature_names[i] for i in np.flatnonzero(bad.any(axis=0))]
@@ -381,8 +402,9 @@ def _split(label, task, X, y, classes, feature_names, seed, test_size, val_size)
         else:
             X_train, y_train = X_rest, y_rest
             X_val, y_val = X_rest[:0], y_rest[:0]
-    except ValueError as error:
-        raise ValueError(f"{label}: {n_rows} rows are too few for a stratified split with "
-                         f"test_size={test_size}, val_size={val_size}: {_first_line(error)}") from None
+    except ValueError:
+        smallest = int(np.unique(y, return_counts=True)[1].min()) if stratify else 0
+        raise ValueError(f"{label}: {n_rows} rows are too few for a stratified split with test_size={test_size}, "
+                         f"val_size={val_size}: the smallest of {len(np.unique(y))} classes has {smallest} rows") from None
     return Dataset(label, task, X_train, y_train, X_val, y_val, X_test, y_test,
                    len(classes) if classes else None, tuple(feature_names), classes or ())

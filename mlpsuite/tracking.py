@@ -56,14 +56,32 @@ def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
     With `create=False` (commands that only read) a SQLite file that does not exist is an
     error, not a new empty store in whatever folder the command ran from.
     """
+    if cli_uri is not None and not cli_uri.strip():
+        raise StoreError("--tracking-uri: empty; allowed: sqlite:///PATH, http(s)://HOST:PORT, postgresql://...")
     uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    _check_scheme(uri)
     local = _sqlite_path(uri)
     if local is not None and create:
-        local.parent.mkdir(parents=True, exist_ok=True)
+        try:  # the store's own folder, but not a mistyped path's missing parents
+            local.parent.mkdir(exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"tracking URI {uri}: cannot create {local.parent} ({error.strerror})") from None
     elif local is not None and not local.is_file():
         raise StoreError(f"tracking URI {uri}: no store at {local.resolve()} (paths are relative to the "
                          "current folder); run mlpsuite run there first, or pass --tracking-uri")
     return uri
+
+
+URI_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")
+
+
+def _check_scheme(uri: str) -> None:
+    scheme = uri.split("://", 1)[0].split("+", 1)[0] if "://" in uri else ""
+    if scheme in URI_SCHEMES:
+        return
+    hint = f"; for a SQLite file write sqlite:///{uri}" if not scheme else ""
+    raise StoreError(f"tracking URI {uri}: not a store mlpsuite can use{hint}; allowed: sqlite:///PATH, "
+                     "http(s)://HOST:PORT (mlflow server), postgresql://, mysql://, mssql://")
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -185,6 +203,8 @@ class Tracker:
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             _retrying(self.client.update_run, parent.info.run_id, status="RUNNING")
             self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **_owner()})
+            if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
+                _retrying(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",

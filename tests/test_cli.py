@@ -20,6 +20,11 @@ BAD_FLAGS = {
     "missing config file": (["run", "nothere.yaml"], "nothere.yaml: file not found"),
     "unknown store scheme": (["run", "q.yaml", "--tracking-uri", "ftp://example/x"], "ftp://example/x"),
     "no store for compare": (["compare", "q"], "no store at"),
+    "config is a folder": (["run", "."], ".: is a folder; expected a grid YAML file"),
+    "empty tracking URI": (["run", "q.yaml", "--tracking-uri", ""], "--tracking-uri: empty"),
+    "plain path as tracking URI": (["run", "q.yaml", "--tracking-uri", "mlruns/x.db"], "write sqlite:///mlruns/x.db"),
+    "unknown scheme for ui": (["ui", "--tracking-uri", "ftp://x"], "tracking URI ftp://x: not a store mlpsuite can use"),
+    "compare out is a file": (["compare", "q", "--out", "q.yaml"], "--out q.yaml: exists and is not a folder"),
     "no store for rerun": (["rerun", "abc"], "no store at"),
     "no store for ui": (["ui"], "no store at"),
 }

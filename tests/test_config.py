@@ -71,6 +71,7 @@ def test_registry_names_match_the_layers_constructors():
 
 
 BAD_CONFIGS = {
+    "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
     "unknown top key": ("name: x\ndataset: {name: iris}\nmodle: {}\n", "modle: unknown key; allowed: name, dataset, model"),
     "unknown model key": ("name: x\ndataset: {name: iris}\nmodel: {layers: 3}\n", "model.layers: unknown key; allowed: hidden, activation"),
     "wrong type": ("name: x\ndataset: {name: iris}\ntraining: {epochs: many}\n", "training.epochs: Input should be a valid integer"),
@@ -137,7 +138,12 @@ BAD_CONFIGS = {
     "options on a bundled dataset": ("name: x\ndataset: {name: iris, options: {n_samples: 10}}\n",
                                      "dataset: iris: takes no options"),
     "model too large for memory": ("name: x\ndataset: {name: iris}\nmodel: {hidden: [1000000000]}\n",
-                                   "model.hidden: [1000000000] has 8,000,000,003 parameters and needs about"),
+                                   "model.hidden, training.batch_size: [1000000000] has 8,000,000,003 parameters and at batch size 64 needs about"),
+    "experiment name too long": ("name: " + "x" * 201 + "\ndataset: {name: iris}\n", "name: String should have at most 200 characters"),
+    "boolean generator option": ("name: x\ndataset: {name: moons, options: {n_samples: true}}\n",
+                                 "dataset: moons: option n_samples must be an integer, got True"),
+    "generator too large": ("name: x\ndataset: {name: blobs, options: {n_samples: 1000000000}}\n",
+                            "dataset: blobs: option n_samples must be at most 10,000,000"),
     "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
     "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
                                           "name: '../../escape' would leave the store's artifact folder"),
@@ -151,7 +157,8 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(case, tmp_path, monke
     text, expected = BAD_CONFIGS[case]
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    (tmp_path / "bad.yaml").write_text(text, encoding="utf-8")
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text, encoding="utf-8")
     code = cli.main(["run", "bad.yaml"])
     err = capsys.readouterr().err
     assert code == 2
@@ -245,6 +252,9 @@ def _write_data(directory: Path, name: str) -> str:
         "missing_target.csv": "x1,x2,target\n1.0,2.0,\n" + rows,
         "corrupt.npz": b"this is not a zip archive",
         "corrupt.parquet": b"PAR1 not really parquet",
+        "target_only.csv": "target\n" + "\n".join(str(i % 2) for i in range(20)),
+        "header_only.csv": "x1,x2,target\n",
+        "text_in_numbers.csv": "x1,x2,target\n" + "\n".join(f"{i}.0,{'seven' if i == 3 else i},{i % 2}" for i in range(20)),
         "whole-number float target": "x1,target\n" + "\n".join(f"{i}.5,{float(i % 2)}" for i in range(20)),
         "many integer labels": "x1,target\n" + "\n".join(f"{i}.5,{i}" for i in range(60)),
         "mse on classes": "x1,target\n" + "\n".join(f"{i}.5,{i % 2}" for i in range(20)),
@@ -271,6 +281,9 @@ BAD_DATA = {
     "corrupt.parquet": ("", "dataset: corrupt.parquet: cannot read"),
     "no_arrays.npz": ("", "missing arrays ['X', 'y']"),
     "named target absent": ("target: price", "no target column 'price'"),
+    "target_only.csv": ("", "target_only.csv: no feature columns besides the target"),
+    "header_only.csv": ("", "header_only.csv: no data rows (columns ['x1', 'x2', 'target'])"),
+    "text_in_numbers.csv": ("", "non-numeric feature columns ['x2'], the first text in column 'x2' at data row 4: 'seven'"),
     "whole-number float target": ("", "the float target holds only whole numbers (2 distinct values): classes or "
                                       "a quantity? set dataset.task to classification or regression"),
     "many integer labels": ("", "the integer target has 60 distinct values"),
@@ -279,7 +292,7 @@ BAD_DATA = {
 }
 
 
-_FILE_CASES = {"no_target.csv", "string_features.csv", "nan_features.csv", "one_class.csv", "few_rows.csv",
+_FILE_CASES = {"target_only.csv", "header_only.csv", "text_in_numbers.csv", "no_target.csv", "string_features.csv", "nan_features.csv", "one_class.csv", "few_rows.csv",
                "missing_target.csv", "corrupt.npz", "corrupt.parquet", "no_arrays.npz", "whole-number float target",
                "many integer labels", "mse on classes", "class loss on a quantity"}
 

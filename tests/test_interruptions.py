@@ -160,3 +160,4 @@ def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next
     assert runs.query("status == 'FINISHED'")["tags.mlpsuite.trial_key"].nunique() == 2
     parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
     assert [p.info.status for p in parents] == ["FINISHED"]  # the orphaned parent, reopened
+    assert "mlpsuite.failure" not in parents[0].data.tags  # why it was killed is no longer true
