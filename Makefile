@@ -16,6 +16,7 @@ test: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/overhead.py
 	$(VENV_PYTHON) benchmarks/report.py
+	$(VENV_PYTHON) benchmarks/cli_startup.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui

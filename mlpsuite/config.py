@@ -12,7 +12,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, Validatio
                       model_validator)
 
 from mlpsuite import __version__
-from mlpsuite.data import check_dataset, dataset_task, load_dataset
+from mlpsuite.data import check_dataset, dataset_task
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
 from mlpsuite.registry import ACTIVATION_PARAMS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES, canonical_name
@@ -355,19 +354,10 @@ def load_config(path: str | Path, backends: str | None = None) -> GridSpec:
     except ValidationError as error:
         raise ConfigError(_one_line(error, GridSpec, path)) from None
     _check_grid_cells(spec, path)
-    _check_grid_axes_matter(spec, path)
-    _check_grid_data(spec, path)
+    from mlpsuite.grid_checks import check_grid  # it reads this module's cells
+
+    check_grid(spec, path)
     return spec
-
-
-def _check_grid_axes_matter(spec: GridSpec, path: Path) -> None:
-    """A grid axis over a setting that no cell reads would make trials with identical results
-    under different labels, so an ablation would seem to show that the setting has no effect."""
-    for key in spec.grid:
-        reasons = {_cell_spec(spec, cell, path).optimizer.ignored().get(key) for cell in _cells(spec)}
-        if None not in reasons:
-            raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
-                              "its values would give identical trials")
 
 
 def _one_line(error: ValidationError, model: type[BaseModel], path: Path) -> str:
@@ -412,82 +402,16 @@ def _check_grid_cells(spec: GridSpec, path: Path) -> None:
             allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
             raise ConfigError(f"{path}: grid.{key}: no such key; allowed: {allowed}")
         for value in values:
-            _cell_spec(spec, {key: value}, path)
+            cell_spec(spec, {key: value}, path)
 
 
-def _check_grid_data(spec: GridSpec, path: Path) -> None:
-    """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
-    missing target, NaN features, one class, too few rows, bad generator options or a loss
-    that contradicts the task fail here, before any store exists, not as FAILED runs."""
-    shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
-    for cell in _cells(spec):
-        cell_spec = _cell_spec(spec, cell, path)
-        dataset = cell_spec.dataset
-        identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
-        if identity not in shapes:
-            try:
-                loaded = load_dataset(dataset.name, **dataset.load_options())
-            except (ValueError, TypeError) as error:
-                raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
-            shapes[identity] = (loaded.task, loaded.input_dim, loaded.output_dim)
-        task, inputs, outputs = shapes[identity]
-        _check_loss_fits_task(cell_spec.loss, task, dataset.name, path)
-        _check_model_fits_memory(cell_spec, inputs, outputs, path)
-
-
-def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:
-    """(parameters, a generous estimate of the bytes a worker needs to train them in float32):
-    weights, gradients, two optimizer slots and a copy, plus a batch's activations and their
-    gradients for training and for 1024-row evaluation batches."""
-    widths = [inputs, *hidden, outputs]
-    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
-    activations = sum(widths[1:]) * (3 * batch_size + 2 * 1024)
-    return parameters, 4 * (5 * parameters + activations)
-
-
-def _available_bytes() -> int:
-    """Memory free for a worker now (MemAvailable), or all of it where /proc is absent."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, path: Path) -> None:
-    """Refuse a model that would exhaust the machine (a shared one) before a worker tries."""
-    parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
-    available = _available_bytes()
-    if needed > available // 2:  # the framework and the other workers need the rest
-        raise ConfigError(f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
-                          f"parameters and at batch size {spec.training.batch_size:,} "
-                          f"needs about {_gigabytes(needed)} to train, more than half of the "
-                          f"{_gigabytes(available)} available; allowed: a smaller model or batch_size")
-
-
-def _gigabytes(count: int) -> str:
-    return f"{count / 2**30:,.1f} GiB"
-
-
-def _check_loss_fits_task(loss: str, task: str, dataset: str, path: Path) -> None:
-    if loss == "auto" or (loss == "sparse_categorical_crossentropy") == (task == "classification"):
-        return
-    if task == "classification":
-        raise ConfigError(f"{path}: loss: {loss} needs real-valued targets, but {dataset} is classification; "
-                          "allowed: auto or sparse_categorical_crossentropy, or set dataset.task: regression")
-    raise ConfigError(f"{path}: loss: sparse_categorical_crossentropy needs class labels, but {dataset} is "
-                      "regression; allowed: auto, mse, mae or huber, or set dataset.task: classification")
-
-
-def _cells(spec: GridSpec) -> list[dict[str, Any]]:
+def cells(spec: GridSpec) -> list[dict[str, Any]]:
     """The grid's cells: one dict of grid values each, in the cross product's order."""
     keys = list(spec.grid)
     return [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
 
 
-def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
+def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
     raw = spec.model_dump(mode="python")
     for key, value in cell.items():
         *parents, leaf = key.split(".")
@@ -508,15 +432,14 @@ def _cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
 
 def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
-    cells = _cells(spec)
     # Per cell, not per trial: resolving the loss and hashing reads a data file whole.
     cell_fields = []
-    for cell in cells:
-        cell_spec = _cell_spec(spec, cell, Path(path))
+    for cell in cells(spec):
+        resolved = cell_spec(spec, cell, Path(path))
         cell_fields.append(dict(
-            dataset=cell_spec.dataset, model=cell_spec.model, optimizer=cell_spec.optimizer,
-            training=cell_spec.training, loss=_resolved_loss(cell_spec), cell=_json_safe(cell),
-            data_sha256=file_digest(cell_spec.dataset.name), data_path=_resolved_file(cell_spec.dataset.name)))
+            dataset=resolved.dataset, model=resolved.model, optimizer=resolved.optimizer,
+            training=resolved.training, loss=_resolved_loss(resolved), cell=_json_safe(cell),
+            data_sha256=file_digest(resolved.dataset.name), data_path=_resolved_file(resolved.dataset.name)))
     return [Trial(experiment=spec.name, backend=backend, seed=seed, **fields)
             for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
 

@@ -356,7 +356,7 @@ def test_one_data_file_spelled_three_ways_is_one_trial(tmp_path, monkeypatch):
 
 
 def test_training_memory_estimate_counts_every_weight():
-    from mlpsuite.config import training_bytes
+    from mlpsuite.grid_checks import training_bytes
 
     parameters, needed = training_bytes((64, 32), inputs=10, outputs=3, batch_size=16)
     assert parameters == (10 + 1) * 64 + (64 + 1) * 32 + (32 + 1) * 3

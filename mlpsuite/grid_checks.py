@@ -1,0 +1,97 @@
+"""Checks of a whole grid that need more than its schema: settings that no cell reads, and
+every dataset loaded once (readable, a task its loss fits, a model that fits in memory).
+
+Run by `config.load_config` before any store is opened, so `--dry-run` runs them too; each
+failure is one `ConfigError` line naming the file and key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from mlpsuite.config import GridSpec, cell_spec, cells
+from mlpsuite.data import load_dataset
+from mlpsuite.errors import ConfigError
+
+
+def check_grid(spec: GridSpec, path: Path) -> None:
+    _check_grid_axes_matter(spec, path)
+    _check_grid_data(spec, path)
+
+
+def _check_grid_axes_matter(spec: GridSpec, path: Path) -> None:
+    """A grid axis over a setting that no cell reads would make trials with identical results
+    under different labels, so an ablation would seem to show that the setting has no effect."""
+    for key in spec.grid:
+        reasons = {cell_spec(spec, cell, path).optimizer.ignored().get(key) for cell in cells(spec)}
+        if None not in reasons:
+            raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
+                              "its values would give identical trials")
+
+
+def _check_grid_data(spec: GridSpec, path: Path) -> None:
+    """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
+    missing target, NaN features, one class, too few rows, bad generator options or a loss
+    that contradicts the task fail here, before any store exists, not as FAILED runs."""
+    shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
+    for cell in cells(spec):
+        resolved = cell_spec(spec, cell, path)
+        dataset = resolved.dataset
+        identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
+        if identity not in shapes:
+            try:
+                loaded = load_dataset(dataset.name, **dataset.load_options())
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
+            shapes[identity] = (loaded.task, loaded.input_dim, loaded.output_dim)
+        task, inputs, outputs = shapes[identity]
+        _check_loss_fits_task(resolved.loss, task, dataset.name, path)
+        _check_model_fits_memory(resolved, inputs, outputs, path)
+
+
+def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:
+    """(parameters, a generous estimate of the bytes a worker needs to train them in float32):
+    weights, gradients, two optimizer slots and a copy, plus a batch's activations and their
+    gradients for training and for 1024-row evaluation batches."""
+    widths = [inputs, *hidden, outputs]
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    activations = sum(widths[1:]) * (3 * batch_size + 2 * 1024)
+    return parameters, 4 * (5 * parameters + activations)
+
+
+def _available_bytes() -> int:
+    """Memory free for a worker now (MemAvailable), or all of it where /proc is absent."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, path: Path) -> None:
+    """Refuse a model that would exhaust the machine (a shared one) before a worker tries."""
+    parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
+    available = _available_bytes()
+    if needed > available // 2:  # the framework and the other workers need the rest
+        raise ConfigError(f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
+                          f"parameters and at batch size {spec.training.batch_size:,} "
+                          f"needs about {_gigabytes(needed)} to train, more than half of the "
+                          f"{_gigabytes(available)} available; allowed: a smaller model or batch_size")
+
+
+def _gigabytes(count: int) -> str:
+    return f"{count / 2**30:,.1f} GiB"
+
+
+def _check_loss_fits_task(loss: str, task: str, dataset: str, path: Path) -> None:
+    if loss == "auto" or (loss == "sparse_categorical_crossentropy") == (task == "classification"):
+        return
+    if task == "classification":
+        raise ConfigError(f"{path}: loss: {loss} needs real-valued targets, but {dataset} is classification; "
+                          "allowed: auto or sparse_categorical_crossentropy, or set dataset.task: regression")
+    raise ConfigError(f"{path}: loss: sparse_categorical_crossentropy needs class labels, but {dataset} is "
+                      "regression; allowed: auto, mse, mae or huber, or set dataset.task: classification")
