@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
         Console().print(trial_table(unique_trials(expand(spec, args.config))))
         return 0
-    from mlpsuite.display import GridProgress, comparison_view
+    from mlpsuite.display import GridProgress
     from mlpsuite.runner import run_grid
     from mlpsuite.tracking import Tracker, resolve_uri
 
@@ -162,6 +162,13 @@ def _run(args: argparse.Namespace) -> int:
                            display=progress, on_plan=on_plan)
     finally:
         progress.stop()
+    return _show_outcome(outcome, spec.name, tracker.uri, args, console, results)
+
+
+def _show_outcome(outcome, experiment: str, uri: str, args: argparse.Namespace, console, results) -> int:
+    """The comparison and the closing line on stdout, notes on stderr; returns the exit code."""
+    from mlpsuite.display import comparison_view
+
     if outcome.orphans_killed:
         console.print(f"marked {outcome.orphans_killed} runs KILLED that an mlpsuite run which no longer "
                       "exists had left RUNNING (tag mlpsuite.failure = coordinator died)")
@@ -176,12 +183,12 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
         return 128 + int(outcome.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
-    results.print(f"{counts}; the comparison is on the parent run. {_browse_hint(tracker.uri, args.tracking_uri, outcome)}"
-                  f"; again: mlpsuite compare {spec.name}" + (f" --tracking-uri {args.tracking_uri}"
-                                                              if args.tracking_uri else ""), soft_wrap=True)
+    store = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
+    results.print(f"{counts}; the comparison is on the parent run. {_browse_hint(uri, args.tracking_uri, outcome)}"
+                  f"; again: mlpsuite compare {experiment}{store}", soft_wrap=True)
     if outcome.report_error:
         console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
-                      f"mlpsuite compare {spec.name} --log tries again")
+                      f"mlpsuite compare {experiment}{store} --log tries again")
         return EXIT_FAILED
     return EXIT_FAILED if args.strict and outcome.failed else 0
 
