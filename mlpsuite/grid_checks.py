@@ -17,27 +17,28 @@ from mlpsuite.errors import ConfigError
 
 
 def check_grid(spec: GridSpec, path: Path) -> None:
-    _check_grid_axes_matter(spec, path)
-    _check_grid_data(spec, path)
+    resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
+    _check_grid_axes_matter(spec, resolved, path)
+    _check_grid_data(resolved, path)
 
 
-def _check_grid_axes_matter(spec: GridSpec, path: Path) -> None:
+def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path) -> None:
     """A grid axis over a setting that no cell reads would make trials with identical results
     under different labels, so an ablation would seem to show that the setting has no effect."""
     for key in spec.grid:
-        reasons = {cell_spec(spec, cell, path).optimizer.ignored().get(key) for cell in cells(spec)}
+        reasons = {cell.optimizer.ignored().get(key) for cell in resolved}
         if None not in reasons:
             raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
                               "its values would give identical trials")
 
 
-def _check_grid_data(spec: GridSpec, path: Path) -> None:
+def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> None:
     """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
     missing target, NaN features, one class, too few rows, bad generator options or a loss
     that contradicts the task fail here, before any store exists, not as FAILED runs."""
     shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
-    for cell in cells(spec):
-        resolved = cell_spec(spec, cell, path)
+    available = _available_bytes()
+    for resolved in resolved_cells:
         dataset = resolved.dataset
         identity = json.dumps(dataset.model_dump(mode="json"), sort_keys=True, default=str)
         if identity not in shapes:
@@ -48,7 +49,7 @@ def _check_grid_data(spec: GridSpec, path: Path) -> None:
             shapes[identity] = (loaded.task, loaded.input_dim, loaded.output_dim)
         task, inputs, outputs = shapes[identity]
         _check_loss_fits_task(resolved.loss, task, dataset.name, path)
-        _check_model_fits_memory(resolved, inputs, outputs, path)
+        _check_model_fits_memory(resolved, inputs, outputs, available, path)
 
 
 def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:
@@ -72,10 +73,9 @@ def _available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, path: Path) -> None:
+def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, available: int, path: Path) -> None:
     """Refuse a model that would exhaust the machine (a shared one) before a worker tries."""
     parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
-    available = _available_bytes()
     if needed > available // 2:  # the framework and the other workers need the rest
         raise ConfigError(f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
                           f"parameters and at batch size {spec.training.batch_size:,} "
