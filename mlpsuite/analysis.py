@@ -21,6 +21,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from scipy import stats
 
+from mlpsuite.config import cell_label
 from mlpsuite.errors import ReportError
 from mlpsuite.tracking import (GRID_MANIFEST, TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS,
                                Tracker)
@@ -138,10 +139,6 @@ def grid_frame(manifest: dict[str, Any], runs: list) -> pd.DataFrame:
         if column not in frame:
             frame[column] = None if column in ("run_id", "failure", "weights_sha256") else math.nan
     return frame
-
-
-def cell_label(values: dict[str, str]) -> str:
-    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()) or "(one cell)"
 
 
 def counted_run(runs: list):

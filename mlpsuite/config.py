@@ -285,7 +285,12 @@ class Trial(_Section):
 
     def cell_label(self) -> str:
         """`activation=elu, scaler=standard` (the MLflow tag that groups a cell's seeds)."""
-        return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in self.cell_values().items()) or "(one cell)"
+        return cell_label(self.cell_values())
+
+
+def cell_label(values: dict[str, str]) -> str:
+    """A cell's grid values as `activation=elu, scaler=standard` (keys cut to their last part)."""
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()) or "(one cell)"
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:

@@ -170,10 +170,10 @@ class _Recorder:
 
     def __call__(self, event: Event) -> None:
         if event.kind == "ready":
-            self.fresh_workers[event.slot] = event.payload.get("start_s", event.payload.get("import_s"))
+            self.fresh_workers[event.slot] = event.payload["start_s"]
         elif event.kind == "started":
             run_id = self._run_id(event.trial)
-            if self.fresh_workers.get(event.slot) is not None:
+            if event.slot in self.fresh_workers:
                 self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
         elif event.kind == "epoch":
             self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
