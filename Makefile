@@ -14,9 +14,12 @@ test: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest
 
 benchmark: $(INSTALLED)
-	$(VENV_PYTHON) benchmarks/overhead.py
+	$(VENV_PYTHON) benchmarks/trial_cost.py
+	$(VENV_PYTHON) benchmarks/backends.py
+	$(VENV_PYTHON) benchmarks/startup.py
+	$(VENV_PYTHON) benchmarks/tracking.py
+	$(VENV_PYTHON) benchmarks/memory.py
 	$(VENV_PYTHON) benchmarks/report.py
-	$(VENV_PYTHON) benchmarks/cli_startup.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui

@@ -8,6 +8,7 @@ nothing written to MLflow), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM / SI
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -46,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_tracking_uri(run)
     run.add_argument("--dry-run", action="store_true", help="print the trial table; write nothing")
     run.add_argument("--force", action="store_true", help="run trials again even if FINISHED before")
+    run.add_argument("--no-reuse", action="store_true",
+                     help="build and compile a fresh model for every trial (results are bit-identical)")
     run.add_argument("--strict", action="store_true", help="exit 1 if any trial failed")
 
     compare = commands.add_parser(
@@ -145,6 +148,20 @@ def _run(args: argparse.Namespace) -> int:
 
         Console().print(trial_table(unique_trials(expand(spec, args.config))))
         return 0
+    from mlpsuite.executors.local import LocalExecutor
+    from mlpsuite.runner import unique_trials
+
+    trials = unique_trials(expand(spec, args.config))
+    executor = LocalExecutor(args.jobs, reuse=not args.no_reuse)
+    if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
+        executor.prestart([trial.backend for trial in trials])  # framework imports overlap MLflow's
+    try:
+        return _run_on(spec, trials, executor, args)
+    finally:
+        executor.shutdown()
+
+
+def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
     from mlpsuite.display import GridProgress
     from mlpsuite.runner import run_grid
     from mlpsuite.tracking import Tracker, resolve_uri
@@ -158,8 +175,8 @@ def _run(args: argparse.Namespace) -> int:
         progress.start(to_run, reused)
 
     try:
-        outcome = run_grid(spec, args.config, tracker, jobs=args.jobs, force=args.force,
-                           display=progress, on_plan=on_plan)
+        outcome = run_grid(spec, args.config, tracker, force=args.force, display=progress,
+                           on_plan=on_plan, executor=executor, trials=trials)
     finally:
         progress.stop()
     return _show_outcome(outcome, spec.name, tracker.uri, args, console, results)

@@ -8,6 +8,7 @@ the file, the key and the allowed values.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import itertools
 import json
@@ -252,7 +253,7 @@ class Trial(_Section):
     data_sha256: str | None = None
     data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
@@ -266,6 +267,27 @@ class Trial(_Section):
             section.pop(leaf)
         identity["mlpsuite_major"] = __version__.split(".")[0]
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @functools.cached_property
+    def program_key(self) -> str:
+        """What changes the compiled training program: trials that share it can reuse one
+        built and compiled model. Seeds, initializers, data splits and, without a schedule,
+        the learning rate are left out: they are values, not program."""
+        optimizer = self.optimizer.model_dump(mode="json")
+        for dotted in self.optimizer.ignored():
+            optimizer.pop(dotted.split(".")[1], None)
+        if self.optimizer.schedule is None:  # an optimizer variable; a schedule bakes it in
+            optimizer.pop("learning_rate")
+        identity = {
+            "model": self.model.model_dump(mode="json", exclude={"initializer"}),
+            "optimizer": optimizer, "loss": self.loss, "batch_size": self.training.batch_size,
+            "backend": self.backend, "dataset": self.data_path or self.dataset.name,
+            "target": self.dataset.target, "task": self.dataset.task, "options": self.dataset.options,
+        }
+        if self.optimizer.schedule is not None:  # cosine decays over epochs x steps per epoch
+            identity["epochs"] = self.training.epochs
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def flat_params(self) -> dict[str, str]:

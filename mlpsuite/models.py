@@ -20,6 +20,7 @@ def build_mlp(
     output_dim: int,
     hidden: Sequence[int] = (64, 64),
     activation: ActivationArg = "relu",
+    activation_params: dict | None = None,
     output_activation: str | None = None,
     scaler: ScalerArg = None,
     initializer: str = "glorot_uniform",
@@ -39,6 +40,7 @@ def build_mlp(
         hidden: units of each hidden Dense layer.
         activation: an activation name from `mlpsuite.layers.ACTIVATIONS` or a layer
             (copied via its config for each hidden layer).
+        activation_params: keyword arguments of a named activation, e.g. `{"alpha": 0.1}`.
         output_activation: None or "linear" for raw outputs (logits), "softmax", or an
             activation name.
         scaler: None/"none", "minmax", "robust", "standard" (an unadapted layer; adapt it
@@ -57,7 +59,7 @@ def build_mlp(
         x = scaling_layer(x)
     for depth, units in enumerate(hidden, start=1):
         x = keras.layers.Dense(units, name=f"dense_{depth}")(x)
-        x = _activation_layer(activation, name=f"activation_{depth}")(x)
+        x = _activation_layer(activation, activation_params or {}, name=f"activation_{depth}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, seed=seed + depth, name=f"dropout_{depth}")(x)
     outputs = keras.layers.Dense(output_dim, name="output")(x)
@@ -81,6 +83,22 @@ def initialize_dense_weights(model: keras.Model, initializer: str, seed: int) ->
             layer.set_weights(weights)
 
 
+def reseed_dropout(model: keras.Model, seed: int) -> None:
+    """Give each Dropout layer the random state `build_mlp(seed=seed)` gives it."""
+    depth = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dense):
+            depth += 1
+        elif isinstance(layer, keras.layers.Dropout):
+            state = layer.seed_generator.state
+            state.assign(np.array([seed + depth, 0], dtype=state.dtype))
+
+
+def find_scaler(model: keras.Model) -> _Scaling | None:
+    """The model's scaling layer, if it has one."""
+    return next((layer for layer in model.layers if isinstance(layer, _Scaling)), None)
+
+
 def _check_dims(input_dim, output_dim, hidden, dropout) -> None:
     for label, value in (("input_dim", input_dim), ("output_dim", output_dim)):
         if not isinstance(value, (int, np.integer)) or value < 1:
@@ -91,12 +109,12 @@ def _check_dims(input_dim, output_dim, hidden, dropout) -> None:
         raise ValueError(f"Expected 0 <= dropout < 1, got {dropout!r}")
 
 
-def _activation_layer(activation: ActivationArg, name: str) -> keras.layers.Layer:
+def _activation_layer(activation: ActivationArg, params: dict, name: str) -> keras.layers.Layer:
     if isinstance(activation, keras.layers.Layer):
         # A fresh copy per hidden layer: PReLU and a trainable Swish own per-layer weights.
         config = {**activation.get_config(), "name": name}
         return type(activation).from_config(config)
-    return get_activation(activation, name=name)
+    return get_activation(activation, name=name, **params)
 
 
 def _output_activation_layer(output_activation: str | None) -> keras.layers.Layer | None:

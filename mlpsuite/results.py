@@ -44,6 +44,9 @@ class TrialResult:
     classes: list[str] = dataclasses.field(default_factory=list)  # label of class index i
     weights_sha256: str | None = None  # of the initial trainable weights: the parity check
     threads: int | None = None
+    reused_model: bool = False  # trained on the worker's compiled model of an earlier trial
+    trial_time_s: float | None = None  # in the worker, from the trial's request to its result
+    overhead_s: float | None = None    # trial_time_s less its training steps at steady speed
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property

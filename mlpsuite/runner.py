@@ -59,10 +59,12 @@ def unique_trials(trials: list[Trial]) -> list[Trial]:
 
 def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,
              force: bool = False, display: Display | None = None,
-             on_plan: Callable[[int, int], None] | None = None) -> GridOutcome:
+             on_plan: Callable[[int, int], None] | None = None,
+             executor: LocalExecutor | None = None, trials: list[Trial] | None = None) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
-    then log the comparison of the whole grid on its parent run."""
-    trials = unique_trials(expand(spec, config_path))
+    then log the comparison of the whole grid on its parent run. `executor` may come with its
+    workers already started (`LocalExecutor.prestart`), `trials` already expanded."""
+    trials = trials if trials is not None else unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
     orphans_killed = tracker.kill_orphans(experiment_id)
     finished = set() if force else tracker.finished_trial_keys(experiment_id)
@@ -73,7 +75,7 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
                           experiment_id=experiment_id, orphans_killed=orphans_killed)
     recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
-    executor = LocalExecutor(jobs)
+    executor = executor or LocalExecutor(jobs)
     _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
     outcome.kept_logs = executor.kept_logs
     if not outcome.interrupted:

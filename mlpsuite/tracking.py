@@ -133,6 +133,14 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
         raise StoreError(f"tracking URI {uri}: no MLflow server answers ({error})") from None
 
 
+# Epoch metrics are written at most this often per run (and when the run ends).
+FLUSH_SECONDS = 1.0
+# MLflow's limits for one log_batch call (mlflow.utils.validation): 1000 metrics, 100 tags,
+# 1000 entities in all.
+MAX_METRICS_PER_BATCH = 900
+MAX_TAGS_PER_BATCH = 100
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -146,6 +154,8 @@ class Tracker:
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri = uri
+        self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
+        self._flushed_at: dict[str, float] = {}
         _check_server(uri)
         try:
             with _store_creation_lock(uri):
@@ -223,9 +233,14 @@ class Tracker:
         """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
         self._log_metrics(run_id, {**metrics, "invocations": invocation}, step=invocation)
 
-    def end_run(self, run_id: str, status: str, metrics: dict[str, float] | None = None) -> None:
-        if metrics:
-            self._log_metrics(run_id, metrics, step=0)
+    def end_run(self, run_id: str, status: str, metrics: dict[str, float] | None = None,
+                tags: dict[str, str] | None = None) -> None:
+        """End a run; the epochs still held back, `metrics` (at step 0) and `tags` go in one write."""
+        stamp = _now_ms()
+        pending = self._pending.pop(run_id, [])
+        self._flushed_at.pop(run_id, None)
+        batch = pending + [Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()]
+        self._log_batch(run_id, batch, [RunTag(k, v) for k, v in (tags or {}).items()])
         _retrying(self.client.set_terminated, run_id, status=status)
 
     # ------------------------------------------------------------ one child run per trial
@@ -245,7 +260,15 @@ class Tracker:
         return run_id
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
-        self._log_metrics(run_id, metrics, step=epoch)
+        """Held back and written at most every FLUSH_SECONDS: the UI's live curve lags by that
+        much, and a 50-epoch trial of a small MLP costs a few writes instead of fifty."""
+        stamp = _now_ms()
+        self._pending.setdefault(run_id, []).extend(
+            Metric(name, float(value), stamp, epoch) for name, value in metrics.items())
+        now = time.monotonic()
+        if now - self._flushed_at.setdefault(run_id, now) >= FLUSH_SECONDS:
+            self._log_batch(run_id, self._pending.pop(run_id), [])
+            self._flushed_at[run_id] = now
 
     def log_worker_start(self, run_id: str, seconds: float) -> None:
         """On the first trial of a fresh worker: what starting it cost (process + import)."""
@@ -257,9 +280,12 @@ class Tracker:
         finals.update({name: value for name, value in (
             ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
             ("step_time_ms", result.step_time_ms), ("stopped_epoch", result.stopped_epoch),
-            ("tested_epoch", result.tested_epoch)) if value is not None})
+            ("tested_epoch", result.tested_epoch), ("trial_time_s", result.trial_time_s),
+            ("overhead_s", result.overhead_s)) if value is not None})
         finals.update(_curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
+        if result.status == "FINISHED":  # was the model built for it, or one built earlier reused
+            tags["mlpsuite.reused_model"] = str(result.reused_model).lower()
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
         if result.weights_sha256:
             tags[TAG_WEIGHTS] = result.weights_sha256
@@ -270,9 +296,7 @@ class Tracker:
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if result.details:
             _retrying(self.client.log_text, run_id, result.details, "failure.txt")
-        if tags:
-            self.set_tags(run_id, tags)
-        self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals)
+        self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals, tags)
 
     def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
         """Tag the older FINISHED runs of a trial that `--force` ran again."""
@@ -292,17 +316,21 @@ class Tracker:
         return len(orphans)
 
     def kill(self, run_id: str, reason: str) -> None:
-        self.set_tags(run_id, {TAG_FAILURE: reason})
-        _retrying(self.client.set_terminated, run_id, status=RunStatus.to_string(RunStatus.KILLED))
+        self.end_run(run_id, RunStatus.to_string(RunStatus.KILLED), tags={TAG_FAILURE: reason})
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         _retrying(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         stamp = _now_ms()
-        batch = [Metric(name, float(value), stamp, step) for name, value in metrics.items()]
-        if batch:
-            _retrying(self.client.log_batch, run_id, metrics=batch)
+        self._log_batch(run_id, [Metric(name, float(value), stamp, step) for name, value in metrics.items()], [])
+
+    def _log_batch(self, run_id: str, metrics: list[Metric], tags: list[RunTag]) -> None:
+        """As few `log_batch` calls as MLflow's per-call limits allow."""
+        while metrics or tags:
+            _retrying(self.client.log_batch, run_id, metrics=metrics[:MAX_METRICS_PER_BATCH],
+                      tags=tags[:MAX_TAGS_PER_BATCH])
+            metrics, tags = metrics[MAX_METRICS_PER_BATCH:], tags[MAX_TAGS_PER_BATCH:]
 
     # ------------------------------------------------------------ reading back
 

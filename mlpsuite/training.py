@@ -7,7 +7,9 @@ TensorFlow, PyTorch and JAX see the same numbers in the same order.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -16,11 +18,11 @@ import keras
 import numpy as np
 
 from mlpsuite import __version__
-from mlpsuite.backends import active_backend, framework_version
+from mlpsuite.backends import active_backend, framework_version, seed_everything
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset, load_dataset
-from mlpsuite.layers import get_activation, get_scaler
-from mlpsuite.models import build_mlp
+from mlpsuite.layers import get_scaler
+from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
 
 Emit = Callable[[dict], None]
@@ -61,7 +63,6 @@ class EpochReporter(keras.callbacks.Callback):
         self.failure: str | None = None
         self.message = ""
         self.history: dict[str, list[float]] = {}
-        self.train_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_began = time.perf_counter()
@@ -72,10 +73,10 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        self.train_seconds.append((self.train_ended or now) - self.epoch_began)
         metrics = {name: float(value) for name, value in (logs or {}).items()
                    if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
         metrics["epoch_time_s"] = now - self.epoch_began
+        metrics["train_time_s"] = (self.train_ended or now) - self.epoch_began  # the steps alone
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(value)
         self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
@@ -90,21 +91,84 @@ class EpochReporter(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
-    """Train and evaluate one trial; epoch events go to `emit` as they happen."""
-    started = time.perf_counter()
-    keras.utils.set_random_seed(trial.seed)  # only Dropout draws from the backend RNG
-    data = _load(trial)
-    model = _build(trial, data)
-    steps = _steps(data, trial)
-    model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
-                  loss=make_loss(trial.loss),
-                  metrics=["accuracy"] if data.task == "classification" else None)
-    result = TrialResult(key=trial.key, backend=active_backend(), threads=threads,
-                         versions=_versions(), steps_per_epoch=steps, classes=list(data.class_names))
-    result.initial_loss = _loss_on(model, data.X_train, data.y_train)
-    result.weights_sha256 = weights_sha256(model)
+@dataclasses.dataclass
+class _Compiled:
+    """A built and compiled model, and the values to put it back to its just-built state."""
 
+    program: tuple
+    model: keras.Model
+    variables: list[np.ndarray]            # every model variable right after build_mlp
+    optimizer_variables: list[np.ndarray]  # iterations, learning rate, moments: all unstarted
+
+
+class TrialRunner:
+    """A worker's trials, one after another: each dataset is loaded once, and a trial whose
+    compiled program (`Trial.program_key` plus the data's sizes) matches the last one's
+    reuses its model: weights redrawn, optimizer state and scaler statistics reset. The
+    result is bit-identical to a fresh build; only tracing and compiling are saved.
+
+    Args:
+        threads: the intra-op threads the worker runs with (recorded in the result).
+        reuse: False builds and compiles a fresh model for every trial.
+    """
+
+    def __init__(self, threads: int = 1, reuse: bool = True):
+        self.threads, self.reuse = threads, reuse
+        self._datasets: dict[str, Dataset] = {}
+        self._compiled: _Compiled | None = None
+
+    def run(self, trial: Trial, emit: Emit) -> TrialResult:
+        """Train and evaluate one trial; epoch events go to `emit` as they happen."""
+        started = time.perf_counter()
+        data = self.dataset(trial)
+        steps = _steps(data, trial)
+        model, reused = self._model(trial, data, steps)
+        seed_everything(trial.seed)
+        result = TrialResult(key=trial.key, backend=active_backend(), threads=self.threads,
+                             versions=_versions(), steps_per_epoch=steps, classes=list(data.class_names),
+                             reused_model=reused)
+        result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+        result.weights_sha256 = weights_sha256(model)
+        _fit(model, trial, data, result, emit, started)
+        result.trial_time_s = time.perf_counter() - started
+        result.overhead_s = _overhead_s(result)
+        return result
+
+    def dataset(self, trial: Trial) -> Dataset:
+        """The trial's splits, loaded on first use (keyed by the spec and the file's hash)."""
+        key = json.dumps([trial.data_path or trial.dataset.name, trial.data_sha256,
+                          trial.dataset.load_options()], sort_keys=True, default=str)
+        if key not in self._datasets:
+            self._datasets[key] = _load(trial)
+        return self._datasets[key]
+
+    def _model(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
+        program = (trial.program_key, data.input_dim, data.output_dim,
+                   steps if trial.optimizer.schedule is not None else None)
+        compiled = self._compiled
+        if self.reuse and compiled is not None and compiled.program == program:
+            _reset(compiled, trial, data)
+            return compiled.model, True
+        if compiled is not None:  # another program: let the old one's traces go
+            self._compiled = None
+            keras.backend.clear_session()
+        model = _build(trial, data)
+        model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
+                      loss=make_loss(trial.loss),
+                      metrics=["accuracy"] if data.task == "classification" else None)
+        model.optimizer.build(model.trainable_variables)
+        self._compiled = _Compiled(program, model, _values(model.variables), _values(model.optimizer.variables))
+        return model, False
+
+
+def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
+    """One trial on a freshly built model (a worker uses a `TrialRunner` to reuse models)."""
+    return TrialRunner(threads, reuse=False).run(trial, emit)
+
+
+def _fit(model: keras.Model, trial: Trial, data: Dataset, result: TrialResult, emit: Emit,
+         started: float) -> None:
+    """Train with the suite's batch order and callbacks, then score the tested weights."""
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
@@ -115,16 +179,35 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
               callbacks=[reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
-    result.step_time_ms = _step_time_ms(reporter.train_seconds, result.steps_per_epoch)
+    result.step_time_ms = _step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)
     if reporter.failure:
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
-        return result
+        return
     result.stopped_epoch, result.tested_epoch = _stopping_epochs(stopper, len(reporter.history.get("loss", [])))
     result.test = _scores(model, data.X_test, data.y_test, data.task)
     if len(data.X_val) and data.task == "regression":  # the val curve has the loss; these it lacks
         scores = _scores(model, data.X_val, data.y_val, data.task)
         result.val = {"r2": scores["r2"], "mae": scores["mae"]}
-    return result
+
+
+def _reset(compiled: _Compiled, trial: Trial, data: Dataset) -> None:
+    """Put a reused model where `_build` + compile would have left it for this trial."""
+    model, optimizer = compiled.model, compiled.model.optimizer
+    for variable, value in zip(model.variables, compiled.variables):
+        variable.assign(value)
+    reseed_dropout(model, trial.seed)
+    scaler = find_scaler(model)
+    if scaler is not None:
+        scaler.adapt(data.X_train)
+    initialize_dense_weights(model, trial.model.initializer, trial.seed)
+    for variable, value in zip(optimizer.variables, compiled.optimizer_variables):
+        variable.assign(value)
+    if trial.optimizer.schedule is None:
+        optimizer.learning_rate = trial.optimizer.learning_rate
+
+
+def _values(variables) -> list[np.ndarray]:
+    return [keras.ops.convert_to_numpy(variable).copy() for variable in variables]
 
 
 def _scores(model: keras.Model, X: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
@@ -160,7 +243,7 @@ def _build(trial: Trial, data: Dataset) -> keras.Model:
         scaler = get_scaler(spec.scaler)
         scaler.adapt(data.X_train)
     return build_mlp(data.input_dim, data.output_dim, hidden=spec.hidden,
-                     activation=get_activation(spec.activation.name, **spec.activation.params),
+                     activation=spec.activation.name, activation_params=spec.activation.params,
                      scaler=scaler, initializer=spec.initializer, dropout=spec.dropout,
                      seed=trial.seed, name=f"mlp_{trial.key}")
 
@@ -233,6 +316,15 @@ def regression_scores(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[
     spread = float(np.sum((target - target.mean(axis=0)) ** 2))
     r2 = 1.0 - residual / spread if spread > 0 else float("nan")
     return {"r2": r2, "mae": float(np.mean(np.abs(target - predicted)))}
+
+
+def _overhead_s(result: TrialResult) -> float | None:
+    """The trial's time beyond its training steps at their steady speed: loading, building,
+    tracing and compiling, evaluating, the callbacks. Zero would be the hardware's share only."""
+    epochs = len(result.history.get("loss", []))
+    if result.step_time_ms is None or not epochs:
+        return None
+    return result.trial_time_s - result.step_time_ms / 1000 * result.steps_per_epoch * epochs
 
 
 def _step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:

@@ -33,6 +33,8 @@ _WORKER_TEST_TIMEOUT_S = 300
 
 # Must run before any test module imports keras.
 os.environ["KERAS_BACKEND"] = _WORKER_BACKEND or "numpy"
+# JAX's compiled programs go to a folder of this test session, not the user's cache.
+os.environ.setdefault("MLPSUITE_CACHE_DIR", tempfile.mkdtemp(prefix="mlpsuite-test-cache-"))
 
 
 def pytest_configure(config):

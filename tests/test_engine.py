@@ -195,3 +195,26 @@ def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
     for name in ("test_r2", "test_mae", "val_r2", "val_mae", "tested_epoch"):
         assert np.isfinite(run[f"metrics.{name}"]), name
     assert "test_r2" in done.stdout  # the ranking shows R² for regression
+
+
+def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_path):
+    # The grid's order interleaves the two programs (activations); the queue groups them.
+    path = write_grid(tmp_path, "reuse", backends=["torch", "jax"],
+                      grid={"optimizer.learning_rate": [0.01, 0.05], "model.activation": ["relu", "tanh"]})
+    uri = sqlite_uri(tmp_path)
+    assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1"]) == 0
+    assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1", "--force", "--no-reuse"]) == 0
+    runs = trial_runs(uri, "reuse")
+    reused, fresh = runs[runs["tags.mlpsuite.superseded_by"].notna()], runs[runs["tags.mlpsuite.superseded_by"].isna()]
+    assert len(reused) == len(fresh) == 8
+    for backend in ("torch", "jax"):  # one build per program per backend, the rest reused
+        flags = reused[reused["params.backend"] == backend]["tags.mlpsuite.reused_model"]
+        assert sorted(flags) == ["false", "false", "true", "true"]
+    assert set(fresh["tags.mlpsuite.reused_model"]) == {"false"}
+    assert (runs["metrics.overhead_s"] < runs["metrics.trial_time_s"]).all()
+    assert (runs["metrics.overhead_s"] > 0).all()
+    by_key = fresh.set_index("tags.mlpsuite.trial_key")
+    for _, run in reused.iterrows():  # another process, no reuse: the very same numbers
+        other = by_key.loc[run["tags.mlpsuite.trial_key"]]
+        for name in ("metrics.loss", "metrics.val_loss", "metrics.test_loss", "metrics.initial_loss"):
+            assert run[name] == other[name], name

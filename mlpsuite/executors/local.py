@@ -58,6 +58,7 @@ class _Worker:
     ready: bool = False
     trial: Trial | None = None
     started_at: float | None = None
+    program: str | None = None  # the program key of its last trial: what its compiled model fits
 
     def stderr_tail(self, lines: int = 200) -> str:
         """The worker's last output lines: the failure.txt of a trial it died in."""
@@ -86,6 +87,28 @@ def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler, d
     handle(Event("finished", slot, trial.backend, trial, result=result))
 
 
+def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
+    """One queue per backend, its trials grouped by compiled program (in order of first
+    appearance), so a worker's next trial can usually reuse its last trial's model."""
+    queues: dict[str, dict[str, list[Trial]]] = {}
+    for trial in trials:
+        queues.setdefault(trial.backend, {}).setdefault(trial.program_key, []).append(trial)
+    return {backend: collections.deque(t for group in groups.values() for t in group)
+            for backend, groups in queues.items()}
+
+
+def _take(queue: collections.deque, program: str | None, taken: set[str]) -> Trial:
+    """The first queued trial of `program` (the worker's compiled model fits it), else the
+    first of a program no other worker holds (two workers never compile the same one while a
+    third is waiting), else the next."""
+    for wanted in (lambda p: p == program, lambda p: p not in taken):
+        for index, trial in enumerate(queue):
+            if wanted(trial.program_key):
+                del queue[index]
+                return trial
+    return queue.popleft()
+
+
 def default_jobs() -> int:
     """One worker per core: small models gain little from intra-op threads."""
     return max(1, os.cpu_count() or 1)
@@ -94,8 +117,9 @@ def default_jobs() -> int:
 class LocalExecutor:
     """Runs trials on `jobs` worker processes of this machine."""
 
-    def __init__(self, jobs: int | None = None):
+    def __init__(self, jobs: int | None = None, reuse: bool = True):
         self.jobs = jobs or default_jobs()
+        self.reuse = reuse  # False: workers build and compile a fresh model for every trial
         self.threads = max(1, (os.cpu_count() or 1) // self.jobs)
         self._workers: dict[int, _Worker] = {}
         self._events: queue.Queue = queue.Queue()
@@ -107,9 +131,7 @@ class LocalExecutor:
     def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
         """Run every trial; `handle` gets each event in the calling thread. Blocks until done,
         or raises KeyboardInterrupt between events once `should_stop()` says so."""
-        queues = {backend: collections.deque() for backend in dict.fromkeys(t.backend for t in trials)}
-        for trial in trials:
-            queues[trial.backend].append(trial)
+        queues = _queues(trials)
         self.jobs = min(self.jobs, max(1, len(trials)))
         try:
             while any(queues.values()) or any(w.trial for w in self._workers.values()):
@@ -137,6 +159,15 @@ class LocalExecutor:
         if self.kept_logs is None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
 
+    def prestart(self, backends: list[str]) -> None:
+        """Start workers for the grid's backends now, so their framework imports overlap the
+        coordinator's own start-up (MLflow, the store). `run` uses them or stops them."""
+        planned = collections.Counter(backends)
+        for slot in range(min(self.jobs, len(backends))):
+            serving = collections.Counter(w.backend for w in self._workers.values())
+            backend = min(planned, key=lambda b: (serving[b], -planned[b]))
+            self._start(slot, backend)
+
     # ------------------------------------------------------------ scheduling
 
     def _fill_slots(self, queues, handle: Handler) -> None:
@@ -145,7 +176,7 @@ class LocalExecutor:
             if worker is not None and (worker.trial is not None or not worker.ready):
                 continue
             if worker is not None and queues.get(worker.backend):
-                self._assign(worker, queues[worker.backend].popleft())
+                self._assign(worker, _take(queues[worker.backend], worker.program, self._programs(worker)))
                 continue
             backend = self._next_backend(queues)
             if worker is not None:
@@ -153,7 +184,12 @@ class LocalExecutor:
                 del self._workers[slot]
             if backend is not None:
                 worker = self._start(slot, backend)
-                self._assign(worker, queues[backend].popleft())
+                self._assign(worker, _take(queues[backend], None, self._programs(worker)))
+
+    def _programs(self, worker: _Worker) -> set[str]:
+        """The programs the other workers of `worker`'s backend hold compiled."""
+        return {w.program for w in self._workers.values()
+                if w is not worker and w.backend == worker.backend and w.program}
 
     def _next_backend(self, queues) -> str | None:
         """The backend with work left and the fewest workers on it (most work on a tie)."""
@@ -164,7 +200,7 @@ class LocalExecutor:
         return min(waiting, key=lambda b: (serving[b], -len(queues[b])))
 
     def _assign(self, worker: _Worker, trial: Trial) -> None:
-        worker.trial, worker.started_at = trial, None
+        worker.trial, worker.started_at, worker.program = trial, None, trial.program_key
         request = {"op": "run", "trial": trial.model_dump(mode="json")}
         try:
             worker.process.stdin.write(json.dumps(request) + "\n")
@@ -201,7 +237,8 @@ class LocalExecutor:
         if not worker.ready:
             self._start_failures[worker.backend] += 1
         if worker.trial is not None:
-            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle, worker.stderr_tail())
+            details = worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
+            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle, details)
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
             while queues[worker.backend]:
                 trial = queues[worker.backend].popleft()
@@ -227,7 +264,7 @@ class LocalExecutor:
         self._generation += 1
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
         env = {**os.environ, **thread_environment(self.threads), "KERAS_BACKEND": backend,
-               "MLPSUITE_THREADS": str(self.threads)}
+               "MLPSUITE_THREADS": str(self.threads), "MLPSUITE_REUSE": "1" if self.reuse else "0"}
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlpsuite.executors.worker"], env=env, text=True,
@@ -251,7 +288,7 @@ class LocalExecutor:
 
     def _stop(self, worker: _Worker, kill: bool = False) -> None:
         process = worker.process
-        if process.poll() is None and not kill:
+        if process.poll() is None and not kill and worker.ready:  # one still importing holds nothing
             try:
                 process.stdin.write(json.dumps({"op": "stop"}) + "\n")
                 process.stdin.close()

@@ -42,8 +42,9 @@ def main() -> int:
     configure(threads)
     from mlpsuite.config import Trial
     from mlpsuite.results import ERROR, TrialResult
-    from mlpsuite.training import run_trial
+    from mlpsuite.training import TrialRunner
 
+    runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
     emit({"event": "ready", "backend": active_backend(), "threads": threads, "pid": os.getpid(),
           "import_s": time.perf_counter() - began, "framework": framework_version()})
     for line in sys.stdin:
@@ -53,7 +54,7 @@ def main() -> int:
         trial = Trial.model_validate(request["trial"])
         emit({"event": "started", "key": trial.key})
         try:
-            result = run_trial(trial, emit, threads)
+            result = runner.run(trial, emit)
         except Exception as error:  # a failed trial is a result, and the worker goes on
             message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             traceback.print_exc()

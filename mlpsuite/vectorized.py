@@ -1,0 +1,155 @@
+"""The seeds of one grid cell trained as one program on JAX (`training.vectorize: seeds`).
+
+Each seed keeps its own NumPy-drawn initial weights, batch order and Dropout generator; the
+model's own stateless `train_step` and `test_step` (Keras' JAX trainer) are `jax.vmap`-ed
+over the stacked per-seed state and compiled once by `jax.jit`. Epoch by epoch the seeds run
+side by side, and each is reported as its own trial with its own curve. Keras' running-mean
+metrics are kept per seed exactly as `fit` keeps them, so the numbers match the sequential
+trials to float32 rounding.
+
+Time is shared: a seed's `epoch_time_s`, `train_time_s` (so `step_time_ms`) and
+`trial_time_s` are the group's divided by the number of seeds, its amortised cost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from mlpsuite.config import Trial
+from mlpsuite.data import Dataset
+from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
+from mlpsuite.training import (EVAL_BATCH_SIZE, Emit, TrialRunner, _loss_on, _scores, _step_time_ms,
+                               _overhead_s, _reset, weights_sha256)
+
+METRICS = ("loss", "accuracy")
+
+
+def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
+    """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""
+    started = time.perf_counter()
+    data = runner.dataset(trials[0])
+    steps = math.ceil(len(data.X_train) / trials[0].training.batch_size)
+    model, reused = runner._model(trials[0], data, steps)
+    results, states = [], []
+    for trial in trials:  # each seed's starting point, exactly as its own trial would start
+        if trial is not trials[0] or reused:
+            _reset(runner._compiled, trial, data)
+        result = runner.new_result(trial, data, steps, reused or trial is not trials[0])
+        result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+        result.weights_sha256 = weights_sha256(model)
+        results.append(result)
+        states.append(_state(model))
+    stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
+    stacked = _train(model, trials, data, stacked, results, emit, started)
+    for index, (trial, result) in enumerate(zip(trials, results)):
+        _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
+        if result.status == "FINISHED":
+            result.stopped_epoch, result.tested_epoch = None, len(result.history["loss"])
+            result.test = _scores(model, data.X_test, data.y_test, data.task)
+            if len(data.X_val) and data.task == "regression":
+                scores = _scores(model, data.X_val, data.y_val, data.task)
+                result.val = {"r2": scores["r2"], "mae": scores["mae"]}
+    elapsed = time.perf_counter() - started
+    for result in results:
+        result.trial_time_s = elapsed / len(trials)
+        result.vectorized = len(trials)
+        result.overhead_s = _overhead_s(result)
+    return results
+
+
+def _train(model, trials, data: Dataset, stacked, results, emit: Emit, started: float):
+    """Every epoch: a vmapped step per batch for all seeds, then a vmapped validation."""
+    spec = trials[0].training
+    train_step = jax.jit(jax.vmap(model.train_step))
+    test_step = jax.jit(jax.vmap(model.test_step, in_axes=(0, None)))
+    orders = [np.random.default_rng(trial.seed) for trial in trials]
+    permutations = [rng.permutation(len(data.X_train)) for rng in orders]  # as SeededBatches draws
+    fresh_metrics = _metric_values(model)
+    n, batch = len(trials), spec.batch_size
+    live = list(range(n))
+    for epoch in range(1, spec.epochs + 1):
+        began = time.perf_counter()
+        trainable, non_trainable, optimizer, _ = stacked
+        metrics = _repeat(fresh_metrics, n)
+        logs = None
+        for start in range(0, len(data.X_train), batch):
+            rows = np.stack([order[start:start + batch] for order in permutations])
+            logs, (trainable, non_trainable, optimizer, metrics) = train_step(
+                (trainable, non_trainable, optimizer, metrics), (data.X_train[rows], data.y_train[rows]))
+        stacked = (trainable, non_trainable, optimizer, metrics)
+        logs = {name: np.asarray(value) for name, value in logs.items()}
+        train_ended = time.perf_counter()
+        if len(data.X_val):
+            logs.update(_validate(test_step, stacked, data, fresh_metrics, n))
+        permutations = [rng.permutation(len(data.X_train)) for rng in orders]
+        now = time.perf_counter()
+        for index in list(live):
+            metrics_now = {name: float(values[index]) for name, values in logs.items()
+                           if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
+            metrics_now["epoch_time_s"] = (now - began) / n
+            metrics_now["train_time_s"] = (train_ended - began) / n
+            _record(results[index], trials[index], epoch, metrics_now, emit)
+            if not math.isfinite(metrics_now["loss"]):
+                _fail(results[index], DIVERGED, f"loss became {metrics_now['loss']} at epoch {epoch}")
+                live.remove(index)
+        if now - started > spec.max_seconds and epoch < spec.epochs:
+            for index in live:
+                _fail(results[index], TIMEOUT, f"stopped after epoch {epoch}: {now - started:.1f} s is past "
+                                              f"training.max_seconds={spec.max_seconds:g} ({n} seeds at once)")
+            break
+        if not live:
+            break
+    for result in results:
+        result.step_time_ms = _step_time_ms(result.history.get("train_time_s", []), result.steps_per_epoch)
+    return stacked
+
+
+def _validate(test_step, stacked, data: Dataset, fresh_metrics, n: int) -> dict[str, np.ndarray]:
+    """`model.evaluate` on the validation split for every seed: batches of EVAL_BATCH_SIZE,
+    Keras' running means carried from batch to batch."""
+    trainable, non_trainable, _, _ = stacked
+    metrics = _repeat(fresh_metrics, n)
+    logs = {}
+    for start in range(0, len(data.X_val), EVAL_BATCH_SIZE):
+        chunk = (data.X_val[start:start + EVAL_BATCH_SIZE], data.y_val[start:start + EVAL_BATCH_SIZE])
+        logs, (_, _, metrics) = test_step((trainable, non_trainable, metrics), chunk)
+    return {f"val_{name}": np.asarray(value) for name, value in logs.items()}
+
+
+def _record(result: TrialResult, trial: Trial, epoch: int, metrics: dict[str, float], emit: Emit) -> None:
+    for name, value in metrics.items():
+        result.history.setdefault(name, []).append(value)
+    emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
+
+
+def _fail(result: TrialResult, failure: str, message: str) -> None:
+    result.status, result.failure, result.message = "FAILED", failure, message
+
+
+def _state(model: keras.Model):
+    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables], _metric_values(model))
+
+
+def _metric_values(model: keras.Model) -> list:
+    model.reset_metrics()
+    return [jnp.array(v.value) for v in model.metrics_variables]
+
+
+def _repeat(values: list, n: int) -> list:
+    return [jnp.broadcast_to(value, (n, *value.shape)) for value in values]
+
+
+def _load_state(model: keras.Model, state) -> None:
+    trainable, non_trainable, optimizer, _ = state
+    for variables, values in ((model.trainable_variables, trainable),
+                              (model.non_trainable_variables, non_trainable),
+                              (model.optimizer.variables, optimizer)):
+        for variable, value in zip(variables, values):
+            variable.assign(value)
