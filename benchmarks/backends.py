@@ -89,7 +89,7 @@ def suite_and_bare(problem: dict, backend: str) -> dict:
     trial = _trial(problem, backend)
     runner = TrialRunner(1)
     suite = runner.run(trial, lambda event: None).step_time_ms
-    data = runner.dataset(trial)
+    data = runner.dataset(trial).data
     model = runner._compiled.model  # the suite's own compiled model, trained again plainly
     model.compile(optimizer=make_optimizer(trial.optimizer, 1, 1), loss=make_loss(trial.loss))
     keras.utils.set_random_seed(0)  # TensorFlow's deterministic mode refuses unseeded shuffles

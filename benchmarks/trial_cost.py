@@ -3,7 +3,8 @@
 Per backend, one 24-trial grid (digits, MLP 64-64, Adam, batch 64, 5 epochs; 8 seeds x 3
 learning rates: one compiled program) is run by `mlpsuite run --jobs 1` as a user runs it,
 once with `--no-reuse` and once with reuse (the default), each into a fresh store and a cold
-JAX compilation cache; JAX runs a third time with the cache warm. From the child runs:
+JAX compilation cache; JAX runs a third time with the cache warm, and a fourth with
+`training.vectorize: seeds` (each learning rate's 8 seeds as one program). From the child runs:
 `overhead_s` (the worker's trial time less its training steps at steady speed) and
 `trial_time_s`. Beside them, scikit-learn's MLPClassifier fitting the same net, data and epochs.
 
@@ -25,10 +26,12 @@ from _common import BACKENDS, markdown_table, mlpsuite, trial_runs, write_grid, 
 RATES = [0.001, 0.003, 0.01]
 
 
-def grid_run(backend: str, seeds: int, reuse: bool, cache: Path, folder: Path) -> dict:
-    name = f"cost-{backend}-{'reuse' if reuse else 'fresh'}"
+def grid_run(backend: str, seeds: int, reuse: bool, cache: Path, folder: Path, vectorize: str = "none",
+             rates: list[float] = RATES) -> dict:
+    name = f"cost-{backend}-{'reuse' if reuse else 'fresh'}-{vectorize}-{seeds}x{len(rates)}-{len(list(folder.iterdir()))}"
     path = write_grid(folder, name, backends=[backend], seeds=list(range(seeds)),
-                      grid={"optimizer.learning_rate": RATES})
+                      grid={"optimizer.learning_rate": rates},
+                      training={"epochs": 5, "batch_size": 64, "vectorize": vectorize})
     uri = f"sqlite:///{folder / name}.db"
     began = time.perf_counter()
     mlpsuite("run", str(path), "--jobs", "1", "--tracking-uri", uri, *([] if reuse else ["--no-reuse"]),
@@ -36,11 +39,20 @@ def grid_run(backend: str, seeds: int, reuse: bool, cache: Path, folder: Path) -
     wall = time.perf_counter() - began
     runs = trial_runs(uri, name)
     repeated = runs[runs["tags.mlpsuite.reused_model"] == "true"] if reuse else runs
+    repeated = repeated if len(repeated) else runs
     return {"grid_s": wall, "trials": len(runs),
             "overhead_s": statistics.median(repeated["metrics.overhead_s"]),
             "trial_s": statistics.median(repeated["metrics.trial_time_s"]),
             "first_trial_s": float(runs["metrics.trial_time_s"].max()),
             "step_ms": statistics.median(runs["metrics.step_time_ms"])}
+
+
+def ten_seeds_vs_one(folder: Path) -> dict:
+    """Wall time of `mlpsuite run` for the digits cell with 10 seeds vectorized against 1 seed,
+    each with a cold compilation cache (both pay one compile)."""
+    ten = grid_run("jax", 10, True, folder / "cache-ten", folder, "seeds", rates=[0.001])
+    one = grid_run("jax", 1, True, folder / "cache-one", folder, "seeds", rates=[0.001])
+    return {"ten_seeds_s": ten["grid_s"], "one_seed_s": one["grid_s"], "ratio": ten["grid_s"] / one["grid_s"]}
 
 
 def sklearn_fit_s(epochs: int = 5, repeats: int = 5) -> float:
@@ -84,9 +96,17 @@ def main() -> None:
             if backend == "jax":  # the same cache again: what a second run of any JAX grid sees
                 results[backend]["reuse_warm_cache"] = grid_run(
                     backend, args.seeds, True, folder / f"cache-{backend}-reuse", folder)
+                results[backend]["vectorize_seeds"] = grid_run(
+                    backend, args.seeds, True, folder / f"cache-{backend}-vectorize", folder, "seeds")
+                results[backend]["vectorize_speedup"] = fresh["grid_s"] / results[backend]["vectorize_seeds"]["grid_s"]
+            
             print(f"{backend}: {fresh['grid_s']:.1f} s without reuse, {reuse['grid_s']:.1f} s with "
                   f"({results[backend]['grid_speedup']:.2f}x); overhead per trial {fresh['overhead_s']:.3f} s "
                   f"-> {reuse['overhead_s']:.3f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="mlpsuite-bench-") as scratch:
+        ten = ten_seeds_vs_one(Path(scratch))
+    print(f"jax, cold cache: 10 seeds as one program {ten['ten_seeds_s']:.2f} s, one seed "
+          f"{ten['one_seed_s']:.2f} s: {ten['ratio']:.2f}x", flush=True)
     sklearn_s = sklearn_fit_s()
     fastest = min(results, key=lambda b: results[b]["reuse"]["trial_s"])
     ratio = results[fastest]["reuse"]["trial_s"] / sklearn_s
@@ -101,11 +121,13 @@ def main() -> None:
     table = markdown_table(["backend", "mode", "trials", "grid s", "median trial s", "median overhead s",
                             "slowest trial s", "ms/step"], rows)
     speedups = ", ".join(f"{b} {r['grid_speedup']:.2f}x" for b, r in results.items())
-    write_results("trial_cost", {"seeds": args.seeds, "rates": RATES, "backends": results,
+    write_results("trial_cost", {"seeds": args.seeds, "rates": RATES, "backends": results, "ten_seeds": ten,
                                  "sklearn_fit_s": sklearn_s, "fastest": fastest, "fastest_vs_sklearn": ratio},
                   f"{args.seeds} seeds x {len(RATES)} learning rates, digits, MLP 64-64, Adam, batch 64, "
                   f"5 epochs, `--jobs 1`.\n\n{table}\n\nGrid speed-up from reuse: {speedups}.\n"
-                  f"Fastest whole trial ({fastest}, reused) / scikit-learn MLPClassifier fit: {ratio:.2f}.")
+                  f"Fastest whole trial ({fastest}, reused) / scikit-learn MLPClassifier fit: {ratio:.2f}.\n"
+                  f"JAX, cold cache, one `mlpsuite run`: 10 seeds as one program {ten['ten_seeds_s']:.2f} s "
+                  f"vs 1 seed {ten['one_seed_s']:.2f} s ({ten['ratio']:.2f}x).")
 
 
 if __name__ == "__main__":

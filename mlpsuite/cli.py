@@ -163,6 +163,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
     from mlpsuite.display import GridProgress
+    from mlpsuite.executors.local import vectorize_note
     from mlpsuite.runner import run_grid
     from mlpsuite.tracking import Tracker, resolve_uri
 
@@ -172,6 +173,9 @@ def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
 
     def on_plan(to_run: int, reused: int) -> None:
         console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {tracker.uri}")
+        note = vectorize_note(trials)
+        if note:
+            console.print(note)
         progress.start(to_run, reused)
 
     try:

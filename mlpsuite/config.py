@@ -8,7 +8,6 @@ the file, the key and the allowed values.
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import itertools
 import json
@@ -168,6 +167,8 @@ class TrainingSpec(_Section):
     batch_size: int = Field(64, ge=1)
     early_stopping: EarlyStoppingSpec | None = None
     max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
+    vectorize: Literal["none", "seeds"] = Field(
+        "none", description="seeds: on JAX, train a cell's seeds as one vmapped program")
 
 
 class GridSpec(_Section):
@@ -253,10 +254,11 @@ class Trial(_Section):
     data_sha256: str | None = None
     data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
 
-    @functools.cached_property
+    @property
     def key(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
+        identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
         if self.data_path:  # ../data/x.csv, ./../data/x.csv and the absolute path: one trial
             identity["dataset"]["name"] = self.data_path
         for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
@@ -266,10 +268,11 @@ class Trial(_Section):
                 section = section[part]
             section.pop(leaf)
         identity["mlpsuite_major"] = __version__.split(".")[0]
+        identity["batch_order"] = 2  # 2: fully NumPy's (before, Keras also shuffled the batches)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
-    @functools.cached_property
+    @property
     def program_key(self) -> str:
         """What changes the compiled training program: trials that share it can reuse one
         built and compiled model. Seeds, initializers, data splits and, without a schedule,

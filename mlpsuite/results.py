@@ -45,6 +45,7 @@ class TrialResult:
     weights_sha256: str | None = None  # of the initial trainable weights: the parity check
     threads: int | None = None
     reused_model: bool = False  # trained on the worker's compiled model of an earlier trial
+    vectorized: int = 0  # trained with this many seeds of its cell as one program (0: alone)
     trial_time_s: float | None = None  # in the worker, from the trial's request to its result
     overhead_s: float | None = None    # trial_time_s less its training steps at steady speed
     versions: dict[str, str] = dataclasses.field(default_factory=dict)

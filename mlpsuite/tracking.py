@@ -286,6 +286,8 @@ class Tracker:
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         if result.status == "FINISHED":  # was the model built for it, or one built earlier reused
             tags["mlpsuite.reused_model"] = str(result.reused_model).lower()
+        if result.vectorized:  # its times are the group's, divided by the group's size
+            tags["mlpsuite.vectorized"] = str(result.vectorized)
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
         if result.weights_sha256:
             tags[TAG_WEIGHTS] = result.weights_sha256

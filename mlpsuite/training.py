@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
@@ -21,26 +21,34 @@ from mlpsuite import __version__
 from mlpsuite.backends import active_backend, framework_version, seed_everything
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset, load_dataset
+from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
 
 Emit = Callable[[dict], None]
-EVAL_BATCH_SIZE = 1024
+
+
+def epoch_orders(seed: int, rows: int) -> Iterator[np.ndarray]:
+    """The row order of each epoch in turn: permutations drawn with NumPy from the seed."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield rng.permutation(rows)
 
 
 class SeededBatches(keras.utils.PyDataset):
-    """Training batches in an order drawn with NumPy from the trial seed, new each epoch.
+    """Training batches whose rows follow `epoch_orders(seed)`, batch 0 first.
 
-    One thread, no prefetch (the PyDataset defaults): `on_epoch_end` runs between epochs, so
-    epoch e always uses the e-th permutation of the generator.
+    The whole order is ours: `fit` gets `shuffle=False` (Keras would otherwise shuffle the
+    batches with Python's global RNG), and the `NewOrder` callback moves to the next epoch's
+    permutation at each epoch's start, whatever Keras calls on the dataset in between.
     """
 
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
         super().__init__()
         self.X, self.y, self.batch_size = X, y, batch_size
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(X))
+        self.orders = epoch_orders(seed, len(X))
+        self.order = np.arange(len(X))
 
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
@@ -49,8 +57,19 @@ class SeededBatches(keras.utils.PyDataset):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
         return self.X[rows], self.y[rows]
 
-    def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(len(self.X))
+    def next_epoch(self) -> None:
+        self.order = next(self.orders)
+
+
+class NewOrder(keras.callbacks.Callback):
+    """Gives `SeededBatches` its next permutation before each epoch's first batch."""
+
+    def __init__(self, batches: SeededBatches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.next_epoch()
 
 
 class EpochReporter(keras.callbacks.Callback):
@@ -99,6 +118,17 @@ class _Compiled:
     model: keras.Model
     variables: list[np.ndarray]            # every model variable right after build_mlp
     optimizer_variables: list[np.ndarray]  # iterations, learning rate, moments: all unstarted
+    extras: dict = dataclasses.field(default_factory=dict)  # more compiled functions of this model
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A dataset as a worker keeps it: the arrays, and each split ready for evaluation."""
+
+    data: Dataset
+    train: Split
+    val: Split
+    test: Split
 
 
 class TrialRunner:
@@ -114,32 +144,42 @@ class TrialRunner:
 
     def __init__(self, threads: int = 1, reuse: bool = True):
         self.threads, self.reuse = threads, reuse
-        self._datasets: dict[str, Dataset] = {}
+        self._datasets: dict[str, Prepared] = {}
         self._compiled: _Compiled | None = None
 
     def run(self, trial: Trial, emit: Emit) -> TrialResult:
         """Train and evaluate one trial; epoch events go to `emit` as they happen."""
         started = time.perf_counter()
-        data = self.dataset(trial)
-        steps = _steps(data, trial)
-        model, reused = self._model(trial, data, steps)
+        prepared = self.dataset(trial)
+        steps = _steps(prepared.data, trial)
+        model, reused = self._model(trial, prepared.data, steps)
         seed_everything(trial.seed)
-        result = TrialResult(key=trial.key, backend=active_backend(), threads=self.threads,
-                             versions=_versions(), steps_per_epoch=steps, classes=list(data.class_names),
-                             reused_model=reused)
-        result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+        result = self.new_result(trial, prepared, steps, reused)
+        result.initial_loss = prepared.train.evaluate(model)["loss"]
         result.weights_sha256 = weights_sha256(model)
-        _fit(model, trial, data, result, emit, started)
+        _fit(model, trial, prepared, result, emit, started)
         result.trial_time_s = time.perf_counter() - started
         result.overhead_s = _overhead_s(result)
         return result
 
-    def dataset(self, trial: Trial) -> Dataset:
+    def run_seeds(self, trials: list[Trial], emit: Emit) -> list[TrialResult]:
+        """The seeds of one cell as one vmapped program (JAX); one result per trial."""
+        from mlpsuite.vectorized import train_seeds
+
+        return train_seeds(self, trials, emit)
+
+    def new_result(self, trial: Trial, prepared: Prepared, steps: int, reused: bool) -> TrialResult:
+        return TrialResult(key=trial.key, backend=active_backend(), threads=self.threads, versions=_versions(),
+                           steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused)
+
+    def dataset(self, trial: Trial) -> Prepared:
         """The trial's splits, loaded on first use (keyed by the spec and the file's hash)."""
         key = json.dumps([trial.data_path or trial.dataset.name, trial.data_sha256,
                           trial.dataset.load_options()], sort_keys=True, default=str)
         if key not in self._datasets:
-            self._datasets[key] = _load(trial)
+            data = _load(trial)
+            self._datasets[key] = Prepared(data, Split(data.X_train, data.y_train), Split(data.X_val, data.y_val),
+                                           Split(data.X_test, data.y_test))
         return self._datasets[key]
 
     def _model(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
@@ -166,17 +206,16 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     return TrialRunner(threads, reuse=False).run(trial, emit)
 
 
-def _fit(model: keras.Model, trial: Trial, data: Dataset, result: TrialResult, emit: Emit,
+def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResult, emit: Emit,
          started: float) -> None:
     """Train with the suite's batch order and callbacks, then score the tested weights."""
+    data = prepared.data
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
-    model.fit(SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed),
-              epochs=trial.training.epochs, verbose=0,
-              validation_data=(data.X_val, data.y_val) if len(data.X_val) else None,
-              validation_batch_size=EVAL_BATCH_SIZE,
-              callbacks=[reporter, *([stopper] if stopper else [])])
+    batches = SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed)
+    model.fit(batches, epochs=trial.training.epochs, verbose=0, shuffle=False, **prepared.val.fit_arguments(),
+              callbacks=[NewOrder(batches), reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
     result.step_time_ms = _step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)
@@ -184,9 +223,14 @@ def _fit(model: keras.Model, trial: Trial, data: Dataset, result: TrialResult, e
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return
     result.stopped_epoch, result.tested_epoch = _stopping_epochs(stopper, len(reporter.history.get("loss", [])))
-    result.test = _scores(model, data.X_test, data.y_test, data.task)
-    if len(data.X_val) and data.task == "regression":  # the val curve has the loss; these it lacks
-        scores = _scores(model, data.X_val, data.y_val, data.task)
+    score_tested_weights(model, prepared, result)
+
+
+def score_tested_weights(model: keras.Model, prepared: Prepared, result: TrialResult) -> None:
+    """Test scores and, for regression, the validation R² and MAE the curve lacks."""
+    result.test = prepared.test.scores(model, prepared.data.task)
+    if len(prepared.val) and prepared.data.task == "regression":
+        scores = prepared.val.scores(model, prepared.data.task)
         result.val = {"r2": scores["r2"], "mae": scores["mae"]}
 
 
@@ -208,15 +252,6 @@ def _reset(compiled: _Compiled, trial: Trial, data: Dataset) -> None:
 
 def _values(variables) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(variable).copy() for variable in variables]
-
-
-def _scores(model: keras.Model, X: np.ndarray, y: np.ndarray, task: str) -> dict[str, float]:
-    """Loss and accuracy (classification) or loss, R² and MAE (regression) of the current weights."""
-    scores = {name: float(value) for name, value in model.evaluate(
-        X, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True).items()}
-    if task == "regression":
-        scores.update(regression_scores(model, X, y))
-    return scores
 
 
 def _stopping_epochs(stopper: keras.callbacks.EarlyStopping | None, epochs_run: int) -> tuple[int | None, int]:
@@ -293,12 +328,6 @@ def _early_stopping(trial: Trial) -> keras.callbacks.EarlyStopping | None:
                                          restore_best_weights=spec.restore_best_weights)
 
 
-def _loss_on(model: keras.Model, X: np.ndarray, y: np.ndarray) -> float:
-    """The loss before any update: the parity probe (same weights -> same number everywhere)."""
-    logs = model.evaluate(X, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-    return float(logs["loss"])
-
-
 def weights_sha256(model: keras.Model) -> str:
     """A hash of the trainable weights as float32 bytes, in layer order: equal hashes on two
     backends mean bit-identical starting points (the scaler's statistics are left out)."""
@@ -306,16 +335,6 @@ def weights_sha256(model: keras.Model) -> str:
     for variable in model.trainable_weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable), dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
-
-
-def regression_scores(model: keras.Model, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """R² and MAE of the predictions on (X, y), pooled over outputs as scikit-learn does."""
-    predicted = np.asarray(model.predict(X, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float64)
-    target = np.asarray(y, dtype=np.float64).reshape(predicted.shape)
-    residual = float(np.sum((target - predicted) ** 2))
-    spread = float(np.sum((target - target.mean(axis=0)) ** 2))
-    r2 = 1.0 - residual / spread if spread > 0 else float("nan")
-    return {"r2": r2, "mae": float(np.mean(np.abs(target - predicted)))}
 
 
 def _overhead_s(result: TrialResult) -> float | None:

@@ -24,8 +24,9 @@ import numpy as np
 from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
-from mlpsuite.training import (EVAL_BATCH_SIZE, Emit, TrialRunner, _loss_on, _scores, _step_time_ms,
-                               _overhead_s, _reset, weights_sha256)
+from mlpsuite.evaluation import EVAL_BATCH_SIZE
+from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, epoch_orders,
+                               score_tested_weights, weights_sha256)
 
 METRICS = ("loss", "accuracy")
 
@@ -33,28 +34,24 @@ METRICS = ("loss", "accuracy")
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
     """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""
     started = time.perf_counter()
-    data = runner.dataset(trials[0])
-    steps = math.ceil(len(data.X_train) / trials[0].training.batch_size)
-    model, reused = runner._model(trials[0], data, steps)
+    prepared = runner.dataset(trials[0])
+    steps = math.ceil(len(prepared.data.X_train) / trials[0].training.batch_size)
+    model, reused = runner._model(trials[0], prepared.data, steps)
     results, states = [], []
     for trial in trials:  # each seed's starting point, exactly as its own trial would start
-        if trial is not trials[0] or reused:
-            _reset(runner._compiled, trial, data)
-        result = runner.new_result(trial, data, steps, reused or trial is not trials[0])
-        result.initial_loss = _loss_on(model, data.X_train, data.y_train)
+        _reset(runner._compiled, trial, prepared.data)
+        result = runner.new_result(trial, prepared, steps, reused or trial is not trials[0])
+        result.initial_loss = prepared.train.evaluate(model)["loss"]
         result.weights_sha256 = weights_sha256(model)
         results.append(result)
         states.append(_state(model))
     stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
-    stacked = _train(model, trials, data, stacked, results, emit, started)
-    for index, (trial, result) in enumerate(zip(trials, results)):
+    stacked = _train(model, _steps(runner), trials, prepared.data, stacked, results, emit, started)
+    for index, result in enumerate(results):
         _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
         if result.status == "FINISHED":
-            result.stopped_epoch, result.tested_epoch = None, len(result.history["loss"])
-            result.test = _scores(model, data.X_test, data.y_test, data.task)
-            if len(data.X_val) and data.task == "regression":
-                scores = _scores(model, data.X_val, data.y_val, data.task)
-                result.val = {"r2": scores["r2"], "mae": scores["mae"]}
+            result.tested_epoch = len(result.history["loss"])
+            score_tested_weights(model, prepared, result)
     elapsed = time.perf_counter() - started
     for result in results:
         result.trial_time_s = elapsed / len(trials)
@@ -63,19 +60,28 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     return results
 
 
-def _train(model, trials, data: Dataset, stacked, results, emit: Emit, started: float):
+def _steps(runner: TrialRunner):
+    """The vmapped train and test steps, jitted once per compiled model (traced per group size)."""
+    compiled = runner._compiled
+    if "vmapped" not in compiled.extras:
+        model = compiled.model
+        compiled.extras["vmapped"] = (jax.jit(jax.vmap(model.train_step)),
+                                      jax.jit(jax.vmap(model.test_step, in_axes=(0, None))))
+    return compiled.extras["vmapped"]
+
+
+def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, started: float):
     """Every epoch: a vmapped step per batch for all seeds, then a vmapped validation."""
     spec = trials[0].training
-    train_step = jax.jit(jax.vmap(model.train_step))
-    test_step = jax.jit(jax.vmap(model.test_step, in_axes=(0, None)))
-    orders = [np.random.default_rng(trial.seed) for trial in trials]
-    permutations = [rng.permutation(len(data.X_train)) for rng in orders]  # as SeededBatches draws
+    train_step, test_step = vmapped
+    orders = [epoch_orders(trial.seed, len(data.X_train)) for trial in trials]  # as SeededBatches
     fresh_metrics = _metric_values(model)
     n, batch = len(trials), spec.batch_size
     live = list(range(n))
     for epoch in range(1, spec.epochs + 1):
         began = time.perf_counter()
         trainable, non_trainable, optimizer, _ = stacked
+        permutations = [next(order) for order in orders]
         metrics = _repeat(fresh_metrics, n)
         logs = None
         for start in range(0, len(data.X_train), batch):
@@ -87,7 +93,6 @@ def _train(model, trials, data: Dataset, stacked, results, emit: Emit, started: 
         train_ended = time.perf_counter()
         if len(data.X_val):
             logs.update(_validate(test_step, stacked, data, fresh_metrics, n))
-        permutations = [rng.permutation(len(data.X_train)) for rng in orders]
         now = time.perf_counter()
         for index in list(live):
             metrics_now = {name: float(values[index]) for name, values in logs.items()

@@ -38,7 +38,8 @@ os.environ.setdefault("MLPSUITE_CACHE_DIR", tempfile.mkdtemp(prefix="mlpsuite-te
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "backend: run once per Keras backend, in a subprocess each")
+    config.addinivalue_line("markers", "backend(*names): run once per Keras backend (or per one named), "
+                                       "in a subprocess each")
 
 
 @pytest.fixture
@@ -52,7 +53,9 @@ def pytest_generate_tests(metafunc):
         return
     if "backend" not in metafunc.fixturenames:
         raise pytest.UsageError(f"{metafunc.definition.nodeid}: a backend test must take `backend`")
-    backends = [_WORKER_BACKEND] if _WORKER_BACKEND else list(BACKENDS)
+    # `@pytest.mark.backend("jax")` limits a test to the backends named.
+    allowed = metafunc.definition.get_closest_marker("backend").args or BACKENDS
+    backends = [b for b in ([_WORKER_BACKEND] if _WORKER_BACKEND else BACKENDS) if b in allowed]
     metafunc.parametrize("backend", backends, indirect=True, ids=backends)
 
 

@@ -218,3 +218,19 @@ def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_
         other = by_key.loc[run["tags.mlpsuite.trial_key"]]
         for name in ("metrics.loss", "metrics.val_loss", "metrics.test_loss", "metrics.initial_loss"):
             assert run[name] == other[name], name
+
+
+def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
+    path = write_grid(tmp_path, "vectorized", backends=["torch", "jax"], seeds=[0, 1, 2],
+                      training={"epochs": 4, "vectorize": "seeds"})
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "does not apply to 3 trials, because of torch (JAX only)" in done.stderr
+    runs = trial_runs(uri, "vectorized")
+    assert len(runs) == 6 and set(runs["status"]) == {"FINISHED"}
+    jax, torch = runs[runs["params.backend"] == "jax"], runs[runs["params.backend"] == "torch"]
+    assert list(jax["tags.mlpsuite.vectorized"]) == ["3"] * 3
+    assert torch["tags.mlpsuite.vectorized"].isna().all()
+    parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
+    assert parent.data.metrics["parity_max_rel_diff"] < 1e-4  # seed by seed, jax (together) vs torch

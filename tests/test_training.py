@@ -39,7 +39,7 @@ def test_regression_scores_match_scikit_learn(backend):
     from sklearn.metrics import mean_absolute_error, r2_score
 
     from mlpsuite.models import build_mlp
-    from mlpsuite.training import regression_scores
+    from mlpsuite.evaluation import regression_scores
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 3)).astype("float32")

@@ -56,7 +56,7 @@ class _Worker:
     stderr_path: Path
     spawned_at: float = dataclasses.field(default_factory=time.monotonic)
     ready: bool = False
-    trial: Trial | None = None
+    trials: dict[str, Trial] = dataclasses.field(default_factory=dict)  # in flight, by key
     started_at: float | None = None
     program: str | None = None  # the program key of its last trial: what its compiled model fits
 
@@ -87,25 +87,61 @@ def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler, d
     handle(Event("finished", slot, trial.backend, trial, result=result))
 
 
+@dataclasses.dataclass
+class _Unit:
+    """What one request to a worker runs: one trial, or the seeds of a cell vectorized."""
+
+    program: str
+    trials: list[Trial]
+
+
+def vectorizable(trial: Trial) -> bool:
+    """Whether `training.vectorize: seeds` applies: JAX only, and not with early stopping
+    (each seed would stop at its own epoch)."""
+    return (trial.training.vectorize == "seeds" and trial.backend == "jax"
+            and trial.training.early_stopping is None)
+
+
+def vectorize_note(trials: list[Trial]) -> str | None:
+    """What `training.vectorize: seeds` will not vectorize, and why, for the user to read."""
+    asked = [trial for trial in trials if trial.training.vectorize == "seeds" and not vectorizable(trial)]
+    if not asked:
+        return None
+    other = sorted({trial.backend for trial in asked if trial.backend != "jax"})
+    why = [f"{', '.join(other)} (JAX only)"] if other else []
+    if any(trial.training.early_stopping is not None for trial in asked):
+        why.append("early stopping (each seed stops at its own epoch)")
+    return (f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
+            f"{' and '.join(why)}: they run one at a time, reusing their compiled model")
+
+
 def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
-    """One queue per backend, its trials grouped by compiled program (in order of first
-    appearance), so a worker's next trial can usually reuse its last trial's model."""
-    queues: dict[str, dict[str, list[Trial]]] = {}
+    """One queue of units per backend, grouped by compiled program (in order of first
+    appearance), so a worker's next unit can usually reuse its last one's model. Seeds of a
+    vectorizable cell make one unit."""
+    units: dict[str, dict[str, dict[str, _Unit]]] = {}
     for trial in trials:
-        queues.setdefault(trial.backend, {}).setdefault(trial.program_key, []).append(trial)
-    return {backend: collections.deque(t for group in groups.values() for t in group)
-            for backend, groups in queues.items()}
+        program = trial.program_key
+        by_cell = units.setdefault(trial.backend, {}).setdefault(program, {})
+        cell = _seedless_key(trial) if vectorizable(trial) else trial.key
+        by_cell.setdefault(cell, _Unit(program, [])).trials.append(trial)
+    return {backend: collections.deque(unit for cells in programs.values() for unit in cells.values())
+            for backend, programs in units.items()}
 
 
-def _take(queue: collections.deque, program: str | None, taken: set[str]) -> Trial:
-    """The first queued trial of `program` (the worker's compiled model fits it), else the
+def _seedless_key(trial: Trial) -> str:
+    return Trial.model_validate({**trial.model_dump(), "seed": 0}).key
+
+
+def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Unit:
+    """The first queued unit of `program` (the worker's compiled model fits it), else the
     first of a program no other worker holds (two workers never compile the same one while a
     third is waiting), else the next."""
     for wanted in (lambda p: p == program, lambda p: p not in taken):
-        for index, trial in enumerate(queue):
-            if wanted(trial.program_key):
+        for index, unit in enumerate(queue):
+            if wanted(unit.program):
                 del queue[index]
-                return trial
+                return unit
     return queue.popleft()
 
 
@@ -134,7 +170,7 @@ class LocalExecutor:
         queues = _queues(trials)
         self.jobs = min(self.jobs, max(1, len(trials)))
         try:
-            while any(queues.values()) or any(w.trial for w in self._workers.values()):
+            while any(queues.values()) or any(w.trials for w in self._workers.values()):
                 if should_stop is not None and should_stop():
                     raise KeyboardInterrupt
                 self._fill_slots(queues, handle)
@@ -173,7 +209,7 @@ class LocalExecutor:
     def _fill_slots(self, queues, handle: Handler) -> None:
         for slot in range(self.jobs):
             worker = self._workers.get(slot)
-            if worker is not None and (worker.trial is not None or not worker.ready):
+            if worker is not None and (worker.trials or not worker.ready):
                 continue
             if worker is not None and queues.get(worker.backend):
                 self._assign(worker, _take(queues[worker.backend], worker.program, self._programs(worker)))
@@ -199,9 +235,9 @@ class LocalExecutor:
         serving = collections.Counter(w.backend for w in self._workers.values())
         return min(waiting, key=lambda b: (serving[b], -len(queues[b])))
 
-    def _assign(self, worker: _Worker, trial: Trial) -> None:
-        worker.trial, worker.started_at, worker.program = trial, None, trial.program_key
-        request = {"op": "run", "trial": trial.model_dump(mode="json")}
+    def _assign(self, worker: _Worker, unit: _Unit) -> None:
+        worker.trials, worker.started_at, worker.program = {t.key: t for t in unit.trials}, None, unit.program
+        request = {"op": "run", "trials": [trial.model_dump(mode="json") for trial in unit.trials]}
         try:
             worker.process.stdin.write(json.dumps(request) + "\n")
             worker.process.stdin.flush()
@@ -220,11 +256,13 @@ class LocalExecutor:
             handle(Event("ready", worker.slot, worker.backend, payload=message))
         elif kind == "started":
             worker.started_at = time.monotonic()
-            handle(Event("started", worker.slot, worker.backend, worker.trial, message))
+            handle(Event("started", worker.slot, worker.backend, worker.trials[message["key"]], message))
         elif kind == "epoch":
-            handle(Event("epoch", worker.slot, worker.backend, worker.trial, message))
+            handle(Event("epoch", worker.slot, worker.backend, worker.trials[message["key"]], message))
         elif kind == "finished":
-            trial, worker.trial, worker.started_at = worker.trial, None, None
+            trial = worker.trials.pop(message["key"])
+            if not worker.trials:
+                worker.started_at = None
             result = TrialResult.from_dict(message["result"])
             handle(Event("finished", worker.slot, worker.backend, trial, result=result))
         elif kind == "exit":
@@ -236,27 +274,28 @@ class LocalExecutor:
         self.kept_logs = self._log_dir
         if not worker.ready:
             self._start_failures[worker.backend] += 1
-        if worker.trial is not None:
-            details = worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
-            _fail(worker.trial, worker.slot, WORKER_DIED, reason, handle, details)
+        details = worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
+        for trial in worker.trials.values():
+            _fail(trial, worker.slot, WORKER_DIED, reason, handle, details)
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
             while queues[worker.backend]:
-                trial = queues[worker.backend].popleft()
-                _fail(trial, -1, WORKER_DIED, f"worker could not start ({reason})", handle)
+                for trial in queues[worker.backend].popleft().trials:
+                    _fail(trial, -1, WORKER_DIED, f"worker could not start ({reason})", handle)
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop; the worker itself stops at the first epoch end past the limit."""
         now = time.monotonic()
         for worker in list(self._workers.values()):
-            trial = worker.trial
-            if trial is None or worker.started_at is None:
+            if not worker.trials or worker.started_at is None:
                 continue
-            limit = trial.training.max_seconds * 1.1 + 5.0
+            max_seconds = max(trial.training.max_seconds for trial in worker.trials.values())
+            limit = max_seconds * 1.1 + 5.0
             if now - worker.started_at > limit:
                 self._stop(worker, kill=True)
                 del self._workers[worker.slot]
-                message = f"killed after {limit:.0f} s (training.max_seconds={trial.training.max_seconds})"
-                _fail(trial, worker.slot, TIMEOUT, message, handle)
+                message = f"killed after {limit:.0f} s (training.max_seconds={max_seconds:g})"
+                for trial in worker.trials.values():
+                    _fail(trial, worker.slot, TIMEOUT, message, handle)
 
     # ------------------------------------------------------------ processes
 

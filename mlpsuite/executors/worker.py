@@ -2,7 +2,8 @@
 
 Started by the local executor as `python -m mlpsuite.executors.worker` with `KERAS_BACKEND`
 and the thread limits already in its environment. Protocol: JSON lines. The coordinator
-writes `{"op": "run", "trial": {...}}` to stdin; the worker answers on its original stdout
+writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or a cell's seeds to train as
+one program); the worker answers on its original stdout
 with `ready`, `started`, `epoch`, `finished` events. Anything else the frameworks print is
 sent to stderr so it cannot corrupt the protocol.
 """
@@ -51,15 +52,18 @@ def main() -> int:
         request = json.loads(line)
         if request.get("op") == "stop":
             break
-        trial = Trial.model_validate(request["trial"])
-        emit({"event": "started", "key": trial.key})
-        try:
-            result = runner.run(trial, emit)
+        trials = [Trial.model_validate(trial) for trial in request["trials"]]
+        for trial in trials:
+            emit({"event": "started", "key": trial.key})
+        try:  # one trial, or the seeds of a cell as one program (the executor decides)
+            results = runner.run_seeds(trials, emit) if len(trials) > 1 else [runner.run(trials[0], emit)]
         except Exception as error:  # a failed trial is a result, and the worker goes on
             message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             traceback.print_exc()
-            result = TrialResult.failed(trial.key, active_backend(), ERROR, message, traceback.format_exc())
-        emit({"event": "finished", "key": trial.key, "result": result.to_dict()})
+            results = [TrialResult.failed(trial.key, active_backend(), ERROR, message, traceback.format_exc())
+                       for trial in trials]
+        for trial, result in zip(trials, results):
+            emit({"event": "finished", "key": trial.key, "result": result.to_dict()})
     return 0
 
 
