@@ -1,9 +1,10 @@
-"""Worker memory over many trials: resident set size over 200 trials of alternating programs.
+"""Worker memory over many trials: resident set size over 200 trials of 200 different programs.
 
-Per backend, in a fresh process configured as a worker is, a `TrialRunner` runs trials whose
-activation alternates (relu, elu), so every trial builds a new model and drops the last one's
-compiled program (`keras.backend.clear_session`): the case where memory could pile up. RSS is
-read from /proc after trial 10 (imports and first compilations done) and after the last.
+Per backend, the local executor (`--jobs 1`) runs 200 one-epoch digits trials whose hidden
+width differs (16, 17, ... units), so each trial builds and compiles a new model and drops the
+last one's (`keras.backend.clear_session`): the case where memory could pile up. The worker's
+RSS is read from /proc after each trial. A worker whose peak memory grows 10% past its size
+after its first trial retires and is replaced (`MLPSUITE_MAX_GROWTH`); the count is printed.
 
 Usage: python benchmarks/memory.py [--trials 200] [--backends tensorflow,torch,jax]
 """
@@ -11,77 +12,72 @@ Usage: python benchmarks/memory.py [--trials 200] [--backends tensorflow,torch,j
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BACKENDS, ROOT, markdown_table, write_results  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import BACKENDS, markdown_table, write_results  # noqa: E402
 
 WARM = 10
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status (Linux only)")
+    raise RuntimeError("no VmRSS in /proc/<pid>/status (Linux only)")
 
 
-def inside(trials: int) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from mlpsuite.backends import configure
+def run(backend: str, trials: int) -> dict:
     from mlpsuite.config import GridSpec, expand
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.executors.local import LocalExecutor
 
-    configure(1)
     grid = expand(GridSpec.model_validate({
-        "name": "memory", "dataset": {"name": "digits"}, "model": {"hidden": [32]},
-        "training": {"epochs": 2, "batch_size": 64}, "backends": [os.environ["KERAS_BACKEND"]],
-        "seeds": list(range(trials // 2 + 1)), "grid": {"model.activation": ["relu", "elu"]}}))
-    relu, elu = grid[: len(grid) // 2], grid[len(grid) // 2:]
-    order = [trial for pair in zip(relu, elu) for trial in pair][:trials]
-    runner = TrialRunner(1, reuse=True)
-    samples = {}
-    for number, trial in enumerate(order, start=1):
-        runner.run(trial, lambda event: None)
-        if number in (1, WARM, trials // 2, trials):
-            samples[number] = rss_mb()
-    return samples
+        "name": "memory", "dataset": {"name": "digits"}, "training": {"epochs": 1, "batch_size": 64},
+        "backends": [backend], "grid": {"model.hidden": [[16 + i] for i in range(trials)]}}))
+    pids, samples = {}, []
+
+    def handle(event) -> None:
+        if event.kind == "ready":
+            pids[event.slot] = event.payload["pid"]
+        elif event.kind == "finished":
+            samples.append(rss_mb(pids[event.slot]))
+
+    executor = LocalExecutor(jobs=1)
+    began = time.perf_counter()
+    executor.run(grid, handle)
+    return {"rss_mb": samples, "retired": executor.retired, "seconds": time.perf_counter() - began}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--backends", default=",".join(BACKENDS))
-    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.inside:
-        print(json.dumps(inside(args.trials)))
-        return
-    from mlpsuite.backends import thread_environment
-
-    results = {}
+    results, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="mlpsuite-bench-") as cache:
+        os.environ["MLPSUITE_CACHE_DIR"] = cache
         for backend in args.backends.split(","):
-            env = {**os.environ, **thread_environment(1), "KERAS_BACKEND": backend, "MLPSUITE_CACHE_DIR": cache}
-            done = subprocess.run([sys.executable, __file__, "--inside", "--trials", str(args.trials)],
-                                  env=env, capture_output=True, text=True, check=True)
-            samples = {int(k): v for k, v in json.loads(done.stdout.strip().splitlines()[-1]).items()}
-            growth = samples[args.trials] / samples[WARM] - 1
-            results[backend] = {"rss_mb": samples, "growth_after_warm_up": growth}
-            print(f"{backend:<11} RSS after trial {WARM}: {samples[WARM]:.0f} MB, after {args.trials}: "
-                  f"{samples[args.trials]:.0f} MB ({growth:+.1%})", flush=True)
-    rows = [[b, r["rss_mb"][1], r["rss_mb"][WARM], r["rss_mb"][args.trials], f"{r['growth_after_warm_up']:+.1%}"]
-            for b, r in results.items()]
-    table = markdown_table(["backend", "RSS MB after trial 1", f"after {WARM}", f"after {args.trials}",
-                            f"growth {WARM} -> {args.trials}"], rows)
+            measured = run(backend, args.trials)
+            samples = measured["rss_mb"]
+            warm, peak = samples[WARM - 1], max(samples[WARM - 1:])
+            growth = peak / warm - 1
+            results[backend] = {"after_first": samples[0], "after_warm_up": warm, "peak_after_warm_up": peak,
+                                "last": samples[-1], "growth": growth, "retired": measured["retired"],
+                                "seconds": measured["seconds"]}
+            rows.append([backend, samples[0], warm, peak, samples[-1], f"{growth:+.1%}", measured["retired"]])
+            print(f"{backend:<11} RSS after trial {WARM}: {warm:.0f} MB, highest after it: {peak:.0f} MB "
+                  f"({growth:+.1%}), last {samples[-1]:.0f} MB; workers retired: {measured['retired']}", flush=True)
+    table = markdown_table(["backend", "RSS MB after trial 1", f"after {WARM}", f"highest {WARM}..{args.trials}",
+                            f"after {args.trials}", "growth", "workers retired"], rows)
     write_results("memory", {"trials": args.trials, "backends": results},
-                  f"One worker, {args.trials} trials alternating relu/elu (a new model and program "
-                  f"every trial), digits, MLP 32, 2 epochs.\n\n{table}")
+                  f"The local executor, one worker slot, {args.trials} trials of {args.trials} different "
+                  f"programs (MLP 16..{15 + args.trials} units), digits, 1 epoch; the worker's RSS after "
+                  f"each trial.\n\n{table}")
 
 
 if __name__ == "__main__":

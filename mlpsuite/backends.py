@@ -97,12 +97,15 @@ def thread_environment(threads: int) -> dict[str, str]:
     return env
 
 
-def compilation_cache_dir() -> Path:
-    """Where JAX keeps compiled programs between processes: `$MLPSUITE_CACHE_DIR`, else the
-    user's cache folder. Machine-local on purpose: an executable fits this CPU and jaxlib,
-    not the results store (which may be shared)."""
-    if os.environ.get("MLPSUITE_CACHE_DIR"):
-        return Path(os.environ["MLPSUITE_CACHE_DIR"])
+def compilation_cache_dir() -> Path | None:
+    """Where JAX keeps compiled programs between processes: `$MLPSUITE_CACHE_DIR` (`none`
+    turns the cache off), else the user's cache folder. Machine-local on purpose: an
+    executable fits this CPU and jaxlib, not the results store (which may be shared)."""
+    chosen = os.environ.get("MLPSUITE_CACHE_DIR")
+    if chosen and chosen.lower() == "none":
+        return None
+    if chosen:
+        return Path(chosen)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlpsuite"
 
 
@@ -110,7 +113,7 @@ def configure(threads: int, deterministic: bool = True, compile_cache: bool = Tr
     """Pin intra-op threads, switch on deterministic kernels and (JAX) the persistent
     compilation cache for the active backend."""
     backend = active_backend()
-    if backend == "jax" and compile_cache:
+    if backend == "jax" and compile_cache and compilation_cache_dir() is not None:
         import jax
 
         # Every program here compiles in well under JAX's 1 s default threshold: cache them all.
@@ -130,6 +133,19 @@ def configure(threads: int, deterministic: bool = True, compile_cache: bool = Tr
         torch.set_num_threads(threads)
         if deterministic:
             torch.use_deterministic_algorithms(True)
+
+
+def release_compiled() -> None:
+    """Drop the compiled programs of models no longer used: Keras' global state and, on JAX,
+    jit's caches of traced and compiled functions, which `clear_session` leaves (10 MB and
+    more per program, measured)."""
+    import keras
+
+    keras.backend.clear_session()
+    if active_backend() == "jax":
+        import jax
+
+        jax.clear_caches()
 
 
 def seed_everything(seed: int) -> None:

@@ -139,24 +139,29 @@ def _console(stderr: bool = True):
 def _run(args: argparse.Namespace) -> int:
     from mlpsuite.config import expand, load_config
 
-    spec = load_config(args.config, backends=args.backends)
     if args.dry_run:
         from rich.console import Console
 
         from mlpsuite.display import trial_table
         from mlpsuite.runner import unique_trials
 
+        spec = load_config(args.config, backends=args.backends)
         Console().print(trial_table(unique_trials(expand(spec, args.config))))
         return 0
+    spec = load_config(args.config, backends=args.backends, check_data=False)
     from mlpsuite.executors.local import LocalExecutor
-    from mlpsuite.runner import unique_trials
+    from mlpsuite.grid_checks import check_grid
 
-    trials = unique_trials(expand(spec, args.config))
     executor = LocalExecutor(args.jobs, reuse=not args.no_reuse)
     if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
-        executor.prestart([trial.backend for trial in trials])  # framework imports overlap MLflow's
+        # Every backend has as many trials: their framework imports overlap loading the
+        # datasets and opening MLflow here. A config refused below just stops them.
+        executor.prestart(list(spec.backends))
     try:
-        return _run_on(spec, trials, executor, args)
+        check_grid(spec, args.config)
+        from mlpsuite.runner import unique_trials  # MLflow comes with it: the workers are importing
+
+        return _run_on(spec, unique_trials(expand(spec, args.config)), executor, args)
     finally:
         executor.shutdown()
 

@@ -12,13 +12,14 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import keras
 import numpy as np
 
 from mlpsuite import __version__
-from mlpsuite.backends import active_backend, framework_version, seed_everything
+from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything
+from mlpsuite.batches import NewOrder, SeededBatches
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset, load_dataset
 from mlpsuite.evaluation import Split
@@ -27,49 +28,7 @@ from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, re
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
 
 Emit = Callable[[dict], None]
-
-
-def epoch_orders(seed: int, rows: int) -> Iterator[np.ndarray]:
-    """The row order of each epoch in turn: permutations drawn with NumPy from the seed."""
-    rng = np.random.default_rng(seed)
-    while True:
-        yield rng.permutation(rows)
-
-
-class SeededBatches(keras.utils.PyDataset):
-    """Training batches whose rows follow `epoch_orders(seed)`, batch 0 first.
-
-    The whole order is ours: `fit` gets `shuffle=False` (Keras would otherwise shuffle the
-    batches with Python's global RNG), and the `NewOrder` callback moves to the next epoch's
-    permutation at each epoch's start, whatever Keras calls on the dataset in between.
-    """
-
-    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-        super().__init__()
-        self.X, self.y, self.batch_size = X, y, batch_size
-        self.orders = epoch_orders(seed, len(X))
-        self.order = np.arange(len(X))
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.X) / self.batch_size)
-
-    def __getitem__(self, index: int):
-        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        return self.X[rows], self.y[rows]
-
-    def next_epoch(self) -> None:
-        self.order = next(self.orders)
-
-
-class NewOrder(keras.callbacks.Callback):
-    """Gives `SeededBatches` its next permutation before each epoch's first batch."""
-
-    def __init__(self, batches: SeededBatches):
-        super().__init__()
-        self.batches = batches
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.batches.next_epoch()
+KEPT_DATASETS = 4  # a worker keeps this many loaded datasets (a grid over dataset.seed has more)
 
 
 class EpochReporter(keras.callbacks.Callback):
@@ -180,6 +139,8 @@ class TrialRunner:
             data = _load(trial)
             self._datasets[key] = Prepared(data, Split(data.X_train, data.y_train), Split(data.X_val, data.y_val),
                                            Split(data.X_test, data.y_test))
+            while len(self._datasets) > KEPT_DATASETS:  # the oldest first: a grid sweeps them in order
+                self._datasets.pop(next(iter(self._datasets)))
         return self._datasets[key]
 
     def _model(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
@@ -191,7 +152,7 @@ class TrialRunner:
             return compiled.model, True
         if compiled is not None:  # another program: let the old one's traces go
             self._compiled = None
-            keras.backend.clear_session()
+            release_compiled()
         model = _build(trial, data)
         model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
                       loss=make_loss(trial.loss),

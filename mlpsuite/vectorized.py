@@ -25,8 +25,9 @@ from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
-from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, epoch_orders,
-                               score_tested_weights, weights_sha256)
+from mlpsuite.batches import epoch_orders
+from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, score_tested_weights,
+                               weights_sha256)
 
 METRICS = ("loss", "accuracy")
 

@@ -234,3 +234,17 @@ def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
     assert torch["tags.mlpsuite.vectorized"].isna().all()
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert parent.data.metrics["parity_max_rel_diff"] < 1e-4  # seed by seed, jax (together) vs torch
+
+
+def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path):
+    # A growth limit below zero: every worker retires after its second trial.
+    path = write_grid(tmp_path, "retire", backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu", "selu"]})
+    uri = sqlite_uri(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=tmp_path,
+                          env={**env, "MLPSUITE_MAX_GROWTH": "-1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "worker died" not in done.stderr and "log is kept" not in done.stderr
+    runs = trial_runs(uri, "retire")
+    assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
+    assert runs["metrics.worker_start_s"].notna().sum() == 2  # two workers, two trials each

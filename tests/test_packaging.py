@@ -65,7 +65,7 @@ HEAVY = ("sklearn", "pandas", "scipy", "mlflow", "keras", "matplotlib")
 @pytest.mark.parametrize("argv, code", [(["--help"], 0), (["--version"], 0), (["run", "bad.yaml"], 2)],
                          ids=["help", "version", "config error"])
 def test_the_cli_answers_without_importing_heavy_libraries(tmp_path, argv, code):
-    """What makes --help and a config error answer in a blink (benchmarks/cli_startup.py)."""
+    """What makes --help and a config error answer in a blink (benchmarks/startup.py)."""
     (tmp_path / "bad.yaml").write_text("name: x\ndataset: {name: iris}\ntraining: {epochs: 0}\n")
     script = ("import sys\nfrom mlpsuite import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
               "except SystemExit as stop:\n    code = stop.code\n"

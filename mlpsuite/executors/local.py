@@ -59,6 +59,7 @@ class _Worker:
     trials: dict[str, Trial] = dataclasses.field(default_factory=dict)  # in flight, by key
     started_at: float | None = None
     program: str | None = None  # the program key of its last trial: what its compiled model fits
+    retiring: bool = False  # it said it will exit (its memory grew): give it no more work
 
     def stderr_tail(self, lines: int = 200) -> str:
         """The worker's last output lines: the failure.txt of a trial it died in."""
@@ -163,6 +164,7 @@ class LocalExecutor:
         self._start_failures: collections.Counter = collections.Counter()
         self._log_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-workers-"))
         self.kept_logs: Path | None = None  # set when a worker died: its log is evidence
+        self.retired = 0  # workers that exited because their memory grew
 
     def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
         """Run every trial; `handle` gets each event in the calling thread. Blocks until done,
@@ -209,7 +211,7 @@ class LocalExecutor:
     def _fill_slots(self, queues, handle: Handler) -> None:
         for slot in range(self.jobs):
             worker = self._workers.get(slot)
-            if worker is not None and (worker.trials or not worker.ready):
+            if worker is not None and (worker.trials or not worker.ready or worker.retiring):
                 continue
             if worker is not None and queues.get(worker.backend):
                 self._assign(worker, _take(queues[worker.backend], worker.program, self._programs(worker)))
@@ -265,11 +267,16 @@ class LocalExecutor:
                 worker.started_at = None
             result = TrialResult.from_dict(message["result"])
             handle(Event("finished", worker.slot, worker.backend, trial, result=result))
+        elif kind == "retiring":
+            worker.retiring = True
+            self.retired += 1
         elif kind == "exit":
             self._on_exit(worker, message, queues, handle)
 
     def _on_exit(self, worker: _Worker, message: dict, queues, handle: Handler) -> None:
         del self._workers[worker.slot]
+        if worker.retiring and not worker.trials and message["code"] == 0:
+            return  # the slot gets a fresh worker on the next fill
         reason = exit_reason(message["code"])
         self.kept_logs = self._log_dir
         if not worker.ready:

@@ -4,7 +4,8 @@ Started by the local executor as `python -m mlpsuite.executors.worker` with `KER
 and the thread limits already in its environment. Protocol: JSON lines. The coordinator
 writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or a cell's seeds to train as
 one program); the worker answers on its original stdout
-with `ready`, `started`, `epoch`, `finished` events. Anything else the frameworks print is
+with `ready`, `started`, `epoch`, `finished` events, and `retiring` before it exits because
+its memory grew (the executor then starts a fresh worker). Anything else the frameworks print is
 sent to stderr so it cannot corrupt the protocol.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import sys
 import time
@@ -24,6 +26,31 @@ def _protocol_stream():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return events
+
+
+class _MemoryWatch:
+    """The worker's resident memory against what it was after its first request: past
+    `max_growth` (a fraction) the worker retires and the executor starts a fresh one."""
+
+    def __init__(self, max_growth: float):
+        self.max_growth = max_growth
+        self.baseline_mb: float | None = None
+
+    @staticmethod
+    def resident_mb() -> float:
+        """Resident now (/proc on Linux); elsewhere the peak, which only errs towards retiring."""
+        try:
+            pages = int(open("/proc/self/statm", encoding="ascii").read().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, IndexError):
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+            return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+    def grown(self) -> bool:
+        if self.baseline_mb is None:
+            self.baseline_mb = self.resident_mb()
+            return False
+        return self.resident_mb() > self.baseline_mb * (1 + self.max_growth)
 
 
 def main() -> int:
@@ -48,6 +75,7 @@ def main() -> int:
     runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
     emit({"event": "ready", "backend": active_backend(), "threads": threads, "pid": os.getpid(),
           "import_s": time.perf_counter() - began, "framework": framework_version()})
+    memory = _MemoryWatch(float(os.environ.get("MLPSUITE_MAX_GROWTH", "0.1")))
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("op") == "stop":
@@ -62,8 +90,14 @@ def main() -> int:
             traceback.print_exc()
             results = [TrialResult.failed(trial.key, active_backend(), ERROR, message, traceback.format_exc())
                        for trial in trials]
+        # Said before the results, so the executor sends this worker nothing more.
+        retiring = memory.grown()  # TensorFlow leaks ~2 MB per model built, clear_session or not
+        if retiring:
+            emit({"event": "retiring", "resident_mb": memory.resident_mb(), "baseline_mb": memory.baseline_mb})
         for trial, result in zip(trials, results):
             emit({"event": "finished", "key": trial.key, "result": result.to_dict()})
+        if retiring:
+            break
     return 0
 
 
