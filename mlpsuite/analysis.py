@@ -39,7 +39,7 @@ ALL_BACKENDS = "all"
 NOT_RUN = "not run"
 # Frame columns a grid key must not overwrite (the top-level `loss` key meets the `loss` metric).
 _RESERVED = {"key", "backend", "seed", "cell", "status", "run_id", "failure", "weights_sha256",
-             "trial_time_s", "dropout", *RUN_METRICS}
+             "trial_time_s", "dropout", "vectorized", *RUN_METRICS}
 
 
 def grid_column(grid_key: str) -> str:
@@ -135,7 +135,7 @@ def grid_frame(manifest: dict[str, Any], runs: list) -> pd.DataFrame:
         rows.append({**row, **(_run_fields(run) if run is not None else {"status": "MISSING",
                                                                          "failure": NOT_RUN})})
     frame = pd.DataFrame(rows)
-    for column in ("run_id", "failure", "weights_sha256", *RUN_METRICS, "trial_time_s", "dropout"):
+    for column in ("run_id", "failure", "weights_sha256", *RUN_METRICS, "trial_time_s", "dropout", "vectorized"):
         if column not in frame:
             frame[column] = None if column in ("run_id", "failure", "weights_sha256") else math.nan
     return frame
@@ -153,7 +153,9 @@ def _run_fields(run) -> dict[str, Any]:
     fields = {"run_id": run.info.run_id, "status": run.info.status,
               "failure": run.data.tags.get(TAG_FAILURE), "weights_sha256": run.data.tags.get(TAG_WEIGHTS),
               "trial_time_s": (ended - run.info.start_time) / 1000 if ended else math.nan,
-              "dropout": float(run.data.params.get("model.dropout", 0.0))}
+              "dropout": float(run.data.params.get("model.dropout", 0.0)),
+              # seeds trained with it as one program: its step time is the group's per seed
+              "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0))}
     fields.update({name: run.data.metrics[name] for name in RUN_METRICS if name in run.data.metrics})
     if run.info.status != "FINISHED" and not fields["failure"]:
         fields["failure"] = run.info.status.lower()
@@ -301,7 +303,8 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     if ok.empty:
         return pd.DataFrame()
     table = ok.groupby("backend").agg(
-        trials=("key", "size"), **{column: (column, "median") for column in SPEED_COLUMNS}).reset_index()
+        trials=("key", "size"), vectorized=("vectorized", "max"),
+        **{column: (column, "median") for column in SPEED_COLUMNS}).reset_index()
     for column in SPEED_COLUMNS:  # no ratio to a fastest of 0 (a backend that compiles nothing)
         fastest = table[column].min()
         table[f"{column}_x"] = table[column] / fastest if fastest > 0 else math.nan

@@ -178,7 +178,7 @@ def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
 
     def on_plan(to_run: int, reused: int) -> None:
         console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {tracker.uri}")
-        note = vectorize_note(trials)
+        note = vectorize_note(trials) if to_run else None
         if note:
             console.print(note)
         progress.start(to_run, reused)

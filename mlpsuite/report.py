@@ -99,7 +99,9 @@ def speed_lines(comparison: Comparison) -> list[str]:
         return []
     per_step = speed.sort_values("step_time_ms").iloc
     per_trial = speed.sort_values("trial_time_s").iloc
-    return [f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step, "
+    together = per_step[0].get("vectorized", 0) or 0
+    per_seed = f" per seed, {int(together)} seeds trained as one program" if together > 1 else ""
+    return [f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step{per_seed}, "
             f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
             f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
             f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']})."]

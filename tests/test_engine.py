@@ -227,6 +227,7 @@ def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "does not apply to 3 trials, because of torch (JAX only)" in done.stderr
+    assert "ms/step per seed, 3 seeds trained as one program" in done.stdout.replace("\n", " ")
     runs = trial_runs(uri, "vectorized")
     assert len(runs) == 6 and set(runs["status"]) == {"FINISHED"}
     jax, torch = runs[runs["params.backend"] == "jax"], runs[runs["params.backend"] == "torch"]
