@@ -58,15 +58,20 @@ class EpochReporter(keras.callbacks.Callback):
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(value)
         self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
-        if not math.isfinite(metrics.get("loss", 0.0)):
-            self.failure = DIVERGED
-            self.message = f"loss became {metrics['loss']} at epoch {epoch + 1}"
-        elif now - self.started > self.max_seconds:
-            self.failure = TIMEOUT
-            self.message = (f"stopped after epoch {epoch + 1}: {now - self.started:.1f} s is past "
-                            f"training.max_seconds={self.max_seconds:g}")
-        if self.failure:
+        stop = epoch_failure(metrics.get("loss", 0.0), epoch + 1, now - self.started, self.max_seconds)
+        if stop:
+            self.failure, self.message = stop
             self.model.stop_training = True
+
+
+def epoch_failure(loss: float, epoch: int, elapsed: float, max_seconds: float) -> tuple[str, str] | None:
+    """(failure, message) when training must stop after `epoch` (from 1): a loss that is not
+    finite, or `elapsed` seconds past the trial's limit; else None."""
+    if not math.isfinite(loss):
+        return DIVERGED, f"loss became {loss} at epoch {epoch}"
+    if elapsed > max_seconds:
+        return TIMEOUT, f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}"
+    return None
 
 
 @dataclasses.dataclass

@@ -13,7 +13,6 @@ Time is shared: a seed's `epoch_time_s`, `train_time_s` (so `step_time_ms`) and
 
 from __future__ import annotations
 
-import math
 import time
 
 import jax
@@ -23,11 +22,11 @@ import numpy as np
 
 from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
-from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
+from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
 from mlpsuite.batches import epoch_orders
-from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, score_tested_weights,
-                               weights_sha256)
+from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, _steps, epoch_failure,
+                               score_tested_weights, weights_sha256)
 
 METRICS = ("loss", "accuracy")
 
@@ -36,7 +35,7 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""
     started = time.perf_counter()
     prepared = runner.dataset(trials[0])
-    steps = math.ceil(len(prepared.data.X_train) / trials[0].training.batch_size)
+    steps = _steps(prepared.data, trials[0])
     model, reused = runner._model(trials[0], prepared.data, steps)
     results, states = [], []
     for trial in trials:  # each seed's starting point, exactly as its own trial would start
@@ -47,7 +46,7 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
         results.append(result)
         states.append(_state(model))
     stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
-    stacked = _train(model, _steps(runner), trials, prepared.data, stacked, results, emit, started)
+    stacked = _train(model, _vmapped_steps(runner), trials, prepared.data, stacked, results, emit, started)
     for index, result in enumerate(results):
         _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
         if result.status == "FINISHED":
@@ -61,7 +60,7 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     return results
 
 
-def _steps(runner: TrialRunner):
+def _vmapped_steps(runner: TrialRunner):
     """The vmapped train and test steps, jitted once per compiled model (traced per group size)."""
     compiled = runner._compiled
     if "vmapped" not in compiled.extras:
@@ -95,20 +94,17 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
         if len(data.X_val):
             logs.update(_validate(test_step, stacked, data, fresh_metrics, n))
         now = time.perf_counter()
-        for index in list(live):
+        for index in list(live):  # a seed that must stop (as its own trial would) drops out
             metrics_now = {name: float(values[index]) for name, values in logs.items()
                            if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
             metrics_now["epoch_time_s"] = (now - began) / n
             metrics_now["train_time_s"] = (train_ended - began) / n
             _record(results[index], trials[index], epoch, metrics_now, emit)
-            if not math.isfinite(metrics_now["loss"]):
-                _fail(results[index], DIVERGED, f"loss became {metrics_now['loss']} at epoch {epoch}")
+            stop = epoch_failure(metrics_now["loss"], epoch, now - started, spec.max_seconds)
+            if stop:
+                results[index].status = "FAILED"
+                results[index].failure, results[index].message = stop
                 live.remove(index)
-        if now - started > spec.max_seconds and epoch < spec.epochs:
-            for index in live:
-                _fail(results[index], TIMEOUT, f"stopped after epoch {epoch}: {now - started:.1f} s is past "
-                                              f"training.max_seconds={spec.max_seconds:g} ({n} seeds at once)")
-            break
         if not live:
             break
     for result in results:
@@ -132,10 +128,6 @@ def _record(result: TrialResult, trial: Trial, epoch: int, metrics: dict[str, fl
     for name, value in metrics.items():
         result.history.setdefault(name, []).append(value)
     emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
-
-
-def _fail(result: TrialResult, failure: str, message: str) -> None:
-    result.status, result.failure, result.message = "FAILED", failure, message
 
 
 def _state(model: keras.Model):

@@ -54,3 +54,20 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
     assert vectorize_note(_trials()) is None
     # Not a different trial: vectorizing changes float rounding, not what is computed.
     assert _trials()[0].key == _trials(vectorize="none")[0].key
+
+
+@pytest.mark.backend("jax")
+def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
+    from mlpsuite.training import TrialRunner
+
+    trials = expand(GridSpec.model_validate({
+        "name": "diverge", "dataset": {"name": "iris"}, "model": {"hidden": [8], "scaler": "none",
+                                                                  "activation": "identity"},
+        "optimizer": {"name": "sgd", "learning_rate": 1.0e6}, "training": {"epochs": 5, "vectorize": "seeds"},
+        "backends": ["jax"], "seeds": [0, 1]}))
+    runner = TrialRunner()
+    alone = [runner.run(trial, lambda event: None) for trial in trials]
+    for one, many in zip(alone, runner.run_seeds(trials, lambda event: None)):
+        assert one.failure == many.failure == "diverged" and many.status == "FAILED"
+        assert many.message == one.message and len(many.history["loss"]) == len(one.history["loss"])
+        assert not many.test  # a failed seed is not scored
