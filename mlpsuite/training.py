@@ -28,6 +28,7 @@ from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, re
 from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
 
 Emit = Callable[[dict], None]
+EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")  # what Keras logs that an epoch reports
 KEPT_DATASETS = 4  # a worker keeps this many loaded datasets (a grid over dataset.seed has more)
 
 
@@ -52,7 +53,7 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         metrics = {name: float(value) for name, value in (logs or {}).items()
-                   if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
+                   if name in EPOCH_METRICS}
         metrics["epoch_time_s"] = now - self.epoch_began
         metrics["train_time_s"] = (self.train_ended or now) - self.epoch_began  # the steps alone
         for name, value in metrics.items():
@@ -118,9 +119,7 @@ class TrialRunner:
         steps = _steps(prepared.data, trial)
         model, reused = self._model(trial, prepared.data, steps)
         seed_everything(trial.seed)
-        result = self.new_result(trial, prepared, steps, reused)
-        result.initial_loss = prepared.train.evaluate(model)["loss"]
-        result.weights_sha256 = weights_sha256(model)
+        result = self.new_result(trial, prepared, steps, reused, model)
         _fit(model, trial, prepared, result, emit, started)
         result.trial_time_s = time.perf_counter() - started
         result.overhead_s = _overhead_s(result)
@@ -132,9 +131,14 @@ class TrialRunner:
 
         return train_seeds(self, trials, emit)
 
-    def new_result(self, trial: Trial, prepared: Prepared, steps: int, reused: bool) -> TrialResult:
-        return TrialResult(key=trial.key, backend=active_backend(), threads=self.threads, versions=_versions(),
-                           steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused)
+    def new_result(self, trial: Trial, prepared: Prepared, steps: int, reused: bool,
+                   model: keras.Model) -> TrialResult:
+        """The trial's result before training: its starting loss and weights (the parity probes)."""
+        result = TrialResult(key=trial.key, backend=active_backend(), threads=self.threads, versions=_versions(),
+                             steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused)
+        result.initial_loss = prepared.train.evaluate(model)["loss"]
+        result.weights_sha256 = weights_sha256(model)
+        return result
 
     def dataset(self, trial: Trial) -> Prepared:
         """The trial's splits, loaded on first use (keyed by the spec and the file's hash)."""

@@ -25,11 +25,8 @@ from mlpsuite.data import Dataset
 from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
 from mlpsuite.batches import epoch_orders
-from mlpsuite.training import (Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, _steps, epoch_failure,
-                               score_tested_weights, weights_sha256)
-
-METRICS = ("loss", "accuracy")
-
+from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, _steps,
+                               epoch_failure, score_tested_weights)
 
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
     """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""
@@ -39,11 +36,9 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     model, reused = runner._model(trials[0], prepared.data, steps)
     results, states = [], []
     for trial in trials:  # each seed's starting point, exactly as its own trial would start
-        _reset(runner._compiled, trial, prepared.data)
-        result = runner.new_result(trial, prepared, steps, reused or trial is not trials[0])
-        result.initial_loss = prepared.train.evaluate(model)["loss"]
-        result.weights_sha256 = weights_sha256(model)
-        results.append(result)
+        if trial is not trials[0]:  # `_model` left the model at the first seed's
+            _reset(runner._compiled, trial, prepared.data)
+        results.append(runner.new_result(trial, prepared, steps, reused or trial is not trials[0], model))
         states.append(_state(model))
     stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
     stacked = _train(model, _vmapped_steps(runner), trials, prepared.data, stacked, results, emit, started)
@@ -96,7 +91,7 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
         now = time.perf_counter()
         for index in list(live):  # a seed that must stop (as its own trial would) drops out
             metrics_now = {name: float(values[index]) for name, values in logs.items()
-                           if name in ("loss", "val_loss", "accuracy", "val_accuracy")}
+                           if name in EPOCH_METRICS}
             metrics_now["epoch_time_s"] = (now - began) / n
             metrics_now["train_time_s"] = (train_ended - began) / n
             _record(results[index], trials[index], epoch, metrics_now, emit)
