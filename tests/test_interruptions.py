@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from mlpsuite.tracking import _sqlite_path, _store_creation_lock
 from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
@@ -21,12 +22,19 @@ def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
 
 
 def _statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
-    """(status, trial key, epochs logged) of every trial run; [] while the store is busy."""
-    client = MlflowClient(uri)
+    """(status, trial key, epochs logged) of every trial run; [] while the store is busy.
+
+    Polling a store that mlpsuite is still creating would run MLflow's migrations twice at
+    once ("table ... already exists" in mlpsuite): take the lock mlpsuite creates it under.
+    """
+    if not _sqlite_path(uri).parent.is_dir():
+        return []
     try:
-        found = client.get_experiment_by_name(experiment)
+        with _store_creation_lock(uri):
+            client = MlflowClient(uri)
+            found = client.get_experiment_by_name(experiment)
         runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if found else []
-    except Exception:  # the store is being created or written: ask again
+    except Exception:  # the store is being written: ask again
         return []
     return [(r.info.status, r.data.tags["mlpsuite.trial_key"],
              len(client.get_metric_history(r.info.run_id, "loss"))) for r in runs]
