@@ -82,6 +82,59 @@ def elementwise_gradient(fn: Callable, x: np.ndarray, dtype: str = "float32") ->
     raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
 
 
+ProbeFunction = Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray], list[np.ndarray]]]
+
+
+def probe_function(model, loss) -> ProbeFunction:
+    """`probe(x, y) -> (loss, outputs, gradients)` by the backend's autodiff, in inference mode.
+
+    `model` may have several outputs; `loss(y, last output)` is differentiated with respect to
+    `model.trainable_variables` at their current values, which are not changed. On JAX the
+    function is traced once (a stateless call, jitted) and reused for every later call.
+    """
+    import keras
+
+    variables = model.trainable_variables
+    backend = active_backend()
+    if backend == "jax":
+        import jax
+
+        def loss_and_outputs(trainable, non_trainable, x, y):
+            outputs, _ = model.stateless_call(trainable, non_trainable, x, training=False)
+            return loss(y, outputs[-1]), outputs
+
+        step = jax.jit(jax.value_and_grad(loss_and_outputs, has_aux=True))
+
+        def probe(x, y):
+            (value, outputs), grads = step([v.value for v in variables],
+                                           [v.value for v in model.non_trainable_variables], x, y)
+            return float(value), [np.asarray(o) for o in outputs], [np.asarray(g) for g in grads]
+        return probe
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        def probe(x, y):
+            with tf.GradientTape() as tape:
+                outputs = model(x, training=False)
+                value = loss(y, outputs[-1])
+            grads = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            return float(value), [o.numpy() for o in outputs], [g.numpy() for g in grads]
+        return probe
+    if backend == "torch":
+        import torch
+
+        def probe(x, y):
+            with torch.enable_grad():
+                outputs = model(keras.ops.convert_to_tensor(x), training=False)
+                value = loss(keras.ops.convert_to_tensor(y), outputs[-1])
+                grads = torch.autograd.grad(value, [v.value for v in variables], allow_unused=True)
+            return (float(value.detach()), [keras.ops.convert_to_numpy(o) for o in outputs],
+                    [np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy()
+                     for v, g in zip(variables, grads)])
+        return probe
+    raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
+
+
 def thread_environment(threads: int) -> dict[str, str]:
     """Environment for a worker process limited to `threads` intra-op threads.
 

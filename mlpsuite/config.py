@@ -181,6 +181,8 @@ class GridSpec(_Section):
     backends: tuple[str, ...] = BACKENDS
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    diagnostics: bool = Field(False, description="log gradient norms, dead units and activation "
+                              "statistics per layer and epoch (mlpsuite.diagnostics)")
 
     @field_validator("dataset")
     @classmethod
@@ -253,12 +255,15 @@ class Trial(_Section):
     cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
     data_sha256: str | None = None
     data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
+    diagnostics: bool = False
 
     @property
     def key(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
         identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
+        if not self.diagnostics:  # keys of trials run without diagnostics stay what they were
+            identity.pop("diagnostics")
         if self.data_path:  # ../data/x.csv, ./../data/x.csv and the absolute path: one trial
             identity["dataset"]["name"] = self.data_path
         for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
@@ -295,7 +300,8 @@ class Trial(_Section):
 
     def flat_params(self) -> dict[str, str]:
         """Dotted string params for MLflow: `model.activation`, `optimizer.learning_rate`, ..."""
-        flat: dict[str, str] = {"backend": self.backend, "seed": str(self.seed), "loss": self.loss}
+        flat: dict[str, str] = {"backend": self.backend, "seed": str(self.seed), "loss": self.loss,
+                                "diagnostics": str(self.diagnostics)}
         for section in ("dataset", "model", "optimizer", "training"):
             _flatten(getattr(self, section).model_dump(mode="json"), section, flat)
         return flat
@@ -472,7 +478,7 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
             dataset=resolved.dataset, model=resolved.model, optimizer=resolved.optimizer,
             training=resolved.training, loss=_resolved_loss(resolved), cell=_json_safe(cell),
             data_sha256=file_digest(resolved.dataset.name), data_path=_resolved_file(resolved.dataset.name)))
-    return [Trial(experiment=spec.name, backend=backend, seed=seed, **fields)
+    return [Trial(experiment=spec.name, backend=backend, seed=seed, diagnostics=spec.diagnostics, **fields)
             for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
 
 

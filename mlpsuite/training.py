@@ -22,6 +22,8 @@ from mlpsuite.backends import active_backend, framework_version, release_compile
 from mlpsuite.batches import NewOrder, SeededBatches
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset, load_dataset
+from mlpsuite.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
+from mlpsuite.diagnostics import Diagnostics, LayerProbe, probe_rows
 from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
@@ -53,7 +55,7 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
         metrics = {name: float(value) for name, value in (logs or {}).items()
-                   if name in EPOCH_METRICS}
+                   if name in EPOCH_METRICS or name.startswith(DIAGNOSTIC_PREFIXES)}
         metrics["epoch_time_s"] = now - self.epoch_began
         metrics["train_time_s"] = (self.train_ended or now) - self.epoch_began  # the steps alone
         for name, value in metrics.items():
@@ -120,7 +122,8 @@ class TrialRunner:
         model, reused = self._model(trial, prepared.data, steps)
         seed_everything(trial.seed)
         result = self.new_result(trial, prepared, steps, reused, model)
-        _fit(model, trial, prepared, result, emit, started)
+        diagnostics = [self.diagnostics(trial, prepared, emit)] if trial.diagnostics else []
+        _fit(model, trial, prepared, result, emit, started, diagnostics)
         result.trial_time_s = time.perf_counter() - started
         result.overhead_s = _overhead_s(result)
         return result
@@ -139,6 +142,14 @@ class TrialRunner:
         result.initial_loss = prepared.train.evaluate(model)["loss"]
         result.weights_sha256 = weights_sha256(model)
         return result
+
+    def diagnostics(self, trial: Trial, prepared: Prepared, emit: Emit) -> Diagnostics:
+        """The diagnostics callback of the current model (its probe is kept with the model)."""
+        extras = self._compiled.extras
+        if "probe" not in extras:
+            extras["probe"] = LayerProbe(self._compiled.model, self._compiled.model.loss)
+        x, y = probe_rows(prepared.data.X_train, prepared.data.y_train)
+        return Diagnostics(extras["probe"], x, y, emit, trial.key)
 
     def dataset(self, trial: Trial) -> Prepared:
         """The trial's splits, loaded on first use (keyed by the spec and the file's hash)."""
@@ -177,7 +188,7 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
 
 
 def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResult, emit: Emit,
-         started: float) -> None:
+         started: float, callbacks: list[keras.callbacks.Callback] = ()) -> None:
     """Train with the suite's batch order and callbacks, then score the tested weights."""
     data = prepared.data
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
@@ -185,7 +196,7 @@ def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResu
     fit_began = time.perf_counter()
     batches = SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed)
     model.fit(batches, epochs=trial.training.epochs, verbose=0, shuffle=False, **prepared.val.fit_arguments(),
-              callbacks=[NewOrder(batches), reporter, *([stopper] if stopper else [])])
+              callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
     result.step_time_ms = _step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)

@@ -249,3 +249,17 @@ def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path)
     runs = trial_runs(uri, "retire")
     assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
     assert runs["metrics.worker_start_s"].notna().sum() == 2  # two workers, two trials each
+
+
+def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(tmp_path):
+    path = write_grid(tmp_path, "probed", backends=["torch"], diagnostics=True, training={"epochs": 2},
+                      model={"hidden": [8, 8]})
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run_id = trial_runs(uri, "probed")["run_id"].iloc[0]
+    client = MlflowClient(uri)
+    for name in ("grad_norm/dense_1", "dead_fraction/dense_2", "act_std/dense_1", "weight_norm/output"):
+        history = client.get_metric_history(run_id, name)
+        assert sorted(m.step for m in history) == [0, 1, 2], name
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]

@@ -97,10 +97,10 @@ class _Unit:
 
 
 def vectorizable(trial: Trial) -> bool:
-    """Whether `training.vectorize: seeds` applies: JAX only, and not with early stopping
-    (each seed would stop at its own epoch)."""
+    """Whether `training.vectorize: seeds` applies: JAX only, not with early stopping (each
+    seed would stop at its own epoch) nor with diagnostics (they probe one model)."""
     return (trial.training.vectorize == "seeds" and trial.backend == "jax"
-            and trial.training.early_stopping is None)
+            and trial.training.early_stopping is None and not trial.diagnostics)
 
 
 def vectorize_note(trials: list[Trial]) -> str | None:
@@ -112,6 +112,8 @@ def vectorize_note(trials: list[Trial]) -> str | None:
     why = [f"{', '.join(other)} (JAX only)"] if other else []
     if any(trial.training.early_stopping is not None for trial in asked):
         why.append("early stopping (each seed stops at its own epoch)")
+    if any(trial.diagnostics for trial in asked):
+        why.append("diagnostics (they probe one model at a time)")
     return (f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
             f"{' and '.join(why)}: they run one at a time, reusing their compiled model")
 
