@@ -5,7 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test benchmark ui clean-venv
+.PHONY: run test benchmark ui figures clean-venv
 
 run: $(INSTALLED)
 	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
@@ -23,6 +23,10 @@ benchmark: $(INSTALLED)
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui
+
+# The lecture's figures the README shows (docs/figures/*.png, committed).
+figures: $(INSTALLED)
+	$(VENV)/bin/mlpsuite figures activations scalers optimizers --out docs/figures
 
 $(INSTALLED): pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)

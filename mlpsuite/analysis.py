@@ -23,6 +23,7 @@ from scipy import stats
 
 from mlpsuite.config import cell_label
 from mlpsuite.errors import ReportError
+from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.tracking import (GRID_MANIFEST, TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS,
                                Tracker)
 
@@ -166,11 +167,20 @@ def finished(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "FINISHED"]
 
 
+def pooled_source(frame: pd.DataFrame) -> pd.DataFrame:
+    """The runs that pool into a cell's `all` row: the Keras backends'. scikit-learn's starts
+    from its own weights, so it stands beside them as a reference, not among them (unless it
+    is all the grid ran)."""
+    keras_runs = frame[frame["backend"] != REFERENCE_BACKEND]
+    return keras_runs if len(keras_runs) else frame
+
+
 # ---------------------------------------------------------------- the tables
 
 
 def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str) -> pd.DataFrame:
-    """Per cell pooled over backends (backend `all`), and per backend when there are several:
+    """Per cell pooled over the Keras backends (backend `all`), and per backend (scikit-learn
+    included) when there are several:
     n seeds, trials, and the mean with 95% t-interval over seeds of each metric; pooled cells
     ranked by `metric`, marking those whose interval overlaps the best cell's.
 
@@ -179,7 +189,7 @@ def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str) -> pd.Dat
     """
     ok = finished(frame)
     metrics = [m for m in dict.fromkeys([metric, *CELL_METRICS]) if m in ok and ok[m].notna().any()]
-    groups = [(cell, ALL_BACKENDS, group) for cell, group in ok.groupby("cell", sort=False)]
+    groups = [(cell, ALL_BACKENDS, group) for cell, group in pooled_source(ok).groupby("cell", sort=False)]
     if ok["backend"].nunique() > 1:
         groups += [(cell, backend, group) for (cell, backend), group in ok.groupby(["cell", "backend"], sort=False)]
     rows = []
@@ -226,7 +236,7 @@ def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: st
     them separately would count near-identical runs as independent and shrink p.
     """
     pair_on = ["seed", *[k for k in grid_keys if k != key]]
-    ok = finished(frame).dropna(subset=[metric]).groupby([key, *pair_on])[metric].mean().reset_index()
+    ok = pooled_source(finished(frame)).dropna(subset=[metric]).groupby([key, *pair_on])[metric].mean().reset_index()
     if ok.empty:
         return pd.DataFrame()
     means = ok.groupby(key)[metric].mean()
@@ -253,8 +263,10 @@ def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: st
 def parity_table(frame: pd.DataFrame, losses: dict[str, list[float]]) -> pd.DataFrame:
     """Per (cell, seed) run on several backends: the largest relative spread across backends of
     the initial loss and of every epoch's loss, and whether the initial weights were identical.
-    Trials with dropout draw from each backend's RNG: listed, not expected to agree."""
+    Trials with dropout draw from each backend's RNG: listed, not expected to agree.
+    scikit-learn starts from its own weights: left out."""
     ok = finished(frame)
+    ok = ok[ok["backend"] != REFERENCE_BACKEND]
     rows = []
     for (cell, seed), group in ok.groupby(["cell", "seed"], sort=False):
         if group["backend"].nunique() < 2:

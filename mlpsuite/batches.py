@@ -9,18 +9,11 @@ permutation at each epoch's start, whatever Keras calls on the dataset in betwee
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import keras
 import numpy as np
 
-
-
-def epoch_orders(seed: int, rows: int) -> Iterator[np.ndarray]:
-    """The row order of each epoch in turn: permutations drawn with NumPy from the seed."""
-    rng = np.random.default_rng(seed)
-    while True:
-        yield rng.permutation(rows)
+from mlpsuite.batch_order import epoch_orders
 
 
 class SeededBatches(keras.utils.PyDataset):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mlpsuite import __version__
 from mlpsuite.errors import ConfigError, UserError
-from mlpsuite.registry import BACKEND_ALIASES, BACKENDS
+from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, FIGURE_NAMES
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
                               "record each as an MLflow child run of one parent run. Trials whose "
                               "key already has a FINISHED run in the experiment are reused.")
     run.add_argument("config", type=Path, help="the grid YAML, e.g. experiments/quickstart.yaml")
-    run.add_argument("--backends", type=_backends, help=f"comma list overriding the config's ({','.join(BACKENDS)}; tf = tensorflow)")
+    run.add_argument("--backends", type=_backends, help=f"comma list overriding the config's ({','.join(BACKENDS)}, sklearn; tf = tensorflow)")
     run.add_argument("--jobs", type=_positive_int, help="worker processes (default: one per core)")
     _add_tracking_uri(run)
     run.add_argument("--dry-run", action="store_true", help="print the trial table; write nothing")
@@ -84,6 +84,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_tracking_uri(ui)
 
     commands.add_parser("datasets", help="list the built-in datasets and their task")
+
+    figures = commands.add_parser(
+        "figures", help="draw the lecture's figures as PNG files (optionally logged to MLflow)",
+        description="Draw the named figures from real computations (activation layers, scalers on "
+        "wine, Keras optimizers on Rosenbrock and Beale) and write each as NAME.png into --out.")
+    figures.add_argument("names", nargs="+", metavar="NAME", choices=(*FIGURE_NAMES, "all"),
+                         help=f"{', '.join(FIGURE_NAMES)}, or all")
+    figures.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR",
+                         help="the folder for the PNG files (default: ./figures)")
+    figures.add_argument("--log", metavar="EXPERIMENT", type=_experiment_name,
+                         help="also log the PNGs as a new run `figures` of EXPERIMENT (created if missing)")
+    _add_tracking_uri(figures)
     return parser
 
 
@@ -92,12 +104,18 @@ def _add_tracking_uri(parser: argparse.ArgumentParser) -> None:
                         "else sqlite:///mlruns/mlflow.db); http:// servers work too")
 
 
+def _experiment_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected an experiment name, got an empty one")
+    return text
+
+
 def _backends(text: str) -> str:
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name.lower() not in BACKEND_ALIASES]
     if unknown or not text.strip():
         raise argparse.ArgumentTypeError(f"unknown backend {(unknown or [text])[0]!r}; allowed: "
-                                         "tensorflow (tf), torch (pytorch), jax, comma-separated")
+                                         f"{ALLOWED_BACKENDS}, comma-separated")
     return text
 
 
@@ -170,6 +188,7 @@ def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
     from mlpsuite.display import GridProgress
     from mlpsuite.executors.local import vectorize_note
     from mlpsuite.runner import run_grid
+    from mlpsuite.sklearn_backend import sklearn_note
     from mlpsuite.tracking import Tracker, resolve_uri
 
     console, results = _console(), _console(stderr=False)
@@ -178,9 +197,9 @@ def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
 
     def on_plan(to_run: int, reused: int) -> None:
         console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {tracker.uri}")
-        note = vectorize_note(trials) if to_run else None
-        if note:
-            console.print(note)
+        for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
+            if note:
+                console.print(note)
         progress.start(to_run, reused)
 
     try:
@@ -324,6 +343,30 @@ def _check_port_free(port: int) -> None:
             raise ConfigError(f"--port {port}: 127.0.0.1:{port} is in use; pick a free port with --port") from None
 
 
+def _figures(args: argparse.Namespace) -> int:
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    if args.tracking_uri is not None and args.log is None:
+        raise ConfigError("--tracking-uri: applies only with --log EXPERIMENT")
+    tracker = None
+    if args.log is not None:
+        from mlpsuite.tracking import Tracker, resolve_uri
+
+        tracker = Tracker(resolve_uri(args.tracking_uri))  # a bad store fails before the drawing
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    from mlpsuite.figures import write_figures
+
+    names = FIGURE_NAMES if "all" in args.names else tuple(dict.fromkeys(args.names))
+    paths = write_figures(names, args.out)
+    for path in paths:
+        print(path)
+    if tracker is not None:
+        run_id = tracker.log_figures(args.log, paths)
+        print(f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {tracker.uri}",
+              file=sys.stderr)
+    return 0
+
+
 def _list_datasets() -> int:
     from mlpsuite.data import BUNDLED, SYNTHETIC
 
@@ -336,7 +379,8 @@ def _list_datasets() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "datasets": lambda _: _list_datasets()}
+    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "datasets": lambda _: _list_datasets(),
+                "figures": _figures}
     if args.command is None:
         parser.print_help()
         return 0

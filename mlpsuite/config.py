@@ -23,7 +23,8 @@ from mlpsuite import __version__
 from mlpsuite.data import check_dataset, dataset_task
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
-from mlpsuite.registry import ACTIVATION_PARAMS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES, canonical_name
+from mlpsuite.registry import (ACTIVATION_PARAMS, ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES,
+                               canonical_name)
 
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
@@ -210,9 +211,9 @@ class GridSpec(_Section):
         names = [BACKEND_ALIASES.get(str(b).lower()) for b in backends]
         if None in names:
             bad = backends[names.index(None)]
-            raise ValueError(f"unknown backend {bad!r}; allowed: tensorflow (tf), torch (pytorch), jax")
+            raise ValueError(f"unknown backend {bad!r}; allowed: {ALLOWED_BACKENDS}")
         if not names:
-            raise ValueError("no backends given; allowed: tensorflow, torch, jax")
+            raise ValueError(f"no backends given; allowed: {ALLOWED_BACKENDS}")
         return tuple(dict.fromkeys(names))
 
     @field_validator("seeds")

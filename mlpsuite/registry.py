@@ -44,9 +44,16 @@ ACTIVATION_PARAMS: dict[str, dict[str, type]] = {
 
 SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
 
-BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")
+# The figures of `mlpsuite figures`, so the CLI can offer them without importing Keras;
+# mlpsuite/figures.py checks them against its FIGURES.
+FIGURE_NAMES: tuple[str, ...] = ("activations", "scalers", "optimizers")
+
+BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")  # Keras' backends: a grid's default
+REFERENCE_BACKEND = "sklearn"  # scikit-learn's own MLP, run when a grid names it
 BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
-                   "pytorch": "torch", "jax": "jax"}
+                   "pytorch": "torch", "jax": "jax", "sklearn": REFERENCE_BACKEND,
+                   "scikit-learn": REFERENCE_BACKEND, "scikit_learn": REFERENCE_BACKEND}
+ALLOWED_BACKENDS = "tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)"
 
 
 def canonical_name(names: Iterable[str], name: Any, kind: str) -> str:

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
+from mlpsuite.registry import REFERENCE_BACKEND
 
 TABLES = ("cells", "effects", "parity", "speed", "failures")
 NOTE_ROWS = 10
@@ -84,9 +85,10 @@ def parity_line(comparison: Comparison) -> str:
     summary = parity_summary(comparison.parity)
     dropout = (f" {summary['not_expected']} (cell, seed) pairs with dropout are not expected to "
                "agree and are not counted." if summary.get("not_expected") else "")
+    if REFERENCE_BACKEND in set(comparison.frame["backend"]):
+        dropout += f" {REFERENCE_BACKEND} starts from its own initial weights: not compared."
     if not summary.get("compared"):
-        return ("Backend parity: no (cell, seed) ran on two backends." if not dropout
-                else "Backend parity:" + dropout)
+        return ("Backend parity: no (cell, seed) ran on two Keras backends." + dropout)
     return (f"Backend parity: largest relative difference of the initial and every epoch's loss "
             f"{number(summary['worst'])} (median {number(summary['median'])}) over "
             f"{summary['compared']} (cell, seed) pairs; initial weights identical in "
@@ -120,6 +122,9 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
     if not comparison.effects.empty:
         parts += ["", f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
                   "a seed's backends averaged)", "", _markdown_table(*effect_rows(comparison, max_rows))]
+    if not short and _per_backend(comparison).shape[0]:
+        parts += ["", f"#### Per backend: {comparison.metric} (mean ± 95% t-interval over n seeds; "
+                  "sklearn from its own initial weights)", "", _markdown_table(*backend_rows(comparison, max_rows))]
     if not comparison.parity.empty and not short:
         parts += ["", "#### Backend parity (relative differences across backends; worst pairs first)", "",
                   _markdown_table(*parity_rows(comparison, max_rows))]
@@ -154,6 +159,24 @@ def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[l
              *[with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]) for m in metrics],
              "yes" if row["overlaps_best"] else ""]
             for _, row in pooled.head(max_rows or len(pooled)).iterrows()]
+    return header, rows
+
+
+def _per_backend(comparison: Comparison) -> pd.DataFrame:
+    cells = comparison.cells
+    if cells.empty or "rank" not in cells:
+        return cells
+    return cells[cells["backend"] != ALL_BACKENDS]
+
+
+def backend_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of each cell on each backend, in the pooled ranking's order."""
+    m = comparison.metric
+    header = ["rank", "cell", "backend", "n", m]
+    per_backend = _per_backend(comparison).sort_values(["rank", "backend"])
+    rows = [[str(int(row["rank"])) if math.isfinite(row["rank"]) else "–", row["cell"], row["backend"],
+             str(int(row["n"])), with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"])]
+            for _, row in per_backend.head(max_rows or len(per_backend)).iterrows()]
     return header, rows
 
 

@@ -6,6 +6,7 @@ Keras-free: the coordinator reads results without importing a framework.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 # Failure reasons, as they appear in the `mlpsuite.failure` tag.
@@ -65,3 +66,13 @@ class TrialResult:
     @classmethod
     def failed(cls, key: str, backend: str, failure: str, message: str = "", details: str = "") -> TrialResult:
         return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message, details=details)
+
+
+def epoch_failure(loss: float, epoch: int, elapsed: float, max_seconds: float) -> tuple[str, str] | None:
+    """(failure, message) when training must stop after `epoch` (from 1): a loss that is not
+    finite, or `elapsed` seconds past the trial's limit; else None."""
+    if not math.isfinite(loss):
+        return DIVERGED, f"loss became {loss} at epoch {epoch}"
+    if elapsed > max_seconds:
+        return TIMEOUT, f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}"
+    return None

@@ -384,6 +384,23 @@ class Tracker:
         self._log_metrics(run_id, metrics, step=step)
         self.set_tags(run_id, {TAG_NOTE: note[:60000]})
 
+    # ------------------------------------------------------------ the lecture's figures
+
+    def log_figures(self, experiment: str, paths: list[Path]) -> str:
+        """A new FINISHED run `figures` (tag mlpsuite.kind=figures) in `experiment` (created if
+        missing) holding `paths` as artifacts; returns its id."""
+        run = _retrying(self.client.create_run, self.experiment_id(experiment), run_name="figures",
+                        tags={TAG_KIND: "figures", **_owner()})
+        run_id = run.info.run_id
+        try:
+            for path in paths:
+                _retrying(self.client.log_artifact, run_id, str(path))
+        except BaseException:  # Ctrl-C included: never leave the run RUNNING
+            _retrying(self.client.set_terminated, run_id, status="FAILED")
+            raise
+        _retrying(self.client.set_terminated, run_id, status="FINISHED")
+        return run_id
+
 
 def _owner() -> dict[str, str]:
     return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}

@@ -27,7 +27,7 @@ from mlpsuite.diagnostics import Diagnostics, LayerProbe, probe_rows
 from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
-from mlpsuite.results import DIVERGED, TIMEOUT, TrialResult
+from mlpsuite.results import TrialResult, epoch_failure
 
 Emit = Callable[[dict], None]
 EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")  # what Keras logs that an epoch reports
@@ -65,16 +65,6 @@ class EpochReporter(keras.callbacks.Callback):
         if stop:
             self.failure, self.message = stop
             self.model.stop_training = True
-
-
-def epoch_failure(loss: float, epoch: int, elapsed: float, max_seconds: float) -> tuple[str, str] | None:
-    """(failure, message) when training must stop after `epoch` (from 1): a loss that is not
-    finite, or `elapsed` seconds past the trial's limit; else None."""
-    if not math.isfinite(loss):
-        return DIVERGED, f"loss became {loss} at epoch {epoch}"
-    if elapsed > max_seconds:
-        return TIMEOUT, f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}"
-    return None
 
 
 @dataclasses.dataclass

@@ -24,9 +24,10 @@ from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
 from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
-from mlpsuite.batches import epoch_orders
+from mlpsuite.batch_order import epoch_orders
+from mlpsuite.results import epoch_failure
 from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, _steps,
-                               epoch_failure, score_tested_weights)
+                               score_tested_weights)
 
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
     """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""

@@ -82,7 +82,7 @@ BAD_CONFIGS = {
     "unknown optimizer": ("name: x\ndataset: {name: iris}\noptimizer: {name: lbfgs}\n", "optimizer.name: Input should be 'sgd', 'momentum'"),
     "negative learning rate": ("name: x\ndataset: {name: iris}\noptimizer: {learning_rate: -1}\n", "optimizer.learning_rate: Input should be greater than 0"),
     "unknown schedule": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: step}}\n", "optimizer.schedule.name: Input should be 'cosine' or 'exponential'"),
-    "unknown backend": ("name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n", "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax"),
+    "unknown backend": ("name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n", "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)"),
     "unknown dataset": ("name: x\ndataset: {name: mnist}\n", "dataset: Unknown dataset 'mnist'; valid names: digits, iris"),
     "missing data file": ("name: x\ndataset: {name: data/none.csv}\n", "dataset: Dataset file not found: data/none.csv"),
     "bad dataset option": ("name: x\ndataset: {name: moons, options: {radius: 1}}\n", "dataset: moons: unknown options ['radius']"),

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlpsuite.backends import thread_environment
+from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.config import Trial
 from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
 
@@ -311,8 +312,10 @@ class LocalExecutor:
     def _start(self, slot: int, backend: str) -> _Worker:
         self._generation += 1
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
-        env = {**os.environ, **thread_environment(self.threads), "KERAS_BACKEND": backend,
+        env = {**os.environ, **thread_environment(self.threads), "MLPSUITE_BACKEND": backend,
                "MLPSUITE_THREADS": str(self.threads), "MLPSUITE_REUSE": "1" if self.reuse else "0"}
+        if backend != REFERENCE_BACKEND:
+            env["KERAS_BACKEND"] = backend
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlpsuite.executors.worker"], env=env, text=True,

@@ -1,7 +1,7 @@
-"""A long-lived worker process: one Keras backend, many trials.
+"""A long-lived worker process: one Keras backend (or scikit-learn), many trials.
 
 Started by the local executor as `python -m mlpsuite.executors.worker` with `KERAS_BACKEND`
-and the thread limits already in its environment. Protocol: JSON lines. The coordinator
+(or `MLPSUITE_BACKEND=sklearn`) and the thread limits already in its environment. Protocol: JSON lines. The coordinator
 writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or a cell's seeds to train as
 one program); the worker answers on its original stdout
 with `ready`, `started`, `epoch`, `finished` events, and `retiring` before it exits because
@@ -53,6 +53,26 @@ class _MemoryWatch:
         return self.resident_mb() > self.baseline_mb * (1 + self.max_growth)
 
 
+def _runner(threads: int):
+    """(backend, its trial runner, the framework's version): a Keras backend from
+    `KERAS_BACKEND`, or scikit-learn's MLP (`MLPSUITE_BACKEND=sklearn`, no Keras import)."""
+    if os.environ.get("MLPSUITE_BACKEND") == "sklearn":
+        import sklearn
+
+        from mlpsuite.sklearn_backend import NAME, SklearnRunner
+
+        return NAME, SklearnRunner(threads), sklearn.__version__
+    import keras  # noqa: F401  (the backend import is the cost paid once per worker)
+
+    from mlpsuite.backends import active_backend, configure, framework_version
+
+    configure(threads)
+    from mlpsuite.training import TrialRunner
+
+    runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
+    return active_backend(), runner, framework_version()
+
+
 def main() -> int:
     # Ctrl-C in a terminal reaches the whole process group: the coordinator decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -63,18 +83,13 @@ def main() -> int:
 
     threads = int(os.environ.get("MLPSUITE_THREADS", "1"))
     began = time.perf_counter()
-    import keras  # noqa: F401  (the backend import is the cost paid once per worker)
+    backend, runner, framework = _runner(threads)
 
-    from mlpsuite.backends import active_backend, configure, framework_version
-
-    configure(threads)
     from mlpsuite.config import Trial
     from mlpsuite.results import ERROR, TrialResult
-    from mlpsuite.training import TrialRunner
 
-    runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
-    emit({"event": "ready", "backend": active_backend(), "threads": threads, "pid": os.getpid(),
-          "import_s": time.perf_counter() - began, "framework": framework_version()})
+    emit({"event": "ready", "backend": backend, "threads": threads, "pid": os.getpid(),
+          "import_s": time.perf_counter() - began, "framework": framework})
     memory = _MemoryWatch(float(os.environ.get("MLPSUITE_MAX_GROWTH", "0.1")))
     for line in sys.stdin:
         request = json.loads(line)
@@ -88,7 +103,7 @@ def main() -> int:
         except Exception as error:  # a failed trial is a result, and the worker goes on
             message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
             traceback.print_exc()
-            results = [TrialResult.failed(trial.key, active_backend(), ERROR, message, traceback.format_exc())
+            results = [TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
                        for trial in trials]
         # Said before the results, so the executor sends this worker nothing more.
         retiring = memory.grown()  # TensorFlow leaks ~2 MB per model built, clear_session or not

@@ -1,0 +1,192 @@
+"""scikit-learn's MLP as a reference backend: the same trial with `MLPClassifier`/`MLPRegressor`.
+
+`backends: [..., sklearn]` runs a grid's cells once more with the tool people already know,
+in a worker that imports no Keras:
+
+```
+model.hidden      -> hidden_layer_sizes       model.activation -> identity, logistic, tanh, relu
+model.scaler      -> MinMaxScaler, RobustScaler, StandardScaler, fitted on the training split
+optimizer         -> solver sgd (momentum 0), sgd + momentum, sgd + Nesterov, adam
+learning_rate     -> learning_rate_init ("constant")   training.batch_size -> batch_size
+training.epochs   -> one partial_fit pass per epoch over the training split; alpha (L2) = 0
+```
+
+Each epoch's `partial_fit` gets the training rows in the suite's order for that epoch
+(`batch_order.epoch_orders`, `shuffle=False`), so scikit-learn trains on the very batches
+the Keras backends train on. Its initial weights are its own (Glorot, drawn from
+`random_state=seed`), so these runs are left out of backend parity. What sklearn lacks (other activations and optimizers, Dropout, schedules,
+losses other than cross-entropy and squared error) is a FAILED run saying so, not a crash.
+
+sklearn reports half the squared error for regression; `loss` here is the mean squared error,
+as Keras reports it. `accuracy` is measured on the whole training split after each epoch
+(Keras averages the epoch's batches as they train).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from mlpsuite.batch_order import epoch_orders
+from mlpsuite.config import Trial
+from mlpsuite.results import TrialResult, epoch_failure
+
+NAME = "sklearn"
+ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
+SOLVERS = {"sgd": ("sgd", 0.0, False), "momentum": ("sgd", None, False), "nesterov": ("sgd", None, True),
+           "adam": ("adam", 0.9, False)}  # name -> (solver, momentum or None for the trial's, nesterov)
+LOSSES = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
+UNSUPPORTED = "not available in scikit-learn"
+
+
+def unsupported(trial: Trial) -> str | None:
+    """Why scikit-learn cannot run `trial` (one line naming what it offers instead), or None."""
+    if trial.model.activation.name not in ACTIVATIONS:
+        return (f"activation {trial.model.activation.name} is {UNSUPPORTED}; it has identity, "
+                "sigmoid (logistic), tanh, relu")
+    if trial.model.activation.params:
+        return f"activation parameters {trial.model.activation.params} are {UNSUPPORTED}"
+    if trial.optimizer.name not in SOLVERS:
+        return f"optimizer {trial.optimizer.name} is {UNSUPPORTED}; it has sgd, momentum, nesterov, adam"
+    if trial.optimizer.schedule is not None:
+        return f"a {trial.optimizer.schedule.name} learning-rate schedule is {UNSUPPORTED} (constant rate only)"
+    if trial.model.dropout > 0:
+        return f"dropout is {UNSUPPORTED}"
+    if trial.training.early_stopping is not None:
+        return "early stopping on mlpsuite's validation split is " + UNSUPPORTED
+    if trial.loss not in LOSSES.values():
+        return f"loss {trial.loss} is {UNSUPPORTED}; it has sparse_categorical_crossentropy (classification), mse"
+    return None
+
+
+def sklearn_note(trials: list[Trial]) -> str | None:
+    """One line saying how many sklearn trials will be FAILED runs, and the first reason."""
+    reasons = [reason for trial in trials if trial.backend == NAME and (reason := unsupported(trial))]
+    if not reasons:
+        return None
+    return (f"sklearn: {len(reasons)} trials will be FAILED runs (the grid goes on), e.g. {reasons[0]}")
+
+
+def estimator(trial: Trial, task: str):
+    """The unfitted MLPClassifier or MLPRegressor for `trial` (checked by `unsupported`)."""
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+
+    solver, momentum, nesterov = SOLVERS[trial.optimizer.name]
+    kind = MLPClassifier if task == "classification" else MLPRegressor
+    return kind(hidden_layer_sizes=tuple(trial.model.hidden), activation=ACTIVATIONS[trial.model.activation.name],
+                solver=solver, alpha=0.0, batch_size=trial.training.batch_size, learning_rate="constant",
+                learning_rate_init=trial.optimizer.learning_rate,
+                momentum=trial.optimizer.momentum if momentum is None else momentum,
+                nesterovs_momentum=nesterov, shuffle=False,
+                random_state=trial.seed,
+                max_iter=trial.training.epochs, tol=0.0, n_iter_no_change=trial.training.epochs + 1)
+
+
+def scaler(name: str):
+    """scikit-learn's own scaler for mlpsuite's scaler name (None for `none`)."""
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    return {"none": None, "minmax": MinMaxScaler, "robust": RobustScaler, "standard": StandardScaler}[name]()
+
+
+class SklearnRunner:
+    """A worker's trials on scikit-learn: the `TrialRunner` contract (`run(trial, emit)`)."""
+
+    def __init__(self, threads: int = 1):
+        self.threads = threads
+        self._datasets: dict[str, Any] = {}
+
+    def run(self, trial: Trial, emit) -> TrialResult:
+        import sklearn
+
+        started = time.perf_counter()
+        result = TrialResult(key=trial.key, backend=NAME, threads=self.threads,
+                             versions={"sklearn": sklearn.__version__, "numpy": np.__version__})
+        reason = unsupported(trial)
+        if reason:
+            result.status, result.failure, result.message = "FAILED", "unsupported", reason
+            return result
+        data = self._dataset(trial)
+        splits = _scaled(trial.model.scaler, data)
+        result.classes = list(data.class_names)
+        result.steps_per_epoch = math.ceil(len(data.X_train) / trial.training.batch_size)
+        _train(trial, data.task, splits, data.n_classes, result, emit, started)
+        result.trial_time_s = time.perf_counter() - started
+        return result
+
+    def _dataset(self, trial: Trial):
+        from mlpsuite.data import load_dataset
+
+        key = repr((trial.data_path or trial.dataset.name, trial.data_sha256, trial.dataset.load_options()))
+        if key not in self._datasets:
+            self._datasets = {key: load_dataset(trial.data_path or trial.dataset.name,
+                                                **trial.dataset.load_options())}
+        return self._datasets[key]
+
+
+def _scaled(name: str, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each split's (X, y), scaled by statistics of the training split alone."""
+    splits = {"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
+              "test": (data.X_test, data.y_test)}
+    fitted = scaler(name)
+    if fitted is None:
+        return splits
+    fitted.fit(data.X_train)
+    return {split: (fitted.transform(X) if len(X) else X, y) for split, (X, y) in splits.items()}
+
+
+def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result: TrialResult, emit,
+           started: float) -> None:
+    """One partial_fit per epoch, each epoch's metrics emitted; the test split scored at the end."""
+
+    X, y = splits["train"]
+    model = estimator(trial, task)
+    classes = np.arange(n_classes) if task == "classification" else None
+    orders = epoch_orders(trial.seed, len(X))
+    fit_began = time.perf_counter()
+    for epoch in range(1, trial.training.epochs + 1):
+        began = time.perf_counter()
+        rows = next(orders)
+        extra = {"classes": classes} if classes is not None else {}
+        model.partial_fit(X[rows], y[rows], **extra)
+        train_time = time.perf_counter() - began
+        metrics = {"loss": model.loss_ * (2.0 if task == "regression" else 1.0), "train_time_s": train_time}
+        if task == "classification":
+            metrics["accuracy"] = float(model.score(X, y))
+        if len(splits["val"][0]):
+            metrics.update({f"val_{name}": value for name, value in _scores(model, task, *splits["val"],
+                                                                            classes).items()
+                            if name in ("loss", "accuracy")})
+        metrics["epoch_time_s"] = time.perf_counter() - began
+        for name, value in metrics.items():
+            result.history.setdefault(name, []).append(float(value))
+        emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
+        stop = epoch_failure(metrics["loss"], epoch, time.perf_counter() - started, trial.training.max_seconds)
+        if stop:
+            result.status = "FAILED"
+            result.failure, result.message = stop
+            return
+    result.fit_time_s = time.perf_counter() - fit_began
+    steady = result.history["train_time_s"][1:] or result.history["train_time_s"]
+    result.step_time_ms = float(np.median(steady)) / result.steps_per_epoch * 1000
+    result.tested_epoch = trial.training.epochs
+    result.test = _scores(model, task, *splits["test"], classes)
+    if task == "regression" and len(splits["val"][0]):
+        scores = _scores(model, task, *splits["val"], classes)
+        result.val = {"r2": scores["r2"], "mae": scores["mae"]}
+
+
+def _scores(model, task: str, X: np.ndarray, y: np.ndarray, classes) -> dict[str, float]:
+    """Keras' metrics computed with scikit-learn: cross-entropy (natural log) and accuracy, or
+    mean squared error, R² and MAE."""
+    from sklearn.metrics import log_loss, mean_absolute_error, mean_squared_error, r2_score
+
+    if task == "classification":
+        probabilities = model.predict_proba(X)
+        return {"loss": float(log_loss(y, probabilities, labels=classes)), "accuracy": float(model.score(X, y))}
+    predicted = model.predict(X)
+    return {"loss": float(mean_squared_error(y, predicted)), "r2": float(r2_score(y, predicted)),
+            "mae": float(mean_absolute_error(y, predicted))}
