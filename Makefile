@@ -26,7 +26,7 @@ ui: $(INSTALLED)
 
 # The lecture's figures the README shows (docs/figures/*.png, committed).
 figures: $(INSTALLED)
-	$(VENV)/bin/mlpsuite figures activations scalers optimizers --out docs/figures
+	$(VENV)/bin/mlpsuite figures activations gradients scalers optimizers --out docs/figures
 
 $(INSTALLED): pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)

@@ -21,7 +21,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from scipy import stats
 
-from mlpsuite.config import cell_label
+from mlpsuite.config import cell_label, short_value
 from mlpsuite.errors import ReportError
 from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.tracking import (GRID_MANIFEST, TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS,
@@ -387,8 +387,9 @@ class Comparison:
 
 
 def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
-            by: str | None = None, metric: str | None = None) -> Comparison:
-    """The comparison of one grid of `experiment` (default: its most recently active grid)."""
+            by: str | None = None, metric: str | None = None, where: dict[str, str] | None = None) -> Comparison:
+    """The comparison of one grid of `experiment` (default: its most recently active grid);
+    `where` ({grid key: value label}) keeps the trials with those grid values only."""
     experiment_id = tracker.find_experiment(experiment)
     if experiment_id is None:
         names = ", ".join(tracker.experiment_names()) or "(none)"
@@ -398,6 +399,7 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
     keys = {trial["key"] for trial in manifest["trials"]}
     frame = grid_frame(manifest, tracker.trial_runs(experiment_id, keys))
     grid_keys = [grid_column(key) for key in manifest["grid_keys"]]
+    frame = _selected(frame, grid_keys, where or {})
     metric = _checked_metric(frame, metric)
     ok = finished(frame)
     curve_metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
@@ -434,6 +436,20 @@ def _manifest(tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
     except (MlflowException, OSError):
         raise ReportError(f"grid run {parent_run_id} has no {GRID_MANIFEST} (an older mlpsuite made it); "
                           "run its config again to record one") from None
+
+
+def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) -> pd.DataFrame:
+    """The trials whose grid value of each key in `where` has the given label."""
+    for key, wanted in where.items():
+        column = grid_column(key)
+        if column not in grid_keys:
+            raise ReportError(f"--where {key}={wanted}: {key} is not a grid key of this grid; allowed: "
+                              f"{', '.join(grid_keys) or '(none: one cell)'}")
+        labels = frame[column].map(short_value)
+        if wanted not in set(labels):
+            raise ReportError(f"--where {key}={wanted}: no such value; allowed: {', '.join(dict.fromkeys(labels))}")
+        frame = frame[labels == wanted]
+    return frame.reset_index(drop=True)
 
 
 def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:

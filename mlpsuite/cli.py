@@ -16,7 +16,8 @@ from pathlib import Path
 
 from mlpsuite import __version__
 from mlpsuite.errors import ConfigError, UserError
-from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, FIGURE_NAMES
+from mlpsuite.registry import (ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, EXPERIMENT_FIGURES, FIGURE_NAMES,
+                               RUN_FIGURES)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -65,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, metavar="DIR",
                          help="also write the CSVs, report.md and the figures into DIR")
     compare.add_argument("--log", action="store_true", help="(re)write the comparison onto the parent run")
+    compare.add_argument("--where", action="append", type=_key_value, metavar="KEY=VALUE", default=[],
+                         help="only the trials with this grid value, e.g. dataset.name=wine (repeatable)")
     _add_tracking_uri(compare)
 
     rerun = commands.add_parser("rerun", help="re-execute one trial from its run's trial.json",
@@ -88,11 +91,19 @@ def _parser() -> argparse.ArgumentParser:
     figures = commands.add_parser(
         "figures", help="draw the lecture's figures as PNG files (optionally logged to MLflow)",
         description="Draw the named figures from real computations (activation layers, scalers on "
-        "wine, Keras optimizers on Rosenbrock and Beale) and write each as NAME.png into --out.")
+        "wine, Keras optimizers on Rosenbrock and Beale, initial gradient norms on digits) or from "
+        "the diagnostics of a grid in MLflow (--experiment: gradients, dead_units) and write each "
+        "as NAME.png into --out.")
     figures.add_argument("names", nargs="+", metavar="NAME", choices=(*FIGURE_NAMES, "all"),
-                         help=f"{', '.join(FIGURE_NAMES)}, or all")
+                         help=f"{', '.join(FIGURE_NAMES)}, or all ({', '.join(EXPERIMENT_FIGURES)} "
+                         f"only with --experiment, {', '.join(RUN_FIGURES)} only with --run)")
     figures.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR",
                          help="the folder for the PNG files (default: ./figures)")
+    figures.add_argument("--experiment", metavar="NAME", type=_experiment_name,
+                         help="draw gradients and dead_units from the newest grid of experiment NAME, "
+                         "run with diagnostics: true")
+    figures.add_argument("--run", metavar="RUN_ID",
+                         help="draw landscape around this trial run's saved model (training.save_model: true)")
     figures.add_argument("--log", metavar="EXPERIMENT", type=_experiment_name,
                          help="also log the PNGs as a new run `figures` of EXPERIMENT (created if missing)")
     _add_tracking_uri(figures)
@@ -108,6 +119,13 @@ def _experiment_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected an experiment name, got an empty one")
     return text
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as dataset.name=wine, got {text!r}")
+    return key.strip(), value.strip()
 
 
 def _backends(text: str) -> str:
@@ -254,13 +272,17 @@ def _compare(args: argparse.Namespace) -> int:
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
+    if args.log and args.where:
+        raise ConfigError("--log with --where: the parent run's comparison covers its whole grid; "
+                          "drop --where to log, or --log to look at a part")
     tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     if args.log:
         from mlpsuite.runner import log_comparison
 
         comparison = log_comparison(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
     else:
-        comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
+        comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric,
+                             where=dict(args.where))
     _print_comparison(comparison, args.format)
     if args.out is not None:
         from mlpsuite.report import write_report
@@ -346,8 +368,10 @@ def _check_port_free(port: int) -> None:
 def _figures(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
-    if args.tracking_uri is not None and args.log is None:
-        raise ConfigError("--tracking-uri: applies only with --log EXPERIMENT")
+    if args.tracking_uri is not None and not (args.log or args.experiment or args.run):
+        raise ConfigError("--tracking-uri: applies only with --experiment NAME, --run RUN_ID or --log EXPERIMENT")
+    names = _figure_names(args)
+    options = _figure_options(args)
     tracker = None
     if args.log is not None:
         from mlpsuite.tracking import Tracker, resolve_uri
@@ -356,8 +380,7 @@ def _figures(args: argparse.Namespace) -> int:
     os.environ.setdefault("KERAS_BACKEND", "jax")
     from mlpsuite.figures import write_figures
 
-    names = FIGURE_NAMES if "all" in args.names else tuple(dict.fromkeys(args.names))
-    paths = write_figures(names, args.out)
+    paths = write_figures(names, args.out, **options)
     for path in paths:
         print(path)
     if tracker is not None:
@@ -365,6 +388,45 @@ def _figures(args: argparse.Namespace) -> int:
         print(f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {tracker.uri}",
               file=sys.stderr)
     return 0
+
+
+def _figure_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """The figures asked for; `all` leaves out those whose source (--experiment, --run) is missing."""
+    needs = {**{name: ("--experiment NAME", args.experiment, "a grid's diagnostics in MLflow; its config "
+                       "needs diagnostics: true") for name in EXPERIMENT_FIGURES},
+             **{name: ("--run RUN_ID", args.run, "a run's saved model; its grid needs training.save_model: "
+                       "true") for name in RUN_FIGURES}}
+    names = tuple(dict.fromkeys(args.names))
+    if "all" in names:
+        skipped = [name for name in FIGURE_NAMES if name in needs and needs[name][1] is None]
+        if skipped:
+            print(f"skipping {', '.join(skipped)}: drawn from a grid or run you did not name "
+                  "(--experiment NAME, --run RUN_ID)", file=sys.stderr)
+        return tuple(name for name in FIGURE_NAMES if name not in skipped)
+    for name in names:
+        if name in needs and needs[name][1] is None:
+            flag, _, source = needs[name]
+            raise ConfigError(f"{name}: drawn from {source}; name it with {flag}")
+    return names
+
+
+def _figure_options(args: argparse.Namespace) -> dict[str, str]:
+    """The figures' sources, checked before any drawing: a missing experiment is one line."""
+    if args.experiment is None and args.run is None:
+        return {}
+    from mlpsuite.tracking import Tracker, resolve_uri
+
+    uri = resolve_uri(args.tracking_uri, create=False)
+    reader = Tracker(uri)
+    options = {"tracking_uri": uri}
+    if args.experiment is not None:
+        if reader.find_experiment(args.experiment) is None:
+            known = ", ".join(reader.experiment_names()) or "(none)"
+            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {uri}; experiments: {known}")
+        options["experiment"] = args.experiment
+    if args.run is not None:
+        options["run"] = args.run
+    return options
 
 
 def _list_datasets() -> int:

@@ -170,6 +170,7 @@ class TrainingSpec(_Section):
     max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
     vectorize: Literal["none", "seeds"] = Field(
         "none", description="seeds: on JAX, train a cell's seeds as one vmapped program")
+    save_model: bool = Field(False, description="log each trained model as the run's MLflow Keras model")
 
 
 class GridSpec(_Section):
@@ -265,6 +266,8 @@ class Trial(_Section):
         identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
         if not self.diagnostics:  # keys of trials run without diagnostics stay what they were
             identity.pop("diagnostics")
+        if not self.training.save_model:  # as without saving, before it could
+            identity["training"].pop("save_model")
         if self.data_path:  # ../data/x.csv, ./../data/x.csv and the absolute path: one trial
             identity["dataset"]["name"] = self.data_path
         for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
@@ -313,7 +316,7 @@ class Trial(_Section):
 
     def cell_values(self) -> dict[str, str]:
         """This trial's grid values as short labels: `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
-        return {key: _short(value) for key, value in self.cell.items()}
+        return {key: short_value(value) for key, value in self.cell.items()}
 
     def cell_label(self) -> str:
         """`activation=elu, scaler=standard` (the MLflow tag that groups a cell's seeds)."""
@@ -336,7 +339,8 @@ def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
         out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """A grid value as a short label: `leaky_relu(alpha=0.1)`, `[32, 32]`, `0.01`."""
     if isinstance(value, dict):
         params = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
         return f"{value.get('name')}({params})" if params else str(value.get("name"))

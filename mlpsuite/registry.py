@@ -46,7 +46,11 @@ SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
 
 # The figures of `mlpsuite figures`, so the CLI can offer them without importing Keras;
 # mlpsuite/figures.py checks them against its FIGURES.
-FIGURE_NAMES: tuple[str, ...] = ("activations", "scalers", "optimizers")
+FIGURE_NAMES: tuple[str, ...] = ("activations", "scalers", "optimizers", "gradients", "dead_units", "landscape")
+# Those drawn only from a grid's diagnostics in MLflow: `mlpsuite figures` needs --experiment.
+EXPERIMENT_FIGURES: tuple[str, ...] = ("dead_units",)
+# Those drawn around one run's saved model: `mlpsuite figures` needs --run.
+RUN_FIGURES: tuple[str, ...] = ("landscape",)
 
 BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")  # Keras' backends: a grid's default
 REFERENCE_BACKEND = "sklearn"  # scikit-learn's own MLP, run when a grid names it

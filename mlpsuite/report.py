@@ -118,29 +118,30 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
     parts = [f"### {comparison.experiment}: comparison of {comparison.n_trials} trials", "",
              *[f"- {line}" for line in headline(comparison)], "",
              f"#### Ranking by final {comparison.metric} (mean ± 95% t-interval over n seeds)", "",
-             _markdown_table(*ranking_rows(comparison, max_rows))]
+             markdown_table(*ranking_rows(comparison, max_rows))]
     if not comparison.effects.empty:
         parts += ["", f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
-                  "a seed's backends averaged)", "", _markdown_table(*effect_rows(comparison, max_rows))]
+                  "a seed's backends averaged)", "", markdown_table(*effect_rows(comparison, max_rows))]
     if not short and _per_backend(comparison).shape[0]:
         parts += ["", f"#### Per backend: {comparison.metric} (mean ± 95% t-interval over n seeds; "
-                  "sklearn from its own initial weights)", "", _markdown_table(*backend_rows(comparison, max_rows))]
+                  "sklearn from its own initial weights)", "", markdown_table(*backend_rows(comparison, max_rows))]
     if not comparison.parity.empty and not short:
         parts += ["", "#### Backend parity (relative differences across backends; worst pairs first)", "",
-                  _markdown_table(*parity_rows(comparison, max_rows))]
+                  markdown_table(*parity_rows(comparison, max_rows))]
     if not comparison.speed.empty:
         parts += ["", "#### Speed per backend (medians; × = ratio to the fastest; compile = the first "
-                  "epoch minus a steady one)", "", _markdown_table(*speed_rows(comparison))]
+                  "epoch minus a steady one)", "", markdown_table(*speed_rows(comparison))]
     if not comparison.failures.empty:
         parts += ["", "#### Failures (excluded from the statistics)", "",
-                  _markdown_table(list(comparison.failures.columns),
+                  markdown_table(list(comparison.failures.columns),
                                   [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)])]
     parts += ["", f"Grid run {comparison.parent_run_id}; tables in full under comparison/ "
               "(cells.csv, effects.csv, parity.csv, speed.csv, failures.csv) with the figures."]
     return "\n".join(parts) + "\n"
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub Markdown table (pipes inside cells escaped)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines)

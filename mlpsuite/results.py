@@ -50,6 +50,7 @@ class TrialResult:
     trial_time_s: float | None = None  # in the worker, from the trial's request to its result
     overhead_s: float | None = None    # trial_time_s less its training steps at steady speed
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    model_dir: str | None = None  # the trained model, saved by the worker for the coordinator to log
 
     @property
     def final_loss(self) -> float | None:

@@ -9,6 +9,7 @@ every run that completes ends by logging the whole grid's comparison on it.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import signal
 import tempfile
 import time
@@ -182,6 +183,8 @@ class _Recorder:
         elif event.kind == "finished":
             run_id = self._run_id(event.trial)
             self.tracker.finish_trial(run_id, event.result)
+            if event.result.model_dir:  # logged: the worker's copy is no longer needed
+                shutil.rmtree(Path(event.result.model_dir).parent, ignore_errors=True)
             if self.supersede and event.result.status == "FINISHED":
                 self.tracker.supersede(self.experiment_id, event.trial.key, run_id)
             self.outcome.results.append((event.trial, event.result))

@@ -110,10 +110,13 @@ class SklearnRunner:
             result.status, result.failure, result.message = "FAILED", "unsupported", reason
             return result
         data = self._dataset(trial)
-        splits = _scaled(trial.model.scaler, data)
+        fitted_scaler = scaler(trial.model.scaler)
+        splits = _scaled(fitted_scaler, data)
         result.classes = list(data.class_names)
         result.steps_per_epoch = math.ceil(len(data.X_train) / trial.training.batch_size)
-        _train(trial, data.task, splits, data.n_classes, result, emit, started)
+        model = _train(trial, data.task, splits, data.n_classes, result, emit, started)
+        if trial.training.save_model and result.status == "FINISHED":
+            result.model_dir = _save(model, fitted_scaler, trial.key, data.X_train)
         result.trial_time_s = time.perf_counter() - started
         return result
 
@@ -127,11 +130,30 @@ class SklearnRunner:
         return self._datasets[key]
 
 
-def _scaled(name: str, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each split's (X, y), scaled by statistics of the training split alone."""
+def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
+    """The scaler and the MLP as one scikit-learn pipeline, saved as an MLflow sklearn model
+    (it takes raw features, as the Keras models do); returns the folder."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.pipeline import make_pipeline
+
+    from mlpsuite.saved_models import EXAMPLE_ROWS, new_model_folder
+
+    pipeline = make_pipeline(*([fitted_scaler] if fitted_scaler is not None else []), model)
+    folder = new_model_folder(key)
+    example = X_train[:EXAMPLE_ROWS]
+    # MLflow's default (skops) format refuses sklearn's own optimizer classes unless trusted.
+    trusted = [f"sklearn.neural_network._stochastic_optimizers.{name}" for name in ("AdamOptimizer", "SGDOptimizer")]
+    mlflow.sklearn.save_model(pipeline, str(folder), signature=infer_signature(example, pipeline.predict(example)),
+                              skops_trusted_types=trusted)
+    return str(folder)
+
+
+def _scaled(fitted, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each split's (X, y), scaled by `fitted` (an unfitted scaler or None) fitted on the
+    training split alone."""
     splits = {"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
               "test": (data.X_test, data.y_test)}
-    fitted = scaler(name)
     if fitted is None:
         return splits
     fitted.fit(data.X_train)
@@ -139,9 +161,9 @@ def _scaled(name: str, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result: TrialResult, emit,
-           started: float) -> None:
-    """One partial_fit per epoch, each epoch's metrics emitted; the test split scored at the end."""
-
+           started: float):
+    """One partial_fit per epoch, each epoch's metrics emitted; the test split scored at the
+    end. Returns the trained estimator."""
     X, y = splits["train"]
     model = estimator(trial, task)
     classes = np.arange(n_classes) if task == "classification" else None
@@ -168,7 +190,7 @@ def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result:
         if stop:
             result.status = "FAILED"
             result.failure, result.message = stop
-            return
+            return model
     result.fit_time_s = time.perf_counter() - fit_began
     steady = result.history["train_time_s"][1:] or result.history["train_time_s"]
     result.step_time_ms = float(np.median(steady)) / result.steps_per_epoch * 1000
@@ -177,6 +199,7 @@ def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result:
     if task == "regression" and len(splits["val"][0]):
         scores = _scores(model, task, *splits["val"], classes)
         result.val = {"r2": scores["r2"], "mae": scores["mae"]}
+    return model
 
 
 def _scores(model, task: str, X: np.ndarray, y: np.ndarray, classes) -> dict[str, float]:

@@ -28,7 +28,7 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunS
 from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
-from mlpsuite.errors import StoreError
+from mlpsuite.errors import ReportError, StoreError
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -298,6 +298,8 @@ class Tracker:
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if result.details:
             _retrying(self.client.log_text, run_id, result.details, "failure.txt")
+        if result.model_dir and result.status == "FINISHED":
+            _retrying(self.client.log_artifacts, run_id, result.model_dir, "model")
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals, tags)
 
     def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
@@ -400,6 +402,27 @@ class Tracker:
             raise
         _retrying(self.client.set_terminated, run_id, status="FINISHED")
         return run_id
+
+    def download_model(self, run_id: str, folder: str | Path) -> Path:
+        """A trial run's logged `model` (training.save_model) as a local folder under `folder`."""
+        listed = {a.path for a in _retrying(self.client.list_artifacts, run_id, "model")}
+        if "model/MLmodel" not in listed:
+            raise ReportError(f"run {run_id} has no logged model; run its grid with training.save_model: true")
+        return Path(_retrying(self.client.download_artifacts, run_id, "model", str(folder)))
+
+    def diagnostic_histories(self, runs: list, prefix: str) -> dict[str, dict[str, dict[int, float]]]:
+        """run id -> metric -> {step: value} for every metric of `runs` (as `search` returns
+        them) named `prefix...`: `"grad_norm/"` gives grad_norm/dense_1 ... grad_norm/output.
+        A step logged twice keeps its latest value."""
+        histories = {}
+        for run in runs:
+            names = sorted(name for name in run.data.metrics if name.startswith(prefix))
+            by_name = {}
+            for name in names:
+                history = _retrying(self.client.get_metric_history, run.info.run_id, name)
+                by_name[name] = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
+            histories[run.info.run_id] = by_name
+        return histories
 
 
 def _owner() -> dict[str, str]:

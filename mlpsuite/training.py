@@ -28,6 +28,7 @@ from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
 from mlpsuite.results import TrialResult, epoch_failure
+from mlpsuite.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
 EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")  # what Keras logs that an epoch reports
@@ -114,6 +115,8 @@ class TrialRunner:
         result = self.new_result(trial, prepared, steps, reused, model)
         diagnostics = [self.diagnostics(trial, prepared, emit)] if trial.diagnostics else []
         _fit(model, trial, prepared, result, emit, started, diagnostics)
+        if trial.training.save_model and result.status == "FINISHED":
+            result.model_dir = save_trained_model(model, trial.key, prepared.data.X_train)
         result.trial_time_s = time.perf_counter() - started
         result.overhead_s = _overhead_s(result)
         return result

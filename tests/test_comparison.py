@@ -139,11 +139,24 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     (["rates", "--by", "model.activation"], "allowed: optimizer.learning_rate"),
     (["rates", "--metric", "accuracy_top5"], "allowed: val_loss, best_val_loss, loss, test_loss, test_accuracy"),
     (["rates", "--parent", "0123456789abcdef"], "not a grid run of experiment 'rates'"),
+    (["rates", "--where", "optimizer.learning_rate=0.5"], "no such value; allowed: 0.0001, 0.01"),
+    (["rates", "--where", "model.activation=relu"], "not a grid key of this grid; allowed: optimizer.learning_rate"),
+    (["rates", "--where", "optimizer.learning_rate=0.01", "--log"], "--log with --where"),
 ])
 def test_compare_refuses_unknown_names_in_one_line_with_exit_2(grid, tmp_path, args, expected):
     done = run_mlpsuite("compare", *args, "--tracking-uri", grid["uri"], cwd=tmp_path)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr
+
+
+def test_compare_where_keeps_one_grid_value(grid):
+    part = compare(Tracker(grid["uri"]), "rates", where={"optimizer.learning_rate": "0.01"})
+    assert part.n_trials == len(SEEDS) * len(BACKENDS)
+    assert set(part.frame["optimizer.learning_rate"].map(str)) == {"0.01"}
+    whole = compare(Tracker(grid["uri"]), "rates")
+    kept = whole.cells[(whole.cells["optimizer.learning_rate"].map(str) == "0.01") & (whole.cells["backend"] == "all")]
+    assert part.best()["val_loss_mean"] == pytest.approx(kept["val_loss_mean"].iloc[0])
+    assert part.effects.empty  # one level left: nothing to pair
 
 
 def test_running_the_grid_again_reopens_its_parent_and_force_supersedes(grid):

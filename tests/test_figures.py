@@ -10,8 +10,9 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from mlpsuite import figures
 from mlpsuite.data import load_dataset
+from mlpsuite.errors import ReportError
 from mlpsuite.registry import FIGURE_NAMES
-from tests.grids import run_mlpsuite, sqlite_uri
+from tests.grids import run_mlpsuite, sqlite_uri, write_grid
 
 KINKS = (0.0, -3.0, 3.0)  # the ReLU family's at 0, hard_sigmoid's at ±3
 
@@ -238,3 +239,112 @@ def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
     assert [artifact.path for artifact in client.list_artifacts(run.info.run_id)] == ["scalers.png"]
     logged = client.download_artifacts(run.info.run_id, "scalers.png", str(tmp_path))
     assert open(logged, "rb").read() == (tmp_path / "out" / "scalers.png").read_bytes()
+
+
+# ---------------------------------------------------------------- gradients and dead units
+
+
+@pytest.mark.backend("jax")
+def test_computed_gradients_show_sigmoids_gradient_vanishing(backend):
+    figure = figures.gradients()
+    try:
+        _check_has_finite_data(figure)
+        (axes,) = [axes for axes in figure.axes if _title(axes)]
+        assert axes.get_yscale() == "log"
+        norms = {line.get_label(): line.get_ydata() for line in axes.lines}
+        assert set(figures.GRADIENT_ACTIVATIONS) <= set(norms)
+        layers = len(figures.GRADIENT_HIDDEN) + 1
+        for name, values in norms.items():
+            assert len(values) == layers and np.all(values > 0), name
+        # The lecture's claim: sigmoid's first-layer gradient is orders of magnitude below ReLU's.
+        assert norms["sigmoid"][0] * 10 <= norms["relu"][0]
+    finally:
+        plt.close(figure)
+
+
+EPOCHS = 3
+
+
+@pytest.fixture(scope="module")
+def diagnostics_grid(tmp_path_factory):
+    """A real grid with diagnostics (torch, sigmoid and relu, 3 hidden layers); (folder, uri, name)."""
+    folder = tmp_path_factory.mktemp("diagnostics")
+    uri = sqlite_uri(folder)
+    path = write_grid(folder, "diag", diagnostics=True, backends=["torch"], model={"hidden": [8, 8, 8]},
+                      grid={"model.activation": ["sigmoid", "relu"]}, training={"epochs": EPOCHS})
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return folder, uri, "diag"
+
+
+def _logged(uri: str, experiment: str, activation: str, metric: str, step: int) -> float:
+    """The metric at `step` in the one trial run of `activation`, read with MLflow's own client."""
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    (run,) = client.search_runs([experiment_id], f"tags.`mlpsuite.kind` = 'trial' and "
+                                                 f"params.`model.activation` = '{activation}'")
+    (value,) = [m.value for m in client.get_metric_history(run.info.run_id, metric) if m.step == step]
+    return value
+
+
+def test_grid_figures_plot_the_logged_diagnostics(diagnostics_grid):
+    _, uri, experiment = diagnostics_grid
+    dead = figures.dead_units(experiment=experiment, tracking_uri=uri)
+    norms = figures.gradients(experiment=experiment, tracking_uri=uri)
+    try:
+        for figure in (dead, norms):
+            _check_has_finite_data(figure)
+        (axes,) = [axes for axes in dead.axes if _title(axes)]
+        for activation in ("sigmoid", "relu"):
+            epochs, shares = _line(axes, activation).get_data()
+            assert list(epochs) == list(range(EPOCHS + 1))
+            for epoch in (0, EPOCHS):
+                expected = np.mean([_logged(uri, experiment, activation, f"dead_fraction/dense_{layer}", epoch)
+                                    for layer in (1, 2, 3)])
+                assert shares[epoch] == pytest.approx(expected, abs=1e-12), (activation, epoch)
+        (axes,) = [axes for axes in norms.axes if _title(axes)]
+        assert axes.get_yscale() == "log"
+        for activation in ("sigmoid", "relu"):
+            logged = [_logged(uri, experiment, activation, f"grad_norm/{layer}", 0)
+                      for layer in ("dense_1", "dense_2", "dense_3", "output")]
+            np.testing.assert_allclose(_line(axes, activation).get_ydata(), logged, rtol=1e-12)
+    finally:
+        plt.close(dead)
+        plt.close(norms)
+
+
+def test_cli_draws_both_grid_figures(diagnostics_grid):
+    folder, uri, experiment = diagnostics_grid
+    done = run_mlpsuite("figures", "gradients", "dead_units", "--experiment", experiment,
+                        "--tracking-uri", uri, "--out", "out", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    for name in ("gradients", "dead_units"):
+        assert (folder / "out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_unknown_experiment_is_one_line_exit_2(diagnostics_grid):
+    folder, uri, _ = diagnostics_grid
+    done = run_mlpsuite("figures", "gradients", "--experiment", "nope", "--tracking-uri", uri,
+                        "--out", "refused", cwd=folder)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "nope" in done.stderr and "diag" in done.stderr  # names it and the experiments there
+    assert not (folder / "refused").exists()
+
+
+def test_cli_dead_units_without_experiment_is_one_line_exit_2(tmp_path):
+    done = run_mlpsuite("figures", "dead_units", cwd=tmp_path)
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "--experiment NAME" in done.stderr
+    assert not (tmp_path / "figures").exists()
+
+
+def test_grid_without_diagnostics_is_refused_in_one_line(diagnostics_grid):
+    folder, uri, _ = diagnostics_grid
+    path = write_grid(folder, "plain", backends=["sklearn"], training={"epochs": 2})
+    assert run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=folder).returncode == 0
+    for figure in (figures.gradients, figures.dead_units):
+        with pytest.raises(ReportError, match=r"^experiment 'plain': no finished trial .* set "
+                                              r"diagnostics: true in its config and run it again$"):
+            figure(experiment="plain", tracking_uri=uri)

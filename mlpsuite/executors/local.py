@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlpsuite.backends import thread_environment
 from mlpsuite.registry import REFERENCE_BACKEND
+from mlpsuite.saved_models import MODEL_DIR_ENV
 from mlpsuite.config import Trial
 from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
 
@@ -99,9 +100,9 @@ class _Unit:
 
 def vectorizable(trial: Trial) -> bool:
     """Whether `training.vectorize: seeds` applies: JAX only, not with early stopping (each
-    seed would stop at its own epoch) nor with diagnostics (they probe one model)."""
-    return (trial.training.vectorize == "seeds" and trial.backend == "jax"
-            and trial.training.early_stopping is None and not trial.diagnostics)
+    seed would stop at its own epoch) nor with diagnostics or saved models (one model each)."""
+    return (trial.training.vectorize == "seeds" and trial.backend == "jax" and trial.training.early_stopping is None
+            and not trial.diagnostics and not trial.training.save_model)
 
 
 def vectorize_note(trials: list[Trial]) -> str | None:
@@ -115,6 +116,8 @@ def vectorize_note(trials: list[Trial]) -> str | None:
         why.append("early stopping (each seed stops at its own epoch)")
     if any(trial.diagnostics for trial in asked):
         why.append("diagnostics (they probe one model at a time)")
+    if any(trial.training.save_model for trial in asked):
+        why.append("save_model (one model per run)")
     return (f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
             f"{' and '.join(why)}: they run one at a time, reusing their compiled model")
 
@@ -313,7 +316,8 @@ class LocalExecutor:
         self._generation += 1
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
         env = {**os.environ, **thread_environment(self.threads), "MLPSUITE_BACKEND": backend,
-               "MLPSUITE_THREADS": str(self.threads), "MLPSUITE_REUSE": "1" if self.reuse else "0"}
+               "MLPSUITE_THREADS": str(self.threads), "MLPSUITE_REUSE": "1" if self.reuse else "0",
+               MODEL_DIR_ENV: str(self._log_dir / "models")}
         if backend != REFERENCE_BACKEND:
             env["KERAS_BACKEND"] = backend
         with open(stderr_path, "w", encoding="utf-8") as stderr:

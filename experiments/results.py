@@ -1,0 +1,165 @@
+"""Run the ready ablations and write their answers into the README's Results section.
+
+    python experiments/results.py [--tracking-uri URI] [--only NAME ...] [--skip-run]
+
+Each experiment is run with `mlpsuite run` (trials already FINISHED in the store are reused),
+then its comparison is read back from the store. For each: the question, the ranking table
+(`mlpsuite compare --format markdown`'s), a figure, and a one-sentence answer built from the
+comparison's own numbers. Written between the README's results markers (figures under
+`docs/results/`), with the date, the machine and each run's wall time. `make results` runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+MAX_ROWS = 12
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    question: str
+    parts: tuple[dict[str, str], ...] = ({},)  # `--where` selections, one answer each
+    lecture_figures: tuple[str, ...] = ()      # `mlpsuite figures NAME --experiment` extras
+
+
+EXPERIMENTS = (
+    Experiment("activations", "Which activation trains best on a problem a linear model cannot solve?"),
+    Experiment("scaling", "How much does feature scaling matter?",
+               tuple({"dataset.name": name} for name in ("wine", "breast_cancer", "diabetes"))),
+    Experiment("optimizers", "Which optimizer, at which learning rate?"),
+    Experiment("depth", "Does sigmoid's gradient vanish as the net gets deeper?",
+               lecture_figures=("gradients", "dead_units")),
+    Experiment("backends", "Do TensorFlow, PyTorch and JAX give the same losses, how fast is each, "
+               "and how does scikit-learn compare?"),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"))
+    parser.add_argument("--only", nargs="+", choices=[e.name for e in EXPERIMENTS])
+    parser.add_argument("--skip-run", action="store_true", help="report on what the store has")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    timings = json.loads((DOCS / "timings.json").read_text()) if (DOCS / "timings.json").exists() else {}
+    chosen = [e for e in EXPERIMENTS if not args.only or e.name in args.only]
+    for experiment in chosen:
+        if not args.skip_run:
+            timings[experiment.name] = _run(experiment, args.tracking_uri)
+    (DOCS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    sections = [_section(e, args.tracking_uri, timings.get(e.name)) for e in EXPERIMENTS]
+    _into_readme("\n".join([_preamble(), *sections]))
+    print(f"wrote the README's Results section and its figures in {DOCS}", file=sys.stderr)
+    return 0
+
+
+def _mlpsuite(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlpsuite.cli", *args], check=True, text=True, **kwargs)
+
+
+def _run(experiment: Experiment, uri: str) -> dict:
+    began = time.perf_counter()
+    _mlpsuite("run", f"experiments/{experiment.name}.yaml", "--tracking-uri", uri)
+    return {"wall_s": round(time.perf_counter() - began, 1), "date": datetime.date.today().isoformat()}
+
+
+def _section(experiment: Experiment, uri: str, timing: dict | None) -> str:
+    from mlpsuite.analysis import compare
+    from mlpsuite.tracking import Tracker
+
+    tracker = Tracker(uri)
+    lines = [f"### {experiment.name}: {experiment.question}", "",
+             f"`mlpsuite run experiments/{experiment.name}.yaml`"
+             + (f" — {timing['wall_s']:.0f} s on {timing['date']}" if timing else ""), ""]
+    for where in experiment.parts:
+        comparison = compare(tracker, experiment.name, where=where)
+        label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in where.items())
+        figure = _figure(comparison, experiment.name + "".join(f"-{v}" for v in where.values()))
+        lines += ([f"**{label}**", ""] if label else []) + [f"**Answer:** {answer(comparison)}", "",
+                                                             _table(comparison), "",
+                                                             f"![{experiment.name} {label}]({figure})", ""]
+    for name in experiment.lecture_figures:
+        _mlpsuite("figures", name, "--experiment", experiment.name, "--tracking-uri", uri, "--out", str(DOCS))
+        lines += [f"![{name} in {experiment.name}](docs/results/{name}.png)", ""]
+    return "\n".join(lines)
+
+
+def answer(comparison) -> str:
+    """One sentence from the comparison's numbers: best cell, who ties with it, the worst, and
+    for several backends their agreement and speed."""
+    from mlpsuite import report
+
+    pooled = comparison.cells[comparison.cells["backend"] == "all"]
+    m = comparison.metric
+    best, worst = pooled.iloc[0], pooled.iloc[-1]
+    ties = [cell for cell, overlaps, rank in zip(pooled["cell"], pooled["overlaps_best"], pooled["rank"])
+            if overlaps and rank > 1]
+    sentence = (f"{best['cell']} ranks first on {m} "
+                f"({report.with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))})")
+    sentence += (f"; {', '.join(ties)} cannot be told apart from it" if ties
+                 else "; no other cell's interval overlaps it")
+    if len(pooled) > 2:
+        sentence += f"; {worst['cell']} is last ({report.number(worst[f'{m}_mean'])})"
+    extras = [line for line in (report.parity_line(comparison), *report.speed_lines(comparison))
+              if comparison.speed.shape[0] > 1 and line]
+    return sentence + "." + "".join(f" {line}" for line in extras)
+
+
+def _table(comparison) -> str:
+    from mlpsuite import report
+
+    header, rows = report.ranking_rows(comparison, MAX_ROWS)
+    table = report.markdown_table(header, rows)
+    if comparison.speed.shape[0] > 1:
+        table += "\n\n" + report.markdown_table(*report.backend_rows(comparison, MAX_ROWS))
+        table += "\n\n" + report.markdown_table(*report.speed_rows(comparison))
+    return table
+
+
+def _figure(comparison, stem: str) -> str:
+    import matplotlib.pyplot as plt
+
+    from mlpsuite.plots import backend_speed, loss_curves
+
+    figure = backend_speed(comparison) if comparison.speed.shape[0] > 1 else loss_curves(comparison)
+    path = DOCS / f"{stem}.png"
+    figure.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    return str(path.relative_to(ROOT))
+
+
+def _preamble() -> str:
+    cores = os.cpu_count()
+    return (f"Measured by `make results` (`experiments/results.py`) on {datetime.date.today().isoformat()}, "
+            f"{platform.machine()} Linux with {cores} cores, Python {platform.python_version()}. Each answer "
+            "is computed from the runs in the store: intervals are 95% t-intervals over seeds, "
+            "\"cannot be told apart\" means the intervals overlap.\n")
+
+
+def _into_readme(body: str) -> None:
+    text = README.read_text(encoding="utf-8")
+    if START not in text:
+        raise SystemExit(f"{README}: no {START} ... {END} markers")
+    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
+    README.write_text(pattern.sub(lambda _: f"{START}\n{body}\n{END}", text), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
