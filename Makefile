@@ -5,7 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test benchmark ui figures clean-venv
+.PHONY: run test benchmark ui figures results clean-venv
 
 run: $(INSTALLED)
 	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
@@ -20,6 +20,7 @@ benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/tracking.py
 	$(VENV_PYTHON) benchmarks/memory.py
 	$(VENV_PYTHON) benchmarks/report.py
+	$(VENV_PYTHON) benchmarks/diagnostics.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui
@@ -27,6 +28,11 @@ ui: $(INSTALLED)
 # The lecture's figures the README shows (docs/figures/*.png, committed).
 figures: $(INSTALLED)
 	$(VENV)/bin/mlpsuite figures activations gradients scalers optimizers --out docs/figures
+
+# Runs the ready ablations (about 15 minutes on 2 cores; FINISHED trials are reused) and
+# rewrites the README's Results section from their comparisons.
+results: $(INSTALLED)
+	$(VENV_PYTHON) experiments/results.py
 
 $(INSTALLED): pyproject.toml
 	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results"
 README = ROOT / "README.md"
@@ -64,10 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_run:
             timings[experiment.name] = _run(experiment, args.tracking_uri)
     (DOCS / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    sections = [_section(e, args.tracking_uri, timings.get(e.name)) for e in EXPERIMENTS]
+    sections = [_section(e, args.tracking_uri, timings.get(e.name)) for e in EXPERIMENTS
+                if _in_store(e.name, args.tracking_uri)]
     _into_readme("\n".join([_preamble(), *sections]))
     print(f"wrote the README's Results section and its figures in {DOCS}", file=sys.stderr)
     return 0
+
+
+def _in_store(name: str, uri: str) -> bool:
+    from mlpsuite.tracking import Tracker
+
+    return Tracker(uri).find_experiment(name) is not None
 
 
 def _mlpsuite(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -92,34 +101,82 @@ def _section(experiment: Experiment, uri: str, timing: dict | None) -> str:
         comparison = compare(tracker, experiment.name, where=where)
         label = ", ".join(f"{k.split('.')[-1]}={v}" for k, v in where.items())
         figure = _figure(comparison, experiment.name + "".join(f"-{v}" for v in where.values()))
-        lines += ([f"**{label}**", ""] if label else []) + [f"**Answer:** {answer(comparison)}", "",
+        lines += ([f"**{label}**", ""] if label else []) + [f"**Answer:** {answer(comparison, where)}", "",
                                                              _table(comparison), "",
                                                              f"![{experiment.name} {label}]({figure})", ""]
+    if experiment.name == "depth":
+        lines += [f"**Vanishing gradient:** {depth_answer(uri)}", ""]
     for name in experiment.lecture_figures:
         _mlpsuite("figures", name, "--experiment", experiment.name, "--tracking-uri", uri, "--out", str(DOCS))
         lines += [f"![{name} in {experiment.name}](docs/results/{name}.png)", ""]
     return "\n".join(lines)
 
 
-def answer(comparison) -> str:
-    """One sentence from the comparison's numbers: best cell, who ties with it, the worst, and
-    for several backends their agreement and speed."""
+def answer(comparison, where: dict[str, str] | None = None) -> str:
+    """Sentences from the comparison's numbers: the best cell and who ties with it, the last,
+    each grid key's paired effect, and for several backends their agreement and speed."""
     from mlpsuite import report
 
     pooled = comparison.cells[comparison.cells["backend"] == "all"]
     m = comparison.metric
     best, worst = pooled.iloc[0], pooled.iloc[-1]
-    ties = [cell for cell, overlaps, rank in zip(pooled["cell"], pooled["overlaps_best"], pooled["rank"])
-            if overlaps and rank > 1]
-    sentence = (f"{best['cell']} ranks first on {m} "
+    ties = [_short(cell, where) for cell, overlaps, rank in
+            zip(pooled["cell"], pooled["overlaps_best"], pooled["rank"]) if overlaps and rank > 1]
+    sentence = (f"{_short(best['cell'], where)} ranks first on {m} "
                 f"({report.with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))})")
-    sentence += (f"; {', '.join(ties)} cannot be told apart from it" if ties
-                 else "; no other cell's interval overlaps it")
+    if ties:
+        named = ", ".join(ties[:3]) + (f" and {len(ties) - 3} more" if len(ties) > 3 else "")
+        sentence += (f"; {len(ties)} other cells' intervals overlap it ({named})" if len(ties) > 1
+                     else f"; {named}'s interval overlaps it")
+    else:
+        sentence += "; no other cell's interval overlaps it"
     if len(pooled) > 2:
-        sentence += f"; {worst['cell']} is last ({report.number(worst[f'{m}_mean'])})"
-    extras = [line for line in (report.parity_line(comparison), *report.speed_lines(comparison))
-              if comparison.speed.shape[0] > 1 and line]
-    return sentence + "." + "".join(f" {line}" for line in extras)
+        sentence += f"; {_short(worst['cell'], where)} is last ({report.number(worst[f'{m}_mean'])})"
+    sentences = [sentence + ".", *_effect_sentences(comparison, where)]
+    if comparison.speed.shape[0] > 1:
+        sentences += [line for line in (report.parity_line(comparison), *report.speed_lines(comparison)) if line]
+    return " ".join(sentences)
+
+
+def _effect_sentences(comparison, where: dict[str, str] | None) -> list[str]:
+    """Per grid key: which levels are worse than the best level, paired on seed and the other
+    keys, at Holm-adjusted p < 0.05, and which cannot be separated from it."""
+    effects = comparison.effects
+    sentences = []
+    for key in [] if effects.empty else dict.fromkeys(effects["key"]):
+        if where and key in where:
+            continue
+        rows = effects[effects["key"] == key]
+        worse = [str(level) for level, p in zip(rows["level"], rows["p_holm"]) if p < 0.05]
+        unclear = [str(level) for level, p in zip(rows["level"], rows["p_holm"]) if not p < 0.05]
+        sentence = (f"Paired on seed and the other keys, {key} = {rows['reference'].iloc[0]} is best; "
+                    + (f"worse at Holm p < 0.05: {', '.join(worse)}" if worse else "no level is worse at Holm p < 0.05"))
+        if unclear:
+            sentence += f"; not separated from it: {', '.join(unclear)}"
+        sentences.append(sentence + f" ({int(rows['n_pairs'].max())} pairs each).")
+    return sentences
+
+
+def _short(cell: str, where: dict[str, str] | None) -> str:
+    """A cell label without the parts `where` fixed."""
+    fixed = {f"{key.split('.')[-1]}={value}" for key, value in (where or {}).items()}
+    return ", ".join(part for part in cell.split(", ") if part not in fixed) or cell
+
+
+def depth_answer(uri: str) -> str:
+    """The question of depth.yaml, from the diagnostics: the first layer's initial gradient with
+    sigmoid against ReLU, at each depth."""
+    from mlpsuite.figures import grid_gradient_norms
+
+    panels = grid_gradient_norms("depth", uri)
+    ratios = []
+    for hidden, by_activation in panels.items():
+        if {"sigmoid", "relu"} <= set(by_activation):
+            first = {name: float(np.nanmean(rows[:, 0])) for name, rows in by_activation.items()}
+            depth = len(json.loads(hidden))
+            ratios.append(f"{depth} layer{'s' if depth > 1 else ''}: {first['relu'] / first['sigmoid']:.3g}×")
+    return ("At initialisation the first layer's gradient norm with ReLU is, over sigmoid's, "
+            + "; ".join(ratios) + " (mean over seeds, `grad_norm/dense_1` at epoch 0).")
 
 
 def _table(comparison) -> str:
