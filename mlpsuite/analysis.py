@@ -390,14 +390,8 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
             by: str | None = None, metric: str | None = None, where: dict[str, str] | None = None) -> Comparison:
     """The comparison of one grid of `experiment` (default: its most recently active grid);
     `where` ({grid key: value label}) keeps the trials with those grid values only."""
-    experiment_id = tracker.find_experiment(experiment)
-    if experiment_id is None:
-        names = ", ".join(tracker.experiment_names()) or "(none)"
-        raise ReportError(f"no experiment {experiment!r} in {tracker.uri}; experiments: {names}")
-    parent = _parent(tracker, experiment, experiment_id, parent_run_id)
-    manifest = _manifest(tracker, parent.info.run_id)
-    keys = {trial["key"] for trial in manifest["trials"]}
-    frame = grid_frame(manifest, tracker.trial_runs(experiment_id, keys))
+    parent, manifest, runs = grid_runs(tracker, experiment, parent_run_id)
+    frame = grid_frame(manifest, runs)
     grid_keys = [grid_column(key) for key in manifest["grid_keys"]]
     frame = _selected(frame, grid_keys, where or {})
     metric = _checked_metric(frame, metric)
@@ -414,6 +408,19 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
         effects=pd.concat(effects, ignore_index=True) if effects else pd.DataFrame(),
         parity=parity_table(frame, losses), speed=speed_table(frame), failures=failure_table(frame),
         curves=curves, losses=losses)
+
+
+def grid_runs(tracker: Tracker, experiment: str, parent_run_id: str | None = None) -> tuple[Any, dict, list]:
+    """(parent run, its manifest, every run of its trial keys) of one grid of `experiment`
+    (default: its most recently active grid); one-line ReportErrors for what is not there."""
+    experiment_id = tracker.find_experiment(experiment)
+    if experiment_id is None:
+        names = ", ".join(tracker.experiment_names()) or "(none)"
+        raise ReportError(f"no experiment {experiment!r} in {tracker.uri}; experiments: {names}")
+    parent = _parent(tracker, experiment, experiment_id, parent_run_id)
+    manifest = _manifest(tracker, parent.info.run_id)
+    keys = {trial["key"] for trial in manifest["trials"]}
+    return parent, manifest, tracker.trial_runs(experiment_id, keys)
 
 
 def _parent(tracker: Tracker, experiment: str, experiment_id: str, parent_run_id: str | None):

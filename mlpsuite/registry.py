@@ -45,7 +45,7 @@ ACTIVATION_PARAMS: dict[str, dict[str, type]] = {
 SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
 
 # The figures of `mlpsuite figures`, so the CLI can offer them without importing Keras;
-# mlpsuite/figures.py checks them against its FIGURES.
+# mlpsuite/figures/__init__.py checks them against its FIGURES.
 FIGURE_NAMES: tuple[str, ...] = ("activations", "scalers", "optimizers", "gradients", "dead_units", "landscape")
 # Those drawn only from a grid's diagnostics in MLflow: `mlpsuite figures` needs --experiment.
 EXPERIMENT_FIGURES: tuple[str, ...] = ("dead_units",)

@@ -11,6 +11,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 from mlpsuite import figures
 from mlpsuite.data import load_dataset
 from mlpsuite.errors import ReportError
+from mlpsuite.layers import ACTIVATIONS
 from mlpsuite.registry import FIGURE_NAMES
 from tests.grids import run_mlpsuite, sqlite_uri, write_grid
 
@@ -54,11 +55,11 @@ def activation_figure():
 
 def test_activations_has_every_activation_with_finite_data(activation_figure):
     _check_has_finite_data(activation_figure)
-    assert {_title(axes) for axes in activation_figure.axes} - {""} == set(figures.ACTIVATIONS)
+    assert {_title(axes) for axes in activation_figure.axes} - {""} == set(ACTIVATIONS)
 
 
 def test_plotted_derivatives_match_central_differences_of_the_plotted_functions(activation_figure):
-    for name in figures.ACTIVATIONS:
+    for name in ACTIVATIONS:
         axes = _panel(activation_figure, name)
         x, values = _line(axes, "f(x)").get_data()
         _, slopes = _line(axes, "f'(x), closed form").get_data()
