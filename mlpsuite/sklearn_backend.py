@@ -89,7 +89,8 @@ def scaler(name: str):
     """scikit-learn's own scaler for mlpsuite's scaler name (None for `none`)."""
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-    return {"none": None, "minmax": MinMaxScaler, "robust": RobustScaler, "standard": StandardScaler}[name]()
+    kinds = {"none": None, "minmax": MinMaxScaler, "robust": RobustScaler, "standard": StandardScaler}
+    return kinds[name]() if kinds[name] is not None else None
 
 
 class SklearnRunner:

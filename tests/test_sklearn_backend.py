@@ -5,7 +5,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.metrics import log_loss, r2_score
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.preprocessing import MinMaxScaler, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
@@ -62,6 +62,19 @@ def test_regressor_reports_keras_mse_not_sklearns_half():
     predicted = direct.predict(scaler.transform(data.X_test))
     assert result.test["r2"] == pytest.approx(r2_score(data.y_test, predicted), rel=1e-6)
     assert result.test["loss"] == pytest.approx(np.mean((data.y_test - predicted) ** 2), rel=1e-5)
+
+
+def test_unscaled_runs_feed_the_raw_features():
+    trial = _trial("iris", {"hidden": [8], "activation": "relu", "scaler": "none"}, {"name": "sgd", "learning_rate": 0.01},
+                   epochs=3, batch_size=16, seed=1)
+    result = SklearnRunner().run(trial, lambda event: None)
+    assert result.status == "FINISHED", result.message
+    data = load_dataset("iris", seed=0)
+    direct = MLPClassifier(hidden_layer_sizes=(8,), activation="relu", solver="sgd", alpha=0.0, batch_size=16,
+                           learning_rate_init=0.01, momentum=0.0, nesterovs_momentum=False, shuffle=False,
+                           random_state=1, max_iter=3)
+    _, losses, _ = _direct_fit(direct, FunctionTransformer(), data, 3, seed=1, classes=np.arange(3))  # identity
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-6)
 
 
 @pytest.mark.parametrize("model, optimizer, says", [
