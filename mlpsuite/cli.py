@@ -425,6 +425,7 @@ def _figure_options(args: argparse.Namespace) -> dict[str, str]:
             raise ConfigError(f"--experiment {args.experiment}: no such experiment in {uri}; experiments: {known}")
         options["experiment"] = args.experiment
     if args.run is not None:
+        reader.trial_of_run(args.run)  # one line, before any drawing, for a wrong id
         options["run"] = args.run
     return options
 

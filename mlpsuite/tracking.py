@@ -403,6 +403,16 @@ class Tracker:
         _retrying(self.client.set_terminated, run_id, status="FINISHED")
         return run_id
 
+    def trial_of_run(self, run_id: str) -> Trial:
+        """The trial a run recorded; a ReportError naming the store for an unknown run id or a
+        run that is not a trial."""
+        try:
+            return self.load_trial(run_id)[0]
+        except MlflowException:
+            raise ReportError(f"run {run_id!r}: no such trial run in {self.uri}") from None
+        except OSError:
+            raise ReportError(f"run {run_id!r}: not a trial run (it has no trial.json)") from None
+
     def download_model(self, run_id: str, folder: str | Path) -> Path:
         """A trial run's logged `model` (training.save_model) as a local folder under `folder`."""
         listed = {a.path for a in _retrying(self.client.list_artifacts, run_id, "model")}

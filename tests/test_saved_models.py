@@ -98,6 +98,10 @@ def _check_landscape(tmp_path, uri, runs, data):
                            "--out", str(tmp_path / "figures"), cwd=tmp_path)
     assert refused.returncode == 2 and "scikit-learn model" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
+    unknown = run_mlpsuite("figures", "landscape", "--run", "0123abcd", "--tracking-uri", uri, "--out",
+                           str(tmp_path / "figures"), cwd=tmp_path)
+    assert unknown.returncode == 2 and unknown.stderr.strip() == (
+        f"mlpsuite: error: run '0123abcd': no such trial run in {uri}")
 
 
 def test_save_model_is_in_a_trials_key_only_when_on():

@@ -39,7 +39,7 @@ def landscape_slices(run: str, tracking_uri: str | None = None) -> LandscapeSlic
     from mlpsuite.training import make_loss
 
     tracker = Tracker(tracking_uri or resolve_uri(None, create=False))
-    trial, _ = tracker.load_trial(run)
+    trial = tracker.trial_of_run(run)
     if trial.backend == "sklearn":
         raise ReportError(f"run {run}: a scikit-learn model; the landscape needs a Keras backend's run")
     with tempfile.TemporaryDirectory(prefix="mlpsuite-landscape-") as folder:
