@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-reuse", action="store_true",
                      help="build and compile a fresh model for every trial (results are bit-identical)")
     run.add_argument("--strict", action="store_true", help="exit 1 if any trial failed")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local worker processes (default) or Ray actors (pip install -e '.[ray]')")
+    run.add_argument("--address", metavar="ADDRESS",
+                     help="with --executor ray: an existing cluster (auto, ray://HOST:10001); default: a local Ray")
+    run.add_argument("--max-retries", type=_non_negative_int, default=1, metavar="N",
+                     help="with --executor ray: runs of a trial whose actor died before it is FAILED (default 1)")
 
     compare = commands.add_parser(
         "compare", help="the comparison of a grid: ranking, paired effects, backend parity and speed",
@@ -147,6 +153,12 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -188,7 +200,13 @@ def _run(args: argparse.Namespace) -> int:
     from mlpsuite.executors.local import LocalExecutor
     from mlpsuite.grid_checks import check_grid
 
-    executor = LocalExecutor(args.jobs, reuse=not args.no_reuse)
+    if args.executor == "ray":
+        from mlpsuite.executors.ray import RayExecutor
+
+        executor = RayExecutor(args.jobs, reuse=not args.no_reuse, address=args.address,
+                               max_retries=args.max_retries)
+    else:
+        executor = LocalExecutor(args.jobs, reuse=not args.no_reuse)
     if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
         # Every backend has as many trials: their framework imports overlap loading the
         # datasets and opening MLflow here. A config refused below just stops them.

@@ -16,6 +16,7 @@ WORKER_DIED = "worker died"
 ERROR = "error"
 INTERRUPTED = "interrupted"
 COORDINATOR_DIED = "coordinator died"  # left RUNNING by an mlpsuite run that no longer exists
+RETRIED = "retried"  # its worker died; the trial ran again in a new run
 
 
 @dataclasses.dataclass

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
 from mlpsuite.errors import ConfigError
 from mlpsuite.executors.local import Event, LocalExecutor
-from mlpsuite.results import INTERRUPTED, TrialResult
+from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
 
 if TYPE_CHECKING:
@@ -180,6 +180,9 @@ class _Recorder:
                 self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
         elif event.kind == "epoch":
             self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
+        elif event.kind == "retrying" and event.trial.key in self.run_ids:
+            # The retry gets a run of its own: its epochs must not mix with the dead attempt's.
+            self.tracker.kill(self.run_ids.pop(event.trial.key), RETRIED)
         elif event.kind == "finished":
             run_id = self._run_id(event.trial)
             self.tracker.finish_trial(run_id, event.result)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import mlflow
 import yaml
+from mlflow import MlflowClient
+
+from mlpsuite.tracking import _sqlite_path, _store_creation_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,3 +56,22 @@ def trial_runs(uri: str, experiment: str):
     mlflow.set_tracking_uri(uri)
     return mlflow.search_runs(experiment_names=[experiment],
                               filter_string="tags.`mlpsuite.kind` = 'trial'")
+
+
+def polled_statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
+    """(status, trial key, epochs logged) of every trial run; [] while the store is busy.
+
+    Polling a store that mlpsuite is still creating would run MLflow's migrations twice at
+    once ("table ... already exists" in mlpsuite): take the lock mlpsuite creates it under.
+    """
+    if not _sqlite_path(uri).parent.is_dir():
+        return []
+    try:
+        with _store_creation_lock(uri):
+            client = MlflowClient(uri)
+            found = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if found else []
+    except Exception:  # the store is being written: ask again
+        return []
+    return [(r.info.status, r.data.tags["mlpsuite.trial_key"],
+             len(client.get_metric_history(r.info.run_id, "loss"))) for r in runs]

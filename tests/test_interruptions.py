@@ -8,8 +8,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from mlpsuite.tracking import _sqlite_path, _store_creation_lock
-from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
 LONG_TRIALS = {"training": {"epochs": 150, "batch_size": 8}, "backends": ["torch"]}
@@ -19,25 +18,6 @@ def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     return subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
                             cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
-    """(status, trial key, epochs logged) of every trial run; [] while the store is busy.
-
-    Polling a store that mlpsuite is still creating would run MLflow's migrations twice at
-    once ("table ... already exists" in mlpsuite): take the lock mlpsuite creates it under.
-    """
-    if not _sqlite_path(uri).parent.is_dir():
-        return []
-    try:
-        with _store_creation_lock(uri):
-            client = MlflowClient(uri)
-            found = client.get_experiment_by_name(experiment)
-        runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if found else []
-    except Exception:  # the store is being written: ask again
-        return []
-    return [(r.info.status, r.data.tags["mlpsuite.trial_key"],
-             len(client.get_metric_history(r.info.run_id, "loss"))) for r in runs]
 
 
 def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
@@ -72,11 +52,11 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
                       grid={"model.activation": ["relu", "tanh", "elu", "sigmoid"]})
     uri = sqlite_uri(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in _statuses(uri, "interrupted")}, process)
+    _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in polled_statuses(uri, "interrupted")}, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr[-2000:]
-    after_interrupt = _statuses(uri, "interrupted")
+    after_interrupt = polled_statuses(uri, "interrupted")
     assert "RUNNING" not in {s for s, _, _ in after_interrupt}
     assert "KILLED" in {s for s, _, _ in after_interrupt}
     killed = trial_runs(uri, "interrupted").query("status == 'KILLED'")
@@ -84,7 +64,7 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
 
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    finished = [key for status, key, _ in _statuses(uri, "interrupted") if status == "FINISHED"]
+    finished = [key for status, key, _ in polled_statuses(uri, "interrupted") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 4  # every trial once, none twice
     runs = trial_runs(uri, "interrupted")
     parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
@@ -101,7 +81,7 @@ def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
     path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
     uri = sqlite_uri(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "killed")), process)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "killed")), process)
     workers = _children(process.pid)
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
@@ -137,7 +117,7 @@ def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
     path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
     uri = sqlite_uri(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "hangup")), process)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "hangup")), process)
     process.send_signal(signal.SIGHUP)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 129, stderr[-2000:]
@@ -151,13 +131,13 @@ def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next
     path = write_grid(tmp_path, "orphaned", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh"]})
     uri = sqlite_uri(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in _statuses(uri, "orphaned")), process)
+    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "orphaned")), process)
     workers = _children(process.pid)
     process.kill()  # SIGKILL: no clean-up, the runs stay RUNNING
     process.wait()
     for worker in workers:  # its workers notice their closed stdin; do not wait for them
         os.kill(worker, signal.SIGKILL)
-    assert "RUNNING" in {s for s, _, _ in _statuses(uri, "orphaned")}
+    assert "RUNNING" in {s for s, _, _ in polled_statuses(uri, "orphaned")}
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "runs KILLED that an mlpsuite run which no longer exists had left RUNNING" in done.stderr

@@ -152,6 +152,16 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
     return queue.popleft()
 
 
+def worker_environment(backend: str, threads: int, reuse: bool, model_dir: Path) -> dict[str, str]:
+    """What a worker's process needs in its environment before it imports a framework: its
+    backend, its thread budget, whether to reuse compiled models, where to save models."""
+    env = {**thread_environment(threads), "MLPSUITE_BACKEND": backend, "MLPSUITE_THREADS": str(threads),
+           "MLPSUITE_REUSE": "1" if reuse else "0", MODEL_DIR_ENV: str(model_dir)}
+    if backend != REFERENCE_BACKEND:
+        env["KERAS_BACKEND"] = backend
+    return env
+
+
 def default_jobs() -> int:
     """One worker per core: small models gain little from intra-op threads."""
     return max(1, os.cpu_count() or 1)
@@ -315,11 +325,7 @@ class LocalExecutor:
     def _start(self, slot: int, backend: str) -> _Worker:
         self._generation += 1
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
-        env = {**os.environ, **thread_environment(self.threads), "MLPSUITE_BACKEND": backend,
-               "MLPSUITE_THREADS": str(self.threads), "MLPSUITE_REUSE": "1" if self.reuse else "0",
-               MODEL_DIR_ENV: str(self._log_dir / "models")}
-        if backend != REFERENCE_BACKEND:
-            env["KERAS_BACKEND"] = backend
+        env = {**os.environ, **worker_environment(backend, self.threads, self.reuse, self._log_dir / "models")}
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "mlpsuite.executors.worker"], env=env, text=True,

@@ -53,7 +53,7 @@ class _MemoryWatch:
         return self.resident_mb() > self.baseline_mb * (1 + self.max_growth)
 
 
-def _runner(threads: int):
+def make_runner(threads: int):
     """(backend, its trial runner, the framework's version): a Keras backend from
     `KERAS_BACKEND`, or scikit-learn's MLP (`MLPSUITE_BACKEND=sklearn`, no Keras import)."""
     if os.environ.get("MLPSUITE_BACKEND") == "sklearn":
@@ -73,6 +73,31 @@ def _runner(threads: int):
     return active_backend(), runner, framework_version()
 
 
+def ready_event(backend: str, threads: int, framework: str, began: float) -> dict:
+    return {"event": "ready", "backend": backend, "threads": threads, "pid": os.getpid(),
+            "import_s": time.perf_counter() - began, "framework": framework}
+
+
+def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tuple[str, object]]:
+    """One request: `started` for each trial, then the trials (one, or the seeds of a cell as
+    one program: the executor decides). Returns (trial key, TrialResult) pairs; an exception is
+    a failed result, and the worker goes on."""
+    from mlpsuite.config import Trial
+    from mlpsuite.results import ERROR, TrialResult
+
+    trials = [Trial.model_validate(trial) for trial in trial_dicts]
+    for trial in trials:
+        emit({"event": "started", "key": trial.key})
+    try:
+        results = runner.run_seeds(trials, emit) if len(trials) > 1 else [runner.run(trials[0], emit)]
+    except Exception as error:
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        traceback.print_exc()
+        results = [TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
+                   for trial in trials]
+    return [(trial.key, result) for trial, result in zip(trials, results)]
+
+
 def main() -> int:
     # Ctrl-C in a terminal reaches the whole process group: the coordinator decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -83,34 +108,20 @@ def main() -> int:
 
     threads = int(os.environ.get("MLPSUITE_THREADS", "1"))
     began = time.perf_counter()
-    backend, runner, framework = _runner(threads)
-
-    from mlpsuite.config import Trial
-    from mlpsuite.results import ERROR, TrialResult
-
-    emit({"event": "ready", "backend": backend, "threads": threads, "pid": os.getpid(),
-          "import_s": time.perf_counter() - began, "framework": framework})
+    backend, runner, framework = make_runner(threads)
+    emit(ready_event(backend, threads, framework, began))
     memory = _MemoryWatch(float(os.environ.get("MLPSUITE_MAX_GROWTH", "0.1")))
     for line in sys.stdin:
         request = json.loads(line)
         if request.get("op") == "stop":
             break
-        trials = [Trial.model_validate(trial) for trial in request["trials"]]
-        for trial in trials:
-            emit({"event": "started", "key": trial.key})
-        try:  # one trial, or the seeds of a cell as one program (the executor decides)
-            results = runner.run_seeds(trials, emit) if len(trials) > 1 else [runner.run(trials[0], emit)]
-        except Exception as error:  # a failed trial is a result, and the worker goes on
-            message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
-            traceback.print_exc()
-            results = [TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
-                       for trial in trials]
+        results = run_request(runner, backend, request["trials"], emit)
         # Said before the results, so the executor sends this worker nothing more.
         retiring = memory.grown()  # TensorFlow leaks ~2 MB per model built, clear_session or not
         if retiring:
             emit({"event": "retiring", "resident_mb": memory.resident_mb(), "baseline_mb": memory.baseline_mb})
-        for trial, result in zip(trials, results):
-            emit({"event": "finished", "key": trial.key, "result": result.to_dict()})
+        for key, result in results:
+            emit({"event": "finished", "key": key, "result": result.to_dict()})
         if retiring:
             break
     return 0

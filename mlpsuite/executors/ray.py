@@ -1,0 +1,217 @@
+"""The Ray executor: the local executor's worker loop in long-lived Ray actors, one backend each.
+
+`mlpsuite run CONFIG --executor ray [--address auto|ray://HOST:10001]`. An actor is started
+with its backend, thread budget and reuse setting in its `runtime_env`, imports its framework
+once, and keeps its compiled model between trials, exactly as a local worker does: the same
+`worker.make_runner` and `worker.run_request`, the same queue grouped by program. Each request
+is a streaming actor call: its `started`, `epoch` and `finished` events reach the driver while
+the trial runs. The driver is the only MLflow writer.
+
+A trial whose actor dies is run again on a fresh actor up to `max_retries` times, then is a
+FAILED run (`worker died`). Imports Ray only inside `RayExecutor`: Ray is an optional extra.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import queue
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from mlpsuite.config import Trial
+from mlpsuite.errors import ConfigError
+from mlpsuite.executors.local import Event, Handler, _fail, _queues, _take, _Unit, worker_environment
+from mlpsuite.results import WORKER_DIED, TrialResult
+
+POLL_SECONDS = 0.2
+
+
+class _TrialActor:
+    """A Ray actor around the worker loop: `ready()` once, then `run(trials)` per request."""
+
+    def __init__(self):
+        from mlpsuite.executors.worker import make_runner, ready_event
+
+        began = time.perf_counter()
+        threads = int(os.environ.get("MLPSUITE_THREADS", "1"))
+        self.backend, self.runner, framework = make_runner(threads)
+        self.ready_payload = ready_event(self.backend, threads, framework, began)
+
+    def ready(self) -> dict:
+        return self.ready_payload
+
+    def run(self, trial_dicts: list[dict]):
+        """Events of one request as they happen (a streaming generator), `finished` last."""
+        from mlpsuite.executors.worker import run_request
+
+        events: queue.Queue = queue.Queue()
+        done = object()
+
+        def work():
+            try:
+                for key, result in run_request(self.runner, self.backend, trial_dicts, events.put):
+                    events.put({"event": "finished", "key": key, "result": result.to_dict()})
+            finally:
+                events.put(done)
+
+        threading.Thread(target=work, daemon=True).start()
+        while (event := events.get()) is not done:
+            yield event
+
+
+@dataclasses.dataclass
+class _Slot:
+    index: int
+    backend: str
+    actor: object
+    ready_ref: object | None        # until the actor has imported its framework
+    spawned_at: float = dataclasses.field(default_factory=time.monotonic)
+    unit: _Unit | None = None       # the request in flight
+    stream: object | None = None    # its ObjectRefGenerator
+    finished: set[str] = dataclasses.field(default_factory=set)
+    program: str | None = None
+
+
+class RayExecutor:
+    """Runs trials on Ray actors: a local Ray instance, or the cluster at `address`."""
+
+    def __init__(self, jobs: int | None = None, reuse: bool = True, address: str | None = None,
+                 max_retries: int = 1):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("--executor ray: Ray is not installed; pip install -e '.[ray]' "
+                              "(or pip install 'ray>=2.40'), or use --executor local") from None
+        self.ray = ray
+        if not ray.is_initialized():
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.jobs = jobs or max(1, cpus)
+        self.threads = max(1, cpus // self.jobs)
+        self.reuse, self.max_retries = reuse, max_retries
+        self._slots: dict[int, _Slot] = {}
+        self._retries: collections.Counter = collections.Counter()
+        self._model_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-ray-models-"))
+        self.kept_logs = None
+        self.retired = 0
+
+    def prestart(self, backends: list[str]) -> None:
+        """Actors start when `run` needs them (Ray schedules them; nothing to overlap here)."""
+
+    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
+        queues = _queues(trials)
+        self.jobs = min(self.jobs, max(1, len(trials)))
+        try:
+            while any(queues.values()) or any(s.unit for s in self._slots.values()):
+                if should_stop is not None and should_stop():
+                    raise KeyboardInterrupt
+                self._fill_slots(queues)
+                self._wait_and_handle(queues, handle)
+        finally:
+            self.shutdown()
+
+    def shutdown(self, kill: bool = False) -> None:
+        for slot in list(self._slots.values()):
+            self.ray.kill(slot.actor, no_restart=True)
+        self._slots.clear()
+
+    # ------------------------------------------------------------ scheduling
+
+    def _fill_slots(self, queues) -> None:
+        for index in range(self.jobs):
+            slot = self._slots.get(index)
+            if slot is not None and (slot.unit or slot.ready_ref is not None):
+                continue
+            if slot is not None and queues.get(slot.backend):
+                self._assign(slot, _take(queues[slot.backend], slot.program, set()))
+                continue
+            waiting = [b for b, q in queues.items() if q]
+            if not waiting:
+                continue
+            if slot is not None:
+                self.ray.kill(slot.actor, no_restart=True)
+            backend = max(waiting, key=lambda b: len(queues[b]))
+            slot = self._start(index, backend)
+            self._assign(slot, _take(queues[backend], None, set()))
+
+    def _start(self, index: int, backend: str) -> _Slot:
+        env = worker_environment(backend, self.threads, self.reuse, self._model_dir)
+        actor_class = self.ray.remote(_TrialActor).options(
+            num_cpus=self.threads, runtime_env={"env_vars": env}, max_restarts=0)
+        actor = actor_class.remote()
+        slot = _Slot(index, backend, actor, actor.ready.remote())
+        self._slots[index] = slot
+        return slot
+
+    def _assign(self, slot: _Slot, unit: _Unit) -> None:
+        slot.unit, slot.program, slot.finished = unit, unit.program, set()
+        request = [trial.model_dump(mode="json") for trial in unit.trials]
+        slot.stream = slot.actor.run.options(num_returns="streaming").remote(request)
+
+    # ------------------------------------------------------------ events
+
+    def _wait_and_handle(self, queues, handle: Handler) -> None:
+        waiting = {}
+        for slot in self._slots.values():
+            if slot.ready_ref is not None:
+                waiting[slot.ready_ref] = slot
+            if slot.stream is not None:
+                waiting[slot.stream] = slot
+        if not waiting:
+            return
+        done, _ = self.ray.wait(list(waiting), num_returns=1, timeout=POLL_SECONDS)
+        for item in done:
+            slot = waiting[item]
+            if item is slot.ready_ref:
+                self._on_ready(slot, handle)
+            else:
+                self._on_stream(slot, queues, handle)
+
+    def _on_ready(self, slot: _Slot, handle: Handler) -> None:
+        slot.ready_ref, ref = None, slot.ready_ref
+        try:
+            payload = self.ray.get(ref)
+        except self.ray.exceptions.RayError:
+            return  # the actor died importing: its stream says so
+        payload["start_s"] = time.monotonic() - slot.spawned_at
+        handle(Event("ready", slot.index, slot.backend, payload=payload))
+
+    def _on_stream(self, slot: _Slot, queues, handle: Handler) -> None:
+        try:
+            event = self.ray.get(next(slot.stream))
+        except StopIteration:
+            slot.unit, slot.stream = None, None
+            return
+        except self.ray.exceptions.RayError as error:
+            self._on_death(slot, error, queues, handle)
+            return
+        trials = {trial.key: trial for trial in slot.unit.trials}
+        kind = event["event"]
+        if kind == "finished":
+            slot.finished.add(event["key"])
+            handle(Event("finished", slot.index, slot.backend, trials[event["key"]],
+                         result=TrialResult.from_dict(event["result"])))
+        elif kind in ("started", "epoch"):
+            handle(Event(kind, slot.index, slot.backend, trials[event["key"]], event))
+
+    def _on_death(self, slot: _Slot, error: Exception, queues, handle: Handler) -> None:
+        """The actor died mid-request: run what it left again on a fresh actor, or fail it."""
+        del self._slots[slot.index]
+        left = [trial for trial in slot.unit.trials if trial.key not in slot.finished]
+        reason = f"the Ray actor died ({type(error).__name__})"
+        retry = [trial for trial in left if self._retries[trial.key] < self.max_retries]
+        for trial in retry:
+            self._retries[trial.key] += 1
+            handle(Event("retrying", slot.index, slot.backend, trial, {"reason": reason}))
+        if retry:
+            queues[slot.backend].appendleft(_Unit(slot.unit.program, retry))
+        for trial in left:
+            if trial not in retry:
+                _fail(trial, slot.index, WORKER_DIED, f"{reason}; retried {self.max_retries} times",
+                      handle, str(error)[-5000:])

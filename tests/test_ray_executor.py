@@ -1,0 +1,107 @@
+"""`--executor ray`: the same grid on Ray actors records the same runs as on local workers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+
+pytest.importorskip("ray")  # a dev install brings it; `pip install -e .` alone does not
+
+# Differ between two runs of the same trial: when and where it ran, and how long it took.
+UNSTABLE_TAGS = ("mlflow.runName", "mlpsuite.host", "mlpsuite.pid", "mlflow.parentRunId", "mlpsuite.reused_model",
+                 "mlpsuite.threads")
+TIMES = ("time_s", "fit_time", "step_time", "overhead", "worker_start", "epoch_time")
+
+
+def _stable(run) -> dict:
+    metrics = {k: v for k, v in run.data.metrics.items() if not any(t in k for t in TIMES)}
+    tags = {k: v for k, v in run.data.tags.items() if k not in UNSTABLE_TAGS and not k.startswith("mlflow.log")}
+    return {"status": run.info.status, "params": run.data.params, "metrics": metrics, "tags": tags}
+
+
+def _runs(uri: str, experiment: str) -> dict[str, dict]:
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+    return {run.data.tags["mlpsuite.trial_key"]: _stable(run) for run in runs}
+
+
+def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
+    path = write_grid(tmp_path, "executors", backends=["torch", "jax"], training={"epochs": 3},
+                      grid={"model.activation": ["relu", "tanh"]})
+    (tmp_path / "local").mkdir()
+    (tmp_path / "ray").mkdir()
+    local_uri, ray_uri = sqlite_uri(tmp_path / "local"), sqlite_uri(tmp_path / "ray")
+    local = run_mlpsuite("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr[-2000:]
+    ray = run_mlpsuite("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray", cwd=tmp_path)
+    assert ray.returncode == 0, ray.stderr[-2000:]
+    on_local, on_ray = _runs(local_uri, "executors"), _runs(ray_uri, "executors")
+    assert len(on_local) == 4 and set(on_local) == set(on_ray)
+    for key in on_local:
+        assert on_ray[key] == on_local[key], key
+    client = MlflowClient(ray_uri)
+    run_id = trial_runs(ray_uri, "executors")["run_id"].iloc[0]
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
+    assert "Backend parity" in ray.stdout
+
+
+def test_without_ray_the_executor_is_refused_in_one_line(tmp_path):
+    path = write_grid(tmp_path, "noray", backends=["torch"])
+    hide_ray = ("import sys; sys.modules['ray'] = None; from mlpsuite.cli import main; "
+                f"sys.exit(main(['run', {str(path)!r}, '--executor', 'ray', '--tracking-uri', "
+                f"{sqlite_uri(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", hide_ray], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlpsuite: error: --executor ray: Ray is not installed; pip install -e '.[ray]' "
+        "(or pip install 'ray>=2.40'), or use --executor local"]
+    assert not (tmp_path / "store").exists()
+
+
+def _actor_pids() -> list[int]:
+    """Processes of mlpsuite's Ray actors (Ray names them after the actor class)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "_TrialActor" in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.parametrize("retries, statuses, failures", [
+    ("1", ["FINISHED", "KILLED"], ["retried"]),   # the dead attempt KILLED, the retry FINISHED
+    ("0", ["FAILED"], ["worker died"]),
+])
+def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses, failures):
+    path = write_grid(tmp_path, "retried", backends=["torch"], training={"epochs": 150, "batch_size": 8})
+    uri = sqlite_uri(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
+                                                "--jobs", "1", "--max-retries", retries),
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    killed = False
+    while time.monotonic() < deadline and process.poll() is None and not killed:
+        time.sleep(0.5)
+        if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "retried")):
+            for pid in _actor_pids():
+                os.kill(pid, signal.SIGKILL)
+                killed = True
+    assert killed, "no actor was found mid-trial"
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr[-2000:]
+    runs = trial_runs(uri, "retried")
+    assert sorted(runs["status"]) == statuses
+    assert sorted(runs["tags.mlpsuite.failure"].dropna()) == failures
