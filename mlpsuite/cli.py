@@ -92,6 +92,21 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
     _add_tracking_uri(ui)
 
+    server = commands.add_parser(
+        "server", help="a shared MLflow tracking server for a team or a cluster",
+        description="Start `mlflow server` with artifacts served through it (--serve-artifacts), so "
+        "machines that run trials never need the store's disk. SQLite by default; a PostgreSQL URI "
+        "(postgresql://user:password@host:5432/db) for many writers at once.")
+    server.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it "
+                        "unauthenticated to the network)")
+    server.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
+    server.add_argument("--backend-store-uri", default=None, metavar="URI",
+                        help="where runs are kept (default sqlite:///mlruns/mlflow.db)")
+    server.add_argument("--artifacts-destination", type=Path, default=Path("mlruns/artifacts"), metavar="DIR",
+                        help="where the server keeps artifacts (default mlruns/artifacts)")
+    server.add_argument("--workers", type=_positive_int, default=2, help="server processes (default 2)")
+
     commands.add_parser("datasets", help="list the built-in datasets and their task")
 
     figures = commands.add_parser(
@@ -372,15 +387,41 @@ def _ui(args: argparse.Namespace) -> int:
         return 0
 
 
-def _check_port_free(port: int) -> None:
+def _server(args: argparse.Namespace) -> int:
+    from mlpsuite.tracking import Tracker, resolve_uri
+
+    uri = resolve_uri(args.backend_store_uri)
+    if uri.startswith(("http://", "https://")):
+        raise ConfigError(f"--backend-store-uri {uri}: a server cannot store into another server; "
+                          "allowed: sqlite:///PATH, postgresql://...")
+    Tracker(uri)  # creates or migrates the store once, here, not in each server worker at once
+    _check_port_free(args.port, args.host)
+    args.artifacts_destination.mkdir(parents=True, exist_ok=True)
+    print(f"MLflow tracking server for {uri} at http://{args.host}:{args.port}; artifacts in "
+          f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with "
+          f"--tracking-uri http://{args.host}:{args.port}.")
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"Listening on {args.host}: anyone who reaches this port can read and write every run; "
+              "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN.",
+              file=sys.stderr)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
+               "--artifacts-destination", str(args.artifacts_destination.resolve()),
+               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _check_port_free(port: int, host: str = "127.0.0.1") -> None:
     """MLflow's server would print a traceback and exit 0 on a busy port; say it in one line."""
     import socket
 
     with socket.socket() as probe:
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
-            raise ConfigError(f"--port {port}: 127.0.0.1:{port} is in use; pick a free port with --port") from None
+            raise ConfigError(f"--port {port}: {host}:{port} is in use; pick a free port with --port") from None
 
 
 def _figures(args: argparse.Namespace) -> int:
@@ -460,7 +501,8 @@ def _list_datasets() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "datasets": lambda _: _list_datasets(),
+    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "server": _server,
+                "datasets": lambda _: _list_datasets(),
                 "figures": _figures}
     if args.command is None:
         parser.print_help()

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
-pytest.importorskip("ray")  # a dev install brings it; `pip install -e .` alone does not
+import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails here, loudly)
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
 UNSTABLE_TAGS = ("mlflow.runName", "mlpsuite.host", "mlpsuite.pid", "mlflow.parentRunId", "mlpsuite.reused_model",

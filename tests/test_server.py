@@ -119,3 +119,43 @@ def test_ui_and_rerun_never_create_a_store(tmp_path, command):
     assert not (tmp_path / "mlruns").exists()
     typo = run_mlpsuite(*command, "--tracking-uri", f"sqlite:///{tmp_path}/mlrun/mlflow.db", cwd=tmp_path)
     assert typo.returncode == 2 and not (tmp_path / "mlrun").exists()
+
+
+@pytest.fixture
+def suite_server(tmp_path):
+    """`mlpsuite server` on a free port, its store and artifacts in the test's folder."""
+    port = _free_port()
+    (tmp_path / "served").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    process = subprocess.Popen(
+        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", sqlite_uri(tmp_path / "served"),
+                         "--artifacts-destination", str(tmp_path / "served" / "artifacts"), "--workers", "1"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for_http(f"{url}/health", process)
+        yield url, tmp_path / "served" / "artifacts"
+    finally:
+        _stop(process)
+
+
+def test_a_ray_grid_logs_through_mlpsuite_server_with_served_artifacts(tmp_path, suite_server):
+    url, artifacts = suite_server
+    path = write_grid(tmp_path, "cluster", backends=["torch"], grid={"model.activation": ["relu", "tanh"]})
+    done = run_mlpsuite("run", str(path), "--tracking-uri", url, "--executor", "ray", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("cluster")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # served, not a path on disk
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+    assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "tanh"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert any(artifacts.rglob("trial.json"))  # the server wrote them into its own folder
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+    assert "comparison/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+
+
+def test_mlpsuite_server_refuses_a_server_as_its_store_in_one_line(tmp_path):
+    done = run_mlpsuite("server", "--backend-store-uri", "http://127.0.0.1:5000", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "a server cannot store into another server" in done.stderr
