@@ -41,8 +41,9 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
     local_uri, ray_uri = sqlite_uri(tmp_path / "local"), sqlite_uri(tmp_path / "ray")
     local = run_mlpsuite("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
-    ray = run_mlpsuite("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray", cwd=tmp_path)
-    assert ray.returncode == 0, ray.stderr[-2000:]
+    on_actors = run_mlpsuite("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray",
+                             cwd=tmp_path)
+    assert on_actors.returncode == 0, on_actors.stderr[-2000:]
     on_local, on_ray = _runs(local_uri, "executors"), _runs(ray_uri, "executors")
     assert len(on_local) == 4 and set(on_local) == set(on_ray)
     for key in on_local:
@@ -50,7 +51,7 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
     client = MlflowClient(ray_uri)
     run_id = trial_runs(ray_uri, "executors")["run_id"].iloc[0]
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
-    assert "Backend parity" in ray.stdout
+    assert "Backend parity" in on_actors.stdout
 
 
 def test_without_ray_the_executor_is_refused_in_one_line(tmp_path):
