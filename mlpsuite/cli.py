@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -379,12 +378,9 @@ def _ui(args: argparse.Namespace) -> int:
     print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
           "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "
           "mlpsuite run printed.")
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
-               "--host", "127.0.0.1", "--port", str(args.port)]
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    _become([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+             "--host", "127.0.0.1", "--port", str(args.port)])
+    return 0
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -404,13 +400,18 @@ def _server(args: argparse.Namespace) -> int:
         print(f"Listening on {args.host}: anyone who reaches this port can read and write every run; "
               "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN.",
               file=sys.stderr)
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
-               "--artifacts-destination", str(args.artifacts_destination.resolve()),
-               "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
-    try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+    _become([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
+             "--artifacts-destination", str(args.artifacts_destination.resolve()),
+             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)])
+    return 0
+
+
+def _become(command: list[str]) -> None:
+    """Replace this process with `command`: a SIGTERM or Ctrl-C meant for the server reaches
+    it, instead of stopping only a parent that would leave it running."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(command[0], command)
 
 
 def _check_port_free(port: int, host: str = "127.0.0.1") -> None:
@@ -418,6 +419,8 @@ def _check_port_free(port: int, host: str = "127.0.0.1") -> None:
     import socket
 
     with socket.socket() as probe:
+        # As the server binds: a port in TIME_WAIT is free, one with a listener is not.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

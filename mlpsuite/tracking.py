@@ -48,6 +48,7 @@ TAG_HOST = "mlpsuite.host"  # the coordinator that owns a RUNNING run: a later r
 TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
 GRID_MANIFEST = "grid.json"
 T = TypeVar("T")
+logger = logging.getLogger("mlpsuite")
 
 
 def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
@@ -89,17 +90,48 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """SQLite allows one writer at a time: wait out "database is locked" from another grid."""
-    delay = 0.05
-    for _ in range(40):
+    """Every store call, with two kinds of waiting: SQLite allows one writer at a time, so
+    "database is locked" from another grid is waited out; a tracking server that does not
+    answer is retried with backoff for up to `server_outage_s()` (said once on stderr), and
+    past that the call fails with a StoreError."""
+    delay, locked_tries, outage_began = 0.05, 0, None
+    while True:
         try:
-            return call(*args, **kwargs)
+            result = call(*args, **kwargs)
+            if outage_began is not None:
+                logger.warning("MLflow server answers again after %.0f s", time.monotonic() - outage_began)
+            return result
         except MlflowException as error:
-            if "locked" not in str(error).lower():
+            text = str(error).lower()
+            if "locked" in text and locked_tries < 40:
+                locked_tries += 1
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if not _unreachable(text):
                 raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-    return call(*args, **kwargs)
+            outage_began = outage_began or _outage_began(error)
+            if time.monotonic() - outage_began > server_outage_s():
+                raise StoreError(f"the MLflow server has not answered for {server_outage_s():g} s "
+                                 f"(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: it "
+                                 "resumes") from None
+            time.sleep(min(2.0, server_outage_s() / 10))
+
+
+def server_outage_s() -> float:
+    """How long a tracking server may be away before the grid gives up (default 120 s)."""
+    return float(os.environ.get("MLPSUITE_SERVER_OUTAGE_S", "120"))
+
+
+def _unreachable(text: str) -> bool:
+    return any(sign in text for sign in ("connection refused", "max retries exceeded", "failed to establish",
+                                         "remote end closed", "connection reset", "connection aborted"))
+
+
+def _outage_began(error: Exception) -> float:
+    logger.warning("MLflow server not answering (%s); retrying for up to %g s",
+                   str(error).splitlines()[0][:200], server_outage_s())
+    return time.monotonic()
 
 
 @contextlib.contextmanager
@@ -153,6 +185,10 @@ class Tracker:
         # stdout for every run ended on a server: noise in our output.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow's client retries an unreachable server for minutes per call; a few seconds
+        # here, and `_retrying` waits out an outage for the whole grid, within its bound.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.uri = uri
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
         self._flushed_at: dict[str, float] = {}

@@ -159,3 +159,53 @@ def test_mlpsuite_server_refuses_a_server_as_its_store_in_one_line(tmp_path):
     done = run_mlpsuite("server", "--backend-store-uri", "http://127.0.0.1:5000", cwd=tmp_path)
     assert done.returncode == 2 and done.stderr.count("\n") == 1
     assert "a server cannot store into another server" in done.stderr
+
+
+def _start_suite_server(tmp_path, port: int) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    process = subprocess.Popen(
+        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", sqlite_uri(tmp_path / "outage"),
+                         "--artifacts-destination", str(tmp_path / "outage" / "artifacts"), "--workers", "1"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for_http(f"http://127.0.0.1:{port}/health", process)
+    return process
+
+
+def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_path):
+    (tmp_path / "outage").mkdir()
+    port = _free_port()
+    server = _start_suite_server(tmp_path, port)
+    url = f"http://127.0.0.1:{port}"
+    path = write_grid(tmp_path, "outage", backends=["torch"], training={"epochs": 60, "batch_size": 8},
+                      grid={"model.activation": ["relu", "tanh", "elu"]})
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    grid = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,
+                            env={**env, "MLPSUITE_SERVER_OUTAGE_S": "90"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        client = MlflowClient(url)
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and grid.poll() is None:
+            time.sleep(0.5)
+            experiment = client.get_experiment_by_name("outage")
+            runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if experiment else []
+            if any(r.data.metrics.get("loss") is not None for r in runs):
+                break
+        assert grid.poll() is None, "the grid ended before the server could be stopped"
+        _stop(server)  # gone mid-trial, for a few seconds
+        time.sleep(4)
+        server = _start_suite_server(tmp_path, port)
+        _, stderr = grid.communicate(timeout=300)
+        assert grid.returncode == 0, stderr[-2000:]
+        assert "MLflow server not answering" in stderr and "answers again" in stderr
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("outage")
+        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+        assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+        for run in runs:  # every epoch exactly once
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+            assert sorted(steps) == list(range(1, 61)), run.data.params["model.activation"]
+    finally:
+        if grid.poll() is None:
+            grid.kill()
+        _stop(server)
