@@ -106,3 +106,28 @@ def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses
     runs = trial_runs(uri, "retried")
     assert sorted(runs["status"]) == statuses
     assert sorted(runs["tags.mlpsuite.failure"].dropna()) == failures
+
+
+def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(tmp_path):
+    path = write_grid(tmp_path, "stopped", backends=["torch"], training={"epochs": 150, "batch_size": 8},
+                      grid={"model.activation": ["relu", "tanh"]})
+    uri = sqlite_uri(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
+                                                "--jobs", "1"),
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.5)
+        if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "stopped")):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    statuses = {status for status, _, _ in polled_statuses(uri, "stopped")}
+    assert "KILLED" in statuses and "RUNNING" not in statuses
+    assert not _actor_pids()  # the actors went with the driver
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    finished = [key for status, key, _ in polled_statuses(uri, "stopped") if status == "FINISHED"]
+    assert len(finished) == len(set(finished)) == 2

@@ -209,3 +209,22 @@ def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_pa
         if grid.poll() is None:
             grid.kill()
         _stop(server)
+
+
+def test_two_grids_at_once_through_one_server(tmp_path, suite_server):
+    url, _ = suite_server
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    paths = [write_grid(tmp_path, name, backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu"]})
+             for name in ("left", "right")]
+    grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in paths]
+    for grid in grids:
+        _, stderr = grid.communicate(timeout=300)
+        assert grid.returncode == 0, stderr[-2000:]
+        assert "locked" not in stderr.lower()
+    client = MlflowClient(url)
+    for name in ("left", "right"):
+        experiment = client.get_experiment_by_name(name)
+        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+        keys = [r.data.tags["mlpsuite.trial_key"] for r in runs]
+        assert len(keys) == len(set(keys)) == 3 and {r.info.status for r in runs} == {"FINISHED"}
