@@ -21,6 +21,7 @@ benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/memory.py
 	$(VENV_PYTHON) benchmarks/report.py
 	$(VENV_PYTHON) benchmarks/diagnostics.py
+	$(VENV_PYTHON) benchmarks/scaleout.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui

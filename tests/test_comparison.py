@@ -51,6 +51,7 @@ def test_parent_run_carries_tables_report_figures_description_and_headline_metri
                  "curves.png", "final_metric.png", "parity.png", "speed.png"):
         assert f"comparison/{name}" in listed, name
     assert parent.info.status == "FINISHED"
+    assert 0 < parent.data.metrics["record_s_per_trial"] < 5  # the coordinator's MLflow time per trial
     note = parent.data.tags["mlflow.note.content"]
     assert "- Best cell: learning_rate=0.01" in note and "- Backend parity" in note
     assert "#### Backend parity" not in note  # the short report; report.md has the parity table

@@ -1,0 +1,74 @@
+"""Local worker processes against Ray actors, on this machine: trials per minute and what
+recording costs the coordinator per trial, for 1 and 2 workers.
+
+One grid of `--trials` small trials (iris, MLP 8, 3 epochs, PyTorch: a trial is mostly fixed
+cost, which is where executors differ) runs as a whole `mlpsuite run` for each executor and
+worker count, into its own new SQLite store. Reported: trials per minute of the whole run
+(start-up, the comparison included), and the parent run's `record_s_per_trial`.
+
+Usage: python benchmarks/scaleout.py [--trials 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import markdown_table, mlpsuite, write_results  # noqa: E402
+
+
+def _grid(folder: Path, trials: int) -> Path:
+    import yaml
+
+    seeds = list(range(trials // 10))
+    config = {"name": "scaleout", "dataset": {"name": "iris"},
+              "model": {"hidden": [8], "activation": "relu", "scaler": "standard"},
+              "optimizer": {"name": "adam", "learning_rate": 0.01}, "training": {"epochs": 3, "batch_size": 16},
+              "backends": ["torch"], "seeds": seeds,
+              "grid": {"optimizer.learning_rate": [0.001 * (i + 1) for i in range(10)]}}
+    path = folder / "scaleout.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def _parent_metric(uri: str, name: str) -> float:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("scaleout")
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+    return parent.data.metrics[name]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=200)
+    args = parser.parse_args()
+    rows, data = [], {"trials": args.trials, "runs": []}
+    for executor in ("local", "ray"):
+        for jobs in (1, 2):
+            with tempfile.TemporaryDirectory(prefix="mlpsuite-scaleout-") as folder:
+                path = _grid(Path(folder), args.trials)
+                uri = f"sqlite:///{folder}/mlflow.db"
+                began = time.perf_counter()
+                mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs))
+                wall = time.perf_counter() - began
+                record = _parent_metric(uri, "record_s_per_trial")
+            per_minute = args.trials / wall * 60
+            data["runs"].append({"executor": executor, "jobs": jobs, "wall_s": wall, "trials_per_min": per_minute,
+                                 "record_ms_per_trial": record * 1000})
+            rows.append([executor, jobs, wall, per_minute, record * 1000])
+            print(rows[-1], flush=True)
+    table = markdown_table(["executor", "workers", "wall s", "trials/min", "recording ms/trial"], rows)
+    write_results("scaleout", data, f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, PyTorch) as one "
+                                    f"`mlpsuite run` each, new SQLite store.\n\n{table}")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
