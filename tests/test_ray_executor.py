@@ -34,7 +34,7 @@ def _runs(uri: str, experiment: str) -> dict[str, dict]:
 
 
 def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
-    path = write_grid(tmp_path, "executors", backends=["torch", "jax"], training={"epochs": 3},
+    path = write_grid(tmp_path, "executors", backends=["torch", "jax"], training={"epochs": 3, "save_model": True},
                       grid={"model.activation": ["relu", "tanh"]})
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
@@ -51,6 +51,8 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
     client = MlflowClient(ray_uri)
     run_id = trial_runs(ray_uri, "executors")["run_id"].iloc[0]
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2, 3]
+    # The actor sends its saved model to the driver, which logs it: no shared disk needed.
+    assert "model/MLmodel" in {a.path for a in client.list_artifacts(run_id, "model")}
     assert "Backend parity" in on_actors.stdout
 
 

@@ -17,6 +17,7 @@ import collections
 import dataclasses
 import os
 import queue
+import shutil
 import tempfile
 import threading
 import time
@@ -55,13 +56,40 @@ class _TrialActor:
         def work():
             try:
                 for key, result in run_request(self.runner, self.backend, trial_dicts, events.put):
-                    events.put({"event": "finished", "key": key, "result": result.to_dict()})
+                    event = {"event": "finished", "key": key, "result": result.to_dict()}
+                    if result.model_dir:  # the driver may run on another machine: send the files
+                        event["model_zip"] = _zipped(Path(result.model_dir))
+                    events.put(event)
             finally:
                 events.put(done)
 
         threading.Thread(target=work, daemon=True).start()
         while (event := events.get()) is not done:
             yield event
+
+
+def _zipped(folder: Path) -> bytes:
+    """A saved model's folder as zip bytes, and the folder gone (it was the actor's copy)."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in folder.rglob("*"):
+            archive.write(path, path.relative_to(folder))
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    return buffer.getvalue()
+
+
+def _unzipped(data: bytes, root: Path) -> Path:
+    """The model folder again, on the driver's disk: `<new folder>/model`, as the runner expects."""
+    import io
+    import zipfile
+
+    folder = Path(tempfile.mkdtemp(prefix="model-", dir=root)) / "model"
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        archive.extractall(folder)
+    return folder
 
 
 @dataclasses.dataclass
@@ -120,6 +148,7 @@ class RayExecutor:
         for slot in list(self._slots.values()):
             self.ray.kill(slot.actor, no_restart=True)
         self._slots.clear()
+        shutil.rmtree(self._model_dir, ignore_errors=True)
 
     # ------------------------------------------------------------ scheduling
 
@@ -195,8 +224,10 @@ class RayExecutor:
         kind = event["event"]
         if kind == "finished":
             slot.finished.add(event["key"])
-            handle(Event("finished", slot.index, slot.backend, trials[event["key"]],
-                         result=TrialResult.from_dict(event["result"])))
+            result = TrialResult.from_dict(event["result"])
+            if "model_zip" in event:
+                result.model_dir = str(_unzipped(event["model_zip"], self._model_dir))
+            handle(Event("finished", slot.index, slot.backend, trials[event["key"]], result=result))
         elif kind in ("started", "epoch"):
             handle(Event(kind, slot.index, slot.backend, trials[event["key"]], event))
 
