@@ -158,7 +158,7 @@ class RayExecutor:
             if slot is not None and (slot.unit or slot.ready_ref is not None):
                 continue
             if slot is not None and queues.get(slot.backend):
-                self._assign(slot, _take(queues[slot.backend], slot.program, set()))
+                self._assign(slot, _take(queues[slot.backend], slot.program, self._programs(slot)))
                 continue
             waiting = [b for b, q in queues.items() if q]
             if not waiting:
@@ -167,7 +167,11 @@ class RayExecutor:
                 self.ray.kill(slot.actor, no_restart=True)
             backend = max(waiting, key=lambda b: len(queues[b]))
             slot = self._start(index, backend)
-            self._assign(slot, _take(queues[backend], None, set()))
+            self._assign(slot, _take(queues[backend], None, self._programs(slot)))
+
+    def _programs(self, slot: _Slot) -> set[str]:
+        """The programs the other actors of `slot`'s backend hold compiled (as the local executor)."""
+        return {s.program for s in self._slots.values() if s is not slot and s.backend == slot.backend and s.program}
 
     def _start(self, index: int, backend: str) -> _Slot:
         env = worker_environment(backend, self.threads, self.reuse, self._model_dir)
