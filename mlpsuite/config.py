@@ -20,7 +20,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, Validatio
                       model_validator)
 
 from mlpsuite import __version__
-from mlpsuite.data import check_dataset, dataset_task
+from mlpsuite.data import Dataset, check_dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
 from mlpsuite.registry import (ACTIVATION_PARAMS, ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES,
@@ -301,6 +301,16 @@ class Trial(_Section):
             identity["epochs"] = self.training.epochs
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def data_key(self) -> str:
+        """What identifies the trial's data: the spec, the resolved file and its hash."""
+        return json.dumps([self.data_path or self.dataset.name, self.data_sha256, self.dataset.load_options()],
+                          sort_keys=True, default=str)
+
+    def load_data(self) -> Dataset:
+        """The trial's train/val/test splits, from its resolved file or built-in name."""
+        return load_dataset(self.data_path or self.dataset.name, **self.dataset.load_options())
 
     def flat_params(self) -> dict[str, str]:
         """Dotted string params for MLflow: `model.activation`, `optimizer.learning_rate`, ..."""

@@ -9,6 +9,8 @@ import dataclasses
 import math
 from typing import Any
 
+import numpy as np
+
 # Failure reasons, as they appear in the `mlpsuite.failure` tag.
 DIVERGED = "diverged"
 TIMEOUT = "timeout"
@@ -68,6 +70,12 @@ class TrialResult:
     @classmethod
     def failed(cls, key: str, backend: str, failure: str, message: str = "", details: str = "") -> TrialResult:
         return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message, details=details)
+
+
+def steady_step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:
+    """Median per-step time, leaving out epoch 1 (it pays for tracing and compilation)."""
+    timed = train_seconds[1:] or train_seconds
+    return float(np.median(timed)) / steps_per_epoch * 1000 if timed else None
 
 
 def epoch_failure(loss: float, epoch: int, elapsed: float, max_seconds: float) -> tuple[str, str] | None:

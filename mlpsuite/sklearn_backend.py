@@ -32,7 +32,7 @@ import numpy as np
 
 from mlpsuite.batch_order import epoch_orders
 from mlpsuite.config import Trial
-from mlpsuite.results import TrialResult, epoch_failure
+from mlpsuite.results import TrialResult, epoch_failure, steady_step_time_ms
 
 NAME = "sklearn"
 ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
@@ -122,12 +122,10 @@ class SklearnRunner:
         return result
 
     def _dataset(self, trial: Trial):
-        from mlpsuite.data import load_dataset
-
-        key = repr((trial.data_path or trial.dataset.name, trial.data_sha256, trial.dataset.load_options()))
+        """The last dataset is kept: a grid runs a dataset's trials in a row."""
+        key = trial.data_key
         if key not in self._datasets:
-            self._datasets = {key: load_dataset(trial.data_path or trial.dataset.name,
-                                                **trial.dataset.load_options())}
+            self._datasets = {key: trial.load_data()}
         return self._datasets[key]
 
 
@@ -193,8 +191,7 @@ def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result:
             result.failure, result.message = stop
             return model
     result.fit_time_s = time.perf_counter() - fit_began
-    steady = result.history["train_time_s"][1:] or result.history["train_time_s"]
-    result.step_time_ms = float(np.median(steady)) / result.steps_per_epoch * 1000
+    result.step_time_ms = steady_step_time_ms(result.history["train_time_s"], result.steps_per_epoch)
     result.tested_epoch = trial.training.epochs
     result.test = _scores(model, task, *splits["test"], classes)
     if task == "regression" and len(splits["val"][0]):

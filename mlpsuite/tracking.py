@@ -407,11 +407,12 @@ class Tracker:
 
     def metric_histories(self, run_ids: list[str], name: str) -> dict[str, list[float]]:
         """run id -> the metric's values ordered by step (epoch)."""
-        histories = {}
-        for run_id in run_ids:
-            history = _retrying(self.client.get_metric_history, run_id, name)
-            histories[run_id] = [m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
-        return histories
+        return {run_id: [m.value for m in self._history(run_id, name)] for run_id in run_ids}
+
+    def _history(self, run_id: str, name: str) -> list:
+        """A metric's logged values in step order (a step logged twice: the later last)."""
+        history = _retrying(self.client.get_metric_history, run_id, name)
+        return sorted(history, key=lambda m: (m.step, m.timestamp))
 
     # ------------------------------------------------------------ the comparison on the parent
 
@@ -465,8 +466,7 @@ class Tracker:
             names = sorted(name for name in run.data.metrics if name.startswith(prefix))
             by_name = {}
             for name in names:
-                history = _retrying(self.client.get_metric_history, run.info.run_id, name)
-                by_name[name] = {m.step: m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))}
+                by_name[name] = {m.step: m.value for m in self._history(run.info.run_id, name)}
             histories[run.info.run_id] = by_name
         return histories
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -21,13 +20,13 @@ from mlpsuite import __version__
 from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything
 from mlpsuite.batches import NewOrder, SeededBatches
 from mlpsuite.config import OptimizerSpec, Trial
-from mlpsuite.data import Dataset, load_dataset
+from mlpsuite.data import Dataset
 from mlpsuite.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
 from mlpsuite.diagnostics import Diagnostics, LayerProbe, probe_rows
 from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
-from mlpsuite.results import TrialResult, epoch_failure
+from mlpsuite.results import TrialResult, epoch_failure, steady_step_time_ms
 from mlpsuite.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
@@ -146,10 +145,9 @@ class TrialRunner:
 
     def dataset(self, trial: Trial) -> Prepared:
         """The trial's splits, loaded on first use (keyed by the spec and the file's hash)."""
-        key = json.dumps([trial.data_path or trial.dataset.name, trial.data_sha256,
-                          trial.dataset.load_options()], sort_keys=True, default=str)
+        key = trial.data_key
         if key not in self._datasets:
-            data = _load(trial)
+            data = trial.load_data()
             self._datasets[key] = Prepared(data, Split(data.X_train, data.y_train), Split(data.X_val, data.y_val),
                                            Split(data.X_test, data.y_test))
             while len(self._datasets) > KEPT_DATASETS:  # the oldest first: a grid sweeps them in order
@@ -192,7 +190,7 @@ def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResu
               callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
-    result.step_time_ms = _step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)
+    result.step_time_ms = steady_step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)
     if reporter.failure:
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return
@@ -239,10 +237,6 @@ def _stopping_epochs(stopper: keras.callbacks.EarlyStopping | None, epochs_run: 
     stopped = stopper.stopped_epoch + 1 if stopper.stopped_epoch else None
     restored = stopper.restore_best_weights and stopper.best_weights is not None
     return stopped, stopper.best_epoch + 1 if restored else epochs_run
-
-
-def _load(trial: Trial) -> Dataset:
-    return load_dataset(trial.data_path or trial.dataset.name, **trial.dataset.load_options())
 
 
 def _build(trial: Trial, data: Dataset) -> keras.Model:
@@ -318,12 +312,6 @@ def _overhead_s(result: TrialResult) -> float | None:
     if result.step_time_ms is None or not epochs:
         return None
     return result.trial_time_s - result.step_time_ms / 1000 * result.steps_per_epoch * epochs
-
-
-def _step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:
-    """Median per-step time, leaving out epoch 1 (it pays for tracing and compilation)."""
-    timed = train_seconds[1:] or train_seconds
-    return float(np.median(timed)) / steps_per_epoch * 1000 if timed else None
 
 
 def _versions() -> dict[str, str]:

@@ -25,8 +25,8 @@ from mlpsuite.data import Dataset
 from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
 from mlpsuite.batch_order import epoch_orders
-from mlpsuite.results import epoch_failure
-from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _step_time_ms, _steps,
+from mlpsuite.results import epoch_failure, steady_step_time_ms
+from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _steps,
                                score_tested_weights)
 
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
@@ -104,7 +104,7 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
         if not live:
             break
     for result in results:
-        result.step_time_ms = _step_time_ms(result.history.get("train_time_s", []), result.steps_per_epoch)
+        result.step_time_ms = steady_step_time_ms(result.history.get("train_time_s", []), result.steps_per_epoch)
     return stacked
 
 

@@ -10,7 +10,6 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from mlpsuite.data import load_dataset
 from mlpsuite.errors import ConfigError, ReportError
 
 LANDSCAPE_RANGE = 1.0   # steps along each direction, in units of the weights' own norms
@@ -44,7 +43,7 @@ def landscape_slices(run: str, tracking_uri: str | None = None) -> LandscapeSlic
         raise ReportError(f"run {run}: a scikit-learn model; the landscape needs a Keras backend's run")
     with tempfile.TemporaryDirectory(prefix="mlpsuite-landscape-") as folder:
         model = load_trained_model(str(tracker.download_model(run, folder)))
-    data = load_dataset(trial.data_path or trial.dataset.name, **trial.dataset.load_options())
+    data = trial.load_data()
     surface = Landscape(model, make_loss(trial.loss), data.X_train, data.y_train, seed=trial.seed)
     alphas = np.linspace(-LANDSCAPE_RANGE, LANDSCAPE_RANGE, LANDSCAPE_LINE_POINTS)
     plane_alphas = np.linspace(-LANDSCAPE_RANGE, LANDSCAPE_RANGE, LANDSCAPE_PLANE_POINTS)
