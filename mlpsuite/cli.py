@@ -246,7 +246,7 @@ def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
     progress = GridProgress(console)
 
     def on_plan(to_run: int, reused: int) -> None:
-        console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {tracker.uri}")
+        console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {_shown_uri(tracker.uri)}")
         for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
             if note:
                 console.print(note)
@@ -359,7 +359,7 @@ def _rerun(args: argparse.Namespace) -> int:
         trial, result, new_run_id, difference = rerun(tracker, args.run_id,
                                                       allow_changed_data=args.allow_changed_data)
     except MlflowException as error:
-        raise ConfigError(f"run {args.run_id!r} in {tracker.uri}: {error.message}") from None
+        raise ConfigError(f"run {args.run_id!r} in {_shown_uri(tracker.uri)}: {error.message}") from None
     print(f"reran {trial.label()} (key {trial.key}) as run {new_run_id}: {result.status}"
           + (f" ({result.failure}: {result.message})" if result.failure else ""))
     print(f"largest relative difference in final losses: {difference:.3g}")
@@ -375,7 +375,7 @@ def _ui(args: argparse.Namespace) -> int:
     uri = resolve_uri(args.tracking_uri, create=False)
     Tracker(uri)  # an unreachable server or unusable store: one line here, not MLflow's traceback
     _check_port_free(args.port)
-    print(f"MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
+    print(f"MLflow UI for {_shown_uri(uri)} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
           "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "
           "mlpsuite run printed.")
     _become([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
@@ -393,7 +393,7 @@ def _server(args: argparse.Namespace) -> int:
     Tracker(uri)  # creates or migrates the store once, here, not in each server worker at once
     _check_port_free(args.port, args.host)
     args.artifacts_destination.mkdir(parents=True, exist_ok=True)
-    print(f"MLflow tracking server for {uri} at http://{args.host}:{args.port}; artifacts in "
+    print(f"MLflow tracking server for {_shown_uri(uri)} at http://{args.host}:{args.port}; artifacts in "
           f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with "
           f"--tracking-uri http://{args.host}:{args.port}.")
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -404,6 +404,12 @@ def _server(args: argparse.Namespace) -> int:
              "--artifacts-destination", str(args.artifacts_destination.resolve()),
              "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)])
     return 0
+
+
+def _shown_uri(uri: str) -> str:
+    from mlpsuite.tracking import shown_uri
+
+    return shown_uri(uri)
 
 
 def _become(command: list[str]) -> None:
@@ -447,7 +453,7 @@ def _figures(args: argparse.Namespace) -> int:
         print(path)
     if tracker is not None:
         run_id = tracker.log_figures(args.log, paths)
-        print(f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {tracker.uri}",
+        print(f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {_shown_uri(tracker.uri)}",
               file=sys.stderr)
     return 0
 
@@ -484,7 +490,7 @@ def _figure_options(args: argparse.Namespace) -> dict[str, str]:
     if args.experiment is not None:
         if reader.find_experiment(args.experiment) is None:
             known = ", ".join(reader.experiment_names()) or "(none)"
-            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {uri}; experiments: {known}")
+            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {_shown_uri(uri)}; experiments: {known}")
         options["experiment"] = args.experiment
     if args.run is not None:
         reader.trial_of_run(args.run)  # one line, before any drawing, for a wrong id

@@ -165,6 +165,45 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
         raise StoreError(f"tracking URI {uri}: no MLflow server answers ({error})") from None
 
 
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def shown_uri(uri: str) -> str:
+    """The URI as messages print it: a database password is not for the terminal."""
+    if not uri.startswith(DATABASE_SCHEMES):
+        return uri
+    from sqlalchemy.engine import make_url
+
+    return make_url(uri).render_as_string(hide_password=True)
+
+
+def _check_database(uri: str, timeout_s: int = 5) -> None:
+    """Fail in seconds on a database that cannot be used: MLflow retries a refused connection
+    for about 100 s. A missing Python driver (SQLAlchemy 2.1 drives postgresql:// with psycopg
+    3) is one line naming what to install."""
+    if not uri.startswith(DATABASE_SCHEMES):
+        return
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(uri)
+    try:
+        url.get_dialect().import_dbapi()
+    except ImportError as error:
+        extra = "pip install -e '.[postgres]'" if url.get_backend_name() == "postgresql" else "pip install it"
+        raise StoreError(f"tracking URI {shown_uri(uri)}: the database driver is not installed "
+                         f"({error}); {extra}") from None
+    timeout = {"connect_timeout": timeout_s} if url.get_backend_name() in ("postgresql", "mysql") else {}
+    engine = sqlalchemy.create_engine(url, connect_args=timeout)
+    try:
+        with engine.connect():
+            pass
+    except sqlalchemy.exc.SQLAlchemyError as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise StoreError(f"tracking URI {shown_uri(uri)}: {reason}") from None
+    finally:
+        engine.dispose()
+
+
 # Epoch metrics are written at most this often per run (and when the run ends).
 FLUSH_SECONDS = 1.0
 # MLflow's limits for one log_batch call (mlflow.utils.validation): 1000 metrics, 100 tags,
@@ -193,12 +232,13 @@ class Tracker:
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
         self._flushed_at: dict[str, float] = {}
         _check_server(uri)
+        _check_database(uri)
         try:
             with _store_creation_lock(uri):
                 self.client = MlflowClient(tracking_uri=uri)
                 _retrying(self.client.search_experiments, max_results=1)
         except MlflowException as error:
-            raise StoreError(f"tracking URI {uri}: {str(error.message).strip().splitlines()[0]}") from None
+            raise StoreError(f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}") from None
 
     # ------------------------------------------------------------ experiments and resume
 

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,40 +11,12 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+from tests.servers import clean_env, free_port, start_suite_server, stop, wait_for_http
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
@@ -53,10 +24,10 @@ def mlflow_server(tmp_path):
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_http(f"{url}/health", process)
+        wait_for_http(f"{url}/health", process)
         yield url
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
@@ -94,13 +65,13 @@ def test_mlpsuite_ui_serves_the_store_on_localhost(tmp_path):
     from mlpsuite.tracking import Tracker, resolve_uri
 
     Tracker(resolve_uri(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"))  # the store a run leaves
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    port = free_port()
+    env = clean_env()
     process = subprocess.Popen(mlpsuite_command("ui", "--port", str(port)), cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
     try:
-        _wait_for_http(f"http://127.0.0.1:{port}/health", process)
+        wait_for_http(f"http://127.0.0.1:{port}/health", process)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search",
             data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
@@ -124,19 +95,13 @@ def test_ui_and_rerun_never_create_a_store(tmp_path, command):
 @pytest.fixture
 def suite_server(tmp_path):
     """`mlpsuite server` on a free port, its store and artifacts in the test's folder."""
-    port = _free_port()
     (tmp_path / "served").mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
-    process = subprocess.Popen(
-        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", sqlite_uri(tmp_path / "served"),
-                         "--artifacts-destination", str(tmp_path / "served" / "artifacts"), "--workers", "1"),
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
+    process = start_suite_server(tmp_path, port, sqlite_uri(tmp_path / "served"), tmp_path / "served" / "artifacts")
     try:
-        _wait_for_http(f"{url}/health", process)
-        yield url, tmp_path / "served" / "artifacts"
+        yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
     finally:
-        _stop(process)
+        stop(process)
 
 
 def test_a_ray_grid_logs_through_mlpsuite_server_with_served_artifacts(tmp_path, suite_server):
@@ -161,24 +126,18 @@ def test_mlpsuite_server_refuses_a_server_as_its_store_in_one_line(tmp_path):
     assert "a server cannot store into another server" in done.stderr
 
 
-def _start_suite_server(tmp_path, port: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
-    process = subprocess.Popen(
-        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", sqlite_uri(tmp_path / "outage"),
-                         "--artifacts-destination", str(tmp_path / "outage" / "artifacts"), "--workers", "1"),
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    _wait_for_http(f"http://127.0.0.1:{port}/health", process)
-    return process
+def _start_outage_server(tmp_path, port: int) -> subprocess.Popen:
+    return start_suite_server(tmp_path, port, sqlite_uri(tmp_path / "outage"), tmp_path / "outage" / "artifacts")
 
 
 def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_path):
     (tmp_path / "outage").mkdir()
-    port = _free_port()
-    server = _start_suite_server(tmp_path, port)
+    port = free_port()
+    server = _start_outage_server(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     path = write_grid(tmp_path, "outage", backends=["torch"], training={"epochs": 60, "batch_size": 8},
                       grid={"model.activation": ["relu", "tanh", "elu"]})
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    env = clean_env()
     grid = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,
                             env={**env, "MLPSUITE_SERVER_OUTAGE_S": "90"}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -192,9 +151,9 @@ def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_pa
             if any(r.data.metrics.get("loss") is not None for r in runs):
                 break
         assert grid.poll() is None, "the grid ended before the server could be stopped"
-        _stop(server)  # gone mid-trial, for a few seconds
+        stop(server)  # gone mid-trial, for a few seconds
         time.sleep(4)
-        server = _start_suite_server(tmp_path, port)
+        server = _start_outage_server(tmp_path, port)
         _, stderr = grid.communicate(timeout=300)
         assert grid.returncode == 0, stderr[-2000:]
         assert "MLflow server not answering" in stderr and "answers again" in stderr
@@ -208,12 +167,12 @@ def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_pa
     finally:
         if grid.poll() is None:
             grid.kill()
-        _stop(server)
+        stop(server)
 
 
 def test_two_grids_at_once_through_one_server(tmp_path, suite_server):
     url, _ = suite_server
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    env = clean_env()
     paths = [write_grid(tmp_path, name, backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu"]})
              for name in ("left", "right")]
     grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,

@@ -1,0 +1,128 @@
+"""Real servers for tests, on 127.0.0.1: `mlpsuite server`, and a throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.grids import mlpsuite_command
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without a backend or store of the test run's own."""
+    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def start_suite_server(cwd: Path, port: int, store_uri: str, artifacts: Path, workers: int = 1) -> subprocess.Popen:
+    """`mlpsuite server` on `port`, answering /health before this returns."""
+    process = subprocess.Popen(
+        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", store_uri,
+                         "--artifacts-destination", str(artifacts), "--workers", str(workers)),
+        cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    wait_for_http(f"http://127.0.0.1:{port}/health", process)
+    return process
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+def postgres_bin() -> Path:
+    """The folder of PostgreSQL's server programs (`.ci/run` installs Debian's package)."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if not versions:
+        raise AssertionError("PostgreSQL's initdb is not installed: apt-get install postgresql (.ci/run does)")
+    return Path(versions[-1]).parent
+
+
+def _unprivileged_user() -> str | None:
+    """PostgreSQL refuses to run as root: as root, run it as `postgres` (Debian's) or `nobody`."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            pwd.getpwnam(name)
+            return name
+    raise AssertionError("running as root, with no unprivileged user to run PostgreSQL as")
+
+
+@contextlib.contextmanager
+def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port, trusting local connections;
+    yields the URI of a new database in it. Its folder is outside pytest's (root-only) tree so
+    an unprivileged server can write it; everything goes when the block ends."""
+    bin_dir, user = postgres_bin(), _unprivileged_user()
+    folder = Path(tempfile.mkdtemp(prefix="mlpsuite-postgres-"))
+    if user:
+        shutil.chown(folder, user)
+    port = free_port()
+    as_user = {"user": user} if user else {}
+    server = None
+    try:
+        subprocess.run([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "mlpsuite", "--auth=trust",
+                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120, **as_user)
+        server = subprocess.Popen(
+            [str(bin_dir / "postgres"), "-D", str(folder / "data"), "-h", "127.0.0.1", "-p", str(port),
+             "-k", str(folder), "-F"],  # -F: no fsync, a test's data need not survive a crash
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True, **as_user)
+        _create_database(bin_dir, port, database, server)
+        yield f"postgresql://mlpsuite@127.0.0.1:{port}/{database}"
+    finally:
+        if server is not None:
+            stop(server)  # SIGTERM: PostgreSQL's smart shutdown, clients are gone by now
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _create_database(bin_dir: Path, port: int, name: str, server: subprocess.Popen, timeout: float = 60) -> None:
+    """`createdb`, once the server accepts connections."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise AssertionError(f"PostgreSQL exited {server.returncode}: {server.stderr.read()[-2000:]}")
+        done = subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpsuite", name],
+                              capture_output=True, text=True, timeout=60)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"createdb failed: {done.stderr}")
+        time.sleep(0.3)

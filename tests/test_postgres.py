@@ -1,0 +1,62 @@
+"""A PostgreSQL store for many writers: `mlpsuite server` on a throwaway cluster (initdb as an
+unprivileged user, on a loopback port), and two grids writing through it at once."""
+
+import subprocess
+import sys
+
+import psycopg
+from mlflow import MlflowClient
+
+from tests.grids import mlpsuite_command, run_mlpsuite, write_grid
+from tests.servers import clean_env, free_port, postgres_cluster, start_suite_server, stop
+
+ACTIVATIONS = ["relu", "tanh", "elu"]
+
+
+def test_two_grids_at_once_through_mlpsuite_server_on_postgresql(tmp_path):
+    paths = [write_grid(tmp_path, name, backends=["torch"], grid={"model.activation": ACTIVATIONS})
+             for name in ("left", "right")]
+    with postgres_cluster() as database:
+        port = free_port()
+        server = start_suite_server(tmp_path, port, database, tmp_path / "artifacts", workers=2)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"),
+                                      cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for path in paths]
+            for grid in grids:
+                _, stderr = grid.communicate(timeout=300)
+                assert grid.returncode == 0, stderr[-2000:]
+                assert "locked" not in stderr.lower()
+            client = MlflowClient(url)
+            for name in ("left", "right"):
+                experiment = client.get_experiment_by_name(name)
+                runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+                keys = [run.data.tags["mlpsuite.trial_key"] for run in runs]
+                assert len(keys) == len(set(keys)) == 3 and {run.info.status for run in runs} == {"FINISHED"}
+                assert sorted(run.data.params["model.activation"] for run in runs) == sorted(ACTIVATIONS)
+                for run in runs:  # every epoch once
+                    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4, 5]
+                (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+                assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == 3
+        finally:
+            stop(server)
+        # Read PostgreSQL itself, not through MLflow: the runs are rows of this database.
+        with psycopg.connect(database) as connection:
+            rows = connection.execute(
+                "select e.name, r.status, count(*) from runs r join experiments e using (experiment_id) "
+                "where e.name in ('left', 'right') group by e.name, r.status").fetchall()
+    assert sorted(rows) == [("left", "FINISHED", 4), ("right", "FINISHED", 4)]  # 3 trials and the grid's parent
+
+
+def test_a_postgresql_store_that_refuses_is_one_line(tmp_path):
+    refused = run_mlpsuite("server", "--backend-store-uri", f"postgresql://mlpsuite:secret@127.0.0.1:{free_port()}/x",
+                           cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "Connection refused" in refused.stderr and "secret" not in refused.stderr
+    hide_driver = ("import sys; sys.modules['psycopg'] = None; from mlpsuite.cli import main; "
+                   "sys.exit(main(['server', '--backend-store-uri', 'postgresql://mlpsuite@127.0.0.1:1/x']))")
+    missing = subprocess.run([sys.executable, "-c", hide_driver], capture_output=True, text=True, cwd=tmp_path,
+                             env=clean_env(), timeout=120)
+    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+    assert "the database driver is not installed" in missing.stderr and ".[postgres]" in missing.stderr
