@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
-from mlpsuite.errors import ConfigError
+from mlpsuite.errors import ConfigError, StoreError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
@@ -241,9 +241,15 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
         for signum in STOP_SIGNALS:  # a second signal must not skip the clean-up
             signal.signal(signum, signal.SIG_IGN)
         executor.shutdown(kill=True)
-        _kill_unfinished(tracker, experiment_id, parent, recorder, outcome)
-        if parent:
-            tracker.end_run(parent, "KILLED")
+        try:
+            _kill_unfinished(tracker, experiment_id, parent, recorder, outcome)
+            if parent:
+                tracker.end_run(parent, "KILLED")
+        except StoreError:
+            if not isinstance(error, StoreError):
+                raise
+            # The server is still away: the runs stay RUNNING until the next `mlpsuite run`
+            # finds their coordinator gone and marks them KILLED (`kill_orphans`).
         if not isinstance(error, KeyboardInterrupt):
             raise
         outcome.interrupted = True

@@ -89,6 +89,13 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+class _Outage:
+    """Set once an outage outlasted its bound: later calls (the clean-up of a grid that gave
+    up) try once instead of waiting out the bound again; cleared when the server answers."""
+
+    gave_up = False
+
+
 def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Every store call, with two kinds of waiting: SQLite allows one writer at a time, so
     "database is locked" from another grid is waited out; a tracking server that does not
@@ -100,6 +107,7 @@ def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             result = call(*args, **kwargs)
             if outage_began is not None:
                 logger.warning("MLflow server answers again after %.0f s", time.monotonic() - outage_began)
+            _Outage.gave_up = False
             return result
         except MlflowException as error:
             text = str(error).lower()
@@ -111,10 +119,11 @@ def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             if not _unreachable(text):
                 raise
             outage_began = outage_began or _outage_began(error)
-            if time.monotonic() - outage_began > server_outage_s():
+            if _Outage.gave_up or time.monotonic() - outage_began > server_outage_s():
+                _Outage.gave_up = True
                 raise StoreError(f"the MLflow server has not answered for {server_outage_s():g} s "
-                                 f"(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: it "
-                                 "resumes") from None
+                                 "(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: that marks "
+                                 "this grid's unfinished runs KILLED and resumes it") from None
             time.sleep(min(2.0, server_outage_s() / 10))
 
 
@@ -129,6 +138,8 @@ def _unreachable(text: str) -> bool:
 
 
 def _outage_began(error: Exception) -> float:
+    if _Outage.gave_up:
+        return time.monotonic()
     logger.warning("MLflow server not answering (%s); retrying for up to %g s",
                    str(error).splitlines()[0][:200], server_outage_s())
     return time.monotonic()

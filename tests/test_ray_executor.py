@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.servers import clean_env
 
 import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails here, loudly)
 
@@ -69,8 +70,12 @@ def test_without_ray_the_executor_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
-def _actor_pids() -> list[int]:
-    """Processes of mlpsuite's Ray actors (Ray names them after the actor class)."""
+WORKER_MARKS = {"ray": "_TrialActor", "local": "mlpsuite.executors.worker"}
+
+
+def _actor_pids(executor: str = "ray") -> list[int]:
+    """Processes of mlpsuite's Ray actors (Ray names them after the actor class), or of its
+    local workers."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -78,9 +83,34 @@ def _actor_pids() -> list[int]:
                 command = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if "_TrialActor" in command:
+            if WORKER_MARKS[executor] in command:
                 pids.append(int(entry.name))
     return pids
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, executor):
+    """A trial stops itself at an epoch end past `max_seconds`; one that never reaches an epoch
+    end (here: its worker SIGSTOPped) is killed by the executor, on Ray as locally."""
+    path = write_grid(tmp_path, "hung", backends=["torch"], training={"epochs": 100000, "max_seconds": 5})
+    uri = sqlite_uri(tmp_path)
+    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", executor,
+                                                "--jobs", "1"),
+                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, stopped = time.monotonic() + 180, []
+    while time.monotonic() < deadline and process.poll() is None and not stopped:
+        time.sleep(0.2)
+        if any(status == "RUNNING" for status, _, _ in polled_statuses(uri, "hung")):
+            stopped = _actor_pids(executor)
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+    assert stopped, "no worker was found mid-trial"
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    runs = trial_runs(uri, "hung")
+    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
+    assert runs["tags.mlpsuite.failure_message"].iloc[0] == "killed after 10 s (training.max_seconds=5)"
+    assert not _actor_pids(executor)
 
 
 @pytest.mark.parametrize("retries, statuses, failures", [

@@ -130,40 +130,76 @@ def _start_outage_server(tmp_path, port: int) -> subprocess.Popen:
     return start_suite_server(tmp_path, port, sqlite_uri(tmp_path / "outage"), tmp_path / "outage" / "artifacts")
 
 
-def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_path):
+def _grid_stopping_its_server_mid_trial(tmp_path, outage_s: int) -> tuple[subprocess.Popen, subprocess.Popen, int]:
+    """A 3-trial grid through `mlpsuite server`, and the server stopped once a trial has logged
+    an epoch; returns the grid, the stopped server and its port."""
     (tmp_path / "outage").mkdir()
     port = free_port()
     server = _start_outage_server(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
     path = write_grid(tmp_path, "outage", backends=["torch"], training={"epochs": 60, "batch_size": 8},
                       grid={"model.activation": ["relu", "tanh", "elu"]})
-    env = clean_env()
     grid = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,
-                            env={**env, "MLPSUITE_SERVER_OUTAGE_S": "90"}, stdout=subprocess.PIPE,
+                            env={**clean_env(), "MLPSUITE_SERVER_OUTAGE_S": str(outage_s)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    client = MlflowClient(url)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and grid.poll() is None:
+        time.sleep(0.5)
+        experiment = client.get_experiment_by_name("outage")
+        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if experiment else []
+        if any(r.data.metrics.get("loss") is not None for r in runs):
+            break
+    assert grid.poll() is None, "the grid ended before the server could be stopped"
+    stop(server)
+    return grid, server, port
+
+
+def _trial_runs(url: str) -> list:
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("outage")
+    return client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+
+
+def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_path):
+    grid, server, port = _grid_stopping_its_server_mid_trial(tmp_path, outage_s=90)
     try:
-        client = MlflowClient(url)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and grid.poll() is None:
-            time.sleep(0.5)
-            experiment = client.get_experiment_by_name("outage")
-            runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if experiment else []
-            if any(r.data.metrics.get("loss") is not None for r in runs):
-                break
-        assert grid.poll() is None, "the grid ended before the server could be stopped"
-        stop(server)  # gone mid-trial, for a few seconds
-        time.sleep(4)
+        time.sleep(4)  # gone mid-trial, for a few seconds
         server = _start_outage_server(tmp_path, port)
         _, stderr = grid.communicate(timeout=300)
         assert grid.returncode == 0, stderr[-2000:]
         assert "MLflow server not answering" in stderr and "answers again" in stderr
-        client = MlflowClient(url)
-        experiment = client.get_experiment_by_name("outage")
-        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+        url = f"http://127.0.0.1:{port}"
+        runs = _trial_runs(url)
         assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
         for run in runs:  # every epoch exactly once
-            steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss")]
+            steps = [m.step for m in MlflowClient(url).get_metric_history(run.info.run_id, "loss")]
             assert sorted(steps) == list(range(1, 61)), run.data.params["model.activation"]
+    finally:
+        if grid.poll() is None:
+            grid.kill()
+        stop(server)
+
+
+def test_a_server_gone_past_the_bound_ends_the_grid_and_a_rerun_resumes_it(tmp_path):
+    grid, server, port = _grid_stopping_its_server_mid_trial(tmp_path, outage_s=4)
+    try:
+        _, stderr = grid.communicate(timeout=120)  # the bound, MLflow's own 2 retries, the clean-up tried once
+        assert grid.returncode == 2, stderr[-2000:]
+        assert stderr.strip().splitlines()[-1] == (
+            "mlpsuite: error: the MLflow server has not answered for 4 s (MLPSUITE_SERVER_OUTAGE_S); run the grid "
+            "again when it is back: that marks this grid's unfinished runs KILLED and resumes it")
+        assert "Traceback" not in stderr
+        server = _start_outage_server(tmp_path, port)
+        url = f"http://127.0.0.1:{port}"
+        assert "RUNNING" in {r.info.status for r in _trial_runs(url)}  # the one in flight, left as it was
+        again = run_mlpsuite("run", str(tmp_path / "outage.yaml"), "--tracking-uri", url, cwd=tmp_path)
+        assert again.returncode == 0, again.stderr[-2000:]
+        runs = _trial_runs(url)
+        killed = [r for r in runs if r.info.status == "KILLED"]
+        finished = [r.data.tags["mlpsuite.trial_key"] for r in runs if r.info.status == "FINISHED"]
+        assert len(killed) == 1 and killed[0].data.tags["mlpsuite.failure"] == "coordinator died"
+        assert len(finished) == len(set(finished)) == 3 and len(runs) == 4
     finally:
         if grid.poll() is None:
             grid.kill()

@@ -152,6 +152,19 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
     return queue.popleft()
 
 
+def overrun(trials: list[Trial], started_at: float | None) -> str | None:
+    """Why a request in flight since `started_at` must be killed, or None. A trial stops itself
+    at the first epoch end past `training.max_seconds`; this is the hard stop for one that
+    never reaches an epoch end (a huge epoch, a hung worker), with room for the last epoch."""
+    if not trials or started_at is None:
+        return None
+    max_seconds = max(trial.training.max_seconds for trial in trials)
+    limit = max_seconds * 1.1 + 5.0
+    if time.monotonic() - started_at <= limit:
+        return None
+    return f"killed after {limit:.0f} s (training.max_seconds={max_seconds:g})"
+
+
 def worker_environment(backend: str, threads: int, reuse: bool, model_dir: Path) -> dict[str, str]:
     """What a worker's process needs in its environment before it imports a framework: its
     backend, its thread budget, whether to reuse compiled models, where to save models."""
@@ -307,16 +320,11 @@ class LocalExecutor:
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop; the worker itself stops at the first epoch end past the limit."""
-        now = time.monotonic()
         for worker in list(self._workers.values()):
-            if not worker.trials or worker.started_at is None:
-                continue
-            max_seconds = max(trial.training.max_seconds for trial in worker.trials.values())
-            limit = max_seconds * 1.1 + 5.0
-            if now - worker.started_at > limit:
+            message = overrun(list(worker.trials.values()), worker.started_at)
+            if message:
                 self._stop(worker, kill=True)
                 del self._workers[worker.slot]
-                message = f"killed after {limit:.0f} s (training.max_seconds={max_seconds:g})"
                 for trial in worker.trials.values():
                     _fail(trial, worker.slot, TIMEOUT, message, handle)
 

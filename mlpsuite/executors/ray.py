@@ -8,7 +8,8 @@ is a streaming actor call: its `started`, `epoch` and `finished` events reach th
 the trial runs. The driver is the only MLflow writer.
 
 A trial whose actor dies is run again on a fresh actor up to `max_retries` times, then is a
-FAILED run (`worker died`). Imports Ray only inside `RayExecutor`: Ray is an optional extra.
+FAILED run (`worker died`); an actor whose trial overruns its time limit is killed and the trial
+is `timeout`, as locally. Imports Ray only inside `RayExecutor`: Ray is an optional extra.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pathlib import Path
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import Event, Handler, _fail, _queues, _take, _Unit, worker_environment
-from mlpsuite.results import WORKER_DIED, TrialResult
+from mlpsuite.executors.local import Event, Handler, _fail, _queues, _take, _Unit, overrun, worker_environment
+from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
 
 POLL_SECONDS = 0.2
 
@@ -103,6 +104,7 @@ class _Slot:
     stream: object | None = None    # its ObjectRefGenerator
     finished: set[str] = dataclasses.field(default_factory=set)
     program: str | None = None
+    started_at: float | None = None  # when its request's latest trial started: the time limit
 
 
 class RayExecutor:
@@ -141,6 +143,7 @@ class RayExecutor:
                     raise KeyboardInterrupt
                 self._fill_slots(queues)
                 self._wait_and_handle(queues, handle)
+                self._enforce_time_limits(handle)
         finally:
             self.shutdown()
 
@@ -183,7 +186,7 @@ class RayExecutor:
         return slot
 
     def _assign(self, slot: _Slot, unit: _Unit) -> None:
-        slot.unit, slot.program, slot.finished = unit, unit.program, set()
+        slot.unit, slot.program, slot.finished, slot.started_at = unit, unit.program, set(), None
         request = [trial.model_dump(mode="json") for trial in unit.trials]
         slot.stream = slot.actor.run.options(num_returns="streaming").remote(request)
 
@@ -233,7 +236,20 @@ class RayExecutor:
                 result.model_dir = str(_unzipped(event["model_zip"], self._model_dir))
             handle(Event("finished", slot.index, slot.backend, trials[event["key"]], result=result))
         elif kind in ("started", "epoch"):
+            if kind == "started":
+                slot.started_at = time.monotonic()
             handle(Event(kind, slot.index, slot.backend, trials[event["key"]], event))
+
+    def _enforce_time_limits(self, handle: Handler) -> None:
+        """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
+        for slot in list(self._slots.values()):
+            left = [trial for trial in slot.unit.trials if trial.key not in slot.finished] if slot.unit else []
+            message = overrun(left, slot.started_at)
+            if message:
+                self.ray.kill(slot.actor, no_restart=True)
+                del self._slots[slot.index]
+                for trial in left:
+                    _fail(trial, slot.index, TIMEOUT, message, handle)
 
     def _on_death(self, slot: _Slot, error: Exception, queues, handle: Handler) -> None:
         """The actor died mid-request: run what it left again on a fresh actor, or fail it."""
