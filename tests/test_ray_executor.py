@@ -163,3 +163,69 @@ def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in polled_statuses(uri, "stopped") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 2
+
+
+def _raylet_workers() -> list[int]:
+    """Every worker process of the local raylets (Ray titles them `ray::IDLE`, `ray::_TrialActor`
+    ...); not the raylet itself nor its agents (`ray::DashboardAgent`, `ray::RuntimeEnvAgent`),
+    whose loss ends the raylet, and here the whole one-node cluster."""
+    parents, titles = {}, {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                titles[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except (OSError, IndexError, ValueError):
+                continue
+    raylets = {pid for pid, title in titles.items() if "raylet/raylet" in title.split("\0")[0]}
+    return [pid for pid, parent in parents.items() if parent in raylets and titles[pid].startswith("ray::")
+            and not titles[pid].split("\0")[0].endswith("Agent")]
+
+
+def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path):
+    path = write_grid(tmp_path, "lost", backends=["torch"], training={"epochs": 60, "batch_size": 8},
+                      grid={"model.activation": ["relu", "tanh", "elu", "sigmoid"]})
+    uri = sqlite_uri(tmp_path)
+    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
+                                                "--jobs", "2"),
+                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, killed, before = time.monotonic() + 240, [], []
+    try:
+        while time.monotonic() < deadline and process.poll() is None and not killed:
+            time.sleep(0.3)
+            polled = polled_statuses(uri, "lost")
+            statuses = [status for status, _, epochs in polled if status == "FINISHED" or epochs >= 1]
+            if "FINISHED" in statuses and "RUNNING" in statuses:
+                before = trial_runs(uri, "lost")
+                killed = _raylet_workers()
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+        assert killed, "the grid never had a finished and a running trial at once"
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # the driver takes its local Ray instance down with it
+            process.communicate(timeout=60)
+    assert process.returncode == 0, stderr[-2000:]
+    after = trial_runs(uri, "lost").set_index("run_id")
+    client = MlflowClient(uri)
+    for run_id in before.loc[before["status"] == "FINISHED", "run_id"]:  # kept, whole, as they were
+        assert after.loc[run_id, "status"] == "FINISHED"
+        assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, 61))
+    for run_id in before.loc[before["status"] == "RUNNING", "run_id"]:  # in flight: retried (or just done)
+        assert after.loc[run_id, "status"] in ("KILLED", "FINISHED")
+    finished = after.loc[after["status"] == "FINISHED", "tags.mlpsuite.trial_key"]
+    assert len(finished) == finished.nunique() == 4
+    assert set(after.loc[after["status"] != "FINISHED", "tags.mlpsuite.failure"]) <= {"retried"}
+
+
+def test_more_actors_than_cpus_share_them_and_the_grid_finishes(tmp_path):
+    """`--jobs` above the CPU count: each actor asks Ray for a share of a CPU, as local workers
+    oversubscribe; an actor asking for a whole one would never be placed, its trial never run."""
+    jobs = (os.cpu_count() or 1) + 1
+    path = write_grid(tmp_path, "crowded", backends=["torch"], training={"epochs": 3}, seeds=list(range(jobs + 1)))
+    uri = sqlite_uri(tmp_path)
+    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", str(jobs),
+                        cwd=tmp_path, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(trial_runs(uri, "crowded")["status"]) == ["FINISHED"] * (jobs + 1)

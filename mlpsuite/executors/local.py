@@ -152,6 +152,22 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
     return queue.popleft()
 
 
+def next_backend(queues: dict[str, collections.deque], serving: list[str]) -> str | None:
+    """The backend with work left and the fewest workers on it (most work on a tie)."""
+    waiting = [b for b, q in queues.items() if q]
+    if not waiting:
+        return None
+    counts = collections.Counter(serving)
+    return min(waiting, key=lambda b: (counts[b], -len(queues[b])))
+
+
+def fail_queue(queue: collections.deque, message: str, handle: Handler) -> None:
+    """Every trial still queued for a backend whose workers cannot start: FAILED, `worker died`."""
+    while queue:
+        for trial in queue.popleft().trials:
+            _fail(trial, -1, WORKER_DIED, message, handle)
+
+
 def overrun(trials: list[Trial], started_at: float | None) -> str | None:
     """Why a request in flight since `started_at` must be killed, or None. A trial stops itself
     at the first epoch end past `training.max_seconds`; this is the hard stop for one that
@@ -245,7 +261,7 @@ class LocalExecutor:
             if worker is not None and queues.get(worker.backend):
                 self._assign(worker, _take(queues[worker.backend], worker.program, self._programs(worker)))
                 continue
-            backend = self._next_backend(queues)
+            backend = next_backend(queues, [w.backend for w in self._workers.values()])
             if worker is not None:
                 self._stop(worker)
                 del self._workers[slot]
@@ -257,14 +273,6 @@ class LocalExecutor:
         """The programs the other workers of `worker`'s backend hold compiled."""
         return {w.program for w in self._workers.values()
                 if w is not worker and w.backend == worker.backend and w.program}
-
-    def _next_backend(self, queues) -> str | None:
-        """The backend with work left and the fewest workers on it (most work on a tie)."""
-        waiting = [b for b, q in queues.items() if q]
-        if not waiting:
-            return None
-        serving = collections.Counter(w.backend for w in self._workers.values())
-        return min(waiting, key=lambda b: (serving[b], -len(queues[b])))
 
     def _assign(self, worker: _Worker, unit: _Unit) -> None:
         worker.trials, worker.started_at, worker.program = {t.key: t for t in unit.trials}, None, unit.program
@@ -314,9 +322,7 @@ class LocalExecutor:
         for trial in worker.trials.values():
             _fail(trial, worker.slot, WORKER_DIED, reason, handle, details)
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
-            while queues[worker.backend]:
-                for trial in queues[worker.backend].popleft().trials:
-                    _fail(trial, -1, WORKER_DIED, f"worker could not start ({reason})", handle)
+            fail_queue(queues[worker.backend], f"worker could not start ({reason})", handle)
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop; the worker itself stops at the first epoch end past the limit."""

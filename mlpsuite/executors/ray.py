@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import queue
 import shutil
@@ -27,10 +28,14 @@ from pathlib import Path
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import Event, Handler, _fail, _queues, _take, _Unit, overrun, worker_environment
+from mlpsuite.executors.local import (MAX_START_FAILURES, Event, Handler, _fail, _queues, _take, _Unit,
+                                      fail_queue, next_backend, overrun, worker_environment)
 from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
 
 POLL_SECONDS = 0.2
+# An actor not ready after this long is said on stderr: Ray waits for a free CPU forever.
+UNPLACED_WARNING_S = 60.0
+logger = logging.getLogger("mlpsuite")
 
 
 class _TrialActor:
@@ -100,6 +105,7 @@ class _Slot:
     actor: object
     ready_ref: object | None        # until the actor has imported its framework
     spawned_at: float = dataclasses.field(default_factory=time.monotonic)
+    warned: bool = False            # said that Ray has not started it yet
     unit: _Unit | None = None       # the request in flight
     stream: object | None = None    # its ObjectRefGenerator
     finished: set[str] = dataclasses.field(default_factory=set)
@@ -121,12 +127,16 @@ class RayExecutor:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.jobs = jobs or max(1, cpus)
-        self.threads = max(1, cpus // self.jobs)
+        cpus = ray.cluster_resources().get("CPU", 1)
+        self.jobs = jobs or max(1, int(cpus))
+        self.threads = max(1, int(cpus) // self.jobs)
+        # More actors than CPUs share them, as local workers do: an actor Ray cannot place
+        # would wait for a CPU that no other actor gives back.
+        self.cpus_per_actor = min(self.threads, cpus / self.jobs)
         self.reuse, self.max_retries = reuse, max_retries
         self._slots: dict[int, _Slot] = {}
         self._retries: collections.Counter = collections.Counter()
+        self._start_failures: collections.Counter = collections.Counter()
         self._model_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-ray-models-"))
         self.kept_logs = None
         self.retired = 0
@@ -144,6 +154,7 @@ class RayExecutor:
                 self._fill_slots(queues)
                 self._wait_and_handle(queues, handle)
                 self._enforce_time_limits(handle)
+                self._warn_unplaced()
         finally:
             self.shutdown()
 
@@ -156,6 +167,8 @@ class RayExecutor:
     # ------------------------------------------------------------ scheduling
 
     def _fill_slots(self, queues) -> None:
+        """Work goes to ready actors only: one Ray has not placed yet may never be (a lost
+        node), and its unit would wait while other actors idle."""
         for index in range(self.jobs):
             slot = self._slots.get(index)
             if slot is not None and (slot.unit or slot.ready_ref is not None):
@@ -163,14 +176,12 @@ class RayExecutor:
             if slot is not None and queues.get(slot.backend):
                 self._assign(slot, _take(queues[slot.backend], slot.program, self._programs(slot)))
                 continue
-            waiting = [b for b, q in queues.items() if q]
-            if not waiting:
+            backend = next_backend(queues, [s.backend for s in self._slots.values() if s is not slot])
+            if backend is None:
                 continue
             if slot is not None:
                 self.ray.kill(slot.actor, no_restart=True)
-            backend = max(waiting, key=lambda b: len(queues[b]))
-            slot = self._start(index, backend)
-            self._assign(slot, _take(queues[backend], None, self._programs(slot)))
+            self._start(index, backend)
 
     def _programs(self, slot: _Slot) -> set[str]:
         """The programs the other actors of `slot`'s backend hold compiled (as the local executor)."""
@@ -179,7 +190,7 @@ class RayExecutor:
     def _start(self, index: int, backend: str) -> _Slot:
         env = worker_environment(backend, self.threads, self.reuse, self._model_dir)
         actor_class = self.ray.remote(_TrialActor).options(
-            num_cpus=self.threads, runtime_env={"env_vars": env}, max_restarts=0)
+            num_cpus=self.cpus_per_actor, runtime_env={"env_vars": env}, max_restarts=0)
         actor = actor_class.remote()
         slot = _Slot(index, backend, actor, actor.ready.remote())
         self._slots[index] = slot
@@ -205,16 +216,22 @@ class RayExecutor:
         for item in done:
             slot = waiting[item]
             if item is slot.ready_ref:
-                self._on_ready(slot, handle)
+                self._on_ready(slot, queues, handle)
             else:
                 self._on_stream(slot, queues, handle)
 
-    def _on_ready(self, slot: _Slot, handle: Handler) -> None:
+    def _on_ready(self, slot: _Slot, queues, handle: Handler) -> None:
         slot.ready_ref, ref = None, slot.ready_ref
         try:
             payload = self.ray.get(ref)
-        except self.ray.exceptions.RayError:
-            return  # the actor died importing: its stream says so
+        except self.ray.exceptions.RayError as error:  # it died starting: the next fill starts another
+            del self._slots[slot.index]
+            self._start_failures[slot.backend] += 1
+            if self._start_failures[slot.backend] >= MAX_START_FAILURES:
+                reason = str(error).strip().splitlines()[-1][:300]
+                fail_queue(queues[slot.backend], f"Ray actor could not start ({reason})", handle)
+            return
+        self._start_failures[slot.backend] = 0
         payload["start_s"] = time.monotonic() - slot.spawned_at
         handle(Event("ready", slot.index, slot.backend, payload=payload))
 
@@ -239,6 +256,16 @@ class RayExecutor:
             if kind == "started":
                 slot.started_at = time.monotonic()
             handle(Event(kind, slot.index, slot.backend, trials[event["key"]], event))
+
+    def _warn_unplaced(self) -> None:
+        """Say when Ray has not started an actor for a while (a lost node, a busy cluster):
+        Ray waits for resources without a word, and the grid would look hung."""
+        for slot in self._slots.values():
+            if slot.ready_ref is not None and not slot.warned and time.monotonic() - slot.spawned_at > UNPLACED_WARNING_S:
+                slot.warned = True
+                free = self.ray.available_resources().get("CPU", 0)
+                logger.warning("Ray has not started a %s actor in %.0f s (it needs %d CPU; the cluster has %g free): "
+                               "waiting for a node", slot.backend, UNPLACED_WARNING_S, self.threads, free)
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
