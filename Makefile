@@ -22,6 +22,7 @@ benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/report.py
 	$(VENV_PYTHON) benchmarks/diagnostics.py
 	$(VENV_PYTHON) benchmarks/scaleout.py
+	$(VENV_PYTHON) benchmarks/ray_tasks.py
 
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui

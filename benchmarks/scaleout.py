@@ -21,14 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import markdown_table, mlpsuite, write_results  # noqa: E402
 
 
-def _grid(folder: Path, trials: int) -> Path:
+def small_grid(folder: Path, trials: int, backend: str = "torch") -> Path:
     import yaml
 
     seeds = list(range(trials // 10))
     config = {"name": "scaleout", "dataset": {"name": "iris"},
               "model": {"hidden": [8], "activation": "relu", "scaler": "standard"},
               "optimizer": {"name": "adam", "learning_rate": 0.01}, "training": {"epochs": 3, "batch_size": 16},
-              "backends": ["torch"], "seeds": seeds,
+              "backends": [backend], "seeds": seeds,
               "grid": {"optimizer.learning_rate": [0.001 * (i + 1) for i in range(10)]}}
     path = folder / "scaleout.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -52,7 +52,7 @@ def main() -> int:
     for executor in ("local", "ray"):
         for jobs in (1, 2):
             with tempfile.TemporaryDirectory(prefix="mlpsuite-scaleout-") as folder:
-                path = _grid(Path(folder), args.trials)
+                path = small_grid(Path(folder), args.trials)
                 uri = f"sqlite:///{folder}/mlflow.db"
                 began = time.perf_counter()
                 mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs))

@@ -248,6 +248,8 @@ class RayExecutor:
         kind = event["event"]
         if kind == "finished":
             slot.finished.add(event["key"])
+            if slot.finished == set(trials):  # the actor is free: no need to wait for the stream's end
+                slot.unit, slot.stream = None, None
             result = TrialResult.from_dict(event["result"])
             if "model_zip" in event:
                 result.model_dir = str(_unzipped(event["model_zip"], self._model_dir))
