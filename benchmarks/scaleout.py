@@ -3,8 +3,9 @@ recording costs the coordinator per trial, for 1 and 2 workers.
 
 One grid of `--trials` small trials (iris, MLP 8, 3 epochs, PyTorch: a trial is mostly fixed
 cost, which is where executors differ) runs as a whole `mlpsuite run` for each executor and
-worker count, into its own new SQLite store. Reported: trials per minute of the whole run
-(start-up, the comparison included), and the parent run's `record_s_per_trial`.
+worker count, into its own new SQLite store, and at 2 workers also through `mlpsuite server`
+(1 worker, on SQLite, on 127.0.0.1). Reported: trials per minute of the whole run (start-up, the
+comparison included), and the parent run's `record_s_per_trial`.
 
 Usage: python benchmarks/scaleout.py [--trials 200]
 """
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import markdown_table, mlpsuite, write_results  # noqa: E402
 
 
@@ -44,28 +46,45 @@ def _parent_metric(uri: str, name: str) -> float:
     return parent.data.metrics[name]
 
 
+def _run(executor: str, jobs: int, trials: int, served: bool) -> list:
+    """One whole `mlpsuite run` of the grid into a new store: [executor, workers, store, wall s,
+    trials/min, recording ms/trial]. `served`: through `mlpsuite server` (1 worker) on SQLite."""
+    from tests.servers import free_port, start_suite_server, stop
+
+    with tempfile.TemporaryDirectory(prefix="mlpsuite-scaleout-") as folder:
+        path = small_grid(Path(folder), trials)
+        uri, server = f"sqlite:///{folder}/mlflow.db", None
+        if served:
+            port = free_port()
+            server = start_suite_server(Path(folder), port, uri, Path(folder) / "artifacts")
+            uri = f"http://127.0.0.1:{port}"
+        try:
+            began = time.perf_counter()
+            mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs))
+            wall = time.perf_counter() - began
+            record = _parent_metric(uri, "record_s_per_trial")
+        finally:
+            if server is not None:
+                stop(server)
+    return [executor, jobs, "mlpsuite server" if served else "SQLite file", wall, trials / wall * 60, record * 1000]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     args = parser.parse_args()
+    plan = [(executor, jobs, False) for executor in ("local", "ray") for jobs in (1, 2)]
+    plan += [("local", 2, True), ("ray", 2, True)]
     rows, data = [], {"trials": args.trials, "runs": []}
-    for executor in ("local", "ray"):
-        for jobs in (1, 2):
-            with tempfile.TemporaryDirectory(prefix="mlpsuite-scaleout-") as folder:
-                path = small_grid(Path(folder), args.trials)
-                uri = f"sqlite:///{folder}/mlflow.db"
-                began = time.perf_counter()
-                mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs))
-                wall = time.perf_counter() - began
-                record = _parent_metric(uri, "record_s_per_trial")
-            per_minute = args.trials / wall * 60
-            data["runs"].append({"executor": executor, "jobs": jobs, "wall_s": wall, "trials_per_min": per_minute,
-                                 "record_ms_per_trial": record * 1000})
-            rows.append([executor, jobs, wall, per_minute, record * 1000])
-            print(rows[-1], flush=True)
-    table = markdown_table(["executor", "workers", "wall s", "trials/min", "recording ms/trial"], rows)
+    for executor, jobs, served in plan:
+        rows.append(_run(executor, jobs, args.trials, served))
+        data["runs"].append(dict(zip(("executor", "jobs", "store", "wall_s", "trials_per_min", "record_ms_per_trial"),
+                                     rows[-1])))
+        print(rows[-1], flush=True)
+    table = markdown_table(["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows)
     write_results("scaleout", data, f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, PyTorch) as one "
-                                    f"`mlpsuite run` each, new SQLite store.\n\n{table}")
+                                    f"`mlpsuite run` each, into a new SQLite store, directly or through "
+                                    f"`mlpsuite server` on 127.0.0.1.\n\n{table}")
     print(table)
     return 0
 

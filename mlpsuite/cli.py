@@ -104,7 +104,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="where runs are kept (default sqlite:///mlruns/mlflow.db)")
     server.add_argument("--artifacts-destination", type=Path, default=Path("mlruns/artifacts"), metavar="DIR",
                         help="where the server keeps artifacts (default mlruns/artifacts)")
-    server.add_argument("--workers", type=_positive_int, default=2, help="server processes (default 2)")
+    server.add_argument("--workers", type=_positive_int, default=1,
+                        help="server processes (default 1: with more, uvicorn leaves Nagle's algorithm on and "
+                        "each request on a kept-alive connection waits ~44 ms on Linux; uvicorn issue 3149)")
 
     commands.add_parser("datasets", help="list the built-in datasets and their task")
 
@@ -396,6 +398,10 @@ def _server(args: argparse.Namespace) -> int:
     print(f"MLflow tracking server for {_shown_uri(uri)} at http://{args.host}:{args.port}; artifacts in "
           f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with "
           f"--tracking-uri http://{args.host}:{args.port}.")
+    if args.workers > 1:
+        print(f"--workers {args.workers}: uvicorn's worker processes leave Nagle's algorithm on (uvicorn issue "
+              "3149), so each request of a client that keeps its connection (MLflow's does) waits ~44 ms on "
+              "Linux; one worker answers in about 1 ms (benchmarks/server_writes.py)", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Listening on {args.host}: anyone who reaches this port can read and write every run; "
               "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN.",

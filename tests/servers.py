@@ -7,6 +7,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -15,7 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.grids import mlpsuite_command
+from mlflow import MlflowClient
+
+from tests.grids import mlpsuite_command, write_grid
 
 
 def clean_env() -> dict[str, str]:
@@ -29,11 +32,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"server exited {process.returncode}: {process.stderr.read()[-2000:]}")
+            said = log.read_text(errors="replace") if log else process.stderr.read()
+            raise AssertionError(f"server exited {process.returncode}: {said[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
@@ -44,22 +48,52 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> 
 
 
 def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL to the whole session: MLflow's server has job-consumer children."""
     process.terminate()
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def start_suite_server(cwd: Path, port: int, store_uri: str, artifacts: Path, workers: int = 1) -> subprocess.Popen:
-    """`mlpsuite server` on `port`, answering /health before this returns."""
-    process = subprocess.Popen(
-        mlpsuite_command("server", "--port", str(port), "--backend-store-uri", store_uri,
-                         "--artifacts-destination", str(artifacts), "--workers", str(workers)),
-        cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    wait_for_http(f"http://127.0.0.1:{port}/health", process)
+    """`mlpsuite server` on `port`, answering /health before this returns. Its output goes to a
+    file: a pipe nobody reads fills with the access log and blocks the server mid-grid."""
+    log = cwd / f"server-{port}.log"
+    with open(log, "a", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            mlpsuite_command("server", "--port", str(port), "--backend-store-uri", store_uri,
+                             "--artifacts-destination", str(artifacts), "--workers", str(workers)),
+            cwd=cwd, env=clean_env(), stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    wait_for_http(f"http://127.0.0.1:{port}/health", process, log=log)
     return process
+
+
+def two_grids_at_once(folder: Path, url: str, names: tuple[str, ...] = ("left", "right")) -> MlflowClient:
+    """Two `mlpsuite run` at once through the server at `url`, three trials of 5 epochs each:
+    both finish, no "database is locked", each trial once with each epoch once."""
+    activations = ["relu", "tanh", "elu"]
+    paths = [write_grid(folder, name, backends=["torch"], grid={"model.activation": activations}) for name in names]
+    grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=folder,
+                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for path in paths]
+    for grid in grids:
+        _, stderr = grid.communicate(timeout=300)
+        assert grid.returncode == 0, stderr[-2000:]
+        assert "locked" not in stderr.lower()
+    client = MlflowClient(url)
+    for name in names:
+        experiment = client.get_experiment_by_name(name)
+        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+        keys = [run.data.tags["mlpsuite.trial_key"] for run in runs]
+        assert len(keys) == len(set(keys)) == 3 and {run.info.status for run in runs} == {"FINISHED"}
+        assert sorted(run.data.params["model.activation"] for run in runs) == sorted(activations)
+        for run in runs:
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4, 5]
+    return client
 
 
 # ---------------------------------------------------------------- PostgreSQL
@@ -104,8 +138,8 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
         server = subprocess.Popen(
             [str(bin_dir / "postgres"), "-D", str(folder / "data"), "-h", "127.0.0.1", "-p", str(port),
              "-k", str(folder), "-F"],  # -F: no fsync, a test's data need not survive a crash
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True, **as_user)
-        _create_database(bin_dir, port, database, server)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **as_user)
+        _create_database(bin_dir, port, database, server, folder)
         yield f"postgresql://mlpsuite@127.0.0.1:{port}/{database}"
     finally:
         if server is not None:
@@ -113,12 +147,14 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _create_database(bin_dir: Path, port: int, name: str, server: subprocess.Popen, timeout: float = 60) -> None:
+def _create_database(bin_dir: Path, port: int, name: str, server: subprocess.Popen, folder: Path,
+                     timeout: float = 60) -> None:
     """`createdb`, once the server accepts connections."""
     deadline = time.monotonic() + timeout
     while True:
         if server.poll() is not None:
-            raise AssertionError(f"PostgreSQL exited {server.returncode}: {server.stderr.read()[-2000:]}")
+            raise AssertionError(f"PostgreSQL exited {server.returncode}; run {bin_dir / 'postgres'} -D "
+                                 f"{folder / 'data'} by hand to see why")
         done = subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpsuite", name],
                               capture_output=True, text=True, timeout=60)
         if done.returncode == 0:

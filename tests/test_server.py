@@ -11,20 +11,22 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
-from tests.servers import clean_env, free_port, start_suite_server, stop, wait_for_http
+from tests.servers import clean_env, free_port, start_suite_server, stop, two_grids_at_once, wait_for_http
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    log = tmp_path / "mlflow-server.log"
+    with open(log, "w", encoding="utf-8") as output:  # not a pipe: nobody reads it, and a full one blocks
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
+             "--workers", "1"],
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_http(f"{url}/health", process)
+        wait_for_http(f"{url}/health", process, log=log)
         yield url
     finally:
         stop(process)
@@ -208,18 +210,4 @@ def test_a_server_gone_past_the_bound_ends_the_grid_and_a_rerun_resumes_it(tmp_p
 
 def test_two_grids_at_once_through_one_server(tmp_path, suite_server):
     url, _ = suite_server
-    env = clean_env()
-    paths = [write_grid(tmp_path, name, backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu"]})
-             for name in ("left", "right")]
-    grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=tmp_path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in paths]
-    for grid in grids:
-        _, stderr = grid.communicate(timeout=300)
-        assert grid.returncode == 0, stderr[-2000:]
-        assert "locked" not in stderr.lower()
-    client = MlflowClient(url)
-    for name in ("left", "right"):
-        experiment = client.get_experiment_by_name(name)
-        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
-        keys = [r.data.tags["mlpsuite.trial_key"] for r in runs]
-        assert len(keys) == len(set(keys)) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    two_grids_at_once(tmp_path, url)
