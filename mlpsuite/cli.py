@@ -496,7 +496,8 @@ def _figure_options(args: argparse.Namespace) -> dict[str, str]:
     if args.experiment is not None:
         if reader.find_experiment(args.experiment) is None:
             known = ", ".join(reader.experiment_names()) or "(none)"
-            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {_shown_uri(uri)}; experiments: {known}")
+            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {_shown_uri(uri)}; "
+                              f"experiments: {known}")
         options["experiment"] = args.experiment
     if args.run is not None:
         reader.trial_of_run(args.run)  # one line, before any drawing, for a wrong id

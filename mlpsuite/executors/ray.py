@@ -263,11 +263,12 @@ class RayExecutor:
         """Say when Ray has not started an actor for a while (a lost node, a busy cluster):
         Ray waits for resources without a word, and the grid would look hung."""
         for slot in self._slots.values():
-            if slot.ready_ref is not None and not slot.warned and time.monotonic() - slot.spawned_at > UNPLACED_WARNING_S:
+            waited = time.monotonic() - slot.spawned_at
+            if slot.ready_ref is not None and not slot.warned and waited > UNPLACED_WARNING_S:
                 slot.warned = True
                 free = self.ray.available_resources().get("CPU", 0)
-                logger.warning("Ray has not started a %s actor in %.0f s (it needs %d CPU; the cluster has %g free): "
-                               "waiting for a node", slot.backend, UNPLACED_WARNING_S, self.threads, free)
+                logger.warning("Ray has not started a %s actor in %.0f s (it needs %g CPU; the cluster has %g free): "
+                               "waiting for a node", slot.backend, waited, self.cpus_per_actor, free)
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
