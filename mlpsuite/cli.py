@@ -104,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="where runs are kept (default sqlite:///mlruns/mlflow.db)")
     server.add_argument("--artifacts-destination", type=Path, default=Path("mlruns/artifacts"), metavar="DIR",
                         help="where the server keeps artifacts (default mlruns/artifacts)")
+    server.add_argument("--allowed-hosts", default=None, metavar="HOSTS",
+                        help="Host headers the server accepts, comma-separated, * wildcards (MLflow's DNS-rebinding "
+                        "protection); default: localhost and private IPs, and when --host exposes it also this "
+                        "machine's hostname and addresses")
     server.add_argument("--workers", type=_positive_int, default=1,
                         help="server processes (default 1: with more, uvicorn leaves Nagle's algorithm on and "
                         "each request on a kept-alive connection waits ~44 ms on Linux; uvicorn issue 3149)")
@@ -395,20 +399,25 @@ def _server(args: argparse.Namespace) -> int:
     Tracker(uri)  # creates or migrates the store once, here, not in each server worker at once
     _check_port_free(args.port, args.host)
     args.artifacts_destination.mkdir(parents=True, exist_ok=True)
-    print(f"MLflow tracking server for {_shown_uri(uri)} at http://{args.host}:{args.port}; artifacts in "
-          f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with "
-          f"--tracking-uri http://{args.host}:{args.port}.")
+    from mlpsuite.server_hosts import allowed_hosts, client_address
+
+    address = f"http://{client_address(args.host)}:{args.port}"
+    print(f"MLflow tracking server for {_shown_uri(uri)} at {address}; artifacts in "
+          f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with --tracking-uri {address}.")
+    hosts = allowed_hosts(args.host, args.allowed_hosts)
     if args.workers > 1:
         print(f"--workers {args.workers}: uvicorn's worker processes leave Nagle's algorithm on (uvicorn issue "
               "3149), so each request of a client that keeps its connection (MLflow's does) waits ~44 ms on "
               "Linux; one worker answers in about 1 ms (benchmarks/server_writes.py)", file=sys.stderr)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Listening on {args.host}: anyone who reaches this port can read and write every run; "
-              "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN.",
+              "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN. Host "
+              "headers accepted: localhost, private IPs and this machine's names (--allowed-hosts for others).",
               file=sys.stderr)
     _become([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--serve-artifacts",
              "--artifacts-destination", str(args.artifacts_destination.resolve()),
-             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)])
+             "--host", args.host, "--port", str(args.port), "--workers", str(args.workers)]
+            + (["--allowed-hosts", hosts] if hosts is not None else []))
     return 0
 
 

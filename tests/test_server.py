@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 import time
+import socket
+import urllib.error
 import urllib.request
 
 import pytest
@@ -211,3 +213,37 @@ def test_a_server_gone_past_the_bound_ends_the_grid_and_a_rerun_resumes_it(tmp_p
 def test_two_grids_at_once_through_one_server(tmp_path, suite_server):
     url, _ = suite_server
     two_grids_at_once(tmp_path, url)
+
+
+def _status(url: str, host: str) -> int:
+    """The server's answer to an API call whose Host header is `host`."""
+    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search", data=b'{"max_results": 1}',
+                                     headers={"Content-Type": "application/json", "Host": host})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_an_exposed_server_answers_workers_that_name_it_by_hostname(tmp_path):
+    """MLflow's server accepts only Host headers it knows (localhost and private IPs): exposed,
+    `mlpsuite server` adds this machine's names, so `--tracking-uri http://HOSTNAME:PORT` works,
+    and still refuses a name it was not given (DNS rebinding)."""
+    port = free_port()
+    log = tmp_path / "exposed.log"
+    with open(log, "w", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            mlpsuite_command("server", "--host", "0.0.0.0", "--port", str(port), "--backend-store-uri",
+                             sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts")),
+            cwd=tmp_path, env=clean_env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", process, log=log)
+        assert _status(url, f"{socket.gethostname()}:{port}") == 200
+        assert _status(url, f"localhost:{port}") == 200
+        assert _status(url, f"mlflow.attacker.example:{port}") == 403
+        said = log.read_text()
+        assert f"--tracking-uri http://{socket.gethostname()}:{port}" in said and "firewall" in said
+    finally:
+        stop(process)
