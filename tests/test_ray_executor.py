@@ -70,6 +70,19 @@ def test_without_ray_the_executor_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(tmp_path):
+    path = write_grid(tmp_path, "nocluster", backends=["torch"])
+    env = {**clean_env(), "RAY_TMPDIR": str(tmp_path / "ray")}  # no running cluster's address file to find
+    done = subprocess.run(mlpsuite_command("run", str(path), "--executor", "ray", "--address", "auto",
+                                           "--tracking-uri", sqlite_uri(tmp_path)),
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "mlpsuite: error: --address auto: no Ray cluster answers (Could not find any running Ray instance); "
+        "start one with `ray start --head`, or leave --address out for a local Ray"]
+    assert not (tmp_path / "store").exists()
+
+
 WORKER_MARKS = {"ray": "_TrialActor", "local": "mlpsuite.executors.worker"}
 
 

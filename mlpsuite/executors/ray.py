@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -125,8 +126,15 @@ class RayExecutor:
                               "(or pip install 'ray>=2.40'), or use --executor local") from None
         self.ray = ray
         if not ray.is_initialized():
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            try:
+                with warnings.catch_warnings():  # Ray's own words for a timeout; ours follow in one line
+                    warnings.filterwarnings("ignore", message="Ray Client connection timed out")
+                    ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False)
+            except ConnectionError as error:  # before the store is opened: nothing was written
+                reason = str(error).strip().splitlines()[0].split(". Please")[0]
+                raise ConfigError(f"--address {address}: no Ray cluster answers ({reason}); start one with "
+                                  "`ray start --head`, or leave --address out for a local Ray") from None
         cpus = ray.cluster_resources().get("CPU", 1)
         self.jobs = jobs or max(1, int(cpus))
         self.threads = max(1, int(cpus) // self.jobs)
