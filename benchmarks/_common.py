@@ -32,6 +32,13 @@ def write_results(name: str, data: dict, markdown: str) -> None:
     print(f"\nwrote {RESULTS / name}.json and .md")
 
 
+def publish(name: str, data: dict, header: list[str], rows: list[list], caption: str, after: str = "") -> None:
+    """The results as a table: written to benchmarks/results/<name>.json and .md, and printed."""
+    table = markdown_table(header, rows) + (f"\n\n{after}" if after else "")
+    write_results(name, data, f"{caption}\n\n{table}")
+    print(table)
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]

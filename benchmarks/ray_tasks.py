@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import markdown_table, write_results  # noqa: E402
+from _common import publish  # noqa: E402
 from scaleout import small_grid  # noqa: E402
 
 _KEPT: dict = {}  # in a task's worker process: the runner a kept-runner task reuses
@@ -97,11 +97,9 @@ def main() -> int:
             per_minute = len(trials) / best[way] * 60
             rows.append([backend, way, best[way], per_minute, best[way] / best["actors"]])
             data["runs"].append({"backend": backend, "way": way, "wall_s": walls[way], "trials_per_min": per_minute})
-    table = markdown_table(["backend", "way", "wall s", "trials/min", "× actors' time"], rows)
-    write_results("ray_tasks", data, f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × "
-                                     f"{args.trials // 10} seeds), {jobs} CPUs, each way on a new local Ray "
-                                     f"instance, fastest of {args.rounds} rounds, no MLflow.\n\n{table}")
-    print(table)
+    publish("ray_tasks", data, ["backend", "way", "wall s", "trials/min", "× actors' time"], rows,
+            f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × {args.trials // 10} seeds), "
+            f"{jobs} CPUs, each way on a new local Ray instance, fastest of {args.rounds} rounds, no MLflow.")
     return 0
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _common import markdown_table, mlpsuite, write_results  # noqa: E402
+from _common import mlpsuite, publish  # noqa: E402
 
 
 def small_grid(folder: Path, trials: int, backend: str = "torch") -> Path:
@@ -81,11 +81,9 @@ def main() -> int:
         data["runs"].append(dict(zip(("executor", "jobs", "store", "wall_s", "trials_per_min", "record_ms_per_trial"),
                                      rows[-1])))
         print(rows[-1], flush=True)
-    table = markdown_table(["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows)
-    write_results("scaleout", data, f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, PyTorch) as one "
-                                    f"`mlpsuite run` each, into a new SQLite store, directly or through "
-                                    f"`mlpsuite server` on 127.0.0.1.\n\n{table}")
-    print(table)
+    publish("scaleout", data, ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows,
+            f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, PyTorch) as one `mlpsuite run` each, into a new "
+            "SQLite store, directly or through `mlpsuite server` on 127.0.0.1.")
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from _common import markdown_table, write_results  # noqa: E402
+from _common import publish  # noqa: E402
 from tracking import _result, _trial, one_trial  # noqa: E402
 
 EPOCHS = 50
@@ -127,15 +127,13 @@ def main() -> int:
                     finally:
                         stop(server)
             data["postgresql_bytes_per_trial"] = _bytes_per_trial(database)
-    table = markdown_table(["store", "drivers", "trials/s", "client calls/s", "calls/trial"], rows)
     size = data["postgresql_bytes_per_trial"]
-    table += (f"\n\nOne trial in PostgreSQL: {sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
-              f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), indexes "
-              "included; its trial.json goes to the artifact store.")
-    write_results("server_writes", data, f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 "
-                                         f"metrics each), {args.trials} trials per driver, no training; servers "
-                                         f"on 127.0.0.1.\n\n{table}")
-    print(table)
+    after = (f"One trial in PostgreSQL: {sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
+             f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), indexes "
+             "included; its trial.json goes to the artifact store.")
+    publish("server_writes", data, ["store", "drivers", "trials/s", "client calls/s", "calls/trial"], rows,
+            f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 metrics each), {args.trials} "
+            "trials per driver, no training; servers on 127.0.0.1.", after)
     return 0
 
 
