@@ -113,6 +113,10 @@ class _Slot:
     program: str | None = None
     started_at: float | None = None  # when its request's latest trial started: the time limit
 
+    def unfinished(self) -> list[Trial]:
+        """The trials of the request in flight that have not reported `finished`."""
+        return [trial for trial in self.unit.trials if trial.key not in self.finished] if self.unit else []
+
 
 class RayExecutor:
     """Runs trials on Ray actors: a local Ray instance, or the cluster at `address`."""
@@ -281,7 +285,7 @@ class RayExecutor:
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
         for slot in list(self._slots.values()):
-            left = [trial for trial in slot.unit.trials if trial.key not in slot.finished] if slot.unit else []
+            left = slot.unfinished()
             message = overrun(left, slot.started_at)
             if message:
                 self.ray.kill(slot.actor, no_restart=True)
@@ -292,7 +296,7 @@ class RayExecutor:
     def _on_death(self, slot: _Slot, error: Exception, queues, handle: Handler) -> None:
         """The actor died mid-request: run what it left again on a fresh actor, or fail it."""
         del self._slots[slot.index]
-        left = [trial for trial in slot.unit.trials if trial.key not in slot.finished]
+        left = slot.unfinished()
         reason = f"the Ray actor died ({type(error).__name__})"
         retry = [trial for trial in left if self._retries[trial.key] < self.max_retries]
         for trial in retry:
