@@ -8,8 +8,9 @@ is a streaming actor call: its `started`, `epoch` and `finished` events reach th
 the trial runs. The driver is the only MLflow writer.
 
 A trial whose actor dies is run again on a fresh actor up to `max_retries` times, then is a
-FAILED run (`worker died`); an actor whose trial overruns its time limit is killed and the trial
-is `timeout`, as locally. Imports Ray only inside `RayExecutor`: Ray is an optional extra.
+FAILED run (`worker died`); a death before the request began costs no retry. An actor whose
+trial overruns its time limit is killed and the trial is `timeout`, as locally. Imports Ray
+only inside `RayExecutor`: Ray is an optional extra.
 """
 
 from __future__ import annotations
@@ -31,11 +32,14 @@ from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
 from mlpsuite.executors.local import (MAX_START_FAILURES, Event, Handler, _fail, _queues, _take, _Unit,
                                       fail_queue, next_backend, overrun, worker_environment)
-from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
+from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
 
 POLL_SECONDS = 0.2
 # An actor not ready after this long is said on stderr: Ray waits for a free CPU forever.
 UNPLACED_WARNING_S = 60.0
+# Deaths before a request began are free this many times per trial: enough for a node lost
+# under every actor at once, and no endless loop should actors die on every request.
+MAX_UNBEGUN_DEATHS = 3
 logger = logging.getLogger("mlpsuite")
 
 
@@ -148,6 +152,7 @@ class RayExecutor:
         self.reuse, self.max_retries = reuse, max_retries
         self._slots: dict[int, _Slot] = {}
         self._retries: collections.Counter = collections.Counter()
+        self._unbegun: collections.Counter = collections.Counter()
         self._start_failures: collections.Counter = collections.Counter()
         self._model_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-ray-models-"))
         self.kept_logs = None
@@ -250,7 +255,9 @@ class RayExecutor:
     def _on_stream(self, slot: _Slot, queues, handle: Handler) -> None:
         try:
             event = self.ray.get(next(slot.stream))
-        except StopIteration:
+        except StopIteration:  # only after every `finished`, unless the actor's thread broke
+            for trial in slot.unfinished():
+                _fail(trial, slot.index, ERROR, "the Ray actor ended the request without the trial's result", handle)
             slot.unit, slot.stream = None, None
             return
         except self.ray.exceptions.RayError as error:
@@ -294,17 +301,29 @@ class RayExecutor:
                     _fail(trial, slot.index, TIMEOUT, message, handle)
 
     def _on_death(self, slot: _Slot, error: Exception, queues, handle: Handler) -> None:
-        """The actor died mid-request: run what it left again on a fresh actor, or fail it."""
+        """The actor died mid-request: run what it left again on a fresh actor, or fail it. A
+        request that had not begun (no `started` yet: its actor was already dead, as a lost node's
+        are, when the work came) did not cause the death and costs its trials no retry."""
         del self._slots[slot.index]
         left = slot.unfinished()
         reason = f"the Ray actor died ({type(error).__name__})"
-        retry = [trial for trial in left if self._retries[trial.key] < self.max_retries]
+        retry, failed = [], []
+        for trial in left:
+            if slot.started_at is None and self._unbegun[trial.key] < MAX_UNBEGUN_DEATHS:
+                self._unbegun[trial.key] += 1
+                retry.append(trial)
+            elif self._retries[trial.key] < self.max_retries:
+                self._retries[trial.key] += 1
+                retry.append(trial)
+            else:
+                failed.append(trial)
+        for trials, outcome in ((retry, "running again on a fresh actor"), (failed, "failed")):
+            if trials:  # said: a retry is otherwise seen only as a KILLED run in the store
+                logger.warning("%s under %s: %s", reason, ", ".join(t.label() for t in trials), outcome)
         for trial in retry:
-            self._retries[trial.key] += 1
             handle(Event("retrying", slot.index, slot.backend, trial, {"reason": reason}))
         if retry:
             queues[slot.backend].appendleft(_Unit(slot.unit.program, retry))
-        for trial in left:
-            if trial not in retry:
-                _fail(trial, slot.index, WORKER_DIED, f"{reason}; retried {self.max_retries} times",
-                      handle, str(error)[-5000:])
+        for trial in failed:
+            _fail(trial, slot.index, WORKER_DIED, f"{reason}; retried {self.max_retries} times",
+                  handle, str(error)[-5000:])
