@@ -41,13 +41,17 @@ def sqlite_uri(directory: Path) -> str:
     return f"sqlite:///{directory / 'store' / 'mlflow.db'}"
 
 
+def clean_env() -> dict[str, str]:
+    """This environment without a backend or store of the test run's own."""
+    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+
+
 def mlpsuite_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mlpsuite.cli", *args]
 
 
 def run_mlpsuite(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
-    return subprocess.run(mlpsuite_command(*args), cwd=cwd, env=env, capture_output=True,
+    return subprocess.run(mlpsuite_command(*args), cwd=cwd, env=clean_env(), capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -18,12 +18,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tests.grids import mlpsuite_command, write_grid
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without a backend or store of the test run's own."""
-    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+from tests.grids import clean_env, mlpsuite_command, write_grid
 
 
 def free_port() -> int:

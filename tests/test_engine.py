@@ -1,7 +1,6 @@
 """End to end: real worker processes on all three backends, a real SQLite MLflow store."""
 
 import json
-import os
 import re
 import subprocess
 
@@ -11,7 +10,7 @@ from mlflow import MlflowClient
 
 from mlpsuite import cli
 from mlpsuite.config import expand, load_config
-from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 EPOCHS = 5
 
@@ -148,9 +147,8 @@ def test_worker_log_folders_are_removed_when_the_grid_ends(tmp_path):
     path = write_grid(tmp_path, "tidy", backends=["torch"], training={"epochs": 1})
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", sqlite_uri(tmp_path)),
-                          cwd=tmp_path, env={**env, "TMPDIR": str(scratch)}, capture_output=True, text=True,
+                          cwd=tmp_path, env={**clean_env(), "TMPDIR": str(scratch)}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not list(scratch.glob("mlpsuite-workers-*"))
@@ -241,9 +239,8 @@ def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path)
     # A growth limit below zero: every worker retires after its second trial.
     path = write_grid(tmp_path, "retire", backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu", "selu"]})
     uri = sqlite_uri(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=tmp_path,
-                          env={**env, "MLPSUITE_MAX_GROWTH": "-1"}, capture_output=True, text=True, timeout=300)
+                          env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worker died" not in done.stderr and "log is kept" not in done.stderr
     runs = trial_runs(uri, "retire")

@@ -8,16 +8,15 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import clean_env, mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
 LONG_TRIALS = {"training": {"epochs": 150, "batch_size": 8}, "backends": ["torch"]}
 
 
 def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     return subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
-                            cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):

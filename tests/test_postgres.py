@@ -6,8 +6,8 @@ import sys
 
 import psycopg
 
-from tests.grids import run_mlpsuite
-from tests.servers import clean_env, free_port, postgres_cluster, start_suite_server, stop, two_grids_at_once
+from tests.grids import clean_env, run_mlpsuite
+from tests.servers import free_port, postgres_cluster, start_suite_server, stop, two_grids_at_once
 
 
 def test_two_grids_at_once_through_mlpsuite_server_on_postgresql(tmp_path):

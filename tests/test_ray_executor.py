@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.grids import mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
-from tests.servers import clean_env
+from tests.grids import (clean_env, mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs,
+                         write_grid)
 
 import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails here, loudly)
 
@@ -133,10 +133,9 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, exe
 def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses, failures):
     path = write_grid(tmp_path, "retried", backends=["torch"], training={"epochs": 150, "batch_size": 8})
     uri = sqlite_uri(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "1", "--max-retries", retries),
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     killed = False
     while time.monotonic() < deadline and process.poll() is None and not killed:
@@ -157,10 +156,9 @@ def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid
     path = write_grid(tmp_path, "stopped", backends=["torch"], training={"epochs": 150, "batch_size": 8},
                       grid={"model.activation": ["relu", "tanh"]})
     uri = sqlite_uri(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "1"),
-                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)

@@ -12,8 +12,8 @@ import urllib.request
 import pytest
 from mlflow import MlflowClient
 
-from tests.grids import mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
-from tests.servers import clean_env, free_port, start_suite_server, stop, two_grids_at_once, wait_for_http
+from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
+from tests.servers import free_port, start_suite_server, stop, two_grids_at_once, wait_for_http
 
 
 @pytest.fixture
