@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlpsuite import __version__
+from mlpsuite.cli_compare import add_compare_command, run_compare
 from mlpsuite.errors import ConfigError, UserError
 from mlpsuite.registry import (ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, EXPERIMENT_FIGURES, FIGURE_NAMES,
                                RUN_FIGURES)
@@ -57,23 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-retries", type=_non_negative_int, default=1, metavar="N",
                      help="with --executor ray: runs of a trial whose actor died before it is FAILED (default 1)")
 
-    compare = commands.add_parser(
-        "compare", help="the comparison of a grid: ranking, paired effects, backend parity and speed",
-        description="Compute the comparison of one grid of EXPERIMENT (default: its most recently "
-        "run grid) from the runs in the store: cells ranked by a metric with 95%% t-intervals over "
-        "seeds, paired effects of each grid key (t-test, Wilcoxon, Holm), backend parity and speed.")
-    compare.add_argument("experiment", help="the MLflow experiment (the config's `name`)")
-    compare.add_argument("--parent", metavar="RUN_ID", help="the grid's parent run (default: the newest)")
-    compare.add_argument("--by", metavar="KEY", help="one grid key for the paired effects (default: each)")
-    compare.add_argument("--metric", help="the ranking metric (default: val_loss, else loss)")
-    compare.add_argument("--format", choices=("table", "markdown", "csv", "json"), default="table",
-                         help="table (default), markdown, csv (the ranking) or json (everything)")
-    compare.add_argument("--out", type=Path, metavar="DIR",
-                         help="also write the CSVs, report.md and the figures into DIR")
-    compare.add_argument("--log", action="store_true", help="(re)write the comparison onto the parent run")
-    compare.add_argument("--where", action="append", type=_key_value, metavar="KEY=VALUE", default=[],
-                         help="only the trials with this grid value, e.g. dataset.name=wine (repeatable)")
-    _add_tracking_uri(compare)
+    add_compare_command(commands, _add_tracking_uri)
 
     rerun = commands.add_parser("rerun", help="re-execute one trial from its run's trial.json",
                                 description="Re-execute the trial logged in RUN_ID's trial.json "
@@ -145,13 +130,6 @@ def _experiment_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected an experiment name, got an empty one")
     return text
-
-
-def _key_value(text: str) -> tuple[str, str]:
-    key, equals, value = text.partition("=")
-    if not equals or not key.strip() or not value.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE such as dataset.name=wine, got {text!r}")
-    return key.strip(), value.strip()
 
 
 def _backends(text: str) -> str:
@@ -302,56 +280,6 @@ def _browse_hint(uri: str, cli_uri: str | None, outcome) -> str:
     if uri.startswith(("http://", "https://")):
         return f"Browse: {link}"
     return f"Browse: mlpsuite ui{f' --tracking-uri {cli_uri}' if cli_uri else ''}, then {link}"
-
-
-def _compare(args: argparse.Namespace) -> int:
-    from mlpsuite.analysis import compare
-    from mlpsuite.tracking import Tracker, resolve_uri
-
-    if args.out is not None and args.out.exists() and not args.out.is_dir():
-        raise ConfigError(f"--out {args.out}: exists and is not a folder")
-    if args.log and args.where:
-        raise ConfigError("--log with --where: the parent run's comparison covers its whole grid; "
-                          "drop --where to log, or --log to look at a part")
-    tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
-    if args.log:
-        from mlpsuite.runner import log_comparison
-
-        comparison = log_comparison(tracker, args.experiment, args.parent, by=args.by, metric=args.metric)
-    else:
-        comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric,
-                             where=dict(args.where))
-    _print_comparison(comparison, args.format)
-    if args.out is not None:
-        from mlpsuite.report import write_report
-
-
-        written = write_report(comparison, args.out)
-        print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
-    if args.log:
-        print(f"logged the comparison on parent run {comparison.parent_run_id}", file=sys.stderr)
-    return 0
-
-
-def _print_comparison(comparison, output_format: str) -> None:
-    from mlpsuite import report
-
-    if output_format == "json":
-        print(report.as_json(comparison))
-    elif output_format == "csv":
-        print(comparison.cells.to_csv(index=False), end="")
-    elif output_format == "markdown":
-        print(report.markdown(comparison), end="")
-    else:
-        from rich.console import Console
-
-        from mlpsuite.display import comparison_view
-
-        console = Console() if Console().is_terminal else Console(width=100)
-        console.print("\n".join(line for line in (report.counted_line(comparison),
-                                                   report.best_line(comparison)) if line))
-        for shown in comparison_view(comparison, max_rows=30, effects=True):
-            console.print(shown)
 
 
 def _rerun(args: argparse.Namespace) -> int:
@@ -526,7 +454,7 @@ def _list_datasets() -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    handlers = {"run": _run, "compare": _compare, "rerun": _rerun, "ui": _ui, "server": _server,
+    handlers = {"run": _run, "compare": run_compare, "rerun": _rerun, "ui": _ui, "server": _server,
                 "datasets": lambda _: _list_datasets(),
                 "figures": _figures}
     if args.command is None:

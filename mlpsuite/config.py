@@ -20,6 +20,7 @@ from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, Validatio
                       model_validator)
 
 from mlpsuite import __version__
+from mlpsuite.comparison_spec import CompareSpec
 from mlpsuite.data import Dataset, check_dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
@@ -185,6 +186,8 @@ class GridSpec(_Section):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     diagnostics: bool = Field(False, description="log gradient norms, dead units and activation "
                               "statistics per layer and epoch (mlpsuite.diagnostics)")
+    compare: CompareSpec = Field(CompareSpec(), description="the comparison's protocol: nuisance keys, "
+                                 "select_on, metric, interval, target")
 
     @field_validator("dataset")
     @classmethod

@@ -81,16 +81,18 @@ def trial_table(trials: list[Trial]) -> Table:
 
 
 def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool = False) -> list:
-    """What a grid ends with in the terminal: the ranking, the parity line, the speed table
-    (and, for `mlpsuite compare`, the paired effects). Fits 80 columns for short cell names."""
+    """What a grid ends with in the terminal: the protocol, the ranking, the parity line, the
+    speed table (and, for `mlpsuite compare`, what was counted, the best cell and the paired
+    effects). Fits 80 columns for short cell names."""
     from mlpsuite import report
     from mlpsuite.analysis import ALL_BACKENDS
 
-    shown: list = [ranking_table(comparison, max_rows)]
+    summary = [report.counted_line(comparison), report.best_line(comparison)] if effects else []
+    shown: list = [report.protocol_line(comparison), *summary, ranking_table(comparison, max_rows)]
     pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
     if len(pooled) > max_rows:
         shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all in comparison/cells.csv")
-    shown.append(report.small_sample_line(comparison))
+    shown += [report.small_sample_line(comparison), report.budget_line(comparison), report.edge_line(comparison)]
     if effects and not comparison.effects.empty:
         shown.extend(effects_tables(comparison, max_rows))
     shown.append(report.parity_line(comparison))
@@ -107,7 +109,7 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
 def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     """Rank, cell, seeds, the ranking metric and one other, `mean ± half-width`."""
     from mlpsuite.analysis import ALL_BACKENDS
-    from mlpsuite.report import better, with_interval
+    from mlpsuite.report import INTERVAL_NAMES, better, cell_value, number
 
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
@@ -116,29 +118,35 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     second = next((m for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
                    if m != metric and f"{m}_mean" in cells), None)
     columns = [metric] + ([second] if second else [])
+    selected = ["at"] if "selected" in cells else []
     table = _table(f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
-                   ["#", "cell", "n", *columns, "≈ best"],
-                   caption="mean ± 95% t-interval over n seeds; ≈ best: interval overlaps the best one's")
+                   ["#", "cell", *selected, "n", *columns, "IQM", "≈ best"],
+                   caption=f"{INTERVAL_NAMES[comparison.interval]} over n seeds; IQM: interquartile "
+                   f"mean of {metric}; ≈ best: interval overlaps the best one's"
+                   + ("; at: the selected setting (* on the grid's edge)" if selected else ""))
     for _, row in cells[cells["backend"] == ALL_BACKENDS].head(max_rows).iterrows():
-        table.add_row(str(int(row["rank"])), row["cell"], str(int(row["n"])),
-                      *[with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]) for m in columns],
+        at = [row["selected"] + ("*" if row["edge"] else "")] if selected else []
+        table.add_row(str(int(row["rank"])), row["cell"], *at, str(int(row["n"])),
+                      *[cell_value(row, m, comparison.interval) for m in columns], number(row[f"{metric}_iqm"]),
                       "yes" if row["overlaps_best"] else "")
     return table
 
 
 def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
     """Per grid key, each level against the key's best level, paired on seed and the other keys."""
-    from mlpsuite.report import number
+    from mlpsuite.report import effect_key, number
 
     tables = []
     for key, effects in comparison.effects.groupby("key", sort=False):
-        table = _table(f"paired effects of {key} on {comparison.metric}",
-                       ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm"],
-                       caption="p: paired t-test, Wilcoxon, t-test Holm-adjusted over the levels")
+        table = _table(f"paired effects of {effect_key(effects.iloc[0])} on {comparison.metric}",
+                       ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm", "P(better)"],
+                       caption="p: paired t-test, Wilcoxon, t-test Holm-adjusted over the levels; P(better): "
+                       "probability that the level's run beats the best level's")
         for _, row in effects.head(max_rows).iterrows():
             table.add_row(f"{row['level']} − {row['reference']}", str(int(row["n_pairs"])),
                           number(row["mean_diff"], 3), f"[{number(row['diff_low'], 3)}, {number(row['diff_high'], 3)}]",
-                          number(row["p_ttest"], 2), number(row["p_wilcoxon"], 2), number(row["p_holm"], 2))
+                          number(row["p_ttest"], 2), number(row["p_wilcoxon"], 2), number(row["p_holm"], 2),
+                          number(row["prob_improvement"], 2))
         tables.append(table)
     return tables
 
@@ -146,14 +154,19 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 def speed_table(comparison: Comparison) -> Table:
     from mlpsuite.report import number
 
+    target = "time_to_target_s" in comparison.speed
     table = _table("speed per backend (medians)",
-                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s"],
-                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up")
+                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s",
+                    *(["to target s", "×", "reached"] if target else [])],
+                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up"
+                   + ("; to target: training time to the first epoch at the target" if target else ""))
     for _, row in comparison.speed.iterrows():
         table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),
                       number(row["step_time_ms_x"], 3), number(row["first_epoch_overhead_s"], 2),
                       number(row["trial_time_s"], 3), number(row["trial_time_s_x"], 3),
-                      number(row["worker_start_s"], 2))
+                      number(row["worker_start_s"], 2),
+                      *([number(row["time_to_target_s"], 3), number(row["time_to_target_s_x"], 3),
+                         f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else []))
     return table
 
 

@@ -1,5 +1,6 @@
-"""Checks of a whole grid that need more than its schema: settings that no cell reads, and
-every dataset loaded once (readable, a task its loss fits, a model that fits in memory).
+"""Checks of a whole grid that need more than its schema: settings that no cell reads, every
+dataset loaded once (readable, a task its loss fits, a model that fits in memory), and a
+`compare:` protocol the grid's keys and recorded metrics can carry out.
 
 Run by `config.load_config` before any store is opened, so `--dry-run` runs them too; each
 failure is one `ConfigError` line naming the file and key.
@@ -11,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from mlpsuite.comparison_spec import protocol_problem, recorded_metrics
 from mlpsuite.config import GridSpec, cell_spec, cells
 from mlpsuite.data import load_dataset
 from mlpsuite.errors import ConfigError
@@ -19,7 +21,21 @@ from mlpsuite.errors import ConfigError
 def check_grid(spec: GridSpec, path: Path) -> None:
     resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
     _check_grid_axes_matter(spec, resolved, path)
-    _check_grid_data(resolved, path)
+    tasks = _check_grid_data(resolved, path)
+    _check_comparison(spec, resolved, tasks, path)
+
+
+def _check_comparison(spec: GridSpec, resolved: list[GridSpec], tasks: set[str], path: Path) -> None:
+    """Nuisance keys that are grid keys and leave one scientific; metrics every run records."""
+    validation = all(cell.dataset.val_size > 0 for cell in resolved)
+    recorded = recorded_metrics(tasks, validation, bool(spec.compare.target))
+    curves = ["loss", *(["val_loss"] if validation else [])]
+    if tasks == {"classification"}:
+        curves += ["accuracy", *(["val_accuracy"] if validation else [])]
+    problem = protocol_problem(spec.compare, list(spec.grid), recorded, curves)
+    if problem is not None:
+        field, message = problem
+        raise ConfigError(f"{path}: compare.{field}: {message}")
 
 
 def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path) -> None:
@@ -32,10 +48,11 @@ def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path
                               "its values would give identical trials")
 
 
-def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> None:
+def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:
     """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
     missing target, NaN features, one class, too few rows, bad generator options or a loss
-    that contradicts the task fail here, before any store exists, not as FAILED runs."""
+    that contradicts the task fail here, before any store exists, not as FAILED runs.
+    Returns the grid's tasks."""
     shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
     available = _available_bytes()
     for resolved in resolved_cells:
@@ -50,6 +67,7 @@ def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> None:
         task, inputs, outputs = shapes[identity]
         _check_loss_fits_task(resolved.loss, task, dataset.name, path)
         _check_model_fits_memory(resolved, inputs, outputs, available, path)
+    return {task for task, _, _ in shapes.values()}
 
 
 def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:

@@ -26,7 +26,7 @@ def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
     """Every figure that has data, as PNG files in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    for name, draw in (("curves", loss_curves), ("final_metric", final_metric),
+    for name, draw in (("curves", loss_curves), ("final_metric", final_metric), ("isolation", isolation),
                        ("parity", backend_parity), ("speed", backend_speed)):
         figure = draw(comparison)
         if figure is not None:
@@ -45,7 +45,7 @@ def _ranked_cells(comparison: Comparison) -> list[str]:
 def loss_curves(comparison: Comparison):
     """Mean loss per epoch of each cell (seeds and backends pooled) with its 95% interval band."""
     cells = _ranked_cells(comparison)
-    ok = finished(comparison.frame)
+    ok = finished(comparison.ranked_trials)
     if not cells or not comparison.curves:
         return None
     metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
@@ -133,3 +133,46 @@ def backend_speed(comparison: Comparison):
     trials.legend(fontsize="small")
     figure.suptitle(f"{comparison.experiment}: speed per backend")
     return figure
+
+
+def isolation(comparison: Comparison):
+    """The playbook's isolation plot: for each scientific cell, the selection metric at each
+    nuisance setting (mean and 95% t-interval over seeds), its selected setting starred."""
+    selection = comparison.selection
+    if selection.empty:
+        return None
+    name = comparison.protocol.select_on
+    numbers = _numeric_settings(selection, comparison.nuisance_keys)
+    settings = list(dict.fromkeys(selection["setting"]))
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for cell in _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]:
+        rows = selection[selection["cell"] == cell]
+        x = np.array([numbers[s] if numbers else settings.index(s) for s in rows["setting"]], dtype=float)
+        order = np.argsort(x)
+        rows, x = rows.iloc[order], x[order]
+        mean = rows[f"{name}_mean"].to_numpy(dtype=float)
+        low = np.where(np.isnan(rows[f"{name}_low"]), mean, rows[f"{name}_low"])
+        high = np.where(np.isnan(rows[f"{name}_high"]), mean, rows[f"{name}_high"])
+        line = axes.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=cell)
+        chosen = rows["selected"].to_numpy(dtype=bool)
+        axes.scatter(x[chosen], mean[chosen], marker="*", s=220, color=line[0].get_color(), edgecolor="black",
+                     zorder=3)
+    tuned = ", ".join(comparison.nuisance_keys)
+    if numbers and min(numbers.values()) > 0 and max(numbers.values()) / min(numbers.values()) >= 10:
+        axes.set_xscale("log")
+    if not numbers:
+        axes.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
+    axes.set(xlabel=tuned, ylabel=f"{name} (mean, 95% t-interval over seeds)",
+             title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting")
+    axes.legend(fontsize="small")
+    return figure
+
+
+def _numeric_settings(selection, nuisance: list[str]) -> dict[str, float]:
+    """setting label -> its value, when one numeric nuisance key makes an axis; else {}."""
+    if len(nuisance) != 1:
+        return {}
+    try:
+        return {row["setting"]: float(row[nuisance[0]]) for _, row in selection.iterrows()}
+    except (TypeError, ValueError):
+        return {}

@@ -63,3 +63,13 @@ ALLOWED_BACKENDS = "tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn
 def canonical_name(names: Iterable[str], name: Any, kind: str) -> str:
     """The registry's own spelling of `name` ("Leaky-ReLU" -> "leaky_relu")."""
     return lookup({key: key for key in names}, name, kind)
+
+# Metrics a comparison can rank, select on or report, and whether lower ("min") or higher
+# ("max") is better: the run's final scores, and the learning-curve measures of
+# mlpsuite/learning_curves.py (`epochs_to_target` and `time_to_target_s` with a target only).
+RANKABLE: dict[str, str] = {
+    "val_loss": "min", "best_val_loss": "min", "loss": "min", "test_loss": "min", "test_accuracy": "max",
+    "val_accuracy": "max", "test_r2": "max", "val_r2": "max", "test_mae": "min", "val_mae": "min",
+    "auc_val_loss": "min",
+    "epochs_to_target": "min", "time_to_target_s": "min"}
+TARGET_MEASURES: tuple[str, ...] = ("epochs_to_target", "time_to_target_s")

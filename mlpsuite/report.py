@@ -15,9 +15,10 @@ import pandas as pd
 from scipy import stats
 
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
-from mlpsuite.registry import REFERENCE_BACKEND
+from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
-TABLES = ("cells", "effects", "parity", "speed", "failures")
+TABLES = ("cells", "effects", "selection", "parity", "speed", "failures")
+INTERVAL_NAMES = {"t": "mean ± 95% t-interval", "bootstrap": "mean [95% BCa bootstrap interval]"}
 NOTE_ROWS = 10
 
 
@@ -28,12 +29,25 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def with_interval(mean: float, low: float, high: float, n: int | None = None) -> str:
-    """`0.412 ± 0.018 (95% t, n=5)`; `0.412 (n=1)` where one seed gives no interval."""
+def with_interval(mean: float, low: float, high: float, n: int | None = None, interval: str = "t") -> str:
+    """`0.412 ± 0.018 (95% t, n=5)`, or with a bootstrap interval (not symmetric)
+    `0.412 [0.398, 0.431] (95% bootstrap, n=5)`; `0.412 (n=1)` where one seed gives no interval."""
     count = f"n={n}" if n is not None else ""
     if not math.isfinite(low):
         return f"{number(mean)}" + (f" ({count})" if count else "")
+    if interval == "bootstrap":
+        return f"{number(mean)} [{number(low)}, {number(high)}]" + (f" (95% bootstrap, {count})" if count else "")
     return f"{number(mean)} ± {number((high - low) / 2)}" + (f" (95% t, {count})" if count else "")
+
+
+def cell_value(row: pd.Series, metric: str, interval: str = "t", n: bool = False) -> str:
+    """A cell's `metric` with the chosen interval; `(3/5 reached)` where seeds missed a target."""
+    low, high = ("low", "high") if interval == "t" else ("boot_low", "boot_high")
+    text = with_interval(row[f"{metric}_mean"], row[f"{metric}_{low}"], row[f"{metric}_{high}"],
+                         int(row["n"]) if n else None, interval)
+    if metric in TARGET_MEASURES and row[f"{metric}_n"] < row["n"]:
+        text += f" ({int(row[f'{metric}_n'])}/{int(row['n'])} reached)"
+    return text
 
 
 def better(comparison: Comparison) -> str:
@@ -42,7 +56,8 @@ def better(comparison: Comparison) -> str:
 
 def headline(comparison: Comparison) -> list[str]:
     """The answer in a few sentences: what was counted, the best cell, parity, speed."""
-    lines = [counted_line(comparison), best_line(comparison), small_sample_line(comparison),
+    lines = [counted_line(comparison), protocol_line(comparison), best_line(comparison),
+             small_sample_line(comparison), budget_line(comparison), edge_line(comparison),
              parity_line(comparison), *speed_lines(comparison)]
     return [line for line in lines if line]
 
@@ -61,11 +76,45 @@ def best_line(comparison: Comparison) -> str:
     m = comparison.metric
     cells = comparison.cells
     rivals = cells[(cells["backend"] == ALL_BACKENDS) & cells["overlaps_best"] & (cells["rank"] > 1)]
-    return (f"Best cell: {best['cell']}, {m} "
-            f"{with_interval(best[f'{m}_mean'], best[f'{m}_low'], best[f'{m}_high'], int(best['n']))}"
+    selected = f" at {best['selected']}" if "selected" in best else ""
+    return (f"Best cell: {best['cell']}{selected}, {m} {cell_value(best, m, comparison.interval, n=True)}, "
+            f"IQM {number(best[f'{m}_iqm'])}, median {number(best[f'{m}_median'])}"
             + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
                else f"; intervals overlapping it: {', '.join(rivals['cell'])}." if len(rivals)
                else "; no other cell's interval overlaps it."))
+
+
+def protocol_line(comparison: Comparison) -> str:
+    """How the cells were compared (DESIGN: a comparison states its protocol)."""
+    return f"Protocol: {comparison.protocol_sentence()}."
+
+
+def budget_line(comparison: Comparison) -> str:
+    """The seeds the closest pair that does not separate would need, from its paired spread."""
+    budget = comparison.budget
+    if not budget:
+        return ""
+    if budget["rival"] is None:
+        return f"Every other cell's interval separates from {budget['best']}'s."
+    needed = budget["seeds_needed"]
+    head = (f"Seed budget: {budget['best']} and {budget['rival']} do not separate ({budget['metric']} difference "
+            f"{number(budget['mean_diff'])}, paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)")
+    if not math.isfinite(needed):
+        return head + "; at that difference no number of seeds would separate them."
+    return (head + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% power "
+            f"at alpha 0.05 (power now {number(budget['power_now'], 2)}).")
+
+
+def edge_line(comparison: Comparison) -> str:
+    """Selected nuisance values on the grid's edge: the best may lie outside the grid."""
+    if comparison.selection.empty:
+        return ""
+    edges = comparison.selection[comparison.selection["edge"] != ""]
+    if edges.empty:
+        return f"Every selected {', '.join(comparison.nuisance_keys)} lies inside the grid."
+    named = "; ".join(f"{row['cell']} ({row['edge']})" for _, row in edges.head(NOTE_ROWS).iterrows())
+    more = f" and {len(edges) - NOTE_ROWS} more" if len(edges) > NOTE_ROWS else ""
+    return f"Selected on the grid's edge, the best may lie outside it (widen the grid): {named}{more}."
 
 
 def small_sample_line(comparison: Comparison) -> str:
@@ -76,9 +125,11 @@ def small_sample_line(comparison: Comparison) -> str:
     n = int(pooled["n"].min())
     if n < 2 or n >= 5:
         return ""
+    bootstrap = (" A bootstrap interval over so few seeds is too narrow: it resamples only the values seen."
+                 if comparison.interval == "bootstrap" else "")
     return (f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
             f"wide, and a paired Wilcoxon test cannot give p below {2 / 2 ** n:.3g}; add seeds to "
-            "separate close cells.")
+            "separate close cells." + bootstrap)
 
 
 def parity_line(comparison: Comparison) -> str:
@@ -106,7 +157,28 @@ def speed_lines(comparison: Comparison) -> list[str]:
     return [f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step{per_seed}, "
             f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
             f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
-            f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']})."]
+            f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']}).",
+            target_line(comparison)]
+
+
+def target_line(comparison: Comparison) -> str:
+    """Which backend reaches the target first (MLPerf's time to train), not only which steps fastest."""
+    speed, target = comparison.speed, comparison.protocol.target_pair()
+    if target is None or "time_to_target_s" not in speed or not speed["time_to_target_s"].notna().any():
+        return f"No trial reached {target[0]} {_reach(target)} {target[1]:g}." if target and len(speed) else ""
+    metric, value = target
+    ordered = speed.dropna(subset=["time_to_target_s"]).sort_values("time_to_target_s")
+    first, last = ordered.iloc[0], ordered.iloc[-1]
+    reached = ", ".join(f"{row['backend']} {int(row['target_reached'])}/{int(row['trials'])}" for _, row in speed.iterrows())
+    return (f"First to {metric} {_reach(target)} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
+            f"of training, {number(last['time_to_target_s_x'])}× sooner than {last['backend']}); trials that reached "
+            f"it: {reached}.")
+
+
+def _reach(target: tuple[str, float]) -> str:
+    from mlpsuite.learning_curves import TARGET_METRICS
+
+    return "≤" if TARGET_METRICS[target[0]] == "min" else "≥"
 
 
 # ---------------------------------------------------------------- Markdown
@@ -117,11 +189,17 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
     answer, the ranking, the effects and the speed, each at most `max_rows` long."""
     parts = [f"### {comparison.experiment}: comparison of {comparison.n_trials} trials", "",
              *[f"- {line}" for line in headline(comparison)], "",
-             f"#### Ranking by final {comparison.metric} (mean ± 95% t-interval over n seeds)", "",
-             markdown_table(*ranking_rows(comparison, max_rows))]
+             f"#### Ranking by final {comparison.metric} ({INTERVAL_NAMES[comparison.interval]} over n "
+             f"seeds; IQM: interquartile mean)", "", markdown_table(*ranking_rows(comparison, max_rows))]
     if not comparison.effects.empty:
         parts += ["", f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
-                  "a seed's backends averaged)", "", markdown_table(*effect_rows(comparison, max_rows))]
+                  "a seed's backends averaged; P(better): probability that a level's run beats the reference's; "
+                  "d: mean difference / its standard deviation)", "",
+                  markdown_table(*effect_rows(comparison, max_rows))]
+    if not short and not comparison.selection.empty:
+        parts += ["", f"#### Selection: {comparison.protocol.select_on} at each "
+                  f"{', '.join(comparison.nuisance_keys)} (mean ± 95% t-interval over n seeds)", "",
+                  markdown_table(*selection_rows(comparison, max_rows and 3 * max_rows))]
     if not short and _per_backend(comparison).shape[0]:
         parts += ["", f"#### Per backend: {comparison.metric} (mean ± 95% t-interval over n seeds; "
                   "sklearn from its own initial weights)", "", markdown_table(*backend_rows(comparison, max_rows))]
@@ -135,8 +213,8 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
         parts += ["", "#### Failures (excluded from the statistics)", "",
                   markdown_table(list(comparison.failures.columns),
                                   [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)])]
-    parts += ["", f"Grid run {comparison.parent_run_id}; tables in full under comparison/ "
-              "(cells.csv, effects.csv, parity.csv, speed.csv, failures.csv) with the figures."]
+    listed = ", ".join(f"{name}.csv" for name, table in tables(comparison).items() if name != "selection" or len(table))
+    parts += ["", f"Grid run {comparison.parent_run_id}; tables in full under comparison/ ({listed}) with the figures."]
     return "\n".join(parts) + "\n"
 
 
@@ -153,13 +231,43 @@ def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[l
     if cells.empty or "rank" not in cells:
         return ["cell"], []
     pooled = cells[cells["backend"] == ALL_BACKENDS]
-    metrics = [m for m in dict.fromkeys([comparison.metric, *CELL_METRICS]) if f"{m}_mean" in cells]
-    header = ["rank", "cell", "n", *metrics, "overlaps best"]
+    m = comparison.metric
+    metrics = [name for name in dict.fromkeys([m, *CELL_METRICS]) if f"{name}_mean" in cells]
+    selected = ["selected"] if "selected" in cells else []
+    robust = [f"IQM {m}"] + ([f"95% bootstrap {m}"] if comparison.interval == "t" else [f"95% t {m}"])
+    header = ["rank", "cell", "n", *selected, *metrics, *robust, "overlaps best"]
     rows = [[str(int(row["rank"])), row["cell"], str(int(row["n"])) + ("" if row["n"] == row["trials"]
                                                                       else f" ({int(row['trials'])} runs)"),
-             *[with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]) for m in metrics],
+             *[_selected_label(row) for _ in selected],
+             *[cell_value(row, name, comparison.interval) for name in metrics],
+             number(row[f"{m}_iqm"]), _other_interval(row, m, comparison.interval),
              "yes" if row["overlaps_best"] else ""]
             for _, row in pooled.head(max_rows or len(pooled)).iterrows()]
+    return header, rows
+
+
+def _selected_label(row: pd.Series) -> str:
+    """`learning_rate=0.1 (edge: largest tried)`."""
+    return row["selected"] + (f" (edge: {row['edge'].split(': ', 1)[-1]})" if row.get("edge") else "")
+
+
+def _other_interval(row: pd.Series, metric: str, interval: str) -> str:
+    low, high = ("boot_low", "boot_high") if interval == "t" else ("low", "high")
+    if not math.isfinite(row[f"{metric}_{low}"]):
+        return "–"
+    return f"[{number(row[f'{metric}_{low}'])}, {number(row[f'{metric}_{high}'])}]"
+
+
+def selection_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+    """Every setting tried per scientific cell, the selected one marked: the isolation plot's numbers."""
+    name = comparison.protocol.select_on
+    header = ["cell", "setting", "n", name, "finished", "selected"]
+    selection = comparison.selection
+    rows = [[row["cell"], row["setting"], str(int(row["n"])),
+             with_interval(row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"]),
+             f"{int(row['finished'])}/{int(row['trials'])}",
+             ("yes" + (f" ({row['edge']})" if row["edge"] else "")) if row["selected"] else ""]
+            for _, row in selection.head(max_rows or len(selection)).iterrows()]
     return header, rows
 
 
@@ -182,12 +290,24 @@ def backend_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[l
 
 
 def effect_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
-    header = ["key", "level", "vs", "pairs", "difference [95%]", "p (paired t)", "p (Wilcoxon)", "p (Holm)"]
-    rows = [[row["key"], str(row["level"]), str(row["reference"]), str(int(row["n_pairs"])),
+    header = ["key", "level", "vs", "pairs", "difference [95%]", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
+              "P(better)", "d"]
+    rows = [[effect_key(row), str(row["level"]), str(row["reference"]), _pairs(row),
              f"{number(row['mean_diff'])} [{number(row['diff_low'])}, {number(row['diff_high'])}]",
-             number(row["p_ttest"]), number(row["p_wilcoxon"]), number(row["p_holm"])]
+             number(row["p_ttest"]), number(row["p_wilcoxon"]), number(row["p_holm"]),
+             number(row["prob_improvement"], 2), number(row["effect_size"], 3)]
             for _, row in comparison.effects.head(max_rows or len(comparison.effects)).iterrows()]
     return header, rows
+
+
+def effect_key(row: pd.Series) -> str:
+    """A grid key, marked when it is a nuisance key (its effect is over every trial, not the selected)."""
+    return f"{row['key']} (nuisance)" if row.get("role") == "nuisance" else row["key"]
+
+
+def _pairs(row: pd.Series) -> str:
+    missing = int(row.get("pairs_missing", 0) or 0)
+    return str(int(row["n_pairs"])) + (f" ({missing} without a value)" if missing else "")
 
 
 def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
@@ -202,10 +322,14 @@ def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[li
 
 
 def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s"]
+    target = "time_to_target_s" in comparison.speed
+    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s",
+              *(["to target s", "×", "reached"] if target else [])]
     rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
              number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
-             number(row["worker_start_s"])]
+             number(row["worker_start_s"]),
+             *([number(row["time_to_target_s"]), number(row["time_to_target_s_x"]),
+                f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else [])]
             for _, row in comparison.speed.iterrows()]
     return header, rows
 
@@ -222,6 +346,10 @@ def as_json(comparison: Comparison) -> str:
     payload = {"experiment": comparison.experiment, "parent_run_id": comparison.parent_run_id,
                "metric": comparison.metric, "better": better(comparison), "grid_keys": comparison.grid_keys,
                "trials": comparison.n_trials, "trials_counted": comparison.n_counted,
+               "protocol": {**comparison.protocol.model_dump(mode="json"), "metric": comparison.metric,
+                            "scientific": comparison.scientific_keys, "nuisance": comparison.nuisance_keys,
+                            "sentence": comparison.protocol_sentence()},
+               "seed_budget": comparison.budget,
                "parity_summary": parity_summary(comparison.parity),
                **{name: _records(table) for name, table in tables(comparison).items()}}
     return json.dumps(_plain(payload), indent=2, allow_nan=False)

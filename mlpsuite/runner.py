@@ -109,14 +109,16 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
 
 
 def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
-                   step: int | None = None, by: str | None = None, metric: str | None = None) -> Comparison:
-    """Compute the grid's comparison and log it on its parent: files under `comparison/`,
-    headline metrics and the Markdown description the MLflow UI shows."""
+                   step: int | None = None, by: str | None = None, metric: str | None = None,
+                   protocol: dict | None = None) -> Comparison:
+    """Compute the grid's comparison (under its config's protocol, or `protocol`'s fields over
+    it) and log it on its parent: files under `comparison/`, headline metrics and the Markdown
+    description the MLflow UI shows."""
     began = time.perf_counter()
     from mlpsuite.analysis import compare
     from mlpsuite.report import NOTE_ROWS, markdown, write_report
 
-    comparison = compare(tracker, experiment, parent_run_id, by=by, metric=metric)
+    comparison = compare(tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol)
     parent_run_id = comparison.parent_run_id
     if step is None:
         step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))

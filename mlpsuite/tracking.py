@@ -29,6 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import ReportError, StoreError
+from mlpsuite.learning_curves import area_under_curve
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -302,6 +303,8 @@ class Tracker:
             self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **_owner()})
             if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
                 _retrying(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
+            # The same trials, perhaps another protocol (`compare:`): the report follows the config.
+            _retrying(self.client.log_dict, parent.info.run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
             return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
@@ -560,6 +563,7 @@ def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, An
     """What the comparison needs to know of the grid: its keys and each trial's cell."""
     return {"grid_key": key, "experiment": spec.name, "grid_keys": list(spec.grid),
             "backends": list(spec.backends), "seeds": list(spec.seeds),
+            "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
             "trials": [{"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
                        for t in trials]}
 
@@ -575,6 +579,9 @@ def _curve_summary(history: dict[str, list[float]]) -> dict[str, float]:
         summary["best_epoch"] = best + 1
         if watched_name == "val_loss":
             summary["best_val_loss"] = watched[best]
+    area = area_under_curve(history.get("val_loss") or [])
+    if math.isfinite(area):  # the mean val_loss over the epochs, as the comparison computes it
+        summary["auc_val_loss"] = area
     times = history.get("epoch_time_s") or []
     if times:
         summary["first_epoch_time_s"] = times[0]

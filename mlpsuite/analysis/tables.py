@@ -1,0 +1,228 @@
+"""The comparison's tables, each a function of the grid frame (analysis/frame.py): cells over
+seeds, paired effects of a grid key, backend parity, backend speed, failures.
+
+A level of a grid key is compared with a reference level on pairs that share seed and every
+other grid key; a seed's backends are averaged first, since they start from the same weights
+and agree to ~1e-6: one sample, not several.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
+from mlpsuite.analysis.stats import (holm, mean_interval, paired_difference, paired_t_power, relative_spread,
+                                     robust_summary, seeds_for_power, stable_seed, standardized_effect)
+from mlpsuite.registry import RANKABLE, REFERENCE_BACKEND
+
+# What a cell summarises (those the grid's runs have).
+CELL_METRICS = ("val_loss", "test_loss", "test_accuracy", "test_r2", "test_mae", "best_epoch", "auc_val_loss",
+                "epochs_to_target", "time_to_target_s")
+INTERVALS = ("t", "bootstrap")
+
+
+def direction(metric: str) -> str:
+    """"min" when lower is better (losses, epochs, seconds), "max" for accuracy and R²."""
+    return RANKABLE.get(metric, "min")
+
+
+def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str, interval: str = "t",
+               seed: str = "") -> pd.DataFrame:
+    """Per cell pooled over the Keras backends (backend `all`), and per backend (scikit-learn
+    included) when there are several: n seeds, trials, and per metric over seeds the mean with
+    its 95% t-interval, the interquartile mean, the median and a 95% BCa bootstrap interval
+    (seeded from `seed`, the cell and the metric, so a report is the same every time), and how
+    many seeds have a value (`epochs_to_target` has none where the target was not reached).
+    Pooled cells ranked by `metric`, marking those whose `interval` overlaps the best cell's."""
+    ok = finished(frame)
+    metrics = [m for m in dict.fromkeys([metric, *CELL_METRICS]) if m in ok and ok[m].notna().any()]
+    groups = [(cell, ALL_BACKENDS, group) for cell, group in pooled_source(ok).groupby("cell", sort=False)]
+    if ok["backend"].nunique() > 1:
+        groups += [(cell, backend, group) for (cell, backend), group in ok.groupby(["cell", "backend"], sort=False)]
+    rows = []
+    for cell, backend, group in groups:
+        per_seed = group.groupby("seed")[metrics].mean()
+        row = {"cell": cell, **group.iloc[0][grid_keys].to_dict(), "backend": backend,
+               "n": len(per_seed), "trials": len(group)}
+        for name in metrics:
+            row.update(_summary(name, per_seed[name], stable_seed(seed, cell, backend, name)))
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=None if rows else ["cell", *grid_keys, "backend", "n", "trials"])
+    if table.empty or f"{metric}_mean" not in table:
+        return table
+    return _ranked(table, metric, interval)
+
+
+def _summary(name: str, values: pd.Series, seed: int) -> dict[str, float]:
+    interval = mean_interval(values)
+    robust = robust_summary(values, seed)
+    return {f"{name}_mean": interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high,
+            f"{name}_n": interval.n, **{f"{name}_{key}": value for key, value in robust.items()}}
+
+
+def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
+    """Best first; a cell with seeds that have no value (a target not reached) below every cell
+    whose seeds all have one, whatever its mean."""
+    ascending = direction(metric) == "min"
+    pooled = table[table["backend"] == ALL_BACKENDS].assign(_missing=lambda t: t["n"] - t[f"{metric}_n"])
+    pooled = pooled.sort_values(["_missing", f"{metric}_mean"], ascending=[True, ascending], kind="stable")
+    rank = {cell: position for position, cell in enumerate(pooled["cell"], start=1)}
+    best_low, best_high = bounds(pooled.iloc[0], metric, interval)
+    table = table.assign(rank=table["cell"].map(rank))
+    table["overlaps_best"] = [bool(low <= best_high and high >= best_low)
+                              for low, high in (bounds(row, metric, interval) for _, row in table.iterrows())]
+    table["_pooled_first"] = table["backend"] != ALL_BACKENDS
+    table = table.sort_values(["_pooled_first", "rank", "backend"]).drop(columns="_pooled_first")
+    return table.reset_index(drop=True)
+
+
+def bounds(row: pd.Series, metric: str, interval: str = "t") -> tuple[float, float]:
+    """A cell's t or bootstrap interval of `metric`, or the mean itself when there is none (one seed)."""
+    suffix = ("low", "high") if interval == "t" else ("boot_low", "boot_high")
+    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_{suffix[0]}"], row[f"{metric}_{suffix[1]}"]
+    return (mean, mean) if math.isnan(low) else (low, high)
+
+
+def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: str,
+                 reference: str | None = None) -> pd.DataFrame:
+    """Every level of `key` against `reference` (default: the best level by `metric`), paired on
+    seed and the other grid keys; Holm-adjusted paired-t p over the levels.
+
+    A seed's backends are averaged before pairing (one sample, as in `cell_table`): pairing
+    them separately would count near-identical runs as independent and shrink p. Pairs where
+    either side has no value (a target not reached) are left out and counted (`pairs_missing`).
+    """
+    pair_on = ["seed", *[k for k in grid_keys if k != key]]
+    source = pooled_source(finished(frame))
+    if source.empty or metric not in source:
+        return pd.DataFrame()
+    per_pair = source.groupby([key, *pair_on])[metric].mean().reset_index()
+    ok = per_pair.dropna(subset=[metric])
+    if ok.empty:
+        return pd.DataFrame()
+    means = ok.groupby(key)[metric].mean()
+    if reference is None:
+        reference = means.idxmin() if direction(metric) == "min" else means.idxmax()
+    reference_values = ok[ok[key] == reference].set_index(pair_on)[metric]
+    rows = []
+    for level in means.index:
+        if level == reference:
+            continue
+        level_values = ok[ok[key] == level].set_index(pair_on)[metric]
+        pairs = pd.concat([level_values.rename("level"), reference_values.rename("reference")],
+                          axis=1, join="inner")
+        possible = len(per_pair[per_pair[key] == level].merge(per_pair[per_pair[key] == reference][pair_on], on=pair_on))
+        rows.append({"key": key, "level": level, "reference": reference, "metric": metric,
+                     "level_mean": float(means[level]), "reference_mean": float(means[reference]),
+                     **paired_difference(pairs["level"], pairs["reference"], direction=direction(metric)),
+                     "pairs_missing": possible - len(pairs)})
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table["p_holm"] = holm(table["p_ttest"])
+        table = table.sort_values("mean_diff", ascending=direction(metric) == "min")
+    return table.reset_index(drop=True)
+
+
+def parity_table(frame: pd.DataFrame, losses: dict[str, list[float]]) -> pd.DataFrame:
+    """Per (cell, seed) run on several backends: the largest relative spread across backends of
+    the initial loss and of every epoch's loss, and whether the initial weights were identical.
+    Trials with dropout draw from each backend's RNG: listed, not expected to agree.
+    scikit-learn starts from its own weights: left out."""
+    ok = finished(frame)
+    ok = ok[ok["backend"] != REFERENCE_BACKEND]
+    rows = []
+    for (cell, seed), group in ok.groupby(["cell", "seed"], sort=False):
+        if group["backend"].nunique() < 2:
+            continue
+        curves = [losses.get(run_id) or [] for run_id in group["run_id"]]
+        epochs = min(len(curve) for curve in curves)
+        spreads = [relative_spread([curve[e] for curve in curves]) for e in range(epochs)]
+        hashes = set(group["weights_sha256"])
+        rows.append({"cell": cell, "seed": seed, "backends": ",".join(sorted(group["backend"])),
+                     "expected_to_agree": bool((group["dropout"].fillna(0) == 0).all()),
+                     "weights_match": len(hashes) == 1 and None not in hashes,
+                     "initial_rel_diff": relative_spread(group["initial_loss"]),
+                     "max_epoch_rel_diff": max(spreads, default=math.nan),
+                     "worst_epoch": int(np.argmax(spreads)) + 1 if spreads else None,
+                     "epochs_compared": epochs})
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows)
+    worst = table[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)
+    order = sorted(range(len(table)), key=lambda i: (not table["expected_to_agree"][i], -worst[i]))
+    return table.iloc[order].reset_index(drop=True)  # compared pairs first, worst first
+
+
+def parity_summary(parity: pd.DataFrame) -> dict[str, float]:
+    """Worst and median relative difference over the compared (cell, seed) pairs."""
+    if parity.empty:
+        return {"compared": 0, "not_expected": 0}
+    compared = parity[parity["expected_to_agree"]]
+    worst_per_pair = compared[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)
+    return {"compared": len(compared), "not_expected": int((~parity["expected_to_agree"]).sum()),
+            "weights_matched": int(compared["weights_match"].sum()),
+            "worst": float(worst_per_pair.max()) if len(compared) else math.nan,
+            "median": float(worst_per_pair.median()) if len(compared) else math.nan}
+
+
+SPEED_COLUMNS = ("step_time_ms", "first_epoch_overhead_s", "trial_time_s", "worker_start_s", "time_to_target_s")
+
+
+def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per backend: medians of step time, first-epoch overhead (compile and tracing: the first
+    epoch minus a steady one), trial wall time, worker start-up and, with a target, the
+    training time to reach it (over the trials that did: `target_reached` of `trials`), each
+    with its ratio to the fastest backend."""
+    # Timing noise can make a backend without compilation come out a hair below 0.
+    ok = finished(frame).assign(first_epoch_overhead_s=lambda f: (
+        f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0))
+    if ok.empty:
+        return pd.DataFrame()
+    columns = [column for column in SPEED_COLUMNS if column in ok]
+    reached = {"target_reached": ("reached_target", "sum")} if "reached_target" in ok else {}
+    table = ok.groupby("backend").agg(
+        trials=("key", "size"), vectorized=("vectorized", "max"), **reached,
+        **{column: (column, "median") for column in columns}).reset_index()
+    for column in columns:  # no ratio to a fastest of 0 (a backend that compiles nothing)
+        fastest = table[column].min()
+        table[f"{column}_x"] = table[column] / fastest if fastest > 0 else math.nan
+    return table.sort_values("trial_time_s").reset_index(drop=True)
+
+
+def failure_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Trials without a FINISHED run, by reason and backend (excluded from every statistic)."""
+    failed = frame[frame["status"] != "FINISHED"]
+    if failed.empty:
+        return pd.DataFrame(columns=["failure", "backend", "trials"])
+    return (failed.groupby(["failure", "backend"]).size().rename("trials").reset_index()
+            .sort_values("trials", ascending=False).reset_index(drop=True))
+
+
+def seed_budget(frame: pd.DataFrame, cells: pd.DataFrame, metric: str) -> dict | None:
+    """The best cell and the next-ranked cell whose interval overlaps it (the closest pair that
+    does not separate), paired on seed: their standardised difference and the seeds a paired
+    t-test would need to separate them with 80% power at alpha 0.05, were that difference real.
+    None when fewer than two cells are ranked; `rival` None when every cell separates."""
+    if cells.empty or "rank" not in cells:
+        return None
+    pooled = cells[cells["backend"] == ALL_BACKENDS]
+    if len(pooled) < 2:
+        return None
+    best = pooled.iloc[0]
+    rivals = pooled[(pooled["rank"] > 1) & pooled["overlaps_best"]]
+    if rivals.empty:
+        return {"best": best["cell"], "rival": None}
+    rival = rivals.iloc[0]
+    per_seed = pooled_source(finished(frame)).groupby(["cell", "seed"])[metric].mean()
+    pairs = pd.concat([per_seed.loc[rival["cell"]].rename("rival"), per_seed.loc[best["cell"]].rename("best")],
+                      axis=1, join="inner").dropna()
+    differences = pairs["rival"] - pairs["best"]
+    effect = standardized_effect(differences)
+    return {"best": best["cell"], "rival": rival["cell"], "metric": metric, "pairs": len(pairs),
+            "mean_diff": float(differences.mean()) if len(pairs) else math.nan,
+            "sd_diff": float(differences.std(ddof=1)) if len(pairs) > 1 else math.nan,
+            "effect_size": effect, "seeds_needed": seeds_for_power(effect),
+            "power_now": paired_t_power(len(pairs), effect) if len(pairs) > 1 and math.isfinite(effect) else math.nan}
