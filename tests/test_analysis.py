@@ -1,16 +1,15 @@
 """The comparison's statistics against independent references, on hand-built grids."""
 
 import math
-import uuid
 
 import numpy as np
 import pytest
-from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
 from scipy import stats
 
 from mlpsuite.analysis import (ALL_BACKENDS, cell_table, counted_run, effect_table, failure_table, grid_column,
                                grid_frame, holm, mean_interval, paired_difference, parity_table,
                                relative_spread, speed_table)
+from tests.runs import mlflow_run as _run
 
 
 def test_mean_interval_is_scipys_t_interval():
@@ -65,17 +64,6 @@ def test_relative_spread():
 # ---------------------------------------------------------------- a hand-built grid
 
 KEY = "model.activation"
-
-
-def _run(key: str, status: str = "FINISHED", start: int = 0, tags: dict | None = None,
-         params: dict | None = None, **metrics: float) -> Run:
-    """A real MLflow Run entity, as search_runs returns it."""
-    info = RunInfo(run_id=uuid.uuid4().hex, experiment_id="1", user_id="", status=status,
-                   start_time=start, end_time=start + 2000, lifecycle_stage="active")
-    data = RunData(metrics=[Metric(name, value, 0, 1) for name, value in metrics.items()],
-                   params=[Param(k, v) for k, v in (params or {}).items()],
-                   tags=[RunTag(k, v) for k, v in {"mlpsuite.trial_key": key, **(tags or {})}.items()])
-    return Run(info, data)
 
 
 def _grid(values: dict[tuple[str, str, int], float], extra=None):

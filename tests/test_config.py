@@ -70,6 +70,7 @@ def test_registry_names_match_the_layers_constructors():
         assert own == list(ACTIVATION_PARAMS[name]), name
 
 
+GRID_2 = "name: x\ndataset: {name: iris}\ngrid: {optimizer.name: [sgd, adam], optimizer.learning_rate: [0.1, 0.01]}\n"
 BAD_CONFIGS = {
     "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
     "unknown top key": ("name: x\ndataset: {name: iris}\nmodle: {}\n", "modle: unknown key; allowed: name, dataset, model"),
@@ -149,6 +150,28 @@ BAD_CONFIGS = {
                                           "name: '../../escape' would leave the store's artifact folder"),
     "experiment name with a backslash": ("name: 'a\\\\b'\ndataset: {name: iris}\n", "would leave the store's artifact folder"),
     "negative split seed": ("name: x\ndataset: {name: iris, seed: -2}\n", "dataset.seed: Input should be greater than or equal to 0"),
+    # The comparison's protocol, checked against the grid before any store exists.
+    "nuisance that is not a grid key": (GRID_2 + "compare: {nuisance: [optimizer.lr]}\n",
+                                        "compare.nuisance: 'optimizer.lr' is not a grid key; allowed: optimizer.name, optimizer.learning_rate"),
+    "nuisance that is the only grid key": ("name: x\ndataset: {name: iris}\ngrid: {optimizer.learning_rate: [0.1, 0.01]}\n"
+                                           "compare: {nuisance: [optimizer.learning_rate]}\n",
+                                           "compare.nuisance: optimizer.learning_rate is the only grid key; at least one must stay scientific"),
+    "every grid key nuisance": (GRID_2 + "compare: {nuisance: [optimizer.name, optimizer.learning_rate]}\n",
+                                "is every grid key; at least one must stay scientific (compared), allowed: a subset of"),
+    "select_on without nuisance": (GRID_2 + "compare: {select_on: val_accuracy}\n",
+                                   "compare.select_on: selects a nuisance setting, but no nuisance key is given"),
+    "select_on the runs do not record": (GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: val_r2}\n",
+                                         "compare.select_on: val_r2 is not recorded by this grid's runs; allowed: val_loss, best_val_loss"),
+    "select_on without a validation split": ("name: x\ndataset: {name: iris, val_size: 0}\n" + GRID_2.split("\n", 2)[2]
+                                             + "compare: {nuisance: [optimizer.learning_rate]}\n",
+                                             "compare.select_on: val_loss is not recorded by this grid's runs; allowed: loss, test_loss"),
+    "unknown comparison metric": (GRID_2 + "compare: {metric: f1}\n", "compare.metric: unknown metric 'f1'; allowed: val_loss"),
+    "target on a curve a regression lacks": ("name: x\ndataset: {name: diabetes}\ncompare: {target: {val_accuracy: 0.9}}\n",
+                                             "compare.target: val_accuracy is not an epoch curve of this grid's runs; allowed: loss, val_loss"),
+    "two targets": (GRID_2 + "compare: {target: {val_loss: 0.3, loss: 0.2}}\n", "compare.target: expected one metric and its value"),
+    "unknown compare key": (GRID_2 + "compare: {nuisanse: [optimizer.name]}\n",
+                            "compare.nuisanse: unknown key; allowed: nuisance, select_on, metric, interval, target"),
+    "unknown interval": (GRID_2 + "compare: {interval: percentile}\n", "compare.interval: Input should be 't' or 'bootstrap'"),
 }
 
 

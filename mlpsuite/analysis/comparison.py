@@ -161,7 +161,8 @@ def _protocol(manifest: dict[str, Any], overrides: dict[str, Any] | None, metric
         field = str(first["loc"][0]) if first["loc"] else "metric"
         if field in ("select_on", "metric"):
             allowed = ", ".join(_recorded(frame, bool(given.get("target") or declared.get("target"))))
-            raise ReportError(f"{FLAGS[field]} {first['input']}: not recorded for this grid; allowed: {allowed}") from None
+            raise ReportError(f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's runs; "
+                              f"allowed: {allowed}") from None
         raise ReportError(f"{FLAGS.get(field, field)}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
@@ -271,7 +272,7 @@ def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:
     if metric is None:
         return next((name for name in ("val_loss", "loss") if name in available), available[0] if available else "val_loss")
     if metric not in available:
-        raise ReportError(f"--metric {metric}: not recorded for this grid; allowed: {', '.join(available) or '(none)'}")
+        raise ReportError(f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: {', '.join(available) or '(none)'}")
     return metric
 
 

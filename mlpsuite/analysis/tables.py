@@ -15,7 +15,7 @@ import pandas as pd
 
 from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
 from mlpsuite.analysis.stats import (holm, mean_interval, paired_difference, paired_t_power, relative_spread,
-                                     robust_summary, seeds_for_power, stable_seed, standardized_effect)
+                                     seeds_for_power, stable_seed, standardized_effect, summaries)
 from mlpsuite.registry import RANKABLE, REFERENCE_BACKEND
 
 # What a cell summarises (those the grid's runs have).
@@ -47,20 +47,14 @@ def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str, interval:
         per_seed = group.groupby("seed")[metrics].mean()
         row = {"cell": cell, **group.iloc[0][grid_keys].to_dict(), "backend": backend,
                "n": len(per_seed), "trials": len(group)}
+        summary = summaries({name: per_seed[name] for name in metrics}, stable_seed(seed, cell, backend))
         for name in metrics:
-            row.update(_summary(name, per_seed[name], stable_seed(seed, cell, backend, name)))
+            row.update({f"{name}_{key}": value for key, value in summary[name].items()})
         rows.append(row)
     table = pd.DataFrame(rows, columns=None if rows else ["cell", *grid_keys, "backend", "n", "trials"])
     if table.empty or f"{metric}_mean" not in table:
         return table
     return _ranked(table, metric, interval)
-
-
-def _summary(name: str, values: pd.Series, seed: int) -> dict[str, float]:
-    interval = mean_interval(values)
-    robust = robust_summary(values, seed)
-    return {f"{name}_mean": interval.mean, f"{name}_low": interval.low, f"{name}_high": interval.high,
-            f"{name}_n": interval.n, **{f"{name}_{key}": value for key, value in robust.items()}}
 
 
 def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
