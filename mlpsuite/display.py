@@ -107,7 +107,9 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
 
 
 def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
-    """Rank, cell, seeds, the ranking metric and one other, `mean ± half-width`."""
+    """Rank, cell, seeds, the ranking metric (and one other, without a nuisance column) as
+    `mean ± half-width`, and its IQM. One scientific or nuisance key heads its own column,
+    so that the values alone fit in 80 columns."""
     from mlpsuite.analysis import ALL_BACKENDS
     from mlpsuite.report import INTERVAL_NAMES, better, cell_value, number
 
@@ -115,20 +117,22 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     if cells.empty or "rank" not in cells:
         return f"{comparison.experiment}: no FINISHED trial, nothing to rank"
     metric = comparison.metric
-    second = next((m for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
-                   if m != metric and f"{m}_mean" in cells), None)
+    tuned, compared = comparison.nuisance_keys, comparison.scientific_keys
+    second = None if tuned else next((m for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
+                                      if m != metric and f"{m}_mean" in cells), None)
     columns = [metric] + ([second] if second else [])
-    selected = ["at"] if "selected" in cells else []
+    cell = compared[0].split(".")[-1] if len(compared) == 1 else "cell"
+    selected = ([tuned[0].split(".")[-1]] if len(tuned) == 1 else ["at"]) if tuned else []
     table = _table(f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
-                   ["#", "cell", *selected, "n", *columns, "IQM", "≈ best"],
+                   ["#", cell, *selected, "n", *columns, "IQM", "≈ best"], names=(cell,),
                    caption=f"{INTERVAL_NAMES[comparison.interval]} over n seeds; IQM: interquartile "
                    f"mean of {metric}; ≈ best: interval overlaps the best one's"
-                   + ("; at: the selected setting (* on the grid's edge)" if selected else ""))
+                   + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else ""))
     for _, row in cells[cells["backend"] == ALL_BACKENDS].head(max_rows).iterrows():
-        at = [row["selected"] + ("*" if row["edge"] else "")] if selected else []
-        table.add_row(str(int(row["rank"])), row["cell"], *at, str(int(row["n"])),
-                      *[cell_value(row, m, comparison.interval) for m in columns], number(row[f"{metric}_iqm"]),
-                      "yes" if row["overlaps_best"] else "")
+        at = [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")] if tuned else []
+        table.add_row(str(int(row["rank"])), str(row[compared[0]]) if len(compared) == 1 else row["cell"], *at,
+                      str(int(row["n"])), *[cell_value(row, m, comparison.interval) for m in columns],
+                      number(row[f"{metric}_iqm"]), "yes" if row["overlaps_best"] else "")
     return table
 
 
@@ -170,11 +174,13 @@ def speed_table(comparison: Comparison) -> Table:
     return table
 
 
-def _table(title: str, header: list[str], caption: str | None = None) -> Table:
+def _table(title: str, header: list[str], caption: str | None = None, names: tuple[str, ...] = ()) -> Table:
     table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
                   box=box.SIMPLE_HEAD, pad_edge=False)
     for column in header:
-        text = column in ("cell", "backend", "level − best")
-        # Numbers never wrap mid-value; names wrap when the terminal is narrow.
-        table.add_column(column, justify="left" if text else "right", no_wrap=not text)
+        text = column in ("cell", "backend", "level − best", *names)
+        # Numbers never wrap mid-value; names wrap when the terminal is narrow, folded
+        # mid-word rather than cut ("activation=leaky_relu(alpha=0.1)" is one word).
+        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
+                         overflow="fold" if text else "ellipsis")
     return table

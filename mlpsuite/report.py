@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
+from mlpsuite.analysis.stats import MAX_SEEDS
 from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
 TABLES = ("cells", "effects", "selection", "parity", "speed", "failures")
@@ -95,12 +96,13 @@ def budget_line(comparison: Comparison) -> str:
     if not budget:
         return ""
     if budget["rival"] is None:
-        return f"Every other cell's interval separates from {budget['best']}'s."
+        return f"Paired on seed, a t-test separates every other cell from {budget['best']} (p < 0.05)."
     needed = budget["seeds_needed"]
-    head = (f"Seed budget: {budget['best']} and {budget['rival']} do not separate ({budget['metric']} difference "
-            f"{number(budget['mean_diff'])}, paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)")
+    head = (f"Seed budget: paired on seed, {budget['best']} and {budget['rival']} do not separate (paired t "
+            f"p = {number(budget['p_ttest'], 2)}; {budget['metric']} difference {number(budget['mean_diff'])}, "
+            f"paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)")
     if not math.isfinite(needed):
-        return head + "; at that difference no number of seeds would separate them."
+        return head + f"; at that difference a paired t-test would need more than {MAX_SEEDS:,} seeds."
     return (head + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% power "
             f"at alpha 0.05 (power now {number(budget['power_now'], 2)}).")
 

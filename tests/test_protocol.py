@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from mlpsuite.analysis import (ALL_BACKENDS, cell_table, effect_table, grid_frame, seed_budget, seeds_for_power,
                                selected_frame, selection_table, with_curve_measures)
@@ -131,20 +132,22 @@ def test_curve_measures_and_a_cell_that_missed_the_target_ranks_last():
     assert list(pooled.index) == ["sgd", "adam"] and list(pooled["rank"]) == [1, 2]
 
 
-def test_seed_budget_names_the_closest_pair_and_the_seeds_a_paired_test_needs():
+def test_seed_budget_names_the_closest_pair_a_paired_test_does_not_separate():
     frame = _grid({("sgd", "0.1"): 0.30, ("adam", "0.1"): 0.31, ("sgd", "0.01"): 0.9})
+    frame.loc[frame[NAME] == "adam", "val_loss"] += [0.0, 0.03, -0.03, 0.0]
     cells = cell_table(frame, [NAME, RATE], "val_loss")
     budget = seed_budget(frame, cells, "val_loss")
     assert budget["best"] == "name=sgd, learning_rate=0.1" and budget["rival"] == "name=adam, learning_rate=0.1"
-    differences = np.full(4, 0.01)  # the same noise on each seed: the difference has no spread
+    differences = np.array([0.01, 0.04, -0.02, 0.01])
     assert budget["pairs"] == 4 and budget["mean_diff"] == pytest.approx(differences.mean())
-    assert budget["seeds_needed"] == 2  # a difference without spread separates at once
-    noisy = frame.copy()
-    noisy.loc[(noisy[NAME] == "adam") & (noisy["seed"] == 1), "val_loss"] += 0.03
-    budget = seed_budget(noisy, cell_table(noisy, [NAME, RATE], "val_loss"), "val_loss")
-    spread = np.array([0.01, 0.04, 0.01, 0.01])
-    assert budget["effect_size"] == pytest.approx(spread.mean() / spread.std(ddof=1))
+    assert budget["p_ttest"] == pytest.approx(stats.ttest_1samp(differences, 0.0).pvalue) and budget["p_ttest"] > 0.05
+    assert budget["effect_size"] == pytest.approx(differences.mean() / differences.std(ddof=1))
     assert budget["seeds_needed"] == seeds_for_power(budget["effect_size"]) > 4
-    apart = _grid({("sgd", "0.1"): 0.1, ("adam", "0.1"): 0.9})
-    assert seed_budget(apart, cell_table(apart, [NAME, RATE], "val_loss"), "val_loss")["rival"] is None
+    # The same seed noise on both: a constant difference the paired test separates at once,
+    # though the cells' intervals overlap; the next cell is far apart, so none is left.
+    steady = _grid({("sgd", "0.1"): 0.30, ("adam", "0.1"): 0.31, ("sgd", "0.01"): 0.9})
+    steady_cells = cell_table(steady, [NAME, RATE], "val_loss")
+    assert steady_cells.iloc[1]["overlaps_best"]
+    assert seed_budget(steady, steady_cells, "val_loss") == {"best": "name=sgd, learning_rate=0.1", "rival": None,
+                                                              "metric": "val_loss"}
     assert math.isinf(seeds_for_power(0.0))

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
-from mlpsuite.analysis.stats import (holm, mean_interval, paired_difference, paired_t_power, relative_spread,
-                                     seeds_for_power, stable_seed, standardized_effect, summaries)
+from mlpsuite.analysis.stats import (ALPHA, holm, paired_difference, paired_t_power, relative_spread, seeds_for_power,
+                                     stable_seed, summaries)
 from mlpsuite.registry import RANKABLE, REFERENCE_BACKEND
 
 # What a cell summarises (those the grid's runs have).
@@ -196,27 +196,27 @@ def failure_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def seed_budget(frame: pd.DataFrame, cells: pd.DataFrame, metric: str) -> dict | None:
-    """The best cell and the next-ranked cell whose interval overlaps it (the closest pair that
-    does not separate), paired on seed: their standardised difference and the seeds a paired
-    t-test would need to separate them with 80% power at alpha 0.05, were that difference real.
-    None when fewer than two cells are ranked; `rival` None when every cell separates."""
+    """The best cell and the next-ranked cell that a paired t-test on seed does not separate
+    from it (p >= 0.05): the closest pair that does not separate. Their standardised difference
+    gives the seeds a paired t-test would need to separate them with 80% power at alpha 0.05,
+    were that difference real. None when fewer than two cells are ranked; `rival` None when
+    the paired test separates every cell from the best."""
     if cells.empty or "rank" not in cells:
         return None
     pooled = cells[cells["backend"] == ALL_BACKENDS]
     if len(pooled) < 2:
         return None
-    best = pooled.iloc[0]
-    rivals = pooled[(pooled["rank"] > 1) & pooled["overlaps_best"]]
-    if rivals.empty:
-        return {"best": best["cell"], "rival": None}
-    rival = rivals.iloc[0]
     per_seed = pooled_source(finished(frame)).groupby(["cell", "seed"])[metric].mean()
-    pairs = pd.concat([per_seed.loc[rival["cell"]].rename("rival"), per_seed.loc[best["cell"]].rename("best")],
-                      axis=1, join="inner").dropna()
-    differences = pairs["rival"] - pairs["best"]
-    effect = standardized_effect(differences)
-    return {"best": best["cell"], "rival": rival["cell"], "metric": metric, "pairs": len(pairs),
-            "mean_diff": float(differences.mean()) if len(pairs) else math.nan,
-            "sd_diff": float(differences.std(ddof=1)) if len(pairs) > 1 else math.nan,
-            "effect_size": effect, "seeds_needed": seeds_for_power(effect),
-            "power_now": paired_t_power(len(pairs), effect) if len(pairs) > 1 and math.isfinite(effect) else math.nan}
+    best = pooled.iloc[0]["cell"]
+    for rival in pooled["cell"].iloc[1:]:
+        pairs = pd.concat([per_seed.loc[rival].rename("rival"), per_seed.loc[best].rename("best")],
+                          axis=1, join="inner").dropna()
+        test = paired_difference(pairs["rival"], pairs["best"], direction=direction(metric))
+        if not test["p_ttest"] < ALPHA:
+            effect = test["effect_size"]
+            return {"best": best, "rival": rival, "metric": metric, "pairs": len(pairs), "p_ttest": test["p_ttest"],
+                    "mean_diff": test["mean_diff"], "effect_size": effect, "seeds_needed": seeds_for_power(effect),
+                    "sd_diff": float((pairs["rival"] - pairs["best"]).std(ddof=1)) if len(pairs) > 1 else math.nan,
+                    "power_now": paired_t_power(len(pairs), effect) if len(pairs) > 1 and math.isfinite(effect)
+                    else math.nan}
+    return {"best": best, "rival": None, "metric": metric}
