@@ -185,13 +185,14 @@ def _target_sentence(comparison, pooled, where) -> str:
     if target is None or "epochs_to_target_mean" not in pooled or comparison.speed.shape[0] > 1:
         return ""
     from mlpsuite import report
+    from mlpsuite.learning_curves import reach_sign
 
     ordered = pooled.assign(_missing=pooled["n"] - pooled["epochs_to_target_n"]).sort_values(
         ["_missing", "epochs_to_target_mean"])
     shown = [f"{_short(row['cell'], where)} {report.number(row['epochs_to_target_mean'], 3)} epochs "
              f"({int(row['epochs_to_target_n'])}/{int(row['n'])} seeds)" for _, row in ordered.head(3).iterrows()]
     never = int((pooled["epochs_to_target_n"] == 0).sum())
-    return (f"First to {target[0]} {'≤' if 'loss' in target[0] else '≥'} {target[1]:g}: {', '.join(shown)}"
+    return (f"First to {target[0]} {reach_sign(target[0])} {target[1]:g}: {', '.join(shown)}"
             + (f"; {never} cells never reached it" if never else "") + ".")
 
 

@@ -13,6 +13,11 @@ import numpy as np
 TARGET_METRICS = {"val_loss": "min", "loss": "min", "val_accuracy": "max", "accuracy": "max"}
 
 
+def reach_sign(metric: str) -> str:
+    """"≤" for a loss target, "≥" for an accuracy one: how reaching it reads."""
+    return "≤" if TARGET_METRICS.get(metric, "min") == "min" else "≥"
+
+
 def area_under_curve(curve: Sequence[float]) -> float:
     """The mean of a curve over its epochs: the area under it per epoch, so curves of different
     lengths compare. NaN for an empty curve or one that went non-finite."""

@@ -16,6 +16,7 @@ from scipy import stats
 
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
 from mlpsuite.analysis.stats import MAX_SEEDS
+from mlpsuite.learning_curves import reach_sign
 from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
 TABLES = ("cells", "effects", "selection", "parity", "speed", "failures")
@@ -56,7 +57,8 @@ def better(comparison: Comparison) -> str:
 
 
 def headline(comparison: Comparison) -> list[str]:
-    """The answer in a few sentences: what was counted, the best cell, parity, speed."""
+    """The answer in a few sentences: what was counted, the protocol, the best cell, the seed
+    budget, nuisance values on the grid's edge, parity, speed."""
     lines = [counted_line(comparison), protocol_line(comparison), best_line(comparison),
              small_sample_line(comparison), budget_line(comparison), edge_line(comparison),
              parity_line(comparison), *speed_lines(comparison)]
@@ -167,20 +169,14 @@ def target_line(comparison: Comparison) -> str:
     """Which backend reaches the target first (MLPerf's time to train), not only which steps fastest."""
     speed, target = comparison.speed, comparison.protocol.target_pair()
     if target is None or "time_to_target_s" not in speed or not speed["time_to_target_s"].notna().any():
-        return f"No trial reached {target[0]} {_reach(target)} {target[1]:g}." if target and len(speed) else ""
+        return f"No trial reached {target[0]} {reach_sign(target[0])} {target[1]:g}." if target and len(speed) else ""
     metric, value = target
     ordered = speed.dropna(subset=["time_to_target_s"]).sort_values("time_to_target_s")
     first, last = ordered.iloc[0], ordered.iloc[-1]
     reached = ", ".join(f"{row['backend']} {int(row['target_reached'])}/{int(row['trials'])}" for _, row in speed.iterrows())
-    return (f"First to {metric} {_reach(target)} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
+    return (f"First to {metric} {reach_sign(target[0])} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
             f"of training, {number(last['time_to_target_s_x'])}× sooner than {last['backend']}); trials that reached "
             f"it: {reached}.")
-
-
-def _reach(target: tuple[str, float]) -> str:
-    from mlpsuite.learning_curves import TARGET_METRICS
-
-    return "≤" if TARGET_METRICS[target[0]] == "min" else "≥"
 
 
 # ---------------------------------------------------------------- Markdown

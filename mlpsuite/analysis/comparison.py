@@ -84,7 +84,9 @@ class Comparison:
         if len(self.grid_keys) > 1:
             return (f"every grid key scientific ({', '.join(self.grid_keys)}): each cell as run, a key's effect "
                     "averaged over the other keys' values; settings outside the grid fixed")
-        return "one grid key compared at the config's other settings, fixed"
+        if self.grid_keys:
+            return f"{self.grid_keys[0]} compared, every other setting fixed as the config sets it"
+        return "one cell, every setting fixed as the config sets it"
 
     def best(self) -> pd.Series | None:
         pooled = self.cells[self.cells["backend"] == ALL_BACKENDS] if not self.cells.empty else self.cells
