@@ -141,7 +141,7 @@ def answer(comparison, where: dict[str, str] | None = None) -> str:
                 f"({report.cell_value(best, m, n=True)}; IQM {report.number(best[f'{m}_iqm'])}, 95% bootstrap "
                 f"[{report.number(best[f'{m}_boot_low'])}, {report.number(best[f'{m}_boot_high'])}])")
     if ties:
-        named = ", ".join(ties[:3]) + (f" and {len(ties) - 3} more" if len(ties) > 3 else "")
+        named = "; ".join(ties[:3]) + (f" and {len(ties) - 3} more" if len(ties) > 3 else "")
         sentence += (f"; {len(ties)} other cells' intervals overlap it ({named})" if len(ties) > 1
                      else f"; {named}'s interval overlaps it")
     else:

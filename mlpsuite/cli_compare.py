@@ -18,7 +18,7 @@ def add_compare_command(commands, add_tracking_uri) -> None:
     compare = commands.add_parser(
         "compare", help="the comparison of a grid: ranking, paired effects, backend parity and speed",
         description="Compute the comparison of one grid of EXPERIMENT (default: its most recently "
-        "run grid) from the runs in the store: cells ranked by a metric with 95%% intervals over "
+        "run grid) from the runs in the store: cells ranked by a metric with 95% intervals over "
         "seeds (t and BCa bootstrap, interquartile mean), paired effects of each grid key (t-test, "
         "Wilcoxon, Holm, probability of improvement), backend parity and speed. With nuisance keys, "
         "each cell is taken at its best nuisance setting, selected on validation and reported on test. "
@@ -56,14 +56,14 @@ def key_value(text: str) -> tuple[str, str]:
 
 
 def _target(text: str) -> dict[str, float]:
-    metric, value = key_value(text)
+    metric, _, value = text.partition("=")
     try:
         number = float(value)
     except ValueError:
         number = math.nan
-    if not math.isfinite(number):
+    if not metric.strip() or not math.isfinite(number):
         raise argparse.ArgumentTypeError(f"expected METRIC=NUMBER such as val_loss=0.3, got {text!r}")
-    return {metric: number}
+    return {metric.strip(): number}
 
 
 def protocol_flags(args: argparse.Namespace) -> dict:

@@ -16,6 +16,8 @@ from mlpsuite.learning_curves import TARGET_METRICS
 from mlpsuite.registry import RANKABLE, TARGET_MEASURES
 
 StrTuple = Annotated[tuple[str, ...], Strict(False)]
+# What a nuisance setting may be selected on: anything but the test split's scores.
+SELECTABLE = tuple(name for name in RANKABLE if not name.startswith("test_"))
 
 
 class CompareSpec(BaseModel):
@@ -29,11 +31,25 @@ class CompareSpec(BaseModel):
     interval: Literal["t", "bootstrap"] = "t"
     target: dict[str, float] = {}
 
+    @field_validator("nuisance", mode="before")
+    @classmethod
+    def _one_key_or_a_list(cls, nuisance):
+        return (nuisance,) if isinstance(nuisance, str) else nuisance
+
     @field_validator("select_on", "metric")
     @classmethod
     def _known_metric(cls, name):
         if name is not None and name not in RANKABLE:
             raise ValueError(f"unknown metric {name!r}; allowed: {', '.join(RANKABLE)}")
+        return name
+
+    @field_validator("select_on")
+    @classmethod
+    def _not_on_test(cls, name):
+        """A setting chosen on the test split would make the reported number optimistic there."""
+        if name.startswith("test_"):
+            raise ValueError(f"{name} is on the test split, where the selected cell is reported; select on a "
+                             f"validation metric, allowed: {', '.join(SELECTABLE)}")
         return name
 
     @field_validator("target", mode="before")
@@ -46,6 +62,8 @@ class CompareSpec(BaseModel):
                 raise ValueError(f"no target on {metric!r}; allowed: {', '.join(TARGET_METRICS)}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"target {metric} must be a finite number, got {value!r}")
+            if "accuracy" in metric and not 0 < value <= 1:
+                raise ValueError(f"target {metric} must be an accuracy in (0, 1], got {value!r}")
         return {metric: float(value) for metric, value in target.items()}
 
     def target_pair(self) -> tuple[str, float] | None:
@@ -82,9 +100,11 @@ def protocol_problem(spec: CompareSpec, grid_keys: list[str], recorded: list[str
         return "nuisance", (f"{', '.join(spec.nuisance)} is {what}; at least one must stay scientific "
                             f"(compared), allowed: a subset of {keys}")
     if "select_on" in spec.model_fields_set and not spec.nuisance:
-        return "select_on", "selects a nuisance setting, but no nuisance key is given; add nuisance: [KEY]"
+        return "select_on", "selects a nuisance setting, but no nuisance key is given (compare.nuisance, --nuisance)"
     for field in ("select_on", "metric") if spec.nuisance else ("metric",):
         name = getattr(spec, field)
+        if name in TARGET_MEASURES and not spec.target:
+            return field, f"{name} needs a target (compare.target, --target METRIC=VALUE such as val_loss=0.3)"
         if name is not None and name not in recorded:
             return field, f"{name} is not recorded by this grid's runs; allowed: {', '.join(recorded) or '(none)'}"
     for metric in spec.target:

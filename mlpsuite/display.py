@@ -91,7 +91,8 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     shown: list = [report.protocol_line(comparison), *summary, ranking_table(comparison, max_rows)]
     pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
     if len(pooled) > max_rows:
-        shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all in comparison/cells.csv")
+        where = "--format csv or --out DIR" if effects else "comparison/cells.csv on the parent run"
+        shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all of them: {where}")
     shown += [report.small_sample_line(comparison), report.budget_line(comparison), report.edge_line(comparison)]
     if effects and not comparison.effects.empty:
         shown.extend(effects_tables(comparison, max_rows))

@@ -144,6 +144,9 @@ def isolation(comparison: Comparison):
     name = comparison.protocol.select_on
     numbers = _numeric_settings(selection, comparison.nuisance_keys)
     settings = list(dict.fromkeys(selection["setting"]))
+    means = selection[f"{name}_mean"].dropna()
+    # A diverging setting can sit decades above the rest (SGD at rate 3: 1e3 against 0.2).
+    log_y = bool(len(means)) and means.min() > 0 and means.max() / means.min() >= 10
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for cell in _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]:
         rows = selection[selection["cell"] == cell]
@@ -153,6 +156,8 @@ def isolation(comparison: Comparison):
         mean = rows[f"{name}_mean"].to_numpy(dtype=float)
         low = np.where(np.isnan(rows[f"{name}_low"]), mean, rows[f"{name}_low"])
         high = np.where(np.isnan(rows[f"{name}_high"]), mean, rows[f"{name}_high"])
+        if log_y:  # a t-interval may reach below 0, which a log axis cannot draw
+            low = np.maximum(low, mean / 10)
         line = axes.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=cell)
         chosen = rows["selected"].to_numpy(dtype=bool)
         axes.scatter(x[chosen], mean[chosen], marker="*", s=220, color=line[0].get_color(), edgecolor="black",
@@ -162,7 +167,9 @@ def isolation(comparison: Comparison):
         axes.set_xscale("log")
     if not numbers:
         axes.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
-    axes.set(xlabel=tuned, ylabel=f"{name} (mean, 95% t-interval over seeds)",
+    if log_y:
+        axes.set_yscale("log")
+    axes.set(xlabel=tuned, ylabel=f"{name} (mean, 95% t-interval over seeds" + (", log" if log_y else "") + ")",
              title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting")
     axes.legend(fontsize="small")
     return figure

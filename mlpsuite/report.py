@@ -83,8 +83,14 @@ def best_line(comparison: Comparison) -> str:
     return (f"Best cell: {best['cell']}{selected}, {m} {cell_value(best, m, comparison.interval, n=True)}, "
             f"IQM {number(best[f'{m}_iqm'])}, median {number(best[f'{m}_median'])}"
             + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
-               else f"; intervals overlapping it: {', '.join(rivals['cell'])}." if len(rivals)
+               else f"; intervals overlapping it: {named_cells(rivals['cell'])}." if len(rivals)
                else "; no other cell's interval overlaps it."))
+
+
+def named_cells(cells, most: int = 5) -> str:
+    """`a=1, b=2; a=3, b=4 and 7 more`: cells apart by semicolons, since a cell's keys take commas."""
+    cells = list(cells)
+    return "; ".join(cells[:most]) + (f" and {len(cells) - most} more" if len(cells) > most else "")
 
 
 def protocol_line(comparison: Comparison) -> str:
@@ -111,7 +117,7 @@ def budget_line(comparison: Comparison) -> str:
 
 def edge_line(comparison: Comparison) -> str:
     """Selected nuisance values on the grid's edge: the best may lie outside the grid."""
-    if comparison.selection.empty:
+    if comparison.selection.empty or not comparison.selection["selected"].any():
         return ""
     edges = comparison.selection[comparison.selection["edge"] != ""]
     if edges.empty:
@@ -127,13 +133,13 @@ def small_sample_line(comparison: Comparison) -> str:
     if pooled is None or pooled.empty:
         return ""
     n = int(pooled["n"].min())
+    bootstrap = (f"With n={n} seeds a bootstrap interval is too narrow: it resamples only the values seen "
+                 "(read the t-interval beside it)." if comparison.interval == "bootstrap" and 2 <= n < 10 else "")
     if n < 2 or n >= 5:
-        return ""
-    bootstrap = (" A bootstrap interval over so few seeds is too narrow: it resamples only the values seen."
-                 if comparison.interval == "bootstrap" else "")
+        return bootstrap
     return (f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
             f"wide, and a paired Wilcoxon test cannot give p below {2 / 2 ** n:.3g}; add seeds to "
-            "separate close cells." + bootstrap)
+            "separate close cells." + (f" {bootstrap}" if bootstrap else ""))
 
 
 def parity_line(comparison: Comparison) -> str:

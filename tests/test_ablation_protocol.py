@@ -139,6 +139,10 @@ def test_a_target_gives_epochs_and_time_to_it_per_run_and_per_backend(grid, tmp_
     (["--metric", "test_mae"], "--metric test_mae: test_mae is not recorded by this grid's runs; allowed:"),
     (["--target", "val_mae=3"], "--target: no target on 'val_mae'; allowed: val_loss, loss, val_accuracy, accuracy"),
     (["--target", "val_loss=low"], "expected METRIC=NUMBER such as val_loss=0.3"),
+    (["--target", "val_loss"], "expected METRIC=NUMBER such as val_loss=0.3, got 'val_loss'"),
+    (["--select-on", "test_loss"], "--select-on test_loss: test_loss is on the test split"),
+    (["--nuisance", "none", "--select-on", "val_loss"], "--select-on val_loss: selects a nuisance setting, but no "
+                                                         "nuisance key is given"),
     (["--interval", "percentile"], "invalid choice: 'percentile'"),
 ])
 def test_a_wrong_protocol_flag_is_one_line_exit_2(grid, tmp_path, args, expected):

@@ -172,6 +172,12 @@ BAD_CONFIGS = {
     "unknown compare key": (GRID_2 + "compare: {nuisanse: [optimizer.name]}\n",
                             "compare.nuisanse: unknown key; allowed: nuisance, select_on, metric, interval, target"),
     "unknown interval": (GRID_2 + "compare: {interval: percentile}\n", "compare.interval: Input should be 't' or 'bootstrap'"),
+    "select_on the test split": (GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: test_loss}\n",
+                                 "compare.select_on: test_loss is on the test split, where the selected cell is reported"),
+    "target measure without a target": (GRID_2 + "compare: {metric: epochs_to_target}\n",
+                                        "compare.metric: epochs_to_target needs a target (compare.target"),
+    "accuracy target above 1": (GRID_2 + "compare: {target: {val_accuracy: 2}}\n",
+                                "compare.target: target val_accuracy must be an accuracy in (0, 1], got 2"),
 }
 
 
@@ -188,6 +194,13 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(case, tmp_path, monke
     assert err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: "), err
     assert expected in err, err
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_one_nuisance_key_may_be_written_without_a_list(tmp_path):
+    path = tmp_path / "one.yaml"
+    path.write_text(GRID_2 + "compare: {nuisance: optimizer.learning_rate, target: {val_accuracy: 0.9}}\n")
+    compare = load_config(path).compare
+    assert compare.nuisance == ("optimizer.learning_rate",) and compare.target_pair() == ("val_accuracy", 0.9)
 
 
 def test_missing_config_file_is_exit_2(tmp_path, monkeypatch, capsys):

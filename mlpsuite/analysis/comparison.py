@@ -161,11 +161,12 @@ def _protocol(manifest: dict[str, Any], overrides: dict[str, Any] | None, metric
     except ValueError as error:  # pydantic's ValidationError: a metric name nobody records
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "metric"
-        if field in ("select_on", "metric"):
+        if field in ("select_on", "metric") and first["input"] not in RANKABLE:
             allowed = ", ".join(_recorded(frame, bool(given.get("target") or declared.get("target"))))
             raise ReportError(f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's runs; "
                               f"allowed: {allowed}") from None
-        raise ReportError(f"{FLAGS.get(field, field)}: {first['msg'].removeprefix('Value error, ')}") from None
+        shown = f" {first['input']}" if isinstance(first["input"], str) else ""
+        raise ReportError(f"{FLAGS.get(field, field)}{shown}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def _recorded(frame: pd.DataFrame, target: bool) -> list[str]:

@@ -98,8 +98,11 @@ def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: st
     if ok.empty:
         return pd.DataFrame()
     means = ok.groupby(key)[metric].mean()
-    if reference is None:
-        reference = means.idxmin() if direction(metric) == "min" else means.idxmax()
+    if reference is None:  # as the ranking: a level whose every pair has a value goes first
+        missing = per_pair[metric].isna().groupby(per_pair[key]).sum().reindex(means.index)
+        order = pd.DataFrame({"missing": missing, "mean": means}).sort_values(
+            ["missing", "mean"], ascending=[True, direction(metric) == "min"], kind="stable")
+        reference = order.index[0]
     reference_values = ok[ok[key] == reference].set_index(pair_on)[metric]
     rows = []
     for level in means.index:
