@@ -144,9 +144,8 @@ def isolation(comparison: Comparison):
     name = comparison.protocol.select_on
     numbers = _numeric_settings(selection, comparison.nuisance_keys)
     settings = list(dict.fromkeys(selection["setting"]))
-    means = selection[f"{name}_mean"].dropna()
     # A diverging setting can sit decades above the rest (SGD at rate 3: 1e3 against 0.2).
-    log_y = bool(len(means)) and means.min() > 0 and means.max() / means.min() >= 10
+    log_y = _spans_decades(selection[f"{name}_mean"].dropna())
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for cell in _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]:
         rows = selection[selection["cell"] == cell]
@@ -163,7 +162,7 @@ def isolation(comparison: Comparison):
         axes.scatter(x[chosen], mean[chosen], marker="*", s=220, color=line[0].get_color(), edgecolor="black",
                      zorder=3)
     tuned = ", ".join(comparison.nuisance_keys)
-    if numbers and min(numbers.values()) > 0 and max(numbers.values()) / min(numbers.values()) >= 10:
+    if _spans_decades(list(numbers.values())):
         axes.set_xscale("log")
     if not numbers:
         axes.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
@@ -183,3 +182,9 @@ def _numeric_settings(selection, nuisance: list[str]) -> dict[str, float]:
         return {row["setting"]: float(row[nuisance[0]]) for _, row in selection.iterrows()}
     except (TypeError, ValueError):
         return {}
+
+
+def _spans_decades(values) -> bool:
+    """Positive values a factor of 10 or more apart: a log axis shows them all."""
+    values = np.asarray(values, dtype=float)
+    return bool(len(values)) and values.min() > 0 and values.max() / values.min() >= 10
