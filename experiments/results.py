@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results"
@@ -35,10 +36,14 @@ MAX_ROWS = 12
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    question: str
     protocol: str                              # why its settings are tuned or fixed
     parts: tuple[dict[str, str], ...] = ({},)  # `--where` selections, one answer each
     lecture_figures: tuple[str, ...] = ()      # `mlpsuite figures NAME --experiment` extras
+
+    @property
+    def question(self) -> str:
+        """The config's own `description:`, which its parent run and experiment page show too."""
+        return yaml.safe_load((ROOT / "experiments" / f"{self.name}.yaml").read_text(encoding="utf-8"))["description"]
 
 
 TUNED = ("The learning rate is a nuisance key: each cell is taken at its own best rate (lowest mean "
@@ -46,19 +51,16 @@ TUNED = ("The learning rate is a nuisance key: each cell is taken at its own bes
          "averaged over the rates instead, a level that is poor at one rate would lose to one that is "
          "mediocre at all.")
 EXPERIMENTS = (
-    Experiment("activations", "Which activation trains best on a problem a linear model cannot solve?", TUNED),
-    Experiment("scaling", "How much does feature scaling matter?", TUNED + " Unscaled inputs get the rate that "
+    Experiment("activations", TUNED),
+    Experiment("scaling", TUNED + " Unscaled inputs get the rate that "
                "suits them, not the one chosen for scaled ones.",
                tuple({"dataset.name": name} for name in ("wine", "breast_cancer", "diabetes"))),
-    Experiment("optimizers", "Which optimizer wins, each at its own best learning rate?", TUNED),
-    Experiment("depth", "Does sigmoid's gradient vanish as the net gets deeper?",
-               "Fixed hyperparameters (momentum SGD at 0.01 for every depth and activation): the question is "
+    Experiment("optimizers", TUNED),
+    Experiment("depth", "Fixed hyperparameters (momentum SGD at 0.01 for every depth and activation): the question is "
                "the gradient at initialisation (epoch 0), which no learning rate changes, so the rate is not "
                "tuned; the ranking below compares the cells at that one rate.",
                lecture_figures=("gradients", "dead_units")),
-    Experiment("backends", "Do TensorFlow, PyTorch and JAX give the same losses, how fast is each, "
-               "and how does scikit-learn compare?",
-               "Fixed hyperparameters by design: the same settings on every backend, compared for parity, "
+    Experiment("backends", "Fixed hyperparameters by design: the same settings on every backend, compared for parity, "
                "speed and time to a val_loss of 0.5."),
 )
 
@@ -249,8 +251,6 @@ def _table(comparison) -> str:
 
 
 def _figure(comparison, stem: str) -> str:
-    import matplotlib.pyplot as plt
-
     from mlpsuite.plots import backend_speed, isolation, loss_curves
 
     # Several backends: their speed; a tuned nuisance key: the isolation plot; else the curves.
@@ -258,7 +258,6 @@ def _figure(comparison, stem: str) -> str:
     figure = draw(comparison)
     path = DOCS / f"{stem}.png"
     figure.savefig(path, dpi=90, bbox_inches="tight")
-    plt.close(figure)
     return str(path.relative_to(ROOT))
 
 

@@ -1,7 +1,33 @@
 """mlpsuite: small feed-forward networks in Keras 3 on TensorFlow, PyTorch and JAX.
 
-Importing `mlpsuite` loads no deep-learning framework; `mlpsuite.layers` and
-`mlpsuite.models` import Keras, which fixes the backend from `KERAS_BACKEND`.
+    import mlpsuite
+    result = mlpsuite.run("experiments/quickstart.yaml")   # or a dict in the YAML's shape
+    result.comparison.cells                                # pandas; in Jupyter `result` shows it
+
+Importing `mlpsuite` loads no deep-learning framework, nor MLflow or pandas: `run`, `compare`,
+`plan`, `Comparison` and `GridResult` (mlpsuite.api, mlpsuite.notebook) load on first use.
+`mlpsuite.layers` and `mlpsuite.models` import Keras, which fixes the backend from
+`KERAS_BACKEND`.
 """
 
+from mlpsuite.errors import ConfigError, ReportError, StoreError, UserError
+
 __version__ = "0.1.0"
+
+_API = {"run": "mlpsuite.api", "compare": "mlpsuite.api", "plan": "mlpsuite.api",
+        "Comparison": "mlpsuite.notebook", "GridResult": "mlpsuite.notebook"}
+__all__ = ["Comparison", "ConfigError", "GridResult", "ReportError", "StoreError", "UserError", "compare",
+           "plan", "run"]
+
+
+def __getattr__(name: str):
+    """The API on first use (PEP 562): `import mlpsuite` stays instant for the CLI."""
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'mlpsuite' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -72,8 +72,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_tracking_uri(rerun)
 
     ui = commands.add_parser("ui", help="open the MLflow UI on this store (127.0.0.1)",
-                             description="Start the MLflow UI on the tracking store, bound to 127.0.0.1.")
+                             description="Start the MLflow UI on the tracking store, bound to 127.0.0.1, and "
+                             "print the address of EXPERIMENT's runs in its Model training view.")
+    ui.add_argument("experiment", nargs="?", default=None,
+                    help="the experiment to open (default: the one whose grid ran last)")
     ui.add_argument("--port", type=_port, default=5000, help="port (default 5000)")
+    ui.add_argument("--open", action="store_true", help="also open that address in a web browser")
     _add_tracking_uri(ui)
 
     server = commands.add_parser(
@@ -174,112 +178,55 @@ def _port(text: str) -> int:
     return value
 
 
-def _console(stderr: bool = True):
-    """Progress and notes go to stderr, results to stdout; 100 columns when not a terminal."""
-    from rich.console import Console
-
-    console = Console(stderr=stderr)
-    return console if console.is_terminal else Console(stderr=stderr, width=100)
-
-
 def _run(args: argparse.Namespace) -> int:
-    from mlpsuite.config import expand, load_config
+    from mlpsuite import api
 
     if args.dry_run:
         from rich.console import Console
 
         from mlpsuite.display import trial_table
-        from mlpsuite.runner import unique_trials
 
-        spec = load_config(args.config, backends=args.backends)
-        Console().print(trial_table(unique_trials(expand(spec, args.config))))
+        Console().print(trial_table(api.plan(args.config, backends=args.backends)))
         return 0
-    spec = load_config(args.config, backends=args.backends, check_data=False)
-    from mlpsuite.executors.local import LocalExecutor
-    from mlpsuite.grid_checks import check_grid
+    result = api.run(args.config, tracking_uri=args.tracking_uri, backends=args.backends, jobs=args.jobs,
+                     force=args.force, executor=args.executor, reuse=not args.no_reuse, address=args.address,
+                     max_retries=args.max_retries)
+    from mlpsuite.display import make_console
 
-    if args.executor == "ray":
-        from mlpsuite.executors.ray import RayExecutor
-
-        executor = RayExecutor(args.jobs, reuse=not args.no_reuse, address=args.address,
-                               max_retries=args.max_retries)
-    else:
-        executor = LocalExecutor(args.jobs, reuse=not args.no_reuse)
-    if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
-        # Every backend has as many trials: their framework imports overlap loading the
-        # datasets and opening MLflow here. A config refused below just stops them.
-        executor.prestart(list(spec.backends))
-    try:
-        check_grid(spec, args.config)
-        from mlpsuite.runner import unique_trials  # MLflow comes with it: the workers are importing
-
-        return _run_on(spec, unique_trials(expand(spec, args.config)), executor, args)
-    finally:
-        executor.shutdown()
+    return _show_outcome(result, args, make_console(), make_console(stderr=False))
 
 
-def _run_on(spec, trials, executor, args: argparse.Namespace) -> int:
-    from mlpsuite.display import GridProgress
-    from mlpsuite.executors.local import vectorize_note
-    from mlpsuite.runner import run_grid
-    from mlpsuite.sklearn_backend import sklearn_note
-    from mlpsuite.tracking import Tracker, resolve_uri
-
-    console, results = _console(), _console(stderr=False)
-    tracker = Tracker(resolve_uri(args.tracking_uri))
-    progress = GridProgress(console)
-
-    def on_plan(to_run: int, reused: int) -> None:
-        console.print(f"{spec.name}: {to_run} trials to run, {reused} reused from {_shown_uri(tracker.uri)}")
-        for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
-            if note:
-                console.print(note)
-        progress.start(to_run, reused)
-
-    try:
-        outcome = run_grid(spec, args.config, tracker, force=args.force, display=progress,
-                           on_plan=on_plan, executor=executor, trials=trials)
-    finally:
-        progress.stop()
-    return _show_outcome(outcome, spec.name, tracker.uri, args, console, results)
-
-
-def _show_outcome(outcome, experiment: str, uri: str, args: argparse.Namespace, console, results) -> int:
+def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
     """The comparison and the closing line on stdout, notes on stderr; returns the exit code."""
     from mlpsuite.display import comparison_view
 
-    if outcome.orphans_killed:
-        console.print(f"marked {outcome.orphans_killed} runs KILLED that an mlpsuite run which no longer "
+    if result.orphans_killed:
+        console.print(f"marked {result.orphans_killed} runs KILLED that an mlpsuite run which no longer "
                       "exists had left RUNNING (tag mlpsuite.failure = coordinator died)")
-    if outcome.comparison is not None:
-        for shown in comparison_view(outcome.comparison):
+    if result.comparison is not None:
+        for shown in comparison_view(result.comparison):
             results.print(shown)
-    if outcome.kept_logs:
-        console.print(f"a worker died: its log is kept in {outcome.kept_logs}")
-    counts = (f"parent run {outcome.parent_run_id} (invocation {outcome.invocation}): "
-              f"{len(outcome.results)} run, {outcome.failed} failed, {outcome.reused} reused")
-    if outcome.interrupted:
-        console.print(f"{counts}. Interrupted: in-flight runs marked KILLED, no comparison written; "
+    if result.kept_logs:
+        console.print(f"a worker died: its log is kept in {result.kept_logs}")
+    if result.interrupted:
+        console.print(f"{result.counts()}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
-        return 128 + int(outcome.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+        return 128 + (result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     store = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
-    results.print(f"{counts}; the comparison is on the parent run. {_browse_hint(uri, args.tracking_uri, outcome)}"
-                  f"; again: mlpsuite compare {experiment}{store}", soft_wrap=True)
-    if outcome.report_error:
-        console.print(f"the comparison failed ({outcome.report_error}); every trial is recorded: "
-                      f"mlpsuite compare {experiment}{store} --log tries again")
+    results.print(f"{result.counts()}; the comparison is on the parent run. {_browse_hint(result, args.tracking_uri)}"
+                  f"; again: mlpsuite compare {result.experiment}{store}", soft_wrap=True)
+    if result.report_error:
+        console.print(f"the comparison failed ({result.report_error}); every trial is recorded: "
+                      f"mlpsuite compare {result.experiment}{store} --log tries again")
         return EXIT_FAILED
-    return EXIT_FAILED if args.strict and outcome.failed else 0
+    return EXIT_FAILED if args.strict and result.n_failed else 0
 
 
-def _browse_hint(uri: str, cli_uri: str | None, outcome) -> str:
+def _browse_hint(result, cli_uri: str | None) -> str:
     """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it."""
-    from mlpsuite.tracking import run_url
-
-    link = run_url(uri, outcome.experiment_id, outcome.parent_run_id)
-    if uri.startswith(("http://", "https://")):
-        return f"Browse: {link}"
-    return f"Browse: mlpsuite ui{f' --tracking-uri {cli_uri}' if cli_uri else ''}, then {link}"
+    if result.tracking_uri.startswith(("http://", "https://")):
+        return f"Browse: {result.url}"
+    return f"Browse: mlpsuite ui{f' --tracking-uri {cli_uri}' if cli_uri else ''}, then {result.url}"
 
 
 def _rerun(args: argparse.Namespace) -> int:
@@ -307,14 +254,44 @@ def _ui(args: argparse.Namespace) -> int:
     from mlpsuite.tracking import Tracker, resolve_uri
 
     uri = resolve_uri(args.tracking_uri, create=False)
-    Tracker(uri)  # an unreachable server or unusable store: one line here, not MLflow's traceback
+    tracker = Tracker(uri)  # an unreachable server or unusable store: one line here, not MLflow's traceback
     _check_port_free(args.port)
-    print(f"MLflow UI for {_shown_uri(uri)} at http://127.0.0.1:{args.port} (Ctrl-C stops it). MLflow 3 opens in "
-          "its GenAI view: pick 'Model training' at the top left to see runs, or open the link "
-          "mlpsuite run printed.")
+    address = f"http://127.0.0.1:{args.port}"
+    link = f"{address}/{_experiment_page(tracker, args.experiment)}"
+    print(f"MLflow UI for {_shown_uri(uri)} at {address} (Ctrl-C stops it). Open {link}")
+    if args.open:
+        _open_when_up(link, args.port)
     _become([sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
              "--host", "127.0.0.1", "--port", str(args.port)])
     return 0
+
+
+def _experiment_page(tracker, experiment: str | None) -> str:
+    """`#/experiments/ID?workflowType=machine_learning` (MLflow 3 opens on its GenAI view
+    otherwise): the experiment named, else the one whose grid ran last, else the list."""
+    from mlpsuite.dashboard import VIEW
+
+    if experiment is not None:
+        found = tracker.find_experiment(experiment)
+        if found is None:
+            known = ", ".join(tracker.experiment_names()) or "(none)"
+            raise ConfigError(f"{experiment}: no such experiment in {_shown_uri(tracker.uri)}; experiments: {known}")
+        return f"#/experiments/{found}?{VIEW}"
+    newest = tracker.newest_grid_experiment()
+    return f"#/experiments/{newest}?{VIEW}" if newest else f"#/experiments?{VIEW}"
+
+
+def _open_when_up(link: str, port: int) -> None:
+    """A browser once the UI answers; a separate process, since this one becomes the UI."""
+    import subprocess
+
+    waiter = ("import socket, sys, time, webbrowser\n"
+              "for _ in range(600):\n"
+              "    try:\n"
+              f"        socket.create_connection(('127.0.0.1', {port}), 0.5).close(); break\n"
+              "    except OSError: time.sleep(0.1)\n"
+              f"webbrowser.open({link!r})\n")
+    subprocess.Popen([sys.executable, "-c", waiter], start_new_session=True)
 
 
 def _server(args: argparse.Namespace) -> int:
@@ -358,6 +335,9 @@ def _shown_uri(uri: str) -> str:
 def _become(command: list[str]) -> None:
     """Replace this process with `command`: a SIGTERM or Ctrl-C meant for the server reaches
     it, instead of stopping only a parent that would leave it running."""
+    # MLflow's job execution serves its GenAI features (online scoring, trace archival), none
+    # of which a grid uses: three more processes of ~250 MB each, and 5 s more to start.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(command[0], command)

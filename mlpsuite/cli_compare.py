@@ -8,9 +8,8 @@ import math
 import sys
 from pathlib import Path
 
+from mlpsuite.api import NO_NUISANCE
 from mlpsuite.errors import ConfigError
-
-NO_NUISANCE = "none"
 
 
 def add_compare_command(commands, add_tracking_uri) -> None:
@@ -66,32 +65,14 @@ def _target(text: str) -> dict[str, float]:
     return {metric.strip(): number}
 
 
-def protocol_flags(args: argparse.Namespace) -> dict:
-    """The protocol fields the flags set (None: the grid's own)."""
-    nuisance = args.nuisance
-    if nuisance is not None:
-        nuisance = [] if nuisance == [NO_NUISANCE] else [key for key in nuisance if key != NO_NUISANCE]
-    return {"nuisance": nuisance, "select_on": args.select_on, "interval": args.interval, "target": args.target}
-
-
 def run_compare(args: argparse.Namespace) -> int:
-    from mlpsuite.analysis import compare
-    from mlpsuite.tracking import Tracker, resolve_uri
+    from mlpsuite.api import compare
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
-    if args.log and args.where:
-        raise ConfigError("--log with --where: the parent run's comparison covers its whole grid; "
-                          "drop --where to log, or --log to look at a part")
-    tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
-    if args.log:
-        from mlpsuite.runner import log_comparison
-
-        comparison = log_comparison(tracker, args.experiment, args.parent, by=args.by, metric=args.metric,
-                                    protocol=protocol_flags(args))
-    else:
-        comparison = compare(tracker, args.experiment, args.parent, by=args.by, metric=args.metric,
-                             where=dict(args.where), protocol=protocol_flags(args))
+    comparison = compare(args.experiment, tracking_uri=args.tracking_uri, parent=args.parent, by=args.by,
+                         metric=args.metric, where=dict(args.where), nuisance=args.nuisance,
+                         select_on=args.select_on, interval=args.interval, target=args.target, log=args.log)
     print_comparison(comparison, args.format)
     if args.out is not None:
         from mlpsuite.report import write_report

@@ -12,15 +12,16 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, Field, Strict, StrictInt, ValidationError, field_validator,
                       model_validator)
 
 from mlpsuite import __version__
 from mlpsuite.comparison_spec import CompareSpec
+from mlpsuite.config_yaml import read_yaml
 from mlpsuite.data import Dataset, check_dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.initializers import INITIALIZERS
@@ -30,6 +31,8 @@ from mlpsuite.registry import (ACTIVATION_PARAMS, ALLOWED_BACKENDS, BACKEND_ALIA
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
 FREE_FORM_KEYS = ("dataset.options",)
+# What errors name for a grid given as a dict (`mlpsuite.run({...})`) rather than a file.
+CONFIG_DICT = Path("<config dict>")
 MAX_SEED = 2**32 - 1  # NumPy's generators take seeds in [0, 2**32)
 # A seed NumPy can take; YAML lists become tuples, but their items stay strict.
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
@@ -188,6 +191,8 @@ class GridSpec(_Section):
                               "statistics per layer and epoch (mlpsuite.diagnostics)")
     compare: CompareSpec = Field(CompareSpec(), description="the comparison's protocol: nuisance keys, "
                                  "select_on, metric, interval, target")
+    description: str = Field("", max_length=2000, description="the question the grid asks: on its parent "
+                             "run and the experiment's page (in no trial key)")
 
     @field_validator("dataset")
     @classmethod
@@ -327,6 +332,10 @@ class Trial(_Section):
         cell = self.cell_label()
         return f"{self.backend} seed={self.seed}" + (f" {cell}" if self.cell else "")
 
+    def run_name(self) -> str:
+        """`elu standard s2 jax`: the MLflow run name, short enough for the runs table."""
+        return " ".join([*self.cell_values().values(), f"s{self.seed}", self.backend])
+
     def cell_values(self) -> dict[str, str]:
         """This trial's grid values as short labels: `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
         return {key: short_value(value) for key, value in self.cell.items()}
@@ -363,45 +372,12 @@ def short_value(value: Any) -> str:
 # ---------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """`yaml.safe_load`, except that a key given twice in one mapping is an error: plain YAML
-    keeps the last one silently, so a grid would run only one of the two values."""
-
-
-def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen and key != "<<":
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}; each key may appear once per mapping", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
-
-
-def load_config(path: str | Path, backends: str | None = None, check_data: bool = True) -> GridSpec:
-    """Read and validate a grid YAML; `backends` ("tf,jax") overrides its `backends`.
-    `check_data=False` leaves loading each dataset (`grid_checks.check_grid`) to the caller."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a folder; expected a grid YAML file such as experiments/quickstart.yaml")
-    if not path.is_file():
-        raise ConfigError(f"{path}: file not found")
-    try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}); expected a grid YAML file") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise ConfigError(f"{path}: YAML syntax error{where}: {problem}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping with keys name, dataset, model, ..., "
-                          f"got {type(raw).__name__}")
+def load_config(source: str | Path | Mapping[str, Any], backends: str | None = None,
+                check_data: bool = True) -> GridSpec:
+    """Read and validate a grid: a YAML file, or a dict in the YAML's shape (errors then name
+    `<config dict>`); `backends` ("tf,jax") overrides its `backends`. `check_data=False`
+    leaves loading each dataset (`grid_checks.check_grid`) to the caller."""
+    raw, path = (dict(source), CONFIG_DICT) if isinstance(source, Mapping) else read_yaml(Path(source))
     if backends is not None:
         raw = {**raw, "backends": backends}
     try:

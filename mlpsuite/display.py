@@ -16,6 +16,13 @@ if TYPE_CHECKING:  # pandas, scipy and MLflow load only when a comparison is sho
     from mlpsuite.analysis import Comparison
 
 
+def make_console(stderr: bool = True) -> Console:
+    """Progress and notes go to stderr, results to stdout; 100 columns when not a terminal (a
+    notebook included: rich renders into its cells)."""
+    console = Console(stderr=stderr)
+    return console if console.is_terminal else Console(stderr=stderr, width=100)
+
+
 class GridProgress:
     """Trials done / failed / ETA, and one line per worker with its trial and epoch."""
 

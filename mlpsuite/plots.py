@@ -1,6 +1,8 @@
-"""Figures of a grid's comparison (matplotlib, Agg): each a function of the real runs' numbers.
+"""Figures of a grid's comparison: each a function of the real runs' numbers.
 
-`comparison_figures` writes them into a folder; the runner logs that folder on the parent run.
+`comparison_figures` writes them into a folder; the runner logs that folder on the parent run;
+`figures` hands them to a notebook. Drawn on `matplotlib.figure.Figure` itself, never through
+pyplot: no backend is chosen here (a notebook's inline one stays), and nothing needs closing.
 """
 
 from __future__ import annotations
@@ -8,15 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")  # no display: figures go to files and to MLflow
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from mlpsuite.analysis import ALL_BACKENDS, Comparison, finished, mean_interval  # noqa: E402
+from mlpsuite.analysis import ALL_BACKENDS, Comparison, finished, mean_interval
 
 MAX_CELLS_SHOWN = 10
 TINY = 1e-16  # where a relative difference of exactly 0 sits on a log axis
@@ -26,15 +24,20 @@ def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
     """Every figure that has data, as PNG files in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    for name, draw in (("curves", loss_curves), ("final_metric", final_metric), ("isolation", isolation),
-                       ("parity", backend_parity), ("speed", backend_speed)):
-        figure = draw(comparison)
-        if figure is not None:
-            path = folder / f"{name}.png"
-            figure.savefig(path, dpi=100, bbox_inches="tight")
-            plt.close(figure)
-            made.append(path)
+    for name, figure in figures(comparison).items():
+        path = folder / f"{name}.png"
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+        made.append(path)
     return made
+
+
+def figures(comparison: Comparison) -> dict[str, Figure]:
+    """{name: figure} of every figure that has data: curves, final_metric (the ranking),
+    isolation, parity, speed."""
+    drawn = {name: draw(comparison) for name, draw in (
+        ("curves", loss_curves), ("final_metric", final_metric), ("isolation", isolation),
+        ("parity", backend_parity), ("speed", backend_speed))}
+    return {name: figure for name, figure in drawn.items() if figure is not None}
 
 
 def _ranked_cells(comparison: Comparison) -> list[str]:
@@ -49,7 +52,7 @@ def loss_curves(comparison: Comparison):
     if not cells or not comparison.curves:
         return None
     metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = _subplots(figsize=(8, 4.5))
     for cell in cells:
         curves = [comparison.curves.get(run_id) or [] for run_id in ok[ok["cell"] == cell]["run_id"]]
         epochs = min((len(c) for c in curves), default=0)
@@ -83,7 +86,7 @@ def final_metric(comparison: Comparison):
     mean = pooled[f"{metric}_mean"].to_numpy()
     low = np.where(np.isnan(pooled[f"{metric}_low"]), mean, pooled[f"{metric}_low"])
     high = np.where(np.isnan(pooled[f"{metric}_high"]), mean, pooled[f"{metric}_high"])
-    figure, axes = plt.subplots(figsize=(8, 0.45 * len(pooled) + 1.5))
+    figure, axes = _subplots(figsize=(8, 0.45 * len(pooled) + 1.5))
     positions = np.arange(len(pooled))
     axes.errorbar(mean, positions, xerr=[mean - low, high - mean], fmt="o", capsize=3)
     axes.set_yticks(positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"])])
@@ -104,8 +107,8 @@ def backend_parity(comparison: Comparison):
     epochs = min(len(c) for c in curves.values())
     if epochs == 0:
         return None
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True,
-                                         gridspec_kw={"height_ratios": [2, 1]})
+    figure, (top, bottom) = _subplots(2, 1, figsize=(8, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
     x = np.arange(1, epochs + 1)
     for backend, curve in curves.items():
         top.plot(x, curve[:epochs], label=backend, linestyle="-" if backend == "tensorflow" else "--")
@@ -124,7 +127,7 @@ def backend_speed(comparison: Comparison):
     speed = comparison.speed
     if speed.empty:
         return None
-    figure, (steps, trials) = plt.subplots(1, 2, figsize=(9, 3.5), layout="constrained")
+    figure, (steps, trials) = _subplots(1, 2, figsize=(9, 3.5), layout="constrained")
     steps.bar(speed["backend"], speed["step_time_ms"])
     steps.set(ylabel="ms/step (median)", title="training step")
     trials.bar(speed["backend"], speed["trial_time_s"], label="whole trial")
@@ -146,7 +149,7 @@ def isolation(comparison: Comparison):
     settings = list(dict.fromkeys(selection["setting"]))
     # A diverging setting can sit decades above the rest (SGD at rate 3: 1e3 against 0.2).
     log_y = _spans_decades(selection[f"{name}_mean"].dropna())
-    figure, axes = plt.subplots(figsize=(8, 4.5))
+    figure, axes = _subplots(figsize=(8, 4.5))
     for cell in _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]:
         rows = selection[selection["cell"] == cell]
         x = np.array([numbers[s] if numbers else settings.index(s) for s in rows["setting"]], dtype=float)
@@ -188,3 +191,9 @@ def _spans_decades(values) -> bool:
     """Positive values a factor of 10 or more apart: a log axis shows them all."""
     values = np.asarray(values, dtype=float)
     return bool(len(values)) and values.min() > 0 and values.max() / values.min() >= 10
+
+
+def _subplots(*grid: int, figsize: tuple[float, float], **options):
+    """`plt.subplots` without pyplot's global figure list."""
+    figure = Figure(figsize=figsize, layout=options.pop("layout", None))
+    return figure, figure.subplots(*grid, **options)

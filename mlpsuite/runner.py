@@ -116,17 +116,22 @@ def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None 
     description the MLflow UI shows."""
     began = time.perf_counter()
     from mlpsuite.analysis import compare
-    from mlpsuite.report import NOTE_ROWS, markdown, write_report
+    from mlpsuite.dashboard import experiment_note, grid_tags, run_note
+    from mlpsuite.report import write_report
 
     comparison = compare(tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol)
     parent_run_id = comparison.parent_run_id
     if step is None:
         step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))
     with tempfile.TemporaryDirectory(prefix="mlpsuite-comparison-") as folder:
-        write_report(comparison, Path(folder))
+        written = write_report(comparison, Path(folder))
         # What the report itself cost (reads, statistics, figures): benchmarks/report.py reads it.
         metrics = {**comparison.headline_metrics(), "report_time_s": time.perf_counter() - began}
-        tracker.log_report(parent_run_id, Path(folder), metrics, markdown(comparison, NOTE_ROWS, short=True), step)
+        note = run_note(comparison, [path.stem for path in written if path.suffix == ".png"])
+        tracker.log_report(parent_run_id, Path(folder), metrics, note, step, tags=grid_tags(comparison))
+    experiment_id = comparison.experiment_id
+    tracker.set_experiment_note(experiment_id, experiment_note(experiment, experiment_id,
+                                                               tracker.grid_parents(experiment_id)))
     return comparison
 
 

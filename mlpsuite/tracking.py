@@ -10,10 +10,8 @@ logged on its parent (`log_report`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
-import math
 import os
 import socket
 import tempfile
@@ -23,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from mlflow import MlflowClient
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import ReportError, StoreError
-from mlpsuite.learning_curves import area_under_curve
+from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_manifest
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
@@ -305,6 +304,7 @@ class Tracker:
                 _retrying(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             # The same trials, perhaps another protocol (`compare:`): the report follows the config.
             _retrying(self.client.log_dict, parent.info.run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
+            self._log_grid_inputs(parent.info.run_id, trials)
             return parent.info.run_id, invocation
         run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
@@ -315,9 +315,21 @@ class Tracker:
         _retrying(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
         if config_path.is_file():
             _retrying(self.client.log_artifact, run_id, str(config_path))
+        else:  # a dict (`mlpsuite.run({...})`): the config as the YAML it would have been
+            _retrying(self.client.log_text, run_id, yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True),
+                                                                   sort_keys=False), "config.yaml")
         _retrying(self.client.log_dict, run_id, spec.model_dump(mode="json"), "resolved_config.json")
         _retrying(self.client.log_dict, run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
+        self._log_grid_inputs(run_id, trials)
         return run_id, 1
+
+    def _log_grid_inputs(self, run_id: str, trials: list[Trial]) -> None:
+        """Every dataset of the grid, once, as the parent's inputs (the UI's Datasets column)."""
+        inputs = {}
+        for trial in trials:
+            found = dataset_input(trial)
+            inputs.setdefault((found.dataset.name, found.dataset.digest), found)
+        _retrying(self.client.log_inputs, run_id, list(inputs.values()))
 
     def log_invocation(self, run_id: str, invocation: int, metrics: dict[str, float]) -> None:
         """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
@@ -341,11 +353,11 @@ class Tracker:
                 TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **_owner(), **(extra_tags or {})}
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
-        run = _retrying(self.client.create_run, experiment_id, run_name=trial.label(), tags=tags)
+        run = _retrying(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
         run_id = run.info.run_id
         params = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
         _retrying(self.client.log_batch, run_id, params=params)
-        _retrying(self.client.log_inputs, run_id, [_dataset_input(trial)])
+        _retrying(self.client.log_inputs, run_id, [dataset_input(trial)])
         _retrying(self.client.log_dict, run_id, trial.model_dump(mode="json"), "trial.json")
         return run_id
 
@@ -372,7 +384,7 @@ class Tracker:
             ("step_time_ms", result.step_time_ms), ("stopped_epoch", result.stopped_epoch),
             ("tested_epoch", result.tested_epoch), ("trial_time_s", result.trial_time_s),
             ("overhead_s", result.overhead_s)) if value is not None})
-        finals.update(_curve_summary(result.history))
+        finals.update(curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         if result.status == "FINISHED":  # was the model built for it, or one built earlier reused
             tags["mlpsuite.reused_model"] = str(result.reused_model).lower()
@@ -446,6 +458,13 @@ class Tracker:
     def experiment_names(self) -> list[str]:
         return sorted(e.name for e in _retrying(self.client.search_experiments, max_results=1000))
 
+    def newest_grid_experiment(self) -> str | None:
+        """The id of the experiment whose grid run started last, if any."""
+        ids = [e.experiment_id for e in _retrying(self.client.search_experiments, max_results=1000)]
+        runs = _retrying(self.client.search_runs, ids, f"tags.`{TAG_KIND}` = 'grid'", max_results=1,
+                         order_by=["attributes.start_time DESC"]) if ids else []
+        return runs[0].info.experiment_id if runs else None
+
     def grid_parents(self, experiment_id: str) -> list:
         """The experiment's grid runs, the most recently active first."""
         runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid'")
@@ -471,11 +490,16 @@ class Tracker:
     # ------------------------------------------------------------ the comparison on the parent
 
     def log_report(self, run_id: str, folder: Path, metrics: dict[str, float], note: str,
-                   step: int) -> None:
-        """The comparison's files under `comparison/`, its headline metrics and the description."""
+                   step: int, tags: dict[str, str] | None = None) -> None:
+        """The comparison's files under `comparison/`, its headline metrics, the description
+        and `tags`."""
         _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
         self._log_metrics(run_id, metrics, step=step)
-        self.set_tags(run_id, {TAG_NOTE: note[:60000]})
+        self.set_tags(run_id, {**(tags or {}), TAG_NOTE: note[:60000]})
+
+    def set_experiment_note(self, experiment_id: str, note: str) -> None:
+        """The experiment's description on its page in the MLflow UI."""
+        _retrying(self.client.set_experiment_tag, experiment_id, TAG_NOTE, note[:60000])
 
     # ------------------------------------------------------------ the lecture's figures
 
@@ -552,57 +576,3 @@ def run_url(uri: str, experiment_id: str, run_id: str, ui_port: int = 5000) -> s
     in its "Model training" view: MLflow 3 opens in its GenAI view otherwise."""
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{ui_port}"
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
-
-
-def grid_key(trials: list[Trial]) -> str:
-    """A grid's identity within its experiment: the set of its trial keys."""
-    return hashlib.sha256(",".join(sorted({t.key for t in trials})).encode()).hexdigest()[:16]
-
-
-def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, Any]:
-    """What the comparison needs to know of the grid: its keys and each trial's cell."""
-    return {"grid_key": key, "experiment": spec.name, "grid_keys": list(spec.grid),
-            "backends": list(spec.backends), "seeds": list(spec.seeds),
-            "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
-            "trials": [{"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
-                       for t in trials]}
-
-
-def _curve_summary(history: dict[str, list[float]]) -> dict[str, float]:
-    """Best validation loss and its epoch, and the first epoch's time next to a steady one's."""
-    summary: dict[str, float] = {}
-    watched_name = "val_loss" if history.get("val_loss") else "loss"
-    watched = history.get(watched_name) or []
-    finite = [i for i, value in enumerate(watched) if math.isfinite(value)]
-    if finite:
-        best = min(finite, key=lambda i: watched[i])
-        summary["best_epoch"] = best + 1
-        if watched_name == "val_loss":
-            summary["best_val_loss"] = watched[best]
-    area = area_under_curve(history.get("val_loss") or [])
-    if math.isfinite(area):  # the mean val_loss over the epochs, as the comparison computes it
-        summary["auc_val_loss"] = area
-    times = history.get("epoch_time_s") or []
-    if times:
-        summary["first_epoch_time_s"] = times[0]
-    if len(times) > 1:
-        steady = sorted(times[1:])
-        summary["steady_epoch_time_s"] = steady[len(steady) // 2]
-    return summary
-
-
-def _dataset_input(trial: Trial) -> DatasetInput:
-    """The trial's data as an MLflow dataset input (the UI's Datasets column and grouping)."""
-    spec = trial.dataset
-    path = Path(trial.data_path or spec.name)
-    if path.is_file():
-        name, source_type = path.stem, "local"
-        source = json.dumps({"uri": path.resolve().as_uri()})
-        digest = trial.data_sha256 or ""
-    else:
-        name, source_type = spec.name, "code"
-        source = json.dumps({"tags": {"mlpsuite.dataset": spec.name}})
-        identity = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    dataset = Dataset(name=name, digest=digest, source_type=source_type, source=source)
-    return DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])

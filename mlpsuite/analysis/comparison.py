@@ -54,6 +54,8 @@ class Comparison:
     selection: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)  # every setting tried
     budget: dict[str, Any] | None = None  # seeds the closest unseparated pair would need
     seeds: int = 0
+    description: str = ""  # the question the grid's config asks (`description:`)
+    experiment_id: str = ""
 
     @property
     def n_trials(self) -> int:
@@ -144,7 +146,8 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
         frame=frame, cells=cells, effects=effects, parity=parity_table(frame, losses),
         speed=speed_table(frame), failures=failure_table(frame), curves=curves, losses=losses, ranked=ranked,
         protocol=spec, scientific_keys=scientific, nuisance_keys=nuisance, selection=selection,
-        budget=seed_budget(ranked, cells, metric), seeds=int(frame["seed"].nunique()))
+        budget=seed_budget(ranked, cells, metric), seeds=int(frame["seed"].nunique()),
+        description=manifest.get("description", ""), experiment_id=parent.info.experiment_id)
 
 
 def _protocol(manifest: dict[str, Any], overrides: dict[str, Any] | None, metric: str | None,

@@ -1,0 +1,179 @@
+"""What the Python API hands back: `Comparison` (the analysis' own, with Markdown, figures and
+HTML) and `GridResult` (what `mlpsuite.run` returns).
+
+A bare `result` at the end of a Jupyter cell calls `_repr_html_`: the protocol and the best
+cell, the ranking table, the parity and speed lines and the curves as an inline PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from mlpsuite import analysis, report
+from mlpsuite.plots import figures, loss_curves
+
+HTML_ROWS = 15
+# The columns of GridResult.runs, before the metrics (grid keys come after `seed`).
+RUN_COLUMNS = ("backend", "seed", "status", "failure")
+RUN_IDS = ("run_id", "key")
+
+
+class Comparison(analysis.Comparison):
+    """A grid's comparison: what `mlpsuite.compare` returns and `GridResult.comparison` holds.
+
+    DataFrames (also written as CSV under the parent run's `comparison/`):
+
+    - `cells`: one row per cell and backend, ranked; `backend == "all"` pools the Keras backends
+      (the ranking). Columns: `cell` (its grid values in words), one column per grid key,
+      `selected` and `edge` (with nuisance keys: the setting chosen, and whether it lies on the
+      grid's edge), `backend`, `n` (seeds), `trials`, then for each metric M: `M_mean`,
+      `M_low`/`M_high` (95% t-interval), `M_boot_low`/`M_boot_high` (95% BCa bootstrap),
+      `M_iqm` (interquartile mean), `M_median`, `M_n`; and `rank`, `overlaps_best`.
+    - `effects`: one row per grid key and level against its reference level: `key`, `level`,
+      `reference`, `metric`, `level_mean`, `reference_mean`, `n_pairs`, `mean_diff` with
+      `diff_low`/`diff_high`, `p_ttest`, `p_wilcoxon`, `p_holm`, `effect_size` (d_z),
+      `prob_improvement`, `pairs_missing`, `role` (scientific or nuisance).
+    - `parity`: one row per cell and seed run on several backends: `cell`, `seed`, `backends`,
+      `expected_to_agree`, `weights_match`, `initial_rel_diff`, `max_epoch_rel_diff`,
+      `worst_epoch`, `epochs_compared`.
+    - `speed`: one row per backend: `trials`, `vectorized`, medians of `step_time_ms`,
+      `first_epoch_overhead_s`, `trial_time_s`, `worker_start_s` (and `time_to_target_s`,
+      `target_reached` with a target), each also as a ratio to the fastest backend (`..._x`).
+    - `failures`: `failure`, `backend`, `trials` (what the statistics leave out).
+    - `selection`: with nuisance keys, every setting tried per cell and its `select_on` mean.
+    - `frame`: one row per trial (what `GridResult.runs` shows).
+    """
+
+    @classmethod
+    def of(cls, comparison: analysis.Comparison) -> Comparison:
+        return cls(**{field.name: getattr(comparison, field.name) for field in dataclasses.fields(comparison)})
+
+    def to_markdown(self, max_rows: int | None = None) -> str:
+        """The whole report, as the parent run's `comparison/report.md` holds it."""
+        return report.markdown(self, max_rows)
+
+    def figures(self) -> dict[str, Figure]:
+        """{name: matplotlib Figure}: curves, final_metric (the ranking), isolation, parity, speed;
+        those with data only. In IPython a figure at the end of a cell shows as a PNG."""
+        _figures_display_in_ipython()
+        return figures(self)
+
+    def _repr_html_(self) -> str:
+        return comparison_html(self)
+
+
+def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) -> str:
+    """The answer as HTML: headline lines, the ranking table, parity and speed, the curves."""
+    title = f"{comparison.experiment}: comparison of {comparison.n_trials} trials"
+    lines = [report.protocol_line(comparison), report.best_line(comparison), report.small_sample_line(comparison),
+             report.budget_line(comparison), report.edge_line(comparison)]
+    after = [report.parity_line(comparison), *report.speed_lines(comparison)]
+    question = f"<p><b>{_text(comparison.description)}</b></p>" if comparison.description else ""
+    curves = loss_curves(comparison)
+    return "\n".join([f"<h4>{_text(title)}</h4>", question, _paragraphs(lines),
+                      _table(*report.ranking_rows(comparison, max_rows)), _paragraphs(after),
+                      _png(curves, "curves") if curves is not None else ""])
+
+
+def _text(text: str) -> str:
+    return html.escape(text).replace("\n", "<br>")
+
+
+def _paragraphs(lines: list[str]) -> str:
+    return "".join(f"<p>{_text(line)}</p>" for line in lines if line)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{_text(name)}</th>" for name in header)
+    body = "".join("<tr>" + "".join(f"<td>{_text(value)}</td>" for value in row) + "</tr>" for row in rows)
+    return f'<table class="mlpsuite-ranking"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _png(figure: Figure, alt: str) -> str:
+    encoded = base64.b64encode(_png_bytes(figure)).decode("ascii")
+    return f'<img alt="{alt}" src="data:image/png;base64,{encoded}">'
+
+
+def _png_bytes(figure: Figure, dpi: int = 80) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _figures_display_in_ipython() -> None:
+    """Show a Figure as PNG in IPython, as `%matplotlib inline` does for pyplot's: these are
+    drawn without pyplot (plots.py), so IPython has no formatter for them of its own."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # not in IPython: nothing displays figures
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, _png_bytes)
+
+
+@dataclasses.dataclass
+class GridResult:
+    """What `mlpsuite.run` returns: the grid's parent run, its trials and its comparison.
+
+    `runs` has one row per trial of the grid (run now or reused): `backend`, `seed`, `status`,
+    `failure`, the grid keys, the final metrics the runs recorded (loss, val_loss, test_loss,
+    accuracies, step_time_ms, ...), `run_id` and `key` (the trial key). `comparison` is None
+    when the grid was interrupted or its report failed (`report_error` says why).
+    """
+
+    experiment: str
+    experiment_id: str
+    parent_run_id: str
+    tracking_uri: str
+    comparison: Comparison | None
+    n_trials: int
+    n_run: int
+    n_failed: int
+    n_reused: int
+    invocation: int = 1
+    interrupted: bool = False
+    signal: int = 0
+    report_error: str | None = None
+    orphans_killed: int = 0
+    kept_logs: Path | None = None
+    runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+    @property
+    def url(self) -> str:
+        """The parent run's page in the MLflow UI (`mlpsuite ui` on a local store)."""
+        from mlpsuite.tracking import run_url
+
+        return run_url(self.tracking_uri, self.experiment_id, self.parent_run_id)
+
+    def counts(self) -> str:
+        return (f"parent run {self.parent_run_id} (invocation {self.invocation}): {self.n_run} run, "
+                f"{self.n_failed} failed, {self.n_reused} reused")
+
+    def __repr__(self) -> str:
+        state = " (interrupted)" if self.interrupted else ""
+        return f"<GridResult {self.experiment}: {self.n_trials} trials; {self.counts()}{state}>"
+
+    def _repr_html_(self) -> str:
+        note = ("<p><b>Interrupted</b>: in-flight runs marked KILLED; run the grid again to finish it.</p>"
+                if self.interrupted else f"<p>The comparison failed: {_text(self.report_error)}</p>"
+                if self.report_error else "")
+        link = f'<p>{_text(self.counts())}. <a href="{html.escape(self.url)}">Parent run in the MLflow UI</a></p>'
+        return (comparison_html(self.comparison) if self.comparison is not None else "") + note + link
+
+
+def runs_frame(comparison: analysis.Comparison) -> pd.DataFrame:
+    """One row per trial: backend, seed, status, failure, grid keys, final metrics, run id, key."""
+    frame = comparison.frame
+    metrics = [name for name in (*analysis.RUN_METRICS, "auc_val_loss", "epochs_to_target", "time_to_target_s")
+               if name in frame and frame[name].notna().any()]
+    columns = [*RUN_COLUMNS, *comparison.grid_keys, *metrics, *RUN_IDS]
+    return frame[[column for column in dict.fromkeys(columns) if column in frame]].reset_index(drop=True)
+
