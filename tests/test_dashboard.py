@@ -22,9 +22,10 @@ VIEW = "workflowType=machine_learning"
 
 
 def _grid(name: str) -> dict:
+    """scikit-learn's MLP: a real grid whose workers start in a second (no framework import)."""
     return {"name": name, "description": QUESTION, "dataset": {"name": "circles"},
             "model": {"hidden": [8], "scaler": "standard"}, "optimizer": {"name": "adam", "learning_rate": 0.05},
-            "training": {"epochs": 4, "batch_size": 32}, "backends": ["jax"], "seeds": [0, 1],
+            "training": {"epochs": 4, "batch_size": 32}, "backends": ["sklearn"], "seeds": [0, 1],
             "grid": {"model.activation": ["identity", "tanh"]}}
 
 

@@ -13,26 +13,34 @@ from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
 from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
-# Loads a run's model with mlflow.pyfunc alone (no mlpsuite import) and prints its outputs.
+# Loads a run's model with mlflow.pyfunc alone (no mlpsuite import) and prints its outputs for
+# each features file, one line `prediction: JSON` each.
 PREDICT = """
 import json, sys
 import mlflow
 import numpy as np
 model = mlflow.pyfunc.load_model(sys.argv[1])
-X = np.load(sys.argv[2])
-print(json.dumps(np.asarray(model.predict(X), dtype=float).tolist()))
+for features in sys.argv[2:]:
+    print("prediction:", json.dumps(np.asarray(model.predict(np.load(features)), dtype=float).tolist()))
 """
 
 
 def _predict(backend: str | None, model_uri: str, features: str, tracking_uri: str) -> np.ndarray:
+    return _predictions(backend, model_uri, [features], tracking_uri)[0]
+
+
+def _predictions(backend: str | None, model_uri: str, features: list[str], tracking_uri: str) -> list[np.ndarray]:
+    """The model's outputs on each features file, from one process (a framework import each costs seconds)."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
     env.pop("KERAS_BACKEND", None)
     if backend:
         env["KERAS_BACKEND"] = backend
-    done = subprocess.run([sys.executable, "-c", PREDICT, model_uri, features], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", PREDICT, model_uri, *features], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return np.array(json.loads(done.stdout.strip().splitlines()[-1]))
+    lines = [line.removeprefix("prediction: ") for line in done.stdout.splitlines() if line.startswith("prediction: ")]
+    assert len(lines) == len(features), done.stdout[-2000:]
+    return [np.array(json.loads(line)) for line in lines]
 
 
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -54,10 +62,12 @@ def test_a_saved_model_predicts_the_same_on_every_backend_and_scores_like_its_ru
         assert "model/MLmodel" in listed, backend
 
     data = load_dataset("iris", seed=0, test_size=0.2, val_size=0.2)
-    features = tmp_path / "test_features.npy"
+    features, train_features = tmp_path / "test_features.npy", tmp_path / "train_features.npy"
     np.save(features, data.X_test)
+    np.save(train_features, data.X_train)
     keras_uri = f"runs:/{runs.loc['torch', 'run_id']}/model"
-    outputs = {backend: _predict(backend, keras_uri, str(features), uri) for backend in ("tensorflow", "torch", "jax")}
+    outputs = {backend: _predict(backend, keras_uri, str(features), uri) for backend in ("tensorflow", "torch")}
+    outputs["jax"], train_logits = _predictions("jax", keras_uri, [str(features), str(train_features)], uri)
     for backend in ("tensorflow", "jax"):
         np.testing.assert_allclose(outputs[backend], outputs["torch"], rtol=1e-5, atol=1e-6)
     # The logged model is the one the run scored: its test loss, recomputed in NumPy from raw features.
@@ -65,7 +75,7 @@ def test_a_saved_model_predicts_the_same_on_every_backend_and_scores_like_its_ru
                                                                           rel=1e-5)
     labels = _predict(None, f"runs:/{runs.loc['sklearn', 'run_id']}/model", str(features), uri)
     assert np.mean(labels == data.y_test) == pytest.approx(runs.loc["sklearn", "metrics.test_accuracy"])
-    _check_landscape(tmp_path, uri, runs, data)
+    _check_landscape(tmp_path, uri, runs, data, train_logits)
 
 
 # Prints the landscape's 1-D slice around a run's saved model, as `mlpsuite figures` draws it.
@@ -77,12 +87,10 @@ print(json.dumps({"alphas": slices.alphas.tolist(), "line": slices.line.tolist()
 """
 
 
-def _check_landscape(tmp_path, uri, runs, data):
-    """At alpha 0 the landscape is the saved model's own training loss; away from it, higher."""
+def _check_landscape(tmp_path, uri, runs, data, logits):
+    """At alpha 0 the landscape is the saved model's own training loss (`logits`: the saved
+    model's outputs on the training split); away from it, higher."""
     keras_run = runs.loc["torch", "run_id"]
-    train_features = tmp_path / "train_features.npy"
-    np.save(train_features, data.X_train)
-    logits = _predict("jax", f"runs:/{keras_run}/model", str(train_features), uri)
     done = subprocess.run([sys.executable, "-c", SLICES, keras_run, uri], capture_output=True, text=True,
                           env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
