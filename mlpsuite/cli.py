@@ -272,13 +272,18 @@ def _experiment_page(tracker, experiment: str | None) -> str:
     from mlpsuite.dashboard import VIEW
 
     if experiment is not None:
-        found = tracker.find_experiment(experiment)
-        if found is None:
-            known = ", ".join(tracker.experiment_names()) or "(none)"
-            raise ConfigError(f"{experiment}: no such experiment in {_shown_uri(tracker.uri)}; experiments: {known}")
-        return f"#/experiments/{found}?{VIEW}"
+        return f"#/experiments/{_experiment_id(tracker, experiment, experiment)}?{VIEW}"
     newest = tracker.newest_grid_experiment()
     return f"#/experiments/{newest}?{VIEW}" if newest else f"#/experiments?{VIEW}"
+
+
+def _experiment_id(tracker, name: str, said: str) -> str:
+    """The id of experiment `name`; a ConfigError starting with `said` listing the store's own."""
+    found = tracker.find_experiment(name)
+    if found is None:
+        known = ", ".join(tracker.experiment_names()) or "(none)"
+        raise ConfigError(f"{said}: no such experiment in {_shown_uri(tracker.uri)}; experiments: {known}")
+    return found
 
 
 def _open_when_up(link: str, port: int) -> None:
@@ -411,10 +416,7 @@ def _figure_options(args: argparse.Namespace) -> dict[str, str]:
     reader = Tracker(uri)
     options = {"tracking_uri": uri}
     if args.experiment is not None:
-        if reader.find_experiment(args.experiment) is None:
-            known = ", ".join(reader.experiment_names()) or "(none)"
-            raise ConfigError(f"--experiment {args.experiment}: no such experiment in {_shown_uri(uri)}; "
-                              f"experiments: {known}")
+        _experiment_id(reader, args.experiment, f"--experiment {args.experiment}")
         options["experiment"] = args.experiment
     if args.run is not None:
         reader.trial_of_run(args.run)  # one line, before any drawing, for a wrong id
