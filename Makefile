@@ -16,6 +16,7 @@ test: $(INSTALLED)
 benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/trial_cost.py
 	$(VENV_PYTHON) benchmarks/backends.py
+	$(VENV_PYTHON) benchmarks/switches.py
 	$(VENV_PYTHON) benchmarks/startup.py
 	$(VENV_PYTHON) benchmarks/tracking.py
 	$(VENV_PYTHON) benchmarks/memory.py

@@ -72,9 +72,11 @@ def _run(executor: str, jobs: int, trials: int, served: bool) -> list:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--executors", default="local,ray", help="comma-separated: local, ray")
     args = parser.parse_args()
-    plan = [(executor, jobs, False) for executor in ("local", "ray") for jobs in (1, 2)]
-    plan += [("local", 2, True), ("ray", 2, True)]
+    executors = args.executors.split(",")
+    plan = [(executor, jobs, False) for executor in executors for jobs in (1, 2)]
+    plan += [(executor, 2, True) for executor in executors]
     rows, data = [], {"trials": args.trials, "runs": []}
     for executor, jobs, served in plan:
         rows.append(_run(executor, jobs, args.trials, served))

@@ -147,6 +147,9 @@ def thread_environment(threads: int) -> dict[str, str]:
     if threads == 1:
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    cache = compilation_cache_dir()
+    if cache is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # read when torch loads
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "torch")  # torch.compile's, kept as JAX's
     return env
 
 
@@ -164,7 +167,7 @@ def compilation_cache_dir() -> Path | None:
 
 def configure(threads: int, deterministic: bool = True, compile_cache: bool = True) -> None:
     """Pin intra-op threads, switch on deterministic kernels and (JAX) the persistent
-    compilation cache for the active backend."""
+    compilation cache for the active backend (torch.compile's: `thread_environment`)."""
     backend = active_backend()
     if backend == "jax" and compile_cache and compilation_cache_dir() is not None:
         import jax
@@ -202,21 +205,17 @@ def release_compiled() -> None:
 
 
 def seed_everything(seed: int) -> None:
-    """Python's, NumPy's and the active framework's global seeds.
+    """Python's, NumPy's and (PyTorch) the framework's global seeds.
 
-    `keras.utils.set_random_seed` also seeds TensorFlow whenever it is installed, and
-    importing it cost a JAX or PyTorch worker 2 s on its first trial. Nothing here draws from
-    Keras' global generator (Dropout layers own seeded generators), so it is left alone.
+    Not Keras' nor TensorFlow's: nothing here draws from them (weights come from NumPy,
+    Dropout layers own seeded generators), and `tf.random.set_seed` clears TensorFlow's kernel
+    caches, which cost every reused model 0.3 s of re-instantiated kernels per trial
+    (measured). `keras.utils.set_random_seed` would also import TensorFlow into a JAX or
+    PyTorch worker (2 s on its first trial).
     """
-    backend = active_backend()
-    if backend == "tensorflow":
-        import keras
-
-        keras.utils.set_random_seed(seed)
-        return
     random.seed(seed)
     np.random.seed(seed)
-    if backend == "torch":
+    if active_backend() == "torch":
         import torch
 
         torch.manual_seed(seed)

@@ -4,6 +4,11 @@ drawn from the trial seed, batch 0 first, on every backend.
 The whole order is the suite's: `fit` gets `shuffle=False` (Keras would otherwise shuffle the
 batches with Python's global RNG), and the `NewOrder` callback moves to the next epoch's
 permutation at each epoch's start, whatever Keras calls on the dataset in between.
+
+On TensorFlow the batches are a tf.data pipeline built once per split and batch size
+(`TensorBatches`): Keras would otherwise wrap a `PyDataset` in a new generator pipeline on
+every `fit` and call back into Python for every batch. The rows are the same, so the numbers
+are bit-identical.
 """
 
 from __future__ import annotations
@@ -22,11 +27,19 @@ class SeededBatches(keras.utils.PyDataset):
     def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
         super().__init__()
         self.X, self.y, self.batch_size = X, y, batch_size
-        self.orders = epoch_orders(seed, len(X))
-        self.order = np.arange(len(X))
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Start over with `seed`'s epochs (the first epoch's order comes with `next_epoch`)."""
+        self.orders = epoch_orders(seed, len(self.X))
+        self.order = np.arange(len(self.X))
 
     def next_epoch(self) -> None:
         self.order = next(self.orders)
+
+    def fit_input(self):
+        """What `model.fit` takes as `x`."""
+        return self
 
     def __len__(self) -> int:
         return math.ceil(len(self.X) / self.batch_size)
@@ -36,10 +49,46 @@ class SeededBatches(keras.utils.PyDataset):
         return self.X[rows], self.y[rows]
 
 
+class TensorBatches:
+    """The same batches as `SeededBatches` as one tf.data pipeline: each batch gathers its
+    rows through an order variable, which `next_epoch` overwrites with the next permutation."""
+
+    def __init__(self, X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        import tensorflow as tf
+
+        rows = len(X)
+        self.order = tf.Variable(np.arange(rows, dtype=np.int64), trainable=False)
+        features, targets = tf.constant(X), tf.constant(y)
+
+        def batch(index):
+            begin = index * batch_size
+            chosen = self.order[begin : tf.minimum(begin + batch_size, rows)]
+            return tf.gather(features, chosen), tf.gather(targets, chosen)
+
+        self.dataset = tf.data.Dataset.range(math.ceil(rows / batch_size)).map(batch)
+        self.rows = rows
+        self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        self.orders = epoch_orders(seed, self.rows)
+
+    def next_epoch(self) -> None:
+        self.order.assign(next(self.orders))
+
+    def fit_input(self):
+        return self.dataset
+
+
+def training_batches(X: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+    """The active backend's batches in the suite's order: `TensorBatches` on TensorFlow."""
+    kind = TensorBatches if keras.backend.backend() == "tensorflow" else SeededBatches
+    return kind(X, y, batch_size, seed)
+
+
 class NewOrder(keras.callbacks.Callback):
     """Gives the batches their next permutation before each epoch's first batch."""
 
-    def __init__(self, batches: SeededBatches):
+    def __init__(self, batches: SeededBatches | TensorBatches):
         super().__init__()
         self.batches = batches
 

@@ -175,6 +175,12 @@ class TrainingSpec(_Section):
     vectorize: Literal["none", "seeds"] = Field(
         "none", description="seeds: on JAX, train a cell's seeds as one vmapped program")
     save_model: bool = Field(False, description="log each trained model as the run's MLflow Keras model")
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="training steps per compiled call: auto, one epoch's on TensorFlow and JAX "
+        "(PyTorch runs 1); the same numbers, so in no trial key")
+    jit_compile: Literal["auto"] | bool = Field(
+        "auto", description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
+        "per backend (XLA on JAX only, on a CPU); in the trial key")
 
 
 class GridSpec(_Section):
@@ -272,6 +278,9 @@ class Trial(_Section):
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
         identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
+        identity["training"].pop("steps_per_execution")  # the same steps, fewer calls: bit-identical
+        if self.training.jit_compile == "auto":  # Keras' default, as every trial ran before
+            identity["training"].pop("jit_compile")
         if not self.diagnostics:  # keys of trials run without diagnostics stay what they were
             identity.pop("diagnostics")
         if not self.training.save_model:  # as without saving, before it could
@@ -302,6 +311,7 @@ class Trial(_Section):
         identity = {
             "model": self.model.model_dump(mode="json", exclude={"initializer"}),
             "optimizer": optimizer, "loss": self.loss, "batch_size": self.training.batch_size,
+            "jit_compile": self.training.jit_compile, "steps_per_execution": self.training.steps_per_execution,
             "backend": self.backend, "dataset": self.data_path or self.dataset.name,
             "target": self.dataset.target, "task": self.dataset.task, "options": self.dataset.options,
         }

@@ -164,19 +164,20 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
 
 def speed_table(comparison: Comparison) -> Table:
-    from mlpsuite.report import number
+    from mlpsuite.report import megabytes, number
 
     target = "time_to_target_s" in comparison.speed
     table = _table("speed per backend (medians)",
-                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s",
+                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s", "peak MB",
                     *(["to target s", "×", "reached"] if target else [])],
-                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up"
+                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up; "
+                   "peak: the worker's resident high-water mark"
                    + ("; to target: training time to the first epoch at the target" if target else ""))
     for _, row in comparison.speed.iterrows():
         table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),
                       number(row["step_time_ms_x"], 3), number(row["first_epoch_overhead_s"], 2),
                       number(row["trial_time_s"], 3), number(row["trial_time_s_x"], 3),
-                      number(row["worker_start_s"], 2),
+                      number(row["worker_start_s"], 2), megabytes(row),
                       *([number(row["time_to_target_s"], 3), number(row["time_to_target_s_x"], 3),
                          f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else []))
     return table

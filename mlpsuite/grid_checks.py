@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from mlpsuite.comparison_spec import protocol_problem, recorded_metrics
@@ -21,6 +22,7 @@ from mlpsuite.errors import ConfigError
 def check_grid(spec: GridSpec, path: Path) -> None:
     resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
     _check_grid_axes_matter(spec, resolved, path)
+    _check_execution(spec, resolved, path)
     tasks = _check_grid_data(resolved, path)
     _check_comparison(spec, resolved, tasks, path)
 
@@ -46,6 +48,33 @@ def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path
         if None not in reasons:
             raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
                               "its values would give identical trials")
+
+
+def _check_execution(spec: GridSpec, resolved: list[GridSpec], path: Path) -> None:
+    """Keras' speed switches where the backends can honour them."""
+    if "training.steps_per_execution" in spec.grid:
+        raise ConfigError(f"{path}: grid.training.steps_per_execution: it changes no result (it is in no trial "
+                          "key), so its cells would be one trial; allowed: a single value, one grid per setting")
+    for cell in resolved:
+        training = cell.training
+        if "torch" in cell.backends and training.steps_per_execution not in ("auto", 1):
+            raise ConfigError(f"{path}: training.steps_per_execution: PyTorch runs one step per execution, "
+                              f"got {training.steps_per_execution}; allowed: auto (an epoch's on TensorFlow "
+                              "and JAX, 1 on PyTorch) or 1")
+        if training.vectorize == "seeds" and training.jit_compile is False:
+            raise ConfigError(f"{path}: training.jit_compile: false contradicts training.vectorize: seeds (one "
+                              "XLA program for a cell's seeds); allowed: auto or true, or vectorize: none")
+        if "torch" in cell.backends and training.jit_compile is True:
+            _check_cxx(path)
+
+
+def _check_cxx(path: Path) -> None:
+    """torch.compile (Inductor) writes C++ for the CPU and builds it with $CXX, else g++."""
+    compiler = os.environ.get("CXX", "g++")
+    if shutil.which(compiler) is None:
+        raise ConfigError(f"{path}: training.jit_compile: true on torch needs a C++ compiler for torch.compile, "
+                          f"and {compiler!r} (from $CXX, else g++) is not on PATH; allowed: install one "
+                          "(apt-get install g++), set CXX, or jit_compile: auto or false on torch")
 
 
 def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:

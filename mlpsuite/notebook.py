@@ -43,9 +43,11 @@ class Comparison(analysis.Comparison):
     - `parity`: one row per cell and seed run on several backends: `cell`, `seed`, `backends`,
       `expected_to_agree`, `weights_match`, `initial_rel_diff`, `max_epoch_rel_diff`,
       `worst_epoch`, `epochs_compared`.
-    - `speed`: one row per backend: `trials`, `vectorized`, medians of `step_time_ms`,
-      `first_epoch_overhead_s`, `trial_time_s`, `worker_start_s` (and `time_to_target_s`,
-      `target_reached` with a target), each also as a ratio to the fastest backend (`..._x`).
+    - `speed`: one row per backend, and per execution setting the grid varies (`backend`
+      then reads `tensorflow/jit=true`; `framework` is the bare name): `trials`, `vectorized`,
+      medians of `step_time_ms`, `first_epoch_overhead_s` (compile s), `trial_time_s`,
+      `worker_start_s`, `peak_rss_mb` (and `time_to_target_s`, `target_reached` with a
+      target), each time also as a ratio to the fastest row (`..._x`).
     - `failures`: `failure`, `backend`, `trials` (what the statistics leave out).
     - `selection`: with nuisance keys, every setting tried per cell and its `select_on` mean.
     - `frame`: one row per trial (what `GridResult.runs` shows).

@@ -123,17 +123,27 @@ def backend_parity(comparison: Comparison):
 
 
 def backend_speed(comparison: Comparison):
-    """Median step time and median trial wall time per backend."""
+    """Median step time, median trial wall time and peak worker memory per backend (and per
+    execution setting the grid varies)."""
     speed = comparison.speed
     if speed.empty:
         return None
-    figure, (steps, trials) = _subplots(1, 2, figsize=(9, 3.5), layout="constrained")
-    steps.bar(speed["backend"], speed["step_time_ms"])
+    memory = "peak_rss_mb" in speed and speed["peak_rss_mb"].notna().any()
+    figure, (steps, trials, *rest) = _subplots(1, 3 if memory else 2, figsize=(12 if memory else 9, 3.5),
+                                               layout="constrained")
+    labels = speed["backend"]
+    steps.bar(labels, speed["step_time_ms"])
     steps.set(ylabel="ms/step (median)", title="training step")
-    trials.bar(speed["backend"], speed["trial_time_s"], label="whole trial")
-    trials.bar(speed["backend"], speed["first_epoch_overhead_s"].fillna(0), label="first-epoch overhead")
+    trials.bar(labels, speed["trial_time_s"], label="whole trial")
+    trials.bar(labels, speed["first_epoch_overhead_s"].fillna(0), label="first-epoch overhead")
     trials.set(ylabel="s/trial (median)", title="trial wall time")
     trials.legend(fontsize="small")
+    if memory:
+        rest[0].bar(labels, speed["peak_rss_mb"].fillna(0))
+        rest[0].set(ylabel="MB (median)", title="peak worker memory")
+    for axes in (steps, trials, *rest):
+        if len(labels) > 3:  # backend/setting labels are long
+            axes.tick_params(axis="x", labelrotation=30)
     figure.suptitle(f"{comparison.experiment}: speed per backend")
     return figure
 

@@ -168,7 +168,16 @@ def speed_lines(comparison: Comparison) -> list[str]:
             f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
             f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
             f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']}).",
-            target_line(comparison)]
+            memory_line(speed), target_line(comparison)]
+
+
+def memory_line(speed) -> str:
+    """The workers' resident high-water marks, smallest first (the other half of a backend choice)."""
+    if "peak_rss_mb" not in speed or not speed["peak_rss_mb"].notna().any():
+        return ""
+    rows = speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb")
+    return "Peak worker memory (median over trials): " + ", ".join(
+        f"{row['backend']} {row['peak_rss_mb']:.0f} MB" for _, row in rows.iterrows()) + "."
 
 
 def target_line(comparison: Comparison) -> str:
@@ -327,15 +336,20 @@ def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[li
 
 def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     target = "time_to_target_s" in comparison.speed
-    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s",
+    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s", "peak MB",
               *(["to target s", "×", "reached"] if target else [])]
     rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
              number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
-             number(row["worker_start_s"]),
+             number(row["worker_start_s"]), megabytes(row),
              *([number(row["time_to_target_s"]), number(row["time_to_target_s_x"]),
                 f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else [])]
             for _, row in comparison.speed.iterrows()]
     return header, rows
+
+
+def megabytes(row) -> str:
+    value = row.get("peak_rss_mb")
+    return "" if value is None or value != value else f"{value:.0f}"
 
 
 # ---------------------------------------------------------------- CSV, JSON, the folder

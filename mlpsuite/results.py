@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import resource
+import sys
 from typing import Any
 
 import numpy as np
@@ -19,6 +22,21 @@ ERROR = "error"
 INTERRUPTED = "interrupted"
 COORDINATOR_DIED = "coordinator died"  # left RUNNING by an mlpsuite run that no longer exists
 RETRIED = "retried"  # its worker died; the trial ran again in a new run
+
+
+def peak_rss_mb() -> float:
+    """This process's resident high-water mark so far, in MB (KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+def resident_mb() -> float:
+    """This process's resident memory now (/proc on Linux); elsewhere its peak."""
+    try:
+        pages = int(open("/proc/self/statm", encoding="ascii").read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return peak_rss_mb()
 
 
 @dataclasses.dataclass
@@ -53,6 +71,11 @@ class TrialResult:
     trial_time_s: float | None = None  # in the worker, from the trial's request to its result
     overhead_s: float | None = None    # trial_time_s less its training steps at steady speed
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
+    eval_compile_s: float | None = None     # a fresh model's first evaluation beyond a second one's
+    jit_compile: bool | None = None         # as Keras resolved the trial's setting on its backend
+    steps_per_execution: int | None = None  # training steps per compiled call, as resolved
+    peak_rss_mb: float | None = None        # the worker's resident high-water mark at the trial's end
+    start_rss_mb: float | None = None       # the worker's resident memory when it was ready
     model_dir: str | None = None  # the trained model, saved by the worker for the coordinator to log
 
     @property

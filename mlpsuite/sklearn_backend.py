@@ -32,7 +32,7 @@ import numpy as np
 
 from mlpsuite.batch_order import epoch_orders
 from mlpsuite.config import Trial
-from mlpsuite.results import TrialResult, epoch_failure, steady_step_time_ms
+from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
 
 NAME = "sklearn"
 ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
@@ -99,13 +99,15 @@ class SklearnRunner:
     def __init__(self, threads: int = 1):
         self.threads = threads
         self._datasets: dict[str, Any] = {}
+        self.start_rss_mb: float | None = None  # the worker's, once it is ready
 
     def run(self, trial: Trial, emit) -> TrialResult:
         import sklearn
 
         started = time.perf_counter()
         result = TrialResult(key=trial.key, backend=NAME, threads=self.threads,
-                             versions={"sklearn": sklearn.__version__, "numpy": np.__version__})
+                             versions={"sklearn": sklearn.__version__, "numpy": np.__version__},
+                             start_rss_mb=self.start_rss_mb)
         reason = unsupported(trial)
         if reason:
             result.status, result.failure, result.message = "FAILED", "unsupported", reason
@@ -119,6 +121,7 @@ class SklearnRunner:
         if trial.training.save_model and result.status == "FINISHED":
             result.model_dir = _save(model, fitted_scaler, trial.key, data.X_train)
         result.trial_time_s = time.perf_counter() - started
+        result.peak_rss_mb = peak_rss_mb()
         return result
 
     def _dataset(self, trial: Trial):

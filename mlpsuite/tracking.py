@@ -219,8 +219,9 @@ def _check_database(uri: str, timeout_s: int = 5) -> None:
 FLUSH_SECONDS = 1.0
 # MLflow's limits for one log_batch call (mlflow.utils.validation): 1000 metrics, 100 tags,
 # 1000 entities in all.
-MAX_METRICS_PER_BATCH = 900
+MAX_METRICS_PER_BATCH = 800  # MLflow's log_batch: 1000 entities in all, 100 params, 100 tags
 MAX_TAGS_PER_BATCH = 100
+MAX_PARAMS_PER_BATCH = 100
 
 
 def _now_ms() -> int:
@@ -241,6 +242,7 @@ class Tracker:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.uri = uri
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
+        self._pending_params: dict[str, list[Param]] = {}  # a trial's, written with its first batch
         self._flushed_at: dict[str, float] = {}
         _check_server(uri)
         _check_database(uri)
@@ -355,11 +357,22 @@ class Tracker:
             tags[TAG_PARENT] = parent_run_id
         run = _retrying(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
         run_id = run.info.run_id
-        params = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
-        _retrying(self.client.log_batch, run_id, params=params)
+        # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
+        # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
+        self._pending_params[run_id] = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
         _retrying(self.client.log_inputs, run_id, [dataset_input(trial)])
-        _retrying(self.client.log_dict, run_id, trial.model_dump(mode="json"), "trial.json")
+        self._write_json(run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
         return run_id
+
+    def _write_json(self, artifact_uri: str, payload: Any, name: str) -> None:
+        """`log_dict` without its `get_run`: the new run already says where its artifacts go."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repository = get_artifact_repository(artifact_uri, tracking_uri=self.uri)
+        with tempfile.TemporaryDirectory(prefix="mlpsuite-") as folder:
+            path = Path(folder) / name
+            path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+            _retrying(repository.log_artifact, str(path))
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Held back and written at most every FLUSH_SECONDS: the UI's live curve lags by that
@@ -373,8 +386,9 @@ class Tracker:
             self._flushed_at[run_id] = now
 
     def log_worker_start(self, run_id: str, seconds: float) -> None:
-        """On the first trial of a fresh worker: what starting it cost (process + import)."""
-        self._log_metrics(run_id, {"worker_start_s": seconds}, step=0)
+        """On the first trial of a fresh worker: what starting it cost (process + import),
+        written with the trial's next batch."""
+        self._pending.setdefault(run_id, []).append(Metric("worker_start_s", float(seconds), _now_ms(), 0))
 
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
         finals = {f"test_{name}": value for name, value in result.test.items()}
@@ -383,11 +397,15 @@ class Tracker:
             ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
             ("step_time_ms", result.step_time_ms), ("stopped_epoch", result.stopped_epoch),
             ("tested_epoch", result.tested_epoch), ("trial_time_s", result.trial_time_s),
-            ("overhead_s", result.overhead_s)) if value is not None})
+            ("overhead_s", result.overhead_s), ("peak_rss_mb", result.peak_rss_mb),
+            ("start_rss_mb", result.start_rss_mb), ("eval_compile_s", result.eval_compile_s)) if value is not None})
         finals.update(curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         if result.status == "FINISHED":  # was the model built for it, or one built earlier reused
             tags["mlpsuite.reused_model"] = str(result.reused_model).lower()
+        if result.jit_compile is not None:  # as Keras resolved `auto` on this backend
+            tags["mlpsuite.jit_compile"] = str(result.jit_compile).lower()
+            tags["mlpsuite.steps_per_execution"] = str(result.steps_per_execution)
         if result.vectorized:  # its times are the group's, divided by the group's size
             tags["mlpsuite.vectorized"] = str(result.vectorized)
         tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
@@ -432,11 +450,14 @@ class Tracker:
         self._log_batch(run_id, [Metric(name, float(value), stamp, step) for name, value in metrics.items()], [])
 
     def _log_batch(self, run_id: str, metrics: list[Metric], tags: list[RunTag]) -> None:
-        """As few `log_batch` calls as MLflow's per-call limits allow."""
-        while metrics or tags:
+        """As few `log_batch` calls as MLflow's per-call limits allow, the run's params still
+        held back included."""
+        params = self._pending_params.pop(run_id, [])
+        while metrics or tags or params:
             _retrying(self.client.log_batch, run_id, metrics=metrics[:MAX_METRICS_PER_BATCH],
-                      tags=tags[:MAX_TAGS_PER_BATCH])
+                      tags=tags[:MAX_TAGS_PER_BATCH], params=params[:MAX_PARAMS_PER_BATCH])
             metrics, tags = metrics[MAX_METRICS_PER_BATCH:], tags[MAX_TAGS_PER_BATCH:]
+            params = params[MAX_PARAMS_PER_BATCH:]
 
     # ------------------------------------------------------------ reading back
 

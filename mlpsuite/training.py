@@ -18,7 +18,7 @@ import numpy as np
 
 from mlpsuite import __version__
 from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything
-from mlpsuite.batches import NewOrder, SeededBatches
+from mlpsuite.batches import NewOrder, training_batches
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset
 from mlpsuite.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
@@ -26,7 +26,7 @@ from mlpsuite.diagnostics import Diagnostics, LayerProbe, probe_rows
 from mlpsuite.evaluation import Split
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
-from mlpsuite.results import TrialResult, epoch_failure, steady_step_time_ms
+from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
 from mlpsuite.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
@@ -80,12 +80,22 @@ class _Compiled:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """A dataset as a worker keeps it: the arrays, and each split ready for evaluation."""
+    """A dataset as a worker keeps it: the arrays, each split ready for evaluation, and the
+    training batches of each batch size used so far (built once, reseeded per trial)."""
 
     data: Dataset
     train: Split
     val: Split
     test: Split
+    _batches: dict = dataclasses.field(default_factory=dict)
+
+    def batches(self, batch_size: int, seed: int):
+        """The training split's batches in `seed`'s order."""
+        if batch_size not in self._batches:
+            self._batches[batch_size] = training_batches(self.data.X_train, self.data.y_train, batch_size, seed)
+        batches = self._batches[batch_size]
+        batches.reseed(seed)
+        return batches
 
 
 class TrialRunner:
@@ -103,6 +113,7 @@ class TrialRunner:
         self.threads, self.reuse = threads, reuse
         self._datasets: dict[str, Prepared] = {}
         self._compiled: _Compiled | None = None
+        self.start_rss_mb: float | None = None  # the worker's, once its framework is imported
 
     def run(self, trial: Trial, emit: Emit) -> TrialResult:
         """Train and evaluate one trial; epoch events go to `emit` as they happen."""
@@ -118,6 +129,7 @@ class TrialRunner:
             result.model_dir = save_trained_model(model, trial.key, prepared.data.X_train)
         result.trial_time_s = time.perf_counter() - started
         result.overhead_s = _overhead_s(result)
+        result.peak_rss_mb = peak_rss_mb()
         return result
 
     def run_seeds(self, trials: list[Trial], emit: Emit) -> list[TrialResult]:
@@ -130,8 +142,16 @@ class TrialRunner:
                    model: keras.Model) -> TrialResult:
         """The trial's result before training: its starting loss and weights (the parity probes)."""
         result = TrialResult(key=trial.key, backend=active_backend(), threads=self.threads, versions=_versions(),
-                             steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused)
+                             steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused,
+                             jit_compile=bool(model.jit_compile), steps_per_execution=model.steps_per_execution,
+                             start_rss_mb=self.start_rss_mb)
+        began = time.perf_counter()
         result.initial_loss = prepared.train.evaluate(model)["loss"]
+        if not reused:  # the first evaluation compiles: its time beyond a second one's is that
+            first = time.perf_counter() - began
+            began = time.perf_counter()
+            prepared.train.evaluate(model)
+            result.eval_compile_s = max(0.0, first - (time.perf_counter() - began))
         result.weights_sha256 = weights_sha256(model)
         return result
 
@@ -155,7 +175,8 @@ class TrialRunner:
         return self._datasets[key]
 
     def _model(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
-        program = (trial.program_key, data.input_dim, data.output_dim,
+        per_execution = steps_per_execution(trial.training.steps_per_execution, steps)
+        program = (trial.program_key, data.input_dim, data.output_dim, per_execution,
                    steps if trial.optimizer.schedule is not None else None)
         compiled = self._compiled
         if self.reuse and compiled is not None and compiled.program == program:
@@ -167,7 +188,8 @@ class TrialRunner:
         model = _build(trial, data)
         model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
                       loss=make_loss(trial.loss),
-                      metrics=["accuracy"] if data.task == "classification" else None)
+                      metrics=["accuracy"] if data.task == "classification" else None,
+                      jit_compile=trial.training.jit_compile, steps_per_execution=per_execution)
         model.optimizer.build(model.trainable_variables)
         self._compiled = _Compiled(program, model, _values(model.variables), _values(model.optimizer.variables))
         return model, False
@@ -185,8 +207,8 @@ def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResu
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
-    batches = SeededBatches(data.X_train, data.y_train, trial.training.batch_size, trial.seed)
-    model.fit(batches, epochs=trial.training.epochs, verbose=0, shuffle=False, **prepared.val.fit_arguments(),
+    batches = prepared.batches(trial.training.batch_size, trial.seed)
+    model.fit(batches.fit_input(), epochs=trial.training.epochs, verbose=0, shuffle=False, **prepared.val.fit_arguments(),
               callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])])
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
@@ -249,6 +271,14 @@ def _build(trial: Trial, data: Dataset) -> keras.Model:
                      activation=spec.activation.name, activation_params=spec.activation.params,
                      scaler=scaler, initializer=spec.initializer, dropout=spec.dropout,
                      seed=trial.seed, name=f"mlp_{trial.key}")
+
+
+def steps_per_execution(setting: int | str, steps_per_epoch: int) -> int:
+    """`training.steps_per_execution` on the active backend: auto is one epoch's steps per
+    compiled call where Keras can loop inside one (TensorFlow, JAX), 1 on PyTorch."""
+    if setting != "auto":
+        return int(setting)
+    return 1 if active_backend() == "torch" else steps_per_epoch
 
 
 def _steps(data: Dataset, trial: Trial) -> int:

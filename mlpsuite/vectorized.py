@@ -25,7 +25,7 @@ from mlpsuite.data import Dataset
 from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
 from mlpsuite.batch_order import epoch_orders
-from mlpsuite.results import epoch_failure, steady_step_time_ms
+from mlpsuite.results import epoch_failure, peak_rss_mb, steady_step_time_ms
 from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _steps,
                                score_tested_weights)
 
@@ -53,6 +53,7 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
         result.trial_time_s = elapsed / len(trials)
         result.vectorized = len(trials)
         result.overhead_s = _overhead_s(result)
+        result.peak_rss_mb = peak_rss_mb()
     return results
 
 

@@ -146,6 +146,30 @@ def test_speed_reports_medians_and_ratios_to_the_fastest():
     assert speed["first_epoch_overhead_s_x"].isna().all()
 
 
+def test_speed_has_a_row_per_backend_and_execution_setting_with_memory():
+    """A grid over training.jit_compile: tensorflow/jit=false and tensorflow/jit=true apart; the
+    peak memory's median; a fresh model's first evaluation counted into compile."""
+    trials, runs = [], []
+    for jit in (False, True):
+        for seed in range(3):
+            key = f"tf-{jit}-{seed}"
+            trials.append({"key": key, "backend": "tensorflow", "seed": seed,
+                           "cell": {"training.jit_compile": jit}})
+            runs.append(_run(key, val_loss=0.3, loss=0.3, step_time_ms=1.0 if jit else 2.0,
+                             first_epoch_time_s=0.5, steady_epoch_time_s=0.1, peak_rss_mb=700.0 + 10 * seed,
+                             **({"eval_compile_s": 0.25} if seed == 0 else {})))
+    frame = grid_frame({"grid_keys": ["training.jit_compile"], "trials": trials}, runs)
+    speed = speed_table(frame).set_index("backend")
+    assert sorted(speed.index) == ["tensorflow/jit=false", "tensorflow/jit=true"]
+    assert set(speed["framework"]) == {"tensorflow"} and list(speed["trials"]) == [3, 3]
+    assert speed.loc["tensorflow/jit=false", "step_time_ms_x"] == pytest.approx(2)
+    assert speed.loc["tensorflow/jit=true", "peak_rss_mb"] == 710
+    # compile: first epoch - steady (0.4) in every trial, + 0.25 in one: median 0.4
+    assert speed.loc["tensorflow/jit=true", "first_epoch_overhead_s"] == pytest.approx(0.4)
+    one_setting = speed_table(frame[frame["training.jit_compile"]])
+    assert list(one_setting["backend"]) == ["tensorflow"]  # a setting the grid does not vary: no label
+
+
 def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded():
     old = _run("k", start=1, val_loss=0.5, tags={"mlpsuite.superseded_by": "new"})
     new = _run("k", start=2, val_loss=0.4)

@@ -57,7 +57,7 @@ def test_parent_run_carries_tables_report_figures_description_and_headline_metri
     assert "#### Backend parity" not in note  # the short report; report.md has the parity table
     metrics = parent.data.metrics
     for name in ("best_val_loss", "parity_max_rel_diff", "step_time_ms_torch", "step_time_ms_jax",
-                 "trial_time_s_torch", "trial_time_s_jax"):
+                 "trial_time_s_torch", "trial_time_s_jax", "peak_rss_mb_torch", "peak_rss_mb_jax"):
         assert math.isfinite(metrics[name]), name
     assert metrics["parity_max_rel_diff"] < 1e-4  # the same trial on two backends agrees
     assert metrics["trials_counted"] == len(LEARNING_RATES) * len(SEEDS) * len(BACKENDS)

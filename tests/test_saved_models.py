@@ -13,34 +13,40 @@ from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
 from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
-# Loads a run's model with mlflow.pyfunc alone (no mlpsuite import) and prints its outputs for
-# each features file, one line `prediction: JSON` each.
+# Loads runs' models with mlflow.pyfunc alone (no mlpsuite import) and prints the outputs of
+# each `MODEL_URI::FEATURES` argument, one line `prediction: JSON` each; with `--slices RUN
+# TRACKING_URI` first, also the landscape's 1-D slice around RUN's model, as `mlpsuite figures`
+# draws it (one process: a framework import costs seconds).
 PREDICT = """
 import json, sys
 import mlflow
 import numpy as np
-model = mlflow.pyfunc.load_model(sys.argv[1])
-for features in sys.argv[2:]:
+arguments = sys.argv[1:]
+if arguments[0] == "--slices":
+    from mlpsuite.figures import landscape_slices
+    slices = landscape_slices(arguments[1], arguments[2])
+    print("slices:", json.dumps({"alphas": slices.alphas.tolist(), "line": slices.line.tolist(),
+                                 "plane": slices.plane.shape}))
+    arguments = arguments[3:]
+for pair in arguments:
+    model_uri, features = pair.split("::")
+    model = mlflow.pyfunc.load_model(model_uri)
     print("prediction:", json.dumps(np.asarray(model.predict(np.load(features)), dtype=float).tolist()))
 """
 
 
-def _predict(backend: str | None, model_uri: str, features: str, tracking_uri: str) -> np.ndarray:
-    return _predictions(backend, model_uri, [features], tracking_uri)[0]
-
-
-def _predictions(backend: str | None, model_uri: str, features: list[str], tracking_uri: str) -> list[np.ndarray]:
-    """The model's outputs on each features file, from one process (a framework import each costs seconds)."""
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    env.pop("KERAS_BACKEND", None)
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    done = subprocess.run([sys.executable, "-c", PREDICT, model_uri, *features], env=env, capture_output=True,
-                          text=True, timeout=300)
+def _predictions(backend: str, pairs: list[tuple[str, str]], tracking_uri: str,
+                 slices: list[str] = ()) -> tuple[list[np.ndarray], dict | None]:
+    """Each (model URI, features file)'s outputs, and the slices, from one `backend` process."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "KERAS_BACKEND": backend}
+    done = subprocess.run([sys.executable, "-c", PREDICT, *slices, *(f"{uri}::{f}" for uri, f in pairs)], env=env,
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = [line.removeprefix("prediction: ") for line in done.stdout.splitlines() if line.startswith("prediction: ")]
-    assert len(lines) == len(features), done.stdout[-2000:]
-    return [np.array(json.loads(line)) for line in lines]
+    lines = done.stdout.splitlines()
+    found = [json.loads(line.removeprefix("prediction: ")) for line in lines if line.startswith("prediction: ")]
+    assert len(found) == len(pairs), done.stdout[-2000:]
+    sliced = [json.loads(line.removeprefix("slices: ")) for line in lines if line.startswith("slices: ")]
+    return [np.array(values) for values in found], (sliced[0] if sliced else None)
 
 
 def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -66,35 +72,27 @@ def test_a_saved_model_predicts_the_same_on_every_backend_and_scores_like_its_ru
     np.save(features, data.X_test)
     np.save(train_features, data.X_train)
     keras_uri = f"runs:/{runs.loc['torch', 'run_id']}/model"
-    outputs = {backend: _predict(backend, keras_uri, str(features), uri) for backend in ("tensorflow", "torch")}
-    outputs["jax"], train_logits = _predictions("jax", keras_uri, [str(features), str(train_features)], uri)
+    sklearn_uri = f"runs:/{runs.loc['sklearn', 'run_id']}/model"
+    outputs = {}
+    (outputs["tensorflow"],), _ = _predictions("tensorflow", [(keras_uri, str(features))], uri)
+    (outputs["torch"], labels), _ = _predictions("torch", [(keras_uri, str(features)), (sklearn_uri, str(features))],
+                                                 uri)
+    (outputs["jax"], train_logits), slices = _predictions(
+        "jax", [(keras_uri, str(features)), (keras_uri, str(train_features))], uri,
+        slices=["--slices", runs.loc["torch", "run_id"], uri])
     for backend in ("tensorflow", "jax"):
         np.testing.assert_allclose(outputs[backend], outputs["torch"], rtol=1e-5, atol=1e-6)
     # The logged model is the one the run scored: its test loss, recomputed in NumPy from raw features.
     assert _cross_entropy(outputs["torch"], data.y_test) == pytest.approx(runs.loc["torch", "metrics.test_loss"],
                                                                           rel=1e-5)
-    labels = _predict(None, f"runs:/{runs.loc['sklearn', 'run_id']}/model", str(features), uri)
     assert np.mean(labels == data.y_test) == pytest.approx(runs.loc["sklearn", "metrics.test_accuracy"])
-    _check_landscape(tmp_path, uri, runs, data, train_logits)
+    _check_landscape(tmp_path, uri, runs, data, train_logits, slices)
 
 
-# Prints the landscape's 1-D slice around a run's saved model, as `mlpsuite figures` draws it.
-SLICES = """
-import json, sys
-from mlpsuite.figures import landscape_slices
-slices = landscape_slices(sys.argv[1], sys.argv[2])
-print(json.dumps({"alphas": slices.alphas.tolist(), "line": slices.line.tolist(), "plane": slices.plane.shape}))
-"""
-
-
-def _check_landscape(tmp_path, uri, runs, data, logits):
+def _check_landscape(tmp_path, uri, runs, data, logits, slices):
     """At alpha 0 the landscape is the saved model's own training loss (`logits`: the saved
     model's outputs on the training split); away from it, higher."""
     keras_run = runs.loc["torch", "run_id"]
-    done = subprocess.run([sys.executable, "-c", SLICES, keras_run, uri], capture_output=True, text=True,
-                          env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    slices = json.loads(done.stdout.strip().splitlines()[-1])
     middle = slices["alphas"].index(0.0)
     assert slices["line"][middle] == pytest.approx(_cross_entropy(logits, data.y_train), rel=1e-5)
     assert slices["plane"] == [21, 21]

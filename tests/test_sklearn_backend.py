@@ -107,6 +107,11 @@ def test_a_grid_with_sklearn_beside_a_keras_backend(tmp_path):
     assert "sklearn starts from its own initial weights: not compared" in " ".join(done.stdout.split())
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert "trial_time_s_sklearn" in parent.data.metrics
+    # Memory per backend, scikit-learn's included: the peak never below the worker's start.
+    done = runs[runs["status"] == "FINISHED"]
+    assert (done["metrics.peak_rss_mb"] >= done["metrics.start_rss_mb"]).all()
+    assert (done["metrics.start_rss_mb"] > 20).all()
+    assert parent.data.metrics["peak_rss_mb_sklearn"] < parent.data.metrics["peak_rss_mb_torch"]
     local = MlflowClient(uri).download_artifacts(parent.info.run_id, "comparison/report.md", str(tmp_path))
     report = open(local, encoding="utf-8").read()
     assert "| activation=tanh | sklearn | 2 |" in report and "| activation=tanh | torch | 2 |" in report

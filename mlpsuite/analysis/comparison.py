@@ -108,10 +108,10 @@ class Comparison:
         if summary.get("compared"):
             metrics["parity_max_rel_diff"] = summary["worst"]
         for _, row in self.speed.iterrows():
-            metrics[f"step_time_ms_{row['backend']}"] = float(row["step_time_ms"])
-            metrics[f"trial_time_s_{row['backend']}"] = float(row["trial_time_s"])
-            if "time_to_target_s" in row:
-                metrics[f"time_to_target_s_{row['backend']}"] = float(row["time_to_target_s"])
+            label = row["backend"].replace("=", "_")  # MLflow's metric names have no "="
+            for column in ("step_time_ms", "trial_time_s", "time_to_target_s", "peak_rss_mb"):
+                if column in row:
+                    metrics[f"{column}_{label}"] = float(row[column])
         return {name: value for name, value in metrics.items() if value is not None and math.isfinite(value)}
 
 

@@ -20,7 +20,8 @@ from mlpsuite.tracking import TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS
 
 RUN_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "test_loss", "test_accuracy",
                "test_r2", "test_mae", "val_r2", "val_mae", "initial_loss", "best_val_loss", "best_epoch",
-               "step_time_ms", "fit_time_s", "first_epoch_time_s", "steady_epoch_time_s", "worker_start_s")
+               "step_time_ms", "fit_time_s", "first_epoch_time_s", "steady_epoch_time_s", "worker_start_s",
+               "peak_rss_mb", "start_rss_mb", "eval_compile_s")
 CURVE_MEASURES = ("auc_val_loss", "epochs_to_target", "time_to_target_s")
 ALL_BACKENDS = "all"
 NOT_RUN = "not run"

@@ -165,28 +165,50 @@ def parity_summary(parity: pd.DataFrame) -> dict[str, float]:
             "median": float(worst_per_pair.median()) if len(compared) else math.nan}
 
 
-SPEED_COLUMNS = ("step_time_ms", "first_epoch_overhead_s", "trial_time_s", "worker_start_s", "time_to_target_s")
+SPEED_COLUMNS = ("step_time_ms", "first_epoch_overhead_s", "trial_time_s", "worker_start_s", "time_to_target_s",
+                 "peak_rss_mb")
+EXECUTION_KEYS = {"training.jit_compile": "jit"}  # settings in the trial key that change only the speed
 
 
 def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per backend: medians of step time, first-epoch overhead (compile and tracing: the first
-    epoch minus a steady one), trial wall time, worker start-up and, with a target, the
-    training time to reach it (over the trials that did: `target_reached` of `trials`), each
-    with its ratio to the fastest backend."""
-    # Timing noise can make a backend without compilation come out a hair below 0.
+    """Per backend, and per execution setting where the grid varies one (`backend` then reads
+    `tensorflow/jit=true`, the bare name is `framework`): medians of step time, compile and
+    tracing (`first_epoch_overhead_s`: the first epoch minus a steady one, plus a fresh
+    model's first evaluation beyond a second one), trial wall time,
+    worker start-up, peak resident memory and, with a target, the training time to reach it
+    (over the trials that did: `target_reached` of `trials`), each time with its ratio to the
+    fastest row."""
+    # Timing noise can make a backend without compilation come out a hair below 0. A fresh
+    # model's first evaluation (the starting loss) compiles the test step: added.
     ok = finished(frame).assign(first_epoch_overhead_s=lambda f: (
-        f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0))
+        f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0) + _column(f, "eval_compile_s").fillna(0.0))
     if ok.empty:
         return pd.DataFrame()
+    ok = ok.assign(framework=ok["backend"], backend=_speed_labels(ok))
     columns = [column for column in SPEED_COLUMNS if column in ok]
     reached = {"target_reached": ("reached_target", "sum")} if "reached_target" in ok else {}
     table = ok.groupby("backend").agg(
-        trials=("key", "size"), vectorized=("vectorized", "max"), **reached,
+        framework=("framework", "first"), trials=("key", "size"), vectorized=("vectorized", "max"), **reached,
         **{column: (column, "median") for column in columns}).reset_index()
     for column in columns:  # no ratio to a fastest of 0 (a backend that compiles nothing)
+        if column == "peak_rss_mb":
+            continue
         fastest = table[column].min()
         table[f"{column}_x"] = table[column] / fastest if fastest > 0 else math.nan
     return table.sort_values("trial_time_s").reset_index(drop=True)
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series:
+    return frame[name] if name in frame else pd.Series(math.nan, index=frame.index)
+
+
+def _speed_labels(frame: pd.DataFrame) -> pd.Series:
+    """`backend`, or `backend/jit=true` where the frame's trials differ in an execution setting."""
+    labels = frame["backend"].astype(str)
+    for key, short in EXECUTION_KEYS.items():
+        if key in frame and frame[key].astype(str).nunique() > 1:
+            labels = labels + f"/{short}=" + frame[key].map(lambda v: str(v).lower())
+    return labels
 
 
 def failure_table(frame: pd.DataFrame) -> pd.DataFrame:

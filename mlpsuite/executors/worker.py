@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import sys
 import time
@@ -38,13 +37,10 @@ class _MemoryWatch:
 
     @staticmethod
     def resident_mb() -> float:
-        """Resident now (/proc on Linux); elsewhere the peak, which only errs towards retiring."""
-        try:
-            pages = int(open("/proc/self/statm", encoding="ascii").read().split()[1])
-            return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-        except (OSError, ValueError, IndexError):
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-            return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+        """Resident now; where /proc is absent the peak, which only errs towards retiring."""
+        from mlpsuite.results import resident_mb
+
+        return resident_mb()
 
     def grown(self) -> bool:
         if self.baseline_mb is None:
@@ -61,7 +57,9 @@ def make_runner(threads: int):
 
         from mlpsuite.sklearn_backend import NAME, SklearnRunner
 
-        return NAME, SklearnRunner(threads), sklearn.__version__
+        runner = SklearnRunner(threads)
+        runner.start_rss_mb = _MemoryWatch.resident_mb()
+        return NAME, runner, sklearn.__version__
     import keras  # noqa: F401  (the backend import is the cost paid once per worker)
 
     from mlpsuite.backends import active_backend, configure, framework_version
@@ -70,6 +68,7 @@ def make_runner(threads: int):
     from mlpsuite.training import TrialRunner
 
     runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
+    runner.start_rss_mb = _MemoryWatch.resident_mb()
     return active_backend(), runner, framework_version()
 
 
