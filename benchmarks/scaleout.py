@@ -46,13 +46,13 @@ def _parent_metric(uri: str, name: str) -> float:
     return parent.data.metrics[name]
 
 
-def _run(executor: str, jobs: int, trials: int, served: bool) -> list:
+def _run(executor: str, jobs: int, trials: int, served: bool, backend: str = "torch") -> list:
     """One whole `mlpsuite run` of the grid into a new store: [executor, workers, store, wall s,
     trials/min, recording ms/trial]. `served`: through `mlpsuite server` (1 worker) on SQLite."""
     from tests.servers import free_port, start_suite_server, stop
 
     with tempfile.TemporaryDirectory(prefix="mlpsuite-scaleout-") as folder:
-        path = small_grid(Path(folder), trials)
+        path = small_grid(Path(folder), trials, backend)
         uri, server = f"sqlite:///{folder}/mlflow.db", None
         if served:
             port = free_port()
@@ -73,18 +73,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--executors", default="local,ray", help="comma-separated: local, ray")
+    parser.add_argument("--backend", default="torch", help="the grid's one backend")
+    parser.add_argument("--no-server", action="store_true", help="skip the runs through mlpsuite server")
     args = parser.parse_args()
     executors = args.executors.split(",")
     plan = [(executor, jobs, False) for executor in executors for jobs in (1, 2)]
-    plan += [(executor, 2, True) for executor in executors]
+    plan += [] if args.no_server else [(executor, 2, True) for executor in executors]
     rows, data = [], {"trials": args.trials, "runs": []}
     for executor, jobs, served in plan:
-        rows.append(_run(executor, jobs, args.trials, served))
+        rows.append(_run(executor, jobs, args.trials, served, args.backend))
         data["runs"].append(dict(zip(("executor", "jobs", "store", "wall_s", "trials_per_min", "record_ms_per_trial"),
                                      rows[-1])))
         print(rows[-1], flush=True)
-    publish("scaleout", data, ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows,
-            f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, PyTorch) as one `mlpsuite run` each, into a new "
+    publish("scaleout" if args.backend == "torch" else f"scaleout_{args.backend}", data, ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows,
+            f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, {args.backend}) as one `mlpsuite run` each, into a new "
             "SQLite store, directly or through `mlpsuite server` on 127.0.0.1.")
     return 0
 

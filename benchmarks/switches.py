@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BACKENDS, ROOT, markdown_table, write_results  # noqa: E402
+from _common import BACKENDS, RESULTS, ROOT, markdown_table, write_results  # noqa: E402
 from backends import LEARNING_RATE, PROBLEMS  # noqa: E402
 
 SETTINGS = [(1, False), (1, True), ("auto", False), ("auto", True)]  # (steps_per_execution, jit_compile)
@@ -84,6 +84,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default="small,large")
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other backends' and problems' rows of benchmarks/results/switches.json")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -102,6 +104,12 @@ def main() -> None:
                 print(f"{problem} {backend} steps/execution {run['steps_per_execution']} jit {jit}: "
                       f"{run['ms_per_step']:.3f} ms/step, compile {run['compile_s']:.2f} s, "
                       f"trial {run['trial_s']:.3f} s, peak {run['peak_rss_mb']:.0f} MB", flush=True)
+    if args.merge and (RESULTS / "switches.json").exists():
+        measured = {(run["problem"], run["backend"]) for run in runs}
+        kept = [run for run in json.loads((RESULTS / "switches.json").read_text())["runs"]
+                if (run["problem"], run["backend"]) not in measured]
+        order = {(p, b): i for i, (p, b) in enumerate((p, b) for p in PROBLEMS for b in BACKENDS)}
+        runs = sorted(kept + runs, key=lambda run: order[(run["problem"], run["backend"])])  # stable
     rows = []
     for run in runs:
         baseline = next(r for r in runs if (r["problem"], r["backend"]) == (run["problem"], run["backend"])

@@ -191,6 +191,27 @@ def configure(threads: int, deterministic: bool = True, compile_cache: bool = Tr
             torch.use_deterministic_algorithms(True)
 
 
+@contextlib.contextmanager
+def xla_allowed(jit_compile: bool | str) -> Iterator[None]:
+    """`model.compile(jit_compile=True)` honoured on TensorFlow: Keras turns XLA off whenever
+    op determinism is on (not every op has a deterministic XLA kernel), and the workers keep it
+    on. It is off only while the model compiles; XLA's CPU kernels for the suite's Dense nets
+    are deterministic (the reuse tests, bit-identical across trials, pass with XLA on)."""
+    if jit_compile is not True or active_backend() != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import config
+
+    deterministic = config.is_op_determinism_enabled()
+    if deterministic:
+        config.disable_op_determinism()
+    try:
+        yield
+    finally:
+        if deterministic:
+            config.enable_op_determinism()
+
+
 def release_compiled() -> None:
     """Drop the compiled programs of models no longer used: Keras' global state and, on JAX,
     jit's caches of traced and compiled functions, which `clear_session` leaves (10 MB and

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 
 from mlpsuite import __version__
-from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything
+from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything, xla_allowed
 from mlpsuite.batches import NewOrder, training_batches
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset
@@ -186,10 +186,11 @@ class TrialRunner:
             self._compiled = None
             release_compiled()
         model = _build(trial, data)
-        model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
-                      loss=make_loss(trial.loss),
-                      metrics=["accuracy"] if data.task == "classification" else None,
-                      jit_compile=trial.training.jit_compile, steps_per_execution=per_execution)
+        with xla_allowed(trial.training.jit_compile):
+            model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
+                          loss=make_loss(trial.loss),
+                          metrics=["accuracy"] if data.task == "classification" else None,
+                          jit_compile=trial.training.jit_compile, steps_per_execution=per_execution)
         model.optimizer.build(model.trainable_variables)
         self._compiled = _Compiled(program, model, _values(model.variables), _values(model.optimizer.variables))
         return model, False

@@ -1,6 +1,8 @@
 """Keras' speed switches as grid settings: `training.steps_per_execution` (the same numbers,
 so in no trial key) and `training.jit_compile` (XLA, torch.compile: in the key)."""
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -65,11 +67,30 @@ def test_jit_compile_is_the_backends_compiler(backend):
         {**_config(jit_compile=jit), "dataset": {"name": "iris", "val_size": 0.2}, "diagnostics": False,
          "model": {"hidden": [8], "activation": "elu"}, "seeds": [0]}))[0] for jit in (False, True, "auto")}
     assert len({trial.key for trial in trials.values()}) == 3
-    results = {jit: _run([trial])[0][0] for jit, trial in trials.items()}
+    with _as_in_a_worker(backend):
+        results = {jit: _run([trial])[0][0] for jit, trial in trials.items()}
     assert results[False].jit_compile is False and results[True].jit_compile is True
     assert results["auto"].jit_compile is (backend == "jax")  # Keras' default on a CPU
     np.testing.assert_allclose(results[True].history["loss"], results[False].history["loss"], rtol=2e-5)
     assert results[True].eval_compile_s >= 0 and results[True].peak_rss_mb > 50
+
+
+@contextlib.contextmanager
+def _as_in_a_worker(backend: str):
+    """TensorFlow's op determinism on, as `backends.configure` sets it in every worker (Keras
+    would turn XLA off under it unless the suite lets the model compile with it)."""
+    if backend != "tensorflow":
+        yield
+        return
+    from tensorflow.python.framework import config
+
+    was = config.is_op_determinism_enabled()
+    config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was:
+            config.disable_op_determinism()
 
 
 def test_steps_per_execution_is_in_no_trial_key_and_jit_compile_is():
