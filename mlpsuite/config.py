@@ -182,6 +182,16 @@ class TrainingSpec(_Section):
         "auto", description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
         "per backend (XLA on JAX only, on a CPU); in the trial key")
 
+    @field_validator("steps_per_execution", "jit_compile", mode="before")
+    @classmethod
+    def _speed_switch(cls, value, info):
+        """One message naming the allowed values (a union's own names pydantic internals)."""
+        if value == "auto" or (type(value) is bool if info.field_name == "jit_compile"
+                               else type(value) is int and value >= 1):
+            return value
+        allowed = "auto, true or false" if info.field_name == "jit_compile" else "auto or a whole number >= 1"
+        raise ValueError(f"got {value!r}; allowed: {allowed}")
+
 
 class GridSpec(_Section):
     name: str = Field(min_length=1, max_length=200, description="the MLflow experiment name")

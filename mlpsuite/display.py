@@ -164,7 +164,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
 
 def speed_table(comparison: Comparison) -> Table:
-    from mlpsuite.report import megabytes, number
+    from mlpsuite.report import number
 
     target = "time_to_target_s" in comparison.speed
     table = _table("speed per backend (medians)",
@@ -177,7 +177,7 @@ def speed_table(comparison: Comparison) -> Table:
         table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),
                       number(row["step_time_ms_x"], 3), number(row["first_epoch_overhead_s"], 2),
                       number(row["trial_time_s"], 3), number(row["trial_time_s_x"], 3),
-                      number(row["worker_start_s"], 2), megabytes(row),
+                      number(row["worker_start_s"], 2), number(row.get("peak_rss_mb")),
                       *([number(row["time_to_target_s"], 3), number(row["time_to_target_s_x"], 3),
                          f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else []))
     return table

@@ -173,11 +173,9 @@ def speed_lines(comparison: Comparison) -> list[str]:
 
 def memory_line(speed) -> str:
     """The workers' resident high-water marks, smallest first (the other half of a backend choice)."""
-    if "peak_rss_mb" not in speed or not speed["peak_rss_mb"].notna().any():
-        return ""
-    rows = speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb")
+    rows = speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb") if "peak_rss_mb" in speed else speed[:0]
     return "Peak worker memory (median over trials): " + ", ".join(
-        f"{row['backend']} {row['peak_rss_mb']:.0f} MB" for _, row in rows.iterrows()) + "."
+        f"{row['backend']} {row['peak_rss_mb']:.0f} MB" for _, row in rows.iterrows()) + "." if len(rows) else ""
 
 
 def target_line(comparison: Comparison) -> str:
@@ -340,16 +338,11 @@ def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
               *(["to target s", "×", "reached"] if target else [])]
     rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
              number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
-             number(row["worker_start_s"]), megabytes(row),
+             number(row["worker_start_s"]), number(row.get("peak_rss_mb")),
              *([number(row["time_to_target_s"]), number(row["time_to_target_s_x"]),
                 f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else [])]
             for _, row in comparison.speed.iterrows()]
     return header, rows
-
-
-def megabytes(row) -> str:
-    value = row.get("peak_rss_mb")
-    return "" if value is None or value != value else f"{value:.0f}"
 
 
 # ---------------------------------------------------------------- CSV, JSON, the folder

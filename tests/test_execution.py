@@ -116,8 +116,8 @@ def test_jit_compile_as_a_grid_axis():
      "grid.training.steps_per_execution: it changes no result"),
     ({"vectorize": "seeds", "jit_compile": False}, {}, ["jax"],
      "training.jit_compile: false contradicts training.vectorize: seeds"),
-    ({"steps_per_execution": 0}, {}, ["jax"], "training.steps_per_execution"),
-    ({"jit_compile": "yes"}, {}, ["jax"], "training.jit_compile"),
+    ({"steps_per_execution": 0}, {}, ["jax"], "training.steps_per_execution: got 0; allowed: auto or a whole"),
+    ({"jit_compile": "yes"}, {}, ["jax"], "training.jit_compile: got 'yes'; allowed: auto, true or false"),
 ])
 def test_speed_switch_mistakes_are_one_line(training, grid, backends, expected, tmp_path):
     config = {**_config(**training), "grid": grid, "backends": backends}
