@@ -1,5 +1,5 @@
 """The suite's batch order, with NumPy only: epoch e's rows follow the e-th permutation drawn
-from the trial seed. Keras backends read it through `batches.SeededBatches`; scikit-learn's
+from the trial seed. Keras backends read it through `batches.training_batches`; scikit-learn's
 worker, which imports no Keras, feeds it to `partial_fit`."""
 
 from __future__ import annotations

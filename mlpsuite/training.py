@@ -1,7 +1,7 @@
 """Run one trial inside a worker: data -> scaler.adapt -> build_mlp -> compile -> fit -> evaluate.
 
 Read top to bottom, `run_trial` is the whole path. Two things make backends comparable:
-the weights come from NumPy (`build_mlp`), and so does the batch order (`SeededBatches`), so
+the weights come from NumPy (`build_mlp`), and so does the batch order (`batches.training_batches`), so
 TensorFlow, PyTorch and JAX see the same numbers in the same order.
 """
 
