@@ -170,8 +170,8 @@ def speed_table(comparison: Comparison) -> Table:
     table = _table("speed per backend (medians)",
                    ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s", "peak MB",
                     *(["to target s", "×", "reached"] if target else [])],
-                   caption="× ratio to the fastest; compile: 1st epoch − a steady one; start: worker start-up; "
-                   "peak: the worker's resident high-water mark"
+                   caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − a 2nd; "
+                   "start: worker start-up; peak: the worker's resident high-water mark"
                    + ("; to target: training time to the first epoch at the target" if target else ""))
     for _, row in comparison.speed.iterrows():
         table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),

@@ -218,8 +218,9 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
         parts += ["", "#### Backend parity (relative differences across backends; worst pairs first)", "",
                   markdown_table(*parity_rows(comparison, max_rows))]
     if not comparison.speed.empty:
-        parts += ["", "#### Speed per backend (medians; × = ratio to the fastest; compile = the first "
-                  "epoch minus a steady one)", "", markdown_table(*speed_rows(comparison))]
+        parts += ["", "#### Speed per backend (medians; × = ratio to the fastest; compile = the first epoch "
+                  "minus a steady one, plus a fresh model's first evaluation minus a second)", "",
+                  markdown_table(*speed_rows(comparison))]
     if not comparison.failures.empty:
         parts += ["", "#### Failures (excluded from the statistics)", "",
                   markdown_table(list(comparison.failures.columns),
