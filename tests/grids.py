@@ -11,7 +11,7 @@ import mlflow
 import yaml
 from mlflow import MlflowClient
 
-from mlpsuite.tracking import _sqlite_path, _store_creation_lock
+from mlpsuite.tracking.store import _sqlite_path, _store_creation_lock
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,19 @@
+"""Every MLflow read and write: the only package that talks to MLflow.
+
+`store` (URIs, checks that fail in one line, waiting on locks and outages), `reader` (resume,
+the comparison's reads), `writer` (`Tracker`: parent and child runs, batched metrics,
+artifacts, status), `claims` (which coordinator owns a trial), `tags` (the names runs are
+found by).
+"""
+
+from mlpsuite.tracking.reader import StoreReader
+from mlpsuite.tracking.store import DEFAULT_URI, resolve_uri, run_url, server_outage_s, shown_uri
+from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY, TAG_HOST,
+                                    TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_SEED,
+                                    TAG_SUPERSEDED, TAG_VERSION, TAG_WEIGHTS)
+from mlpsuite.tracking.writer import Tracker
+
+__all__ = ["DEFAULT_URI", "GRID_MANIFEST", "TAG_BACKEND", "TAG_CELL", "TAG_FAILURE", "TAG_GRID_KEY", "TAG_HOST",
+           "TAG_INVOCATIONS", "TAG_KEY", "TAG_KIND", "TAG_NOTE", "TAG_PARENT", "TAG_PID", "TAG_SEED",
+           "TAG_SUPERSEDED", "TAG_VERSION", "TAG_WEIGHTS", "StoreReader", "Tracker", "resolve_uri", "run_url",
+           "server_outage_s", "shown_uri"]

@@ -1,0 +1,135 @@
+"""Every read of the store: resume, the comparison, rerun and the figures read through here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from mlpsuite.config import Trial
+from mlpsuite.errors import ReportError, StoreError
+from mlpsuite.tracking.store import _check_database, _check_server, _retrying, _store_creation_lock, shown_uri
+from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND
+
+
+class StoreReader:
+    """Reads one MLflow store; `Tracker` adds the writes."""
+
+    def __init__(self, uri: str):
+        # "Creating initial MLflow database tables..." on a new store, and a "View run" link on
+        # stdout for every run ended on a server: noise in our output.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # MLflow's client retries an unreachable server for minutes per call; a few seconds
+        # here, and `_retrying` waits out an outage for the whole grid, within its bound.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        self.uri = uri
+        _check_server(uri)
+        _check_database(uri)
+        try:
+            with _store_creation_lock(uri):
+                self.client = MlflowClient(tracking_uri=uri)
+                _retrying(self.client.search_experiments, max_results=1)
+        except MlflowException as error:
+            raise StoreError(f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}") from None
+
+
+    def finished_trial_keys(self, experiment_id: str) -> set[str]:
+        """Keys of trials with a FINISHED run in the experiment: what resume skips."""
+        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial' and attributes.status = 'FINISHED'")
+        return {run.data.tags.get(TAG_KEY) for run in runs}
+
+    def search(self, experiment_id: str, filter_string: str) -> list:
+        runs, token = [], None
+        while True:
+            page = _retrying(self.client.search_runs, [experiment_id], filter_string,
+                             max_results=1000, page_token=token)
+            runs.extend(page)
+            token = page.token
+            if not token:
+                return runs
+
+    def load_trial(self, run_id: str) -> tuple[Trial, Any]:
+        """The logged `trial.json` of a run, and the run itself."""
+        run = _retrying(self.client.get_run, run_id)
+        trial = Trial.model_validate(self.load_json(run_id, "trial.json"))
+        return trial, run
+
+    def load_json(self, run_id: str, artifact: str) -> Any:
+        with tempfile.TemporaryDirectory() as scratch:
+            path = _retrying(self.client.download_artifacts, run_id, artifact, scratch)
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+
+    def find_experiment(self, name: str) -> str | None:
+        experiment = _retrying(self.client.get_experiment_by_name, name)
+        return experiment.experiment_id if experiment is not None else None
+
+    def experiment_names(self) -> list[str]:
+        return sorted(e.name for e in _retrying(self.client.search_experiments, max_results=1000))
+
+    def newest_grid_experiment(self) -> str | None:
+        """The id of the experiment whose grid run started last, if any."""
+        ids = [e.experiment_id for e in _retrying(self.client.search_experiments, max_results=1000)]
+        runs = _retrying(self.client.search_runs, ids, f"tags.`{TAG_KIND}` = 'grid'", max_results=1,
+                         order_by=["attributes.start_time DESC"]) if ids else []
+        return runs[0].info.experiment_id if runs else None
+
+    def grid_parents(self, experiment_id: str) -> list:
+        """The experiment's grid runs, the most recently active first."""
+        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid'")
+        return sorted(runs, key=lambda run: max(run.info.start_time, run.info.end_time or 0), reverse=True)
+
+    def get_run(self, run_id: str):
+        return _retrying(self.client.get_run, run_id)
+
+    def trial_runs(self, experiment_id: str, keys: set[str]) -> list:
+        """Every trial run (any status) of the experiment whose key is in `keys`."""
+        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
+        return [run for run in runs if run.data.tags.get(TAG_KEY) in keys]
+
+    def metric_histories(self, run_ids: list[str], name: str) -> dict[str, list[float]]:
+        """run id -> the metric's values ordered by step (epoch)."""
+        return {run_id: [m.value for m in self._history(run_id, name)] for run_id in run_ids}
+
+    def _history(self, run_id: str, name: str) -> list:
+        """A metric's logged values in step order (a step logged twice: the later last)."""
+        history = _retrying(self.client.get_metric_history, run_id, name)
+        return sorted(history, key=lambda m: (m.step, m.timestamp))
+
+    def trial_of_run(self, run_id: str) -> Trial:
+        """The trial a run recorded; a ReportError naming the store for an unknown run id or a
+        run that is not a trial."""
+        try:
+            return self.load_trial(run_id)[0]
+        except MlflowException:
+            raise ReportError(f"run {run_id!r}: no such trial run in {self.uri}") from None
+        except OSError:
+            raise ReportError(f"run {run_id!r}: not a trial run (it has no trial.json)") from None
+
+    def download_model(self, run_id: str, folder: str | Path) -> Path:
+        """A trial run's logged `model` (training.save_model) as a local folder under `folder`."""
+        listed = {a.path for a in _retrying(self.client.list_artifacts, run_id, "model")}
+        if "model/MLmodel" not in listed:
+            raise ReportError(f"run {run_id} has no logged model; run its grid with training.save_model: true")
+        return Path(_retrying(self.client.download_artifacts, run_id, "model", str(folder)))
+
+    def diagnostic_histories(self, runs: list, prefix: str) -> dict[str, dict[str, dict[int, float]]]:
+        """run id -> metric -> {step: value} for every metric of `runs` (as `search` returns
+        them) named `prefix...`: `"grad_norm/"` gives grad_norm/dense_1 ... grad_norm/output.
+        A step logged twice keeps its latest value."""
+        histories = {}
+        for run in runs:
+            names = sorted(name for name in run.data.metrics if name.startswith(prefix))
+            by_name = {}
+            for name in names:
+                by_name[name] = {m.step: m.value for m in self._history(run.info.run_id, name)}
+            histories[run.info.run_id] = by_name
+        return histories
+

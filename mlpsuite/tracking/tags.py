@@ -1,0 +1,18 @@
+"""The tags and artifact names by which mlpsuite finds its runs again."""
+
+TAG_KIND = "mlpsuite.kind"
+TAG_KEY = "mlpsuite.trial_key"
+TAG_BACKEND = "mlpsuite.backend"
+TAG_SEED = "mlpsuite.seed"
+TAG_FAILURE = "mlpsuite.failure"
+TAG_PARENT = "mlflow.parentRunId"
+TAG_GRID_KEY = "mlpsuite.grid_key"
+TAG_INVOCATIONS = "mlpsuite.invocations"
+TAG_CELL = "mlpsuite.cell"
+TAG_SUPERSEDED = "mlpsuite.superseded_by"
+TAG_WEIGHTS = "mlpsuite.weights_sha256"
+TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
+TAG_HOST = "mlpsuite.host"  # the coordinator that owns a RUNNING run: a later run can tell
+TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
+TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ran with
+GRID_MANIFEST = "grid.json"
