@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
-from mlpsuite.errors import ConfigError, StoreError
+from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
@@ -102,7 +102,8 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
         outcome.interrupted = True
         return
     except Exception as error:  # a bug in the report must not leave the parent RUNNING
-        traceback.print_exc()
+        if not isinstance(error, UserError):  # a bug: its traceback; the store's fault: its line
+            traceback.print_exc()
         outcome.report_error = f"{type(error).__name__}: {error}".splitlines()[0]
         tracker.set_tags(parent, {"mlpsuite.report_error": outcome.report_error[:5000]})
     tracker.end_run(parent, "FINISHED")

@@ -24,7 +24,7 @@ from mlpsuite.config import short_value
 from mlpsuite.errors import ReportError
 from mlpsuite.learning_curves import TARGET_METRICS
 from mlpsuite.registry import RANKABLE, TARGET_MEASURES
-from mlpsuite.tracking import GRID_MANIFEST, Tracker
+from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, Tracker
 
 # `mlpsuite compare`'s flag for each field of the protocol, for its one-line errors.
 FLAGS = {"nuisance": "--nuisance", "select_on": "--select-on", "metric": "--metric", "target": "--target"}
@@ -255,7 +255,9 @@ def _manifest(tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
     try:
         return tracker.load_json(parent_run_id, GRID_MANIFEST)
     except (MlflowException, OSError):
-        raise ReportError(f"grid run {parent_run_id} has no {GRID_MANIFEST} (an older mlpsuite made it); "
+        missing = tracker.get_run(parent_run_id).data.tags.get(TAG_MISSING)
+        why = f"it could not be written: {missing}" if missing else "an older mlpsuite made it"
+        raise ReportError(f"grid run {parent_run_id} has no {GRID_MANIFEST} ({why}); "
                           "run its config again to record one") from None
 
 

@@ -14,7 +14,9 @@ from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
-from mlpsuite.tracking.store import _check_database, _check_server, _retrying, _store_creation_lock, shown_uri
+from mlpsuite.tracking.calls import StoreCalls
+from mlpsuite.tracking.schema import check_sqlite_store
+from mlpsuite.tracking.store import _check_database, _check_server, _sqlite_path, _store_creation_lock, shown_uri
 from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND
 
 
@@ -22,21 +24,27 @@ class StoreReader:
     """Reads one MLflow store; `Tracker` adds the writes."""
 
     def __init__(self, uri: str):
-        # "Creating initial MLflow database tables..." on a new store, and a "View run" link on
-        # stdout for every run ended on a server: noise in our output.
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        # "Creating initial MLflow database tables..." on a new store, every database error logged
+        # with its traceback before MLflow raises it (it reaches the user through StoreCalls, one
+        # line when the store is at fault), a "View run" link on stdout for every run ended on a
+        # server: noise in our output.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         # MLflow's client retries an unreachable server for minutes per call; a few seconds
         # here, and `_retrying` waits out an outage for the whole grid, within its bound.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.uri = uri
+        self._call = StoreCalls(shown_uri(uri))
         _check_server(uri)
         _check_database(uri)
+        local = _sqlite_path(uri)
         try:
             with _store_creation_lock(uri):
+                if local is not None:  # before MLflow opens it: it would write its tables into any file
+                    check_sqlite_store(uri, local)
                 self.client = MlflowClient(tracking_uri=uri)
-                _retrying(self.client.search_experiments, max_results=1)
+                self._call(self.client.search_experiments, max_results=1)
         except MlflowException as error:
             raise StoreError(f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}") from None
 
@@ -49,7 +57,7 @@ class StoreReader:
     def search(self, experiment_id: str, filter_string: str) -> list:
         runs, token = [], None
         while True:
-            page = _retrying(self.client.search_runs, [experiment_id], filter_string,
+            page = self._call(self.client.search_runs, [experiment_id], filter_string,
                              max_results=1000, page_token=token)
             runs.extend(page)
             token = page.token
@@ -58,26 +66,26 @@ class StoreReader:
 
     def load_trial(self, run_id: str) -> tuple[Trial, Any]:
         """The logged `trial.json` of a run, and the run itself."""
-        run = _retrying(self.client.get_run, run_id)
+        run = self._call(self.client.get_run, run_id)
         trial = Trial.model_validate(self.load_json(run_id, "trial.json"))
         return trial, run
 
     def load_json(self, run_id: str, artifact: str) -> Any:
         with tempfile.TemporaryDirectory() as scratch:
-            path = _retrying(self.client.download_artifacts, run_id, artifact, scratch)
+            path = self._call(self.client.download_artifacts, run_id, artifact, scratch)
             return json.loads(Path(path).read_text(encoding="utf-8"))
 
     def find_experiment(self, name: str) -> str | None:
-        experiment = _retrying(self.client.get_experiment_by_name, name)
+        experiment = self._call(self.client.get_experiment_by_name, name)
         return experiment.experiment_id if experiment is not None else None
 
     def experiment_names(self) -> list[str]:
-        return sorted(e.name for e in _retrying(self.client.search_experiments, max_results=1000))
+        return sorted(e.name for e in self._call(self.client.search_experiments, max_results=1000))
 
     def newest_grid_experiment(self) -> str | None:
         """The id of the experiment whose grid run started last, if any."""
-        ids = [e.experiment_id for e in _retrying(self.client.search_experiments, max_results=1000)]
-        runs = _retrying(self.client.search_runs, ids, f"tags.`{TAG_KIND}` = 'grid'", max_results=1,
+        ids = [e.experiment_id for e in self._call(self.client.search_experiments, max_results=1000)]
+        runs = self._call(self.client.search_runs, ids, f"tags.`{TAG_KIND}` = 'grid'", max_results=1,
                          order_by=["attributes.start_time DESC"]) if ids else []
         return runs[0].info.experiment_id if runs else None
 
@@ -87,7 +95,7 @@ class StoreReader:
         return sorted(runs, key=lambda run: max(run.info.start_time, run.info.end_time or 0), reverse=True)
 
     def get_run(self, run_id: str):
-        return _retrying(self.client.get_run, run_id)
+        return self._call(self.client.get_run, run_id)
 
     def trial_runs(self, experiment_id: str, keys: set[str]) -> list:
         """Every trial run (any status) of the experiment whose key is in `keys`."""
@@ -100,7 +108,7 @@ class StoreReader:
 
     def _history(self, run_id: str, name: str) -> list:
         """A metric's logged values in step order (a step logged twice: the later last)."""
-        history = _retrying(self.client.get_metric_history, run_id, name)
+        history = self._call(self.client.get_metric_history, run_id, name)
         return sorted(history, key=lambda m: (m.step, m.timestamp))
 
     def trial_of_run(self, run_id: str) -> Trial:
@@ -115,10 +123,10 @@ class StoreReader:
 
     def download_model(self, run_id: str, folder: str | Path) -> Path:
         """A trial run's logged `model` (training.save_model) as a local folder under `folder`."""
-        listed = {a.path for a in _retrying(self.client.list_artifacts, run_id, "model")}
+        listed = {a.path for a in self._call(self.client.list_artifacts, run_id, "model")}
         if "model/MLmodel" not in listed:
             raise ReportError(f"run {run_id} has no logged model; run its grid with training.save_model: true")
-        return Path(_retrying(self.client.download_artifacts, run_id, "model", str(folder)))
+        return Path(self._call(self.client.download_artifacts, run_id, "model", str(folder)))
 
     def diagnostic_histories(self, runs: list, prefix: str) -> dict[str, dict[str, dict[int, float]]]:
         """run id -> metric -> {step: value} for every metric of `runs` (as `search` returns

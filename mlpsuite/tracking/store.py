@@ -6,18 +6,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
-from mlflow.exceptions import MlflowException
 
 from mlpsuite.errors import StoreError
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"
-T = TypeVar("T")
 logger = logging.getLogger("mlpsuite")
 
 
@@ -57,62 +52,6 @@ def _check_scheme(uri: str) -> None:
 
 def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
-
-
-class _Outage:
-    """Set once an outage outlasted its bound: later calls (the clean-up of a grid that gave
-    up) try once instead of waiting out the bound again; cleared when the server answers."""
-
-    gave_up = False
-
-
-def _retrying(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Every store call, with two kinds of waiting: SQLite allows one writer at a time, so
-    "database is locked" from another grid is waited out; a tracking server that does not
-    answer is retried with backoff for up to `server_outage_s()` (said once on stderr), and
-    past that the call fails with a StoreError."""
-    delay, locked_tries, outage_began = 0.05, 0, None
-    while True:
-        try:
-            result = call(*args, **kwargs)
-            if outage_began is not None:
-                logger.warning("MLflow server answers again after %.0f s", time.monotonic() - outage_began)
-            _Outage.gave_up = False
-            return result
-        except MlflowException as error:
-            text = str(error).lower()
-            if "locked" in text and locked_tries < 40:
-                locked_tries += 1
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
-                continue
-            if not _unreachable(text):
-                raise
-            outage_began = outage_began or _outage_began(error)
-            if _Outage.gave_up or time.monotonic() - outage_began > server_outage_s():
-                _Outage.gave_up = True
-                raise StoreError(f"the MLflow server has not answered for {server_outage_s():g} s "
-                                 "(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: that marks "
-                                 "this grid's unfinished runs KILLED and resumes it") from None
-            time.sleep(min(2.0, server_outage_s() / 10))
-
-
-def server_outage_s() -> float:
-    """How long a tracking server may be away before the grid gives up (default 120 s)."""
-    return float(os.environ.get("MLPSUITE_SERVER_OUTAGE_S", "120"))
-
-
-def _unreachable(text: str) -> bool:
-    return any(sign in text for sign in ("connection refused", "max retries exceeded", "failed to establish",
-                                         "remote end closed", "connection reset", "connection aborted"))
-
-
-def _outage_began(error: Exception) -> float:
-    if _Outage.gave_up:
-        return time.monotonic()
-    logger.warning("MLflow server not answering (%s); retrying for up to %g s",
-                   str(error).splitlines()[0][:200], server_outage_s())
-    return time.monotonic()
 
 
 @contextlib.contextmanager
@@ -176,14 +115,20 @@ def _check_database(uri: str, timeout_s: int = 5) -> None:
     timeout = {"connect_timeout": timeout_s} if url.get_backend_name() in ("postgresql", "mysql") else {}
     engine = sqlalchemy.create_engine(url, connect_args=timeout)
     try:
-        with engine.connect():
-            pass
+        with engine.connect() as connection:
+            tables = set(sqlalchemy.inspect(connection).get_table_names())
+            revision = (connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
+                        if "alembic_version" in tables else None)
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise StoreError(f"tracking URI {shown_uri(uri)}: {reason}") from None
     finally:
         engine.dispose()
+    from mlpsuite.tracking.schema import schema_problem
 
+    problem = schema_problem(tables, revision, shown_uri(uri))
+    if problem:
+        raise StoreError(f"tracking URI {shown_uri(uri)}: the database {problem}")
 
 
 def run_url(uri: str, experiment_id: str, run_id: str, ui_port: int = 5000) -> str:

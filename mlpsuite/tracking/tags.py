@@ -15,4 +15,5 @@ TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
 TAG_HOST = "mlpsuite.host"  # the coordinator that owns a RUNNING run: a later run can tell
 TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
 TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ran with
+TAG_MISSING = "mlpsuite.missing_artifacts"  # artifacts that could not be written, and why
 GRID_MANIFEST = "grid.json"

@@ -10,10 +10,12 @@ logged on its parent (`log_report`).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,12 @@ from mlpsuite.errors import StoreError
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_manifest
 from mlpsuite.tracking.reader import StoreReader
-from mlpsuite.tracking.store import _retrying, _sqlite_path
+from mlpsuite.tracking.store import _sqlite_path
 from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY, TAG_HOST,
                                     TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_SEED,
-                                    TAG_SUPERSEDED, TAG_WEIGHTS)
+                                    TAG_MISSING, TAG_SUPERSEDED, TAG_WEIGHTS)
+
+logger = logging.getLogger("mlpsuite")
 
 # Epoch metrics are written at most this often per run (and when the run ends).
 FLUSH_SECONDS = 1.0
@@ -51,12 +55,14 @@ class Tracker(StoreReader):
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
         self._pending_params: dict[str, list[Param]] = {}  # a trial's, written with its first batch
         self._flushed_at: dict[str, float] = {}
+        self._warned = False
+        self._missing: dict[str, dict[str, list[str]]] = {}  # run id -> why -> artifacts not written
 
     def experiment_id(self, name: str) -> str:
-        experiment = _retrying(self.client.get_experiment_by_name, name)
+        experiment = self._call(self.client.get_experiment_by_name, name)
         if experiment is not None:
             return experiment.experiment_id
-        return _retrying(self.client.create_experiment, name, artifact_location=self._artifact_root(name))
+        return self._call(self.client.create_experiment, name, artifact_location=self._artifact_root(name))
 
     def _artifact_root(self, name: str) -> str | None:
         """Artifacts of a local SQLite store live beside it: mlruns/artifacts/<experiment>."""
@@ -80,28 +86,32 @@ class Tracker(StoreReader):
         if found:
             parent = max(found, key=lambda run: run.info.start_time)
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
-            _retrying(self.client.update_run, parent.info.run_id, status="RUNNING")
+            self._call(self.client.update_run, parent.info.run_id, status="RUNNING")
             self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **_owner()})
             if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
-                _retrying(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
+                self._call(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             # The same trials, perhaps another protocol (`compare:`): the report follows the config.
-            _retrying(self.client.log_dict, parent.info.run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
+            self._artifact(parent.info.run_id, GRID_MANIFEST, self.client.log_dict, parent.info.run_id,
+                           grid_manifest(spec, trials, key), GRID_MANIFEST)
             self._log_grid_inputs(parent.info.run_id, trials)
             return parent.info.run_id, invocation
-        run = _retrying(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
+        run = self._call(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
                               "mlpsuite.config_file": str(config_path), **_owner()})
         run_id = run.info.run_id
         params = {"grid_size": len(trials), "backends": ",".join(spec.backends),
                   "seeds": ",".join(map(str, spec.seeds)), "grid_keys": ",".join(spec.grid) or "(none)"}
-        _retrying(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        self._call(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
         if config_path.is_file():
-            _retrying(self.client.log_artifact, run_id, str(config_path))
+            self._artifact(run_id, config_path.name, self.client.log_artifact, run_id, str(config_path))
         else:  # a dict (`mlpsuite.run({...})`): the config as the YAML it would have been
-            _retrying(self.client.log_text, run_id, yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True),
-                                                                   sort_keys=False), "config.yaml")
-        _retrying(self.client.log_dict, run_id, spec.model_dump(mode="json"), "resolved_config.json")
-        _retrying(self.client.log_dict, run_id, grid_manifest(spec, trials, key), GRID_MANIFEST)
+            self._artifact(run_id, "config.yaml", self.client.log_text, run_id,
+                           yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False),
+                           "config.yaml")
+        self._artifact(run_id, "resolved_config.json", self.client.log_dict, run_id, spec.model_dump(mode="json"),
+                       "resolved_config.json")
+        self._artifact(run_id, GRID_MANIFEST, self.client.log_dict, run_id, grid_manifest(spec, trials, key),
+                       GRID_MANIFEST)
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
 
@@ -111,7 +121,7 @@ class Tracker(StoreReader):
         for trial in trials:
             found = dataset_input(trial)
             inputs.setdefault((found.dataset.name, found.dataset.digest), found)
-        _retrying(self.client.log_inputs, run_id, list(inputs.values()))
+        self._call(self.client.log_inputs, run_id, list(inputs.values()))
 
     def log_invocation(self, run_id: str, invocation: int, metrics: dict[str, float]) -> None:
         """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
@@ -124,8 +134,9 @@ class Tracker(StoreReader):
         pending = self._pending.pop(run_id, [])
         self._flushed_at.pop(run_id, None)
         batch = pending + [Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()]
-        self._log_batch(run_id, batch, [RunTag(k, v) for k, v in (tags or {}).items()])
-        _retrying(self.client.set_terminated, run_id, status=status)
+        tags = {**(tags or {}), **self._missing_tag(run_id)}
+        self._log_batch(run_id, batch, [RunTag(k, v) for k, v in tags.items()])
+        self._call(self.client.set_terminated, run_id, status=status)
 
     def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
                     extra_tags: dict[str, str] | None = None) -> str:
@@ -133,16 +144,16 @@ class Tracker(StoreReader):
                 TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **_owner(), **(extra_tags or {})}
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
-        run = _retrying(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
+        run = self._call(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
         run_id = run.info.run_id
         # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
         # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
         self._pending_params[run_id] = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
-        _retrying(self.client.log_inputs, run_id, [dataset_input(trial)])
-        self._write_json(run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
+        self._call(self.client.log_inputs, run_id, [dataset_input(trial)])
+        self._write_json(run_id, run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
         return run_id
 
-    def _write_json(self, artifact_uri: str, payload: Any, name: str) -> None:
+    def _write_json(self, run_id: str, artifact_uri: str, payload: Any, name: str) -> None:
         """`log_dict` without its `get_run`: the new run already says where its artifacts go."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -150,7 +161,29 @@ class Tracker(StoreReader):
         with tempfile.TemporaryDirectory(prefix="mlpsuite-") as folder:
             path = Path(folder) / name
             path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-            _retrying(repository.log_artifact, str(path))
+            self._artifact(run_id, name, repository.log_artifact, str(path))
+
+    def _artifact(self, run_id: str, name: str, call: Callable, *args: Any) -> None:
+        """An artifact upload whose failure (a folder not writable, a server refusing) does not
+        fail the grid: the run ends with tag `mlpsuite.missing_artifacts` naming it, and the
+        user reads one warning. A full disk or a server gone for good is a StoreError still."""
+        try:
+            self._call(call, *args)
+        except (StoreError, KeyboardInterrupt):
+            raise
+        except Exception as error:
+            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}" if str(error) else type(error).__name__
+            if not self._warned:
+                self._warned = True
+                logger.warning("could not write artifact %s of run %s (%s); the runs go on without their "
+                               "artifacts (tag %s)", name, run_id, reason, TAG_MISSING)
+            self._missing.setdefault(run_id, {}).setdefault(reason, []).append(name)
+
+    def _missing_tag(self, run_id: str) -> dict[str, str]:
+        """`trial.json, model (OSError: ...)`: the artifacts a run lacks, grouped by why."""
+        missing = self._missing.pop(run_id, {})
+        text = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in missing.items())
+        return {TAG_MISSING: text[:5000]} if missing else {}
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Held back and written at most every FLUSH_SECONDS: the UI's live curve lags by that
@@ -195,9 +228,9 @@ class Tracker(StoreReader):
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if result.details:
-            _retrying(self.client.log_text, run_id, result.details, "failure.txt")
+            self._artifact(run_id, "failure.txt", self.client.log_text, run_id, result.details, "failure.txt")
         if result.model_dir and result.status == "FINISHED":
-            _retrying(self.client.log_artifacts, run_id, result.model_dir, "model")
+            self._artifact(run_id, "model", self.client.log_artifacts, run_id, result.model_dir, "model")
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals, tags)
 
     def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
@@ -221,7 +254,7 @@ class Tracker(StoreReader):
         self.end_run(run_id, RunStatus.to_string(RunStatus.KILLED), tags={TAG_FAILURE: reason})
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
-        _retrying(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        self._call(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         stamp = _now_ms()
@@ -232,7 +265,7 @@ class Tracker(StoreReader):
         held back included."""
         params = self._pending_params.pop(run_id, [])
         while metrics or tags or params:
-            _retrying(self.client.log_batch, run_id, metrics=metrics[:MAX_METRICS_PER_BATCH],
+            self._call(self.client.log_batch, run_id, metrics=metrics[:MAX_METRICS_PER_BATCH],
                       tags=tags[:MAX_TAGS_PER_BATCH], params=params[:MAX_PARAMS_PER_BATCH])
             metrics, tags = metrics[MAX_METRICS_PER_BATCH:], tags[MAX_TAGS_PER_BATCH:]
             params = params[MAX_PARAMS_PER_BATCH:]
@@ -241,27 +274,27 @@ class Tracker(StoreReader):
                    step: int, tags: dict[str, str] | None = None) -> None:
         """The comparison's files under `comparison/`, its headline metrics, the description
         and `tags`."""
-        _retrying(self.client.log_artifacts, run_id, str(folder), "comparison")
+        self._artifact(run_id, "comparison", self.client.log_artifacts, run_id, str(folder), "comparison")
         self._log_metrics(run_id, metrics, step=step)
         self.set_tags(run_id, {**(tags or {}), TAG_NOTE: note[:60000]})
 
     def set_experiment_note(self, experiment_id: str, note: str) -> None:
         """The experiment's description on its page in the MLflow UI."""
-        _retrying(self.client.set_experiment_tag, experiment_id, TAG_NOTE, note[:60000])
+        self._call(self.client.set_experiment_tag, experiment_id, TAG_NOTE, note[:60000])
 
     def log_figures(self, experiment: str, paths: list[Path]) -> str:
         """A new FINISHED run `figures` (tag mlpsuite.kind=figures) in `experiment` (created if
         missing) holding `paths` as artifacts; returns its id."""
-        run = _retrying(self.client.create_run, self.experiment_id(experiment), run_name="figures",
+        run = self._call(self.client.create_run, self.experiment_id(experiment), run_name="figures",
                         tags={TAG_KIND: "figures", **_owner()})
         run_id = run.info.run_id
         try:
             for path in paths:
-                _retrying(self.client.log_artifact, run_id, str(path))
+                self._call(self.client.log_artifact, run_id, str(path))
         except BaseException:  # Ctrl-C included: never leave the run RUNNING
-            _retrying(self.client.set_terminated, run_id, status="FAILED")
+            self._call(self.client.set_terminated, run_id, status="FAILED")
             raise
-        _retrying(self.client.set_terminated, run_id, status="FINISHED")
+        self._call(self.client.set_terminated, run_id, status="FINISHED")
         return run_id
 
 def _owner() -> dict[str, str]:
