@@ -178,7 +178,7 @@ def _result(experiment: str, uri: str, outcome) -> GridResult:
         tracking_uri=uri, comparison=comparison, n_trials=outcome.n_trials, n_run=len(outcome.results),
         n_failed=outcome.failed, n_reused=outcome.reused, invocation=outcome.invocation,
         interrupted=outcome.interrupted, signal=int(outcome.signal or 0), report_error=outcome.report_error,
-        orphans_killed=outcome.orphans_killed, kept_logs=outcome.kept_logs,
+        orphans_killed=outcome.orphans_killed, kept_logs=outcome.kept_logs, n_elsewhere=outcome.elsewhere,
         runs=runs_frame(comparison) if comparison is not None else _trial_rows(outcome))
 
 

@@ -32,7 +32,7 @@ class GridProgress:
         self.progress = Progress(TextColumn("{task.description}", table_column=label), BarColumn(bar_width=24),
                                  MofNCompleteColumn(), TimeRemainingColumn(), console=console,
                                  transient=False, expand=True)
-        self.reused, self.failed = 0, 0
+        self.reused, self.failed, self.elsewhere = 0, 0, 0
         self.overall: int | None = None
         self.workers: dict[int, int] = {}
 
@@ -48,7 +48,8 @@ class GridProgress:
     def _overall_text(self) -> str:
         failed = f" [red]{self.failed} failed[/red]" if self.failed else ""
         reused = f" ({self.reused} reused)" if self.reused else ""
-        return f"trials{reused}{failed}"
+        elsewhere = f" ({self.elsewhere} by another driver)" if self.elsewhere else ""
+        return f"trials{reused}{elsewhere}{failed}"
 
     def __call__(self, event: Event) -> None:
         line = self._worker_line(event.slot) if event.slot >= 0 else None
@@ -62,6 +63,9 @@ class GridProgress:
             self.progress.update(line, completed=event.payload["epoch"])
         elif event.kind == "finished":
             self.failed += event.result.status != "FINISHED"
+            self.progress.update(self.overall, advance=1, description=self._overall_text())
+        elif event.kind == "elsewhere":  # another driver of the grid ran it
+            self.elsewhere += 1
             self.progress.update(self.overall, advance=1, description=self._overall_text())
 
     def _worker_line(self, slot: int) -> int:

@@ -145,6 +145,7 @@ class GridResult:
     signal: int = 0
     report_error: str | None = None
     orphans_killed: int = 0
+    n_elsewhere: int = 0  # run meanwhile by another driver of the grid (two `mlpsuite run` at once)
     kept_logs: Path | None = None
     runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
@@ -157,7 +158,8 @@ class GridResult:
 
     def counts(self) -> str:
         return (f"parent run {self.parent_run_id} (invocation {self.invocation}): {self.n_run} run, "
-                f"{self.n_failed} failed, {self.n_reused} reused")
+                f"{self.n_failed} failed, {self.n_reused} reused"
+                + (f", {self.n_elsewhere} run by another driver of this grid meanwhile" if self.n_elsewhere else ""))
 
     def __repr__(self) -> str:
         state = " (interrupted)" if self.interrupted else ""

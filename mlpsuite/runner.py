@@ -22,7 +22,8 @@ from mlpsuite.config import GridSpec, Trial, expand, file_digest
 from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
-from mlpsuite.tracking import TAG_INVOCATIONS, TAG_PARENT, Tracker
+from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_PARENT, Tracker
+from mlpsuite.tracking.claims import GridClaims, owner_tags
 
 if TYPE_CHECKING:
     from mlpsuite.analysis import Comparison
@@ -45,6 +46,7 @@ class GridOutcome:
     orphans_killed: int = 0  # runs a dead coordinator had left RUNNING, now KILLED
     record_s: float = 0.0  # the coordinator's time turning events into MLflow writes
     experiment_id: str = ""
+    elsewhere: int = 0  # trials this grid waited for while another driver of it ran them
 
     @property
     def failed(self) -> int:
@@ -69,14 +71,19 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     trials = trials if trials is not None else unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
     orphans_killed = tracker.kill_orphans(experiment_id)
-    finished = set() if force else tracker.finished_trial_keys(experiment_id)
+    known = tracker.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
+    finished = set() if force else {run.data.tags.get(TAG_KEY) for run in known if run.info.status == "FINISHED"}
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo))
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
     outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
                           experiment_id=experiment_id, orphans_killed=orphans_killed)
-    recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force)
+    # Runs that had ended before this driver began: a result appearing on another run is another
+    # driver's (a RUNNING one included, though it existed already).
+    ended = {run.info.run_id for run in known if run.info.status != "RUNNING"}
+    claims = GridClaims(tracker, experiment_id, parent, ended)
+    recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force, claims=claims)
     executor = executor or LocalExecutor(jobs)
     _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
     outcome.kept_logs = executor.kept_logs
@@ -148,7 +155,7 @@ def rerun(tracker: Tracker, run_id: str, jobs: int = 1, display: Display | None 
     experiment_id = old_run.info.experiment_id
     outcome = GridOutcome("", [], 1, 0)
     recorder = _Recorder(tracker, experiment_id, None, outcome, display,
-                         extra_tags={"mlpsuite.rerun_of": run_id})
+                         extra_tags={"mlpsuite.rerun_of": run_id}, claims=None)
     _execute(LocalExecutor(jobs), [trial], recorder, tracker, experiment_id, None, outcome)
     _, result = outcome.results[0]
     old = {name: value for name, value in old_run.data.metrics.items()
@@ -177,11 +184,12 @@ class _Recorder:
 
     def __init__(self, tracker: Tracker, experiment_id: str, parent: str | None,
                  outcome: GridOutcome, display: Display | None, extra_tags: dict | None = None,
-                 supersede: bool = False):
+                 supersede: bool = False, claims: GridClaims | None = None):
         self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
         self.outcome, self.display, self.extra_tags = outcome, display, extra_tags
-        self.supersede = supersede
-        self.run_ids: dict[str, str] = {}
+        self.supersede, self.claims = supersede, claims
+        # Trial key -> its run: the claims' won runs, else (a rerun) created on first sight.
+        self.run_ids: dict[str, str] = claims.mine if claims is not None else {}
         self.fresh_workers: dict[int, float] = {}  # slot -> start-up seconds, until its first trial
 
     def __call__(self, event: Event) -> None:
@@ -202,10 +210,17 @@ class _Recorder:
             self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
         elif event.kind == "retrying" and event.trial.key in self.run_ids:
             # The retry gets a run of its own: its epochs must not mix with the dead attempt's.
-            self.tracker.kill(self.run_ids.pop(event.trial.key), RETRIED)
+            # Made before the old one ends, so that the key is never without a live claim.
+            old = self.run_ids.pop(event.trial.key)
+            self._run_id(event.trial)
+            self._ended(old)
+            self.tracker.kill(old, RETRIED)
+        elif event.kind == "elsewhere":
+            self.outcome.elsewhere += 1
         elif event.kind == "finished":
             run_id = self._run_id(event.trial)
             self.tracker.finish_trial(run_id, event.result)
+            self._ended(run_id)
             if event.result.model_dir:  # logged: the worker's copy is no longer needed
                 shutil.rmtree(Path(event.result.model_dir).parent, ignore_errors=True)
             if self.supersede and event.result.status == "FINISHED":
@@ -213,11 +228,21 @@ class _Recorder:
             self.outcome.results.append((event.trial, event.result))
 
     def _run_id(self, trial: Trial) -> str:
-        """The trial's run, created on first sight (a worker may die before `started`)."""
+        """The trial's run: its won claim, else created on first sight (a rerun, a retry)."""
         if trial.key not in self.run_ids:
-            self.run_ids[trial.key] = self.tracker.start_trial(
-                self.experiment_id, trial, self.parent, self.extra_tags)
+            run_id = self.tracker.start_trial(self.experiment_id, trial, self.parent, self.extra_tags)
+            if self.claims is not None:
+                self.claims.own(trial.key, run_id)
+            self.run_ids[trial.key] = run_id
         return self.run_ids[trial.key]
+
+    def _ended(self, run_id: str) -> None:
+        if self.claims is not None:
+            self.claims.finished(run_id)
+
+    def done_elsewhere(self, trial: Trial, status: str) -> None:
+        """A trial this grid waited for, ended by another driver of the grid."""
+        self(Event("elsewhere", -1, trial.backend, trial, payload={"status": status}))
 
 
 class _StopRequest:
@@ -244,7 +269,11 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
     stop = _StopRequest()
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
-        executor.run(trials, recorder, should_stop=stop.requested)
+        while trials:  # then the trials other drivers held, if their owners went away
+            executor.run(trials, recorder, should_stop=stop.requested,
+                         claim=recorder.claims.claim if recorder.claims else None)
+            trials = (recorder.claims.wait_for_others(stop.requested, recorder.done_elsewhere)
+                      if recorder.claims else [])
     except BaseException as error:
         for signum in STOP_SIGNALS:  # a second signal must not skip the clean-up
             signal.signal(signum, signal.SIG_IGN)
@@ -265,6 +294,8 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if recorder.claims is not None:
+            recorder.claims.close()
 
 
 def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,
@@ -274,6 +305,8 @@ def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,
     if parent:  # also any run whose creation the interrupt cut short
         running = tracker.search(experiment_id, f"tags.`{TAG_PARENT}` = '{parent}' "
                                                 "and attributes.status = 'RUNNING'")
-        run_ids |= {run.info.run_id for run in running}
+        mine = owner_tags()  # not another driver's of this grid: its claims are alive
+        run_ids |= {run.info.run_id for run in running
+                    if all(run.data.tags.get(tag) == value for tag, value in mine.items())}
     for run_id in run_ids:
         tracker.kill(run_id, INTERRUPTED)

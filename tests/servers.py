@@ -69,9 +69,11 @@ def start_suite_server(cwd: Path, port: int, store_uri: str, artifacts: Path, wo
 
 def two_grids_at_once(folder: Path, url: str, names: tuple[str, ...] = ("left", "right")) -> MlflowClient:
     """Two `mlpsuite run` at once through the server at `url`, three trials of 5 epochs each:
-    both finish, no "database is locked", each trial once with each epoch once."""
+    both finish, no "database is locked", each trial once with each epoch once. A name given
+    twice is one grid with two drivers: they share its trials (claims), none runs twice."""
     activations = ["relu", "tanh", "elu"]
     paths = [write_grid(folder, name, backends=["torch"], grid={"model.activation": activations}) for name in names]
+    names = tuple(dict.fromkeys(names))
     grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=folder,
                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for path in paths]

@@ -1,5 +1,5 @@
 """A PostgreSQL store for many writers: `mlpsuite server` on a throwaway cluster (initdb as an
-unprivileged user, on a loopback port), and two grids writing through it at once."""
+unprivileged user, on a loopback port), and two drivers of one grid writing through it at once."""
 
 import subprocess
 import sys
@@ -10,24 +10,25 @@ from tests.grids import clean_env, run_mlpsuite
 from tests.servers import free_port, postgres_cluster, start_suite_server, stop, two_grids_at_once
 
 
-def test_two_grids_at_once_through_mlpsuite_server_on_postgresql(tmp_path):
+def test_two_drivers_of_one_grid_through_mlpsuite_server_on_postgresql(tmp_path):
     with postgres_cluster() as database:
         port = free_port()
         server = start_suite_server(tmp_path, port, database, tmp_path / "artifacts")
         try:
-            client = two_grids_at_once(tmp_path, f"http://127.0.0.1:{port}")
-            for name in ("left", "right"):
-                experiment = client.get_experiment_by_name(name)
-                (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
-                assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == 3
+            client = two_grids_at_once(tmp_path, f"http://127.0.0.1:{port}", names=("shared", "shared"))
+            experiment = client.get_experiment_by_name("shared")
+            (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+            assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == 3
+            assert parent.data.tags["mlpsuite.invocations"] == "2"  # both drivers reopened the one parent
         finally:
             stop(server)
-        # Read PostgreSQL itself, not through MLflow: the runs are rows of this database.
+        # Read PostgreSQL itself, not through MLflow: the runs are rows of this database; the
+        # claims a driver withdrew are deleted rows.
         with psycopg.connect(database) as connection:
             rows = connection.execute(
-                "select e.name, r.status, count(*) from runs r join experiments e using (experiment_id) "
-                "where e.name in ('left', 'right') group by e.name, r.status").fetchall()
-    assert sorted(rows) == [("left", "FINISHED", 4), ("right", "FINISHED", 4)]  # 3 trials and the grid's parent
+                "select r.status, count(*) from runs r join experiments e using (experiment_id) "
+                "where e.name = 'shared' and r.lifecycle_stage = 'active' group by r.status").fetchall()
+    assert rows == [("FINISHED", 4)]  # 3 trials, each run once, and the grid's parent
 
 
 def test_a_postgresql_store_that_refuses_is_one_line(tmp_path):

@@ -152,6 +152,32 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
     return queue.popleft()
 
 
+Claim = Callable[[list[Trial]], list[Trial]]
+
+
+def take_claimed(queue: collections.deque, program: str | None, taken: set[str],
+                 claim: Claim | None) -> _Unit | None:
+    """The next unit (as `_take` picks it) with the trials of it this coordinator could claim;
+    None once the queue holds none (another driver of the grid has the rest)."""
+    while queue:
+        unit = _take(queue, program, taken)
+        if claim is not None:
+            unit.trials = claim(unit.trials)
+        if unit.trials:
+            return unit
+    return None
+
+
+def next_claimed(queues: dict[str, collections.deque], serving: list[str], programs: Callable[[str], set[str]],
+                 claim: Claim | None) -> tuple[str | None, _Unit | None]:
+    """The backend a free slot should serve next (`next_backend`) and its first claimed unit."""
+    while (backend := next_backend(queues, serving)) is not None:
+        unit = take_claimed(queues[backend], None, programs(backend), claim)
+        if unit is not None:
+            return backend, unit
+    return None, None
+
+
 def next_backend(queues: dict[str, collections.deque], serving: list[str]) -> str | None:
     """The backend with work left and the fewest workers on it (most work on a tie)."""
     waiting = [b for b, q in queues.items() if q]
@@ -210,10 +236,14 @@ class LocalExecutor:
         self._log_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-workers-"))
         self.kept_logs: Path | None = None  # set when a worker died: its log is evidence
         self.retired = 0  # workers that exited because their memory grew
+        self._claim: Claim | None = None
 
-    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
+    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None,
+            claim: Claim | None = None) -> None:
         """Run every trial; `handle` gets each event in the calling thread. Blocks until done,
-        or raises KeyboardInterrupt between events once `should_stop()` says so."""
+        or raises KeyboardInterrupt between events once `should_stop()` says so. `claim` keeps
+        the trials of a unit that this coordinator owns, just before the unit is sent."""
+        self._claim = claim
         queues = _queues(trials)
         self.jobs = min(self.jobs, max(1, len(trials)))
         try:
@@ -259,20 +289,22 @@ class LocalExecutor:
             if worker is not None and (worker.trials or not worker.ready or worker.retiring):
                 continue
             if worker is not None and queues.get(worker.backend):
-                self._assign(worker, _take(queues[worker.backend], worker.program, self._programs(worker)))
-                continue
-            backend = next_backend(queues, [w.backend for w in self._workers.values()])
+                unit = take_claimed(queues[worker.backend], worker.program, self._programs(worker.backend, slot),
+                                    self._claim)
+                if unit is not None:
+                    self._assign(worker, unit)
+                    continue
+            backend, unit = next_claimed(queues, [w.backend for w in self._workers.values()],
+                                         lambda b: self._programs(b, slot), self._claim)
             if worker is not None:
                 self._stop(worker)
                 del self._workers[slot]
             if backend is not None:
-                worker = self._start(slot, backend)
-                self._assign(worker, _take(queues[backend], None, self._programs(worker)))
+                self._assign(self._start(slot, backend), unit)
 
-    def _programs(self, worker: _Worker) -> set[str]:
-        """The programs the other workers of `worker`'s backend hold compiled."""
-        return {w.program for w in self._workers.values()
-                if w is not worker and w.backend == worker.backend and w.program}
+    def _programs(self, backend: str, slot: int) -> set[str]:
+        """The programs the workers of other slots on `backend` hold compiled."""
+        return {w.program for w in self._workers.values() if w.slot != slot and w.backend == backend and w.program}
 
     def _assign(self, worker: _Worker, unit: _Unit) -> None:
         worker.trials, worker.started_at, worker.program = {t.key: t for t in unit.trials}, None, unit.program
@@ -338,6 +370,7 @@ class LocalExecutor:
 
     def _start(self, slot: int, backend: str) -> _Worker:
         self._generation += 1
+        self._log_dir.mkdir(parents=True, exist_ok=True)  # again: a run after a shutdown (a takeover)
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
         env = {**os.environ, **worker_environment(backend, self.threads, self.reuse, self._log_dir / "models")}
         with open(stderr_path, "w", encoding="utf-8") as stderr:

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import (MAX_START_FAILURES, Event, Handler, _fail, _queues, _take, _Unit,
-                                      fail_queue, next_backend, overrun, worker_environment)
+from mlpsuite.executors.local import (MAX_START_FAILURES, Claim, Event, Handler, _fail, _queues, _Unit, fail_queue,
+                                      next_backend, overrun, take_claimed, worker_environment)
 from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
 
 POLL_SECONDS = 0.2
@@ -151,6 +151,7 @@ class RayExecutor:
         self.cpus_per_actor = min(self.threads, cpus / self.jobs)
         self.reuse, self.max_retries = reuse, max_retries
         self._slots: dict[int, _Slot] = {}
+        self._claim: Claim | None = None
         self._retries: collections.Counter = collections.Counter()
         self._unbegun: collections.Counter = collections.Counter()
         self._start_failures: collections.Counter = collections.Counter()
@@ -161,7 +162,10 @@ class RayExecutor:
     def prestart(self, backends: list[str]) -> None:
         """Actors start when `run` needs them (Ray schedules them; nothing to overlap here)."""
 
-    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None) -> None:
+    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None,
+            claim: Claim | None = None) -> None:
+        """As LocalExecutor.run: `claim` keeps the trials of a unit this driver owns."""
+        self._claim = claim
         queues = _queues(trials)
         self.jobs = min(self.jobs, max(1, len(trials)))
         try:
@@ -191,8 +195,10 @@ class RayExecutor:
             if slot is not None and (slot.unit or slot.ready_ref is not None):
                 continue
             if slot is not None and queues.get(slot.backend):
-                self._assign(slot, _take(queues[slot.backend], slot.program, self._programs(slot)))
-                continue
+                unit = take_claimed(queues[slot.backend], slot.program, self._programs(slot), self._claim)
+                if unit is not None:
+                    self._assign(slot, unit)
+                    continue
             backend = next_backend(queues, [s.backend for s in self._slots.values() if s is not slot])
             if backend is None:
                 continue

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,10 +24,11 @@ from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import StoreError
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_manifest
+from mlpsuite.tracking.claims import TAG_CLAIM, WON, claim_tags, owner_dead, owner_tags, verdict
 from mlpsuite.tracking.reader import StoreReader
 from mlpsuite.tracking.store import _sqlite_path
-from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY, TAG_HOST,
-                                    TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_NOTE, TAG_PARENT, TAG_PID, TAG_SEED,
+from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY,
+                                    TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_NOTE, TAG_PARENT, TAG_SEED,
                                     TAG_MISSING, TAG_SUPERSEDED, TAG_WEIGHTS)
 
 logger = logging.getLogger("mlpsuite")
@@ -87,7 +86,7 @@ class Tracker(StoreReader):
             parent = max(found, key=lambda run: run.info.start_time)
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             self._call(self.client.update_run, parent.info.run_id, status="RUNNING")
-            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **_owner()})
+            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **owner_tags()})
             if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
                 self._call(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             # The same trials, perhaps another protocol (`compare:`): the report follows the config.
@@ -97,8 +96,11 @@ class Tracker(StoreReader):
             return parent.info.run_id, invocation
         run = self._call(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
                         tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
-                              "mlpsuite.config_file": str(config_path), **_owner()})
+                              "mlpsuite.config_file": str(config_path), **claim_tags()})
         run_id = run.info.run_id
+        if not self._won_parent(run, experiment_id, key):  # another driver made the grid's parent at once
+            self.delete_run(run_id)
+            return self.open_grid(experiment_id, spec, config_path, trials)
         params = {"grid_size": len(trials), "backends": ",".join(spec.backends),
                   "seeds": ",".join(map(str, spec.seeds)), "grid_keys": ",".join(spec.grid) or "(none)"}
         self._call(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
@@ -114,6 +116,17 @@ class Tracker(StoreReader):
                        GRID_MANIFEST)
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
+
+    def _won_parent(self, run, experiment_id: str, key: str) -> bool:
+        """Two drivers starting one new grid at once: the claim protocol picks one parent."""
+        def rivals() -> list:
+            found = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'")
+            return [other for other in found if other.info.run_id != run.info.run_id]
+
+        if verdict(run, rivals(), rivals) != WON:
+            return False
+        self.set_tags(run.info.run_id, {TAG_CLAIM: WON})
+        return True
 
     def _log_grid_inputs(self, run_id: str, trials: list[Trial]) -> None:
         """Every dataset of the grid, once, as the parent's inputs (the UI's Datasets column)."""
@@ -140,18 +153,34 @@ class Tracker(StoreReader):
 
     def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
                     extra_tags: dict[str, str] | None = None) -> str:
+        """A trial's run, owned by this coordinator (a rerun, a retry: no rival to claim it from)."""
+        run = self.create_trial_run(experiment_id, trial, parent_run_id, {**(extra_tags or {}), **claim_tags(),
+                                                                          TAG_CLAIM: WON})
+        self.complete_trial_run(run, trial)
+        return run.info.run_id
+
+    def create_trial_run(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
+                         tags: dict[str, str]):
+        """The trial's RUNNING run with its identity tags and `tags`: a claim, until it is won."""
         tags = {TAG_KIND: "trial", TAG_KEY: trial.key, TAG_BACKEND: trial.backend,
-                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **_owner(), **(extra_tags or {})}
+                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **tags}
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
-        run = self._call(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
+        return self._call(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
+
+    def complete_trial_run(self, run, trial: Trial) -> None:
+        """What a won claim's run holds besides its tags: params, dataset, trial.json."""
         run_id = run.info.run_id
         # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
         # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
         self._pending_params[run_id] = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
         self._call(self.client.log_inputs, run_id, [dataset_input(trial)])
         self._write_json(run_id, run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
-        return run_id
+
+    def delete_run(self, run_id: str) -> None:
+        """A withdrawn claim: gone from searches and from the UI's runs (MLflow's trash)."""
+        self._pending_params.pop(run_id, None)
+        self._call(self.client.delete_run, run_id)
 
     def _write_json(self, run_id: str, artifact_uri: str, payload: Any, name: str) -> None:
         """`log_dict` without its `get_run`: the new run already says where its artifacts go."""
@@ -244,8 +273,7 @@ class Tracker(StoreReader):
         """Mark KILLED the runs left RUNNING by a coordinator of this host that no longer runs
         (it was SIGKILLed, or the machine lost power); returns how many."""
         running = self.search(experiment_id, "attributes.status = 'RUNNING'")
-        orphans = [run for run in running if run.data.tags.get(TAG_HOST) == socket.gethostname()
-                   and not _coordinator_alive(run.data.tags.get(TAG_PID, ""))]
+        orphans = [run for run in running if owner_dead(run)]
         for run in orphans:
             self.kill(run.info.run_id, COORDINATOR_DIED)
         return len(orphans)
@@ -286,7 +314,7 @@ class Tracker(StoreReader):
         """A new FINISHED run `figures` (tag mlpsuite.kind=figures) in `experiment` (created if
         missing) holding `paths` as artifacts; returns its id."""
         run = self._call(self.client.create_run, self.experiment_id(experiment), run_name="figures",
-                        tags={TAG_KIND: "figures", **_owner()})
+                        tags={TAG_KIND: "figures", **owner_tags()})
         run_id = run.info.run_id
         try:
             for path in paths:
@@ -296,26 +324,3 @@ class Tracker(StoreReader):
             raise
         self._call(self.client.set_terminated, run_id, status="FINISHED")
         return run_id
-
-def _owner() -> dict[str, str]:
-    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
-
-
-def _coordinator_alive(pid_text: str) -> bool:
-    """Whether the pid still belongs to an mlpsuite coordinator (not a reused pid)."""
-    try:
-        pid = int(pid_text)
-        os.kill(pid, 0)
-    except ValueError:
-        return False
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    try:
-        return b"mlpsuite" in cmdline.read_bytes() if cmdline.parent.parent.is_dir() else True
-    except OSError:
-        return False
-
-
