@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 Config = str | Path | Mapping[str, Any]
 EXECUTORS = ("local", "ray")
 NO_NUISANCE = "none"
+REUSE_RUNS = ("any", "same-versions")
 
 
 def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> list[Trial]:
@@ -42,7 +43,8 @@ def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> list
 
 def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequence[str] | None = None,
         jobs: int | None = None, force: bool = False, executor: str = "local", progress: bool = True,
-        reuse: bool = True, address: str | None = None, max_retries: int = 1) -> GridResult:
+        reuse: bool = True, address: str | None = None, max_retries: int = 1,
+        reuse_runs: str | None = None) -> GridResult:
     """Run every trial of a grid not already FINISHED in its experiment, then its comparison.
 
     `config` is a YAML path or a dict in the YAML's shape. `backends` ("tf,jax" or a list)
@@ -50,6 +52,8 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
     runs FINISHED trials again; `executor` is "local" (worker processes) or "ray" (`address`:
     an existing cluster; `max_retries`: runs of a trial whose actor died); `reuse=False` builds a
     fresh model for every trial. `progress` shows a live bar (terminal or notebook).
+    `reuse_runs` overrides the config's `reuse`: "any" FINISHED trial of a key is reused, or
+    only those recorded with the installed library versions ("same-versions").
     """
     from mlpsuite.config import load_config
 
@@ -58,6 +62,10 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
     spec = load_config(config, backends=_backends(backends), check_data=False)
+    if reuse_runs is not None:
+        if reuse_runs not in REUSE_RUNS:
+            raise ConfigError(f"reuse: {reuse_runs!r}; allowed: {', '.join(REUSE_RUNS)}")
+        spec = spec.model_copy(update={"reuse": reuse_runs})
     pool = _executor(executor, jobs, reuse, address, max_retries)
     try:
         if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
@@ -159,8 +167,11 @@ def _progress(experiment: str, trials: list[Trial], uri: str) -> tuple[Callable,
     console = make_console()
     progress = GridProgress(console)
 
-    def on_plan(to_run: int, reused: int) -> None:
+    def on_plan(to_run: int, reused: int, other_versions: int = 0) -> None:
         console.print(f"{experiment}: {to_run} trials to run, {reused} reused from {shown_uri(uri)}")
+        if other_versions:
+            console.print(f"{other_versions} of the reused trials were recorded with other library versions than "
+                          "the installed ones; --reuse same-versions (or reuse: same-versions) runs them again")
         for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
             if note:
                 console.print(note)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-reuse", action="store_true",
                      help="build and compile a fresh model for every trial (results are bit-identical)")
     run.add_argument("--strict", action="store_true", help="exit 1 if any trial failed")
+    run.add_argument("--reuse", choices=("any", "same-versions"), default=None, dest="reuse_runs",
+                     help="FINISHED trials to reuse: any (the config's default) or only those recorded with the "
+                     "installed library versions")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="local worker processes (default) or Ray actors (pip install -e '.[ray]')")
     run.add_argument("--address", metavar="ADDRESS",
@@ -190,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     result = api.run(args.config, tracking_uri=args.tracking_uri, backends=args.backends, jobs=args.jobs,
                      force=args.force, executor=args.executor, reuse=not args.no_reuse, address=args.address,
-                     max_retries=args.max_retries)
+                     max_retries=args.max_retries, reuse_runs=args.reuse_runs)
     from mlpsuite.display import make_console
 
     return _show_outcome(result, args, make_console(), make_console(stderr=False))
@@ -212,12 +216,13 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
         console.print(f"{result.counts()}. Interrupted: in-flight runs marked KILLED, no comparison written; "
                       "run the same command again to finish the grid")
         return 128 + (result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
-    store = f" --tracking-uri {args.tracking_uri}" if args.tracking_uri else ""
+    store = f" --tracking-uri {shlex.quote(args.tracking_uri)}" if args.tracking_uri else ""
+    again = f"mlpsuite compare {shlex.quote(result.experiment)}{store}"
     results.print(f"{result.counts()}; the comparison is on the parent run. {_browse_hint(result, args.tracking_uri)}"
-                  f"; again: mlpsuite compare {result.experiment}{store}", soft_wrap=True)
+                  f"; again: {again}", soft_wrap=True)
     if result.report_error:
         console.print(f"the comparison failed ({result.report_error}); every trial is recorded: "
-                      f"mlpsuite compare {result.experiment}{store} --log tries again")
+                      f"{again} --log tries again")
         return EXIT_FAILED
     return EXIT_FAILED if args.strict and result.n_failed else 0
 
@@ -226,7 +231,7 @@ def _browse_hint(result, cli_uri: str | None) -> str:
     """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it."""
     if result.tracking_uri.startswith(("http://", "https://")):
         return f"Browse: {result.url}"
-    return f"Browse: mlpsuite ui{f' --tracking-uri {cli_uri}' if cli_uri else ''}, then {result.url}"
+    return f"Browse: mlpsuite ui{f' --tracking-uri {shlex.quote(cli_uri)}' if cli_uri else ''}, then {result.url}"
 
 
 def _rerun(args: argparse.Namespace) -> int:

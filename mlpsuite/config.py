@@ -209,6 +209,8 @@ class GridSpec(_Section):
                                  "select_on, metric, interval, target")
     description: str = Field("", max_length=2000, description="the question the grid asks: on its parent "
                              "run and the experiment's page (in no trial key)")
+    reuse: Literal["any", "same-versions"] = Field("any", description="which FINISHED trials are reused: any, or "
+                                                   "only those recorded with the installed library versions")
 
     @field_validator("dataset")
     @classmethod

@@ -14,6 +14,7 @@ import datetime
 from collections.abc import Iterable
 from urllib.parse import quote
 
+from mlpsuite.analysis.versions import mixed_libraries, version_line
 from mlpsuite.analysis import Comparison
 from mlpsuite.report import NOTE_ROWS, better, cell_value, markdown
 
@@ -47,10 +48,12 @@ def run_note(comparison: Comparison, figures: Iterable[str]) -> str:
     made, best = set(figures), best_summary(comparison)
     answer = (f"**Best: {best}** ({comparison.n_counted} of {comparison.n_trials} trials counted; "
               f"{better(comparison)} {comparison.metric} is better)" if best else "No cell has a finished trial yet.")
-    top = [f"**{comparison.description}**" if comparison.description else "", answer,
+    versions = version_line(comparison.frame)
+    mixed = f"**{versions}**" if mixed_libraries(comparison.frame) else ""
+    top = [mixed, f"**{comparison.description}**" if comparison.description else "", answer,
            _images(comparison.parent_run_id, [name for name in FIRST_FIGURES if name in made])]
     later = _images(comparison.parent_run_id, [name for name in LATER_FIGURES if name in made])
-    parts = [part for part in top if part] + [markdown(comparison, NOTE_ROWS, short=True)]
+    parts = [part for part in top if part] + [markdown(comparison, NOTE_ROWS, short=True)] + ([] if mixed else [versions])
     return "\n\n".join(parts + ([f"#### Figures\n\n{later}"] if later else []))
 
 

@@ -98,8 +98,12 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     from mlpsuite import report
     from mlpsuite.analysis import ALL_BACKENDS
 
+    from mlpsuite.analysis.versions import mixed_libraries, version_line
+
     summary = [report.counted_line(comparison), report.best_line(comparison)] if effects else []
-    shown: list = [report.protocol_line(comparison), *summary, ranking_table(comparison, max_rows)]
+    versions = version_line(comparison.frame)
+    mixed = [f"[bold yellow]{versions}[/bold yellow]"] if mixed_libraries(comparison.frame) else []
+    shown: list = [*mixed, report.protocol_line(comparison), *summary, ranking_table(comparison, max_rows)]
     pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
     if len(pooled) > max_rows:
         where = "--format csv or --out DIR" if effects else "comparison/cells.csv on the parent run"
@@ -111,6 +115,7 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     if not comparison.speed.empty:
         shown.append(speed_table(comparison))
     shown.extend(report.speed_lines(comparison))
+    shown.append("" if mixed else versions)
     if comparison.n_counted < comparison.n_trials:
         reasons = ", ".join(f"{row.trials} {row.failure} ({row.backend})"
                             for row in comparison.failures.itertuples(index=False))

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
+from mlpsuite.analysis.versions import mixed_libraries, version_sets
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
 from mlpsuite.analysis.stats import MAX_SEEDS
 from mlpsuite.learning_curves import reach_sign
@@ -363,6 +364,7 @@ def as_json(comparison: Comparison) -> str:
                             "sentence": comparison.protocol_sentence()},
                "seed_budget": comparison.budget,
                "parity_summary": parity_summary(comparison.parity),
+               "version_sets": version_sets(comparison.frame), "mixed_libraries": mixed_libraries(comparison.frame),
                **{name: _records(table) for name, table in tables(comparison).items()}}
     return json.dumps(_plain(payload), indent=2, allow_nan=False)
 

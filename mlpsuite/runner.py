@@ -19,16 +19,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
+from mlpsuite.environment import requirements_text, same_as_installed
 from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_PARENT, Tracker
+from mlpsuite.tracking.tags import run_versions
 from mlpsuite.tracking.claims import GridClaims, owner_tags
 
 if TYPE_CHECKING:
     from mlpsuite.analysis import Comparison
 
 Display = Callable[[Event], None]
+SAME_VERSIONS = "same-versions"
 
 
 @dataclasses.dataclass
@@ -47,6 +50,7 @@ class GridOutcome:
     record_s: float = 0.0  # the coordinator's time turning events into MLflow writes
     experiment_id: str = ""
     elsewhere: int = 0  # trials this grid waited for while another driver of it ran them
+    reused_other_versions: int = 0  # reused trials recorded with other library versions than installed
 
     @property
     def failed(self) -> int:
@@ -63,7 +67,7 @@ def unique_trials(trials: list[Trial]) -> list[Trial]:
 
 def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,
              force: bool = False, display: Display | None = None,
-             on_plan: Callable[[int, int], None] | None = None,
+             on_plan: Callable[[int, int, int], None] | None = None,
              executor: LocalExecutor | None = None, trials: list[Trial] | None = None) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
     then log the comparison of the whole grid on its parent run. `executor` may come with its
@@ -72,24 +76,44 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     experiment_id = tracker.experiment_id(spec.name)
     orphans_killed = tracker.kill_orphans(experiment_id)
     known = tracker.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
-    finished = set() if force else {run.data.tags.get(TAG_KEY) for run in known if run.info.status == "FINISHED"}
+    finished, other_versions = _reusable(known, {trial.key for trial in trials}, force, spec.reuse)
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
-        on_plan(len(todo), len(trials) - len(todo))
+        on_plan(len(todo), len(trials) - len(todo), other_versions)
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
+    tracker.log_requirements(parent, requirements_text(getattr(executor, "threads", None),
+                                                       getattr(executor, "jobs", None)))
     outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
-                          experiment_id=experiment_id, orphans_killed=orphans_killed)
+                          experiment_id=experiment_id, orphans_killed=orphans_killed,
+                          reused_other_versions=other_versions)
     # Runs that had ended before this driver began: a result appearing on another run is another
     # driver's (a RUNNING one included, though it existed already).
     ended = {run.info.run_id for run in known if run.info.status != "RUNNING"}
     claims = GridClaims(tracker, experiment_id, parent, ended)
-    recorder = _Recorder(tracker, experiment_id, parent, outcome, display, supersede=force, claims=claims)
+    recorder = _Recorder(tracker, experiment_id, parent, outcome, display,
+                         supersede=force or spec.reuse == SAME_VERSIONS, claims=claims)
     executor = executor or LocalExecutor(jobs)
     _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
     outcome.kept_logs = executor.kept_logs
     if not outcome.interrupted:
         _close_grid(tracker, spec.name, outcome)
     return outcome
+
+
+def _reusable(known: list, keys: set[str], force: bool, reuse: str) -> tuple[set[str], int]:
+    """The grid's keys with a FINISHED run to reuse (none with `force`; with `same-versions`
+    only runs of the installed library versions), and how many of those reused came from
+    other versions than the installed ones."""
+    if force:
+        return set(), 0
+    newest = {}  # key -> its newest FINISHED run, the one the comparison counts
+    for run in sorted(known, key=lambda run: run.info.start_time):
+        if run.info.status == "FINISHED" and run.data.tags.get(TAG_KEY) in keys:
+            newest[run.data.tags[TAG_KEY]] = run
+    current = {key for key, run in newest.items() if same_as_installed(run_versions(run.data.tags))}
+    if reuse == SAME_VERSIONS:
+        return current, 0
+    return set(newest), len(newest) - len(current)
 
 
 def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None:

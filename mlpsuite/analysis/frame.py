@@ -13,10 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from mlpsuite.analysis.versions import version_label
 from mlpsuite.config import cell_label
 from mlpsuite.learning_curves import area_under_curve, epochs_to_target, time_to_target
 from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.tracking import TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS
+from mlpsuite.tracking.tags import run_versions
 
 RUN_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "test_loss", "test_accuracy",
                "test_r2", "test_mae", "val_r2", "val_mae", "initial_loss", "best_val_loss", "best_epoch",
@@ -68,7 +70,8 @@ def _run_fields(run) -> dict[str, Any]:
               "trial_time_s": (ended - run.info.start_time) / 1000 if ended else math.nan,
               "dropout": float(run.data.params.get("model.dropout", 0.0)),
               # seeds trained with it as one program: its step time is the group's per seed
-              "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0))}
+              "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0)),
+              "versions": version_label(run_versions(run.data.tags))}
     fields.update({name: run.data.metrics[name] for name in RUN_METRICS if name in run.data.metrics})
     if run.info.status != "FINISHED" and not fields["failure"]:
         fields["failure"] = run.info.status.lower()

@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mlpsuite.analysis.versions import same_shared_versions
 from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
 from mlpsuite.analysis.stats import (ALPHA, holm, paired_difference, paired_t_power, relative_spread, seeds_for_power,
                                      stable_seed, summaries)
@@ -132,8 +133,8 @@ def parity_table(frame: pd.DataFrame, losses: dict[str, list[float]]) -> pd.Data
     ok = ok[ok["backend"] != REFERENCE_BACKEND]
     rows = []
     for (cell, seed), group in ok.groupby(["cell", "seed"], sort=False):
-        if group["backend"].nunique() < 2:
-            continue
+        if group["backend"].nunique() < 2 or not same_shared_versions(list(group.get("versions", []))):
+            continue  # not one version set: an upgrade between them may move the numbers
         curves = [losses.get(run_id) or [] for run_id in group["run_id"]]
         epochs = min(len(curve) for curve in curves)
         spreads = [relative_spread([curve[e] for curve in curves]) for e in range(epochs)]

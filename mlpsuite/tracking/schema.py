@@ -7,6 +7,7 @@ call a schema newer than its own "out-of-date". Each is one line here, and nothi
 
 from __future__ import annotations
 
+import shlex
 import sqlite3
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def schema_problem(tables: set[str], revision: str | None, uri: str) -> str | No
         return (f"holds an MLflow schema ({revision}) newer than the installed MLflow {mlflow.__version__} "
                 "knows; upgrade MLflow (pip install -U mlflow) or use the MLflow that wrote it")
     return (f"holds an older MLflow schema ({revision}; MLflow {mlflow.__version__} writes {head}); back it "
-            f"up, then upgrade it: mlflow db upgrade {uri}")
+            f"up, then upgrade it: mlflow db upgrade {shlex.quote(uri)}")
 
 
 def _known_revisions() -> set[str]:

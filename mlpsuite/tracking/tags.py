@@ -17,3 +17,8 @@ TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
 TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ran with
 TAG_MISSING = "mlpsuite.missing_artifacts"  # artifacts that could not be written, and why
 GRID_MANIFEST = "grid.json"
+
+
+def run_versions(tags: dict[str, str]) -> dict[str, str]:
+    """library -> version, from a trial run's tags."""
+    return {key[len(TAG_VERSION):]: value for key, value in tags.items() if key.startswith(TAG_VERSION)}

@@ -136,6 +136,10 @@ class Tracker(StoreReader):
             inputs.setdefault((found.dataset.name, found.dataset.digest), found)
         self._call(self.client.log_inputs, run_id, list(inputs.values()))
 
+    def log_requirements(self, run_id: str, text: str) -> None:
+        """The grid's environment as `requirements.txt` (pip freeze, CPU, threads) on its parent."""
+        self._artifact(run_id, "requirements.txt", self.client.log_text, run_id, text, "requirements.txt")
+
     def log_invocation(self, run_id: str, invocation: int, metrics: dict[str, float]) -> None:
         """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
         self._log_metrics(run_id, {**metrics, "invocations": invocation}, step=invocation)
@@ -146,9 +150,9 @@ class Tracker(StoreReader):
         stamp = _now_ms()
         pending = self._pending.pop(run_id, [])
         self._flushed_at.pop(run_id, None)
+        self._missing.pop(run_id, None)
         batch = pending + [Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()]
-        tags = {**(tags or {}), **self._missing_tag(run_id)}
-        self._log_batch(run_id, batch, [RunTag(k, v) for k, v in tags.items()])
+        self._log_batch(run_id, batch, [RunTag(k, v) for k, v in (tags or {}).items()])
         self._call(self.client.set_terminated, run_id, status=status)
 
     def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
@@ -206,13 +210,11 @@ class Tracker(StoreReader):
                 self._warned = True
                 logger.warning("could not write artifact %s of run %s (%s); the runs go on without their "
                                "artifacts (tag %s)", name, run_id, reason, TAG_MISSING)
-            self._missing.setdefault(run_id, {}).setdefault(reason, []).append(name)
-
-    def _missing_tag(self, run_id: str) -> dict[str, str]:
-        """`trial.json, model (OSError: ...)`: the artifacts a run lacks, grouped by why."""
-        missing = self._missing.pop(run_id, {})
-        text = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in missing.items())
-        return {TAG_MISSING: text[:5000]} if missing else {}
+            missing = self._missing.setdefault(run_id, {})
+            missing.setdefault(reason, []).append(name)
+            # At once, not with the run's end: the grid's comparison reads its parent's tags.
+            text = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in missing.items())
+            self.set_tags(run_id, {TAG_MISSING: text[:5000]})
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Held back and written at most every FLUSH_SECONDS: the UI's live curve lags by that

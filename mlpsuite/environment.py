@@ -1,0 +1,54 @@
+"""The environment a grid runs in, as the record needs it: the installed versions of the
+libraries a trial records (read from package metadata: no framework is imported), and a
+`requirements.txt` for the parent run that pins everything installed, with the CPU and threads."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import sys
+
+from mlpsuite import __version__
+
+# The name a trial records a library under -> the distributions that install it.
+DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "sklearn": ("scikit-learn",)}
+
+
+def installed_version(library: str) -> str | None:
+    if library == "mlpsuite":
+        return __version__
+    for name in DISTRIBUTIONS.get(library, (library,)):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def same_as_installed(versions: dict[str, str]) -> bool:
+    """Whether every library a run recorded is installed here at the version it recorded."""
+    return all(installed_version(library) == version for library, version in versions.items())
+
+
+def requirements_text(threads_per_worker: int | None = None, jobs: int | None = None) -> str:
+    """`pip freeze` of this environment (the local workers' too), headed by the machine."""
+    pins = sorted({f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions()
+                   if dist.metadata["Name"]}, key=str.lower)
+    head = [f"# the environment of this grid's coordinator and its local workers (mlpsuite {__version__})",
+            f"# python {platform.python_version()} on {platform.platform()}",
+            f"# cpu: {cpu_model()}, {os.cpu_count()} cores"
+            + (f"; {jobs} workers of {threads_per_worker} threads each" if jobs else ""),
+            f"# {sys.executable}"]
+    return "\n".join(head + pins) + "\n"
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
