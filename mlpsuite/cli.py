@@ -1,8 +1,9 @@
 """The `mlpsuite` command. Imports no deep-learning framework: Keras would load a backend.
 
-Exit codes: 0 done, 1 a trial failed under --strict, 2 bad input (one line on stderr,
-nothing written to MLflow), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM / SIGHUP
-(in-flight runs marked KILLED).
+Exit codes: 0 done, 1 a trial failed under --strict, 2 bad input or a store that cannot be
+used (not an MLflow store, locked past MLPSUITE_STORE_LOCK_S, a full disk, a server away past
+MLPSUITE_SERVER_OUTAGE_S; one line on stderr), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM
+/ SIGHUP (in-flight runs marked KILLED).
 """
 
 from __future__ import annotations
