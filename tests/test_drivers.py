@@ -15,7 +15,7 @@ SEEDS = [0, 1, 2, 3]
 ACTIVATIONS = ["relu", "tanh"]
 
 
-def _grid(folder, name, epochs=150):
+def _grid(folder, name, epochs=80):
     return write_grid(folder, name, backends=["sklearn"], seeds=SEEDS, dataset={"name": "circles"},
                       training={"epochs": epochs, "batch_size": 8}, grid={"model.activation": ACTIVATIONS})
 
@@ -57,7 +57,7 @@ def test_two_drivers_at_once_run_every_key_once_and_end_with_one_comparison(tmp_
 
 
 def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
-    uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=300)
+    uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
     first = _driver(path, uri, tmp_path)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # the first driver holds a claim and has finished a trial

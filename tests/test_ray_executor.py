@@ -17,7 +17,7 @@ import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails her
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
 UNSTABLE_TAGS = ("mlflow.runName", "mlpsuite.host", "mlpsuite.pid", "mlflow.parentRunId", "mlpsuite.reused_model",
-                 "mlpsuite.threads")
+                 "mlpsuite.threads", "mlpsuite.heartbeat")
 TIMES = ("time_s", "fit_time", "step_time", "overhead", "worker_start", "epoch_time", "compile_s", "rss_mb")
 
 

@@ -60,6 +60,7 @@ class _Worker:
     ready: bool = False
     trials: dict[str, Trial] = dataclasses.field(default_factory=dict)  # in flight, by key
     started_at: float | None = None
+    assigned_at: float | None = None  # when its request was sent: the limit of one never started
     program: str | None = None  # the program key of its last trial: what its compiled model fits
     retiring: bool = False  # it said it will exit (its memory grew): give it no more work
 
@@ -307,7 +308,9 @@ class LocalExecutor:
         return {w.program for w in self._workers.values() if w.slot != slot and w.backend == backend and w.program}
 
     def _assign(self, worker: _Worker, unit: _Unit) -> None:
+        # The clock starts at once: a worker hung before it says `started` is killed as well.
         worker.trials, worker.started_at, worker.program = {t.key: t for t in unit.trials}, None, unit.program
+        worker.assigned_at = time.monotonic()
         request = {"op": "run", "trials": [trial.model_dump(mode="json") for trial in unit.trials]}
         try:
             worker.process.stdin.write(json.dumps(request) + "\n")
@@ -359,7 +362,7 @@ class LocalExecutor:
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop; the worker itself stops at the first epoch end past the limit."""
         for worker in list(self._workers.values()):
-            message = overrun(list(worker.trials.values()), worker.started_at)
+            message = overrun(list(worker.trials.values()), worker.started_at or worker.assigned_at)
             if message:
                 self._stop(worker, kill=True)
                 del self._workers[worker.slot]

@@ -116,6 +116,7 @@ class _Slot:
     finished: set[str] = dataclasses.field(default_factory=set)
     program: str | None = None
     started_at: float | None = None  # when its request's latest trial started: the time limit
+    assigned_at: float | None = None  # when the request was sent: the limit of one never started
 
     def unfinished(self) -> list[Trial]:
         """The trials of the request in flight that have not reported `finished`."""
@@ -220,7 +221,9 @@ class RayExecutor:
         return slot
 
     def _assign(self, slot: _Slot, unit: _Unit) -> None:
+        # The clock starts at once: an actor hung before it says `started` is killed as well.
         slot.unit, slot.program, slot.finished, slot.started_at = unit, unit.program, set(), None
+        slot.assigned_at = time.monotonic()
         request = [trial.model_dump(mode="json") for trial in unit.trials]
         slot.stream = slot.actor.run.options(num_returns="streaming").remote(request)
 
@@ -299,7 +302,7 @@ class RayExecutor:
         """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
         for slot in list(self._slots.values()):
             left = slot.unfinished()
-            message = overrun(left, slot.started_at)
+            message = overrun(left, slot.started_at or slot.assigned_at)
             if message:
                 self.ray.kill(slot.actor, no_restart=True)
                 del self._slots[slot.index]

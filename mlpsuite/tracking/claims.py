@@ -151,7 +151,9 @@ class GridClaims:
 
     def claim(self, trials: list) -> list:
         """The trials of `trials` this coordinator now owns; the others wait or are done."""
-        return [trial for trial in trials if self._claim(trial) == WON]
+        # A key this coordinator owns already comes back on a retry (a Ray actor died): its
+        # new run was made before the old one ended, so no other driver could take it meanwhile.
+        return [trial for trial in trials if trial.key in self.mine or self._claim(trial) == WON]
 
     def _claim(self, trial) -> str:
         run = self.tracker.create_trial_run(self.experiment_id, trial, self.parent,
