@@ -160,7 +160,7 @@ def _run_started(spec: GridSpec, source: Path, pool, tracking_uri: str | None, f
 def _progress(experiment: str, trials: list[Trial], uri: str) -> tuple[Callable, Callable, Callable]:
     """The live display: what the grid will run and reuse, then a bar per worker."""
     from mlpsuite.display import GridProgress, make_console
-    from mlpsuite.executors.local import vectorize_note
+    from mlpsuite.executors.units import vectorize_note
     from mlpsuite.sklearn_backend import sklearn_note
     from mlpsuite.tracking import shown_uri
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mlpsuite.config import GridSpec, expand
-from mlpsuite.executors.local import _queues, vectorize_note
+from mlpsuite.executors.units import _queues, vectorize_note
 
 
 def _trials(backends=("jax",), **training):

@@ -28,6 +28,7 @@ from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.saved_models import MODEL_DIR_ENV
 from mlpsuite.config import Trial
 from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
+from mlpsuite.executors.units import Claim, _queues, _Unit, next_claimed, take_claimed
 
 # A worker that dies this many times in a row before it is ready fails its backend's trials.
 MAX_START_FAILURES = 2
@@ -89,103 +90,6 @@ def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler, d
     """Report a trial the worker could not finish as a FAILED result."""
     result = TrialResult.failed(trial.key, trial.backend, reason, message, details)
     handle(Event("finished", slot, trial.backend, trial, result=result))
-
-
-@dataclasses.dataclass
-class _Unit:
-    """What one request to a worker runs: one trial, or the seeds of a cell vectorized."""
-
-    program: str
-    trials: list[Trial]
-
-
-def vectorizable(trial: Trial) -> bool:
-    """Whether `training.vectorize: seeds` applies: JAX only, not with early stopping (each
-    seed would stop at its own epoch) nor with diagnostics or saved models (one model each)."""
-    return (trial.training.vectorize == "seeds" and trial.backend == "jax" and trial.training.early_stopping is None
-            and not trial.diagnostics and not trial.training.save_model)
-
-
-def vectorize_note(trials: list[Trial]) -> str | None:
-    """What `training.vectorize: seeds` will not vectorize, and why, for the user to read."""
-    asked = [trial for trial in trials if trial.training.vectorize == "seeds" and not vectorizable(trial)]
-    if not asked:
-        return None
-    other = sorted({trial.backend for trial in asked if trial.backend != "jax"})
-    why = [f"{', '.join(other)} (JAX only)"] if other else []
-    if any(trial.training.early_stopping is not None for trial in asked):
-        why.append("early stopping (each seed stops at its own epoch)")
-    if any(trial.diagnostics for trial in asked):
-        why.append("diagnostics (they probe one model at a time)")
-    if any(trial.training.save_model for trial in asked):
-        why.append("save_model (one model per run)")
-    return (f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
-            f"{' and '.join(why)}: they run one at a time, reusing their compiled model")
-
-
-def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
-    """One queue of units per backend, grouped by compiled program (in order of first
-    appearance), so a worker's next unit can usually reuse its last one's model. Seeds of a
-    vectorizable cell make one unit."""
-    units: dict[str, dict[str, dict[str, _Unit]]] = {}
-    for trial in trials:
-        program = trial.program_key
-        by_cell = units.setdefault(trial.backend, {}).setdefault(program, {})
-        cell = _seedless_key(trial) if vectorizable(trial) else trial.key
-        by_cell.setdefault(cell, _Unit(program, [])).trials.append(trial)
-    return {backend: collections.deque(unit for cells in programs.values() for unit in cells.values())
-            for backend, programs in units.items()}
-
-
-def _seedless_key(trial: Trial) -> str:
-    return Trial.model_validate({**trial.model_dump(), "seed": 0}).key
-
-
-def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Unit:
-    """The first queued unit of `program` (the worker's compiled model fits it), else the
-    first of a program no other worker holds (two workers never compile the same one while a
-    third is waiting), else the next."""
-    for wanted in (lambda p: p == program, lambda p: p not in taken):
-        for index, unit in enumerate(queue):
-            if wanted(unit.program):
-                del queue[index]
-                return unit
-    return queue.popleft()
-
-
-Claim = Callable[[list[Trial]], list[Trial]]
-
-
-def take_claimed(queue: collections.deque, program: str | None, taken: set[str],
-                 claim: Claim | None) -> _Unit | None:
-    """The next unit (as `_take` picks it) with the trials of it this coordinator could claim;
-    None once the queue holds none (another driver of the grid has the rest)."""
-    while queue:
-        unit = _take(queue, program, taken)
-        if claim is not None:
-            unit.trials = claim(unit.trials)
-        if unit.trials:
-            return unit
-    return None
-
-
-def next_claimed(queues: dict[str, collections.deque], serving: list[str], programs: Callable[[str], set[str]],
-                 claim: Claim | None) -> tuple[str | None, _Unit | None]:
-    """The backend a free slot should serve next (`next_backend`) and its first claimed unit."""
-    while (backend := next_backend(queues, serving)) is not None:
-        unit = take_claimed(queues[backend], None, programs(backend), claim)
-        if unit is not None:
-            return backend, unit
-    return None, None
-
-
-def next_backend(queues: dict[str, collections.deque], serving: list[str]) -> str | None:
-    """The backend with work left and the fewest workers on it (most work on a tie)."""
-    waiting = [b for b, q in queues.items() if q]
-    if not waiting:
-        return None
-    counts = collections.Counter(serving)
-    return min(waiting, key=lambda b: (counts[b], -len(queues[b])))
 
 
 def fail_queue(queue: collections.deque, message: str, handle: Handler) -> None:

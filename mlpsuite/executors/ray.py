@@ -30,8 +30,9 @@ from pathlib import Path
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import (MAX_START_FAILURES, Claim, Event, Handler, _fail, _queues, _Unit, fail_queue,
-                                      next_backend, overrun, take_claimed, worker_environment)
+from mlpsuite.executors.local import (MAX_START_FAILURES, Event, Handler, _fail, fail_queue, overrun,
+                                      worker_environment)
+from mlpsuite.executors.units import Claim, _queues, _Unit, next_backend, take_claimed
 from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
 
 POLL_SECONDS = 0.2
