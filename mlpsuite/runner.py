@@ -23,7 +23,7 @@ from mlpsuite.environment import requirements_text, same_as_installed
 from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
-from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_PARENT, Tracker
+from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_PARENT, Tracker
 from mlpsuite.tracking.tags import run_versions
 from mlpsuite.tracking.claims import GridClaims, owner_tags
 
@@ -75,8 +75,9 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     trials = trials if trials is not None else unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
     orphans_killed = tracker.kill_orphans(experiment_id)
-    known = tracker.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
-    finished, other_versions = _reusable(known, {trial.key for trial in trials}, force, spec.reuse)
+    keys = {trial.key for trial in trials}
+    known = tracker.trial_runs(experiment_id, keys)
+    finished, other_versions = _reusable(known, keys, force, spec.reuse)
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo), other_versions)
@@ -108,7 +109,7 @@ def _reusable(known: list, keys: set[str], force: bool, reuse: str) -> tuple[set
         return set(), 0
     newest = {}  # key -> its newest FINISHED run, the one the comparison counts
     for run in sorted(known, key=lambda run: run.info.start_time):
-        if run.info.status == "FINISHED" and run.data.tags.get(TAG_KEY) in keys:
+        if run.info.status == "FINISHED":
             newest[run.data.tags[TAG_KEY]] = run
     current = {key for key, run in newest.items() if same_as_installed(run_versions(run.data.tags))}
     if reuse == SAME_VERSIONS:

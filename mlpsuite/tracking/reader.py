@@ -49,11 +49,6 @@ class StoreReader:
             raise StoreError(f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}") from None
 
 
-    def finished_trial_keys(self, experiment_id: str) -> set[str]:
-        """Keys of trials with a FINISHED run in the experiment: what resume skips."""
-        runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial' and attributes.status = 'FINISHED'")
-        return {run.data.tags.get(TAG_KEY) for run in runs}
-
     def search(self, experiment_id: str, filter_string: str) -> list:
         runs, token = [], None
         while True:
