@@ -34,11 +34,12 @@ REUSE_RUNS = ("any", "same-versions")
 def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> list[Trial]:
     """The trials `run` would consider (before any is skipped as FINISHED), validated and
     with every dataset loaded; nothing is written."""
-    from mlpsuite.config import expand, load_config
+    from mlpsuite.config import expand, source_path
+    from mlpsuite.grid_checks import checked_config
     from mlpsuite.runner import unique_trials
 
-    spec = load_config(config, backends=_backends(backends))
-    return unique_trials(expand(spec, _source(config)))
+    spec = checked_config(config, backends=_backends(backends))
+    return unique_trials(expand(spec, source_path(config)))
 
 
 def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequence[str] | None = None,
@@ -55,13 +56,13 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
     `reuse_runs` overrides the config's `reuse`: "any" FINISHED trial of a key is reused, or
     only those recorded with the installed library versions ("same-versions").
     """
-    from mlpsuite.config import load_config
+    from mlpsuite.config import load_config, source_path
 
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: {executor!r} is not an executor; allowed: {', '.join(EXECUTORS)}")
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
-    spec = load_config(config, backends=_backends(backends), check_data=False)
+    spec = load_config(config, backends=_backends(backends))  # the data is checked once the workers start
     if reuse_runs is not None:
         if reuse_runs not in REUSE_RUNS:
             raise ConfigError(f"reuse: {reuse_runs!r}; allowed: {', '.join(REUSE_RUNS)}")
@@ -72,7 +73,7 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
             # Every backend has as many trials: their framework imports overlap loading the
             # datasets and opening MLflow here. A config refused below just stops them.
             pool.prestart(list(spec.backends))
-        return _run_started(spec, _source(config), pool, tracking_uri, force, progress)
+        return _run_started(spec, source_path(config), pool, tracking_uri, force, progress)
     finally:
         pool.shutdown()
 
@@ -117,12 +118,6 @@ def protocol_overrides(nuisance: str | Sequence[str] | None, select_on: str | No
 
 def _backends(backends: str | Sequence[str] | None) -> str | None:
     return backends if backends is None or isinstance(backends, str) else ",".join(backends)
-
-
-def _source(config: Config) -> Path:
-    from mlpsuite.config import CONFIG_DICT
-
-    return CONFIG_DICT if isinstance(config, Mapping) else Path(config)
 
 
 def _executor(kind: str, jobs: int | None, reuse: bool, address: str | None, max_retries: int):

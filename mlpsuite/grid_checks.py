@@ -2,8 +2,9 @@
 dataset loaded once (readable, a task its loss fits, a model that fits in memory), and a
 `compare:` protocol the grid's keys and recorded metrics can carry out.
 
-Run by `config.load_config` before any store is opened, so `--dry-run` runs them too; each
-failure is one `ConfigError` line naming the file and key.
+A layer above `mlpsuite.config`: the API runs them before any store is opened (`plan`, so
+`--dry-run`, through `checked_config`), never `load_config` itself. Each failure is one
+`ConfigError` line naming the file and key.
 """
 
 from __future__ import annotations
@@ -13,13 +14,22 @@ import os
 import shutil
 from pathlib import Path
 
-from mlpsuite.comparison_spec import protocol_problem, recorded_metrics
-from mlpsuite.config import GridSpec, cell_spec, cells
+from mlpsuite.config.compare import protocol_problem, recorded_metrics
+from mlpsuite.config import GridSpec, cell_spec, cells, load_config, source_path
+from mlpsuite.config.loading import Source
 from mlpsuite.data import load_dataset
 from mlpsuite.errors import ConfigError
 
 
+def checked_config(source: Source, backends: str | None = None) -> GridSpec:
+    """`load_config`, then every check of this module: a grid ready to run."""
+    spec = load_config(source, backends)
+    check_grid(spec, source_path(source))
+    return spec
+
+
 def check_grid(spec: GridSpec, path: Path) -> None:
+    """Every check above the schema; the first failure raises one ConfigError line."""
     resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
     _check_grid_axes_matter(spec, resolved, path)
     _check_execution(spec, resolved, path)

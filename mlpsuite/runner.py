@@ -1,7 +1,7 @@
 """Run a grid: expand, skip what the store already has, execute, record, compare.
 
 The coordinator side of the data flow; it never imports Keras or a framework. Events from the
-executor are written to MLflow as they arrive (tracking.py is the only writer) and shown by
+executor are written to MLflow as they arrive (tracking/writer.py is the only writer) and shown by
 the display. A grid is one parent run: running the same set of trial keys again reopens it, and
 every run that completes ends by logging the whole grid's comparison on it.
 """

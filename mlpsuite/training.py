@@ -119,8 +119,8 @@ class TrialRunner:
         """Train and evaluate one trial; epoch events go to `emit` as they happen."""
         started = time.perf_counter()
         prepared = self.dataset(trial)
-        steps = _steps(prepared.data, trial)
-        model, reused = self._model(trial, prepared.data, steps)
+        steps = epoch_steps(prepared.data, trial)
+        model, reused = self.model_for(trial, prepared.data, steps)
         seed_everything(trial.seed)
         result = self.new_result(trial, prepared, steps, reused, model)
         diagnostics = [self.diagnostics(trial, prepared, emit)] if trial.diagnostics else []
@@ -128,15 +128,9 @@ class TrialRunner:
         if trial.training.save_model and result.status == "FINISHED":
             result.model_dir = save_trained_model(model, trial.key, prepared.data.X_train)
         result.trial_time_s = time.perf_counter() - started
-        result.overhead_s = _overhead_s(result)
+        result.overhead_s = overhead_s(result)
         result.peak_rss_mb = peak_rss_mb()
         return result
-
-    def run_seeds(self, trials: list[Trial], emit: Emit) -> list[TrialResult]:
-        """The seeds of one cell as one vmapped program (JAX); one result per trial."""
-        from mlpsuite.vectorized import train_seeds
-
-        return train_seeds(self, trials, emit)
 
     def new_result(self, trial: Trial, prepared: Prepared, steps: int, reused: bool,
                    model: keras.Model) -> TrialResult:
@@ -157,7 +151,7 @@ class TrialRunner:
 
     def diagnostics(self, trial: Trial, prepared: Prepared, emit: Emit) -> Diagnostics:
         """The diagnostics callback of the current model (its probe is kept with the model)."""
-        extras = self._compiled.extras
+        extras = self.extras
         if "probe" not in extras:
             extras["probe"] = LayerProbe(self._compiled.model, self._compiled.model.loss)
         x, y = probe_rows(prepared.data.X_train, prepared.data.y_train)
@@ -174,7 +168,19 @@ class TrialRunner:
                 self._datasets.pop(next(iter(self._datasets)))
         return self._datasets[key]
 
-    def _model(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
+    @property
+    def extras(self) -> dict:
+        """Compiled functions kept with the current model (its diagnostics probe, vmapped steps),
+        dropped with it when another program comes."""
+        return self._compiled.extras
+
+    def reset_model(self, trial: Trial, data: Dataset) -> None:
+        """Put the current model at `trial`'s starting point (a fresh build's weights and state)."""
+        _reset(self._compiled, trial, data)
+
+    def model_for(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
+        """The compiled model of `trial` at its starting point, and whether it was reused (the
+        last trial's program) rather than built and compiled."""
         per_execution = steps_per_execution(trial.training.steps_per_execution, steps)
         program = (trial.program_key, data.input_dim, data.output_dim, per_execution,
                    steps if trial.optimizer.schedule is not None else None)
@@ -204,7 +210,6 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
 def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResult, emit: Emit,
          started: float, callbacks: list[keras.callbacks.Callback] = ()) -> None:
     """Train with the suite's batch order and callbacks, then score the tested weights."""
-    data = prepared.data
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
@@ -282,7 +287,8 @@ def steps_per_execution(setting: int | str, steps_per_epoch: int) -> int:
     return 1 if active_backend() == "torch" else steps_per_epoch
 
 
-def _steps(data: Dataset, trial: Trial) -> int:
+def epoch_steps(data: Dataset, trial: Trial) -> int:
+    """Training steps in one epoch of `trial` on `data` (the last batch may be short)."""
     return math.ceil(len(data.X_train) / trial.training.batch_size)
 
 
@@ -336,7 +342,7 @@ def weights_sha256(model: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-def _overhead_s(result: TrialResult) -> float | None:
+def overhead_s(result: TrialResult) -> float | None:
     """The trial's time beyond its training steps at their steady speed: loading, building,
     tracing and compiling, evaluating, the callbacks. Zero would be the hardware's share only."""
     epochs = len(result.history.get("loss", []))

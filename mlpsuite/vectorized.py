@@ -20,29 +20,28 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from mlpsuite.batch_order import epoch_orders
 from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
-from mlpsuite.results import TrialResult
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
-from mlpsuite.batch_order import epoch_orders
-from mlpsuite.results import epoch_failure, peak_rss_mb, steady_step_time_ms
-from mlpsuite.training import (EPOCH_METRICS, Emit, TrialRunner, _overhead_s, _reset, _steps,
-                               score_tested_weights)
+from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
+from mlpsuite.training import EPOCH_METRICS, Emit, TrialRunner, epoch_steps, overhead_s, score_tested_weights
+
 
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
     """Train `trials` (one cell, different seeds) as one vmapped program; one result each."""
     started = time.perf_counter()
     prepared = runner.dataset(trials[0])
-    steps = _steps(prepared.data, trials[0])
-    model, reused = runner._model(trials[0], prepared.data, steps)
+    steps = epoch_steps(prepared.data, trials[0])
+    model, reused = runner.model_for(trials[0], prepared.data, steps)
     results, states = [], []
     for trial in trials:  # each seed's starting point, exactly as its own trial would start
-        if trial is not trials[0]:  # `_model` left the model at the first seed's
-            _reset(runner._compiled, trial, prepared.data)
+        if trial is not trials[0]:  # `model_for` left the model at the first seed's
+            runner.reset_model(trial, prepared.data)
         results.append(runner.new_result(trial, prepared, steps, reused or trial is not trials[0], model))
         states.append(_state(model))
     stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
-    stacked = _train(model, _vmapped_steps(runner), trials, prepared.data, stacked, results, emit, started)
+    stacked = _train(model, _vmapped_steps(runner, model), trials, prepared.data, stacked, results, emit, started)
     for index, result in enumerate(results):
         _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
         if result.status == "FINISHED":
@@ -52,19 +51,17 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     for result in results:
         result.trial_time_s = elapsed / len(trials)
         result.vectorized = len(trials)
-        result.overhead_s = _overhead_s(result)
+        result.overhead_s = overhead_s(result)
         result.peak_rss_mb = peak_rss_mb()
     return results
 
 
-def _vmapped_steps(runner: TrialRunner):
+def _vmapped_steps(runner: TrialRunner, model: keras.Model):
     """The vmapped train and test steps, jitted once per compiled model (traced per group size)."""
-    compiled = runner._compiled
-    if "vmapped" not in compiled.extras:
-        model = compiled.model
-        compiled.extras["vmapped"] = (jax.jit(jax.vmap(model.train_step)),
-                                      jax.jit(jax.vmap(model.test_step, in_axes=(0, None))))
-    return compiled.extras["vmapped"]
+    extras = runner.extras
+    if "vmapped" not in extras:
+        extras["vmapped"] = (jax.jit(jax.vmap(model.train_step)), jax.jit(jax.vmap(model.test_step, in_axes=(0, None))))
+    return extras["vmapped"]
 
 
 def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, started: float):

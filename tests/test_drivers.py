@@ -7,8 +7,7 @@ import signal
 import subprocess
 import time
 
-from mlflow import MlflowClient
-
+from mlpsuite.tracking import StoreReader
 from tests.grids import clean_env, mlpsuite_command, sqlite_uri, write_grid
 
 SEEDS = [0, 1, 2, 3]
@@ -26,7 +25,9 @@ def _driver(path, uri, folder, **env):
 
 
 def _runs(uri, name, status=None):
-    client = MlflowClient(uri)
+    # Through mlpsuite's reader: it opens a new store under the drivers' creation lock, where a
+    # bare MlflowClient would migrate it at the same time as a driver and break both.
+    client = StoreReader(uri).client
     experiment = client.get_experiment_by_name(name)
     query = "tags.`mlpsuite.kind` = 'trial'" + (f" and attributes.status = '{status}'" if status else "")
     return client, client.search_runs([experiment.experiment_id], query, max_results=1000)

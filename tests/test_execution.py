@@ -6,7 +6,8 @@ import contextlib
 import numpy as np
 import pytest
 
-from mlpsuite.config import GridSpec, expand, load_config
+from mlpsuite.config import GridSpec, expand
+from mlpsuite.grid_checks import checked_config
 from mlpsuite.errors import ConfigError
 
 TIMES = ("epoch_time_s", "train_time_s", "diagnostics_time_s")
@@ -123,18 +124,18 @@ def test_speed_switch_mistakes_are_one_line(training, grid, backends, expected, 
     config = {**_config(**training), "grid": grid, "backends": backends}
     config["training"].pop("early_stopping")
     with pytest.raises(ConfigError) as error:
-        load_config(config)
+        checked_config(config)
     assert expected in str(error.value) and "\n" not in str(error.value)
     assert str(error.value).startswith("<config dict>: ")
 
 
 def test_torch_compile_without_a_compiler_is_a_config_error(monkeypatch):
     config = {**_config(jit_compile=True), "backends": ["torch"]}
-    load_config(config)  # g++ is on this machine
+    checked_config(config)  # g++ is on this machine
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
     with pytest.raises(ConfigError, match="'no-such-compiler-xyz' .* is not on PATH; allowed: install one"):
-        load_config(config)
-    load_config({**config, "backends": ["jax", "tensorflow"]})  # XLA needs no compiler of ours
+        checked_config(config)
+    checked_config({**config, "backends": ["jax", "tensorflow"]})  # XLA needs no compiler of ours
 
 
 def test_torch_compile_keeps_its_cache_with_jaxs(monkeypatch, tmp_path):

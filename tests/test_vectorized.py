@@ -22,12 +22,13 @@ def _relative(a: float, b: float) -> float:
 @pytest.mark.backend("jax")
 def test_vectorized_seeds_match_their_sequential_trials(backend):
     from mlpsuite.training import TrialRunner
+    from mlpsuite.vectorized import train_seeds
 
     trials = _trials()
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
     events = []
-    together = runner.run_seeds(trials, events.append)
+    together = train_seeds(runner, trials, events.append)
     assert [result.vectorized for result in together] == [4] * 4
     assert [result.key for result in together] == [trial.key for trial in trials]
     for one, many in zip(alone, together):
@@ -59,6 +60,7 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
 @pytest.mark.backend("jax")
 def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     from mlpsuite.training import TrialRunner
+    from mlpsuite.vectorized import train_seeds
 
     trials = expand(GridSpec.model_validate({
         "name": "diverge", "dataset": {"name": "iris"}, "model": {"hidden": [8], "scaler": "none",
@@ -67,7 +69,7 @@ def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
         "backends": ["jax"], "seeds": [0, 1]}))
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
-    for one, many in zip(alone, runner.run_seeds(trials, lambda event: None)):
+    for one, many in zip(alone, train_seeds(runner, trials, lambda event: None)):
         assert one.failure == many.failure == "diverged" and many.status == "FAILED"
         assert many.message == one.message and len(many.history["loss"]) == len(one.history["loss"])
         assert not many.test  # a failed seed is not scored

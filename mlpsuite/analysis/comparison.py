@@ -19,7 +19,7 @@ from mlpsuite.analysis.frame import ALL_BACKENDS, finished, grid_column, grid_fr
 from mlpsuite.analysis.protocol import counterpart, protocol_sentence, selected_frame, selection_table
 from mlpsuite.analysis.tables import (cell_table, direction, effect_table, failure_table, parity_summary,
                                       parity_table, seed_budget, speed_table)
-from mlpsuite.comparison_spec import CompareSpec, protocol_problem
+from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.config import short_value
 from mlpsuite.errors import ReportError
 from mlpsuite.learning_curves import TARGET_METRICS

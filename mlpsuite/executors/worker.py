@@ -88,7 +88,12 @@ def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tup
     for trial in trials:
         emit({"event": "started", "key": trial.key})
     try:
-        results = runner.run_seeds(trials, emit) if len(trials) > 1 else [runner.run(trials[0], emit)]
+        if len(trials) > 1:  # only on JAX: the executor vectorizes nothing else
+            from mlpsuite.vectorized import train_seeds
+
+            results = train_seeds(runner, trials, emit)
+        else:
+            results = [runner.run(trials[0], emit)]
     except Exception as error:
         message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         traceback.print_exc()

@@ -45,6 +45,7 @@ def add_compare_command(commands, add_tracking_uri) -> None:
     compare.add_argument("--where", action="append", type=key_value, metavar="KEY=VALUE", default=[],
                          help="only the trials with this grid value, e.g. dataset.name=wine (repeatable)")
     add_tracking_uri(compare)
+    compare.set_defaults(handler=run_compare)
 
 
 def key_value(text: str) -> tuple[str, str]:

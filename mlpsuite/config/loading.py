@@ -1,16 +1,45 @@
-"""A grid's YAML file read into a dict, one-line errors for what is not a grid YAML.
+"""`load_config`: a grid's YAML file (or a dict in its shape) read and validated into a `GridSpec`.
 
-`yaml.safe_load`, except that a key given twice in one mapping is an error: plain YAML keeps
-the last one silently, so a grid would run only one of the two values.
+The YAML is `yaml.safe_load`'s, except that a key given twice in one mapping is an error: plain
+YAML keeps the last one silently, so a grid would run only one of the two values. Every mistake
+is one `ConfigError` line naming the file and the key. What needs the data (each dataset
+loaded, memory, the `compare:` protocol) is `grid_checks.check_grid`'s, one layer up.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
+from mlpsuite.config.grid import check_grid_cells
+from mlpsuite.config.messages import validated
+from mlpsuite.config.schema import GridSpec
 from mlpsuite.errors import ConfigError
+
+# What errors name for a grid given as a dict (`mlpsuite.run({...})`) rather than a file.
+CONFIG_DICT = Path("<config dict>")
+Source = str | Path | Mapping[str, Any]
+
+
+def load_config(source: Source, backends: str | None = None) -> GridSpec:
+    """Read and validate a grid: a YAML file, or a dict in the YAML's shape (errors then name
+    `<config dict>`); `backends` ("tf,jax") overrides its `backends`. Every grid key must name a
+    field, and each of its values must validate there."""
+    path = source_path(source)
+    raw = dict(source) if isinstance(source, Mapping) else read_yaml(path)
+    if backends is not None:
+        raw = {**raw, "backends": backends}
+    spec = validated(GridSpec, raw, path)
+    check_grid_cells(spec, path)
+    return spec
+
+
+def source_path(source: Source) -> Path:
+    """What a grid's errors name: its file, or `<config dict>`."""
+    return CONFIG_DICT if isinstance(source, Mapping) else Path(source)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -31,8 +60,8 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
-def read_yaml(path: Path) -> tuple[dict, Path]:
-    """The file's mapping and its path; a ConfigError naming the file for anything else."""
+def read_yaml(path: Path) -> dict:
+    """The file's mapping; a ConfigError naming the file for anything else."""
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; expected a grid YAML file such as experiments/quickstart.yaml")
     if not path.is_file():
@@ -49,4 +78,4 @@ def read_yaml(path: Path) -> tuple[dict, Path]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with keys name, dataset, model, ..., "
                           f"got {type(raw).__name__}")
-    return raw, path
+    return raw

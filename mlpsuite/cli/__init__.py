@@ -1,0 +1,55 @@
+"""The `mlpsuite` command: argument parsing and printing over `mlpsuite.api`, one module per group
+of commands (`run`, `compare`, `serve`, `figures`). Imports no deep-learning framework: Keras
+would load a backend.
+
+Exit codes: 0 done, 1 a trial failed under --strict, 2 bad input or a store that cannot be
+used (not an MLflow store, locked past MLPSUITE_STORE_LOCK_S, a full disk, a server away past
+MLPSUITE_SERVER_OUTAGE_S; one line on stderr), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM
+/ SIGHUP (in-flight runs marked KILLED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlpsuite import __version__
+from mlpsuite.cli.arguments import EXIT_INTERRUPTED, EXIT_USAGE, Parser, add_tracking_uri
+from mlpsuite.cli.compare import add_compare_command
+from mlpsuite.cli.figures import add_figure_commands
+from mlpsuite.cli.run import add_rerun_command, add_run_command
+from mlpsuite.cli.serve import add_serve_commands
+from mlpsuite.errors import UserError
+
+
+def parser() -> argparse.ArgumentParser:
+    """`mlpsuite`'s parser; each subcommand's parsed arguments carry its `handler`."""
+    top = Parser(
+        prog="mlpsuite",
+        description="Run grids of small Keras 3 MLPs on TensorFlow, PyTorch and JAX and record "
+        "every trial in MLflow (default store: sqlite:///mlruns/mlflow.db).",
+    )
+    top.add_argument("--version", action="version", version=f"mlpsuite {__version__}")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    add_run_command(commands)
+    add_compare_command(commands, add_tracking_uri)
+    add_rerun_command(commands)
+    add_serve_commands(commands)
+    add_figure_commands(commands)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if args.command is None:
+        top.print_help()
+        return 0
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"mlpsuite: error: {error}".splitlines()[0], file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,89 @@
+"""What the commands share: a parser whose errors are one line, the flag types, `--tracking-uri`,
+the exit codes, and naming the store and its experiments in messages."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlpsuite.errors import ConfigError
+from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES
+
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit 2), like every other user error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+
+def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+                        "else sqlite:///mlruns/mlflow.db); http:// servers work too")
+
+
+def experiment_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected an experiment name, got an empty one")
+    return text
+
+
+def backends_list(text: str) -> str:
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name.lower() not in BACKEND_ALIASES]
+    if unknown or not text.strip():
+        raise argparse.ArgumentTypeError(f"unknown backend {(unknown or [text])[0]!r}; allowed: "
+                                         f"{ALLOWED_BACKENDS}, comma-separated")
+    return text
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def port(text: str) -> int:
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return value
+
+
+def shown_uri(uri: str) -> str:
+    from mlpsuite.tracking import shown_uri
+
+    return shown_uri(uri)
+
+
+def experiment_id(tracker, name: str, said: str) -> str:
+    """The id of experiment `name`; a ConfigError starting with `said` listing the store's own."""
+    found = tracker.find_experiment(name)
+    if found is None:
+        known = ", ".join(tracker.experiment_names()) or "(none)"
+        raise ConfigError(f"{said}: no such experiment in {shown_uri(tracker.uri)}; experiments: {known}")
+    return found
+
+

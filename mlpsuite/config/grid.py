@@ -1,0 +1,221 @@
+"""A validated grid's cells and trials: `cells()`, `cell_spec()`, `expand()` -> frozen, hashed `Trial`s.
+
+A trial's `key` hashes what sets its result (a FINISHED run of that key is reused); its
+`program_key` what sets the compiled training program (a worker reuses one model across them).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from mlpsuite import __version__
+from mlpsuite.config.messages import validated
+from mlpsuite.config.schema import (FREE_FORM_KEYS, SECTIONS, DatasetSpec, GridSpec, ModelSpec, OptimizerSpec, Seed,
+                                    TrainingSpec, Section)
+from mlpsuite.data import Dataset, dataset_task, load_dataset
+from mlpsuite.errors import ConfigError
+
+
+class Trial(Section):
+    """One run: a grid cell on one backend with one seed. `key` hashes what sets its result."""
+
+    experiment: str
+    dataset: DatasetSpec
+    model: ModelSpec
+    optimizer: OptimizerSpec
+    training: TrainingSpec
+    loss: str
+    backend: str
+    seed: Seed
+    cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
+    data_sha256: str | None = None
+    data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
+    diagnostics: bool = False
+
+    @property
+    def key(self) -> str:
+        identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
+        identity["training"].pop("max_seconds")  # a time limit does not change a finished result
+        identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
+        identity["training"].pop("steps_per_execution")  # the same steps, fewer calls: bit-identical
+        if self.training.jit_compile == "auto":  # Keras' default, as every trial ran before
+            identity["training"].pop("jit_compile")
+        if not self.diagnostics:  # keys of trials run without diagnostics stay what they were
+            identity.pop("diagnostics")
+        if not self.training.save_model:  # as without saving, before it could
+            identity["training"].pop("save_model")
+        if self.data_path:  # ../data/x.csv, ./../data/x.csv and the absolute path: one trial
+            identity["dataset"]["name"] = self.data_path
+        for dotted in self.optimizer.ignored():  # nor does a setting the optimizer never reads
+            *parents, leaf = dotted.split(".")
+            section = identity
+            for part in parents:
+                section = section[part]
+            section.pop(leaf)
+        identity["mlpsuite_major"] = __version__.split(".")[0]
+        identity["batch_order"] = 2  # 2: fully NumPy's (before, Keras also shuffled the batches)
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def program_key(self) -> str:
+        """What changes the compiled training program: trials that share it can reuse one
+        built and compiled model. Seeds, initializers, data splits and, without a schedule,
+        the learning rate are left out: they are values, not program."""
+        optimizer = self.optimizer.model_dump(mode="json")
+        for dotted in self.optimizer.ignored():
+            optimizer.pop(dotted.split(".")[1], None)
+        if self.optimizer.schedule is None:  # an optimizer variable; a schedule bakes it in
+            optimizer.pop("learning_rate")
+        identity = {
+            "model": self.model.model_dump(mode="json", exclude={"initializer"}),
+            "optimizer": optimizer, "loss": self.loss, "batch_size": self.training.batch_size,
+            "jit_compile": self.training.jit_compile, "steps_per_execution": self.training.steps_per_execution,
+            "backend": self.backend, "dataset": self.data_path or self.dataset.name,
+            "target": self.dataset.target, "task": self.dataset.task, "options": self.dataset.options,
+        }
+        if self.optimizer.schedule is not None:  # cosine decays over epochs x steps per epoch
+            identity["epochs"] = self.training.epochs
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @property
+    def data_key(self) -> str:
+        """What identifies the trial's data: the spec, the resolved file and its hash."""
+        return json.dumps([self.data_path or self.dataset.name, self.data_sha256, self.dataset.load_options()],
+                          sort_keys=True, default=str)
+
+    def load_data(self) -> Dataset:
+        """The trial's train/val/test splits, from its resolved file or built-in name."""
+        return load_dataset(self.data_path or self.dataset.name, **self.dataset.load_options())
+
+    def flat_params(self) -> dict[str, str]:
+        """Dotted string params for MLflow: `model.activation`, `optimizer.learning_rate`, ..."""
+        flat: dict[str, str] = {"backend": self.backend, "seed": str(self.seed), "loss": self.loss,
+                                "diagnostics": str(self.diagnostics)}
+        for section in ("dataset", "model", "optimizer", "training"):
+            _flatten(getattr(self, section).model_dump(mode="json"), section, flat)
+        return flat
+
+    def label(self) -> str:
+        cell = self.cell_label()
+        return f"{self.backend} seed={self.seed}" + (f" {cell}" if self.cell else "")
+
+    def run_name(self) -> str:
+        """`elu standard s2 jax`: the MLflow run name, short enough for the runs table."""
+        return " ".join([*self.cell_values().values(), f"s{self.seed}", self.backend])
+
+    def cell_values(self) -> dict[str, str]:
+        """This trial's grid values as short labels: `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
+        return {key: short_value(value) for key, value in self.cell.items()}
+
+    def cell_label(self) -> str:
+        """`activation=elu, scaler=standard` (the MLflow tag that groups a cell's seeds)."""
+        return cell_label(self.cell_values())
+
+
+def cell_label(values: dict[str, str]) -> str:
+    """A cell's grid values as `activation=elu, scaler=standard` (keys cut to their last part)."""
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()) or "(one cell)"
+
+
+def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and value:
+        if set(value) >= {"name", "params"}:  # an activation: `model.activation` = its name
+            out[prefix] = str(value["name"])
+            value = value["params"]
+        for key, item in value.items():
+            _flatten(item, f"{prefix}.{key}", out)
+    elif not isinstance(value, dict):
+        out[prefix] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+
+
+def short_value(value: Any) -> str:
+    """A grid value as a short label: `leaky_relu(alpha=0.1)`, `[32, 32]`, `0.01`."""
+    if isinstance(value, dict):
+        params = ",".join(f"{k}={v}" for k, v in value.items() if k != "name")
+        return f"{value.get('name')}({params})" if params else str(value.get("name"))
+    return str(value)
+
+
+def check_grid_cells(spec: GridSpec, path: Path) -> None:
+    """Every grid key must name a real field, and every value must validate there."""
+    base = spec.model_dump(mode="python", include=set(SECTIONS))
+    for key, values in spec.grid.items():
+        *parents, leaf = key.split(".")
+        target = base
+        for depth, part in enumerate(parents):
+            target = target.get(part) if isinstance(target, dict) else None
+            if not isinstance(target, dict):
+                where = ".".join(parents[: depth + 1])
+                raise ConfigError(f"{path}: grid.{key}: no such key; {where} has no sub-keys")
+        if leaf not in target and ".".join(parents) not in FREE_FORM_KEYS:
+            prefix = ".".join(parents)
+            allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
+            raise ConfigError(f"{path}: grid.{key}: no such key; allowed: {allowed}")
+        for value in values:
+            cell_spec(spec, {key: value}, path)
+
+
+def cells(spec: GridSpec) -> list[dict[str, Any]]:
+    """The grid's cells: one dict of grid values each, in the cross product's order."""
+    keys = list(spec.grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
+
+
+def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
+    """The grid's spec with one cell's values set, validated (errors name the grid key)."""
+    raw = spec.model_dump(mode="python")
+    for key, value in cell.items():
+        *parents, leaf = key.split(".")
+        target = raw
+        for part in parents:
+            target = target[part]
+        target[leaf] = copy.deepcopy(value)
+    grid_key = next(iter(cell), None)
+    return validated(GridSpec, raw, path, f" (from grid.{grid_key} value {cell[grid_key]!r})" if cell else "")
+
+
+def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
+    """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
+    # Per cell, not per trial: resolving the loss and hashing reads a data file whole.
+    cell_fields = []
+    for cell in cells(spec):
+        resolved = cell_spec(spec, cell, Path(path))
+        cell_fields.append(dict(
+            dataset=resolved.dataset, model=resolved.model, optimizer=resolved.optimizer,
+            training=resolved.training, loss=_resolved_loss(resolved), cell=_json_safe(cell),
+            data_sha256=file_digest(resolved.dataset.name), data_path=_resolved_file(resolved.dataset.name)))
+    return [Trial(experiment=spec.name, backend=backend, seed=seed, diagnostics=spec.diagnostics, **fields)
+            for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
+
+
+def _resolved_loss(spec: GridSpec) -> str:
+    if spec.loss != "auto":
+        return spec.loss
+    task = dataset_task(spec.dataset.name, spec.dataset.target, spec.dataset.load_options()["task"])
+    return "sparse_categorical_crossentropy" if task == "classification" else "mse"
+
+
+def _json_safe(cell: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(cell, default=str))
+
+
+def _resolved_file(name: str) -> str | None:
+    path = Path(name)
+    return str(path.resolve()) if path.is_file() else None
+
+
+def file_digest(name: str) -> str | None:
+    """A data file's content hash: a changed file must not resume old results."""
+    path = Path(name)
+    if not path.is_file():
+        return None
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

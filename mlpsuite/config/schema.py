@@ -1,0 +1,257 @@
+"""The grid's schema: pydantic models of a YAML grid's sections, strict and frozen.
+
+Imports no deep-learning framework: the coordinator validates configs before any worker starts.
+What a model refuses becomes, through `config.messages`, one `ConfigError` line naming the file,
+the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, field_validator, model_validator
+
+from mlpsuite.config.compare import CompareSpec
+from mlpsuite.data import check_dataset
+from mlpsuite.initializers import INITIALIZERS
+from mlpsuite.registry import (ACTIVATION_PARAMS, ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES,
+                               canonical_name)
+
+SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
+# Mappings whose keys the schema does not list; a grid may add keys to them.
+FREE_FORM_KEYS = ("dataset.options",)
+MAX_SEED = 2**32 - 1  # NumPy's generators take seeds in [0, 2**32)
+# A seed NumPy can take; YAML lists become tuples, but their items stay strict.
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+IntTuple = Annotated[tuple[StrictInt, ...], Strict(False)]
+SeedTuple = Annotated[tuple[Seed, ...], Strict(False)]
+
+
+class Section(BaseModel):
+    # Strict: no "false" -> True, no true -> 1, no "0.1" -> 0.1; NaN and infinity refused.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+class DatasetSpec(Section):
+    name: str = Field(description="built-in dataset name or a .csv/.npz/.parquet path")
+    test_size: float = Field(0.2, gt=0, lt=1)
+    val_size: float = Field(0.1, ge=0, lt=1)
+    target: str | None = None
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: a built-in's own task, or read from a file's target column")
+    seed: Seed = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
+    options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
+
+    @model_validator(mode="after")
+    def _fractions_leave_a_training_split(self):
+        if self.test_size + self.val_size >= 1:
+            raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
+        return self
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of `load_dataset` for this spec (besides the name or path)."""
+        return {"seed": self.seed, "test_size": self.test_size, "val_size": self.val_size,
+                "target": self.target, "task": None if self.task == "auto" else self.task, **self.options}
+
+
+class ActivationSpec(Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_name_or_mapping(cls, value):
+        if isinstance(value, str):
+            return {"name": value}
+        if isinstance(value, dict) and "params" not in value:
+            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
+        return value
+
+    @model_validator(mode="after")
+    def _known_activation(self):
+        name = canonical_name(ACTIVATION_PARAMS, self.name, "activation")
+        allowed = ACTIVATION_PARAMS[name]
+        unknown = sorted(set(self.params) - set(allowed))
+        if unknown:
+            raise ValueError(f"{name} takes {', '.join(allowed) or 'no parameters'}; got {unknown}")
+        params = {key: _strict_value(allowed[key], value, f"{name}.{key}") for key, value in sorted(self.params.items())}
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "params", params)
+        return self
+
+
+def _strict_value(kind: type, value: Any, where: str) -> Any:
+    """An activation parameter as its type, without coercion ('false' is not False)."""
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if math.isfinite(value):
+            return float(value)
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    expected = "true or false" if kind is bool else "a number"
+    raise ValueError(f"{where} must be {expected}, got {value!r}")
+
+
+class ModelSpec(Section):
+    hidden: IntTuple = (64, 64)
+    activation: ActivationSpec = ActivationSpec(name="relu")
+    scaler: str = "standard"
+    initializer: str = "glorot_uniform"
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_units(cls, hidden):
+        if any(units < 1 for units in hidden):
+            raise ValueError(f"hidden units must be positive, got {list(hidden)}")
+        return hidden
+
+    @field_validator("scaler")
+    @classmethod
+    def _known_scaler(cls, scaler):
+        return canonical_name(SCALER_NAMES, scaler, "scaler")
+
+    @field_validator("initializer")
+    @classmethod
+    def _known_initializer(cls, initializer):
+        return canonical_name(INITIALIZERS, initializer, "initializer")
+
+
+class ScheduleSpec(Section):
+    name: Literal["cosine", "exponential"]
+    decay_rate: float = Field(0.5, gt=0, description="exponential: factor per `decay_epochs`")
+    decay_epochs: float = Field(1.0, gt=0, description="exponential: epochs per decay_rate step")
+    alpha: float = Field(0.0, ge=0, le=1, description="cosine: final fraction of the rate")
+
+
+class OptimizerSpec(Section):
+    name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = "adam"
+    learning_rate: float = Field(0.001, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1, description="momentum and nesterov only")
+    weight_decay: float = Field(0.004, ge=0, description="adamw only")
+    schedule: ScheduleSpec | None = None
+
+    def ignored(self) -> dict[str, str]:
+        """Settings this optimizer (and schedule) never reads, as dotted keys -> why: they
+        cannot change a result, so they stay out of the trial key."""
+        ignored = {}
+        if self.name not in ("momentum", "nesterov"):
+            ignored["optimizer.momentum"] = f"optimizer {self.name} has no momentum; used by: momentum, nesterov"
+        if self.name != "adamw":
+            ignored["optimizer.weight_decay"] = f"optimizer {self.name} has no weight decay; used by: adamw"
+        if self.schedule is not None and self.schedule.name == "cosine":
+            for field in ("decay_rate", "decay_epochs"):
+                ignored[f"optimizer.schedule.{field}"] = f"a cosine schedule ignores {field}; used by: exponential"
+        if self.schedule is not None and self.schedule.name == "exponential":
+            ignored["optimizer.schedule.alpha"] = "an exponential schedule ignores alpha; used by: cosine"
+        return ignored
+
+
+class EarlyStoppingSpec(Section):
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+    monitor: Literal["val_loss", "loss"] = "val_loss"
+    restore_best_weights: bool = Field(True, description="test the best epoch's weights, not the last's")
+
+
+class TrainingSpec(Section):
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(64, ge=1)
+    early_stopping: EarlyStoppingSpec | None = None
+    max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
+    vectorize: Literal["none", "seeds"] = Field(
+        "none", description="seeds: on JAX, train a cell's seeds as one vmapped program")
+    save_model: bool = Field(False, description="log each trained model as the run's MLflow Keras model")
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
+        "auto", description="training steps per compiled call: auto, one epoch's on TensorFlow and JAX "
+        "(PyTorch runs 1); the same numbers, so in no trial key")
+    jit_compile: Literal["auto"] | bool = Field(
+        "auto", description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
+        "per backend (XLA on JAX only, on a CPU); in the trial key")
+
+    @field_validator("steps_per_execution", "jit_compile", mode="before")
+    @classmethod
+    def _speed_switch(cls, value, info):
+        """One message naming the allowed values (a union's own names pydantic internals)."""
+        if value == "auto" or (type(value) is bool if info.field_name == "jit_compile"
+                               else type(value) is int and value >= 1):
+            return value
+        allowed = "auto, true or false" if info.field_name == "jit_compile" else "auto or a whole number >= 1"
+        raise ValueError(f"got {value!r}; allowed: {allowed}")
+
+
+class GridSpec(Section):
+    name: str = Field(min_length=1, max_length=200, description="the MLflow experiment name")
+    dataset: DatasetSpec
+    model: ModelSpec = ModelSpec()
+    optimizer: OptimizerSpec = OptimizerSpec()
+    training: TrainingSpec = TrainingSpec()
+    loss: Literal["auto", "sparse_categorical_crossentropy", "mse", "mae", "huber"] = "auto"
+    backends: tuple[str, ...] = BACKENDS
+    seeds: SeedTuple = (0,)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    diagnostics: bool = Field(False, description="log gradient norms, dead units and activation "
+                              "statistics per layer and epoch (mlpsuite.diagnostics)")
+    compare: CompareSpec = Field(CompareSpec(), description="the comparison's protocol: nuisance keys, "
+                                 "select_on, metric, interval, target")
+    description: str = Field("", max_length=2000, description="the question the grid asks: on its parent "
+                             "run and the experiment's page (in no trial key)")
+    reuse: Literal["any", "same-versions"] = Field("any", description="which FINISHED trials are reused: any, or "
+                                                   "only those recorded with the installed library versions")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, dataset):
+        """Checked here, on the grid, where relative paths mean the current folder: a logged
+        trial re-validated elsewhere (a worker, `rerun`) reads its resolved `data_path`."""
+        return dataset.model_copy(update={"name": check_dataset(dataset.name, dataset.options)})
+
+    @field_validator("name")
+    @classmethod
+    def _safe_experiment_name(cls, name):
+        """The name is also a folder under the store's artifact root: it must stay inside it."""
+        if not name.strip():
+            raise ValueError("must not be blank")
+        if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+            raise ValueError(f"{name!r} would leave the store's artifact folder; allowed: a name without "
+                             "'/', '\\' or control characters, other than '.' and '..'")
+        return name
+
+    @field_validator("backends", mode="before")
+    @classmethod
+    def _known_backends(cls, backends):
+        if isinstance(backends, str):
+            backends = [b.strip() for b in backends.split(",")]
+        names = [BACKEND_ALIASES.get(str(b).lower()) for b in backends]
+        if None in names:
+            bad = backends[names.index(None)]
+            raise ValueError(f"unknown backend {bad!r}; allowed: {ALLOWED_BACKENDS}")
+        if not names:
+            raise ValueError(f"no backends given; allowed: {ALLOWED_BACKENDS}")
+        return tuple(dict.fromkeys(names))
+
+    @field_validator("seeds")
+    @classmethod
+    def _some_seeds(cls, seeds):
+        if not seeds:
+            raise ValueError("no seeds given")
+        return tuple(dict.fromkeys(seeds))
+
+    @model_validator(mode="after")
+    def _early_stopping_has_its_metric(self):
+        stopping = self.training.early_stopping
+        if stopping and stopping.monitor == "val_loss" and self.dataset.val_size == 0:
+            raise ValueError("training.early_stopping monitors val_loss, but dataset.val_size is 0; "
+                             "allowed: a val_size > 0 or monitor: loss")
+        return self
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_shape(cls, grid):
+        for key, values in grid.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+            if key.split(".")[0] not in SECTIONS:
+                raise ValueError(f"grid key {key!r} must start with one of {', '.join(SECTIONS)}")
+        return grid
