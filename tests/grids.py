@@ -55,6 +55,20 @@ def run_mlpsuite(*args: str, cwd: Path, timeout: float = 300) -> subprocess.Comp
                           text=True, timeout=timeout)
 
 
+def cli_in_process(capsys, *argv: str) -> tuple[int, str, str]:
+    """`mlpsuite ARGV` in this process, the console script's code path without the start-up of a
+    new interpreter: its exit code, stdout and stderr."""
+    from mlpsuite import cli
+
+    capsys.readouterr()
+    try:
+        code = cli.main(list(argv))
+    except SystemExit as stop:  # argparse's own exit
+        code = stop.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def trial_runs(uri: str, experiment: str):
     """Every trial run of an experiment as a DataFrame (mlflow.search_runs)."""
     mlflow.set_tracking_uri(uri)

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from mlpsuite import cli
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import cli_in_process, sqlite_uri, trial_runs, write_grid
 
 RATES = [0.3, 1.0, 3.0]
 SEEDS = [0, 1, 2]
@@ -37,6 +37,10 @@ def grid(tmp_path_factory):
     runs = trial_runs(uri, "tuned")
     assert len(runs) == 2 * len(RATES) * len(SEEDS) and set(runs["status"]) == {"FINISHED"}
     return {"uri": uri, "client": client, "parent": parent, "runs": runs, "directory": directory}
+
+
+def _compare(capsys, grid, *args: str) -> tuple[int, str, str]:
+    return cli_in_process(capsys, "compare", "tuned", *args, "--tracking-uri", grid["uri"])
 
 
 def _by_hand(runs: pd.DataFrame) -> dict[str, tuple[str, float]]:
@@ -83,28 +87,26 @@ def test_parent_run_states_the_protocol_and_carries_the_selection_and_isolation_
     assert math.isfinite(parent.data.metrics["best_test_loss_iqm"])
 
 
-def test_compare_flags_override_the_declared_protocol(grid, tmp_path):
-    common = ["--tracking-uri", grid["uri"], "--format", "json"]
-    pooled = run_mlpsuite("compare", "tuned", "--nuisance", "none", *common, cwd=tmp_path)
-    assert pooled.returncode == 0, pooled.stderr[-2000:]
-    report = json.loads(pooled.stdout)
+def test_compare_flags_override_the_declared_protocol(grid, capsys):
+    code, out, err = _compare(capsys, grid, "--nuisance", "none", "--format", "json")
+    assert code == 0, err[-2000:]
+    report = json.loads(out)
     assert report["protocol"]["nuisance"] == [] and report["metric"] == "val_loss" and report["selection"] == []
     assert len([row for row in report["cells"] if row["backend"] == "all"]) == 2 * len(RATES)
-    boot = run_mlpsuite("compare", "tuned", "--interval", "bootstrap", "--select-on", "val_accuracy", *common,
-                        cwd=tmp_path)
-    assert boot.returncode == 0, boot.stderr[-2000:]
-    report = json.loads(boot.stdout)
+    code, out, err = _compare(capsys, grid, "--interval", "bootstrap", "--select-on", "val_accuracy",
+                              "--format", "json")
+    assert code == 0, err[-2000:]
+    report = json.loads(out)
     assert report["protocol"]["interval"] == "bootstrap" and report["metric"] == "test_accuracy"
     best = [row for row in report["cells"] if row["backend"] == "all"][0]
     assert best["test_accuracy_boot_low"] <= best["test_accuracy_mean"] <= best["test_accuracy_boot_high"]
     assert report["seed_budget"]["best"] == best["cell"]
 
 
-def test_a_target_gives_epochs_and_time_to_it_per_run_and_per_backend(grid, tmp_path):
-    done = run_mlpsuite("compare", "tuned", "--target", "val_loss=0.25", "--nuisance", "none",
-                        "--tracking-uri", grid["uri"], "--format", "json", cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    report = json.loads(done.stdout)
+def test_a_target_gives_epochs_and_time_to_it_per_run_and_per_backend(grid, capsys):
+    code, out, err = _compare(capsys, grid, "--target", "val_loss=0.25", "--nuisance", "none", "--format", "json")
+    assert code == 0, err[-2000:]
+    report = json.loads(out)
     client, reached, expected = grid["client"], 0, {}
     for run_id in grid["runs"]["run_id"]:
         curve = [m.value for m in sorted(client.get_metric_history(run_id, "val_loss"), key=lambda m: m.step)]
@@ -145,7 +147,7 @@ def test_a_target_gives_epochs_and_time_to_it_per_run_and_per_backend(grid, tmp_
                                                          "nuisance key is given"),
     (["--interval", "percentile"], "invalid choice: 'percentile'"),
 ])
-def test_a_wrong_protocol_flag_is_one_line_exit_2(grid, tmp_path, args, expected):
-    done = run_mlpsuite("compare", "tuned", *args, "--tracking-uri", grid["uri"], cwd=tmp_path)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr, done.stderr
+def test_a_wrong_protocol_flag_is_one_line_exit_2(grid, capsys, args, expected):
+    code, out, err = _compare(capsys, grid, *args)
+    assert code == 2 and not out
+    assert len(err.strip().splitlines()) == 1 and expected in err, err

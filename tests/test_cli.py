@@ -5,6 +5,7 @@ import socket
 import pytest
 
 from mlpsuite import cli
+from tests.grids import cli_in_process
 
 BAD_FLAGS = {
     "jobs not a number": (["run", "q.yaml", "--jobs", "abc"], "argument --jobs: expected a positive integer, got 'abc'"),
@@ -36,11 +37,7 @@ def test_bad_flag_is_one_line_exit_2_and_nothing_written(case, tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "q.yaml").write_text("name: q\ndataset: {name: iris}\nbackends: [torch]\n", encoding="utf-8")
-    try:
-        code = cli.main(argv)
-    except SystemExit as stop:  # argparse's own exit
-        code = stop.code
-    err = capsys.readouterr().err
+    code, _, err = cli_in_process(capsys, *argv)
     assert code == 2 and err.count("\n") == 1, err
     assert expected in err, err
     assert not (tmp_path / "mlruns").exists()

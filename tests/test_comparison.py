@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from mlpsuite import cli, plots
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import cli_in_process, run_mlpsuite, sqlite_uri, trial_runs, write_grid
 
 LEARNING_RATES = [0.0001, 0.01]
 SEEDS = [0, 1, 2]
@@ -144,10 +144,10 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     (["rates", "--where", "model.activation=relu"], "not a grid key of this grid; allowed: optimizer.learning_rate"),
     (["rates", "--where", "optimizer.learning_rate=0.01", "--log"], "--log with --where"),
 ])
-def test_compare_refuses_unknown_names_in_one_line_with_exit_2(grid, tmp_path, args, expected):
-    done = run_mlpsuite("compare", *args, "--tracking-uri", grid["uri"], cwd=tmp_path)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1 and expected in done.stderr
+def test_compare_refuses_unknown_names_in_one_line_with_exit_2(grid, capsys, args, expected):
+    code, out, err = cli_in_process(capsys, "compare", *args, "--tracking-uri", grid["uri"])
+    assert code == 2 and not out
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
 
 
 def test_compare_where_keeps_one_grid_value(grid):

@@ -10,7 +10,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 from mlflow import MlflowClient
 
 from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
