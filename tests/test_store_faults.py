@@ -62,6 +62,7 @@ def test_a_file_that_is_not_an_mlflow_store_is_one_line_for_every_command(tmp_pa
             result = run_mlpsuite(*command, "--tracking-uri", f"sqlite:///{path}", cwd=tmp_path)
             _one_line_error(result, says[path], path.name)
     assert {path: _digest(path) for path in says} == before  # nothing was written to any of them
+    assert not [path for path in says if path.with_name(path.name + ".lock").exists()]  # nor beside them
     assert not (tmp_path / "figures").exists()
 
 

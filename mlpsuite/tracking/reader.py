@@ -16,7 +16,8 @@ from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
 from mlpsuite.tracking.calls import StoreCalls
 from mlpsuite.tracking.schema import check_sqlite_store
-from mlpsuite.tracking.store import _check_database, _check_server, _sqlite_path, _store_creation_lock, shown_uri
+from mlpsuite.tracking.store import (_check_database, _check_server, _sqlite_path, _store_creation_lock,
+                                     creation_lock_path, shown_uri)
 from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND
 
 
@@ -39,6 +40,10 @@ class StoreReader:
         _check_server(uri)
         _check_database(uri)
         local = _sqlite_path(uri)
+        if local is not None and local.is_file() and not creation_lock_path(local).exists():
+            # No mlpsuite process is creating this store (creators hold that lock file): a file
+            # that is not a store is refused before a lock file is left beside it.
+            check_sqlite_store(uri, local)
         try:
             with _store_creation_lock(uri):
                 if local is not None:  # before MLflow opens it: it would write its tables into any file

@@ -54,6 +54,11 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
+def creation_lock_path(database: Path) -> Path:
+    """The lock file beside a SQLite store that its creators take turns on."""
+    return database.with_name(database.name + ".lock")
+
+
 @contextlib.contextmanager
 def _store_creation_lock(uri: str):
     """Two grids starting on a new SQLite file would both create MLflow's tables and clash
@@ -66,7 +71,7 @@ def _store_creation_lock(uri: str):
     if local is None or fcntl is None:
         yield
         return
-    with open(local.with_name(local.name + ".lock"), "w") as lock:
+    with open(creation_lock_path(local), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
