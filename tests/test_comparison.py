@@ -60,6 +60,10 @@ def test_parent_run_carries_tables_report_figures_description_and_headline_metri
                  "trial_time_s_torch", "trial_time_s_jax", "peak_rss_mb_torch", "peak_rss_mb_jax"):
         assert math.isfinite(metrics[name]), name
     assert metrics["parity_max_rel_diff"] < 1e-4  # the same trial on two backends agrees
+    runs = trial_runs(grid["uri"], "rates")
+    for backend in BACKENDS:  # the worker's clock, not the run's wall time (that spans its claim's wait)
+        measured = runs[runs["params.backend"] == backend]["metrics.trial_time_s"]
+        assert metrics[f"trial_time_s_{backend}"] == pytest.approx(measured.median())
     assert metrics["trials_counted"] == len(LEARNING_RATES) * len(SEEDS) * len(BACKENDS)
     cells = pd.read_csv(grid["client"].download_artifacts(parent.info.run_id, "comparison/cells.csv",
                                                           str(grid["directory"])))

@@ -67,7 +67,10 @@ def _run_fields(run) -> dict[str, Any]:
     ended = run.info.end_time
     fields = {"run_id": run.info.run_id, "status": run.info.status,
               "failure": run.data.tags.get(TAG_FAILURE), "weights_sha256": run.data.tags.get(TAG_WEIGHTS),
-              "trial_time_s": (ended - run.info.start_time) / 1000 if ended else math.nan,
+              # The worker's own clock (a vectorised group's share per seed); the run's wall time
+              # also spans its claim's wait for a worker, and stands in only where that is missing.
+              "trial_time_s": run.data.metrics.get("trial_time_s",
+                                                   (ended - run.info.start_time) / 1000 if ended else math.nan),
               "dropout": float(run.data.params.get("model.dropout", 0.0)),
               # seeds trained with it as one program: its step time is the group's per seed
               "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0)),

@@ -15,7 +15,9 @@ from mlpsuite.registry import EXPERIMENT_FIGURES, FIGURE_NAMES, RUN_FIGURES
 
 def add_figure_commands(commands) -> None:
     """The `datasets` and `figures` subparsers on `commands`."""
-    commands.add_parser("datasets", help="list the built-in datasets and their task").set_defaults(
+    commands.add_parser("datasets", help="list the built-in datasets and their task",
+                        description="The built-in datasets (scikit-learn's bundled sets and the synthetic "
+                                    "problems), each with its task and options.").set_defaults(
         handler=lambda _: list_datasets())
 
     figures = commands.add_parser(

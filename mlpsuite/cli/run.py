@@ -11,7 +11,7 @@ from pathlib import Path
 from mlpsuite.cli.arguments import (EXIT_FAILED, add_tracking_uri, backends_list, non_negative_float,
                                     non_negative_int, positive_int, shown_uri)
 from mlpsuite.errors import ConfigError
-from mlpsuite.registry import BACKENDS
+from mlpsuite.registry import ALLOWED_BACKENDS
 
 
 def add_run_command(commands) -> None:
@@ -21,7 +21,8 @@ def add_run_command(commands) -> None:
                               "record each as an MLflow child run of one parent run. Trials whose "
                               "key already has a FINISHED run in the experiment are reused.")
     run.add_argument("config", type=Path, help="the grid YAML, e.g. experiments/quickstart.yaml")
-    run.add_argument("--backends", type=backends_list, help=f"comma list overriding the config's ({','.join(BACKENDS)}, sklearn; tf = tensorflow)")
+    run.add_argument("--backends", type=backends_list,
+                     help=f"comma list overriding the config's; allowed: {ALLOWED_BACKENDS}")
     run.add_argument("--jobs", type=positive_int, help="worker processes (default: one per core)")
     add_tracking_uri(run)
     run.add_argument("--dry-run", action="store_true", help="print the trial table; write nothing")
