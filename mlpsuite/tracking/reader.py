@@ -40,13 +40,14 @@ class StoreReader:
         _check_server(uri)
         _check_database(uri)
         local = _sqlite_path(uri)
-        if local is not None and local.is_file() and not creation_lock_path(local).exists():
-            # No mlpsuite process is creating this store (creators hold that lock file): a file
-            # that is not a store is refused before a lock file is left beside it.
+        # No mlpsuite process is creating this store (creators hold that lock file): a file that
+        # is not a store is refused before a lock file is left beside it, and checked once.
+        checked = local is not None and local.is_file() and not creation_lock_path(local).exists()
+        if checked:
             check_sqlite_store(uri, local)
         try:
             with _store_creation_lock(uri):
-                if local is not None:  # before MLflow opens it: it would write its tables into any file
+                if local is not None and not checked:  # before MLflow opens it: it would write its tables into any file
                     check_sqlite_store(uri, local)
                 self.client = MlflowClient(tracking_uri=uri)
                 self._call(self.client.search_experiments, max_results=1)
