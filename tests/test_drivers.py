@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from mlpsuite.tracking import StoreReader
+from mlpsuite.tracking import StoreReader, Tracker
 from tests.grids import clean_env, mlpsuite_command, sqlite_uri, write_grid
 
 SEEDS = [0, 1, 2, 3]
@@ -90,3 +90,15 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     assert {run.data.tags["mlpsuite.pid"] for run in killed} == {str(first.pid)}
     assert not [run for run in runs if run.info.status == "RUNNING"]
     assert "Traceback" not in stderr
+
+
+def test_an_experiment_another_driver_created_meanwhile_is_joined_not_an_error(tmp_path):
+    # Two drivers both found no experiment and both create it: the later one joins the first's
+    # (CI saw RESOURCE_ALREADY_EXISTS end a driver on PostgreSQL).
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first, second = Tracker(uri), Tracker(uri)
+    assert second.client.get_experiment_by_name("shared") is None
+    created = first.create_experiment("shared")
+    assert second.create_experiment("shared") == created
+    assert second.experiment_id("shared") == created
+    assert len(first.client.search_experiments(filter_string="name = 'shared'")) == 1

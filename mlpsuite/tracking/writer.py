@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import StoreError
@@ -61,7 +62,16 @@ class Tracker(StoreReader):
         experiment = self._call(self.client.get_experiment_by_name, name)
         if experiment is not None:
             return experiment.experiment_id
-        return self._call(self.client.create_experiment, name, artifact_location=self._artifact_root(name))
+        return self.create_experiment(name)
+
+    def create_experiment(self, name: str) -> str:
+        """A new experiment `name`, or the one another driver created since this one looked."""
+        try:
+            return self._call(self.client.create_experiment, name, artifact_location=self._artifact_root(name))
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        return self._call(self.client.get_experiment_by_name, name).experiment_id
 
     def _artifact_root(self, name: str) -> str | None:
         """Artifacts of a local SQLite store live beside it: mlruns/artifacts/<experiment>."""
