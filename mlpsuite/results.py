@@ -25,8 +25,17 @@ RETRIED = "retried"  # its worker died; the trial ran again in a new run
 
 
 def peak_rss_mb() -> float:
-    """This process's resident high-water mark so far, in MB (KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """This process's resident high-water mark so far, in MB: /proc's VmHWM on Linux, because
+    getrusage's ru_maxrss keeps across exec the mark of the process it was forked from, so a
+    worker started by a large process (a notebook's kernel) would report that one's peak."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
@@ -41,6 +46,26 @@ def sqlite_uri(directory: Path) -> str:
     return f"sqlite:///{directory / 'store' / 'mlflow.db'}"
 
 
+def ready_store(directory: Path) -> str:
+    """`sqlite_uri(directory)` with MLflow's tables already made: a copy of one empty store that
+    mlpsuite made once in this test process. MLflow's migrations cost seconds per new store, so
+    tests whose subject is not a new store (its creation, nothing written) start from this."""
+    global _EMPTY_STORE
+    if _EMPTY_STORE is None:
+        from mlpsuite.tracking import StoreReader
+        made = Path(tempfile.mkdtemp(prefix="mlpsuite-empty-store-")) / "mlflow.db"
+        StoreReader(f"sqlite:///{made}")
+        _EMPTY_STORE = made
+    uri = sqlite_uri(directory)
+    target = _sqlite_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_EMPTY_STORE, target)
+    return uri
+
+
+_EMPTY_STORE: Path | None = None
+
+
 def clean_env() -> dict[str, str]:
     """This environment without a backend or store of the test run's own."""
     return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
@@ -53,6 +78,38 @@ def mlpsuite_command(*args: str) -> list[str]:
 def run_mlpsuite(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(mlpsuite_command(*args), cwd=cwd, env=clean_env(), capture_output=True,
                           text=True, timeout=timeout)
+
+
+def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`mlpsuite ARGS` from `cwd`, as `run_mlpsuite` but in this process: `cli.main`, the console
+    script's code, without a new interpreter's seconds of imports (MLflow, pandas, matplotlib).
+    Its workers are processes of their own all the same. For tests whose subject is what reaches
+    the store; a user's terminal (one-line errors, library noise) is `run_mlpsuite`'s to check."""
+    from mlpsuite import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    # The console script's warnings reach stderr through logging.lastResort: WARNING, the message.
+    handler = logging.StreamHandler(err)
+    handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("mlpsuite")
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(handler)
+    uri = os.environ.pop("MLFLOW_TRACKING_URI", None)
+    here = os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as stop:  # argparse's own exit
+                code = stop.code
+    finally:
+        os.chdir(here)
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+        if uri is not None:
+            os.environ["MLFLOW_TRACKING_URI"] = uri
+    return subprocess.CompletedProcess(["mlpsuite", *args], code, out.getvalue(), err.getvalue())
 
 
 def cli_in_process(capsys, *argv: str) -> tuple[int, str, str]:

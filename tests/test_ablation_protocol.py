@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from mlpsuite import cli
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import cli_in_process, sqlite_uri, trial_runs, write_grid
+from tests.grids import cli_in_process, ready_store, trial_runs, write_grid
 
 RATES = [0.3, 1.0, 3.0]
 SEEDS = [0, 1, 2]
@@ -29,7 +29,7 @@ def grid(tmp_path_factory):
     path = write_grid(directory, "tuned", training={"epochs": 10, "batch_size": 16, "max_seconds": 120},
                       backends=["torch"], seeds=SEEDS,
                       grid={NAME: ["sgd", "adam"], RATE: RATES}, compare={"nuisance": [RATE]})
-    uri = sqlite_uri(directory)
+    uri = ready_store(directory)
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"]) == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tuned")

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 import mlpsuite
-from tests.grids import clean_env, run_mlpsuite, sqlite_uri
+from tests.grids import clean_env, ready_store, run_in_process, sqlite_uri
 
 QUESTION = "Does ReLU beat the identity on iris?"
 
@@ -33,7 +33,7 @@ def _config(name: str = "api") -> dict:
 def grid(tmp_path_factory):
     """One grid run from a dict: (folder, store URI, its GridResult)."""
     folder = tmp_path_factory.mktemp("api")
-    uri = sqlite_uri(folder)
+    uri = ready_store(folder)
     return folder, uri, mlpsuite.run(_config(), tracking_uri=uri, progress=False)
 
 
@@ -110,7 +110,7 @@ def test_compare_reads_the_grid_back_as_the_cli_does(grid):
     folder, uri, result = grid
     comparison = mlpsuite.compare("api", tracking_uri=uri)
     assert comparison.parent_run_id == result.parent_run_id
-    cli = run_mlpsuite("compare", "api", "--format", "json", "--tracking-uri", uri, cwd=folder)
+    cli = run_in_process("compare", "api", "--format", "json", "--tracking-uri", uri, cwd=folder)
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
     assert [row["cell"] for row in shown["cells"]] == comparison.cells["cell"].tolist()

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 from mlpsuite import cli, plots
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import cli_in_process, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import cli_in_process, ready_store, run_in_process, run_mlpsuite, trial_runs, write_grid
 
 LEARNING_RATES = [0.0001, 0.01]
 SEEDS = [0, 1, 2]
@@ -27,7 +27,7 @@ def grid(tmp_path_factory):
     path = write_grid(directory, "rates", dataset={"name": "digits"}, model={"hidden": [16]},
                       training={"epochs": 5, "batch_size": 64}, backends=BACKENDS, seeds=SEEDS,
                       grid={"optimizer.learning_rate": LEARNING_RATES})
-    uri = sqlite_uri(directory)
+    uri = ready_store(directory)
     code = cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"])
     assert code == 0
     client = MlflowClient(uri)
@@ -114,7 +114,7 @@ def test_child_runs_carry_cell_tag_dataset_input_and_curve_metrics(grid):
 
 def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path):
     common = ["--tracking-uri", grid["uri"]]
-    as_json = run_mlpsuite("compare", "rates", "--format", "json", *common, cwd=tmp_path)
+    as_json = run_in_process("compare", "rates", "--format", "json", *common, cwd=tmp_path)
     assert as_json.returncode == 0, as_json.stderr[-2000:]
     report = json.loads(as_json.stdout)
     assert report["parent_run_id"] == grid["parent"].info.run_id and report["metric"] == "val_loss"
@@ -124,16 +124,16 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     best = [row for row in report["cells"] if row["backend"] == "all"][0]
     assert best["val_loss_mean"] == pytest.approx(grid["parent"].data.metrics["best_val_loss"])
 
-    as_csv = run_mlpsuite("compare", "rates", "--format", "csv", "--metric", "test_accuracy",
+    as_csv = run_in_process("compare", "rates", "--format", "csv", "--metric", "test_accuracy",
                           "--out", str(tmp_path / "out"), *common, cwd=tmp_path)
     assert as_csv.returncode == 0, as_csv.stderr[-2000:]
     assert as_csv.stdout.splitlines()[0].startswith("cell,optimizer.learning_rate,backend,n,trials")
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {"cells.csv", "report.md", "curves.png"}
-    as_markdown = run_mlpsuite("compare", "rates", "--format", "markdown", *common, cwd=tmp_path)
+    as_markdown = run_in_process("compare", "rates", "--format", "markdown", *common, cwd=tmp_path)
     assert "#### Ranking by final val_loss" in as_markdown.stdout and "#### Backend parity" in as_markdown.stdout
     assert "| 1 | learning_rate=0.01 | 3 (6 runs) |" in as_markdown.stdout
 
-    logged = run_mlpsuite("compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path)
+    logged = run_in_process("compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path)
     assert logged.returncode == 0, logged.stderr[-2000:]
     parent = grid["client"].get_run(grid["parent"].info.run_id)
     assert "best_test_loss" in parent.data.metrics  # the report was rewritten onto the parent

@@ -14,7 +14,7 @@ import pytest
 
 import mlpsuite
 from tests.browser import chromium, click_all, loaded_images, page_text, wait_until
-from tests.grids import clean_env, mlpsuite_command, sqlite_uri
+from tests.grids import clean_env, mlpsuite_command, ready_store
 from tests.servers import free_port, start_suite_server, stop, wait_for_http
 
 QUESTION = "Which activation separates the circles?"
@@ -71,7 +71,7 @@ def _parent_page_shows_the_answer(browser, address: str, result, screenshot: Pat
 
 
 def test_mlflow_ui_shows_the_figures_and_the_best_cell(tmp_path, browser):
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     result = mlpsuite.run(_grid("dashboard"), tracking_uri=uri, progress=False)
     ui, experiment_page = _start_ui(tmp_path, uri, "dashboard")
     try:
@@ -93,7 +93,7 @@ def test_mlflow_ui_shows_the_figures_and_the_best_cell(tmp_path, browser):
 
 def test_a_server_with_served_artifacts_shows_them_too(tmp_path, browser):
     port = free_port()
-    server = start_suite_server(tmp_path, port, sqlite_uri(tmp_path), tmp_path / "artifacts")
+    server = start_suite_server(tmp_path, port, ready_store(tmp_path), tmp_path / "artifacts")
     address = f"http://127.0.0.1:{port}"
     try:
         result = mlpsuite.run(_grid("dashboard-server"), tracking_uri=address, progress=False)

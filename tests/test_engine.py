@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from mlpsuite import cli
 from mlpsuite.config import expand, load_config
-from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import clean_env, mlpsuite_command, ready_store, run_in_process, run_mlpsuite, trial_runs, write_grid
 
 EPOCHS = 5
 
@@ -21,7 +21,7 @@ def grid_run(tmp_path_factory):
     directory = tmp_path_factory.mktemp("engine")
     path = write_grid(directory, "engine", training={"epochs": EPOCHS},
                       grid={"model.activation": ["relu", "tanh"]})
-    uri = sqlite_uri(directory)
+    uri = ready_store(directory)
     code = cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"])
     return {"code": code, "uri": uri, "path": path, "runs": trial_runs(uri, "engine"),
             "trials": expand(load_config(path)), "directory": directory}
@@ -103,7 +103,7 @@ def test_running_again_reuses_every_finished_trial(grid_run, capsys):
 def test_rerun_on_the_same_backend_gives_identical_losses(grid_run):
     runs = grid_run["runs"]
     original = runs[runs["params.backend"] == "torch"].iloc[0]
-    done = run_mlpsuite("rerun", original["run_id"], "--tracking-uri", grid_run["uri"],
+    done = run_in_process("rerun", original["run_id"], "--tracking-uri", grid_run["uri"],
                         cwd=grid_run["directory"])
     assert done.returncode == 0, done.stderr[-2000:]
     assert "largest relative difference in final losses: 0\n" in done.stdout
@@ -119,8 +119,8 @@ def test_rerun_on_the_same_backend_gives_identical_losses(grid_run):
 def test_diverging_trial_is_a_failed_run(tmp_path):
     path = write_grid(tmp_path, "diverge", backends=["jax"], optimizer={"name": "sgd", "learning_rate": 1.0e6},
                       model={"scaler": "none", "activation": "identity"})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--strict", cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, "--strict", cwd=tmp_path)
     assert done.returncode == 1, done.stderr[-2000:]
     runs = trial_runs(uri, "diverge")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["diverged"]
@@ -129,8 +129,8 @@ def test_diverging_trial_is_a_failed_run(tmp_path):
 
 def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
     path = write_grid(tmp_path, "slow", backends=["torch"], training={"epochs": 100000, "max_seconds": 1})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = trial_runs(uri, "slow")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
@@ -147,7 +147,7 @@ def test_worker_log_folders_are_removed_when_the_grid_ends(tmp_path):
     path = write_grid(tmp_path, "tidy", backends=["torch"], training={"epochs": 1})
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", sqlite_uri(tmp_path)),
+    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", ready_store(tmp_path)),
                           cwd=tmp_path, env={**clean_env(), "TMPDIR": str(scratch)}, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -162,13 +162,13 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     data.parent.mkdir()
     iris.to_csv(data, index=False)
     path = write_grid(data.parent, "csvrun", dataset={"name": "iris.csv"}, backends=["torch"])
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=data.parent)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=data.parent)
     assert done.returncode == 0, done.stderr[-2000:]
     run_id = trial_runs(uri, "csvrun")["run_id"].iloc[0]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, "--tolerance", "0", cwd=elsewhere)
+    again = run_in_process("rerun", run_id, "--tracking-uri", uri, "--tolerance", "0", cwd=elsewhere)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "largest relative difference in final losses: 0\n" in again.stdout
 
@@ -177,7 +177,7 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     refused = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, cwd=elsewhere)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "changed since the run" in refused.stderr and "--allow-changed-data" in refused.stderr
-    changed = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, "--allow-changed-data",
+    changed = run_in_process("rerun", run_id, "--tracking-uri", uri, "--allow-changed-data",
                            "--tolerance", "0", cwd=elsewhere)
     assert changed.returncode == 1, changed.stderr[-2000:]  # new data, new losses: over tolerance 0
     assert "over --tolerance 0" in changed.stderr
@@ -186,8 +186,8 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
 def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
     path = write_grid(tmp_path, "regress", dataset={"name": "diabetes"}, backends=["torch"],
                       training={"epochs": 3, "early_stopping": {"patience": 1}})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     run = trial_runs(uri, "regress").iloc[0]
     for name in ("test_r2", "test_mae", "val_r2", "val_mae", "tested_epoch"):
@@ -199,7 +199,7 @@ def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_
     # The grid's order interleaves the two programs (activations); the queue groups them.
     path = write_grid(tmp_path, "reuse", backends=["torch", "jax"],
                       grid={"optimizer.learning_rate": [0.01, 0.05], "model.activation": ["relu", "tanh"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1"]) == 0
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1", "--force", "--no-reuse"]) == 0
     runs = trial_runs(uri, "reuse")
@@ -221,8 +221,8 @@ def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_
 def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
     path = write_grid(tmp_path, "vectorized", backends=["torch", "jax"], seeds=[0, 1, 2],
                       training={"epochs": 4, "vectorize": "seeds"})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "does not apply to 3 trials, because of torch (JAX only)" in done.stderr
     assert "ms/step per seed, 3 seeds trained as one program" in done.stdout.replace("\n", " ")
@@ -238,7 +238,7 @@ def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
 def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path):
     # A growth limit below zero: every worker retires after its second trial.
     path = write_grid(tmp_path, "retire", backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu", "selu"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=tmp_path,
                           env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -251,8 +251,8 @@ def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path)
 def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(tmp_path):
     path = write_grid(tmp_path, "probed", backends=["torch"], diagnostics=True, training={"epochs": 2},
                       model={"hidden": [8, 8]})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     run_id = trial_runs(uri, "probed")["run_id"].iloc[0]
     client = MlflowClient(uri)

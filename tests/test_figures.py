@@ -13,7 +13,7 @@ from mlpsuite.data import load_dataset
 from mlpsuite.errors import ReportError
 from mlpsuite.layers import ACTIVATIONS
 from mlpsuite.registry import FIGURE_NAMES
-from tests.grids import run_mlpsuite, sqlite_uri, write_grid
+from tests.grids import ready_store, run_mlpsuite, write_grid
 
 KINKS = (0.0, -3.0, 3.0)  # the ReLU family's at 0, hard_sigmoid's at ±3
 
@@ -226,7 +226,7 @@ def test_cli_unknown_figure_is_one_line_exit_2(tmp_path):
 
 
 def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     done = run_mlpsuite("figures", "scalers", "--out", str(tmp_path / "out"), "--log", "lecture",
                         "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -270,7 +270,7 @@ EPOCHS = 3
 def diagnostics_grid(tmp_path_factory):
     """A real grid with diagnostics (torch, sigmoid and relu, 3 hidden layers); (folder, uri, name)."""
     folder = tmp_path_factory.mktemp("diagnostics")
-    uri = sqlite_uri(folder)
+    uri = ready_store(folder)
     path = write_grid(folder, "diag", diagnostics=True, backends=["torch"], model={"hidden": [8, 8, 8]},
                       grid={"model.activation": ["sigmoid", "relu"]}, training={"epochs": EPOCHS})
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=folder)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from tests.grids import clean_env, mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import (clean_env, mlpsuite_command, polled_statuses, ready_store, run_in_process, sqlite_uri,
+                        trial_runs, write_grid)
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
 LONG_TRIALS = {"training": {"epochs": 150, "batch_size": 8}, "backends": ["torch"]}
@@ -49,7 +50,7 @@ def _children(pid: int) -> list[int]:
 def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_path):
     path = write_grid(tmp_path, "interrupted", **LONG_TRIALS,
                       grid={"model.activation": ["relu", "tanh", "elu", "sigmoid"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in polled_statuses(uri, "interrupted")}, process)
     process.send_signal(signal.SIGINT)
@@ -61,7 +62,7 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
     killed = trial_runs(uri, "interrupted").query("status == 'KILLED'")
     assert set(killed["tags.mlpsuite.failure"]) == {"interrupted"}
 
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in polled_statuses(uri, "interrupted") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 4  # every trial once, none twice
@@ -78,7 +79,7 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
 
 def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
     path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "killed")), process)
     workers = _children(process.pid)
@@ -114,7 +115,7 @@ def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
 
 def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
     path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "hangup")), process)
     process.send_signal(signal.SIGHUP)
@@ -128,7 +129,7 @@ def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
 
 def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next_run(tmp_path):
     path = write_grid(tmp_path, "orphaned", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "orphaned")), process)
     workers = _children(process.pid)
@@ -137,7 +138,7 @@ def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next
     for worker in workers:  # its workers notice their closed stdin; do not wait for them
         os.kill(worker, signal.SIGKILL)
     assert "RUNNING" in {s for s, _, _ in polled_statuses(uri, "orphaned")}
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "runs KILLED that an mlpsuite run which no longer exists had left RUNNING" in done.stderr
     runs = trial_runs(uri, "orphaned")

@@ -3,7 +3,7 @@
 from mlpsuite import cli
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import sqlite_uri, write_grid
+from tests.grids import ready_store, write_grid
 
 
 def test_unscaled_wine_ends_with_a_worse_val_loss_than_z_scaled_wine(tmp_path):
@@ -14,7 +14,7 @@ def test_unscaled_wine_ends_with_a_worse_val_loss_than_z_scaled_wine(tmp_path):
                       optimizer={"name": "momentum", "learning_rate": 0.01, "momentum": 0.9},
                       training={"epochs": 20, "batch_size": 16}, backends=["jax"], seeds=[0, 1, 2],
                       grid={"model.scaler": ["none", "standard"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1"]) == 0
     comparison = compare(Tracker(uri), "wine_scaling")
     effect = comparison.effects.set_index("level").loc["none"]

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from nbclient import NotebookClient
 
 import mlpsuite
-from tests.grids import ROOT, sqlite_uri
+from tests.grids import ROOT, ready_store
 
 NOTEBOOK = ROOT / "examples" / "lecture.ipynb"
 GRIDS = ("lecture-identity", "lecture-vanishing", "lecture-dead-relu", "lecture-scaling", "lecture-optimizers")
@@ -21,7 +21,7 @@ GRIDS = ("lecture-identity", "lecture-vanishing", "lecture-dead-relu", "lecture-
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory, request):
     folder = tmp_path_factory.mktemp("notebook")
-    uri = sqlite_uri(folder)
+    uri = ready_store(folder)
     patch = pytest.MonkeyPatch()
     patch.setenv("MLFLOW_TRACKING_URI", uri)
     patch.delenv("KERAS_BACKEND", raising=False)  # the kernel's workers set their own

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.grids import (clean_env, mlpsuite_command, polled_statuses, run_mlpsuite, sqlite_uri, trial_runs,
-                         write_grid)
+from tests.grids import (clean_env, mlpsuite_command, polled_statuses, ready_store, run_mlpsuite, sqlite_uri,
+                        trial_runs, write_grid)
 
 import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails here, loudly)
 
@@ -39,7 +39,7 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
                       grid={"model.activation": ["relu", "tanh"]})
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
-    local_uri, ray_uri = sqlite_uri(tmp_path / "local"), sqlite_uri(tmp_path / "ray")
+    local_uri, ray_uri = ready_store(tmp_path / "local"), ready_store(tmp_path / "ray")
     local = run_mlpsuite("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
     on_actors = run_mlpsuite("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray",
@@ -86,9 +86,18 @@ def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(
 WORKER_MARKS = {"ray": "_TrialActor", "local": "mlpsuite.executors.worker"}
 
 
-def _actor_pids(executor: str = "ray") -> list[int]:
+def _started_in(folder: Path, pid: str) -> bool:
+    """Whether process `pid` runs in `folder`: a grid's workers, Ray's raylet and actors keep
+    the driver's working folder. Other tests' grids may run at the same time, elsewhere."""
+    try:
+        return Path(os.readlink(f"/proc/{pid}/cwd")).is_relative_to(folder)
+    except OSError:
+        return False
+
+
+def _actor_pids(folder: Path, executor: str = "ray") -> list[int]:
     """Processes of mlpsuite's Ray actors (Ray names them after the actor class), or of its
-    local workers."""
+    local workers, of the grid started in `folder`."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -96,7 +105,7 @@ def _actor_pids(executor: str = "ray") -> list[int]:
                 command = (entry / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if WORKER_MARKS[executor] in command:
+            if WORKER_MARKS[executor] in command and _started_in(folder, entry.name):
                 pids.append(int(entry.name))
     return pids
 
@@ -106,7 +115,7 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, exe
     """A trial stops itself at an epoch end past `max_seconds`; one that never reaches an epoch
     end (here: its worker SIGSTOPped) is killed by the executor, on Ray as locally."""
     path = write_grid(tmp_path, "hung", backends=["torch"], training={"epochs": 100000, "max_seconds": 5})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", executor,
                                                 "--jobs", "1"),
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,7 +123,7 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, exe
     while time.monotonic() < deadline and process.poll() is None and not stopped:
         time.sleep(0.2)
         if any(status == "RUNNING" for status, _, _ in polled_statuses(uri, "hung")):
-            stopped = _actor_pids(executor)
+            stopped = _actor_pids(tmp_path, executor)
             for pid in stopped:
                 os.kill(pid, signal.SIGSTOP)
     assert stopped, "no worker was found mid-trial"
@@ -123,7 +132,7 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, exe
     runs = trial_runs(uri, "hung")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
     assert runs["tags.mlpsuite.failure_message"].iloc[0] == "killed after 10 s (training.max_seconds=5)"
-    assert not _actor_pids(executor)
+    assert not _actor_pids(tmp_path, executor)
 
 
 @pytest.mark.parametrize("retries, statuses, failures", [
@@ -132,7 +141,7 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, exe
 ])
 def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses, failures):
     path = write_grid(tmp_path, "retried", backends=["torch"], training={"epochs": 150, "batch_size": 8})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "1", "--max-retries", retries),
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -141,7 +150,7 @@ def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses
     while time.monotonic() < deadline and process.poll() is None and not killed:
         time.sleep(0.5)
         if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "retried")):
-            for pid in _actor_pids():
+            for pid in _actor_pids(tmp_path):
                 os.kill(pid, signal.SIGKILL)
                 killed = True
     assert killed, "no actor was found mid-trial"
@@ -155,7 +164,7 @@ def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses
 def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(tmp_path):
     path = write_grid(tmp_path, "stopped", backends=["torch"], training={"epochs": 150, "batch_size": 8},
                       grid={"model.activation": ["relu", "tanh"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "1"),
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -169,17 +178,17 @@ def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid
     assert process.returncode == 130, stderr[-2000:]
     statuses = {status for status, _, _ in polled_statuses(uri, "stopped")}
     assert "KILLED" in statuses and "RUNNING" not in statuses
-    assert not _actor_pids()  # the actors went with the driver
+    assert not _actor_pids(tmp_path)  # the actors went with the driver
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in polled_statuses(uri, "stopped") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 2
 
 
-def _raylet_workers() -> list[int]:
-    """Every worker process of the local raylets (Ray titles them `ray::IDLE`, `ray::_TrialActor`
-    ...); not the raylet itself nor its agents (`ray::DashboardAgent`, `ray::RuntimeEnvAgent`),
-    whose loss ends the raylet, and here the whole one-node cluster."""
+def _raylet_workers(folder: Path) -> list[int]:
+    """Every worker process of the local raylet of the grid started in `folder` (Ray titles them
+    `ray::IDLE`, `ray::_TrialActor` ...); not the raylet itself nor its agents (`ray::DashboardAgent`,
+    `ray::RuntimeEnvAgent`), whose loss ends the raylet, and here the whole one-node cluster."""
     parents, titles = {}, {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -188,7 +197,8 @@ def _raylet_workers() -> list[int]:
                 titles[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
             except (OSError, IndexError, ValueError):
                 continue
-    raylets = {pid for pid, title in titles.items() if "raylet/raylet" in title.split("\0")[0]}
+    raylets = {pid for pid, title in titles.items()
+               if "raylet/raylet" in title.split("\0")[0] and _started_in(folder, str(pid))}
     return [pid for pid, parent in parents.items() if parent in raylets and titles[pid].startswith("ray::")
             and not titles[pid].split("\0")[0].endswith("Agent")]
 
@@ -196,7 +206,7 @@ def _raylet_workers() -> list[int]:
 def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path):
     path = write_grid(tmp_path, "lost", backends=["torch"], training={"epochs": 60, "batch_size": 8},
                       grid={"model.activation": ["relu", "tanh", "elu", "sigmoid", "swish", "gelu"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "2"),
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -209,7 +219,7 @@ def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path):
             # the actors run ahead of the store: with 4 of the 6 trials left they are still at work
             if "FINISHED" in statuses and "RUNNING" in statuses:
                 before = trial_runs(uri, "lost")
-                killed = _raylet_workers()
+                killed = _raylet_workers(tmp_path)
                 for pid in killed:
                     os.kill(pid, signal.SIGKILL)
         assert killed, "the grid never had a finished and a running trial at once"
@@ -268,7 +278,7 @@ def test_more_actors_than_cpus_share_them_and_the_grid_finishes(tmp_path):
     oversubscribe; an actor asking for a whole one would never be placed, its trial never run."""
     jobs = (os.cpu_count() or 1) + 1
     path = write_grid(tmp_path, "crowded", backends=["torch"], training={"epochs": 3}, seeds=list(range(jobs + 1)))
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", str(jobs),
                         cwd=tmp_path, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]

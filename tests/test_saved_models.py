@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
-from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import ready_store, run_in_process, run_mlpsuite, trial_runs, write_grid
 
 # Loads runs' models with mlflow.pyfunc alone (no mlpsuite import) and prints the outputs of
 # each `MODEL_URI::FEATURES` argument, one line `prediction: JSON` each; with `--slices RUN
@@ -58,8 +58,8 @@ def _cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
 def test_a_saved_model_predicts_the_same_on_every_backend_and_scores_like_its_run(tmp_path):
     path = write_grid(tmp_path, "saved", backends=["torch", "sklearn"], training={"epochs": 4, "save_model": True},
                       model={"scaler": "minmax"})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     runs = trial_runs(uri, "saved").set_index("params.backend")
     client = MlflowClient(uri)

@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 from mlflow import MlflowClient
 
-from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
+from tests.grids import clean_env, mlpsuite_command, ready_store, run_mlpsuite, sqlite_uri, write_grid
 from tests.servers import free_port, start_suite_server, stop, two_grids_at_once, wait_for_http
 
 
@@ -23,7 +23,7 @@ def mlflow_server(tmp_path):
     with open(log, "w", encoding="utf-8") as output:  # not a pipe: nobody reads it, and a full one blocks
         process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
+             "--backend-store-uri", ready_store(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
              "--workers", "1"],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -101,7 +101,7 @@ def suite_server(tmp_path):
     """`mlpsuite server` on a free port, its store and artifacts in the test's folder."""
     (tmp_path / "served").mkdir()
     port = free_port()
-    process = start_suite_server(tmp_path, port, sqlite_uri(tmp_path / "served"), tmp_path / "served" / "artifacts")
+    process = start_suite_server(tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts")
     try:
         yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
     finally:
@@ -235,7 +235,7 @@ def test_an_exposed_server_answers_workers_that_name_it_by_hostname(tmp_path):
     with open(log, "w", encoding="utf-8") as output:
         process = subprocess.Popen(
             mlpsuite_command("server", "--host", "0.0.0.0", "--port", str(port), "--backend-store-uri",
-                             sqlite_uri(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts")),
+                             ready_store(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts")),
             cwd=tmp_path, env=clean_env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -10,7 +10,7 @@ from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardSca
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
 from mlpsuite.sklearn_backend import SklearnRunner, sklearn_note
-from tests.grids import run_mlpsuite, sqlite_uri, trial_runs, write_grid
+from tests.grids import ready_store, run_in_process, trial_runs, write_grid
 
 
 def _trial(dataset: str, model: dict, optimizer: dict, epochs: int = 6, batch_size: int = 32, seed: int = 4):
@@ -93,8 +93,8 @@ def test_what_sklearn_lacks_is_a_failed_trial_saying_so(model, optimizer, says):
 def test_a_grid_with_sklearn_beside_a_keras_backend(tmp_path):
     path = write_grid(tmp_path, "reference", backends=["torch", "scikit-learn"], seeds=[0, 1],
                       grid={"model.activation": ["tanh", "elu"]})
-    uri = sqlite_uri(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--jobs", "2", cwd=tmp_path)
+    uri = ready_store(tmp_path)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, "--jobs", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "sklearn: 2 trials will be FAILED runs" in done.stderr
     runs = trial_runs(uri, "reference")

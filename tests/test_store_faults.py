@@ -12,7 +12,7 @@ import time
 
 from mlflow import MlflowClient
 
-from tests.grids import clean_env, mlpsuite_command, run_mlpsuite, sqlite_uri, write_grid
+from tests.grids import clean_env, mlpsuite_command, ready_store, run_mlpsuite, sqlite_uri, write_grid
 
 
 def _sklearn_grid(folder, name, seeds=(0, 1, 2, 3)):
@@ -132,7 +132,7 @@ def test_an_artifact_that_cannot_be_written_leaves_its_run_finished_and_tagged(t
     grid = _sklearn_grid(tmp_path, "no-artifacts", seeds=(0,))
     (tmp_path / "store" / "artifacts").mkdir(parents=True)
     (tmp_path / "store" / "artifacts" / "no-artifacts").write_text("a file where the folder would go")
-    result = run_mlpsuite("run", str(grid), "--tracking-uri", sqlite_uri(tmp_path), "--jobs", "1", cwd=tmp_path)
+    result = run_mlpsuite("run", str(grid), "--tracking-uri", ready_store(tmp_path), "--jobs", "1", cwd=tmp_path)
     assert "Traceback" not in result.stderr and "could not write artifact" in result.stderr
     client = MlflowClient(sqlite_uri(tmp_path))
     experiment = client.get_experiment_by_name("no-artifacts")

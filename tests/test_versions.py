@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from mlpsuite.analysis.tables import parity_table
 from mlpsuite.analysis.versions import mixed_libraries, version_line
-from tests.grids import run_mlpsuite, sqlite_uri, write_grid
+from tests.grids import ready_store, run_mlpsuite, write_grid
 
 
 NAME = "drift – Übung 1"  # a name the shell would split: every command printed for pasting is quoted
@@ -21,7 +21,7 @@ NAME = "drift – Übung 1"  # a name the shell would split: every command print
 def test_a_grid_mixing_versions_says_so_and_same_versions_retrains_the_others(tmp_path):
     grid = write_grid(tmp_path, NAME, backends=["sklearn"], seeds=[0, 1], dataset={"name": "circles"},
                       training={"epochs": 10, "batch_size": 16}, grid={"model.activation": ["relu", "tanh"]})
-    uri = sqlite_uri(tmp_path)
+    uri = ready_store(tmp_path)
     first = run_mlpsuite("run", str(grid), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Versions: sklearn " in first.stdout and "Mixed" not in first.stdout
