@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -50,20 +51,20 @@ def ready_store(directory: Path) -> str:
     """`sqlite_uri(directory)` with MLflow's tables already made: a copy of one empty store that
     mlpsuite made once in this test process. MLflow's migrations cost seconds per new store, so
     tests whose subject is not a new store (its creation, nothing written) start from this."""
-    global _EMPTY_STORE
-    if _EMPTY_STORE is None:
-        from mlpsuite.tracking import StoreReader
-        made = Path(tempfile.mkdtemp(prefix="mlpsuite-empty-store-")) / "mlflow.db"
-        StoreReader(f"sqlite:///{made}")
-        _EMPTY_STORE = made
     uri = sqlite_uri(directory)
     target = _sqlite_path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_EMPTY_STORE, target)
+    shutil.copyfile(_empty_store(), target)
     return uri
 
 
-_EMPTY_STORE: Path | None = None
+@functools.cache
+def _empty_store() -> Path:
+    from mlpsuite.tracking import StoreReader
+
+    made = Path(tempfile.mkdtemp(prefix="mlpsuite-empty-store-")) / "mlflow.db"
+    StoreReader(f"sqlite:///{made}")
+    return made
 
 
 def clean_env() -> dict[str, str]:
