@@ -5,13 +5,37 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test benchmark ui figures results clean-venv
+.PHONY: run test check coverage test-shuffled benchmark ui figures results clean-venv
 
 run: $(INSTALLED)
 	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
 
+# Two test streams (pytest-xdist hands each a whole test file at a time, so a module's fixtures
+# are built once); the three backend workers (tests/conftest.py) run beside them.
+STREAMS := -n 2 --dist loadfile --no-loadscope-reorder
+
+# The whole suite, as CI runs it.
 test: $(INSTALLED)
-	$(VENV_PYTHON) -m pytest
+	$(VENV_PYTHON) -m pytest $(STREAMS) --durations=30
+
+# The edit loop's tier (tests marked `check`): pure units, one grid through the engine, the
+# one-line errors, every module of mlpsuite touched.
+check: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest -m check $(STREAMS)
+
+# The whole suite under coverage.py, measured in every Python process it starts (backend test
+# workers, `mlpsuite run`, grid workers, Ray's workers); writes htmlcov/ and the table, and fails
+# below pyproject.toml's fail_under as well as on a failed test.
+coverage: $(INSTALLED)
+	rm -f .coverage .coverage.*
+	$(VENV)/bin/coverage run -m pytest $(STREAMS) -p no:cacheprovider; status=$$?; \
+	$(VENV)/bin/coverage combine --quiet && $(VENV)/bin/coverage html --quiet && \
+	$(VENV)/bin/coverage report --skip-covered && exit $$status
+
+# The suite in a random order (pytest-randomly): no test may depend on another's leftovers.
+# The seed is printed at the top; `make test-shuffled SEED=N` repeats that order.
+test-shuffled: $(INSTALLED)
+	$(VENV_PYTHON) -m pytest $(STREAMS) -p randomly $(if $(SEED),--randomly-seed=$(SEED))
 
 benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/trial_cost.py

@@ -18,11 +18,18 @@ DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "sklearn": ("sc
 def installed_version(library: str) -> str | None:
     if library == "mlpsuite":
         return __version__
+    name = installed_distribution(library)
+    return importlib.metadata.version(name) if name else None
+
+
+def installed_distribution(library: str) -> str | None:
+    """The installed distribution that brings `library` (tensorflow-cpu for tensorflow)."""
     for name in DISTRIBUTIONS.get(library, (library,)):
         try:
-            return importlib.metadata.version(name)
+            importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
+        return name
     return None
 
 

@@ -139,7 +139,7 @@ def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
     from mlflow.models import infer_signature
     from sklearn.pipeline import make_pipeline
 
-    from mlpsuite.saved_models import EXAMPLE_ROWS, new_model_folder
+    from mlpsuite.saved_models import EXAMPLE_ROWS, model_requirements, new_model_folder
 
     pipeline = make_pipeline(*([fitted_scaler] if fitted_scaler is not None else []), model)
     folder = new_model_folder(key)
@@ -147,7 +147,7 @@ def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
     # MLflow's default (skops) format refuses sklearn's own optimizer classes unless trusted.
     trusted = [f"sklearn.neural_network._stochastic_optimizers.{name}" for name in ("AdamOptimizer", "SGDOptimizer")]
     mlflow.sklearn.save_model(pipeline, str(folder), signature=infer_signature(example, pipeline.predict(example)),
-                              skops_trusted_types=trusted)
+                              skops_trusted_types=trusted, pip_requirements=model_requirements("sklearn"))
     return str(folder)
 
 

@@ -3,10 +3,17 @@
 Keras fixes its backend when it is first imported, so one pytest process cannot test three
 backends. The main pytest process parametrizes each backend-marked test as
 `test_x[tensorflow]`, `test_x[torch]`, `test_x[jax]` and replaces the three items with
-proxies. The first proxy of a backend starts a worker (`python -m pytest` with
-`KERAS_BACKEND` set) that runs exactly the selected tests of that backend and writes each
-outcome to a JSON file; each proxy then reports its worker's outcome under its own node id,
-so the summary names the failing backend and shows every backend's tests as passed.
+proxies. As soon as the tests are collected, one worker per backend starts (`python -m
+pytest` with `KERAS_BACKEND` set) and runs exactly the selected tests of its backend, writing
+each test's outcome, phase by phase, to a JSON-lines file. Each proxy waits for its own test's
+outcome there (not for the whole worker) and reports it under its own node id, so the summary
+names the failing backend and shows every backend's tests as passed.
+
+The proxies are moved to the end of the session: the backend workers run beside the plain
+tests, and by the time a proxy runs its outcome is usually waiting. Under pytest-xdist (`make
+test` runs two streams) every stream collects the same tests; the first to claim a backend
+starts its worker, and a proxy reads the outcome from the folder the session's processes share
+(`MLPSUITE_TEST_SHARED`), whichever stream started that worker.
 
 In the main process Keras is imported with the light "numpy" backend only so that test
 modules can import `keras` at the top; no backend-marked test body runs there.
@@ -16,30 +23,58 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 BACKENDS = ("tensorflow", "torch", "jax")
 _WORKER_ENV = "MLPSUITE_TEST_BACKEND"
-_REPORT_ENV = "MLPSUITE_TEST_REPORT"
 _SELECTION_ENV = "MLPSUITE_TEST_SELECTION"
+_SHARED_ENV = "MLPSUITE_TEST_SHARED"
 _WORKER_BACKEND = os.environ.get(_WORKER_ENV)
-# A hung test in a worker fails there, well before the main process gives up on it.
-_WORKER_TEST_TIMEOUT_S = 300
+# A hung test in a worker fails there, well before a proxy gives up waiting for it.
+_WORKER_TEST_TIMEOUT_S = 900
+# How long a proxy waits for its test's outcome: a whole backend worker's run, with room.
+_PROXY_WAIT_S = 1500
+
+# The folder every process of this test session shares (streams, backend workers, ready grids):
+# made by the first process (plain pytest, or xdist's controller before it starts the streams),
+# inherited through the environment by every process it starts.
+_OWNS_SHARED = _SHARED_ENV not in os.environ
+if _OWNS_SHARED:
+    os.environ[_SHARED_ENV] = tempfile.mkdtemp(prefix="mlpsuite-tests-")
+SHARED = Path(os.environ[_SHARED_ENV])
 
 # Must run before any test module imports keras.
 os.environ["KERAS_BACKEND"] = _WORKER_BACKEND or "numpy"
 # JAX's compiled programs go to a folder of this test session, not the user's cache.
-os.environ.setdefault("MLPSUITE_CACHE_DIR", tempfile.mkdtemp(prefix="mlpsuite-test-cache-"))
+os.environ.setdefault("MLPSUITE_CACHE_DIR", str(SHARED / "cache"))
+# The backend workers' tests keep JAX's compiled programs there too, as a grid's workers do
+# (`backends.configure`): a test that builds the same program again (a fresh model against a
+# reused one) loads it (measured on test_reuse: 15.8 s without, 7.2 s with).
+_JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(SHARED / "cache" / "jax"),
+              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "backend(*names): run once per Keras backend (or per one named), "
                                        "in a subprocess each")
+    config.addinivalue_line("markers", "check: the edit loop's tier (`make check`): every module touched, "
+                                       "in under two minutes")
+
+
+def pytest_unconfigure(config):
+    workers = config.stash.get(_WORKERS_KEY, None)
+    if workers is not None:
+        workers.finish()
+    if _OWNS_SHARED:
+        shutil.rmtree(SHARED, ignore_errors=True)
 
 
 @pytest.fixture
@@ -70,26 +105,28 @@ def pytest_collection_modifyitems(session, config, items):
         return
     workers = _BackendWorkers(config)
     config.stash[_WORKERS_KEY] = workers
-    items[:] = [
-        BackendProxy.from_parent(item.parent, name=item.name, original=item, workers=workers)
-        if _is_backend_item(item) else item
-        for item in items
-    ]
+    plain = [item for item in items if not _is_backend_item(item)]
+    proxies = [BackendProxy.from_parent(item.parent, name=item.name, original=item, workers=workers)
+               for item in items if _is_backend_item(item)]
+    # Files with proxies last (xdist hands out whole files in this order), proxies last within
+    # them: the backend workers run meanwhile, and a proxy seldom waits.
+    proxied = {proxy.path for proxy in proxies}
+    items[:] = ([item for item in plain if item.path not in proxied]
+                + [item for item in plain if item.path in proxied] + proxies)
     if not config.option.collectonly:
-        workers.select([item for item in items if isinstance(item, BackendProxy)])
+        workers.start(proxies)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     """One line per backend: how its tests ended, counted from the proxies' reports."""
-    workers = config.stash.get(_WORKERS_KEY, None)
-    if workers is None or not workers.processes:
-        return
     counts: dict[str, dict[str, int]] = {b: {} for b in BACKENDS}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
             backend = _backend_of(getattr(report, "nodeid", ""))
             if backend and (report.when == "call" or outcome != "passed"):
                 counts[backend][outcome] = counts[backend].get(outcome, 0) + 1
+    if not any(counts.values()):
+        return
     terminalreporter.section("tests per Keras backend")
     for backend, by_outcome in counts.items():
         summary = ", ".join(f"{n} {outcome}" for outcome, n in by_outcome.items()) or "none ran"
@@ -101,12 +138,6 @@ def _backend_of(nodeid: str) -> str | None:
     return next((b for b in BACKENDS if b in params), None)
 
 
-def pytest_unconfigure(config):
-    workers = config.stash.get(_WORKERS_KEY, None)
-    if workers is not None:
-        workers.stop()
-
-
 def _keep_worker_selection(config, items) -> None:
     selected = set(json.loads(Path(os.environ[_SELECTION_ENV]).read_text()))
     kept = [item for item in items if item.nodeid in selected]
@@ -115,9 +146,10 @@ def _keep_worker_selection(config, items) -> None:
 
 
 def pytest_runtest_logreport(report):
-    if not _WORKER_BACKEND or not (report.when == "call" or report.outcome != "passed"):
+    """In a backend worker: every phase of every test, as it ends (a proxy waits for teardown)."""
+    if not _WORKER_BACKEND:
         return
-    with open(os.environ[_REPORT_ENV], "a", encoding="utf-8") as out:
+    with open(SHARED / f"{_WORKER_BACKEND}.jsonl", "a", encoding="utf-8") as out:
         out.write(json.dumps({
             "nodeid": report.nodeid,
             "when": report.when,
@@ -128,64 +160,115 @@ def pytest_runtest_logreport(report):
 
 
 class _BackendWorkers:
-    """Starts one pytest worker per backend on first use and reads back its outcomes."""
+    """Starts each backend's worker once per session, and reads back its tests' outcomes."""
 
     def __init__(self, config):
         self.config = config
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="mlpsuite-backend-tests-"))
-        self.selection: dict[str, list[str]] = {b: [] for b in BACKENDS}
         self.processes: dict[str, subprocess.Popen] = {}
-        self.outcomes: dict[str, dict[str, dict]] = {}
+        self._read: dict[str, int] = {}  # bytes of each backend's outcome file parsed so far
+        self.outcomes: dict[str, dict[str, dict]] = {b: {} for b in BACKENDS}
 
-    def select(self, proxies) -> None:
+    def start(self, proxies) -> None:
+        selection: dict[str, list[str]] = {b: [] for b in BACKENDS}
         for proxy in proxies:
-            self.selection[proxy.backend].append(proxy.nodeid)
-        # Start all workers at once: they overlap with each other and with the plain tests.
-        for backend, nodeids in self.selection.items():
-            if nodeids:
-                self._start(backend)
+            selection[proxy.backend].append(proxy.nodeid)
+        for backend, nodeids in selection.items():
+            if nodeids and self._claim(backend):
+                self._start(backend, nodeids)
 
-    def _start(self, backend: str) -> None:
-        selection = self.tmpdir / f"{backend}-selection.json"
-        selection.write_text(json.dumps(self.selection[backend]))
-        env = {**os.environ, _WORKER_ENV: backend, _REPORT_ENV: str(self.tmpdir / f"{backend}.jsonl"),
-               _SELECTION_ENV: str(selection), "KERAS_BACKEND": backend}
-        files = sorted({nodeid.split("::")[0] for nodeid in self.selection[backend]})
-        log = open(self.tmpdir / f"{backend}.log", "w", encoding="utf-8")
-        self.processes[backend] = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
-             "-o", f"timeout={_WORKER_TEST_TIMEOUT_S}",
+    @staticmethod
+    def _claim(backend: str) -> bool:
+        """Whether this process starts `backend`'s worker: the first stream of the session to ask."""
+        try:
+            os.close(os.open(SHARED / f"{backend}.claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return False
+        return True
+
+    def _start(self, backend: str, nodeids: list[str]) -> None:
+        selection = SHARED / f"{backend}-selection.json"
+        selection.write_text(json.dumps(nodeids))
+        from mlpsuite.backends import thread_environment
+
+        # One intra-op thread, as a grid's workers on two cores have: the workers of the three
+        # backends and the test streams share the cores, where OpenMP's threads spin waiting
+        # for each other.
+        env = {**os.environ, **thread_environment(1), _WORKER_ENV: backend, _SELECTION_ENV: str(selection),
+               "KERAS_BACKEND": backend, **_JAX_CACHE}
+        for name in [name for name in env if name.startswith("PYTEST_XDIST")]:
+            del env[name]  # a worker of its own, not one of xdist's streams
+        files = sorted({nodeid.split("::")[0] for nodeid in nodeids})
+        log = open(SHARED / f"{backend}.log", "w", encoding="utf-8")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
+             "-o", f"timeout={_WORKER_TEST_TIMEOUT_S}", *self._order_options(),
              f"--rootdir={self.config.rootpath}", *files],
             cwd=self.config.rootpath, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
+        self.processes[backend] = process
 
-    def stop(self) -> None:
-        """Kill workers still running (an interrupted or -x session leaves them behind)."""
+        def record_exit() -> None:
+            (SHARED / f"{backend}.exit").write_text(str(process.wait()))
+            log.close()
+
+        threading.Thread(target=record_exit, daemon=True).start()
+
+    def _order_options(self) -> list[str]:
+        """The session's order for the worker's tests too: shuffled by pytest-randomly, with the
+        session's seed, when the session is shuffled; as collected otherwise."""
+        if self.config.pluginmanager.has_plugin("randomly"):
+            return ["-p", "randomly", f"--randomly-seed={self.config.getoption('randomly_seed')}"]
+        return ["-p", "no:randomly"]
+
+    def finish(self) -> None:
+        """Let the workers this process started finish (another stream's proxies may still wait
+        for them); kill one only when it outlives every proxy's wait."""
+        deadline = time.monotonic() + _PROXY_WAIT_S
         for process in self.processes.values():
-            if process.poll() is None:
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
 
-    def outcome(self, backend: str, nodeid: str) -> dict | None:
-        if backend not in self.outcomes:
-            self.outcomes[backend] = self._wait(backend)
-        return self.outcomes[backend].get(nodeid)
+    def outcome(self, backend: str, nodeid: str) -> dict:
+        """The test's outcome once its teardown is reported: its first phase that did not pass."""
+        deadline = time.monotonic() + _PROXY_WAIT_S
+        while True:
+            self._parse(backend)
+            phases = self.outcomes[backend].get(nodeid)
+            if phases and "teardown" in phases:
+                return next((phases[when] for when in ("setup", "call", "teardown")
+                             if when in phases and phases[when]["outcome"] != "passed"), phases["teardown"])
+            exited = SHARED / f"{backend}.exit"
+            if exited.exists():
+                self._parse(backend)
+                if nodeid not in self.outcomes[backend] or "teardown" not in self.outcomes[backend][nodeid]:
+                    raise BackendWorkerFailure(f"[{backend}] worker exited {exited.read_text()} without running "
+                                               f"this test; its log:\n{self.log_tail(backend)}")
+                continue
+            if time.monotonic() > deadline:
+                raise BackendWorkerFailure(f"[{backend}] no outcome after {_PROXY_WAIT_S} s; its log:\n"
+                                           + self.log_tail(backend))
+            time.sleep(0.1)
 
-    def _wait(self, backend: str) -> dict[str, dict]:
-        returncode = self.processes[backend].wait()
-        report = self.tmpdir / f"{backend}.jsonl"
-        outcomes: dict[str, dict] = {}
-        if report.exists():
-            for line in report.read_text(encoding="utf-8").splitlines():
-                entry = json.loads(line)
-                # The first non-passing phase wins (a failed setup, a failed call, ...).
-                if entry["nodeid"] not in outcomes or outcomes[entry["nodeid"]]["outcome"] == "passed":
-                    outcomes[entry["nodeid"]] = entry
-        outcomes["__returncode__"] = {"outcome": str(returncode)}
-        return outcomes
+    def _parse(self, backend: str) -> None:
+        path = SHARED / f"{backend}.jsonl"
+        if not path.exists():
+            return
+        with open(path, "rb") as source:
+            source.seek(self._read.get(backend, 0))
+            data = source.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        self._read[backend] = self._read.get(backend, 0) + len(complete)
+        for line in complete.decode("utf-8").splitlines():
+            entry = json.loads(line)
+            self.outcomes[backend].setdefault(entry["nodeid"], {})[entry["when"]] = entry
 
-    def log_tail(self, backend: str, lines: int = 60) -> str:
-        text = (self.tmpdir / f"{backend}.log").read_text(encoding="utf-8", errors="replace")
+    @staticmethod
+    def log_tail(backend: str, lines: int = 60) -> str:
+        path = SHARED / f"{backend}.log"
+        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else "(no log)"
         return "\n".join(text.splitlines()[-lines:])
 
 
@@ -208,12 +291,6 @@ class BackendProxy(pytest.Item):
 
     def runtest(self):
         result = self.workers.outcome(self.backend, self.nodeid)
-        if result is None:
-            code = self.workers.outcomes[self.backend]["__returncode__"]["outcome"]
-            raise BackendWorkerFailure(
-                f"[{self.backend}] worker exited {code} without running this test; its log:\n"
-                + self.workers.log_tail(self.backend)
-            )
         if result["outcome"] == "skipped":
             # Every backend test must run on every backend: a skip there is a gap, not a pass.
             raise BackendWorkerFailure(f"[{self.backend}] skipped in its worker: {result['longrepr']}")

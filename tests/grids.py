@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import io
+import json
 import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -67,9 +71,32 @@ def _empty_store() -> Path:
     return made
 
 
+def made_once(name: str, make: Callable[[Path], dict], timeout: float = 900) -> dict:
+    """What `make(folder)` returned (JSON), made once per test session in a folder every process
+    of the session shares (`MLPSUITE_TEST_SHARED`: the streams and the backend workers), by the
+    first to ask; the others wait for it under a lock, for at most `timeout` s. A ready grid
+    that tests on several backends read; a test that writes to it copies it first."""
+    shared = Path(os.environ["MLPSUITE_TEST_SHARED"]) / "made" / name
+    shared.mkdir(parents=True, exist_ok=True)
+    done = shared / "made.json"
+    with open(shared.with_suffix(".lock"), "w") as lock:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:  # another process is making it
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name}: not made by another test process within {timeout} s") from None
+                time.sleep(0.2)
+        if not done.exists():
+            done.write_text(json.dumps(make(shared / "folder")), encoding="utf-8")
+        return json.loads(done.read_text(encoding="utf-8"))
+
+
 def clean_env() -> dict[str, str]:
     """This environment without a backend or store of the test run's own."""
-    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
+    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
 
 
 def mlpsuite_command(*args: str) -> list[str]:

@@ -16,9 +16,10 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
-from tests.grids import clean_env, mlpsuite_command, write_grid
+from tests.grids import clean_env, mlpsuite_command, ready_store, write_grid
 
 
 def free_port() -> int:
@@ -67,12 +68,59 @@ def start_suite_server(cwd: Path, port: int, store_uri: str, artifacts: Path, wo
     return process
 
 
+@pytest.fixture
+def suite_server(tmp_path):
+    """`mlpsuite server` on a free port, its store and artifacts in the test's folder: its URL
+    and its artifact folder."""
+    (tmp_path / "served").mkdir()
+    port = free_port()
+    process = start_suite_server(tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts")
+    try:
+        yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
+    finally:
+        stop(process)
+
+
+class Watched:
+    """A process whose stderr goes to a file, read while it runs (a pipe nobody reads can fill
+    and block it)."""
+
+    def __init__(self, command: list[str], cwd: Path, env: dict[str, str]):
+        self.stderr_path = cwd / f"stderr-{time.monotonic_ns()}.log"
+        with open(self.stderr_path, "w", encoding="utf-8") as stderr:
+            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                                            text=True)
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for_stderr(self, text: str, timeout: float = 180) -> None:
+        """Until `text` appears on its stderr; fails if it exits first or `timeout` s pass."""
+        deadline = time.monotonic() + timeout
+        while text not in self.stderr():
+            if self.process.poll() is not None:
+                raise AssertionError(f"exited {self.process.returncode} before saying {text!r}: {self.stderr()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"did not say {text!r} within {timeout} s: {self.stderr()[-2000:]}")
+            time.sleep(0.1)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def two_grids_at_once(folder: Path, url: str, names: tuple[str, ...] = ("left", "right")) -> MlflowClient:
     """Two `mlpsuite run` at once through the server at `url`, three trials of 5 epochs each:
     both finish, no "database is locked", each trial once with each epoch once. A name given
-    twice is one grid with two drivers: they share its trials (claims), none runs twice."""
-    activations = ["relu", "tanh", "elu"]
-    paths = [write_grid(folder, name, backends=["torch"], grid={"model.activation": activations}) for name in names]
+    twice is one grid with two drivers: they share its trials (claims), none runs twice.
+    scikit-learn's MLP: the subject is the store, and its workers start in a second."""
+    activations = ["relu", "tanh", "identity"]
+    paths = [write_grid(folder, name, backends=["sklearn"], grid={"model.activation": activations})
+             for name in names]
     names = tuple(dict.fromkeys(names))
     grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=folder,
                               env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -9,7 +9,7 @@ from mlpsuite.backends import elementwise_gradient, float64_enabled
 from mlpsuite.registry import fold_name
 from tests.references import ACTIVATION_REFERENCES, GRID
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.check]
 NAMES = sorted(ACTIVATION_REFERENCES)
 
 

@@ -11,6 +11,8 @@ from mlpsuite.analysis import (ALL_BACKENDS, cell_table, counted_run, effect_tab
                                relative_spread, speed_table)
 from tests.runs import mlflow_run as _run
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 
 def test_mean_interval_is_scipys_t_interval():
     values = [0.41, 0.39, 0.45, 0.43, 0.40]

@@ -144,6 +144,7 @@ def test_the_parent_run_page_and_the_experiment_description(grid):
     ({**_config("bad"), "seeds": []}, "<config dict>: seeds: no seeds given"),
     ("missing.yaml", "missing.yaml: file not found"),
 ])
+@pytest.mark.check
 def test_config_errors_are_one_line_configerrors_and_write_nothing(config, says, tmp_path):
     uri = sqlite_uri(tmp_path)
     with pytest.raises(mlpsuite.ConfigError) as raised:
@@ -152,6 +153,7 @@ def test_config_errors_are_one_line_configerrors_and_write_nothing(config, says,
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.check
 def test_wrong_arguments_are_configerrors(tmp_path):
     uri = sqlite_uri(tmp_path)
     with pytest.raises(mlpsuite.ConfigError, match="executor: 'slurm' is not an executor; allowed: local, ray"):
@@ -161,6 +163,7 @@ def test_wrong_arguments_are_configerrors(tmp_path):
     assert not (tmp_path / "store").exists()
 
 
+@pytest.mark.check
 def test_import_mlpsuite_loads_no_framework_mlflow_or_pandas():
     code = ("import sys, mlpsuite; heavy = [m for m in ('mlflow', 'pandas', 'keras', 'jax', 'torch', 'tensorflow', "
             "'matplotlib', 'sklearn') if m in sys.modules]; print(heavy); mlpsuite.run; "

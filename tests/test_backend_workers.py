@@ -6,6 +6,8 @@ import sys
 import keras
 import pytest
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 FRAMEWORK_MODULE = {"tensorflow": "tensorflow", "torch": "torch", "jax": "jax"}
 
 

@@ -7,6 +7,8 @@ import pytest
 from mlpsuite import cli
 from tests.grids import cli_in_process
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 BAD_FLAGS = {
     "jobs not a number": (["run", "q.yaml", "--jobs", "abc"], "argument --jobs: expected a positive integer, got 'abc'"),
     "jobs zero": (["run", "q.yaml", "--jobs", "0"], "argument --jobs: expected a positive integer, got '0'"),
@@ -55,3 +57,16 @@ def test_ui_on_a_busy_port_is_one_line(tmp_path, monkeypatch, capsys):
         code = cli.main(["ui", "--port", str(busy.getsockname()[1])])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "is in use" in err, err
+
+
+def test_server_hosts_loopback_keeps_mlflows_default_and_exposed_adds_this_machine():
+    """`mlpsuite server`'s Host-header list (tested end to end through a real server on 0.0.0.0 in
+    test_server.py, where coverage cannot follow the exec into MLflow)."""
+    from mlpsuite.cli.hosts import DEFAULT_PATTERNS, allowed_hosts, client_address, machine_names
+
+    assert allowed_hosts("127.0.0.1", None) is None and allowed_hosts("0.0.0.0", "a.example") == "a.example"
+    exposed = allowed_hosts("0.0.0.0", None).split(",")
+    name = socket.gethostname()
+    assert exposed[:len(DEFAULT_PATTERNS)] == DEFAULT_PATTERNS and {name, f"{name}:*"} <= set(exposed)
+    assert "0.0.0.0" not in machine_names("0.0.0.0") and "10.9.8.7" in machine_names("10.9.8.7")
+    assert client_address("0.0.0.0") == name and client_address("10.9.8.7") == "10.9.8.7"

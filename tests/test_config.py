@@ -11,6 +11,8 @@ from mlpsuite.registry import ACTIVATION_PARAMS
 from mlpsuite.runner import unique_trials
 from tests.grids import write_grid
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 QUICKSTART = Path(__file__).resolve().parents[1] / "experiments" / "quickstart.yaml"
 
 

@@ -1,19 +1,23 @@
 """The MLflow UI as mlpsuite leaves it, in a real browser: a small real grid, `mlpsuite ui` (the
-`mlflow ui` it starts) and `mlpsuite server` (`mlflow server --serve-artifacts`, the grid logged
+`mlflow ui` it starts, on the store a run leaves in mlruns/) and `mlpsuite server` (`mlflow server --serve-artifacts`, the grid logged
 through it), each page opened in headless Chromium. The parent run's description must name
 the best cell and show the comparison's figures, loaded (natural width > 0)."""
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 import mlpsuite
 from tests.browser import chromium, click_all, loaded_images, page_text, wait_until
+from mlpsuite.tracking.store import _sqlite_path
 from tests.grids import clean_env, mlpsuite_command, ready_store
 from tests.servers import free_port, start_suite_server, stop, wait_for_http
 
@@ -35,15 +39,14 @@ def browser():
         yield session
 
 
-def _start_ui(folder: Path, uri: str, experiment: str) -> tuple[subprocess.Popen, str]:
-    """`mlpsuite ui EXPERIMENT --open`: the process and the experiment page it printed. The
-    "browser" it opens (Python's webbrowser reads $BROWSER) writes the address it was given
-    into `opened.txt`."""
+def _start_ui(folder: Path, experiment: str) -> tuple[subprocess.Popen, str]:
+    """`mlpsuite ui EXPERIMENT --open` in `folder`, on the store a run there leaves by default
+    (mlruns/): the process and the experiment page it printed. The "browser" it opens (Python's
+    webbrowser reads $BROWSER) writes the address it was given into `opened.txt`."""
     port, log = free_port(), folder / "ui.log"
     browser = f"{sys.executable} -c \"import sys; open('{folder / 'opened.txt'}', 'w').write(sys.argv[1])\" %s"
     with open(log, "w", encoding="utf-8") as output:
-        process = subprocess.Popen(mlpsuite_command("ui", experiment, "--port", str(port), "--tracking-uri", uri,
-                                                    "--open"),
+        process = subprocess.Popen(mlpsuite_command("ui", experiment, "--port", str(port), "--open"),
                                    cwd=folder, env={**clean_env(), "BROWSER": browser}, stdout=output,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     wait_for_http(f"http://127.0.0.1:{port}/health", process, log=log)
@@ -71,18 +74,25 @@ def _parent_page_shows_the_answer(browser, address: str, result, screenshot: Pat
 
 
 def test_mlflow_ui_shows_the_figures_and_the_best_cell(tmp_path, browser):
-    uri = ready_store(tmp_path)
-    result = mlpsuite.run(_grid("dashboard"), tracking_uri=uri, progress=False)
-    ui, experiment_page = _start_ui(tmp_path, uri, "dashboard")
+    (tmp_path / "mlruns").mkdir()
+    shutil.copyfile(_sqlite_path(ready_store(tmp_path)), tmp_path / "mlruns" / "mlflow.db")  # where a run leaves it
+    result = mlpsuite.run(_grid("dashboard"), tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
+                          progress=False)
+    ui, experiment_page = _start_ui(tmp_path, "dashboard")
     try:
         assert experiment_page.endswith(f"/#/experiments/{result.experiment_id}?{VIEW}")
+        address = experiment_page.split("/#/")[0]
+        # MLflow's API answers on localhost, from the store in the folder's mlruns/.
+        request = urllib.request.Request(f"{address}/api/2.0/mlflow/experiments/search",
+                                         data=b'{"max_results": 10}', headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert {e["name"] for e in json.load(response)["experiments"]} == {"Default", "dashboard"}
         opened = wait_until(lambda: (tmp_path / "opened.txt").read_text(), timeout=30, what="--open's browser")
         assert opened == experiment_page
         browser.get(experiment_page)
         # The experiment's description: the latest grid's question and its best cell.
         wait_until(lambda: QUESTION in page_text(browser), what="the experiment's description")
         assert "Best:" in page_text(browser) and "Traces 0" not in page_text(browser)
-        address = experiment_page.split("/#/")[0]
         figures = _parent_page_shows_the_answer(browser, address, result, tmp_path / "ui-parent-run.png")
     finally:
         stop(ui)

@@ -7,6 +7,8 @@ from sklearn import datasets as skdatasets
 
 from mlpsuite.data import BUILTIN_NAMES, load_dataset
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 
 def _all_rows(ds):
     return np.concatenate([ds.X_train, ds.X_val, ds.X_test]), np.concatenate([ds.y_train, ds.y_val, ds.y_test])

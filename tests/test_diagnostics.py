@@ -7,6 +7,8 @@ import pytest
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.diagnostics import dead_fraction
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 
 def _probe(model):
     import keras

@@ -3,11 +3,13 @@
 driver that dies has its claims taken over. scikit-learn's MLP keeps the trials short."""
 
 import collections
+import os
 import signal
 import subprocess
 import time
 
 from mlpsuite.tracking import StoreReader, Tracker
+from tests.faults import children
 from tests.grids import clean_env, mlpsuite_command, sqlite_uri, write_grid
 
 SEEDS = [0, 1, 2, 3]
@@ -57,28 +59,37 @@ def test_two_drivers_at_once_run_every_key_once_and_end_with_one_comparison(tmp_
     assert all(parent.info.run_id in stdout for stdout, _ in outputs)
 
 
+def _runs_when(uri, name, condition, process, timeout=300):
+    """The grid's trial runs once `condition(runs)` holds; fails if `process` ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            _, runs = _runs(uri, name)
+        except Exception:  # the store or the experiment is still being created
+            runs = None
+        if runs is not None and condition(runs):
+            return runs
+        time.sleep(0.2)
+    raise AssertionError(f"the grid {name} never reached the wanted state")
+
+
 def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
+    """The first driver is killed while it holds a claim whose trial cannot finish first (its
+    worker is frozen), and while the second driver is running the keys it could claim."""
     uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
     first = _driver(path, uri, tmp_path)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:  # the first driver holds a claim and has finished a trial
-        time.sleep(0.5)
-        if first.poll() is not None or not (tmp_path / "store" / "mlflow.db").is_file():
-            continue
-        try:
-            _, runs = _runs(uri, "takeover")
-        except Exception:  # the store is being created
-            continue
-        statuses = collections.Counter(run.info.status for run in runs)
-        if statuses["FINISHED"] >= 1 and statuses["RUNNING"] >= 1:
-            break
-    assert first.poll() is None, first.communicate()[1][-3000:]
+    mine = lambda runs, driver, status: [r for r in runs if r.info.status == status  # noqa: E731
+                                         and r.data.tags.get("mlpsuite.pid") == str(driver.pid)]
+    _runs_when(uri, "takeover", lambda runs: mine(runs, first, "FINISHED") and mine(runs, first, "RUNNING"), first)
+    (worker,) = children(first.pid)
+    os.kill(worker, signal.SIGSTOP)  # its trial in flight can no longer finish
     second = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1")
-    time.sleep(6)  # the second driver is past its start-up, running keys the first did not claim
-    while not [run for run in _runs(uri, "takeover", "RUNNING")[1] if run.data.tags["mlpsuite.pid"] == str(first.pid)]:
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)  # while it holds a claim
+    _runs_when(uri, "takeover", lambda runs: mine(runs, second, "FINISHED"), second)
+    (held,) = mine(_runs(uri, "takeover")[1], first, "RUNNING")  # still its claim, frozen
+    first.send_signal(signal.SIGKILL)
     first.communicate(timeout=60)
+    os.kill(worker, signal.SIGKILL)
     stdout, stderr = second.communicate(timeout=600)
     assert second.returncode == 0, stderr[-3000:]
     client, runs = _runs(uri, "takeover")
@@ -86,8 +97,8 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     per_key = collections.Counter(run.data.tags["mlpsuite.trial_key"] for run in finished)
     assert len(per_key) == len(SEEDS) * len(ACTIVATIONS) and set(per_key.values()) == {1}, per_key
     killed = [run for run in runs if run.info.status == "KILLED"]
-    assert killed and {run.data.tags["mlpsuite.failure"] for run in killed} == {"coordinator died"}
-    assert {run.data.tags["mlpsuite.pid"] for run in killed} == {str(first.pid)}
+    assert [run.info.run_id for run in killed] == [held.info.run_id]
+    assert killed[0].data.tags["mlpsuite.failure"] == "coordinator died"
     assert not [run for run in runs if run.info.status == "RUNNING"]
     assert "Traceback" not in stderr
 

@@ -127,8 +127,9 @@ def test_diverging_trial_is_a_failed_run(tmp_path):
     assert re.fullmatch(r"loss became (nan|inf) at epoch \d+", runs["tags.mlpsuite.failure_message"].iloc[0])
 
 
+@pytest.mark.check
 def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
-    path = write_grid(tmp_path, "slow", backends=["torch"], training={"epochs": 100000, "max_seconds": 1})
+    path = write_grid(tmp_path, "slow", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 1})
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -137,21 +138,10 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
     assert "is past training.max_seconds=1" in runs["tags.mlpsuite.failure_message"].iloc[0]
     # The comparison still ends the grid, and says what it left out.
     assert "no FINISHED trial, nothing to rank" in done.stdout
-    assert "excluded from the statistics: 1 timeout (torch)" in done.stdout
+    assert "excluded from the statistics: 1 timeout (sklearn)" in done.stdout
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_excluded"] == 1
     assert "#### Failures" in parent.data.tags["mlflow.note.content"]
-
-
-def test_worker_log_folders_are_removed_when_the_grid_ends(tmp_path):
-    path = write_grid(tmp_path, "tidy", backends=["torch"], training={"epochs": 1})
-    scratch = tmp_path / "tmp"
-    scratch.mkdir()
-    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", ready_store(tmp_path)),
-                          cwd=tmp_path, env={**clean_env(), "TMPDIR": str(scratch)}, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert not list(scratch.glob("mlpsuite-workers-*"))
 
 
 def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
@@ -161,7 +151,7 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     data = tmp_path / "project" / "iris.csv"
     data.parent.mkdir()
     iris.to_csv(data, index=False)
-    path = write_grid(data.parent, "csvrun", dataset={"name": "iris.csv"}, backends=["torch"])
+    path = write_grid(data.parent, "csvrun", dataset={"name": "iris.csv"}, backends=["sklearn"])
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=data.parent)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -197,20 +187,22 @@ def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
 
 def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_path):
     # The grid's order interleaves the two programs (activations); the queue groups them.
-    path = write_grid(tmp_path, "reuse", backends=["torch", "jax"],
+    path = write_grid(tmp_path, "reuse", backends=["torch"],
                       grid={"optimizer.learning_rate": [0.01, 0.05], "model.activation": ["relu", "tanh"]})
     uri = ready_store(tmp_path)
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1"]) == 0
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1", "--force", "--no-reuse"]) == 0
     runs = trial_runs(uri, "reuse")
     reused, fresh = runs[runs["tags.mlpsuite.superseded_by"].notna()], runs[runs["tags.mlpsuite.superseded_by"].isna()]
-    assert len(reused) == len(fresh) == 8
-    for backend in ("torch", "jax"):  # one build per program per backend, the rest reused
-        flags = reused[reused["params.backend"] == backend]["tags.mlpsuite.reused_model"]
-        assert sorted(flags) == ["false", "false", "true", "true"]
+    assert len(reused) == len(fresh) == 4
+    # One build per program, the other trial of each program reused (each backend's reuse is
+    # tested bit by bit in test_reuse.py; here: the queue groups what the grid interleaves).
+    assert sorted(reused["tags.mlpsuite.reused_model"]) == ["false", "false", "true", "true"]
     assert set(fresh["tags.mlpsuite.reused_model"]) == {"false"}
+    # Recorded for every trial and less than its time (not asserted above zero: it is the time
+    # beyond the steps at their *median* speed, seen at -0.08 s for a reused model under load).
+    assert runs["metrics.overhead_s"].notna().all()
     assert (runs["metrics.overhead_s"] < runs["metrics.trial_time_s"]).all()
-    assert (runs["metrics.overhead_s"] > 0).all()
     by_key = fresh.set_index("tags.mlpsuite.trial_key")
     for _, run in reused.iterrows():  # another process, no reuse: the very same numbers
         other = by_key.loc[run["tags.mlpsuite.trial_key"]]
@@ -237,26 +229,17 @@ def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
 
 def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path):
     # A growth limit below zero: every worker retires after its second trial.
-    path = write_grid(tmp_path, "retire", backends=["torch"], grid={"model.activation": ["relu", "tanh", "elu", "selu"]})
+    path = write_grid(tmp_path, "retire", backends=["sklearn"], grid={"model.activation": ["relu", "tanh", "identity",
+                                                                                         "sigmoid"]})
     uri = ready_store(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=tmp_path,
-                          env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1"}, capture_output=True, text=True, timeout=300)
+                          env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1", "TMPDIR": str(scratch)},
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worker died" not in done.stderr and "log is kept" not in done.stderr
     runs = trial_runs(uri, "retire")
     assert len(runs) == 4 and set(runs["status"]) == {"FINISHED"}
     assert runs["metrics.worker_start_s"].notna().sum() == 2  # two workers, two trials each
-
-
-def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(tmp_path):
-    path = write_grid(tmp_path, "probed", backends=["torch"], diagnostics=True, training={"epochs": 2},
-                      model={"hidden": [8, 8]})
-    uri = ready_store(tmp_path)
-    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    run_id = trial_runs(uri, "probed")["run_id"].iloc[0]
-    client = MlflowClient(uri)
-    for name in ("grad_norm/dense_1", "dead_fraction/dense_2", "act_std/dense_1", "weight_norm/output"):
-        history = client.get_metric_history(run_id, name)
-        assert sorted(m.step for m in history) == [0, 1, 2], name
-    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
+    assert not list(scratch.glob("mlpsuite-workers-*"))  # the workers' log folders go with the grid

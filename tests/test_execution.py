@@ -65,7 +65,7 @@ def test_jit_compile_is_the_backends_compiler(backend):
     """true: XLA on TensorFlow and JAX, torch.compile on PyTorch; false: each backend's
     uncompiled path. The same losses up to float rounding, and the setting as Keras resolved it."""
     trials = {jit: expand(GridSpec.model_validate(
-        {**_config(jit_compile=jit), "dataset": {"name": "iris", "val_size": 0.2}, "diagnostics": False,
+        {**_config(jit_compile=jit, batch_size=128), "dataset": {"name": "iris", "val_size": 0.2}, "diagnostics": False,
          "model": {"hidden": [8], "activation": "elu"}, "seeds": [0]}))[0] for jit in (False, True, "auto")}
     assert len({trial.key for trial in trials.values()}) == 3
     with _as_in_a_worker(backend):
@@ -94,6 +94,7 @@ def _as_in_a_worker(backend: str):
             config.disable_op_determinism()
 
 
+@pytest.mark.check
 def test_steps_per_execution_is_in_no_trial_key_and_jit_compile_is():
     """auto is how every trial ran before: its key is unchanged; an explicit setting is not."""
     plain = _trials()
@@ -103,6 +104,7 @@ def test_steps_per_execution_is_in_no_trial_key_and_jit_compile_is():
     assert {t.program_key for t in _trials(steps_per_execution=1)} != {t.program_key for t in plain}
 
 
+@pytest.mark.check
 def test_jit_compile_as_a_grid_axis():
     config = {**_config(), "backends": ["tensorflow", "jax"], "grid": {"training.jit_compile": [False, True]}}
     trials = expand(GridSpec.model_validate(config))
@@ -120,6 +122,7 @@ def test_jit_compile_as_a_grid_axis():
     ({"steps_per_execution": 0}, {}, ["jax"], "training.steps_per_execution: got 0; allowed: auto or a whole"),
     ({"jit_compile": "yes"}, {}, ["jax"], "training.jit_compile: got 'yes'; allowed: auto, true or false"),
 ])
+@pytest.mark.check
 def test_speed_switch_mistakes_are_one_line(training, grid, backends, expected, tmp_path):
     config = {**_config(**training), "grid": grid, "backends": backends}
     config["training"].pop("early_stopping")
@@ -129,6 +132,7 @@ def test_speed_switch_mistakes_are_one_line(training, grid, backends, expected, 
     assert str(error.value).startswith("<config dict>: ")
 
 
+@pytest.mark.check
 def test_torch_compile_without_a_compiler_is_a_config_error(monkeypatch):
     config = {**_config(jit_compile=True), "backends": ["torch"]}
     checked_config(config)  # g++ is on this machine
@@ -138,6 +142,7 @@ def test_torch_compile_without_a_compiler_is_a_config_error(monkeypatch):
     checked_config({**config, "backends": ["jax", "tensorflow"]})  # XLA needs no compiler of ours
 
 
+@pytest.mark.check
 def test_torch_compile_keeps_its_cache_with_jaxs(monkeypatch, tmp_path):
     from mlpsuite.backends import thread_environment
 

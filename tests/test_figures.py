@@ -13,7 +13,7 @@ from mlpsuite.data import load_dataset
 from mlpsuite.errors import ReportError
 from mlpsuite.layers import ACTIVATIONS
 from mlpsuite.registry import FIGURE_NAMES
-from tests.grids import ready_store, run_mlpsuite, write_grid
+from tests.grids import cli_in_process, ready_store, run_in_process, run_mlpsuite, write_grid
 
 KINKS = (0.0, -3.0, 3.0)  # the ReLU family's at 0, hard_sigmoid's at ±3
 
@@ -53,11 +53,13 @@ def activation_figure():
     plt.close(figure)
 
 
+@pytest.mark.check
 def test_activations_has_every_activation_with_finite_data(activation_figure):
     _check_has_finite_data(activation_figure)
     assert {_title(axes) for axes in activation_figure.axes} - {""} == set(ACTIVATIONS)
 
 
+@pytest.mark.check
 def test_plotted_derivatives_match_central_differences_of_the_plotted_functions(activation_figure):
     for name in ACTIVATIONS:
         axes = _panel(activation_figure, name)
@@ -78,6 +80,7 @@ def wine_train():
     return load_dataset(figures.SCALER_DATASET).X_train.astype(np.float64)
 
 
+@pytest.mark.check
 def test_scaled_features_match_sklearn(wine_train):
     scaled = figures.scaled_features(wine_train)
     assert list(scaled) == ["none", "minmax", "robust", "standard"]
@@ -93,6 +96,7 @@ def test_scaled_features_match_sklearn(wine_train):
     np.testing.assert_allclose(scaled["robust"], RobustScaler().fit_transform(wine_train), atol=1e-5)
 
 
+@pytest.mark.check
 def test_scalers_figure_shows_the_raw_scales_apart(wine_train):
     figure = figures.scalers()
     try:
@@ -127,6 +131,7 @@ def _beale_gradient(x: float, y: float) -> np.ndarray:
 
 @pytest.mark.parametrize("function_name, gradient", [("rosenbrock", _rosenbrock_gradient),
                                                      ("beale", _beale_gradient)])
+@pytest.mark.check
 def test_closed_form_gradients_match_finite_differences(function_name, gradient):
     surface = figures.SURFACES[function_name]
     rng = np.random.default_rng(0)
@@ -139,6 +144,7 @@ def test_closed_form_gradients_match_finite_differences(function_name, gradient)
         np.testing.assert_allclose(np.asarray(surface.gradient(point)), gradient(x, y), rtol=1e-6)
 
 
+@pytest.mark.check
 def test_documented_settings_match_the_surfaces():
     rows = {cells[0]: cells[1:] for line in figures.optimizers.__doc__.splitlines()
             if (cells := [c.strip() for c in line.strip().strip("|").split("|")])[0] in figures.SURFACES}
@@ -194,10 +200,12 @@ def test_optimizers_figure_draws_every_path_on_both_functions(backend):
 # ---------------------------------------------------------------- registry, files and CLI
 
 
+@pytest.mark.check
 def test_registry_names_match_the_cli_choices():
     assert tuple(figures.FIGURES) == FIGURE_NAMES
 
 
+@pytest.mark.check
 def test_write_figures_writes_pngs_and_closes_them(tmp_path):
     with pytest.raises(ValueError, match="Expected figure names from .*, got 'nope'"):
         figures.write_figures(["scalers", "nope"], tmp_path)
@@ -217,17 +225,19 @@ def test_cli_writes_the_png(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_unknown_figure_is_one_line_exit_2(tmp_path):
-    done = run_mlpsuite("figures", "activations", "landscapes", cwd=tmp_path)
-    assert done.returncode == 2
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert "invalid choice: 'landscapes'" in done.stderr
-    assert done.stdout == "" and not (tmp_path / "figures").exists()
+@pytest.mark.check
+def test_cli_unknown_figure_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli_in_process(capsys, "figures", "activations", "landscapes")
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+    assert "invalid choice: 'landscapes'" in err
+    assert out == "" and not (tmp_path / "figures").exists()
 
 
 def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
     uri = ready_store(tmp_path)
-    done = run_mlpsuite("figures", "scalers", "--out", str(tmp_path / "out"), "--log", "lecture",
+    done = run_in_process("figures", "scalers", "--out", str(tmp_path / "out"), "--log", "lecture",
                         "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     client = MlflowClient(tracking_uri=uri)
@@ -273,7 +283,7 @@ def diagnostics_grid(tmp_path_factory):
     uri = ready_store(folder)
     path = write_grid(folder, "diag", diagnostics=True, backends=["torch"], model={"hidden": [8, 8, 8]},
                       grid={"model.activation": ["sigmoid", "relu"]}, training={"epochs": EPOCHS})
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=folder)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=folder)
     assert done.returncode == 0, done.stderr
     return folder, uri, "diag"
 
@@ -314,9 +324,20 @@ def test_grid_figures_plot_the_logged_diagnostics(diagnostics_grid):
         plt.close(norms)
 
 
+def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(diagnostics_grid):
+    _, uri, experiment = diagnostics_grid
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    for run in client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'"):
+        for name in ("grad_norm/dense_1", "dead_fraction/dense_2", "act_std/dense_3", "weight_norm/output"):
+            history = client.get_metric_history(run.info.run_id, name)
+            assert sorted(m.step for m in history) == list(range(EPOCHS + 1)), name
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(range(1, EPOCHS + 1))
+
+
 def test_cli_draws_both_grid_figures(diagnostics_grid):
     folder, uri, experiment = diagnostics_grid
-    done = run_mlpsuite("figures", "gradients", "dead_units", "--experiment", experiment,
+    done = run_in_process("figures", "gradients", "dead_units", "--experiment", experiment,
                         "--tracking-uri", uri, "--out", "out", cwd=folder)
     assert done.returncode == 0, done.stderr
     for name in ("gradients", "dead_units"):
@@ -325,7 +346,7 @@ def test_cli_draws_both_grid_figures(diagnostics_grid):
 
 def test_cli_unknown_experiment_is_one_line_exit_2(diagnostics_grid):
     folder, uri, _ = diagnostics_grid
-    done = run_mlpsuite("figures", "gradients", "--experiment", "nope", "--tracking-uri", uri,
+    done = run_in_process("figures", "gradients", "--experiment", "nope", "--tracking-uri", uri,
                         "--out", "refused", cwd=folder)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
@@ -333,8 +354,9 @@ def test_cli_unknown_experiment_is_one_line_exit_2(diagnostics_grid):
     assert not (folder / "refused").exists()
 
 
+@pytest.mark.check
 def test_cli_dead_units_without_experiment_is_one_line_exit_2(tmp_path):
-    done = run_mlpsuite("figures", "dead_units", cwd=tmp_path)
+    done = run_in_process("figures", "dead_units", cwd=tmp_path)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "--experiment NAME" in done.stderr
@@ -344,7 +366,7 @@ def test_cli_dead_units_without_experiment_is_one_line_exit_2(tmp_path):
 def test_grid_without_diagnostics_is_refused_in_one_line(diagnostics_grid):
     folder, uri, _ = diagnostics_grid
     path = write_grid(folder, "plain", backends=["sklearn"], training={"epochs": 2})
-    assert run_mlpsuite("run", str(path), "--tracking-uri", uri, cwd=folder).returncode == 0
+    assert run_in_process("run", str(path), "--tracking-uri", uri, cwd=folder).returncode == 0
     for figure in (figures.gradients, figures.dead_units):
         with pytest.raises(ReportError, match=r"^experiment 'plain': no finished trial .* set "
                                               r"diagnostics: true in its config and run it again$"):

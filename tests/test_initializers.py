@@ -6,6 +6,8 @@ from scipy import stats
 
 from mlpsuite.initializers import INITIALIZERS, draw_kernel, target_variance
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 FAN_IN, FAN_OUT = 300, 200
 
 

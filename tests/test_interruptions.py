@@ -1,4 +1,5 @@
-"""Real `mlpsuite run` processes interrupted, their workers killed, two grids on one store."""
+"""Real `mlpsuite run` processes interrupted, their workers killed, two grids on one store.
+scikit-learn's MLP: the subject is the coordinator, and its workers start in a second."""
 
 import os
 import signal
@@ -8,11 +9,12 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from tests.faults import children
 from tests.grids import (clean_env, mlpsuite_command, polled_statuses, ready_store, run_in_process, sqlite_uri,
                         trial_runs, write_grid)
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
-LONG_TRIALS = {"training": {"epochs": 150, "batch_size": 8}, "backends": ["torch"]}
+LONG_TRIALS = {"training": {"epochs": 500, "batch_size": 8}, "backends": ["sklearn"]}
 
 
 def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
@@ -33,23 +35,9 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
     raise AssertionError("timed out waiting for the grid to reach the wanted state")
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (the coordinator's workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_path):
     path = write_grid(tmp_path, "interrupted", **LONG_TRIALS,
-                      grid={"model.activation": ["relu", "tanh", "elu", "sigmoid"]})
+                      grid={"model.activation": ["relu", "tanh", "identity", "sigmoid"]})
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in polled_statuses(uri, "interrupted")}, process)
@@ -78,11 +66,11 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
 
 
 def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
-    path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
+    path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]})
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "killed")), process)
-    workers = _children(process.pid)
+    workers = children(process.pid)
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
     _, stderr = process.communicate(timeout=180)
@@ -101,8 +89,8 @@ def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
 
 def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
     uri = sqlite_uri(tmp_path)
-    paths = [write_grid(tmp_path, name, backends=["jax"], training={"epochs": 10},
-                        grid={"model.activation": ["relu", "tanh", "elu"]}) for name in ("left", "right")]
+    paths = [write_grid(tmp_path, name, backends=["sklearn"], training={"epochs": 100},
+                        grid={"model.activation": ["relu", "tanh", "identity"]}) for name in ("left", "right")]
     processes = [_start(path, uri, tmp_path) for path in paths]
     for process in processes:
         _, stderr = process.communicate(timeout=240)
@@ -114,7 +102,7 @@ def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
 
 
 def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
-    path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "elu"]})
+    path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]})
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "hangup")), process)
@@ -132,7 +120,7 @@ def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
     _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "orphaned")), process)
-    workers = _children(process.pid)
+    workers = children(process.pid)
     process.kill()  # SIGKILL: no clean-up, the runs stay RUNNING
     process.wait()
     for worker in workers:  # its workers notice their closed stdin; do not wait for them

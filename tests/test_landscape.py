@@ -5,6 +5,8 @@ import pytest
 
 from mlpsuite.landscape import filter_normalized_direction
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 
 def test_each_units_direction_has_the_norm_of_its_weights_and_biases_do_not_move():
     rng = np.random.default_rng(0)

@@ -8,7 +8,7 @@ from mlpsuite import layers
 from mlpsuite.initializers import draw_kernel
 from mlpsuite.models import build_mlp
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.check]
 
 
 def _dense_layers(model):

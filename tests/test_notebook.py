@@ -80,6 +80,7 @@ def _trial_runs(client: MlflowClient, experiment: str) -> list:
     return client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
 
 
+@pytest.mark.check
 def test_the_notebook_is_committed_without_outputs():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")

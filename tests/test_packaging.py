@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -43,11 +45,11 @@ def test_the_coordinator_side_loads_no_framework():
     assert done.stdout.strip() == "[]"
 
 
-def test_console_script_help_and_datasets():
+def test_console_script_and_python_m_both_answer():
     script = Path(sys.executable).with_name("mlpsuite")
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "usage: mlpsuite" in done.stdout
-    done = subprocess.run([str(script), "datasets"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "mlpsuite.cli", "datasets"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "friedman1" in done.stdout and "regression" in done.stdout
 
 

@@ -1,12 +1,12 @@
 """A PostgreSQL store for many writers: `mlpsuite server` on a throwaway cluster (initdb as an
 unprivileged user, on a loopback port), and two drivers of one grid writing through it at once."""
 
-import subprocess
 import sys
 
 import psycopg
+import pytest
 
-from tests.grids import clean_env, run_mlpsuite
+from tests.grids import cli_in_process
 from tests.servers import free_port, postgres_cluster, start_suite_server, stop, two_grids_at_once
 
 
@@ -31,14 +31,13 @@ def test_two_drivers_of_one_grid_through_mlpsuite_server_on_postgresql(tmp_path)
     assert rows == [("FINISHED", 4)]  # 3 trials, each run once, and the grid's parent
 
 
-def test_a_postgresql_store_that_refuses_is_one_line(tmp_path):
-    refused = run_mlpsuite("server", "--backend-store-uri", f"postgresql://mlpsuite:secret@127.0.0.1:{free_port()}/x",
-                           cwd=tmp_path)
-    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
-    assert "Connection refused" in refused.stderr and "secret" not in refused.stderr
-    hide_driver = ("import sys; sys.modules['psycopg'] = None; from mlpsuite.cli import main; "
-                   "sys.exit(main(['server', '--backend-store-uri', 'postgresql://mlpsuite@127.0.0.1:1/x']))")
-    missing = subprocess.run([sys.executable, "-c", hide_driver], capture_output=True, text=True, cwd=tmp_path,
-                             env=clean_env(), timeout=120)
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
-    assert "the database driver is not installed" in missing.stderr and ".[postgres]" in missing.stderr
+@pytest.mark.check
+def test_a_postgresql_store_that_refuses_is_one_line(capsys, monkeypatch):
+    code, _, err = cli_in_process(capsys, "server", "--backend-store-uri",
+                                  f"postgresql://mlpsuite:secret@127.0.0.1:{free_port()}/x")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "Connection refused" in err and "secret" not in err
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the driver were not installed
+    code, _, err = cli_in_process(capsys, "server", "--backend-store-uri", "postgresql://mlpsuite@127.0.0.1:1/x")
+    assert code == 2 and err.count("\n") == 1, err
+    assert "the database driver is not installed" in err and ".[postgres]" in err

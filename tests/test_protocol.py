@@ -12,6 +12,8 @@ from mlpsuite.analysis import (ALL_BACKENDS, cell_table, effect_table, grid_fram
                                selected_frame, selection_table, with_curve_measures)
 from tests.runs import mlflow_run
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 NAME, RATE = "optimizer.name", "optimizer.learning_rate"
 RATES = ["0.1", "0.01", "0.001"]
 SEEDS = range(4)

@@ -1,4 +1,12 @@
-"""`--executor ray`: the same grid on Ray actors records the same runs as on local workers."""
+"""`--executor ray`: the same grid on Ray actors records the same runs as on local workers, and
+the executor contract (trials in, events and results out) holds on both under faults: a worker
+that hangs, an actor killed mid-trial or before its first request, a node losing its workers.
+
+One Ray instance serves the module's in-process tests (as a notebook's `ray.init()` would serve
+its grids); the driver that starts Ray itself is `mlpsuite run` in a process of its own, whose
+Ctrl-C takes the actors down with it (and `tests/test_server.py` runs a grid that way too).
+scikit-learn's MLP keeps the trials short where the framework is not the subject.
+"""
 
 import os
 import signal
@@ -10,15 +18,42 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.grids import (clean_env, mlpsuite_command, polled_statuses, ready_store, run_mlpsuite, sqlite_uri,
-                        trial_runs, write_grid)
-
-import ray  # noqa: E402,F401  (a dev install brings it: a missing Ray fails here, loudly)
+import ray  # noqa: F401  (a dev install brings it: a missing Ray fails here, loudly)
+from mlpsuite.config import expand, load_config
+from mlpsuite.results import RETRIED, TIMEOUT, WORKER_DIED
+from tests.faults import Acting, alive, executor, freeze, kill, on_first, run_grid_acting, wait_for
+from tests.grids import (clean_env, cli_in_process, mlpsuite_command, polled_statuses, ready_store, run_in_process,
+                         run_mlpsuite, sqlite_uri, trial_runs, write_grid)
+from tests.servers import suite_server  # noqa: F401  (a fixture)
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
 UNSTABLE_TAGS = ("mlflow.runName", "mlpsuite.host", "mlpsuite.pid", "mlflow.parentRunId", "mlpsuite.reused_model",
                  "mlpsuite.threads", "mlpsuite.heartbeat")
 TIMES = ("time_s", "fit_time", "step_time", "overhead", "worker_start", "epoch_time", "compile_s", "rss_mb")
+# Long enough that a signal sent at its first epoch lands mid-trial (a few seconds on sklearn).
+LONG = {"backends": ["sklearn"], "training": {"epochs": 400, "batch_size": 8}}
+
+
+@pytest.fixture(scope="module")
+def _ray_in_this_process():
+    """Ray, once started here, lives until the module ends (as a notebook's would)."""
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_instance(_ray_in_this_process):
+    """A local Ray instance in this process, for the module's in-process executors: started by
+    the first test that needs it, kept for the next."""
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+@pytest.fixture
+def no_ray_running(_ray_in_this_process):
+    """No Ray instance on this machine: `--address auto` would join any (Ray finds them by
+    their processes). Every test that starts Ray is in this module, so one stream runs them."""
+    ray.shutdown()
 
 
 def _stable(run) -> dict:
@@ -34,19 +69,19 @@ def _runs(uri: str, experiment: str) -> dict[str, dict]:
     return {run.data.tags["mlpsuite.trial_key"]: _stable(run) for run in runs}
 
 
-def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
-    path = write_grid(tmp_path, "executors", backends=["torch", "jax"], training={"epochs": 3, "save_model": True},
+def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path, ray_instance):
+    path = write_grid(tmp_path, "executors", backends=["torch"], training={"epochs": 3, "save_model": True},
                       grid={"model.activation": ["relu", "tanh"]})
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
     local_uri, ray_uri = ready_store(tmp_path / "local"), ready_store(tmp_path / "ray")
-    local = run_mlpsuite("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
+    local = run_in_process("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
     assert local.returncode == 0, local.stderr[-2000:]
-    on_actors = run_mlpsuite("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray",
-                             cwd=tmp_path)
+    on_actors = run_in_process("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray",
+                               cwd=tmp_path)
     assert on_actors.returncode == 0, on_actors.stderr[-2000:]
     on_local, on_ray = _runs(local_uri, "executors"), _runs(ray_uri, "executors")
-    assert len(on_local) == 4 and set(on_local) == set(on_ray)
+    assert len(on_local) == 2 and set(on_local) == set(on_ray)
     for key in on_local:
         assert on_ray[key] == on_local[key], key
     client = MlflowClient(ray_uri)
@@ -57,20 +92,20 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path):
     assert "Backend parity" in on_actors.stdout
 
 
-def test_without_ray_the_executor_is_refused_in_one_line(tmp_path):
+@pytest.mark.check
+def test_without_ray_the_executor_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     path = write_grid(tmp_path, "noray", backends=["torch"])
-    hide_ray = ("import sys; sys.modules['ray'] = None; from mlpsuite.cli import main; "
-                f"sys.exit(main(['run', {str(path)!r}, '--executor', 'ray', '--tracking-uri', "
-                f"{sqlite_uri(tmp_path)!r}]))")
-    done = subprocess.run([sys.executable, "-c", hide_ray], capture_output=True, text=True, cwd=tmp_path, timeout=120)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    code, out, err = cli_in_process(capsys, "run", str(path), "--executor", "ray", "--tracking-uri",
+                                    sqlite_uri(tmp_path))
+    assert code == 2 and not out
+    assert err.strip().splitlines() == [
         "mlpsuite: error: --executor ray: Ray is not installed; pip install -e '.[ray]' "
         "(or pip install 'ray>=2.40'), or use --executor local"]
     assert not (tmp_path / "store").exists()
 
 
-def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(tmp_path):
+def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(tmp_path, no_ray_running):
     path = write_grid(tmp_path, "nocluster", backends=["torch"])
     env = {**clean_env(), "RAY_TMPDIR": str(tmp_path / "ray")}  # no running cluster's address file to find
     done = subprocess.run(mlpsuite_command("run", str(path), "--executor", "ray", "--address", "auto",
@@ -83,203 +118,155 @@ def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(
     assert not (tmp_path / "store").exists()
 
 
-WORKER_MARKS = {"ray": "_TrialActor", "local": "mlpsuite.executors.worker"}
-
-
-def _started_in(folder: Path, pid: str) -> bool:
-    """Whether process `pid` runs in `folder`: a grid's workers, Ray's raylet and actors keep
-    the driver's working folder. Other tests' grids may run at the same time, elsewhere."""
-    try:
-        return Path(os.readlink(f"/proc/{pid}/cwd")).is_relative_to(folder)
-    except OSError:
-        return False
-
-
-def _actor_pids(folder: Path, executor: str = "ray") -> list[int]:
-    """Processes of mlpsuite's Ray actors (Ray names them after the actor class), or of its
-    local workers, of the grid started in `folder`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if WORKER_MARKS[executor] in command and _started_in(folder, entry.name):
-                pids.append(int(entry.name))
-    return pids
-
-
-@pytest.mark.parametrize("executor", ["local", "ray"])
-def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, executor):
+@pytest.mark.parametrize("kind", ["local", "ray"])
+def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, kind, request):
     """A trial stops itself at an epoch end past `max_seconds`; one that never reaches an epoch
-    end (here: its worker SIGSTOPped) is killed by the executor, on Ray as locally."""
-    path = write_grid(tmp_path, "hung", backends=["torch"], training={"epochs": 100000, "max_seconds": 5})
-    uri = ready_store(tmp_path)
-    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", executor,
-                                                "--jobs", "1"),
-                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, stopped = time.monotonic() + 180, []
-    while time.monotonic() < deadline and process.poll() is None and not stopped:
-        time.sleep(0.2)
-        if any(status == "RUNNING" for status, _, _ in polled_statuses(uri, "hung")):
-            stopped = _actor_pids(tmp_path, executor)
-            for pid in stopped:
-                os.kill(pid, signal.SIGSTOP)
-    assert stopped, "no worker was found mid-trial"
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 0, stderr[-2000:]
-    runs = trial_runs(uri, "hung")
-    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
-    assert runs["tags.mlpsuite.failure_message"].iloc[0] == "killed after 10 s (training.max_seconds=5)"
-    assert not _actor_pids(tmp_path, executor)
+    end (here: its worker frozen by SIGSTOP at its first epoch) is killed by the executor, on
+    Ray as locally, and the trial is a `timeout`."""
+    if kind == "ray":
+        request.getfixturevalue("ray_instance")
+    path = write_grid(tmp_path, "hung", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 2})
+    acting = Acting(executor(kind), on_first("epoch", freeze))
+    results = []
+    acting.run(expand(load_config(path)), lambda event: event.kind == "finished" and results.append(event.result))
+    (result,) = results
+    assert (result.status, result.failure) == ("FAILED", TIMEOUT)
+    assert result.message == "killed after 7 s (training.max_seconds=2)"
+    assert wait_for(lambda: not alive(acting.pids[0]), timeout=60), "the frozen worker was left behind"
 
 
 @pytest.mark.parametrize("retries, statuses, failures", [
-    ("1", ["FINISHED", "KILLED"], ["retried"]),   # the dead attempt KILLED, the retry FINISHED
-    ("0", ["FAILED"], ["worker died"]),
+    (1, ["FINISHED", "KILLED"], [RETRIED]),   # the dead attempt KILLED, the retry FINISHED
+    (0, ["FAILED"], [WORKER_DIED]),
 ])
-def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, retries, statuses, failures):
-    path = write_grid(tmp_path, "retried", backends=["torch"], training={"epochs": 150, "batch_size": 8})
+def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, ray_instance, retries, statuses, failures):
+    path = write_grid(tmp_path, "retried", **LONG)
     uri = ready_store(tmp_path)
-    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
-                                                "--jobs", "1", "--max-retries", retries),
-                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 180
-    killed = False
-    while time.monotonic() < deadline and process.poll() is None and not killed:
-        time.sleep(0.5)
-        if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "retried")):
-            for pid in _actor_pids(tmp_path):
-                os.kill(pid, signal.SIGKILL)
-                killed = True
-    assert killed, "no actor was found mid-trial"
-    _, stderr = process.communicate(timeout=300)
-    assert process.returncode == 0, stderr[-2000:]
+    acting = Acting(executor("ray", max_retries=retries), on_first("epoch", kill))
+    run_grid_acting(path, uri, acting)
     runs = trial_runs(uri, "retried")
     assert sorted(runs["status"]) == statuses
     assert sorted(runs["tags.mlpsuite.failure"].dropna()) == failures
+    kinds = [event.kind for event in acting.events]
+    assert kinds.count("retrying") == retries and kinds.count("ready") == 1 + retries
 
 
-def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(tmp_path):
-    path = write_grid(tmp_path, "stopped", backends=["torch"], training={"epochs": 150, "batch_size": 8},
-                      grid={"model.activation": ["relu", "tanh"]})
+def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(tmp_path, ray_instance):
+    """The driver started its own Ray: Ctrl-C ends the grid, and the actors go with the driver."""
+    path = write_grid(tmp_path, "stopped", **LONG, grid={"model.activation": ["relu", "tanh"]})
     uri = ready_store(tmp_path)
     process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
                                                 "--jobs", "1"),
                                cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.5)
         if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "stopped")):
             break
+        time.sleep(0.2)
+    actors = _actor_pids(tmp_path)
+    assert actors, "no actor was found mid-trial"
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-2000:]
     statuses = {status for status, _, _ in polled_statuses(uri, "stopped")}
     assert "KILLED" in statuses and "RUNNING" not in statuses
-    assert not _actor_pids(tmp_path)  # the actors went with the driver
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path)
+    assert not [pid for pid in actors if alive(pid)]  # the actors went with the driver
+    done = run_in_process("run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in polled_statuses(uri, "stopped") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 2
 
 
-def _raylet_workers(folder: Path) -> list[int]:
-    """Every worker process of the local raylet of the grid started in `folder` (Ray titles them
-    `ray::IDLE`, `ray::_TrialActor` ...); not the raylet itself nor its agents (`ray::DashboardAgent`,
-    `ray::RuntimeEnvAgent`), whose loss ends the raylet, and here the whole one-node cluster."""
-    parents, titles = {}, {}
+def test_a_ray_grid_logs_through_mlpsuite_server_with_served_artifacts(tmp_path, suite_server):
+    """A driver that starts its own Ray, logging through `mlpsuite server`: the artifacts the
+    actors' trials produce reach the server's own folder."""
+    url, artifacts = suite_server
+    path = write_grid(tmp_path, "cluster", backends=["sklearn"], grid={"model.activation": ["relu", "tanh"]})
+    done = run_mlpsuite("run", str(path), "--tracking-uri", url, "--executor", "ray", "--jobs", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    client = MlflowClient(url)
+    experiment = client.get_experiment_by_name("cluster")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # served, not a path on disk
+    runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+    assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "tanh"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert any(artifacts.rglob("trial.json"))  # the server wrote them into its own folder
+    (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
+    assert "comparison/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+
+
+def _actor_pids(folder: Path) -> list[int]:
+    """mlpsuite's Ray actors (Ray names their processes after the actor class) of the driver
+    started in `folder`: a driver's raylet and actors keep its working folder."""
+    pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                titles[int(entry.name)] = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except (OSError, IndexError, ValueError):
+                command = (entry / "cmdline").read_bytes().decode(errors="replace")
+                here = Path(os.readlink(entry / "cwd"))
+            except OSError:
                 continue
-    raylets = {pid for pid, title in titles.items()
-               if "raylet/raylet" in title.split("\0")[0] and _started_in(folder, str(pid))}
-    return [pid for pid, parent in parents.items() if parent in raylets and titles[pid].startswith("ray::")
-            and not titles[pid].split("\0")[0].endswith("Agent")]
+            if "_TrialActor" in command and here.is_relative_to(folder):
+                pids.append(int(entry.name))
+    return pids
 
 
-def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path):
-    path = write_grid(tmp_path, "lost", backends=["torch"], training={"epochs": 60, "batch_size": 8},
-                      grid={"model.activation": ["relu", "tanh", "elu", "sigmoid", "swish", "gelu"]})
+def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path, ray_instance):
+    """Every actor killed at once, when one trial has finished and another is under way: the
+    finished one is kept whole, the one in flight runs again, the grid finishes."""
+    path = write_grid(tmp_path, "lost", backends=["sklearn"], training={"epochs": 200, "batch_size": 8},
+                      seeds=list(range(6)))
     uri = ready_store(tmp_path)
-    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
-                                                "--jobs", "2"),
-                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline, killed, before = time.monotonic() + 240, [], []
-    try:
-        while time.monotonic() < deadline and process.poll() is None and not killed:
-            time.sleep(0.3)
-            polled = polled_statuses(uri, "lost")
-            statuses = [status for status, _, epochs in polled if status == "FINISHED" or epochs >= 1]
-            # the actors run ahead of the store: with 4 of the 6 trials left they are still at work
-            if "FINISHED" in statuses and "RUNNING" in statuses:
-                before = trial_runs(uri, "lost")
-                killed = _raylet_workers(tmp_path)
-                for pid in killed:
+    in_flight, lost = set(), []
+
+    def lose_the_node(event, acting):
+        if event.kind == "started":
+            in_flight.add(event.trial.key)
+        elif event.kind == "finished":
+            in_flight.discard(event.trial.key)
+            if not lost and event.result.status == "FINISHED" and in_flight:
+                lost.extend(pid for pid in acting.pids.values() if alive(pid))
+                for pid in lost:
                     os.kill(pid, signal.SIGKILL)
-        assert killed, "the grid never had a finished and a running trial at once"
-        _, stderr = process.communicate(timeout=300)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)  # the driver takes its local Ray instance down with it
-            process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-2000:]
-    assert "the Ray actor died" in stderr  # the kill hit the grid, and the driver says so
-    after = trial_runs(uri, "lost").set_index("run_id")
+
+    acting = Acting(executor("ray", jobs=2), lose_the_node)
+    outcome = run_grid_acting(path, uri, acting)
+    assert len(lost) == 2, "no trial finished while another ran"
+    assert "retrying" in [event.kind for event in acting.events]  # the kill hit the grid
+    runs = trial_runs(uri, "lost").set_index("run_id")
     client = MlflowClient(uri)
-    for run_id in before.loc[before["status"] == "FINISHED", "run_id"]:  # kept, whole, as they were
-        assert after.loc[run_id, "status"] == "FINISHED"
-        assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, 61))
-    for run_id in before.loc[before["status"] == "RUNNING", "run_id"]:  # in flight: retried (or just done)
-        assert after.loc[run_id, "status"] in ("KILLED", "FINISHED")
-    finished = after.loc[after["status"] == "FINISHED", "tags.mlpsuite.trial_key"]
-    assert len(finished) == finished.nunique() == 6
-    # an actor dead before its request began costs that trial no retry, so none ran out of them
-    assert set(after.reindex(columns=["tags.mlpsuite.failure"]).loc[after["status"] != "FINISHED"].iloc[:, 0]) \
-        <= {"retried"}
+    finished = runs[runs["status"] == "FINISHED"]
+    assert finished["tags.mlpsuite.trial_key"].nunique() == len(finished) == 6 and outcome.failed == 0
+    for run_id in finished.index:  # each whole: every epoch once, the retried ones' too
+        assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, 201))
+    # An actor dead before its request began costs that trial no retry, so none ran out of them.
+    assert set(runs.loc[runs["status"] != "FINISHED", "tags.mlpsuite.failure"]) <= {RETRIED}
 
 
-# The actor is dead before its first request: killed as it reports ready (a node lost between
-# trials). The trial must still finish with no retries allowed, and the death be said.
-DEAD_ON_ARRIVAL = """
-import sys
-from mlpsuite.config import expand, load_config
-from mlpsuite.executors.ray import RayExecutor
+def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(tmp_path, ray_instance, caplog):
+    """Killed as it reports ready (a node lost between trials): with no retries allowed the
+    trial still finishes, on a fresh actor, and the death is said."""
+    path = write_grid(tmp_path, "doa", backends=["sklearn"], training={"epochs": 2})
+    ray_executor = executor("ray", max_retries=0)
 
-executor = RayExecutor(jobs=1, max_retries=0)
-seen = []
+    def kill_on_arrival(event, acting):
+        ray_executor.ray.kill(ray_executor._slots[event.slot].actor, no_restart=True)
 
-def handle(event):
-    seen.append(event.kind if event.kind != "finished" else event.result.status)
-    if event.kind == "ready" and seen.count("ready") == 1:
-        executor.ray.kill(executor._slots[event.slot].actor, no_restart=True)
-
-executor.run(expand(load_config(sys.argv[1])), handle)
-print(" ".join(seen))
-"""
+    acting = Acting(ray_executor, on_first("ready", kill_on_arrival))
+    acting.run(expand(load_config(path)), lambda event: None)
+    seen = [event.kind if event.kind != "finished" else event.result.status for event in acting.events]
+    assert seen == ["ready", "retrying", "ready", "started", "epoch", "epoch", "FINISHED"]
+    assert ("the Ray actor died (ActorDiedError) under sklearn seed=0: running again on a fresh actor"
+            in caplog.text)
 
 
-def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(tmp_path):
-    path = write_grid(tmp_path, "doa", backends=["torch"], training={"epochs": 2})
-    done = subprocess.run([sys.executable, "-c", DEAD_ON_ARRIVAL, str(path)], cwd=tmp_path, env=clean_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["ready", "retrying", "ready", "started", "epoch", "epoch", "FINISHED"]
-    assert "the Ray actor died (ActorDiedError) under torch seed=0: running again on a fresh actor" in done.stderr
-
-
-def test_more_actors_than_cpus_share_them_and_the_grid_finishes(tmp_path):
+def test_more_actors_than_cpus_share_them_and_the_grid_finishes(tmp_path, ray_instance):
     """`--jobs` above the CPU count: each actor asks Ray for a share of a CPU, as local workers
     oversubscribe; an actor asking for a whole one would never be placed, its trial never run."""
-    jobs = (os.cpu_count() or 1) + 1
-    path = write_grid(tmp_path, "crowded", backends=["torch"], training={"epochs": 3}, seeds=list(range(jobs + 1)))
+    jobs = int(ray.cluster_resources()["CPU"]) + 1
+    path = write_grid(tmp_path, "crowded", backends=["sklearn"], training={"epochs": 3}, seeds=list(range(jobs + 1)))
     uri = ready_store(tmp_path)
-    done = run_mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", str(jobs),
-                        cwd=tmp_path, timeout=240)
+    done = run_in_process("run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", str(jobs),
+                          cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(trial_runs(uri, "crowded")["status"]) == ["FINISHED"] * (jobs + 1)

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
 
@@ -23,7 +25,8 @@ def test_readme_snippet_runs(backend, index, tmp_path, monkeypatch, capsys):
 
 def test_readme_quick_start_is_the_ci_command():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
-    assert "make test" in README.read_text(encoding="utf-8") and "make test" in ci.splitlines()[-1]
+    steps = [line.split() for line in ci.splitlines()]
+    assert "make test" in README.read_text(encoding="utf-8") and ["timed", "make", "test"] in steps
 
 
 def test_readme_grid_example_is_a_valid_config(tmp_path):

@@ -65,6 +65,7 @@ def test_a_new_program_builds_a_new_model(backend):
     _same(results[3], TrialRunner(reuse=False).run(scheduled[3], lambda event: None))
 
 
+@pytest.mark.check
 def test_the_program_key_leaves_out_values_and_keeps_what_is_compiled():
     base = {"name": "p", "dataset": {"name": "iris"}, "backends": ["torch"]}
 

@@ -11,6 +11,8 @@ from mlpsuite.analysis.stats import (mean_interval, paired_difference, paired_t_
                                      robust_summary, seeds_for_power, stable_seed, standardized_effect, summaries)
 from mlpsuite.learning_curves import area_under_curve, epochs_to_target, time_to_target
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 VALUES = np.array([0.41, 0.39, 0.45, 0.43, 0.40, 0.62, 0.38])
 
 

@@ -7,7 +7,7 @@ from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from mlpsuite import layers
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.check]
 
 # layer name -> (layer kwargs, sklearn scaler with the same meaning)
 PAIRS = {

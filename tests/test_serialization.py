@@ -8,7 +8,7 @@ from mlpsuite import layers
 from mlpsuite.models import build_mlp
 from tests.references import ACTIVATION_REFERENCES
 
-pytestmark = pytest.mark.backend
+pytestmark = [pytest.mark.backend, pytest.mark.check]
 
 
 def _configured_activation(name):

@@ -31,6 +31,7 @@ def _direct_fit(estimator, scaler, data, epochs, seed, classes=None):
     return estimator, np.array(losses), scaler
 
 
+@pytest.mark.check
 def test_classifier_runs_match_a_direct_mlpclassifier_fit():
     trial = _trial("digits", {"hidden": [24, 12], "activation": "tanh", "scaler": "standard"},
                    {"name": "nesterov", "learning_rate": 0.02, "momentum": 0.8})
@@ -49,6 +50,7 @@ def test_classifier_runs_match_a_direct_mlpclassifier_fit():
     assert len(result.history["accuracy"]) == 6 and result.step_time_ms > 0
 
 
+@pytest.mark.check
 def test_regressor_reports_keras_mse_not_sklearns_half():
     trial = _trial("diabetes", {"hidden": [16], "activation": "relu", "scaler": "minmax"},
                    {"name": "adam", "learning_rate": 0.05}, epochs=5, seed=2)
@@ -64,6 +66,7 @@ def test_regressor_reports_keras_mse_not_sklearns_half():
     assert result.test["loss"] == pytest.approx(np.mean((data.y_test - predicted) ** 2), rel=1e-5)
 
 
+@pytest.mark.check
 def test_unscaled_runs_feed_the_raw_features():
     trial = _trial("iris", {"hidden": [8], "activation": "relu", "scaler": "none"}, {"name": "sgd", "learning_rate": 0.01},
                    epochs=3, batch_size=16, seed=1)
@@ -82,6 +85,7 @@ def test_unscaled_runs_feed_the_raw_features():
     ({"activation": "relu"}, {"name": "rmsprop"}, "optimizer rmsprop is not available in scikit-learn"),
     ({"activation": "relu", "dropout": 0.2}, {"name": "adam"}, "dropout is not available in scikit-learn"),
 ])
+@pytest.mark.check
 def test_what_sklearn_lacks_is_a_failed_trial_saying_so(model, optimizer, says):
     trial = _trial("iris", model, optimizer)
     result = SklearnRunner().run(trial, lambda event: None)

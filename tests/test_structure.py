@@ -6,6 +6,10 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 400
 

@@ -5,6 +5,8 @@ import pytest
 
 from mlpsuite.config import GridSpec, expand
 
+pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
+
 
 def _trial(**training):
     spec = GridSpec.model_validate({

@@ -44,6 +44,7 @@ def test_vectorized_seeds_match_their_sequential_trials(backend):
         (trial.key, epoch) for trial in trials for epoch in range(1, 5))
 
 
+@pytest.mark.check
 def test_only_jax_seeds_without_early_stopping_are_vectorized():
     units = _queues(_trials(backends=("jax", "torch")))
     assert [len(unit.trials) for unit in units["jax"]] == [4]
@@ -58,6 +59,7 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
 
 
 @pytest.mark.backend("jax")
+@pytest.mark.check
 def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     from mlpsuite.training import TrialRunner
     from mlpsuite.vectorized import train_seeds

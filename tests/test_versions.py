@@ -8,11 +8,12 @@ import math
 import sqlite3
 
 import pandas as pd
+import pytest
 from mlflow import MlflowClient
 
 from mlpsuite.analysis.tables import parity_table
 from mlpsuite.analysis.versions import mixed_libraries, version_line
-from tests.grids import ready_store, run_mlpsuite, write_grid
+from tests.grids import ready_store, run_in_process, write_grid
 
 
 NAME = "drift – Übung 1"  # a name the shell would split: every command printed for pasting is quoted
@@ -22,7 +23,7 @@ def test_a_grid_mixing_versions_says_so_and_same_versions_retrains_the_others(tm
     grid = write_grid(tmp_path, NAME, backends=["sklearn"], seeds=[0, 1], dataset={"name": "circles"},
                       training={"epochs": 10, "batch_size": 16}, grid={"model.activation": ["relu", "tanh"]})
     uri = ready_store(tmp_path)
-    first = run_mlpsuite("run", str(grid), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
+    first = run_in_process("run", str(grid), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Versions: sklearn " in first.stdout and "Mixed" not in first.stdout
     again_hint = " ".join(first.stdout.split()).split("again: ", 1)[1]
@@ -38,22 +39,22 @@ def test_a_grid_mixing_versions_says_so_and_same_versions_retrains_the_others(tm
     with sqlite3.connect(tmp_path / "store" / "mlflow.db") as connection:
         connection.execute("update tags set value = '0.24.2' where key = 'mlpsuite.version.sklearn' "
                            "and run_uuid = ?", (old.info.run_id,))
-    reused = run_mlpsuite("run", str(grid), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
+    reused = run_in_process("run", str(grid), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert reused.returncode == 0 and "0 trials to run, 4 reused" in reused.stderr, reused.stderr
     assert "1 of the reused trials were recorded with other library versions" in " ".join(reused.stderr.split())
     assert reused.stdout.lstrip().startswith("Mixed library versions (of sklearn)")
-    found = json.loads(run_mlpsuite("compare", NAME, "--format", "json", "--tracking-uri", uri,
+    found = json.loads(run_in_process("compare", NAME, "--format", "json", "--tracking-uri", uri,
                                     cwd=tmp_path).stdout)
     assert found["mixed_libraries"] == ["sklearn"]
     assert sorted(row["trials"] for row in found["version_sets"]) == [1, 3]
     note = client.get_run(parent.info.run_id).data.tags["mlflow.note.content"]
     assert note.startswith("**Mixed library versions (of sklearn)")
-    again = run_mlpsuite("run", str(grid), "--tracking-uri", uri, "--jobs", "1", "--reuse", "same-versions",
+    again = run_in_process("run", str(grid), "--tracking-uri", uri, "--jobs", "1", "--reuse", "same-versions",
                          cwd=tmp_path)
     assert again.returncode == 0 and "1 trials to run, 3 reused" in again.stderr, again.stderr
     assert "Mixed" not in again.stdout and "Versions: sklearn " in again.stdout
     assert client.get_run(old.info.run_id).data.tags["mlpsuite.superseded_by"]
-    wrong = run_mlpsuite("run", str(grid), "--tracking-uri", uri, "--reuse", "newest", cwd=tmp_path)
+    wrong = run_in_process("run", str(grid), "--tracking-uri", uri, "--reuse", "newest", cwd=tmp_path)
     assert wrong.returncode == 2 and "--reuse: invalid choice: 'newest'" in wrong.stderr
 
 
@@ -65,6 +66,7 @@ def _pair(keras_versions):
     return pd.DataFrame(rows), {"jax": [0.7, 0.5], "torch": [0.7, 0.5 + 1e-7]}
 
 
+@pytest.mark.check
 def test_parity_pairs_only_trials_of_one_version_set():
     frame, losses = _pair(["3.15.1", "3.15.1"])
     table = parity_table(frame, losses)
