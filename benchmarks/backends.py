@@ -33,9 +33,15 @@ from _common import BACKENDS, ROOT, markdown_table, write_results  # noqa: E402
 
 PROBLEMS = {
     "small": {"dataset": {"name": "digits"}, "hidden": [64, 64], "batch_size": 64, "epochs": 6},
-    "large": {"dataset": {"name": "blobs", "options": {"n_samples": 16000, "centers": 10, "n_features": 64,
-                                                       "cluster_std": 8.0}},
-              "hidden": [256, 256], "batch_size": 128, "epochs": 4},
+    "large": {
+        "dataset": {
+            "name": "blobs",
+            "options": {"n_samples": 16000, "centers": 10, "n_features": 64, "cluster_std": 8.0},
+        },
+        "hidden": [256, 256],
+        "batch_size": 128,
+        "epochs": 4,
+    },
 }
 LEARNING_RATE = 0.001
 
@@ -43,12 +49,19 @@ LEARNING_RATE = 0.001
 def _trial(problem: dict, backend: str):
     from mlpsuite.config import GridSpec, expand
 
-    return expand(GridSpec.model_validate({
-        "name": "backends", "dataset": problem["dataset"],
-        "model": {"hidden": problem["hidden"], "activation": "relu", "scaler": "standard"},
-        "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE},
-        "training": {"epochs": problem["epochs"], "batch_size": problem["batch_size"]},
-        "backends": [backend], "seeds": [0]}))[0]
+    return expand(
+        GridSpec.model_validate(
+            {
+                "name": "backends",
+                "dataset": problem["dataset"],
+                "model": {"hidden": problem["hidden"], "activation": "relu", "scaler": "standard"},
+                "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE},
+                "training": {"epochs": problem["epochs"], "batch_size": problem["batch_size"]},
+                "backends": [backend],
+                "seeds": [0],
+            }
+        )
+    )[0]
 
 
 def _steady_ms(epoch_seconds: list[float], steps: int) -> float:
@@ -74,8 +87,13 @@ def _scaled(data):
 
 def _glorot(sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(0)
-    return [(rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.float32(math.sqrt(6 / (a + b))),
-             np.zeros(b, np.float32)) for a, b in zip(sizes, sizes[1:])]
+    return [
+        (
+            rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.float32(math.sqrt(6 / (a + b))),
+            np.zeros(b, np.float32),
+        )
+        for a, b in zip(sizes, sizes[1:])
+    ]
 
 
 # ------------------------------------------------------------ inside one backend's process
@@ -95,16 +113,28 @@ def suite_and_bare(problem: dict, backend: str) -> dict:
     keras.utils.set_random_seed(0)  # TensorFlow's deterministic mode refuses unseeded shuffles
     seconds = []
 
-    class Timer(keras.callbacks.Callback):  # epoch hooks only: a batch hook makes Keras sync each step
+    class Timer(
+        keras.callbacks.Callback
+    ):  # epoch hooks only: a batch hook makes Keras sync each step
         def on_epoch_begin(self, epoch, logs=None):
             self.began = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):  # no validation: the suite's train_time_s too
             seconds.append(time.perf_counter() - self.began)
 
-    model.fit(data.X_train, data.y_train, batch_size=problem["batch_size"], epochs=problem["epochs"],
-              shuffle=True, verbose=0, callbacks=[Timer()])
-    return {"suite": suite, "bare fit": _steady_ms(seconds, math.ceil(len(data.X_train) / problem["batch_size"]))}
+    model.fit(
+        data.X_train,
+        data.y_train,
+        batch_size=problem["batch_size"],
+        epochs=problem["epochs"],
+        shuffle=True,
+        verbose=0,
+        callbacks=[Timer()],
+    )
+    return {
+        "suite": suite,
+        "bare fit": _steady_ms(seconds, math.ceil(len(data.X_train) / problem["batch_size"])),
+    }
 
 
 def native_torch(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) -> float:
@@ -124,7 +154,7 @@ def native_torch(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) 
 
     def epoch(order):
         for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
+            rows = order[start : start + batch]
             optimizer.zero_grad()
             loss = loss_fn(net(torch.from_numpy(X[rows])), torch.from_numpy(y[rows]).long())
             loss.backward()
@@ -137,7 +167,7 @@ def _adam(params, grads, m, v, t, xp):
     beta1, beta2, eps = 0.9, 0.999, 1e-7
     m = [beta1 * a + (1 - beta1) * g for a, g in zip(m, grads)]
     v = [beta2 * a + (1 - beta2) * g * g for a, g in zip(v, grads)]
-    rate = LEARNING_RATE * xp.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    rate = LEARNING_RATE * xp.sqrt(1 - beta2**t) / (1 - beta1**t)
     return [p - rate * a / (xp.sqrt(b) + eps) for p, a, b in zip(params, m, v)], m, v
 
 
@@ -150,7 +180,9 @@ def native_jax(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) ->
         for W, b in zip(params[0:-2:2], params[1:-2:2]):
             h = jax.nn.relu(h @ W + b)
         logits = h @ params[-2] + params[-1]
-        return jnp.mean(jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, labels[:, None], 1)[:, 0])
+        return jnp.mean(
+            jax.nn.logsumexp(logits, axis=1) - jnp.take_along_axis(logits, labels[:, None], 1)[:, 0]
+        )
 
     @jax.jit
     def step(params, m, v, t, x, labels):
@@ -158,16 +190,21 @@ def native_jax(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) ->
         return _adam(params, grads, m, v, t, jnp)
 
     params = [jnp.asarray(a) for pair in _glorot(sizes) for a in pair]
-    state = {"params": params, "m": [jnp.zeros_like(p) for p in params],
-             "v": [jnp.zeros_like(p) for p in params], "t": 0}
+    state = {
+        "params": params,
+        "m": [jnp.zeros_like(p) for p in params],
+        "v": [jnp.zeros_like(p) for p in params],
+        "t": 0,
+    }
     batch = problem["batch_size"]
 
     def epoch(order):
         for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
+            rows = order[start : start + batch]
             state["t"] += 1
-            state["params"], state["m"], state["v"] = step(state["params"], state["m"], state["v"],
-                                                           jnp.float32(state["t"]), X[rows], y[rows])
+            state["params"], state["m"], state["v"] = step(
+                state["params"], state["m"], state["v"], jnp.float32(state["t"]), X[rows], y[rows]
+            )
         jax.block_until_ready(state["params"])
 
     return _epochs(problem, X, epoch)
@@ -199,7 +236,7 @@ def native_tensorflow(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[i
 
     def epoch(order):
         for start in range(0, len(order), batch):
-            rows = order[start:start + batch]
+            rows = order[start : start + batch]
             step(X[rows], y[rows].astype(np.int32))
 
     return _epochs(problem, X, epoch)
@@ -237,8 +274,16 @@ def inside_numpy(problem_name: str) -> dict:
     X, y = _scaled(data)
     batch, epochs = problem["batch_size"], problem["epochs"]
     steps = math.ceil(len(X) / batch)
-    model = MLPClassifier(tuple(problem["hidden"]), solver="adam", learning_rate_init=LEARNING_RATE,
-                          batch_size=batch, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=0)
+    model = MLPClassifier(
+        tuple(problem["hidden"]),
+        solver="adam",
+        learning_rate_init=LEARNING_RATE,
+        batch_size=batch,
+        max_iter=epochs,
+        tol=0.0,
+        n_iter_no_change=epochs + 1,
+        random_state=0,
+    )
     began = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -253,7 +298,10 @@ def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
     rng = np.random.default_rng(0)
     weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes, sizes[1:])]
     activations = [rng.standard_normal((batch, a), dtype=np.float32) for a in sizes]
-    flops = sum(2 * batch * W.shape[0] * W.shape[1] for W in weights) * 3 - 2 * batch * sizes[0] * sizes[1]
+    flops = (
+        sum(2 * batch * W.shape[0] * W.shape[1] for W in weights) * 3
+        - 2 * batch * sizes[0] * sizes[1]
+    )
 
     def step():
         for h, W in zip(activations, weights):  # forward
@@ -280,9 +328,18 @@ def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
 def measure(kind: str, problem: str, threads: int) -> dict:
     from mlpsuite.backends import thread_environment
 
-    env = {**os.environ, **thread_environment(threads), "KERAS_BACKEND": "numpy" if kind == "numpy" else kind}
-    done = subprocess.run([sys.executable, __file__, "--inside", kind, "--problems", problem],
-                          env=env, capture_output=True, text=True, cwd=ROOT)
+    env = {
+        **os.environ,
+        **thread_environment(threads),
+        "KERAS_BACKEND": "numpy" if kind == "numpy" else kind,
+    }
+    done = subprocess.run(
+        [sys.executable, __file__, "--inside", kind, "--problems", problem],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     if done.returncode:
         raise RuntimeError(f"{kind} {problem} x{threads}: {done.stderr.strip().splitlines()[-1]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -306,20 +363,50 @@ def main() -> None:
             entry = {"reference": reference}
             for backend in BACKENDS:
                 entry[backend] = times = measure(backend, problem, threads)
-                rows.append([problem, threads, backend, times["suite"], times["bare fit"], times["native"],
-                             times["suite"] / times["bare fit"], reference["scikit-learn"],
-                             reference["matmul floor"], times["suite"] / reference["matmul floor"]])
-                print(f"{problem} x{threads} {backend:<10} suite {times['suite']:.3f} ms/step, bare fit "
-                      f"{times['bare fit']:.3f}, native {times['native']:.3f}; sklearn "
-                      f"{reference['scikit-learn']:.3f}, floor {reference['matmul floor']:.4f} "
-                      f"({reference['gflops']:.1f} GFLOP/s)", flush=True)
+                rows.append(
+                    [
+                        problem,
+                        threads,
+                        backend,
+                        times["suite"],
+                        times["bare fit"],
+                        times["native"],
+                        times["suite"] / times["bare fit"],
+                        reference["scikit-learn"],
+                        reference["matmul floor"],
+                        times["suite"] / reference["matmul floor"],
+                    ]
+                )
+                print(
+                    f"{problem} x{threads} {backend:<10} suite {times['suite']:.3f} ms/step, bare fit "
+                    f"{times['bare fit']:.3f}, native {times['native']:.3f}; sklearn "
+                    f"{reference['scikit-learn']:.3f}, floor {reference['matmul floor']:.4f} "
+                    f"({reference['gflops']:.1f} GFLOP/s)",
+                    flush=True,
+                )
             results[f"{problem}/{threads}"] = entry
-    table = markdown_table(["problem", "threads", "backend", "suite ms/step", "bare fit", "native",
-                            "suite / bare", "scikit-learn", "matmul floor", "suite / floor"], rows)
-    write_results("backends", {"problems": PROBLEMS, "results": results},
-                  "Milliseconds per training step (median of epochs 2..E). small: digits, MLP 64-64, "
-                  "batch 64; large: blobs 16k rows (11.2k train) x 64 features, 10 classes, MLP 256-256, "
-                  f"batch 128. Adam everywhere.\n\n{table}")
+    table = markdown_table(
+        [
+            "problem",
+            "threads",
+            "backend",
+            "suite ms/step",
+            "bare fit",
+            "native",
+            "suite / bare",
+            "scikit-learn",
+            "matmul floor",
+            "suite / floor",
+        ],
+        rows,
+    )
+    write_results(
+        "backends",
+        {"problems": PROBLEMS, "results": results},
+        "Milliseconds per training step (median of epochs 2..E). small: digits, MLP 64-64, "
+        "batch 64; large: blobs 16k rows (11.2k train) x 64 features, 10 classes, MLP 256-256, "
+        f"batch 128. Adam everywhere.\n\n{table}",
+    )
 
 
 if __name__ == "__main__":

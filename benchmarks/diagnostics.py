@@ -32,20 +32,30 @@ def _measure(epochs: int, depth: int) -> dict:
     runner = TrialRunner(threads=1)
     measured = {}
     for diagnostics in (False, True):
-        spec = GridSpec.model_validate({
-            "name": "diagnostics", "dataset": {"name": "digits"},
-            "model": {"hidden": [64] * depth, "activation": "relu", "scaler": "standard"},
-            "training": {"epochs": epochs, "batch_size": 64}, "backends": [os.environ["KERAS_BACKEND"]], "seeds": [0],
-            "diagnostics": diagnostics})
+        spec = GridSpec.model_validate(
+            {
+                "name": "diagnostics",
+                "dataset": {"name": "digits"},
+                "model": {"hidden": [64] * depth, "activation": "relu", "scaler": "standard"},
+                "training": {"epochs": epochs, "batch_size": 64},
+                "backends": [os.environ["KERAS_BACKEND"]],
+                "seeds": [0],
+                "diagnostics": diagnostics,
+            }
+        )
         events = []
         result = runner.run(expand(spec)[0], events.append)
         epoch_times = result.history["epoch_time_s"][1:]
-        probe_times = [e["metrics"]["diagnostics_time_s"] for e in events
-                       if e["epoch"] > 1 and "diagnostics_time_s" in e["metrics"]]
+        probe_times = [
+            e["metrics"]["diagnostics_time_s"]
+            for e in events
+            if e["epoch"] > 1 and "diagnostics_time_s" in e["metrics"]
+        ]
         measured["with" if diagnostics else "without"] = {
             "epoch_s": statistics.median(epoch_times),
             "probe_s": statistics.median(probe_times) if probe_times else 0.0,
-            "steps": result.steps_per_epoch}
+            "steps": result.steps_per_epoch,
+        }
     return measured
 
 
@@ -60,24 +70,65 @@ def main() -> int:
         return 0
     rows, data = [], {"epochs": args.epochs, "depth": args.depth, "backends": {}}
     for backend in BACKENDS:
-        env = {**os.environ, "KERAS_BACKEND": backend, "OMP_NUM_THREADS": "1", "TF_NUM_INTRAOP_THREADS": "1",
-               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
-               "TF_CPP_MIN_LOG_LEVEL": "2", "MLPSUITE_CACHE_DIR": "none"}
-        done = subprocess.run([sys.executable, __file__, "--worker", "1", "--epochs", str(args.epochs),
-                               "--depth", str(args.depth)], env=env, cwd=ROOT, capture_output=True, text=True,
-                              check=True)
+        env = {
+            **os.environ,
+            "KERAS_BACKEND": backend,
+            "OMP_NUM_THREADS": "1",
+            "TF_NUM_INTRAOP_THREADS": "1",
+            "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "MLPSUITE_CACHE_DIR": "none",
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                "1",
+                "--epochs",
+                str(args.epochs),
+                "--depth",
+                str(args.depth),
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         measured = json.loads(done.stdout.strip().splitlines()[-1])
         data["backends"][backend] = measured
         without, with_ = measured["without"], measured["with"]
-        rows.append([backend, with_["steps"], without["epoch_s"] * 1000, with_["epoch_s"] * 1000,
-                     with_["probe_s"] * 1000, with_["epoch_s"] / without["epoch_s"],
-                     with_["probe_s"] / without["epoch_s"]])
+        rows.append(
+            [
+                backend,
+                with_["steps"],
+                without["epoch_s"] * 1000,
+                with_["epoch_s"] * 1000,
+                with_["probe_s"] * 1000,
+                with_["epoch_s"] / without["epoch_s"],
+                with_["probe_s"] / without["epoch_s"],
+            ]
+        )
         print(backend, measured, flush=True)
-    table = markdown_table(["backend", "steps/epoch", "epoch ms (off)", "epoch ms (on)", "probe ms/epoch",
-                            "on / off", "probe / epoch (off)"], rows)
-    write_results("diagnostics", data,
-                  f"Diagnostics on digits, MLP {args.depth} x 64 relu, batch 64, {args.epochs} epochs, "
-                  f"one thread; medians over epochs 2..{args.epochs}.\n\n{table}")
+    table = markdown_table(
+        [
+            "backend",
+            "steps/epoch",
+            "epoch ms (off)",
+            "epoch ms (on)",
+            "probe ms/epoch",
+            "on / off",
+            "probe / epoch (off)",
+        ],
+        rows,
+    )
+    write_results(
+        "diagnostics",
+        data,
+        f"Diagnostics on digits, MLP {args.depth} x 64 relu, batch 64, {args.epochs} epochs, "
+        f"one thread; medians over epochs 2..{args.epochs}.\n\n{table}",
+    )
     print(table)
     return 0
 

@@ -36,9 +36,17 @@ def run(backend: str, trials: int) -> dict:
     from mlpsuite.config import GridSpec, expand
     from mlpsuite.executors.local import LocalExecutor
 
-    grid = expand(GridSpec.model_validate({
-        "name": "memory", "dataset": {"name": "digits"}, "training": {"epochs": 1, "batch_size": 64},
-        "backends": [backend], "grid": {"model.hidden": [[16 + i] for i in range(trials)]}}))
+    grid = expand(
+        GridSpec.model_validate(
+            {
+                "name": "memory",
+                "dataset": {"name": "digits"},
+                "training": {"epochs": 1, "batch_size": 64},
+                "backends": [backend],
+                "grid": {"model.hidden": [[16 + i] for i in range(trials)]},
+            }
+        )
+    )
     pids, samples = {}, []
 
     def handle(event) -> None:
@@ -64,20 +72,52 @@ def main() -> None:
         for backend in args.backends.split(","):
             measured = run(backend, args.trials)
             samples = measured["rss_mb"]
-            warm, peak = samples[WARM - 1], max(samples[WARM - 1:])
+            warm, peak = samples[WARM - 1], max(samples[WARM - 1 :])
             growth = peak / warm - 1
-            results[backend] = {"after_first": samples[0], "after_warm_up": warm, "peak_after_warm_up": peak,
-                                "last": samples[-1], "growth": growth, "retired": measured["retired"],
-                                "seconds": measured["seconds"]}
-            rows.append([backend, samples[0], warm, peak, samples[-1], f"{growth:+.1%}", measured["retired"]])
-            print(f"{backend:<11} RSS after trial {WARM}: {warm:.0f} MB, highest after it: {peak:.0f} MB "
-                  f"({growth:+.1%}), last {samples[-1]:.0f} MB; workers retired: {measured['retired']}", flush=True)
-    table = markdown_table(["backend", "RSS MB after trial 1", f"after {WARM}", f"highest {WARM}..{args.trials}",
-                            f"after {args.trials}", "growth", "workers retired"], rows)
-    write_results("memory", {"trials": args.trials, "backends": results},
-                  f"The local executor, one worker slot, {args.trials} trials of {args.trials} different "
-                  f"programs (MLP 16..{15 + args.trials} units), digits, 1 epoch; the worker's RSS after "
-                  f"each trial.\n\n{table}")
+            results[backend] = {
+                "after_first": samples[0],
+                "after_warm_up": warm,
+                "peak_after_warm_up": peak,
+                "last": samples[-1],
+                "growth": growth,
+                "retired": measured["retired"],
+                "seconds": measured["seconds"],
+            }
+            rows.append(
+                [
+                    backend,
+                    samples[0],
+                    warm,
+                    peak,
+                    samples[-1],
+                    f"{growth:+.1%}",
+                    measured["retired"],
+                ]
+            )
+            print(
+                f"{backend:<11} RSS after trial {WARM}: {warm:.0f} MB, highest after it: {peak:.0f} MB "
+                f"({growth:+.1%}), last {samples[-1]:.0f} MB; workers retired: {measured['retired']}",
+                flush=True,
+            )
+    table = markdown_table(
+        [
+            "backend",
+            "RSS MB after trial 1",
+            f"after {WARM}",
+            f"highest {WARM}..{args.trials}",
+            f"after {args.trials}",
+            "growth",
+            "workers retired",
+        ],
+        rows,
+    )
+    write_results(
+        "memory",
+        {"trials": args.trials, "backends": results},
+        f"The local executor, one worker slot, {args.trials} trials of {args.trials} different "
+        f"programs (MLP 16..{15 + args.trials} units), digits, 1 epoch; the worker's RSS after "
+        f"each trial.\n\n{table}",
+    )
 
 
 if __name__ == "__main__":

@@ -49,7 +49,9 @@ def _actors(trials, jobs: int) -> list[str]:
     from mlpsuite.executors.ray import RayExecutor
 
     statuses = []
-    RayExecutor(jobs).run(trials, lambda event: statuses.append(event.result.status) if event.result else None)
+    RayExecutor(jobs).run(
+        trials, lambda event: statuses.append(event.result.status) if event.result else None
+    )
     return statuses
 
 
@@ -75,7 +77,9 @@ def _timed(way: str, trials, env: dict, jobs: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
-    parser.add_argument("--rounds", type=int, default=2, help="each way this many times; the fastest counts")
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="each way this many times; the fastest counts"
+    )
     args = parser.parse_args()
     from mlpsuite.config import expand, load_config
     from mlpsuite.executors.local import worker_environment
@@ -88,18 +92,27 @@ def main() -> int:
             trials = expand(load_config(small_grid(Path(folder), args.trials, backend)))
             env = worker_environment(backend, 1, True, Path(folder) / "models")
             walls = {way: [] for way in ways}
-            for round_ in range(args.rounds):  # the order turns each round: no way always goes first
-                for way in ways[round_ % len(ways):] + ways[:round_ % len(ways)]:
+            for round_ in range(
+                args.rounds
+            ):  # the order turns each round: no way always goes first
+                for way in ways[round_ % len(ways) :] + ways[: round_ % len(ways)]:
                     walls[way].append(_timed(way, trials, env, jobs))
                     print(backend, way, f"{walls[way][-1]:.2f} s", flush=True)
         best = {way: min(times) for way, times in walls.items()}
         for way in ways:
             per_minute = len(trials) / best[way] * 60
             rows.append([backend, way, best[way], per_minute, best[way] / best["actors"]])
-            data["runs"].append({"backend": backend, "way": way, "wall_s": walls[way], "trials_per_min": per_minute})
-    publish("ray_tasks", data, ["backend", "way", "wall s", "trials/min", "× actors' time"], rows,
-            f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × {args.trials // 10} seeds), "
-            f"{jobs} CPUs, each way on a new local Ray instance, fastest of {args.rounds} rounds, no MLflow.")
+            data["runs"].append(
+                {"backend": backend, "way": way, "wall_s": walls[way], "trials_per_min": per_minute}
+            )
+    publish(
+        "ray_tasks",
+        data,
+        ["backend", "way", "wall s", "trials/min", "× actors' time"],
+        rows,
+        f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × {args.trials // 10} seeds), "
+        f"{jobs} CPUs, each way on a new local Ray instance, fastest of {args.rounds} rounds, no MLflow.",
+    )
     return 0
 
 

@@ -29,7 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
-PROTOCOL = {"nuisance": ["optimizer.learning_rate"], "interval": "bootstrap", "target": {"val_loss": 0.5}}
+PROTOCOL = {
+    "nuisance": ["optimizer.learning_rate"],
+    "interval": "bootstrap",
+    "target": {"val_loss": 0.5},
+}
 
 
 def synthetic_grid(uri: str, epochs: int = 20) -> str:
@@ -41,12 +45,20 @@ def synthetic_grid(uri: str, epochs: int = 20) -> str:
     from mlpsuite.runner import unique_trials
     from mlpsuite.tracking import Tracker
 
-    spec = GridSpec.model_validate({
-        "name": "report-benchmark", "dataset": {"name": "digits"}, "backends": ["jax", "torch"],
-        "seeds": [0, 1, 2, 3, 4], "training": {"epochs": epochs},
-        "grid": {"model.activation": ["relu", "elu", "tanh", "sigmoid", "swish"],
-                 "optimizer.learning_rate": [0.1, 0.03, 0.01, 0.003]},
-        "compare": PROTOCOL})
+    spec = GridSpec.model_validate(
+        {
+            "name": "report-benchmark",
+            "dataset": {"name": "digits"},
+            "backends": ["jax", "torch"],
+            "seeds": [0, 1, 2, 3, 4],
+            "training": {"epochs": epochs},
+            "grid": {
+                "model.activation": ["relu", "elu", "tanh", "sigmoid", "swish"],
+                "optimizer.learning_rate": [0.1, 0.03, 0.01, 0.003],
+            },
+            "compare": PROTOCOL,
+        }
+    )
     trials = unique_trials(expand(spec))
     tracker = Tracker(uri)
     experiment_id = tracker.experiment_id(spec.name)
@@ -56,15 +68,31 @@ def synthetic_grid(uri: str, epochs: int = 20) -> str:
         run_id = tracker.start_trial(experiment_id, trial, parent)
         decay = rng.uniform(0.05, 0.3)
         losses = [float(2.3 * np.exp(-decay * e)) for e in range(1, epochs + 1)]
-        history = {"loss": losses, "val_loss": [v * 1.1 for v in losses],
-                   "accuracy": [0.9] * epochs, "val_accuracy": [0.88] * epochs,
-                   "epoch_time_s": [1.0] + [0.1] * (epochs - 1)}
+        history = {
+            "loss": losses,
+            "val_loss": [v * 1.1 for v in losses],
+            "accuracy": [0.9] * epochs,
+            "val_accuracy": [0.88] * epochs,
+            "epoch_time_s": [1.0] + [0.1] * (epochs - 1),
+        }
         for epoch in range(epochs):
-            tracker.log_epoch(run_id, epoch + 1, {name: values[epoch] for name, values in history.items()})
-        tracker.finish_trial(run_id, TrialResult(
-            key=trial.key, backend=trial.backend, initial_loss=2.3, history=history,
-            test={"loss": losses[-1] * 1.1, "accuracy": 0.88}, fit_time_s=2.0, step_time_ms=0.5,
-            steps_per_epoch=23, weights_sha256=f"{trial.seed:016d}"))
+            tracker.log_epoch(
+                run_id, epoch + 1, {name: values[epoch] for name, values in history.items()}
+            )
+        tracker.finish_trial(
+            run_id,
+            TrialResult(
+                key=trial.key,
+                backend=trial.backend,
+                initial_loss=2.3,
+                history=history,
+                test={"loss": losses[-1] * 1.1, "accuracy": 0.88},
+                fit_time_s=2.0,
+                step_time_ms=0.5,
+                steps_per_epoch=23,
+                weights_sha256=f"{trial.seed:016d}",
+            ),
+        )
     tracker.end_run(parent, "FINISHED")
     return spec.name
 
@@ -85,8 +113,11 @@ def time_report(uri: str, experiment: str, repeats: int, protocol: dict | None =
         began = time.perf_counter()
         log_comparison(tracker, experiment, comparison.parent_run_id, protocol=protocol)
         wall.append(time.perf_counter() - began)
-    return {"trials": comparison.n_trials, "read_and_statistics_s": statistics.median(analysis),
-            "whole_report_s": statistics.median(wall)}
+    return {
+        "trials": comparison.n_trials,
+        "read_and_statistics_s": statistics.median(analysis),
+        "whole_report_s": statistics.median(wall),
+    }
 
 
 def quickstart_share(directory: Path) -> dict:
@@ -95,8 +126,21 @@ def quickstart_share(directory: Path) -> dict:
     uri = f"sqlite:///{directory / 'quickstart.db'}"
     env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI")}
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mlpsuite.cli", "run", str(ROOT / "experiments" / "quickstart.yaml"),
-                    "--tracking-uri", uri], cwd=directory, env=env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mlpsuite.cli",
+            "run",
+            str(ROOT / "experiments" / "quickstart.yaml"),
+            "--tracking-uri",
+            uri,
+        ],
+        cwd=directory,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - began
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("quickstart")
@@ -116,29 +160,45 @@ def main() -> None:
         began = time.perf_counter()
         experiment = synthetic_grid(uri)
         print(f"wrote a 200-trial grid in {time.perf_counter() - began:.1f} s")
-        for name, protocol in (("grid_200", {"nuisance": [], "interval": "t", "target": {}}),
-                               ("grid_200_protocol", None)):
+        for name, protocol in (
+            ("grid_200", {"nuisance": [], "interval": "t", "target": {}}),
+            ("grid_200_protocol", None),
+        ):
             results[name] = time_report(uri, experiment, args.repeats, protocol)
-            print(f"200 trials, {'every key scientific, t' if protocol else 'nuisance, bootstrap, target'}: "
-                  f"whole report {results[name]['whole_report_s']:.2f} s (reads + statistics "
-                  f"{results[name]['read_and_statistics_s']:.2f} s), median of {args.repeats}; target < 3 s")
+            print(
+                f"200 trials, {'every key scientific, t' if protocol else 'nuisance, bootstrap, target'}: "
+                f"whole report {results[name]['whole_report_s']:.2f} s (reads + statistics "
+                f"{results[name]['read_and_statistics_s']:.2f} s), median of {args.repeats}; target < 3 s"
+            )
         if not args.skip_quickstart:
             results["quickstart"] = quickstart_share(Path(scratch))
             share = results["quickstart"]
-            print(f"quickstart: run {share['run_wall_s']:.1f} s, of which the report {share['report_s']:.2f} s "
-                  f"= {100 * share['report_share']:.1f}%; target < 5%")
+            print(
+                f"quickstart: run {share['run_wall_s']:.1f} s, of which the report {share['report_s']:.2f} s "
+                f"= {100 * share['report_share']:.1f}%; target < 5%"
+            )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "report.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    lines = ["# Comparison report cost", "", "| measurement | value |", "|---|---|",
-             f"| 200-trial report, whole (s) | {results['grid_200']['whole_report_s']:.2f} |",
-             f"| 200-trial report, reads + statistics (s) | {results['grid_200']['read_and_statistics_s']:.2f} |",
-             f"| 200-trial report with the protocol¹, whole (s) | {results['grid_200_protocol']['whole_report_s']:.2f} |",
-             f"| 200-trial report with the protocol¹, reads + statistics (s) | "
-             f"{results['grid_200_protocol']['read_and_statistics_s']:.2f} |"]
+    lines = [
+        "# Comparison report cost",
+        "",
+        "| measurement | value |",
+        "|---|---|",
+        f"| 200-trial report, whole (s) | {results['grid_200']['whole_report_s']:.2f} |",
+        f"| 200-trial report, reads + statistics (s) | {results['grid_200']['read_and_statistics_s']:.2f} |",
+        f"| 200-trial report with the protocol¹, whole (s) | {results['grid_200_protocol']['whole_report_s']:.2f} |",
+        f"| 200-trial report with the protocol¹, reads + statistics (s) | "
+        f"{results['grid_200_protocol']['read_and_statistics_s']:.2f} |",
+    ]
     if "quickstart" in results:
-        lines.append(f"| quickstart: report share of the run | {100 * results['quickstart']['report_share']:.1f}% |")
-    lines += ["", "¹ the learning rate nuisance (each activation at its best rate), bootstrap intervals ranking, "
-              "a val_loss target (epochs and time to it)."]
+        lines.append(
+            f"| quickstart: report share of the run | {100 * results['quickstart']['report_share']:.1f}% |"
+        )
+    lines += [
+        "",
+        "¹ the learning rate nuisance (each activation at its best rate), bootstrap intervals ranking, "
+        "a val_loss target (epochs and time to it).",
+    ]
     (RESULTS / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 

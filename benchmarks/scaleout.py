@@ -27,11 +27,16 @@ def small_grid(folder: Path, trials: int, backend: str = "torch") -> Path:
     import yaml
 
     seeds = list(range(trials // 10))
-    config = {"name": "scaleout", "dataset": {"name": "iris"},
-              "model": {"hidden": [8], "activation": "relu", "scaler": "standard"},
-              "optimizer": {"name": "adam", "learning_rate": 0.01}, "training": {"epochs": 3, "batch_size": 16},
-              "backends": [backend], "seeds": seeds,
-              "grid": {"optimizer.learning_rate": [0.001 * (i + 1) for i in range(10)]}}
+    config = {
+        "name": "scaleout",
+        "dataset": {"name": "iris"},
+        "model": {"hidden": [8], "activation": "relu", "scaler": "standard"},
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "training": {"epochs": 3, "batch_size": 16},
+        "backends": [backend],
+        "seeds": seeds,
+        "grid": {"optimizer.learning_rate": [0.001 * (i + 1) for i in range(10)]},
+    }
     path = folder / "scaleout.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
@@ -60,13 +65,22 @@ def _run(executor: str, jobs: int, trials: int, served: bool, backend: str = "to
             uri = f"http://127.0.0.1:{port}"
         try:
             began = time.perf_counter()
-            mlpsuite("run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs))
+            mlpsuite(
+                "run", str(path), "--tracking-uri", uri, "--executor", executor, "--jobs", str(jobs)
+            )
             wall = time.perf_counter() - began
             record = _parent_metric(uri, "record_s_per_trial")
         finally:
             if server is not None:
                 stop(server)
-    return [executor, jobs, "mlpsuite server" if served else "SQLite file", wall, trials / wall * 60, record * 1000]
+    return [
+        executor,
+        jobs,
+        "mlpsuite server" if served else "SQLite file",
+        wall,
+        trials / wall * 60,
+        record * 1000,
+    ]
 
 
 def main() -> int:
@@ -74,7 +88,9 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--executors", default="local,ray", help="comma-separated: local, ray")
     parser.add_argument("--backend", default="torch", help="the grid's one backend")
-    parser.add_argument("--no-server", action="store_true", help="skip the runs through mlpsuite server")
+    parser.add_argument(
+        "--no-server", action="store_true", help="skip the runs through mlpsuite server"
+    )
     args = parser.parse_args()
     executors = args.executors.split(",")
     plan = [(executor, jobs, False) for executor in executors for jobs in (1, 2)]
@@ -82,12 +98,30 @@ def main() -> int:
     rows, data = [], {"trials": args.trials, "runs": []}
     for executor, jobs, served in plan:
         rows.append(_run(executor, jobs, args.trials, served, args.backend))
-        data["runs"].append(dict(zip(("executor", "jobs", "store", "wall_s", "trials_per_min", "record_ms_per_trial"),
-                                     rows[-1])))
+        data["runs"].append(
+            dict(
+                zip(
+                    (
+                        "executor",
+                        "jobs",
+                        "store",
+                        "wall_s",
+                        "trials_per_min",
+                        "record_ms_per_trial",
+                    ),
+                    rows[-1],
+                )
+            )
+        )
         print(rows[-1], flush=True)
-    publish("scaleout" if args.backend == "torch" else f"scaleout_{args.backend}", data, ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"], rows,
-            f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, {args.backend}) as one `mlpsuite run` each, into a new "
-            "SQLite store, directly or through `mlpsuite server` on 127.0.0.1.")
+    publish(
+        "scaleout" if args.backend == "torch" else f"scaleout_{args.backend}",
+        data,
+        ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"],
+        rows,
+        f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, {args.backend}) as one `mlpsuite run` each, into a new "
+        "SQLite store, directly or through `mlpsuite server` on 127.0.0.1.",
+    )
     return 0
 
 

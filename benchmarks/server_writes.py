@@ -68,11 +68,15 @@ def _measure(uri: str, drivers: int, trials: int, tag: str) -> tuple[float, floa
     """(trials recorded per second by all drivers together, client calls per trial)."""
     context = multiprocessing.get_context("spawn")
     start, results = context.Event(), context.Queue()
-    processes = [context.Process(target=_driver, args=(uri, f"{tag}-{i}", trials, start, results))
-                 for i in range(drivers)]
+    processes = [
+        context.Process(target=_driver, args=(uri, f"{tag}-{i}", trials, start, results))
+        for i in range(drivers)
+    ]
     for process in processes:
         process.start()
-    time.sleep(15)  # every driver (and every server worker) imported and warmed up before the clock starts
+    time.sleep(
+        15
+    )  # every driver (and every server worker) imported and warmed up before the clock starts
     began = time.perf_counter()
     start.set()
     outcomes = [results.get(timeout=600) for _ in processes]
@@ -88,12 +92,25 @@ def _bytes_per_trial(database: str) -> dict[str, float]:
 
     with psycopg.connect(database) as connection:
         runs = connection.execute("select count(*) from runs").fetchone()[0]
-        sizes = {table: connection.execute(f"select pg_total_relation_size('{table}')").fetchone()[0]
-                 for table in ("metrics", "latest_metrics", "params", "tags", "runs", "inputs", "input_tags",
-                               "datasets")}
+        sizes = {
+            table: connection.execute(f"select pg_total_relation_size('{table}')").fetchone()[0]
+            for table in (
+                "metrics",
+                "latest_metrics",
+                "params",
+                "tags",
+                "runs",
+                "inputs",
+                "input_tags",
+                "datasets",
+            )
+        }
         rows = connection.execute("select count(*) from metrics").fetchone()[0]
     per_trial = {table: size / runs for table, size in sizes.items()}
-    print(f"PostgreSQL: {sum(per_trial.values()) / 1024:.1f} KiB per trial ({rows / runs:.0f} metric rows)", flush=True)
+    print(
+        f"PostgreSQL: {sum(per_trial.values()) / 1024:.1f} KiB per trial ({rows / runs:.0f} metric rows)",
+        flush=True,
+    )
     return {**per_trial, "metric_rows": rows / runs}
 
 
@@ -109,8 +126,14 @@ def main() -> int:
         for drivers in (1, 2):
             per_second, calls = _measure(uri, drivers, args.trials, f"{store.split()[0]}{drivers}")
             rows.append([store, drivers, per_second, per_second * calls, calls])
-            data["runs"].append({"store": store, "drivers": drivers, "trials_per_s": per_second,
-                                 "calls_per_trial": calls})
+            data["runs"].append(
+                {
+                    "store": store,
+                    "drivers": drivers,
+                    "trials_per_s": per_second,
+                    "calls_per_trial": calls,
+                }
+            )
             print(rows[-1], flush=True)
 
     with tempfile.TemporaryDirectory(prefix="mlpsuite-server-writes-") as folder:
@@ -118,22 +141,37 @@ def main() -> int:
         measure("SQLite file", f"sqlite:///{folder}/direct.db")
         with postgres_cluster() as database:
             for workers in (1, 2):
-                for store, uri in (("SQLite", f"sqlite:///{folder}/served-{workers}.db"), ("PostgreSQL", database)):
+                for store, uri in (
+                    ("SQLite", f"sqlite:///{folder}/served-{workers}.db"),
+                    ("PostgreSQL", database),
+                ):
                     port = free_port()
-                    server = start_suite_server(folder, port, uri, folder / "artifacts", workers=workers)
+                    server = start_suite_server(
+                        folder, port, uri, folder / "artifacts", workers=workers
+                    )
                     try:
-                        measure(f"server ({workers} worker{'s' * (workers > 1)}) on {store}",
-                                f"http://127.0.0.1:{port}")
+                        measure(
+                            f"server ({workers} worker{'s' * (workers > 1)}) on {store}",
+                            f"http://127.0.0.1:{port}",
+                        )
                     finally:
                         stop(server)
             data["postgresql_bytes_per_trial"] = _bytes_per_trial(database)
     size = data["postgresql_bytes_per_trial"]
-    after = (f"One trial in PostgreSQL: {sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
-             f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), indexes "
-             "included; its trial.json goes to the artifact store.")
-    publish("server_writes", data, ["store", "drivers", "trials/s", "client calls/s", "calls/trial"], rows,
-            f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 metrics each), {args.trials} "
-            "trials per driver, no training; servers on 127.0.0.1.", after)
+    after = (
+        f"One trial in PostgreSQL: {sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
+        f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), indexes "
+        "included; its trial.json goes to the artifact store."
+    )
+    publish(
+        "server_writes",
+        data,
+        ["store", "drivers", "trials/s", "client calls/s", "calls/trial"],
+        rows,
+        f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 metrics each), {args.trials} "
+        "trials per driver, no training; servers on 127.0.0.1.",
+        after,
+    )
     return 0
 
 

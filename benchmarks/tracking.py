@@ -29,17 +29,31 @@ METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "epoch_time_s", "trai
 def _trial():
     from mlpsuite.config import GridSpec, expand
 
-    return expand(GridSpec.model_validate({"name": "tracking", "dataset": {"name": "iris"},
-                                           "backends": ["torch"]}))[0]
+    return expand(
+        GridSpec.model_validate(
+            {"name": "tracking", "dataset": {"name": "iris"}, "backends": ["torch"]}
+        )
+    )[0]
 
 
 def _result(trial, epochs: int):
     from mlpsuite.results import TrialResult
 
     history = {name: [1.0 / (epoch + 1) for epoch in range(epochs)] for name in METRICS}
-    return TrialResult(key=trial.key, backend="torch", history=history, initial_loss=2.3,
-                       test={"loss": 0.1, "accuracy": 0.9}, fit_time_s=1.0, step_time_ms=1.0, threads=1,
-                       versions={"keras": "3"}, weights_sha256="0" * 16, trial_time_s=1.0, overhead_s=0.01)
+    return TrialResult(
+        key=trial.key,
+        backend="torch",
+        history=history,
+        initial_loss=2.3,
+        test={"loss": 0.1, "accuracy": 0.9},
+        fit_time_s=1.0,
+        step_time_ms=1.0,
+        threads=1,
+        versions={"keras": "3"},
+        weights_sha256="0" * 16,
+        trial_time_s=1.0,
+        overhead_s=0.01,
+    )
 
 
 def one_trial(tracker, experiment_id: str, trial, result, mode: str) -> float:
@@ -79,14 +93,25 @@ def main() -> None:
                 times[mode].append(one_trial(tracker, experiment_id, trial, result, mode))
     ms = {mode: statistics.median(values) * 1000 for mode, values in times.items()}
     for mode in modes:
-        print(f"{mode:<10} {ms[mode]:8.1f} ms per trial ({ms[mode] / ms['mlpsuite']:.1f}x mlpsuite's)")
-    table = markdown_table(["writes", "ms per trial", "x mlpsuite"],
-                           [[mode, ms[mode], ms[mode] / ms["mlpsuite"]] for mode in modes])
-    write_results("tracking", {"trials": args.trials, "epochs": args.epochs, "metrics_per_epoch": len(METRICS),
-                               "ms_per_trial": ms},
-                  f"One trial's MLflow writes into a local SQLite store: {args.epochs} epochs x "
-                  f"{len(METRICS)} metrics, plus run, params, dataset input, trial.json, finals and tags; "
-                  f"median of {args.trials}.\n\n{table}")
+        print(
+            f"{mode:<10} {ms[mode]:8.1f} ms per trial ({ms[mode] / ms['mlpsuite']:.1f}x mlpsuite's)"
+        )
+    table = markdown_table(
+        ["writes", "ms per trial", "x mlpsuite"],
+        [[mode, ms[mode], ms[mode] / ms["mlpsuite"]] for mode in modes],
+    )
+    write_results(
+        "tracking",
+        {
+            "trials": args.trials,
+            "epochs": args.epochs,
+            "metrics_per_epoch": len(METRICS),
+            "ms_per_trial": ms,
+        },
+        f"One trial's MLflow writes into a local SQLite store: {args.epochs} epochs x "
+        f"{len(METRICS)} metrics, plus run, params, dataset input, trial.json, finals and tags; "
+        f"median of {args.trials}.\n\n{table}",
+    )
 
 
 if __name__ == "__main__":

@@ -14,10 +14,24 @@ from mlpsuite.errors import ConfigError, ReportError, StoreError, UserError
 
 __version__ = "0.1.0"
 
-_API = {"run": "mlpsuite.api", "compare": "mlpsuite.api", "plan": "mlpsuite.api",
-        "Comparison": "mlpsuite.notebook", "GridResult": "mlpsuite.notebook"}
-__all__ = ["Comparison", "ConfigError", "GridResult", "ReportError", "StoreError", "UserError", "compare",
-           "plan", "run"]
+_API = {
+    "run": "mlpsuite.api",
+    "compare": "mlpsuite.api",
+    "plan": "mlpsuite.api",
+    "Comparison": "mlpsuite.notebook",
+    "GridResult": "mlpsuite.notebook",
+}
+__all__ = [
+    "Comparison",
+    "ConfigError",
+    "GridResult",
+    "ReportError",
+    "StoreError",
+    "UserError",
+    "compare",
+    "plan",
+    "run",
+]
 
 
 def __getattr__(name: str):

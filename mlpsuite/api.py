@@ -42,10 +42,20 @@ def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> list
     return unique_trials(expand(spec, source_path(config)))
 
 
-def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequence[str] | None = None,
-        jobs: int | None = None, force: bool = False, executor: str = "local", progress: bool = True,
-        reuse: bool = True, address: str | None = None, max_retries: int = 1,
-        reuse_runs: str | None = None) -> GridResult:
+def run(
+    config: Config,
+    *,
+    tracking_uri: str | None = None,
+    backends: str | Sequence[str] | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    executor: str = "local",
+    progress: bool = True,
+    reuse: bool = True,
+    address: str | None = None,
+    max_retries: int = 1,
+    reuse_runs: str | None = None,
+) -> GridResult:
     """Run every trial of a grid not already FINISHED in its experiment, then its comparison.
 
     `config` is a YAML path or a dict in the YAML's shape. `backends` ("tf,jax" or a list)
@@ -59,17 +69,23 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
     from mlpsuite.config import load_config, source_path
 
     if executor not in EXECUTORS:
-        raise ConfigError(f"executor: {executor!r} is not an executor; allowed: {', '.join(EXECUTORS)}")
+        raise ConfigError(
+            f"executor: {executor!r} is not an executor; allowed: {', '.join(EXECUTORS)}"
+        )
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
-    spec = load_config(config, backends=_backends(backends))  # the data is checked once the workers start
+    spec = load_config(
+        config, backends=_backends(backends)
+    )  # the data is checked once the workers start
     if reuse_runs is not None:
         if reuse_runs not in REUSE_RUNS:
             raise ConfigError(f"reuse: {reuse_runs!r}; allowed: {', '.join(REUSE_RUNS)}")
         spec = spec.model_copy(update={"reuse": reuse_runs})
     pool = _executor(executor, jobs, reuse, address, max_retries)
     try:
-        if os.environ.get("MLPSUITE_PRESTART", "1") != "0":  # 0: as before, for benchmarks/startup.py
+        if (
+            os.environ.get("MLPSUITE_PRESTART", "1") != "0"
+        ):  # 0: as before, for benchmarks/startup.py
             # Every backend has as many trials: their framework imports overlap loading the
             # datasets and opening MLflow here. A config refused below just stops them.
             pool.prestart(list(spec.backends))
@@ -78,10 +94,20 @@ def run(config: Config, *, tracking_uri: str | None = None, backends: str | Sequ
         pool.shutdown()
 
 
-def compare(experiment: str, *, tracking_uri: str | None = None, parent: str | None = None, by: str | None = None,
-            metric: str | None = None, where: Mapping[str, Any] | None = None,
-            nuisance: str | Sequence[str] | None = None, select_on: str | None = None,
-            interval: str | None = None, target: Mapping[str, float] | None = None, log: bool = False) -> Comparison:
+def compare(
+    experiment: str,
+    *,
+    tracking_uri: str | None = None,
+    parent: str | None = None,
+    by: str | None = None,
+    metric: str | None = None,
+    where: Mapping[str, Any] | None = None,
+    nuisance: str | Sequence[str] | None = None,
+    select_on: str | None = None,
+    interval: str | None = None,
+    target: Mapping[str, float] | None = None,
+    log: bool = False,
+) -> Comparison:
     """The comparison of one grid of `experiment` (default: its most recently run grid), read
     from the store. `where` keeps the trials with those grid values ({"dataset.name": "wine"});
     `nuisance`, `select_on`, `interval` and `target` override the grid's `compare:` section
@@ -90,30 +116,49 @@ def compare(experiment: str, *, tracking_uri: str | None = None, parent: str | N
     from mlpsuite.tracking import Tracker, resolve_uri
 
     if log and where:
-        raise ConfigError("--log with --where: the parent run's comparison covers its whole grid; "
-                          "drop --where to log, or --log to look at a part")
+        raise ConfigError(
+            "--log with --where: the parent run's comparison covers its whole grid; "
+            "drop --where to log, or --log to look at a part"
+        )
     tracker = Tracker(resolve_uri(tracking_uri, create=False))
     protocol = protocol_overrides(nuisance, select_on, interval, target)
     if log:
         from mlpsuite.runner import log_comparison
 
-        return Comparison.of(log_comparison(tracker, experiment, parent, by=by, metric=metric, protocol=protocol))
+        return Comparison.of(
+            log_comparison(tracker, experiment, parent, by=by, metric=metric, protocol=protocol)
+        )
     from mlpsuite.analysis import compare as compare_grid
 
-    found = compare_grid(tracker, experiment, parent, by=by, metric=metric,
-                         where={key: str(value) for key, value in (where or {}).items()}, protocol=protocol)
+    found = compare_grid(
+        tracker,
+        experiment,
+        parent,
+        by=by,
+        metric=metric,
+        where={key: str(value) for key, value in (where or {}).items()},
+        protocol=protocol,
+    )
     return Comparison.of(found)
 
 
-def protocol_overrides(nuisance: str | Sequence[str] | None, select_on: str | None, interval: str | None,
-                       target: Mapping[str, float] | None) -> dict[str, Any]:
+def protocol_overrides(
+    nuisance: str | Sequence[str] | None,
+    select_on: str | None,
+    interval: str | None,
+    target: Mapping[str, float] | None,
+) -> dict[str, Any]:
     """The protocol fields given (None: the grid's own); `nuisance` "none" means no nuisance key."""
     if isinstance(nuisance, str):
         nuisance = [nuisance]
     if nuisance is not None:
         nuisance = [key for key in nuisance if key != NO_NUISANCE]
-    return {"nuisance": nuisance, "select_on": select_on, "interval": interval,
-            "target": dict(target) if target is not None else None}
+    return {
+        "nuisance": nuisance,
+        "select_on": select_on,
+        "interval": interval,
+        "target": dict(target) if target is not None else None,
+    }
 
 
 def _backends(backends: str | Sequence[str] | None) -> str | None:
@@ -132,27 +177,43 @@ def _executor(kind: str, jobs: int | None, reuse: bool, address: str | None, max
     return LocalExecutor(jobs, reuse=reuse)
 
 
-def _run_started(spec: GridSpec, source: Path, pool, tracking_uri: str | None, force: bool,
-                 progress: bool) -> GridResult:
+def _run_started(
+    spec: GridSpec, source: Path, pool, tracking_uri: str | None, force: bool, progress: bool
+) -> GridResult:
     from mlpsuite.config import expand
     from mlpsuite.grid_checks import check_grid
 
     check_grid(spec, source)
-    from mlpsuite.runner import run_grid, unique_trials  # MLflow comes with it: the workers are importing
+    from mlpsuite.runner import (
+        run_grid,
+        unique_trials,
+    )  # MLflow comes with it: the workers are importing
     from mlpsuite.tracking import Tracker, resolve_uri
 
     trials = unique_trials(expand(spec, source))
     tracker = Tracker(resolve_uri(tracking_uri))
-    display, on_plan, stop = _progress(spec.name, trials, tracker.uri) if progress else (None, None, lambda: None)
+    display, on_plan, stop = (
+        _progress(spec.name, trials, tracker.uri) if progress else (None, None, lambda: None)
+    )
     try:
-        outcome = run_grid(spec, source, tracker, force=force, display=display, on_plan=on_plan,
-                           executor=pool, trials=trials)
+        outcome = run_grid(
+            spec,
+            source,
+            tracker,
+            force=force,
+            display=display,
+            on_plan=on_plan,
+            executor=pool,
+            trials=trials,
+        )
     finally:
         stop()
     return _result(spec.name, tracker.uri, outcome)
 
 
-def _progress(experiment: str, trials: list[Trial], uri: str) -> tuple[Callable, Callable, Callable]:
+def _progress(
+    experiment: str, trials: list[Trial], uri: str
+) -> tuple[Callable, Callable, Callable]:
     """The live display: what the grid will run and reuse, then a bar per worker."""
     from mlpsuite.display import GridProgress, make_console
     from mlpsuite.executors.units import vectorize_note
@@ -163,10 +224,14 @@ def _progress(experiment: str, trials: list[Trial], uri: str) -> tuple[Callable,
     progress = GridProgress(console)
 
     def on_plan(to_run: int, reused: int, other_versions: int = 0) -> None:
-        console.print(f"{experiment}: {to_run} trials to run, {reused} reused from {shown_uri(uri)}")
+        console.print(
+            f"{experiment}: {to_run} trials to run, {reused} reused from {shown_uri(uri)}"
+        )
         if other_versions:
-            console.print(f"{other_versions} of the reused trials were recorded with other library versions than "
-                          "the installed ones; --reuse same-versions (or reuse: same-versions) runs them again")
+            console.print(
+                f"{other_versions} of the reused trials were recorded with other library versions than "
+                "the installed ones; --reuse same-versions (or reuse: same-versions) runs them again"
+            )
         for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
             if note:
                 console.print(note)
@@ -180,19 +245,41 @@ def _result(experiment: str, uri: str, outcome) -> GridResult:
 
     comparison = Comparison.of(outcome.comparison) if outcome.comparison is not None else None
     return GridResult(
-        experiment=experiment, experiment_id=outcome.experiment_id, parent_run_id=outcome.parent_run_id,
-        tracking_uri=uri, comparison=comparison, n_trials=outcome.n_trials, n_run=len(outcome.results),
-        n_failed=outcome.failed, n_reused=outcome.reused, invocation=outcome.invocation,
-        interrupted=outcome.interrupted, signal=int(outcome.signal or 0), report_error=outcome.report_error,
-        orphans_killed=outcome.orphans_killed, kept_logs=outcome.kept_logs, n_elsewhere=outcome.elsewhere,
-        runs=runs_frame(comparison) if comparison is not None else _trial_rows(outcome))
+        experiment=experiment,
+        experiment_id=outcome.experiment_id,
+        parent_run_id=outcome.parent_run_id,
+        tracking_uri=uri,
+        comparison=comparison,
+        n_trials=outcome.n_trials,
+        n_run=len(outcome.results),
+        n_failed=outcome.failed,
+        n_reused=outcome.reused,
+        invocation=outcome.invocation,
+        interrupted=outcome.interrupted,
+        signal=int(outcome.signal or 0),
+        report_error=outcome.report_error,
+        orphans_killed=outcome.orphans_killed,
+        kept_logs=outcome.kept_logs,
+        n_elsewhere=outcome.elsewhere,
+        runs=runs_frame(comparison) if comparison is not None else _trial_rows(outcome),
+    )
 
 
 def _trial_rows(outcome):
     """Without a comparison (interrupted, or its report failed): the trials this invocation ran."""
     import pandas as pd
 
-    return pd.DataFrame([{"backend": trial.backend, "seed": trial.seed, "status": result.status,
-                          "failure": result.failure, **trial.cell_values(),
-                          **{f"test_{name}": value for name, value in result.test.items()}, "key": trial.key}
-                         for trial, result in outcome.results])
+    return pd.DataFrame(
+        [
+            {
+                "backend": trial.backend,
+                "seed": trial.seed,
+                "status": result.status,
+                "failure": result.failure,
+                **trial.cell_values(),
+                **{f"test_{name}": value for name, value in result.test.items()},
+                "key": trial.key,
+            }
+            for trial, result in outcome.results
+        ]
+    )

@@ -106,9 +106,11 @@ def probe_function(model, loss) -> ProbeFunction:
         step = jax.jit(jax.value_and_grad(loss_and_outputs, has_aux=True))
 
         def probe(x, y):
-            (value, outputs), grads = step([v.value for v in variables],
-                                           [v.value for v in model.non_trainable_variables], x, y)
+            (value, outputs), grads = step(
+                [v.value for v in variables], [v.value for v in model.non_trainable_variables], x, y
+            )
             return float(value), [np.asarray(o) for o in outputs], [np.asarray(g) for g in grads]
+
         return probe
     if backend == "tensorflow":
         import tensorflow as tf
@@ -117,8 +119,11 @@ def probe_function(model, loss) -> ProbeFunction:
             with tf.GradientTape() as tape:
                 outputs = model(x, training=False)
                 value = loss(y, outputs[-1])
-            grads = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+            grads = tape.gradient(
+                value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
             return float(value), [o.numpy() for o in outputs], [g.numpy() for g in grads]
+
         return probe
     if backend == "torch":
         import torch
@@ -128,9 +133,15 @@ def probe_function(model, loss) -> ProbeFunction:
                 outputs = model(keras.ops.convert_to_tensor(x), training=False)
                 value = loss(keras.ops.convert_to_tensor(y), outputs[-1])
                 grads = torch.autograd.grad(value, [v.value for v in variables], allow_unused=True)
-            return (float(value.detach()), [keras.ops.convert_to_numpy(o) for o in outputs],
-                    [np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy()
-                     for v, g in zip(variables, grads)])
+            return (
+                float(value.detach()),
+                [keras.ops.convert_to_numpy(o) for o in outputs],
+                [
+                    np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy()
+                    for v, g in zip(variables, grads)
+                ],
+            )
+
         return probe
     raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
 
@@ -141,9 +152,16 @@ def thread_environment(threads: int) -> dict[str, str]:
     Set before the framework is imported: OpenMP/MKL read it at load, and XLA's CPU client
     only offers "one thread" or "all cores", so JAX gets one thread when threads == 1.
     """
-    env = {name: str(threads) for name in
-           ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-            "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    env = {
+        name: str(threads)
+        for name in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "TF_NUM_INTRAOP_THREADS",
+            "TF_NUM_INTEROP_THREADS",
+        )
+    }
     if threads == 1:
         env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"

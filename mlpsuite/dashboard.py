@@ -20,8 +20,13 @@ from mlpsuite.report import NOTE_ROWS, better, cell_value, markdown
 
 FIRST_FIGURES = ("final_metric", "curves")  # the ranking and the curves, above the tables
 LATER_FIGURES = ("isolation", "parity", "speed")
-FIGURE_TITLES = {"final_metric": "ranking", "curves": "curves", "isolation": "isolation",
-                 "parity": "backend parity", "speed": "backend speed"}
+FIGURE_TITLES = {
+    "final_metric": "ranking",
+    "curves": "curves",
+    "isolation": "isolation",
+    "parity": "backend parity",
+    "speed": "backend speed",
+}
 TAG_BEST = "mlpsuite.best"  # the best cell in one line, for the experiment's description
 TAG_QUESTION = "mlpsuite.question"  # the config's `description:`
 VIEW = "workflowType=machine_learning"  # MLflow 3 opens in its GenAI view otherwise
@@ -46,14 +51,26 @@ def run_note(comparison: Comparison, figures: Iterable[str]) -> str:
     """The parent run's description: question, best cell, ranking and curves, the short report,
     the other figures. `figures` names the PNGs written (`curves`, `final_metric`, ...)."""
     made, best = set(figures), best_summary(comparison)
-    answer = (f"**Best: {best}** ({comparison.n_counted} of {comparison.n_trials} trials counted; "
-              f"{better(comparison)} {comparison.metric} is better)" if best else "No cell has a finished trial yet.")
+    answer = (
+        f"**Best: {best}** ({comparison.n_counted} of {comparison.n_trials} trials counted; "
+        f"{better(comparison)} {comparison.metric} is better)"
+        if best
+        else "No cell has a finished trial yet."
+    )
     versions = version_line(comparison.frame)
     mixed = f"**{versions}**" if mixed_libraries(comparison.frame) else ""
-    top = [mixed, f"**{comparison.description}**" if comparison.description else "", answer,
-           _images(comparison.parent_run_id, [name for name in FIRST_FIGURES if name in made])]
+    top = [
+        mixed,
+        f"**{comparison.description}**" if comparison.description else "",
+        answer,
+        _images(comparison.parent_run_id, [name for name in FIRST_FIGURES if name in made]),
+    ]
     later = _images(comparison.parent_run_id, [name for name in LATER_FIGURES if name in made])
-    parts = [part for part in top if part] + [markdown(comparison, NOTE_ROWS, short=True)] + ([] if mixed else [versions])
+    parts = (
+        [part for part in top if part]
+        + [markdown(comparison, NOTE_ROWS, short=True)]
+        + ([] if mixed else [versions])
+    )
     return "\n\n".join(parts + ([f"#### Figures\n\n{later}"] if later else []))
 
 
@@ -63,7 +80,10 @@ def _images(run_id: str, names: list[str]) -> str:
 
 def grid_tags(comparison: Comparison) -> dict[str, str]:
     """What the experiment's description reads back from each grid's parent run."""
-    return {TAG_BEST: best_summary(comparison) or "no finished trial", TAG_QUESTION: comparison.description}
+    return {
+        TAG_BEST: best_summary(comparison) or "no finished trial",
+        TAG_QUESTION: comparison.description,
+    }
 
 
 def experiment_note(experiment: str, experiment_id: str, parents: list) -> str:
@@ -72,11 +92,25 @@ def experiment_note(experiment: str, experiment_id: str, parents: list) -> str:
     if not parents:
         return f"{experiment}: no grid run yet."
     entries = [_grid_entry(experiment_id, parent) for parent in parents[:50]]
-    more = [f"- … and {len(parents) - len(entries)} older grids."] if len(parents) > len(entries) else []
-    return "\n".join([f"**Latest grid:** {entries[0]}", "",
-                      f"{experiment}: {len(parents)} grid{'' if len(parents) == 1 else 's'}, the most recently "
-                      "run first. Each grid's parent run holds its comparison: figures, tables and the protocol.", "",
-                      *[f"- {entry}" for entry in entries], *more]) + "\n"
+    more = (
+        [f"- … and {len(parents) - len(entries)} older grids."]
+        if len(parents) > len(entries)
+        else []
+    )
+    return (
+        "\n".join(
+            [
+                f"**Latest grid:** {entries[0]}",
+                "",
+                f"{experiment}: {len(parents)} grid{'' if len(parents) == 1 else 's'}, the most recently "
+                "run first. Each grid's parent run holds its comparison: figures, tables and the protocol.",
+                "",
+                *[f"- {entry}" for entry in entries],
+                *more,
+            ]
+        )
+        + "\n"
+    )
 
 
 def _grid_entry(experiment_id: str, parent) -> str:
@@ -86,5 +120,7 @@ def _grid_entry(experiment_id: str, parent) -> str:
     link = f"#/experiments/{experiment_id}/runs/{info.run_id}?{VIEW}"
     question = f" {tags[TAG_QUESTION]}" if tags.get(TAG_QUESTION) else ""
     trials = parent.data.params.get("grid_size", "?")
-    return (f"[{info.run_name or info.run_id}]({link}) ({trials} trials, {started}):{question} "
-            f"Best: {tags.get(TAG_BEST, 'not compared yet')}.")
+    return (
+        f"[{info.run_name or info.run_id}]({link}) ({trials} trials, {started}):{question} "
+        f"Best: {tags.get(TAG_BEST, 'not compared yet')}."
+    )

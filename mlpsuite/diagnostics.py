@@ -28,7 +28,14 @@ import numpy as np
 from mlpsuite.backends import probe_function
 
 PROBE_ROWS = 256  # the first rows of the training split; the split itself is already shuffled
-PREFIXES = ("grad_norm/", "weight_norm/", "dead_fraction/", "act_mean/", "act_std/", "diagnostics_time_s")
+PREFIXES = (
+    "grad_norm/",
+    "weight_norm/",
+    "dead_fraction/",
+    "act_mean/",
+    "act_std/",
+    "diagnostics_time_s",
+)
 
 
 class LayerProbe:
@@ -44,19 +51,28 @@ class LayerProbe:
         self.dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
         self.activations = [_following(model, layer) for layer in self.dense[:-1]]
         # One model that shares the trained one's layers and returns every hidden activation.
-        self.taps = keras.Model(model.inputs, [a.output for a in self.activations] + list(model.outputs))
+        self.taps = keras.Model(
+            model.inputs, [a.output for a in self.activations] + list(model.outputs)
+        )
         self._probe = probe_function(self.taps, loss)
         kernel_ids = {id(layer.kernel): layer.name for layer in self.dense}
-        self._kernel_index = {kernel_ids[id(v)]: i for i, v in enumerate(self.taps.trainable_variables)
-                              if id(v) in kernel_ids}
+        self._kernel_index = {
+            kernel_ids[id(v)]: i
+            for i, v in enumerate(self.taps.trainable_variables)
+            if id(v) in kernel_ids
+        }
 
     def measure(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
         """Every diagnostic metric of the model's current weights on `x` (batch, features), `y`."""
         _, outputs, grads = self._probe(x, y)
         metrics = {}
         for layer in self.dense:
-            metrics[f"grad_norm/{layer.name}"] = float(np.linalg.norm(grads[self._kernel_index[layer.name]]))
-            metrics[f"weight_norm/{layer.name}"] = float(np.linalg.norm(keras.ops.convert_to_numpy(layer.kernel)))
+            metrics[f"grad_norm/{layer.name}"] = float(
+                np.linalg.norm(grads[self._kernel_index[layer.name]])
+            )
+            metrics[f"weight_norm/{layer.name}"] = float(
+                np.linalg.norm(keras.ops.convert_to_numpy(layer.kernel))
+            )
         for layer, values in zip(self.dense, outputs[:-1]):
             metrics[f"dead_fraction/{layer.name}"] = dead_fraction(values)
             metrics[f"act_mean/{layer.name}"] = float(np.mean(values))
@@ -80,7 +96,14 @@ class Diagnostics(keras.callbacks.Callback):
     """Measures the probe batch before training (sent as epoch 0) and at each epoch's end
     (added to that epoch's logs), with the seconds it took as `diagnostics_time_s`."""
 
-    def __init__(self, probe: LayerProbe, x: np.ndarray, y: np.ndarray, emit: Callable[[dict], None], key: str):
+    def __init__(
+        self,
+        probe: LayerProbe,
+        x: np.ndarray,
+        y: np.ndarray,
+        emit: Callable[[dict], None],
+        key: str,
+    ):
         super().__init__()
         self.probe, self.x, self.y = probe, x, y
         self.emit, self.key = emit, key

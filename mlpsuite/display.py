@@ -29,9 +29,15 @@ class GridProgress:
     def __init__(self, console: Console):
         # The bar, count and ETA keep their width; a long trial label is cut at 80 columns.
         label = Column(no_wrap=True, overflow="ellipsis", ratio=1)
-        self.progress = Progress(TextColumn("{task.description}", table_column=label), BarColumn(bar_width=24),
-                                 MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                                 transient=False, expand=True)
+        self.progress = Progress(
+            TextColumn("{task.description}", table_column=label),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+            expand=True,
+        )
         self.reused, self.failed, self.elsewhere = 0, 0, 0
         self.overall: int | None = None
         self.workers: dict[int, int] = {}
@@ -54,11 +60,19 @@ class GridProgress:
     def __call__(self, event: Event) -> None:
         line = self._worker_line(event.slot) if event.slot >= 0 else None
         if event.kind == "ready":
-            self.progress.update(line, description=f"  worker {event.slot} {event.backend}: ready",
-                                 completed=0, total=None)
+            self.progress.update(
+                line,
+                description=f"  worker {event.slot} {event.backend}: ready",
+                completed=0,
+                total=None,
+            )
         elif event.kind == "started":
-            self.progress.update(line, description=_worker_label(event.slot, event.trial),
-                                 completed=0, total=event.trial.training.epochs)
+            self.progress.update(
+                line,
+                description=_worker_label(event.slot, event.trial),
+                completed=0,
+                total=event.trial.training.epochs,
+            )
         elif event.kind == "epoch":
             self.progress.update(line, completed=event.payload["epoch"])
         elif event.kind == "finished":
@@ -103,12 +117,25 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     summary = [report.counted_line(comparison), report.best_line(comparison)] if effects else []
     versions = version_line(comparison.frame)
     mixed = [f"[bold yellow]{versions}[/bold yellow]"] if mixed_libraries(comparison.frame) else []
-    shown: list = [*mixed, report.protocol_line(comparison), *summary, ranking_table(comparison, max_rows)]
-    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
+    shown: list = [
+        *mixed,
+        report.protocol_line(comparison),
+        *summary,
+        ranking_table(comparison, max_rows),
+    ]
+    pooled = (
+        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
+        if not comparison.cells.empty
+        else []
+    )
     if len(pooled) > max_rows:
         where = "--format csv or --out DIR" if effects else "comparison/cells.csv on the parent run"
         shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all of them: {where}")
-    shown += [report.small_sample_line(comparison), report.budget_line(comparison), report.edge_line(comparison)]
+    shown += [
+        report.small_sample_line(comparison),
+        report.budget_line(comparison),
+        report.edge_line(comparison),
+    ]
     if effects and not comparison.effects.empty:
         shown.extend(effects_tables(comparison, max_rows))
     shown.append(report.parity_line(comparison))
@@ -117,8 +144,10 @@ def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool 
     shown.extend(report.speed_lines(comparison))
     shown.append("" if mixed else versions)
     if comparison.n_counted < comparison.n_trials:
-        reasons = ", ".join(f"{row.trials} {row.failure} ({row.backend})"
-                            for row in comparison.failures.itertuples(index=False))
+        reasons = ", ".join(
+            f"{row.trials} {row.failure} ({row.backend})"
+            for row in comparison.failures.itertuples(index=False)
+        )
         shown.append(f"excluded from the statistics: {reasons}")
     return [item for item in shown if item != ""]
 
@@ -135,21 +164,44 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         return f"{comparison.experiment}: no FINISHED trial, nothing to rank"
     metric = comparison.metric
     tuned, compared = comparison.nuisance_keys, comparison.scientific_keys
-    second = None if tuned else next((m for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
-                                      if m != metric and f"{m}_mean" in cells), None)
+    second = (
+        None
+        if tuned
+        else next(
+            (
+                m
+                for m in ("test_accuracy", "test_r2", "val_loss", "test_loss")
+                if m != metric and f"{m}_mean" in cells
+            ),
+            None,
+        )
+    )
     columns = [metric] + ([second] if second else [])
     cell = compared[0].split(".")[-1] if len(compared) == 1 else "cell"
     selected = ([tuned[0].split(".")[-1]] if len(tuned) == 1 else ["at"]) if tuned else []
-    table = _table(f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
-                   ["#", cell, *selected, "n", *columns, "IQM", "≈ best"], names=(cell,),
-                   caption=f"{INTERVAL_NAMES[comparison.interval]} over n seeds; IQM: interquartile "
-                   f"mean of {metric}; ≈ best: interval overlaps the best one's"
-                   + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else ""))
+    table = _table(
+        f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
+        ["#", cell, *selected, "n", *columns, "IQM", "≈ best"],
+        names=(cell,),
+        caption=f"{INTERVAL_NAMES[comparison.interval]} over n seeds; IQM: interquartile "
+        f"mean of {metric}; ≈ best: interval overlaps the best one's"
+        + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else ""),
+    )
     for _, row in cells[cells["backend"] == ALL_BACKENDS].head(max_rows).iterrows():
-        at = [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")] if tuned else []
-        table.add_row(str(int(row["rank"])), str(row[compared[0]]) if len(compared) == 1 else row["cell"], *at,
-                      str(int(row["n"])), *[cell_value(row, m, comparison.interval) for m in columns],
-                      number(row[f"{metric}_iqm"]), "yes" if row["overlaps_best"] else "")
+        at = (
+            [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")]
+            if tuned
+            else []
+        )
+        table.add_row(
+            str(int(row["rank"])),
+            str(row[compared[0]]) if len(compared) == 1 else row["cell"],
+            *at,
+            str(int(row["n"])),
+            *[cell_value(row, m, comparison.interval) for m in columns],
+            number(row[f"{metric}_iqm"]),
+            "yes" if row["overlaps_best"] else "",
+        )
     return table
 
 
@@ -159,15 +211,23 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
     tables = []
     for key, effects in comparison.effects.groupby("key", sort=False):
-        table = _table(f"paired effects of {effect_key(effects.iloc[0])} on {comparison.metric}",
-                       ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm", "P(better)"],
-                       caption="p: paired t-test, Wilcoxon, t-test Holm-adjusted over the levels; P(better): "
-                       "probability that the level's run beats the best level's")
+        table = _table(
+            f"paired effects of {effect_key(effects.iloc[0])} on {comparison.metric}",
+            ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm", "P(better)"],
+            caption="p: paired t-test, Wilcoxon, t-test Holm-adjusted over the levels; P(better): "
+            "probability that the level's run beats the best level's",
+        )
         for _, row in effects.head(max_rows).iterrows():
-            table.add_row(f"{row['level']} − {row['reference']}", str(int(row["n_pairs"])),
-                          number(row["mean_diff"], 3), f"[{number(row['diff_low'], 3)}, {number(row['diff_high'], 3)}]",
-                          number(row["p_ttest"], 2), number(row["p_wilcoxon"], 2), number(row["p_holm"], 2),
-                          number(row["prob_improvement"], 2))
+            table.add_row(
+                f"{row['level']} − {row['reference']}",
+                str(int(row["n_pairs"])),
+                number(row["mean_diff"], 3),
+                f"[{number(row['diff_low'], 3)}, {number(row['diff_high'], 3)}]",
+                number(row["p_ttest"], 2),
+                number(row["p_wilcoxon"], 2),
+                number(row["p_holm"], 2),
+                number(row["prob_improvement"], 2),
+            )
         tables.append(table)
     return tables
 
@@ -176,29 +236,67 @@ def speed_table(comparison: Comparison) -> Table:
     from mlpsuite.report import number
 
     target = "time_to_target_s" in comparison.speed
-    table = _table("speed per backend (medians)",
-                   ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "start s", "peak MB",
-                    *(["to target s", "×", "reached"] if target else [])],
-                   caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − a 2nd; "
-                   "start: worker start-up; peak: the worker's resident high-water mark"
-                   + ("; to target: training time to the first epoch at the target" if target else ""))
+    table = _table(
+        "speed per backend (medians)",
+        [
+            "backend",
+            "trials",
+            "ms/step",
+            "×",
+            "compile s",
+            "s/trial",
+            "×",
+            "start s",
+            "peak MB",
+            *(["to target s", "×", "reached"] if target else []),
+        ],
+        caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − a 2nd; "
+        "start: worker start-up; peak: the worker's resident high-water mark"
+        + ("; to target: training time to the first epoch at the target" if target else ""),
+    )
     for _, row in comparison.speed.iterrows():
-        table.add_row(row["backend"], str(int(row["trials"])), number(row["step_time_ms"], 3),
-                      number(row["step_time_ms_x"], 3), number(row["first_epoch_overhead_s"], 2),
-                      number(row["trial_time_s"], 3), number(row["trial_time_s_x"], 3),
-                      number(row["worker_start_s"], 2), number(row.get("peak_rss_mb")),
-                      *([number(row["time_to_target_s"], 3), number(row["time_to_target_s_x"], 3),
-                         f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else []))
+        table.add_row(
+            row["backend"],
+            str(int(row["trials"])),
+            number(row["step_time_ms"], 3),
+            number(row["step_time_ms_x"], 3),
+            number(row["first_epoch_overhead_s"], 2),
+            number(row["trial_time_s"], 3),
+            number(row["trial_time_s_x"], 3),
+            number(row["worker_start_s"], 2),
+            number(row.get("peak_rss_mb")),
+            *(
+                [
+                    number(row["time_to_target_s"], 3),
+                    number(row["time_to_target_s_x"], 3),
+                    f"{int(row['target_reached'])}/{int(row['trials'])}",
+                ]
+                if target
+                else []
+            ),
+        )
     return table
 
 
-def _table(title: str, header: list[str], caption: str | None = None, names: tuple[str, ...] = ()) -> Table:
-    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left",
-                  box=box.SIMPLE_HEAD, pad_edge=False)
+def _table(
+    title: str, header: list[str], caption: str | None = None, names: tuple[str, ...] = ()
+) -> Table:
+    table = Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     for column in header:
         text = column in ("cell", "backend", "level − best", *names)
         # Numbers never wrap mid-value; names wrap when the terminal is narrow, folded
         # mid-word rather than cut ("activation=leaky_relu(alpha=0.1)" is one word).
-        table.add_column(column, justify="left" if text else "right", no_wrap=not text,
-                         overflow="fold" if text else "ellipsis")
+        table.add_column(
+            column,
+            justify="left" if text else "right",
+            no_wrap=not text,
+            overflow="fold" if text else "ellipsis",
+        )
     return table

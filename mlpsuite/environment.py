@@ -40,13 +40,21 @@ def same_as_installed(versions: dict[str, str]) -> bool:
 
 def requirements_text(threads_per_worker: int | None = None, jobs: int | None = None) -> str:
     """`pip freeze` of this environment (the local workers' too), headed by the machine."""
-    pins = sorted({f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions()
-                   if dist.metadata["Name"]}, key=str.lower)
-    head = [f"# the environment of this grid's coordinator and its local workers (mlpsuite {__version__})",
-            f"# python {platform.python_version()} on {platform.platform()}",
-            f"# cpu: {cpu_model()}, {os.cpu_count()} cores"
-            + (f"; {jobs} workers of {threads_per_worker} threads each" if jobs else ""),
-            f"# {sys.executable}"]
+    pins = sorted(
+        {
+            f"{dist.metadata['Name']}=={dist.version}"
+            for dist in importlib.metadata.distributions()
+            if dist.metadata["Name"]
+        },
+        key=str.lower,
+    )
+    head = [
+        f"# the environment of this grid's coordinator and its local workers (mlpsuite {__version__})",
+        f"# python {platform.python_version()} on {platform.platform()}",
+        f"# cpu: {cpu_model()}, {os.cpu_count()} cores"
+        + (f"; {jobs} workers of {threads_per_worker} threads each" if jobs else ""),
+        f"# {sys.executable}",
+    ]
     return "\n".join(head + pins) + "\n"
 
 

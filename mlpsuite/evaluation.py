@@ -46,7 +46,9 @@ class Split:
         if self._pairs is not None:
             logs = model.evaluate(self._pairs, verbose=0, return_dict=True)
         else:
-            logs = model.evaluate(self.X, self.y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+            logs = model.evaluate(
+                self.X, self.y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+            )
         return {name: float(value) for name, value in logs.items()}
 
     def predict(self, model: keras.Model) -> np.ndarray:

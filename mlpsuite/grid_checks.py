@@ -37,7 +37,9 @@ def check_grid(spec: GridSpec, path: Path) -> None:
     _check_comparison(spec, resolved, tasks, path)
 
 
-def _check_comparison(spec: GridSpec, resolved: list[GridSpec], tasks: set[str], path: Path) -> None:
+def _check_comparison(
+    spec: GridSpec, resolved: list[GridSpec], tasks: set[str], path: Path
+) -> None:
     """Nuisance keys that are grid keys and leave one scientific; metrics every run records."""
     validation = all(cell.dataset.val_size > 0 for cell in resolved)
     recorded = recorded_metrics(tasks, validation, bool(spec.compare.target))
@@ -56,24 +58,32 @@ def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path
     for key in spec.grid:
         reasons = {cell.optimizer.ignored().get(key) for cell in resolved}
         if None not in reasons:
-            raise ConfigError(f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
-                              "its values would give identical trials")
+            raise ConfigError(
+                f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
+                "its values would give identical trials"
+            )
 
 
 def _check_execution(spec: GridSpec, resolved: list[GridSpec], path: Path) -> None:
     """Keras' speed switches where the backends can honour them."""
     if "training.steps_per_execution" in spec.grid:
-        raise ConfigError(f"{path}: grid.training.steps_per_execution: it changes no result (it is in no trial "
-                          "key), so its cells would be one trial; allowed: a single value, one grid per setting")
+        raise ConfigError(
+            f"{path}: grid.training.steps_per_execution: it changes no result (it is in no trial "
+            "key), so its cells would be one trial; allowed: a single value, one grid per setting"
+        )
     for cell in resolved:
         training = cell.training
         if "torch" in cell.backends and training.steps_per_execution not in ("auto", 1):
-            raise ConfigError(f"{path}: training.steps_per_execution: PyTorch runs one step per execution, "
-                              f"got {training.steps_per_execution}; allowed: auto (an epoch's on TensorFlow "
-                              "and JAX, 1 on PyTorch) or 1")
+            raise ConfigError(
+                f"{path}: training.steps_per_execution: PyTorch runs one step per execution, "
+                f"got {training.steps_per_execution}; allowed: auto (an epoch's on TensorFlow "
+                "and JAX, 1 on PyTorch) or 1"
+            )
         if training.vectorize == "seeds" and training.jit_compile is False:
-            raise ConfigError(f"{path}: training.jit_compile: false contradicts training.vectorize: seeds (one "
-                              "XLA program for a cell's seeds); allowed: auto or true, or vectorize: none")
+            raise ConfigError(
+                f"{path}: training.jit_compile: false contradicts training.vectorize: seeds (one "
+                "XLA program for a cell's seeds); allowed: auto or true, or vectorize: none"
+            )
         if "torch" in cell.backends and training.jit_compile is True:
             _check_cxx(path)
 
@@ -82,9 +92,11 @@ def _check_cxx(path: Path) -> None:
     """torch.compile (Inductor) writes C++ for the CPU and builds it with $CXX, else g++."""
     compiler = os.environ.get("CXX", "g++")
     if shutil.which(compiler) is None:
-        raise ConfigError(f"{path}: training.jit_compile: true on torch needs a C++ compiler for torch.compile, "
-                          f"and {compiler!r} (from $CXX, else g++) is not on PATH; allowed: install one "
-                          "(apt-get install g++), set CXX, or jit_compile: auto or false on torch")
+        raise ConfigError(
+            f"{path}: training.jit_compile: true on torch needs a C++ compiler for torch.compile, "
+            f"and {compiler!r} (from $CXX, else g++) is not on PATH; allowed: install one "
+            "(apt-get install g++), set CXX, or jit_compile: auto or false on torch"
+        )
 
 
 def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:
@@ -109,7 +121,9 @@ def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:
     return {task for task, _, _ in shapes.values()}
 
 
-def training_bytes(hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int) -> tuple[int, int]:
+def training_bytes(
+    hidden: tuple[int, ...], inputs: int, outputs: int, batch_size: int
+) -> tuple[int, int]:
     """(parameters, a generous estimate of the bytes a worker needs to train them in float32):
     weights, gradients, two optimizer slots and a copy, plus a batch's activations and their
     gradients for training and for 1024-row evaluation batches."""
@@ -130,14 +144,20 @@ def _available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _check_model_fits_memory(spec: GridSpec, inputs: int, outputs: int, available: int, path: Path) -> None:
+def _check_model_fits_memory(
+    spec: GridSpec, inputs: int, outputs: int, available: int, path: Path
+) -> None:
     """Refuse a model that would exhaust the machine (a shared one) before a worker tries."""
-    parameters, needed = training_bytes(spec.model.hidden, inputs, outputs, spec.training.batch_size)
+    parameters, needed = training_bytes(
+        spec.model.hidden, inputs, outputs, spec.training.batch_size
+    )
     if needed > available // 2:  # the framework and the other workers need the rest
-        raise ConfigError(f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
-                          f"parameters and at batch size {spec.training.batch_size:,} "
-                          f"needs about {_gigabytes(needed)} to train, more than half of the "
-                          f"{_gigabytes(available)} available; allowed: a smaller model or batch_size")
+        raise ConfigError(
+            f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
+            f"parameters and at batch size {spec.training.batch_size:,} "
+            f"needs about {_gigabytes(needed)} to train, more than half of the "
+            f"{_gigabytes(available)} available; allowed: a smaller model or batch_size"
+        )
 
 
 def _gigabytes(count: int) -> str:
@@ -148,7 +168,11 @@ def _check_loss_fits_task(loss: str, task: str, dataset: str, path: Path) -> Non
     if loss == "auto" or (loss == "sparse_categorical_crossentropy") == (task == "classification"):
         return
     if task == "classification":
-        raise ConfigError(f"{path}: loss: {loss} needs real-valued targets, but {dataset} is classification; "
-                          "allowed: auto or sparse_categorical_crossentropy, or set dataset.task: regression")
-    raise ConfigError(f"{path}: loss: sparse_categorical_crossentropy needs class labels, but {dataset} is "
-                      "regression; allowed: auto, mse, mae or huber, or set dataset.task: classification")
+        raise ConfigError(
+            f"{path}: loss: {loss} needs real-valued targets, but {dataset} is classification; "
+            "allowed: auto or sparse_categorical_crossentropy, or set dataset.task: regression"
+        )
+    raise ConfigError(
+        f"{path}: loss: sparse_categorical_crossentropy needs class labels, but {dataset} is "
+        "regression; allowed: auto, mse, mae or huber, or set dataset.task: classification"
+    )

@@ -33,9 +33,7 @@ def target_variance(name: str, fan_in: int, fan_out: int) -> float:
     return scale / max(1.0, fan)
 
 
-def draw_kernel(
-    name: str, fan_in: int, fan_out: int, rng: np.random.Generator
-) -> np.ndarray:
+def draw_kernel(name: str, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
     """A `(fan_in, fan_out)` float32 kernel drawn from `rng` by the named initializer."""
     _, _, distribution = _spec(name)
     variance = target_variance(name, fan_in, fan_out)

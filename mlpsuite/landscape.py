@@ -22,7 +22,9 @@ import numpy as np
 MAX_ROWS = 1024  # the loss is measured on at most this many training rows
 
 
-def filter_normalized_direction(weights: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+def filter_normalized_direction(
+    weights: list[np.ndarray], rng: np.random.Generator
+) -> list[np.ndarray]:
     """One random direction shaped like `weights`: per 2-D kernel `(fan_in, units)`, Gaussian
     columns scaled to the norm of the matching column of the kernel; zeros elsewhere."""
     direction = []
@@ -47,7 +49,9 @@ class Landscape:
         seed: seed of the directions.
     """
 
-    def __init__(self, model: keras.Model, loss: Callable, x: np.ndarray, y: np.ndarray, seed: int = 0):
+    def __init__(
+        self, model: keras.Model, loss: Callable, x: np.ndarray, y: np.ndarray, seed: int = 0
+    ):
         self.model, self.loss = model, loss
         self.x, self.y = x[:MAX_ROWS], y[:MAX_ROWS]
         self.variables = list(model.trainable_variables)

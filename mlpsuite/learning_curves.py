@@ -14,7 +14,7 @@ TARGET_METRICS = {"val_loss": "min", "loss": "min", "val_accuracy": "max", "accu
 
 
 def reach_sign(metric: str) -> str:
-    """"≤" for a loss target, "≥" for an accuracy one: how reaching it reads."""
+    """ "≤" for a loss target, "≥" for an accuracy one: how reaching it reads."""
     return "≤" if TARGET_METRICS.get(metric, "min") == "min" else "≥"
 
 
@@ -36,8 +36,9 @@ def epochs_to_target(curve: Sequence[float], target: float, metric: str) -> int 
     return int(hits[0]) + 1 if len(hits) else None
 
 
-def time_to_target(curve: Sequence[float], epoch_times: Sequence[float], target: float,
-                   metric: str) -> float | None:
+def time_to_target(
+    curve: Sequence[float], epoch_times: Sequence[float], target: float, metric: str
+) -> float | None:
     """Training wall time until the first epoch at the target: the sum of the epoch times up to
     and including it (the first epoch's compilation included; worker start and model build not)."""
     epoch = epochs_to_target(curve, target, metric)

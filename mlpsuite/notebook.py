@@ -55,7 +55,12 @@ class Comparison(analysis.Comparison):
 
     @classmethod
     def of(cls, comparison: analysis.Comparison) -> Comparison:
-        return cls(**{field.name: getattr(comparison, field.name) for field in dataclasses.fields(comparison)})
+        return cls(
+            **{
+                field.name: getattr(comparison, field.name)
+                for field in dataclasses.fields(comparison)
+            }
+        )
 
     def to_markdown(self, max_rows: int | None = None) -> str:
         """The whole report, as the parent run's `comparison/report.md` holds it."""
@@ -74,14 +79,26 @@ class Comparison(analysis.Comparison):
 def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) -> str:
     """The answer as HTML: headline lines, the ranking table, parity and speed, the curves."""
     title = f"{comparison.experiment}: comparison of {comparison.n_trials} trials"
-    lines = [report.protocol_line(comparison), report.best_line(comparison), report.small_sample_line(comparison),
-             report.budget_line(comparison), report.edge_line(comparison)]
+    lines = [
+        report.protocol_line(comparison),
+        report.best_line(comparison),
+        report.small_sample_line(comparison),
+        report.budget_line(comparison),
+        report.edge_line(comparison),
+    ]
     after = [report.parity_line(comparison), *report.speed_lines(comparison)]
     question = f"<p><b>{_text(comparison.description)}</b></p>" if comparison.description else ""
     curves = loss_curves(comparison)
-    return "\n".join([f"<h4>{_text(title)}</h4>", question, _paragraphs(lines),
-                      _table(*report.ranking_rows(comparison, max_rows)), _paragraphs(after),
-                      _png(curves, "curves") if curves is not None else ""])
+    return "\n".join(
+        [
+            f"<h4>{_text(title)}</h4>",
+            question,
+            _paragraphs(lines),
+            _table(*report.ranking_rows(comparison, max_rows)),
+            _paragraphs(after),
+            _png(curves, "curves") if curves is not None else "",
+        ]
+    )
 
 
 def _text(text: str) -> str:
@@ -94,7 +111,9 @@ def _paragraphs(lines: list[str]) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{_text(name)}</th>" for name in header)
-    body = "".join("<tr>" + "".join(f"<td>{_text(value)}</td>" for value in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_text(value)}</td>" for value in row) + "</tr>" for row in rows
+    )
     return f'<table class="mlpsuite-ranking"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -157,27 +176,43 @@ class GridResult:
         return run_url(self.tracking_uri, self.experiment_id, self.parent_run_id)
 
     def counts(self) -> str:
-        return (f"parent run {self.parent_run_id} (invocation {self.invocation}): {self.n_run} run, "
-                f"{self.n_failed} failed, {self.n_reused} reused"
-                + (f", {self.n_elsewhere} run by another driver of this grid meanwhile" if self.n_elsewhere else ""))
+        return (
+            f"parent run {self.parent_run_id} (invocation {self.invocation}): {self.n_run} run, "
+            f"{self.n_failed} failed, {self.n_reused} reused"
+            + (
+                f", {self.n_elsewhere} run by another driver of this grid meanwhile"
+                if self.n_elsewhere
+                else ""
+            )
+        )
 
     def __repr__(self) -> str:
         state = " (interrupted)" if self.interrupted else ""
         return f"<GridResult {self.experiment}: {self.n_trials} trials; {self.counts()}{state}>"
 
     def _repr_html_(self) -> str:
-        note = ("<p><b>Interrupted</b>: in-flight runs marked KILLED; run the grid again to finish it.</p>"
-                if self.interrupted else f"<p>The comparison failed: {_text(self.report_error)}</p>"
-                if self.report_error else "")
+        note = (
+            "<p><b>Interrupted</b>: in-flight runs marked KILLED; run the grid again to finish it.</p>"
+            if self.interrupted
+            else f"<p>The comparison failed: {_text(self.report_error)}</p>"
+            if self.report_error
+            else ""
+        )
         link = f'<p>{_text(self.counts())}. <a href="{html.escape(self.url)}">Parent run in the MLflow UI</a></p>'
-        return (comparison_html(self.comparison) if self.comparison is not None else "") + note + link
+        return (
+            (comparison_html(self.comparison) if self.comparison is not None else "") + note + link
+        )
 
 
 def runs_frame(comparison: analysis.Comparison) -> pd.DataFrame:
     """One row per trial: backend, seed, status, failure, grid keys, final metrics, run id, key."""
     frame = comparison.frame
-    metrics = [name for name in (*analysis.RUN_METRICS, "auc_val_loss", "epochs_to_target", "time_to_target_s")
-               if name in frame and frame[name].notna().any()]
+    metrics = [
+        name
+        for name in (*analysis.RUN_METRICS, "auc_val_loss", "epochs_to_target", "time_to_target_s")
+        if name in frame and frame[name].notna().any()
+    ]
     columns = [*RUN_COLUMNS, *comparison.grid_keys, *metrics, *RUN_IDS]
-    return frame[[column for column in dict.fromkeys(columns) if column in frame]].reset_index(drop=True)
-
+    return frame[[column for column in dict.fromkeys(columns) if column in frame]].reset_index(
+        drop=True
+    )

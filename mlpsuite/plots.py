@@ -34,14 +34,25 @@ def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
 def figures(comparison: Comparison) -> dict[str, Figure]:
     """{name: figure} of every figure that has data: curves, final_metric (the ranking),
     isolation, parity, speed."""
-    drawn = {name: draw(comparison) for name, draw in (
-        ("curves", loss_curves), ("final_metric", final_metric), ("isolation", isolation),
-        ("parity", backend_parity), ("speed", backend_speed))}
+    drawn = {
+        name: draw(comparison)
+        for name, draw in (
+            ("curves", loss_curves),
+            ("final_metric", final_metric),
+            ("isolation", isolation),
+            ("parity", backend_parity),
+            ("speed", backend_speed),
+        )
+    }
     return {name: figure for name, figure in drawn.items() if figure is not None}
 
 
 def _ranked_cells(comparison: Comparison) -> list[str]:
-    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else []
+    pooled = (
+        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
+        if not comparison.cells.empty
+        else []
+    )
     return list(pooled["cell"])[:MAX_CELLS_SHOWN] if len(pooled) else []
 
 
@@ -54,27 +65,37 @@ def loss_curves(comparison: Comparison):
     metric = "val_loss" if ok["val_loss"].notna().any() else "loss"
     figure, axes = _subplots(figsize=(8, 4.5))
     for cell in cells:
-        curves = [comparison.curves.get(run_id) or [] for run_id in ok[ok["cell"] == cell]["run_id"]]
+        curves = [
+            comparison.curves.get(run_id) or [] for run_id in ok[ok["cell"] == cell]["run_id"]
+        ]
         epochs = min((len(c) for c in curves), default=0)
         if epochs == 0:
             continue
         intervals = [mean_interval([c[e] for c in curves]) for e in range(epochs)]
         x = np.arange(1, epochs + 1)
         mean = np.array([i.mean for i in intervals])
-        line, = axes.plot(x, mean, label=cell)
+        (line,) = axes.plot(x, mean, label=cell)
         low = np.array([i.low if math.isfinite(i.low) else i.mean for i in intervals])
         high = np.array([i.high if math.isfinite(i.high) else i.mean for i in intervals])
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
-    axes.set(xlabel="epoch", ylabel=f"{metric} (mean, 95% band over seeds)", yscale="log",
-             title=f"{comparison.experiment}: {metric} per cell"
-                   + (f" (best {len(cells)} shown)" if len(cells) < _n_cells(comparison) else ""))
+    axes.set(
+        xlabel="epoch",
+        ylabel=f"{metric} (mean, 95% band over seeds)",
+        yscale="log",
+        title=f"{comparison.experiment}: {metric} per cell"
+        + (f" (best {len(cells)} shown)" if len(cells) < _n_cells(comparison) else ""),
+    )
     axes.legend(fontsize="small")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     return figure
 
 
 def _n_cells(comparison: Comparison) -> int:
-    return int((comparison.cells["backend"] == ALL_BACKENDS).sum()) if not comparison.cells.empty else 0
+    return (
+        int((comparison.cells["backend"] == ALL_BACKENDS).sum())
+        if not comparison.cells.empty
+        else 0
+    )
 
 
 def final_metric(comparison: Comparison):
@@ -90,8 +111,10 @@ def final_metric(comparison: Comparison):
     positions = np.arange(len(pooled))
     axes.errorbar(mean, positions, xerr=[mean - low, high - mean], fmt="o", capsize=3)
     axes.set_yticks(positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"])])
-    axes.set(xlabel=f"final {metric} (mean, 95% t-interval over seeds)",
-             title=f"{comparison.experiment}: ranking by {metric}")
+    axes.set(
+        xlabel=f"final {metric} (mean, 95% t-interval over seeds)",
+        title=f"{comparison.experiment}: ranking by {metric}",
+    )
     return figure
 
 
@@ -103,19 +126,27 @@ def backend_parity(comparison: Comparison):
     cell, seed = comparison.parity.iloc[0][["cell", "seed"]]  # the table lists the worst first
     ok = finished(comparison.frame)
     runs = ok[(ok["cell"] == cell) & (ok["seed"] == seed)].sort_values("backend")
-    curves = {row["backend"]: comparison.losses.get(row["run_id"]) or [] for _, row in runs.iterrows()}
+    curves = {
+        row["backend"]: comparison.losses.get(row["run_id"]) or [] for _, row in runs.iterrows()
+    }
     epochs = min(len(c) for c in curves.values())
     if epochs == 0:
         return None
-    figure, (top, bottom) = _subplots(2, 1, figsize=(8, 6), sharex=True,
-                                      gridspec_kw={"height_ratios": [2, 1]})
+    figure, (top, bottom) = _subplots(
+        2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
     x = np.arange(1, epochs + 1)
     for backend, curve in curves.items():
-        top.plot(x, curve[:epochs], label=backend, linestyle="-" if backend == "tensorflow" else "--")
+        top.plot(
+            x, curve[:epochs], label=backend, linestyle="-" if backend == "tensorflow" else "--"
+        )
     stacked = np.array([c[:epochs] for c in curves.values()])
     spread = (stacked.max(axis=0) - stacked.min(axis=0)) / np.abs(stacked).max(axis=0)
     bottom.plot(x, np.maximum(spread, TINY), marker="o")
-    top.set(ylabel="training loss", title=f"{comparison.experiment}: {cell}, seed {seed} on each backend")
+    top.set(
+        ylabel="training loss",
+        title=f"{comparison.experiment}: {cell}, seed {seed} on each backend",
+    )
     top.legend()
     bottom.set(xlabel="epoch", ylabel=f"relative difference\n(0 drawn at {TINY:g})", yscale="log")
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -129,8 +160,9 @@ def backend_speed(comparison: Comparison):
     if speed.empty:
         return None
     memory = "peak_rss_mb" in speed and speed["peak_rss_mb"].notna().any()
-    figure, (steps, trials, *rest) = _subplots(1, 3 if memory else 2, figsize=(12 if memory else 9, 3.5),
-                                               layout="constrained")
+    figure, (steps, trials, *rest) = _subplots(
+        1, 3 if memory else 2, figsize=(12 if memory else 9, 3.5), layout="constrained"
+    )
     labels = speed["backend"]
     steps.bar(labels, speed["step_time_ms"])
     steps.set(ylabel="ms/step (median)", title="training step")
@@ -160,9 +192,13 @@ def isolation(comparison: Comparison):
     # A diverging setting can sit decades above the rest (SGD at rate 3: 1e3 against 0.2).
     log_y = _spans_decades(selection[f"{name}_mean"].dropna())
     figure, axes = _subplots(figsize=(8, 4.5))
-    for cell in _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]:
+    for cell in (
+        _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]
+    ):
         rows = selection[selection["cell"] == cell]
-        x = np.array([numbers[s] if numbers else settings.index(s) for s in rows["setting"]], dtype=float)
+        x = np.array(
+            [numbers[s] if numbers else settings.index(s) for s in rows["setting"]], dtype=float
+        )
         order = np.argsort(x)
         rows, x = rows.iloc[order], x[order]
         mean = rows[f"{name}_mean"].to_numpy(dtype=float)
@@ -170,10 +206,19 @@ def isolation(comparison: Comparison):
         high = np.where(np.isnan(rows[f"{name}_high"]), mean, rows[f"{name}_high"])
         if log_y:  # a t-interval may reach below 0, which a log axis cannot draw
             low = np.maximum(low, mean / 10)
-        line = axes.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=cell)
+        line = axes.errorbar(
+            x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=cell
+        )
         chosen = rows["selected"].to_numpy(dtype=bool)
-        axes.scatter(x[chosen], mean[chosen], marker="*", s=220, color=line[0].get_color(), edgecolor="black",
-                     zorder=3)
+        axes.scatter(
+            x[chosen],
+            mean[chosen],
+            marker="*",
+            s=220,
+            color=line[0].get_color(),
+            edgecolor="black",
+            zorder=3,
+        )
     tuned = ", ".join(comparison.nuisance_keys)
     if _spans_decades(list(numbers.values())):
         axes.set_xscale("log")
@@ -181,8 +226,11 @@ def isolation(comparison: Comparison):
         axes.set_xticks(range(len(settings)), settings, rotation=30, ha="right")
     if log_y:
         axes.set_yscale("log")
-    axes.set(xlabel=tuned, ylabel=f"{name} (mean, 95% t-interval over seeds" + (", log" if log_y else "") + ")",
-             title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting")
+    axes.set(
+        xlabel=tuned,
+        ylabel=f"{name} (mean, 95% t-interval over seeds" + (", log" if log_y else "") + ")",
+        title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting",
+    )
     axes.legend(fontsize="small")
     return figure
 

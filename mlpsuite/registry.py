@@ -46,7 +46,14 @@ SCALER_NAMES: tuple[str, ...] = ("none", "minmax", "robust", "standard")
 
 # The figures of `mlpsuite figures`, so the CLI can offer them without importing Keras;
 # mlpsuite/figures/__init__.py checks them against its FIGURES.
-FIGURE_NAMES: tuple[str, ...] = ("activations", "scalers", "optimizers", "gradients", "dead_units", "landscape")
+FIGURE_NAMES: tuple[str, ...] = (
+    "activations",
+    "scalers",
+    "optimizers",
+    "gradients",
+    "dead_units",
+    "landscape",
+)
 # Those drawn only from a grid's diagnostics in MLflow: `mlpsuite figures` needs --experiment.
 EXPERIMENT_FIGURES: tuple[str, ...] = ("dead_units",)
 # Those drawn around one run's saved model: `mlpsuite figures` needs --run.
@@ -54,9 +61,16 @@ RUN_FIGURES: tuple[str, ...] = ("landscape",)
 
 BACKENDS: tuple[str, ...] = ("tensorflow", "torch", "jax")  # Keras' backends: a grid's default
 REFERENCE_BACKEND = "sklearn"  # scikit-learn's own MLP, run when a grid names it
-BACKEND_ALIASES = {"tf": "tensorflow", "tensorflow": "tensorflow", "torch": "torch",
-                   "pytorch": "torch", "jax": "jax", "sklearn": REFERENCE_BACKEND,
-                   "scikit-learn": REFERENCE_BACKEND, "scikit_learn": REFERENCE_BACKEND}
+BACKEND_ALIASES = {
+    "tf": "tensorflow",
+    "tensorflow": "tensorflow",
+    "torch": "torch",
+    "pytorch": "torch",
+    "jax": "jax",
+    "sklearn": REFERENCE_BACKEND,
+    "scikit-learn": REFERENCE_BACKEND,
+    "scikit_learn": REFERENCE_BACKEND,
+}
 ALLOWED_BACKENDS = "tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)"
 
 
@@ -64,12 +78,23 @@ def canonical_name(names: Iterable[str], name: Any, kind: str) -> str:
     """The registry's own spelling of `name` ("Leaky-ReLU" -> "leaky_relu")."""
     return lookup({key: key for key in names}, name, kind)
 
+
 # Metrics a comparison can rank, select on or report, and whether lower ("min") or higher
 # ("max") is better: the run's final scores, and the learning-curve measures of
 # mlpsuite/learning_curves.py (`epochs_to_target` and `time_to_target_s` with a target only).
 RANKABLE: dict[str, str] = {
-    "val_loss": "min", "best_val_loss": "min", "loss": "min", "test_loss": "min", "test_accuracy": "max",
-    "val_accuracy": "max", "test_r2": "max", "val_r2": "max", "test_mae": "min", "val_mae": "min",
+    "val_loss": "min",
+    "best_val_loss": "min",
+    "loss": "min",
+    "test_loss": "min",
+    "test_accuracy": "max",
+    "val_accuracy": "max",
+    "test_r2": "max",
+    "val_r2": "max",
+    "test_mae": "min",
+    "val_mae": "min",
     "auc_val_loss": "min",
-    "epochs_to_target": "min", "time_to_target_s": "min"}
+    "epochs_to_target": "min",
+    "time_to_target_s": "min",
+}
 TARGET_MEASURES: tuple[str, ...] = ("epochs_to_target", "time_to_target_s")

@@ -32,22 +32,31 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def with_interval(mean: float, low: float, high: float, n: int | None = None, interval: str = "t") -> str:
+def with_interval(
+    mean: float, low: float, high: float, n: int | None = None, interval: str = "t"
+) -> str:
     """`0.412 ± 0.018 (95% t, n=5)`, or with a bootstrap interval (not symmetric)
     `0.412 [0.398, 0.431] (95% bootstrap, n=5)`; `0.412 (n=1)` where one seed gives no interval."""
     count = f"n={n}" if n is not None else ""
     if not math.isfinite(low):
         return f"{number(mean)}" + (f" ({count})" if count else "")
     if interval == "bootstrap":
-        return f"{number(mean)} [{number(low)}, {number(high)}]" + (f" (95% bootstrap, {count})" if count else "")
+        return f"{number(mean)} [{number(low)}, {number(high)}]" + (
+            f" (95% bootstrap, {count})" if count else ""
+        )
     return f"{number(mean)} ± {number((high - low) / 2)}" + (f" (95% t, {count})" if count else "")
 
 
 def cell_value(row: pd.Series, metric: str, interval: str = "t", n: bool = False) -> str:
     """A cell's `metric` with the chosen interval; `(3/5 reached)` where seeds missed a target."""
     low, high = ("low", "high") if interval == "t" else ("boot_low", "boot_high")
-    text = with_interval(row[f"{metric}_mean"], row[f"{metric}_{low}"], row[f"{metric}_{high}"],
-                         int(row["n"]) if n else None, interval)
+    text = with_interval(
+        row[f"{metric}_mean"],
+        row[f"{metric}_{low}"],
+        row[f"{metric}_{high}"],
+        int(row["n"]) if n else None,
+        interval,
+    )
     if metric in TARGET_MEASURES and row[f"{metric}_n"] < row["n"]:
         text += f" ({int(row[f'{metric}_n'])}/{int(row['n'])} reached)"
     return text
@@ -60,17 +69,26 @@ def better(comparison: Comparison) -> str:
 def headline(comparison: Comparison) -> list[str]:
     """The answer in a few sentences: what was counted, the protocol, the best cell, the seed
     budget, nuisance values on the grid's edge, parity, speed."""
-    lines = [counted_line(comparison), protocol_line(comparison), best_line(comparison),
-             small_sample_line(comparison), budget_line(comparison), edge_line(comparison),
-             parity_line(comparison), *speed_lines(comparison)]
+    lines = [
+        counted_line(comparison),
+        protocol_line(comparison),
+        best_line(comparison),
+        small_sample_line(comparison),
+        budget_line(comparison),
+        edge_line(comparison),
+        parity_line(comparison),
+        *speed_lines(comparison),
+    ]
     return [line for line in lines if line]
 
 
 def counted_line(comparison: Comparison) -> str:
     excluded = comparison.n_trials - comparison.n_counted
-    return (f"{comparison.n_counted} of {comparison.n_trials} trials counted"
-            + (f"; {excluded} failed or not run, excluded from the statistics" if excluded else "")
-            + f". Ranked by final {comparison.metric} ({better(comparison)} is better).")
+    return (
+        f"{comparison.n_counted} of {comparison.n_trials} trials counted"
+        + (f"; {excluded} failed or not run, excluded from the statistics" if excluded else "")
+        + f". Ranked by final {comparison.metric} ({better(comparison)} is better)."
+    )
 
 
 def best_line(comparison: Comparison) -> str:
@@ -79,13 +97,21 @@ def best_line(comparison: Comparison) -> str:
         return ""
     m = comparison.metric
     cells = comparison.cells
-    rivals = cells[(cells["backend"] == ALL_BACKENDS) & cells["overlaps_best"] & (cells["rank"] > 1)]
+    rivals = cells[
+        (cells["backend"] == ALL_BACKENDS) & cells["overlaps_best"] & (cells["rank"] > 1)
+    ]
     selected = f" at {best['selected']}" if "selected" in best else ""
-    return (f"Best cell: {best['cell']}{selected}, {m} {cell_value(best, m, comparison.interval, n=True)}, "
-            f"IQM {number(best[f'{m}_iqm'])}, median {number(best[f'{m}_median'])}"
-            + ("; one seed per cell gives no interval (add seeds for one)." if best["n"] < 2
-               else f"; intervals overlapping it: {named_cells(rivals['cell'])}." if len(rivals)
-               else "; no other cell's interval overlaps it."))
+    return (
+        f"Best cell: {best['cell']}{selected}, {m} {cell_value(best, m, comparison.interval, n=True)}, "
+        f"IQM {number(best[f'{m}_iqm'])}, median {number(best[f'{m}_median'])}"
+        + (
+            "; one seed per cell gives no interval (add seeds for one)."
+            if best["n"] < 2
+            else f"; intervals overlapping it: {named_cells(rivals['cell'])}."
+            if len(rivals)
+            else "; no other cell's interval overlaps it."
+        )
+    )
 
 
 def named_cells(cells, most: int = 5) -> str:
@@ -105,15 +131,24 @@ def budget_line(comparison: Comparison) -> str:
     if not budget:
         return ""
     if budget["rival"] is None:
-        return f"Paired on seed, a t-test separates every other cell from {budget['best']} (p < 0.05)."
+        return (
+            f"Paired on seed, a t-test separates every other cell from {budget['best']} (p < 0.05)."
+        )
     needed = budget["seeds_needed"]
-    head = (f"Seed budget: paired on seed, {budget['best']} and {budget['rival']} do not separate (paired t "
-            f"p = {number(budget['p_ttest'], 2)}; {budget['metric']} difference {number(budget['mean_diff'])}, "
-            f"paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)")
+    head = (
+        f"Seed budget: paired on seed, {budget['best']} and {budget['rival']} do not separate (paired t "
+        f"p = {number(budget['p_ttest'], 2)}; {budget['metric']} difference {number(budget['mean_diff'])}, "
+        f"paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)"
+    )
     if not math.isfinite(needed):
-        return head + f"; at that difference a paired t-test would need more than {MAX_SEEDS:,} seeds."
-    return (head + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% power "
-            f"at alpha 0.05 (power now {number(budget['power_now'], 2)}).")
+        return (
+            head + f"; at that difference a paired t-test would need more than {MAX_SEEDS:,} seeds."
+        )
+    return (
+        head
+        + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% power "
+        f"at alpha 0.05 (power now {number(budget['power_now'], 2)})."
+    )
 
 
 def edge_line(comparison: Comparison) -> str:
@@ -123,38 +158,58 @@ def edge_line(comparison: Comparison) -> str:
     edges = comparison.selection[comparison.selection["edge"] != ""]
     if edges.empty:
         return f"Every selected {', '.join(comparison.nuisance_keys)} lies inside the grid."
-    named = "; ".join(f"{row['cell']} ({row['edge']})" for _, row in edges.head(NOTE_ROWS).iterrows())
+    named = "; ".join(
+        f"{row['cell']} ({row['edge']})" for _, row in edges.head(NOTE_ROWS).iterrows()
+    )
     more = f" and {len(edges) - NOTE_ROWS} more" if len(edges) > NOTE_ROWS else ""
-    return f"Selected on the grid's edge, the best may lie outside it (widen the grid): {named}{more}."
+    return (
+        f"Selected on the grid's edge, the best may lie outside it (widen the grid): {named}{more}."
+    )
 
 
 def small_sample_line(comparison: Comparison) -> str:
     """Few seeds make wide t-intervals and floor Wilcoxon's p: say so next to the numbers."""
-    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS] if not comparison.cells.empty else None
+    pooled = (
+        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
+        if not comparison.cells.empty
+        else None
+    )
     if pooled is None or pooled.empty:
         return ""
     n = int(pooled["n"].min())
-    bootstrap = (f"With n={n} seeds a bootstrap interval is too narrow: it resamples only the values seen "
-                 "(read the t-interval beside it)." if comparison.interval == "bootstrap" and 2 <= n < 10 else "")
+    bootstrap = (
+        f"With n={n} seeds a bootstrap interval is too narrow: it resamples only the values seen "
+        "(read the t-interval beside it)."
+        if comparison.interval == "bootstrap" and 2 <= n < 10
+        else ""
+    )
     if n < 2 or n >= 5:
         return bootstrap
-    return (f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
-            f"wide, and a paired Wilcoxon test cannot give p below {2 / 2 ** n:.3g}; add seeds to "
-            "separate close cells." + (f" {bootstrap}" if bootstrap else ""))
+    return (
+        f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
+        f"wide, and a paired Wilcoxon test cannot give p below {2 / 2**n:.3g}; add seeds to "
+        "separate close cells." + (f" {bootstrap}" if bootstrap else "")
+    )
 
 
 def parity_line(comparison: Comparison) -> str:
     summary = parity_summary(comparison.parity)
-    dropout = (f" {summary['not_expected']} (cell, seed) pairs with dropout are not expected to "
-               "agree and are not counted." if summary.get("not_expected") else "")
+    dropout = (
+        f" {summary['not_expected']} (cell, seed) pairs with dropout are not expected to "
+        "agree and are not counted."
+        if summary.get("not_expected")
+        else ""
+    )
     if REFERENCE_BACKEND in set(comparison.frame["backend"]):
         dropout += f" {REFERENCE_BACKEND} starts from its own initial weights: not compared."
     if not summary.get("compared"):
-        return ("Backend parity: no (cell, seed) ran on two Keras backends." + dropout)
-    return (f"Backend parity: largest relative difference of the initial and every epoch's loss "
-            f"{number(summary['worst'])} (median {number(summary['median'])}) over "
-            f"{summary['compared']} (cell, seed) pairs; initial weights identical in "
-            f"{summary['weights_matched']} of {summary['compared']}.{dropout}")
+        return "Backend parity: no (cell, seed) ran on two Keras backends." + dropout
+    return (
+        f"Backend parity: largest relative difference of the initial and every epoch's loss "
+        f"{number(summary['worst'])} (median {number(summary['median'])}) over "
+        f"{summary['compared']} (cell, seed) pairs; initial weights identical in "
+        f"{summary['weights_matched']} of {summary['compared']}.{dropout}"
+    )
 
 
 def speed_lines(comparison: Comparison) -> list[str]:
@@ -165,32 +220,57 @@ def speed_lines(comparison: Comparison) -> list[str]:
     per_trial = speed.sort_values("trial_time_s").iloc
     together = per_step[0].get("vectorized", 0) or 0
     per_seed = f" per seed, {int(together)} seeds trained as one program" if together > 1 else ""
-    return [f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step{per_seed}, "
-            f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
-            f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
-            f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']}).",
-            memory_line(speed), target_line(comparison)]
+    return [
+        f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step{per_seed}, "
+        f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
+        f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
+        f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']}).",
+        memory_line(speed),
+        target_line(comparison),
+    ]
 
 
 def memory_line(speed) -> str:
     """The workers' resident high-water marks, smallest first (the other half of a backend choice)."""
-    rows = speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb") if "peak_rss_mb" in speed else speed[:0]
-    return "Peak worker memory (median over trials): " + ", ".join(
-        f"{row['backend']} {row['peak_rss_mb']:.0f} MB" for _, row in rows.iterrows()) + "." if len(rows) else ""
+    rows = (
+        speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb")
+        if "peak_rss_mb" in speed
+        else speed[:0]
+    )
+    return (
+        "Peak worker memory (median over trials): "
+        + ", ".join(f"{row['backend']} {row['peak_rss_mb']:.0f} MB" for _, row in rows.iterrows())
+        + "."
+        if len(rows)
+        else ""
+    )
 
 
 def target_line(comparison: Comparison) -> str:
     """Which backend reaches the target first (MLPerf's time to train), not only which steps fastest."""
     speed, target = comparison.speed, comparison.protocol.target_pair()
-    if target is None or "time_to_target_s" not in speed or not speed["time_to_target_s"].notna().any():
-        return f"No trial reached {target[0]} {reach_sign(target[0])} {target[1]:g}." if target and len(speed) else ""
+    if (
+        target is None
+        or "time_to_target_s" not in speed
+        or not speed["time_to_target_s"].notna().any()
+    ):
+        return (
+            f"No trial reached {target[0]} {reach_sign(target[0])} {target[1]:g}."
+            if target and len(speed)
+            else ""
+        )
     metric, value = target
     ordered = speed.dropna(subset=["time_to_target_s"]).sort_values("time_to_target_s")
     first, last = ordered.iloc[0], ordered.iloc[-1]
-    reached = ", ".join(f"{row['backend']} {int(row['target_reached'])}/{int(row['trials'])}" for _, row in speed.iterrows())
-    return (f"First to {metric} {reach_sign(target[0])} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
-            f"of training, {number(last['time_to_target_s_x'])}× sooner than {last['backend']}); trials that reached "
-            f"it: {reached}.")
+    reached = ", ".join(
+        f"{row['backend']} {int(row['target_reached'])}/{int(row['trials'])}"
+        for _, row in speed.iterrows()
+    )
+    return (
+        f"First to {metric} {reach_sign(target[0])} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
+        f"of training, {number(last['time_to_target_s_x'])}× sooner than {last['backend']}); trials that reached "
+        f"it: {reached}."
+    )
 
 
 # ---------------------------------------------------------------- Markdown
@@ -199,35 +279,75 @@ def target_line(comparison: Comparison) -> str:
 def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = False) -> str:
     """The whole report; `short` (the run description the MLflow UI shows first) keeps the
     answer, the ranking, the effects and the speed, each at most `max_rows` long."""
-    parts = [f"### {comparison.experiment}: comparison of {comparison.n_trials} trials", "",
-             *[f"- {line}" for line in headline(comparison)], "",
-             f"#### Ranking by final {comparison.metric} ({INTERVAL_NAMES[comparison.interval]} over n "
-             f"seeds; IQM: interquartile mean)", "", markdown_table(*ranking_rows(comparison, max_rows))]
+    parts = [
+        f"### {comparison.experiment}: comparison of {comparison.n_trials} trials",
+        "",
+        *[f"- {line}" for line in headline(comparison)],
+        "",
+        f"#### Ranking by final {comparison.metric} ({INTERVAL_NAMES[comparison.interval]} over n "
+        f"seeds; IQM: interquartile mean)",
+        "",
+        markdown_table(*ranking_rows(comparison, max_rows)),
+    ]
     if not comparison.effects.empty:
-        parts += ["", f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
-                  "a seed's backends averaged; P(better): probability that a level's run beats the reference's; "
-                  "d: mean difference / its standard deviation)", "",
-                  markdown_table(*effect_rows(comparison, max_rows))]
+        parts += [
+            "",
+            f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
+            "a seed's backends averaged; P(better): probability that a level's run beats the reference's; "
+            "d: mean difference / its standard deviation)",
+            "",
+            markdown_table(*effect_rows(comparison, max_rows)),
+        ]
     if not short and not comparison.selection.empty:
-        parts += ["", f"#### Selection: {comparison.protocol.select_on} at each "
-                  f"{', '.join(comparison.nuisance_keys)} (mean ± 95% t-interval over n seeds)", "",
-                  markdown_table(*selection_rows(comparison, max_rows and 3 * max_rows))]
+        parts += [
+            "",
+            f"#### Selection: {comparison.protocol.select_on} at each "
+            f"{', '.join(comparison.nuisance_keys)} (mean ± 95% t-interval over n seeds)",
+            "",
+            markdown_table(*selection_rows(comparison, max_rows and 3 * max_rows)),
+        ]
     if not short and _per_backend(comparison).shape[0]:
-        parts += ["", f"#### Per backend: {comparison.metric} (mean ± 95% t-interval over n seeds; "
-                  "sklearn from its own initial weights)", "", markdown_table(*backend_rows(comparison, max_rows))]
+        parts += [
+            "",
+            f"#### Per backend: {comparison.metric} (mean ± 95% t-interval over n seeds; "
+            "sklearn from its own initial weights)",
+            "",
+            markdown_table(*backend_rows(comparison, max_rows)),
+        ]
     if not comparison.parity.empty and not short:
-        parts += ["", "#### Backend parity (relative differences across backends; worst pairs first)", "",
-                  markdown_table(*parity_rows(comparison, max_rows))]
+        parts += [
+            "",
+            "#### Backend parity (relative differences across backends; worst pairs first)",
+            "",
+            markdown_table(*parity_rows(comparison, max_rows)),
+        ]
     if not comparison.speed.empty:
-        parts += ["", "#### Speed per backend (medians; × = ratio to the fastest; compile = the first epoch "
-                  "minus a steady one, plus a fresh model's first evaluation minus a second)", "",
-                  markdown_table(*speed_rows(comparison))]
+        parts += [
+            "",
+            "#### Speed per backend (medians; × = ratio to the fastest; compile = the first epoch "
+            "minus a steady one, plus a fresh model's first evaluation minus a second)",
+            "",
+            markdown_table(*speed_rows(comparison)),
+        ]
     if not comparison.failures.empty:
-        parts += ["", "#### Failures (excluded from the statistics)", "",
-                  markdown_table(list(comparison.failures.columns),
-                                  [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)])]
-    listed = ", ".join(f"{name}.csv" for name, table in tables(comparison).items() if name != "selection" or len(table))
-    parts += ["", f"Grid run {comparison.parent_run_id}; tables in full under comparison/ ({listed}) with the figures."]
+        parts += [
+            "",
+            "#### Failures (excluded from the statistics)",
+            "",
+            markdown_table(
+                list(comparison.failures.columns),
+                [[number(v) for v in row] for row in comparison.failures.itertuples(index=False)],
+            ),
+        ]
+    listed = ", ".join(
+        f"{name}.csv"
+        for name, table in tables(comparison).items()
+        if name != "selection" or len(table)
+    )
+    parts += [
+        "",
+        f"Grid run {comparison.parent_run_id}; tables in full under comparison/ ({listed}) with the figures.",
+    ]
     return "\n".join(parts) + "\n"
 
 
@@ -238,7 +358,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+def ranking_rows(
+    comparison: Comparison, max_rows: int | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the pooled ranking: one column per metric, `mean ± half-width`."""
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
@@ -247,21 +369,32 @@ def ranking_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[l
     m = comparison.metric
     metrics = [name for name in dict.fromkeys([m, *CELL_METRICS]) if f"{name}_mean" in cells]
     selected = ["selected"] if "selected" in cells else []
-    robust = [f"IQM {m}"] + ([f"95% bootstrap {m}"] if comparison.interval == "t" else [f"95% t {m}"])
+    robust = [f"IQM {m}"] + (
+        [f"95% bootstrap {m}"] if comparison.interval == "t" else [f"95% t {m}"]
+    )
     header = ["rank", "cell", "n", *selected, *metrics, *robust, "overlaps best"]
-    rows = [[str(int(row["rank"])), row["cell"], str(int(row["n"])) + ("" if row["n"] == row["trials"]
-                                                                      else f" ({int(row['trials'])} runs)"),
-             *[_selected_label(row) for _ in selected],
-             *[cell_value(row, name, comparison.interval) for name in metrics],
-             number(row[f"{m}_iqm"]), _other_interval(row, m, comparison.interval),
-             "yes" if row["overlaps_best"] else ""]
-            for _, row in pooled.head(max_rows or len(pooled)).iterrows()]
+    rows = [
+        [
+            str(int(row["rank"])),
+            row["cell"],
+            str(int(row["n"]))
+            + ("" if row["n"] == row["trials"] else f" ({int(row['trials'])} runs)"),
+            *[_selected_label(row) for _ in selected],
+            *[cell_value(row, name, comparison.interval) for name in metrics],
+            number(row[f"{m}_iqm"]),
+            _other_interval(row, m, comparison.interval),
+            "yes" if row["overlaps_best"] else "",
+        ]
+        for _, row in pooled.head(max_rows or len(pooled)).iterrows()
+    ]
     return header, rows
 
 
 def _selected_label(row: pd.Series) -> str:
     """`learning_rate=0.1 (edge: largest tried)`."""
-    return row["selected"] + (f" (edge: {row['edge'].split(': ', 1)[-1]})" if row.get("edge") else "")
+    return row["selected"] + (
+        f" (edge: {row['edge'].split(': ', 1)[-1]})" if row.get("edge") else ""
+    )
 
 
 def _other_interval(row: pd.Series, metric: str, interval: str) -> str:
@@ -271,16 +404,24 @@ def _other_interval(row: pd.Series, metric: str, interval: str) -> str:
     return f"[{number(row[f'{metric}_{low}'])}, {number(row[f'{metric}_{high}'])}]"
 
 
-def selection_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+def selection_rows(
+    comparison: Comparison, max_rows: int | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Every setting tried per scientific cell, the selected one marked: the isolation plot's numbers."""
     name = comparison.protocol.select_on
     header = ["cell", "setting", "n", name, "finished", "selected"]
     selection = comparison.selection
-    rows = [[row["cell"], row["setting"], str(int(row["n"])),
-             with_interval(row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"]),
-             f"{int(row['finished'])}/{int(row['trials'])}",
-             ("yes" + (f" ({row['edge']})" if row["edge"] else "")) if row["selected"] else ""]
-            for _, row in selection.head(max_rows or len(selection)).iterrows()]
+    rows = [
+        [
+            row["cell"],
+            row["setting"],
+            str(int(row["n"])),
+            with_interval(row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"]),
+            f"{int(row['finished'])}/{int(row['trials'])}",
+            ("yes" + (f" ({row['edge']})" if row["edge"] else "")) if row["selected"] else "",
+        ]
+        for _, row in selection.head(max_rows or len(selection)).iterrows()
+    ]
     return header, rows
 
 
@@ -291,25 +432,56 @@ def _per_backend(comparison: Comparison) -> pd.DataFrame:
     return cells[cells["backend"] != ALL_BACKENDS]
 
 
-def backend_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+def backend_rows(
+    comparison: Comparison, max_rows: int | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Header and rows of each cell on each backend, in the pooled ranking's order."""
     m = comparison.metric
     header = ["rank", "cell", "backend", "n", m]
     per_backend = _per_backend(comparison).sort_values(["rank", "backend"])
-    rows = [[str(int(row["rank"])) if math.isfinite(row["rank"]) else "–", row["cell"], row["backend"],
-             str(int(row["n"])), with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"])]
-            for _, row in per_backend.head(max_rows or len(per_backend)).iterrows()]
+    rows = [
+        [
+            str(int(row["rank"])) if math.isfinite(row["rank"]) else "–",
+            row["cell"],
+            row["backend"],
+            str(int(row["n"])),
+            with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]),
+        ]
+        for _, row in per_backend.head(max_rows or len(per_backend)).iterrows()
+    ]
     return header, rows
 
 
-def effect_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
-    header = ["key", "level", "vs", "pairs", "difference [95%]", "p (paired t)", "p (Wilcoxon)", "p (Holm)",
-              "P(better)", "d"]
-    rows = [[effect_key(row), str(row["level"]), str(row["reference"]), _pairs(row),
-             f"{number(row['mean_diff'])} [{number(row['diff_low'])}, {number(row['diff_high'])}]",
-             number(row["p_ttest"]), number(row["p_wilcoxon"]), number(row["p_holm"]),
-             number(row["prob_improvement"], 2), number(row["effect_size"], 3)]
-            for _, row in comparison.effects.head(max_rows or len(comparison.effects)).iterrows()]
+def effect_rows(
+    comparison: Comparison, max_rows: int | None = None
+) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "key",
+        "level",
+        "vs",
+        "pairs",
+        "difference [95%]",
+        "p (paired t)",
+        "p (Wilcoxon)",
+        "p (Holm)",
+        "P(better)",
+        "d",
+    ]
+    rows = [
+        [
+            effect_key(row),
+            str(row["level"]),
+            str(row["reference"]),
+            _pairs(row),
+            f"{number(row['mean_diff'])} [{number(row['diff_low'])}, {number(row['diff_high'])}]",
+            number(row["p_ttest"]),
+            number(row["p_wilcoxon"]),
+            number(row["p_holm"]),
+            number(row["prob_improvement"], 2),
+            number(row["effect_size"], 3),
+        ]
+        for _, row in comparison.effects.head(max_rows or len(comparison.effects)).iterrows()
+    ]
     return header, rows
 
 
@@ -323,27 +495,75 @@ def _pairs(row: pd.Series) -> str:
     return str(int(row["n_pairs"])) + (f" ({missing} without a value)" if missing else "")
 
 
-def parity_rows(comparison: Comparison, max_rows: int | None = None) -> tuple[list[str], list[list[str]]]:
+def parity_rows(
+    comparison: Comparison, max_rows: int | None = None
+) -> tuple[list[str], list[list[str]]]:
     parity = comparison.parity
-    header = ["cell", "seed", "backends", "weights identical", "initial loss", "epochs (max)", "at epoch",
-              "epochs", "note"]
-    rows = [[row["cell"], str(row["seed"]), row["backends"], "yes" if row["weights_match"] else "NO",
-             number(row["initial_rel_diff"]), number(row["max_epoch_rel_diff"]), number(row["worst_epoch"]),
-             str(row["epochs_compared"]), "" if row["expected_to_agree"] else "dropout: not expected to agree"]
-            for _, row in parity.head(max_rows or len(parity)).iterrows()]
+    header = [
+        "cell",
+        "seed",
+        "backends",
+        "weights identical",
+        "initial loss",
+        "epochs (max)",
+        "at epoch",
+        "epochs",
+        "note",
+    ]
+    rows = [
+        [
+            row["cell"],
+            str(row["seed"]),
+            row["backends"],
+            "yes" if row["weights_match"] else "NO",
+            number(row["initial_rel_diff"]),
+            number(row["max_epoch_rel_diff"]),
+            number(row["worst_epoch"]),
+            str(row["epochs_compared"]),
+            "" if row["expected_to_agree"] else "dropout: not expected to agree",
+        ]
+        for _, row in parity.head(max_rows or len(parity)).iterrows()
+    ]
     return header, rows
 
 
 def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
     target = "time_to_target_s" in comparison.speed
-    header = ["backend", "trials", "ms/step", "×", "compile s", "s/trial", "×", "worker start s", "peak MB",
-              *(["to target s", "×", "reached"] if target else [])]
-    rows = [[row["backend"], str(int(row["trials"])), number(row["step_time_ms"]), number(row["step_time_ms_x"]),
-             number(row["first_epoch_overhead_s"]), number(row["trial_time_s"]), number(row["trial_time_s_x"]),
-             number(row["worker_start_s"]), number(row.get("peak_rss_mb")),
-             *([number(row["time_to_target_s"]), number(row["time_to_target_s_x"]),
-                f"{int(row['target_reached'])}/{int(row['trials'])}"] if target else [])]
-            for _, row in comparison.speed.iterrows()]
+    header = [
+        "backend",
+        "trials",
+        "ms/step",
+        "×",
+        "compile s",
+        "s/trial",
+        "×",
+        "worker start s",
+        "peak MB",
+        *(["to target s", "×", "reached"] if target else []),
+    ]
+    rows = [
+        [
+            row["backend"],
+            str(int(row["trials"])),
+            number(row["step_time_ms"]),
+            number(row["step_time_ms_x"]),
+            number(row["first_epoch_overhead_s"]),
+            number(row["trial_time_s"]),
+            number(row["trial_time_s_x"]),
+            number(row["worker_start_s"]),
+            number(row.get("peak_rss_mb")),
+            *(
+                [
+                    number(row["time_to_target_s"]),
+                    number(row["time_to_target_s_x"]),
+                    f"{int(row['target_reached'])}/{int(row['trials'])}",
+                ]
+                if target
+                else []
+            ),
+        ]
+        for _, row in comparison.speed.iterrows()
+    ]
     return header, rows
 
 
@@ -356,16 +576,27 @@ def tables(comparison: Comparison) -> dict[str, pd.DataFrame]:
 
 def as_json(comparison: Comparison) -> str:
     """Stable keys, plain numbers (NaN as null): for scripts."""
-    payload = {"experiment": comparison.experiment, "parent_run_id": comparison.parent_run_id,
-               "metric": comparison.metric, "better": better(comparison), "grid_keys": comparison.grid_keys,
-               "trials": comparison.n_trials, "trials_counted": comparison.n_counted,
-               "protocol": {**comparison.protocol.model_dump(mode="json"), "metric": comparison.metric,
-                            "scientific": comparison.scientific_keys, "nuisance": comparison.nuisance_keys,
-                            "sentence": comparison.protocol_sentence()},
-               "seed_budget": comparison.budget,
-               "parity_summary": parity_summary(comparison.parity),
-               "version_sets": version_sets(comparison.frame), "mixed_libraries": mixed_libraries(comparison.frame),
-               **{name: _records(table) for name, table in tables(comparison).items()}}
+    payload = {
+        "experiment": comparison.experiment,
+        "parent_run_id": comparison.parent_run_id,
+        "metric": comparison.metric,
+        "better": better(comparison),
+        "grid_keys": comparison.grid_keys,
+        "trials": comparison.n_trials,
+        "trials_counted": comparison.n_counted,
+        "protocol": {
+            **comparison.protocol.model_dump(mode="json"),
+            "metric": comparison.metric,
+            "scientific": comparison.scientific_keys,
+            "nuisance": comparison.nuisance_keys,
+            "sentence": comparison.protocol_sentence(),
+        },
+        "seed_budget": comparison.budget,
+        "parity_summary": parity_summary(comparison.parity),
+        "version_sets": version_sets(comparison.frame),
+        "mixed_libraries": mixed_libraries(comparison.frame),
+        **{name: _records(table) for name, table in tables(comparison).items()},
+    }
     return json.dumps(_plain(payload), indent=2, allow_nan=False)
 
 

@@ -68,7 +68,7 @@ class TrialResult:
     test: dict[str, float] = dataclasses.field(default_factory=dict)
     val: dict[str, float] = dataclasses.field(default_factory=dict)  # r2, mae of the tested weights
     stopped_epoch: int | None = None  # where early stopping stopped training
-    tested_epoch: int | None = None   # whose weights the test metrics use (the best, if restored)
+    tested_epoch: int | None = None  # whose weights the test metrics use (the best, if restored)
     fit_time_s: float | None = None
     step_time_ms: float | None = None
     steps_per_epoch: int | None = None
@@ -78,14 +78,16 @@ class TrialResult:
     reused_model: bool = False  # trained on the worker's compiled model of an earlier trial
     vectorized: int = 0  # trained with this many seeds of its cell as one program (0: alone)
     trial_time_s: float | None = None  # in the worker, from the trial's request to its result
-    overhead_s: float | None = None    # trial_time_s less its training steps at steady speed
+    overhead_s: float | None = None  # trial_time_s less its training steps at steady speed
     versions: dict[str, str] = dataclasses.field(default_factory=dict)
-    eval_compile_s: float | None = None     # a fresh model's first evaluation beyond a second one's
-    jit_compile: bool | None = None         # as Keras resolved the trial's setting on its backend
+    eval_compile_s: float | None = None  # a fresh model's first evaluation beyond a second one's
+    jit_compile: bool | None = None  # as Keras resolved the trial's setting on its backend
     steps_per_execution: int | None = None  # training steps per compiled call, as resolved
-    peak_rss_mb: float | None = None        # the worker's resident high-water mark at the trial's end
-    start_rss_mb: float | None = None       # the worker's resident memory when it was ready
-    model_dir: str | None = None  # the trained model, saved by the worker for the coordinator to log
+    peak_rss_mb: float | None = None  # the worker's resident high-water mark at the trial's end
+    start_rss_mb: float | None = None  # the worker's resident memory when it was ready
+    model_dir: str | None = (
+        None  # the trained model, saved by the worker for the coordinator to log
+    )
 
     @property
     def final_loss(self) -> float | None:
@@ -100,8 +102,17 @@ class TrialResult:
         return cls(**payload)
 
     @classmethod
-    def failed(cls, key: str, backend: str, failure: str, message: str = "", details: str = "") -> TrialResult:
-        return cls(key=key, backend=backend, status="FAILED", failure=failure, message=message, details=details)
+    def failed(
+        cls, key: str, backend: str, failure: str, message: str = "", details: str = ""
+    ) -> TrialResult:
+        return cls(
+            key=key,
+            backend=backend,
+            status="FAILED",
+            failure=failure,
+            message=message,
+            details=details,
+        )
 
 
 def steady_step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:
@@ -110,11 +121,16 @@ def steady_step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> flo
     return float(np.median(timed)) / steps_per_epoch * 1000 if timed else None
 
 
-def epoch_failure(loss: float, epoch: int, elapsed: float, max_seconds: float) -> tuple[str, str] | None:
+def epoch_failure(
+    loss: float, epoch: int, elapsed: float, max_seconds: float
+) -> tuple[str, str] | None:
     """(failure, message) when training must stop after `epoch` (from 1): a loss that is not
     finite, or `elapsed` seconds past the trial's limit; else None."""
     if not math.isfinite(loss):
         return DIVERGED, f"loss became {loss} at epoch {epoch}"
     if elapsed > max_seconds:
-        return TIMEOUT, f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}"
+        return (
+            TIMEOUT,
+            f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}",
+        )
     return None

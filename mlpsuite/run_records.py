@@ -22,11 +22,19 @@ def grid_key(trials: list[Trial]) -> str:
 
 def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, Any]:
     """What the comparison needs to know of the grid: its keys and each trial's cell."""
-    return {"grid_key": key, "experiment": spec.name, "description": spec.description, "grid_keys": list(spec.grid),
-            "backends": list(spec.backends), "seeds": list(spec.seeds),
-            "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
-            "trials": [{"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
-                       for t in trials]}
+    return {
+        "grid_key": key,
+        "experiment": spec.name,
+        "description": spec.description,
+        "grid_keys": list(spec.grid),
+        "backends": list(spec.backends),
+        "seeds": list(spec.seeds),
+        "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
+        "trials": [
+            {"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
+            for t in trials
+        ],
+    }
 
 
 def curve_summary(history: dict[str, list[float]]) -> dict[str, float]:

@@ -50,7 +50,9 @@ class GridOutcome:
     record_s: float = 0.0  # the coordinator's time turning events into MLflow writes
     experiment_id: str = ""
     elsewhere: int = 0  # trials this grid waited for while another driver of it ran them
-    reused_other_versions: int = 0  # reused trials recorded with other library versions than installed
+    reused_other_versions: int = (
+        0  # reused trials recorded with other library versions than installed
+    )
 
     @property
     def failed(self) -> int:
@@ -65,10 +67,17 @@ def unique_trials(trials: list[Trial]) -> list[Trial]:
     return list(first_by_key.values())
 
 
-def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | None = None,
-             force: bool = False, display: Display | None = None,
-             on_plan: Callable[[int, int, int], None] | None = None,
-             executor: LocalExecutor | None = None, trials: list[Trial] | None = None) -> GridOutcome:
+def run_grid(
+    spec: GridSpec,
+    config_path: Path,
+    tracker: Tracker,
+    jobs: int | None = None,
+    force: bool = False,
+    display: Display | None = None,
+    on_plan: Callable[[int, int, int], None] | None = None,
+    executor: LocalExecutor | None = None,
+    trials: list[Trial] | None = None,
+) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
     then log the comparison of the whole grid on its parent run. `executor` may come with its
     workers already started (`LocalExecutor.prestart`), `trials` already expanded."""
@@ -82,17 +91,33 @@ def run_grid(spec: GridSpec, config_path: Path, tracker: Tracker, jobs: int | No
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo), other_versions)
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
-    tracker.log_requirements(parent, requirements_text(getattr(executor, "threads", None),
-                                                       getattr(executor, "jobs", None)))
-    outcome = GridOutcome(parent, [], len(trials), len(trials) - len(todo), invocation=invocation,
-                          experiment_id=experiment_id, orphans_killed=orphans_killed,
-                          reused_other_versions=other_versions)
+    tracker.log_requirements(
+        parent,
+        requirements_text(getattr(executor, "threads", None), getattr(executor, "jobs", None)),
+    )
+    outcome = GridOutcome(
+        parent,
+        [],
+        len(trials),
+        len(trials) - len(todo),
+        invocation=invocation,
+        experiment_id=experiment_id,
+        orphans_killed=orphans_killed,
+        reused_other_versions=other_versions,
+    )
     # Runs that had ended before this driver began: a result appearing on another run is another
     # driver's (a RUNNING one included, though it existed already).
     ended = {run.info.run_id for run in known if run.info.status != "RUNNING"}
     claims = GridClaims(tracker, experiment_id, parent, ended)
-    recorder = _Recorder(tracker, experiment_id, parent, outcome, display,
-                         supersede=force or spec.reuse == SAME_VERSIONS, claims=claims)
+    recorder = _Recorder(
+        tracker,
+        experiment_id,
+        parent,
+        outcome,
+        display,
+        supersede=force or spec.reuse == SAME_VERSIONS,
+        claims=claims,
+    )
     executor = executor or LocalExecutor(jobs)
     _execute(executor, todo, recorder, tracker, experiment_id, parent, outcome)
     outcome.kept_logs = executor.kept_logs
@@ -124,10 +149,16 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
         # What recording cost the coordinator (every MLflow write of the trials' runs): the
         # bound on how many trials per second one coordinator can take.
         record_s = outcome.record_s / max(1, len(outcome.results))
-        tracker.log_invocation(parent, outcome.invocation, {"trials_run": len(outcome.results),
-                                                            "trials_failed": outcome.failed,
-                                                            "trials_reused": outcome.reused,
-                                                            "record_s_per_trial": record_s})
+        tracker.log_invocation(
+            parent,
+            outcome.invocation,
+            {
+                "trials_run": len(outcome.results),
+                "trials_failed": outcome.failed,
+                "trials_reused": outcome.reused,
+                "record_s_per_trial": record_s,
+            },
+        )
         outcome.comparison = log_comparison(tracker, experiment, parent, outcome.invocation)
     except KeyboardInterrupt:  # every trial is recorded; the next run writes the report
         tracker.end_run(parent, "KILLED")
@@ -141,9 +172,15 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
     tracker.end_run(parent, "FINISHED")
 
 
-def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
-                   step: int | None = None, by: str | None = None, metric: str | None = None,
-                   protocol: dict | None = None) -> Comparison:
+def log_comparison(
+    tracker: Tracker,
+    experiment: str,
+    parent_run_id: str | None = None,
+    step: int | None = None,
+    by: str | None = None,
+    metric: str | None = None,
+    protocol: dict | None = None,
+) -> Comparison:
     """Compute the grid's comparison (under its config's protocol, or `protocol`'s fields over
     it) and log it on its parent: files under `comparison/`, headline metrics and the Markdown
     description the MLflow UI shows."""
@@ -152,7 +189,9 @@ def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None 
     from mlpsuite.dashboard import experiment_note, grid_tags, run_note
     from mlpsuite.report import write_report
 
-    comparison = compare(tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol)
+    comparison = compare(
+        tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol
+    )
     parent_run_id = comparison.parent_run_id
     if step is None:
         step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))
@@ -161,15 +200,24 @@ def log_comparison(tracker: Tracker, experiment: str, parent_run_id: str | None 
         # What the report itself cost (reads, statistics, figures): benchmarks/report.py reads it.
         metrics = {**comparison.headline_metrics(), "report_time_s": time.perf_counter() - began}
         note = run_note(comparison, [path.stem for path in written if path.suffix == ".png"])
-        tracker.log_report(parent_run_id, Path(folder), metrics, note, step, tags=grid_tags(comparison))
+        tracker.log_report(
+            parent_run_id, Path(folder), metrics, note, step, tags=grid_tags(comparison)
+        )
     experiment_id = comparison.experiment_id
-    tracker.set_experiment_note(experiment_id, experiment_note(experiment, experiment_id,
-                                                               tracker.grid_parents(experiment_id)))
+    tracker.set_experiment_note(
+        experiment_id,
+        experiment_note(experiment, experiment_id, tracker.grid_parents(experiment_id)),
+    )
     return comparison
 
 
-def rerun(tracker: Tracker, run_id: str, jobs: int = 1, display: Display | None = None,
-          allow_changed_data: bool = False) -> tuple[Trial, TrialResult, str, float]:
+def rerun(
+    tracker: Tracker,
+    run_id: str,
+    jobs: int = 1,
+    display: Display | None = None,
+    allow_changed_data: bool = False,
+) -> tuple[Trial, TrialResult, str, float]:
     """Re-execute one run's logged trial into a new run of its experiment, from any folder.
 
     Returns the trial, the new result, the new run id and the largest relative difference
@@ -179,14 +227,27 @@ def rerun(tracker: Tracker, run_id: str, jobs: int = 1, display: Display | None 
     trial = _same_data(trial, allow_changed_data)
     experiment_id = old_run.info.experiment_id
     outcome = GridOutcome("", [], 1, 0)
-    recorder = _Recorder(tracker, experiment_id, None, outcome, display,
-                         extra_tags={"mlpsuite.rerun_of": run_id}, claims=None)
+    recorder = _Recorder(
+        tracker,
+        experiment_id,
+        None,
+        outcome,
+        display,
+        extra_tags={"mlpsuite.rerun_of": run_id},
+        claims=None,
+    )
     _execute(LocalExecutor(jobs), [trial], recorder, tracker, experiment_id, None, outcome)
     _, result = outcome.results[0]
-    old = {name: value for name, value in old_run.data.metrics.items()
-           if name in ("loss", "val_loss", "test_loss")}
-    new = {"loss": result.final_loss, "val_loss": (result.history.get("val_loss") or [None])[-1],
-           "test_loss": result.test.get("loss")}
+    old = {
+        name: value
+        for name, value in old_run.data.metrics.items()
+        if name in ("loss", "val_loss", "test_loss")
+    }
+    new = {
+        "loss": result.final_loss,
+        "val_loss": (result.history.get("val_loss") or [None])[-1],
+        "test_loss": result.test.get("loss"),
+    }
     diffs = [abs(new[k] - v) / max(abs(v), 1e-12) for k, v in old.items() if new.get(k) is not None]
     return trial, result, recorder.run_ids[trial.key], max(diffs, default=float("nan"))
 
@@ -199,17 +260,27 @@ def _same_data(trial: Trial, allow_changed: bool) -> Trial:
     if current is None:
         raise ConfigError(f"{trial.data_path}: the run's data file no longer exists")
     if current != trial.data_sha256 and not allow_changed:
-        raise ConfigError(f"{trial.data_path}: changed since the run (sha256 {trial.data_sha256} -> {current}); "
-                          "pass --allow-changed-data to rerun on the new contents")
+        raise ConfigError(
+            f"{trial.data_path}: changed since the run (sha256 {trial.data_sha256} -> {current}); "
+            "pass --allow-changed-data to rerun on the new contents"
+        )
     return trial.model_copy(update={"data_sha256": current})
 
 
 class _Recorder:
     """Turns executor events into MLflow writes, as they happen."""
 
-    def __init__(self, tracker: Tracker, experiment_id: str, parent: str | None,
-                 outcome: GridOutcome, display: Display | None, extra_tags: dict | None = None,
-                 supersede: bool = False, claims: GridClaims | None = None):
+    def __init__(
+        self,
+        tracker: Tracker,
+        experiment_id: str,
+        parent: str | None,
+        outcome: GridOutcome,
+        display: Display | None,
+        extra_tags: dict | None = None,
+        supersede: bool = False,
+        claims: GridClaims | None = None,
+    ):
         self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
         self.outcome, self.display, self.extra_tags = outcome, display, extra_tags
         self.supersede, self.claims = supersede, claims
@@ -232,7 +303,9 @@ class _Recorder:
             if event.slot in self.fresh_workers:
                 self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
         elif event.kind == "epoch":
-            self.tracker.log_epoch(self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"])
+            self.tracker.log_epoch(
+                self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"]
+            )
         elif event.kind == "retrying" and event.trial.key in self.run_ids:
             # The retry gets a run of its own: its epochs must not mix with the dead attempt's.
             # Made before the old one ends, so that the key is never without a live claim.
@@ -255,7 +328,9 @@ class _Recorder:
     def _run_id(self, trial: Trial) -> str:
         """The trial's run: its won claim, else created on first sight (a rerun, a retry)."""
         if trial.key not in self.run_ids:
-            run_id = self.tracker.start_trial(self.experiment_id, trial, self.parent, self.extra_tags)
+            run_id = self.tracker.start_trial(
+                self.experiment_id, trial, self.parent, self.extra_tags
+            )
             if self.claims is not None:
                 self.claims.own(trial.key, run_id)
             self.run_ids[trial.key] = run_id
@@ -288,17 +363,31 @@ class _StopRequest:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, tracker: Tracker,
-             experiment_id: str, parent: str | None, outcome: GridOutcome) -> None:
+def _execute(
+    executor: LocalExecutor,
+    trials: list[Trial],
+    recorder: _Recorder,
+    tracker: Tracker,
+    experiment_id: str,
+    parent: str | None,
+    outcome: GridOutcome,
+) -> None:
     """Run and record; on Ctrl-C, SIGTERM or SIGHUP mark what was in flight KILLED, never RUNNING."""
     stop = _StopRequest()
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
         while trials:  # then the trials other drivers held, if their owners went away
-            executor.run(trials, recorder, should_stop=stop.requested,
-                         claim=recorder.claims.claim if recorder.claims else None)
-            trials = (recorder.claims.wait_for_others(stop.requested, recorder.done_elsewhere)
-                      if recorder.claims else [])
+            executor.run(
+                trials,
+                recorder,
+                should_stop=stop.requested,
+                claim=recorder.claims.claim if recorder.claims else None,
+            )
+            trials = (
+                recorder.claims.wait_for_others(stop.requested, recorder.done_elsewhere)
+                if recorder.claims
+                else []
+            )
     except BaseException as error:
         for signum in STOP_SIGNALS:  # a second signal must not skip the clean-up
             signal.signal(signum, signal.SIG_IGN)
@@ -323,15 +412,24 @@ def _execute(executor: LocalExecutor, trials: list[Trial], recorder: _Recorder, 
             recorder.claims.close()
 
 
-def _kill_unfinished(tracker: Tracker, experiment_id: str, parent: str | None,
-                     recorder: _Recorder, outcome: GridOutcome) -> None:
+def _kill_unfinished(
+    tracker: Tracker,
+    experiment_id: str,
+    parent: str | None,
+    recorder: _Recorder,
+    outcome: GridOutcome,
+) -> None:
     done = {trial.key for trial, _ in outcome.results}
     run_ids = {run_id for key, run_id in recorder.run_ids.items() if key not in done}
     if parent:  # also any run whose creation the interrupt cut short
-        running = tracker.search(experiment_id, f"tags.`{TAG_PARENT}` = '{parent}' "
-                                                "and attributes.status = 'RUNNING'")
+        running = tracker.search(
+            experiment_id, f"tags.`{TAG_PARENT}` = '{parent}' and attributes.status = 'RUNNING'"
+        )
         mine = owner_tags()  # not another driver's of this grid: its claims are alive
-        run_ids |= {run.info.run_id for run in running
-                    if all(run.data.tags.get(tag) == value for tag, value in mine.items())}
+        run_ids |= {
+            run.info.run_id
+            for run in running
+            if all(run.data.tags.get(tag) == value for tag, value in mine.items())
+        }
     for run_id in run_ids:
         tracker.kill(run_id, INTERRUPTED)

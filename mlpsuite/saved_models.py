@@ -36,8 +36,12 @@ def save_trained_model(model, key: str, X_example: np.ndarray) -> str:
     signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
     from mlpsuite.backends import active_backend
 
-    mlflow.keras.save_model(model, str(folder), signature=signature,
-                            pip_requirements=model_requirements("keras", active_backend()))
+    mlflow.keras.save_model(
+        model,
+        str(folder),
+        signature=signature,
+        pip_requirements=model_requirements("keras", active_backend()),
+    )
     _load_through_mlpsuite(folder)
     return str(folder)
 
@@ -50,8 +54,11 @@ def model_requirements(*libraries: str) -> list[str]:
     alone after failing to import TensorFlow)."""
     from mlpsuite.environment import installed_distribution, installed_version
 
-    return [f"{installed_distribution(library) or library}=={installed_version(library)}"
-            for library in ("mlpsuite", "numpy", *libraries) if installed_version(library) is not None]
+    return [
+        f"{installed_distribution(library) or library}=={installed_version(library)}"
+        for library in ("mlpsuite", "numpy", *libraries)
+        if installed_version(library) is not None
+    ]
 
 
 def _load_through_mlpsuite(folder: Path) -> None:

@@ -36,8 +36,12 @@ from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_ste
 
 NAME = "sklearn"
 ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
-SOLVERS = {"sgd": ("sgd", 0.0, False), "momentum": ("sgd", None, False), "nesterov": ("sgd", None, True),
-           "adam": ("adam", 0.9, False)}  # name -> (solver, momentum or None for the trial's, nesterov)
+SOLVERS = {
+    "sgd": ("sgd", 0.0, False),
+    "momentum": ("sgd", None, False),
+    "nesterov": ("sgd", None, True),
+    "adam": ("adam", 0.9, False),
+}  # name -> (solver, momentum or None for the trial's, nesterov)
 LOSSES = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
 UNSUPPORTED = "not available in scikit-learn"
 
@@ -45,8 +49,10 @@ UNSUPPORTED = "not available in scikit-learn"
 def unsupported(trial: Trial) -> str | None:
     """Why scikit-learn cannot run `trial` (one line naming what it offers instead), or None."""
     if trial.model.activation.name not in ACTIVATIONS:
-        return (f"activation {trial.model.activation.name} is {UNSUPPORTED}; it has identity, "
-                "sigmoid (logistic), tanh, relu")
+        return (
+            f"activation {trial.model.activation.name} is {UNSUPPORTED}; it has identity, "
+            "sigmoid (logistic), tanh, relu"
+        )
     if trial.model.activation.params:
         return f"activation parameters {trial.model.activation.params} are {UNSUPPORTED}"
     if trial.optimizer.name not in SOLVERS:
@@ -64,10 +70,14 @@ def unsupported(trial: Trial) -> str | None:
 
 def sklearn_note(trials: list[Trial]) -> str | None:
     """One line saying how many sklearn trials will be FAILED runs, and the first reason."""
-    reasons = [reason for trial in trials if trial.backend == NAME and (reason := unsupported(trial))]
+    reasons = [
+        reason for trial in trials if trial.backend == NAME and (reason := unsupported(trial))
+    ]
     if not reasons:
         return None
-    return (f"sklearn: {len(reasons)} trials will be FAILED runs (the grid goes on), e.g. {reasons[0]}")
+    return (
+        f"sklearn: {len(reasons)} trials will be FAILED runs (the grid goes on), e.g. {reasons[0]}"
+    )
 
 
 def estimator(trial: Trial, task: str):
@@ -76,20 +86,34 @@ def estimator(trial: Trial, task: str):
 
     solver, momentum, nesterov = SOLVERS[trial.optimizer.name]
     kind = MLPClassifier if task == "classification" else MLPRegressor
-    return kind(hidden_layer_sizes=tuple(trial.model.hidden), activation=ACTIVATIONS[trial.model.activation.name],
-                solver=solver, alpha=0.0, batch_size=trial.training.batch_size, learning_rate="constant",
-                learning_rate_init=trial.optimizer.learning_rate,
-                momentum=trial.optimizer.momentum if momentum is None else momentum,
-                nesterovs_momentum=nesterov, shuffle=False,
-                random_state=trial.seed,
-                max_iter=trial.training.epochs, tol=0.0, n_iter_no_change=trial.training.epochs + 1)
+    return kind(
+        hidden_layer_sizes=tuple(trial.model.hidden),
+        activation=ACTIVATIONS[trial.model.activation.name],
+        solver=solver,
+        alpha=0.0,
+        batch_size=trial.training.batch_size,
+        learning_rate="constant",
+        learning_rate_init=trial.optimizer.learning_rate,
+        momentum=trial.optimizer.momentum if momentum is None else momentum,
+        nesterovs_momentum=nesterov,
+        shuffle=False,
+        random_state=trial.seed,
+        max_iter=trial.training.epochs,
+        tol=0.0,
+        n_iter_no_change=trial.training.epochs + 1,
+    )
 
 
 def scaler(name: str):
     """scikit-learn's own scaler for mlpsuite's scaler name (None for `none`)."""
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
-    kinds = {"none": None, "minmax": MinMaxScaler, "robust": RobustScaler, "standard": StandardScaler}
+    kinds = {
+        "none": None,
+        "minmax": MinMaxScaler,
+        "robust": RobustScaler,
+        "standard": StandardScaler,
+    }
     return kinds[name]() if kinds[name] is not None else None
 
 
@@ -105,9 +129,13 @@ class SklearnRunner:
         import sklearn
 
         started = time.perf_counter()
-        result = TrialResult(key=trial.key, backend=NAME, threads=self.threads,
-                             versions={"sklearn": sklearn.__version__, "numpy": np.__version__},
-                             start_rss_mb=self.start_rss_mb)
+        result = TrialResult(
+            key=trial.key,
+            backend=NAME,
+            threads=self.threads,
+            versions={"sklearn": sklearn.__version__, "numpy": np.__version__},
+            start_rss_mb=self.start_rss_mb,
+        )
         reason = unsupported(trial)
         if reason:
             result.status, result.failure, result.message = "FAILED", "unsupported", reason
@@ -145,25 +173,43 @@ def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
     folder = new_model_folder(key)
     example = X_train[:EXAMPLE_ROWS]
     # MLflow's default (skops) format refuses sklearn's own optimizer classes unless trusted.
-    trusted = [f"sklearn.neural_network._stochastic_optimizers.{name}" for name in ("AdamOptimizer", "SGDOptimizer")]
-    mlflow.sklearn.save_model(pipeline, str(folder), signature=infer_signature(example, pipeline.predict(example)),
-                              skops_trusted_types=trusted, pip_requirements=model_requirements("sklearn"))
+    trusted = [
+        f"sklearn.neural_network._stochastic_optimizers.{name}"
+        for name in ("AdamOptimizer", "SGDOptimizer")
+    ]
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(folder),
+        signature=infer_signature(example, pipeline.predict(example)),
+        skops_trusted_types=trusted,
+        pip_requirements=model_requirements("sklearn"),
+    )
     return str(folder)
 
 
 def _scaled(fitted, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Each split's (X, y), scaled by `fitted` (an unfitted scaler or None) fitted on the
     training split alone."""
-    splits = {"train": (data.X_train, data.y_train), "val": (data.X_val, data.y_val),
-              "test": (data.X_test, data.y_test)}
+    splits = {
+        "train": (data.X_train, data.y_train),
+        "val": (data.X_val, data.y_val),
+        "test": (data.X_test, data.y_test),
+    }
     if fitted is None:
         return splits
     fitted.fit(data.X_train)
     return {split: (fitted.transform(X) if len(X) else X, y) for split, (X, y) in splits.items()}
 
 
-def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result: TrialResult, emit,
-           started: float):
+def _train(
+    trial: Trial,
+    task: str,
+    splits: dict,
+    n_classes: int | None,
+    result: TrialResult,
+    emit,
+    started: float,
+):
     """One partial_fit per epoch, each epoch's metrics emitted; the test split scored at the
     end. Returns the trained estimator."""
     X, y = splits["train"]
@@ -177,24 +223,35 @@ def _train(trial: Trial, task: str, splits: dict, n_classes: int | None, result:
         extra = {"classes": classes} if classes is not None else {}
         model.partial_fit(X[rows], y[rows], **extra)
         train_time = time.perf_counter() - began
-        metrics = {"loss": model.loss_ * (2.0 if task == "regression" else 1.0), "train_time_s": train_time}
+        metrics = {
+            "loss": model.loss_ * (2.0 if task == "regression" else 1.0),
+            "train_time_s": train_time,
+        }
         if task == "classification":
             metrics["accuracy"] = float(model.score(X, y))
         if len(splits["val"][0]):
-            metrics.update({f"val_{name}": value for name, value in _scores(model, task, *splits["val"],
-                                                                            classes).items()
-                            if name in ("loss", "accuracy")})
+            metrics.update(
+                {
+                    f"val_{name}": value
+                    for name, value in _scores(model, task, *splits["val"], classes).items()
+                    if name in ("loss", "accuracy")
+                }
+            )
         metrics["epoch_time_s"] = time.perf_counter() - began
         for name, value in metrics.items():
             result.history.setdefault(name, []).append(float(value))
         emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
-        stop = epoch_failure(metrics["loss"], epoch, time.perf_counter() - started, trial.training.max_seconds)
+        stop = epoch_failure(
+            metrics["loss"], epoch, time.perf_counter() - started, trial.training.max_seconds
+        )
         if stop:
             result.status = "FAILED"
             result.failure, result.message = stop
             return model
     result.fit_time_s = time.perf_counter() - fit_began
-    result.step_time_ms = steady_step_time_ms(result.history["train_time_s"], result.steps_per_epoch)
+    result.step_time_ms = steady_step_time_ms(
+        result.history["train_time_s"], result.steps_per_epoch
+    )
     result.tested_epoch = trial.training.epochs
     result.test = _scores(model, task, *splits["test"], classes)
     if task == "regression" and len(splits["val"][0]):
@@ -210,7 +267,13 @@ def _scores(model, task: str, X: np.ndarray, y: np.ndarray, classes) -> dict[str
 
     if task == "classification":
         probabilities = model.predict_proba(X)
-        return {"loss": float(log_loss(y, probabilities, labels=classes)), "accuracy": float(model.score(X, y))}
+        return {
+            "loss": float(log_loss(y, probabilities, labels=classes)),
+            "accuracy": float(model.score(X, y)),
+        }
     predicted = model.predict(X)
-    return {"loss": float(mean_squared_error(y, predicted)), "r2": float(r2_score(y, predicted)),
-            "mae": float(mean_absolute_error(y, predicted))}
+    return {
+        "loss": float(mean_squared_error(y, predicted)),
+        "r2": float(r2_score(y, predicted)),
+        "mae": float(mean_absolute_error(y, predicted)),
+    }

@@ -17,7 +17,13 @@ import keras
 import numpy as np
 
 from mlpsuite import __version__
-from mlpsuite.backends import active_backend, framework_version, release_compiled, seed_everything, xla_allowed
+from mlpsuite.backends import (
+    active_backend,
+    framework_version,
+    release_compiled,
+    seed_everything,
+    xla_allowed,
+)
 from mlpsuite.batches import NewOrder, training_batches
 from mlpsuite.config import OptimizerSpec, Trial
 from mlpsuite.data import Dataset
@@ -30,7 +36,12 @@ from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_ste
 from mlpsuite.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
-EPOCH_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy")  # what Keras logs that an epoch reports
+EPOCH_METRICS = (
+    "loss",
+    "val_loss",
+    "accuracy",
+    "val_accuracy",
+)  # what Keras logs that an epoch reports
 KEPT_DATASETS = 4  # a worker keeps this many loaded datasets (a grid over dataset.seed has more)
 
 
@@ -54,14 +65,19 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = time.perf_counter()
-        metrics = {name: float(value) for name, value in (logs or {}).items()
-                   if name in EPOCH_METRICS or name.startswith(DIAGNOSTIC_PREFIXES)}
+        metrics = {
+            name: float(value)
+            for name, value in (logs or {}).items()
+            if name in EPOCH_METRICS or name.startswith(DIAGNOSTIC_PREFIXES)
+        }
         metrics["epoch_time_s"] = now - self.epoch_began
         metrics["train_time_s"] = (self.train_ended or now) - self.epoch_began  # the steps alone
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(value)
         self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
-        stop = epoch_failure(metrics.get("loss", 0.0), epoch + 1, now - self.started, self.max_seconds)
+        stop = epoch_failure(
+            metrics.get("loss", 0.0), epoch + 1, now - self.started, self.max_seconds
+        )
         if stop:
             self.failure, self.message = stop
             self.model.stop_training = True
@@ -73,7 +89,7 @@ class _Compiled:
 
     program: tuple
     model: keras.Model
-    variables: list[np.ndarray]            # every model variable right after build_mlp
+    variables: list[np.ndarray]  # every model variable right after build_mlp
     optimizer_variables: list[np.ndarray]  # iterations, learning rate, moments: all unstarted
     extras: dict = dataclasses.field(default_factory=dict)  # more compiled functions of this model
 
@@ -92,7 +108,9 @@ class Prepared:
     def batches(self, batch_size: int, seed: int):
         """The training split's batches in `seed`'s order."""
         if batch_size not in self._batches:
-            self._batches[batch_size] = training_batches(self.data.X_train, self.data.y_train, batch_size, seed)
+            self._batches[batch_size] = training_batches(
+                self.data.X_train, self.data.y_train, batch_size, seed
+            )
         batches = self._batches[batch_size]
         batches.reseed(seed)
         return batches
@@ -132,13 +150,22 @@ class TrialRunner:
         result.peak_rss_mb = peak_rss_mb()
         return result
 
-    def new_result(self, trial: Trial, prepared: Prepared, steps: int, reused: bool,
-                   model: keras.Model) -> TrialResult:
+    def new_result(
+        self, trial: Trial, prepared: Prepared, steps: int, reused: bool, model: keras.Model
+    ) -> TrialResult:
         """The trial's result before training: its starting loss and weights (the parity probes)."""
-        result = TrialResult(key=trial.key, backend=active_backend(), threads=self.threads, versions=_versions(),
-                             steps_per_epoch=steps, classes=list(prepared.data.class_names), reused_model=reused,
-                             jit_compile=bool(model.jit_compile), steps_per_execution=model.steps_per_execution,
-                             start_rss_mb=self.start_rss_mb)
+        result = TrialResult(
+            key=trial.key,
+            backend=active_backend(),
+            threads=self.threads,
+            versions=_versions(),
+            steps_per_epoch=steps,
+            classes=list(prepared.data.class_names),
+            reused_model=reused,
+            jit_compile=bool(model.jit_compile),
+            steps_per_execution=model.steps_per_execution,
+            start_rss_mb=self.start_rss_mb,
+        )
         began = time.perf_counter()
         result.initial_loss = prepared.train.evaluate(model)["loss"]
         if not reused:  # the first evaluation compiles: its time beyond a second one's is that
@@ -162,9 +189,15 @@ class TrialRunner:
         key = trial.data_key
         if key not in self._datasets:
             data = trial.load_data()
-            self._datasets[key] = Prepared(data, Split(data.X_train, data.y_train), Split(data.X_val, data.y_val),
-                                           Split(data.X_test, data.y_test))
-            while len(self._datasets) > KEPT_DATASETS:  # the oldest first: a grid sweeps them in order
+            self._datasets[key] = Prepared(
+                data,
+                Split(data.X_train, data.y_train),
+                Split(data.X_val, data.y_val),
+                Split(data.X_test, data.y_test),
+            )
+            while (
+                len(self._datasets) > KEPT_DATASETS
+            ):  # the oldest first: a grid sweeps them in order
                 self._datasets.pop(next(iter(self._datasets)))
         return self._datasets[key]
 
@@ -182,8 +215,13 @@ class TrialRunner:
         """The compiled model of `trial` at its starting point, and whether it was reused (the
         last trial's program) rather than built and compiled."""
         per_execution = steps_per_execution(trial.training.steps_per_execution, steps)
-        program = (trial.program_key, data.input_dim, data.output_dim, per_execution,
-                   steps if trial.optimizer.schedule is not None else None)
+        program = (
+            trial.program_key,
+            data.input_dim,
+            data.output_dim,
+            per_execution,
+            steps if trial.optimizer.schedule is not None else None,
+        )
         compiled = self._compiled
         if self.reuse and compiled is not None and compiled.program == program:
             _reset(compiled, trial, data)
@@ -193,12 +231,17 @@ class TrialRunner:
             release_compiled()
         model = _build(trial, data)
         with xla_allowed(trial.training.jit_compile):
-            model.compile(optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
-                          loss=make_loss(trial.loss),
-                          metrics=["accuracy"] if data.task == "classification" else None,
-                          jit_compile=trial.training.jit_compile, steps_per_execution=per_execution)
+            model.compile(
+                optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
+                loss=make_loss(trial.loss),
+                metrics=["accuracy"] if data.task == "classification" else None,
+                jit_compile=trial.training.jit_compile,
+                steps_per_execution=per_execution,
+            )
         model.optimizer.build(model.trainable_variables)
-        self._compiled = _Compiled(program, model, _values(model.variables), _values(model.optimizer.variables))
+        self._compiled = _Compiled(
+            program, model, _values(model.variables), _values(model.optimizer.variables)
+        )
         return model, False
 
 
@@ -207,22 +250,39 @@ def run_trial(trial: Trial, emit: Emit, threads: int) -> TrialResult:
     return TrialRunner(threads, reuse=False).run(trial, emit)
 
 
-def _fit(model: keras.Model, trial: Trial, prepared: Prepared, result: TrialResult, emit: Emit,
-         started: float, callbacks: list[keras.callbacks.Callback] = ()) -> None:
+def _fit(
+    model: keras.Model,
+    trial: Trial,
+    prepared: Prepared,
+    result: TrialResult,
+    emit: Emit,
+    started: float,
+    callbacks: list[keras.callbacks.Callback] = (),
+) -> None:
     """Train with the suite's batch order and callbacks, then score the tested weights."""
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
     stopper = _early_stopping(trial)
     fit_began = time.perf_counter()
     batches = prepared.batches(trial.training.batch_size, trial.seed)
-    model.fit(batches.fit_input(), epochs=trial.training.epochs, verbose=0, shuffle=False, **prepared.val.fit_arguments(),
-              callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])])
+    model.fit(
+        batches.fit_input(),
+        epochs=trial.training.epochs,
+        verbose=0,
+        shuffle=False,
+        **prepared.val.fit_arguments(),
+        callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])],
+    )
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
-    result.step_time_ms = steady_step_time_ms(reporter.history.get("train_time_s", []), result.steps_per_epoch)
+    result.step_time_ms = steady_step_time_ms(
+        reporter.history.get("train_time_s", []), result.steps_per_epoch
+    )
     if reporter.failure:
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return
-    result.stopped_epoch, result.tested_epoch = _stopping_epochs(stopper, len(reporter.history.get("loss", [])))
+    result.stopped_epoch, result.tested_epoch = _stopping_epochs(
+        stopper, len(reporter.history.get("loss", []))
+    )
     score_tested_weights(model, prepared, result)
 
 
@@ -254,7 +314,9 @@ def _values(variables) -> list[np.ndarray]:
     return [keras.ops.convert_to_numpy(variable).copy() for variable in variables]
 
 
-def _stopping_epochs(stopper: keras.callbacks.EarlyStopping | None, epochs_run: int) -> tuple[int | None, int]:
+def _stopping_epochs(
+    stopper: keras.callbacks.EarlyStopping | None, epochs_run: int
+) -> tuple[int | None, int]:
     """(the epoch early stopping stopped at, or None; the epoch whose weights the model holds).
 
     Keras restores the best weights at the end of training whenever it was asked to, stopped
@@ -273,10 +335,18 @@ def _build(trial: Trial, data: Dataset) -> keras.Model:
     if spec.scaler != "none":
         scaler = get_scaler(spec.scaler)
         scaler.adapt(data.X_train)
-    return build_mlp(data.input_dim, data.output_dim, hidden=spec.hidden,
-                     activation=spec.activation.name, activation_params=spec.activation.params,
-                     scaler=scaler, initializer=spec.initializer, dropout=spec.dropout,
-                     seed=trial.seed, name=f"mlp_{trial.key}")
+    return build_mlp(
+        data.input_dim,
+        data.output_dim,
+        hidden=spec.hidden,
+        activation=spec.activation.name,
+        activation_params=spec.activation.params,
+        scaler=scaler,
+        initializer=spec.initializer,
+        dropout=spec.dropout,
+        seed=trial.seed,
+        name=f"mlp_{trial.key}",
+    )
 
 
 def steps_per_execution(setting: int | str, steps_per_epoch: int) -> int:
@@ -292,16 +362,21 @@ def epoch_steps(data: Dataset, trial: Trial) -> int:
     return math.ceil(len(data.X_train) / trial.training.batch_size)
 
 
-def make_optimizer(spec: OptimizerSpec, steps_per_epoch: int, epochs: int) -> keras.optimizers.Optimizer:
+def make_optimizer(
+    spec: OptimizerSpec, steps_per_epoch: int, epochs: int
+) -> keras.optimizers.Optimizer:
     """The Keras optimizer for `spec`, with its learning-rate schedule counted in steps."""
     rate = spec.learning_rate
     if spec.schedule is not None and spec.schedule.name == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
-            rate, decay_steps=steps_per_epoch * epochs, alpha=spec.schedule.alpha)
+            rate, decay_steps=steps_per_epoch * epochs, alpha=spec.schedule.alpha
+        )
     elif spec.schedule is not None:
         rate = keras.optimizers.schedules.ExponentialDecay(
-            rate, decay_steps=steps_per_epoch * spec.schedule.decay_epochs,
-            decay_rate=spec.schedule.decay_rate)
+            rate,
+            decay_steps=steps_per_epoch * spec.schedule.decay_epochs,
+            decay_rate=spec.schedule.decay_rate,
+        )
     optimizers = {
         "sgd": lambda: keras.optimizers.SGD(rate),
         "momentum": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum),
@@ -317,7 +392,9 @@ def make_optimizer(spec: OptimizerSpec, steps_per_epoch: int, epochs: int) -> ke
 def make_loss(name: str) -> keras.losses.Loss:
     """Classification losses take logits: build_mlp's output layer has no softmax."""
     losses = {
-        "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "sparse_categorical_crossentropy": lambda: keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True
+        ),
         "mse": keras.losses.MeanSquaredError,
         "mae": keras.losses.MeanAbsoluteError,
         "huber": keras.losses.Huber,
@@ -329,8 +406,12 @@ def _early_stopping(trial: Trial) -> keras.callbacks.EarlyStopping | None:
     spec = trial.training.early_stopping
     if spec is None:
         return None
-    return keras.callbacks.EarlyStopping(monitor=spec.monitor, patience=spec.patience, min_delta=spec.min_delta,
-                                         restore_best_weights=spec.restore_best_weights)
+    return keras.callbacks.EarlyStopping(
+        monitor=spec.monitor,
+        patience=spec.patience,
+        min_delta=spec.min_delta,
+        restore_best_weights=spec.restore_best_weights,
+    )
 
 
 def weights_sha256(model: keras.Model) -> str:
@@ -338,7 +419,9 @@ def weights_sha256(model: keras.Model) -> str:
     backends mean bit-identical starting points (the scaler's statistics are left out)."""
     digest = hashlib.sha256()
     for variable in model.trainable_weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(variable), dtype=np.float32).tobytes())
+        digest.update(
+            np.ascontiguousarray(keras.ops.convert_to_numpy(variable), dtype=np.float32).tobytes()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -352,5 +435,9 @@ def overhead_s(result: TrialResult) -> float | None:
 
 
 def _versions() -> dict[str, str]:
-    return {"mlpsuite": __version__, "keras": keras.__version__, "numpy": np.__version__,
-            active_backend(): framework_version()}
+    return {
+        "mlpsuite": __version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        active_backend(): framework_version(),
+    }

@@ -25,7 +25,14 @@ from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
 from mlpsuite.evaluation import EVAL_BATCH_SIZE
 from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
-from mlpsuite.training import EPOCH_METRICS, Emit, TrialRunner, epoch_steps, overhead_s, score_tested_weights
+from mlpsuite.training import (
+    EPOCH_METRICS,
+    Emit,
+    TrialRunner,
+    epoch_steps,
+    overhead_s,
+    score_tested_weights,
+)
 
 
 def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[TrialResult]:
@@ -38,10 +45,14 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
     for trial in trials:  # each seed's starting point, exactly as its own trial would start
         if trial is not trials[0]:  # `model_for` left the model at the first seed's
             runner.reset_model(trial, prepared.data)
-        results.append(runner.new_result(trial, prepared, steps, reused or trial is not trials[0], model))
+        results.append(
+            runner.new_result(trial, prepared, steps, reused or trial is not trials[0], model)
+        )
         states.append(_state(model))
     stacked = jax.tree_util.tree_map(lambda *values: jnp.stack(values), *states)
-    stacked = _train(model, _vmapped_steps(runner, model), trials, prepared.data, stacked, results, emit, started)
+    stacked = _train(
+        model, _vmapped_steps(runner, model), trials, prepared.data, stacked, results, emit, started
+    )
     for index, result in enumerate(results):
         _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
         if result.status == "FINISHED":
@@ -60,7 +71,10 @@ def _vmapped_steps(runner: TrialRunner, model: keras.Model):
     """The vmapped train and test steps, jitted once per compiled model (traced per group size)."""
     extras = runner.extras
     if "vmapped" not in extras:
-        extras["vmapped"] = (jax.jit(jax.vmap(model.train_step)), jax.jit(jax.vmap(model.test_step, in_axes=(0, None))))
+        extras["vmapped"] = (
+            jax.jit(jax.vmap(model.train_step)),
+            jax.jit(jax.vmap(model.test_step, in_axes=(0, None))),
+        )
     return extras["vmapped"]
 
 
@@ -79,9 +93,11 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
         metrics = _repeat(fresh_metrics, n)
         logs = None
         for start in range(0, len(data.X_train), batch):
-            rows = np.stack([order[start:start + batch] for order in permutations])
+            rows = np.stack([order[start : start + batch] for order in permutations])
             logs, (trainable, non_trainable, optimizer, metrics) = train_step(
-                (trainable, non_trainable, optimizer, metrics), (data.X_train[rows], data.y_train[rows]))
+                (trainable, non_trainable, optimizer, metrics),
+                (data.X_train[rows], data.y_train[rows]),
+            )
         stacked = (trainable, non_trainable, optimizer, metrics)
         logs = {name: np.asarray(value) for name, value in logs.items()}
         train_ended = time.perf_counter()
@@ -89,8 +105,9 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
             logs.update(_validate(test_step, stacked, data, fresh_metrics, n))
         now = time.perf_counter()
         for index in list(live):  # a seed that must stop (as its own trial would) drops out
-            metrics_now = {name: float(values[index]) for name, values in logs.items()
-                           if name in EPOCH_METRICS}
+            metrics_now = {
+                name: float(values[index]) for name, values in logs.items() if name in EPOCH_METRICS
+            }
             metrics_now["epoch_time_s"] = (now - began) / n
             metrics_now["train_time_s"] = (train_ended - began) / n
             _record(results[index], trials[index], epoch, metrics_now, emit)
@@ -102,7 +119,9 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
         if not live:
             break
     for result in results:
-        result.step_time_ms = steady_step_time_ms(result.history.get("train_time_s", []), result.steps_per_epoch)
+        result.step_time_ms = steady_step_time_ms(
+            result.history.get("train_time_s", []), result.steps_per_epoch
+        )
     return stacked
 
 
@@ -113,20 +132,29 @@ def _validate(test_step, stacked, data: Dataset, fresh_metrics, n: int) -> dict[
     metrics = _repeat(fresh_metrics, n)
     logs = {}
     for start in range(0, len(data.X_val), EVAL_BATCH_SIZE):
-        chunk = (data.X_val[start:start + EVAL_BATCH_SIZE], data.y_val[start:start + EVAL_BATCH_SIZE])
+        chunk = (
+            data.X_val[start : start + EVAL_BATCH_SIZE],
+            data.y_val[start : start + EVAL_BATCH_SIZE],
+        )
         logs, (_, _, metrics) = test_step((trainable, non_trainable, metrics), chunk)
     return {f"val_{name}": np.asarray(value) for name, value in logs.items()}
 
 
-def _record(result: TrialResult, trial: Trial, epoch: int, metrics: dict[str, float], emit: Emit) -> None:
+def _record(
+    result: TrialResult, trial: Trial, epoch: int, metrics: dict[str, float], emit: Emit
+) -> None:
     for name, value in metrics.items():
         result.history.setdefault(name, []).append(value)
     emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
 
 
 def _state(model: keras.Model):
-    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
-            [v.value for v in model.optimizer.variables], _metric_values(model))
+    return (
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        [v.value for v in model.optimizer.variables],
+        _metric_values(model),
+    )
 
 
 def _metric_values(model: keras.Model) -> list:
@@ -140,8 +168,10 @@ def _repeat(values: list, n: int) -> list:
 
 def _load_state(model: keras.Model, state) -> None:
     trainable, non_trainable, optimizer, _ = state
-    for variables, values in ((model.trainable_variables, trainable),
-                              (model.non_trainable_variables, non_trainable),
-                              (model.optimizer.variables, optimizer)):
+    for variables, values in (
+        (model.trainable_variables, trainable),
+        (model.non_trainable_variables, non_trainable),
+        (model.optimizer.variables, optimizer),
+    ):
         for variable, value in zip(variables, values):
             variable.assign(value)

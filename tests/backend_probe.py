@@ -26,16 +26,26 @@ def every_layer_model() -> keras.Model:
     train = np.random.default_rng(5).normal(1.0, 4.0, size=(100, 6)).astype("float32")
     inputs = keras.Input(shape=(6,))
     x = inputs
-    for scaler in (layers.MinMaxScaling((-1, 1)), layers.RobustScaling((20, 80)),
-                   layers.StandardScaling()):
+    for scaler in (
+        layers.MinMaxScaling((-1, 1)),
+        layers.RobustScaling((20, 80)),
+        layers.StandardScaling(),
+    ):
         scaler.adapt(keras.Model(inputs, x).predict(train, verbose=0))
         x = scaler(x)
-    options = {"leaky_relu": {"alpha": 0.2}, "elu": {"alpha": 0.5}, "gelu": {"approximate": True},
-               "swish": {"beta": 1.7, "trainable_beta": True}, "prelu": {"alpha_init": 0.1}}
+    options = {
+        "leaky_relu": {"alpha": 0.2},
+        "elu": {"alpha": 0.5},
+        "gelu": {"approximate": True},
+        "swish": {"beta": 1.7, "trainable_beta": True},
+        "prelu": {"alpha_init": 0.1},
+    }
     for name in layers.ACTIVATIONS:
         x = keras.layers.Dense(6)(x)
         x = layers.get_activation(name, **options.get(name, {}))(x)
     model = keras.Model(inputs, x)
     rng = np.random.default_rng(9)
-    model.set_weights([rng.normal(0, 0.6, size=w.shape).astype("float32") for w in model.get_weights()])
+    model.set_weights(
+        [rng.normal(0, 0.6, size=w.shape).astype("float32") for w in model.get_weights()]
+    )
     return model

@@ -15,17 +15,28 @@ from selenium.webdriver.common.by import By
 
 # The closed network refuses Chromium's own connections (updates, sync, safe browsing) many at
 # a time: these flags keep it to the page under test.
-FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1400,1200")
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1200",
+)
 
 
 def chromium_paths() -> tuple[str, str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        raise AssertionError("the browser test needs Debian's chromium and chromium-driver; .ci/run installs them "
-                             "(apt-get install chromium chromium-driver)")
+        raise AssertionError(
+            "the browser test needs Debian's chromium and chromium-driver; .ci/run installs them "
+            "(apt-get install chromium chromium-driver)"
+        )
     return browser, driver
 
 
@@ -75,4 +86,6 @@ def loaded_images(session: webdriver.Chrome, src_part: str) -> list[dict]:
     """Every <img> whose URL holds `src_part`: its URL, natural width and whether it loaded."""
     return session.execute_script(
         "return Array.from(document.images).filter(i => i.src.includes(arguments[0]))"
-        ".map(i => ({src: i.src, width: i.naturalWidth, complete: i.complete}))", src_part)
+        ".map(i => ({src: i.src, width: i.naturalWidth, complete: i.complete}))",
+        src_part,
+    )

@@ -58,15 +58,22 @@ os.environ.setdefault("MLPSUITE_CACHE_DIR", str(SHARED / "cache"))
 # The backend workers' tests keep JAX's compiled programs there too, as a grid's workers do
 # (`backends.configure`): a test that builds the same program again (a fresh model against a
 # reused one) loads it (measured on test_reuse: 15.8 s without, 7.2 s with).
-_JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": str(SHARED / "cache" / "jax"),
-              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+_JAX_CACHE = {
+    "JAX_COMPILATION_CACHE_DIR": str(SHARED / "cache" / "jax"),
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "backend(*names): run once per Keras backend (or per one named), "
-                                       "in a subprocess each")
-    config.addinivalue_line("markers", "check: the edit loop's tier (`make check`): every module touched, "
-                                       "in under two minutes")
+    config.addinivalue_line(
+        "markers",
+        "backend(*names): run once per Keras backend (or per one named), in a subprocess each",
+    )
+    config.addinivalue_line(
+        "markers",
+        "check: the edit loop's tier (`make check`): every module touched, in under two minutes",
+    )
 
 
 def pytest_unconfigure(config):
@@ -106,13 +113,19 @@ def pytest_collection_modifyitems(session, config, items):
     workers = _BackendWorkers(config)
     config.stash[_WORKERS_KEY] = workers
     plain = [item for item in items if not _is_backend_item(item)]
-    proxies = [BackendProxy.from_parent(item.parent, name=item.name, original=item, workers=workers)
-               for item in items if _is_backend_item(item)]
+    proxies = [
+        BackendProxy.from_parent(item.parent, name=item.name, original=item, workers=workers)
+        for item in items
+        if _is_backend_item(item)
+    ]
     # Files with proxies last (xdist hands out whole files in this order), proxies last within
     # them: the backend workers run meanwhile, and a proxy seldom waits.
     proxied = {proxy.path for proxy in proxies}
-    items[:] = ([item for item in plain if item.path not in proxied]
-                + [item for item in plain if item.path in proxied] + proxies)
+    items[:] = (
+        [item for item in plain if item.path not in proxied]
+        + [item for item in plain if item.path in proxied]
+        + proxies
+    )
     if not config.option.collectonly:
         workers.start(proxies)
 
@@ -150,13 +163,18 @@ def pytest_runtest_logreport(report):
     if not _WORKER_BACKEND:
         return
     with open(SHARED / f"{_WORKER_BACKEND}.jsonl", "a", encoding="utf-8") as out:
-        out.write(json.dumps({
-            "nodeid": report.nodeid,
-            "when": report.when,
-            "outcome": report.outcome,
-            "longrepr": str(report.longrepr) if report.longrepr else "",
-            "duration": report.duration,
-        }) + "\n")
+        out.write(
+            json.dumps(
+                {
+                    "nodeid": report.nodeid,
+                    "when": report.when,
+                    "outcome": report.outcome,
+                    "longrepr": str(report.longrepr) if report.longrepr else "",
+                    "duration": report.duration,
+                }
+            )
+            + "\n"
+        )
 
 
 class _BackendWorkers:
@@ -193,17 +211,40 @@ class _BackendWorkers:
         # One intra-op thread, as a grid's workers on two cores have: the workers of the three
         # backends and the test streams share the cores, where OpenMP's threads spin waiting
         # for each other.
-        env = {**os.environ, **thread_environment(1), _WORKER_ENV: backend, _SELECTION_ENV: str(selection),
-               "KERAS_BACKEND": backend, **_JAX_CACHE}
+        env = {
+            **os.environ,
+            **thread_environment(1),
+            _WORKER_ENV: backend,
+            _SELECTION_ENV: str(selection),
+            "KERAS_BACKEND": backend,
+            **_JAX_CACHE,
+        }
         for name in [name for name in env if name.startswith("PYTEST_XDIST")]:
             del env[name]  # a worker of its own, not one of xdist's streams
         files = sorted({nodeid.split("::")[0] for nodeid in nodeids})
         log = open(SHARED / f"{backend}.log", "w", encoding="utf-8")
         process = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
-             "-o", f"timeout={_WORKER_TEST_TIMEOUT_S}", *self._order_options(),
-             f"--rootdir={self.config.rootpath}", *files],
-            cwd=self.config.rootpath, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-p",
+                "no:xdist",
+                "-o",
+                "addopts=",
+                "-o",
+                f"timeout={_WORKER_TEST_TIMEOUT_S}",
+                *self._order_options(),
+                f"--rootdir={self.config.rootpath}",
+                *files,
+            ],
+            cwd=self.config.rootpath,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes[backend] = process
 
@@ -238,18 +279,31 @@ class _BackendWorkers:
             self._parse(backend)
             phases = self.outcomes[backend].get(nodeid)
             if phases and "teardown" in phases:
-                return next((phases[when] for when in ("setup", "call", "teardown")
-                             if when in phases and phases[when]["outcome"] != "passed"), phases["teardown"])
+                return next(
+                    (
+                        phases[when]
+                        for when in ("setup", "call", "teardown")
+                        if when in phases and phases[when]["outcome"] != "passed"
+                    ),
+                    phases["teardown"],
+                )
             exited = SHARED / f"{backend}.exit"
             if exited.exists():
                 self._parse(backend)
-                if nodeid not in self.outcomes[backend] or "teardown" not in self.outcomes[backend][nodeid]:
-                    raise BackendWorkerFailure(f"[{backend}] worker exited {exited.read_text()} without running "
-                                               f"this test; its log:\n{self.log_tail(backend)}")
+                if (
+                    nodeid not in self.outcomes[backend]
+                    or "teardown" not in self.outcomes[backend][nodeid]
+                ):
+                    raise BackendWorkerFailure(
+                        f"[{backend}] worker exited {exited.read_text()} without running "
+                        f"this test; its log:\n{self.log_tail(backend)}"
+                    )
                 continue
             if time.monotonic() > deadline:
-                raise BackendWorkerFailure(f"[{backend}] no outcome after {_PROXY_WAIT_S} s; its log:\n"
-                                           + self.log_tail(backend))
+                raise BackendWorkerFailure(
+                    f"[{backend}] no outcome after {_PROXY_WAIT_S} s; its log:\n"
+                    + self.log_tail(backend)
+                )
             time.sleep(0.1)
 
     def _parse(self, backend: str) -> None:
@@ -259,7 +313,9 @@ class _BackendWorkers:
         with open(path, "rb") as source:
             source.seek(self._read.get(backend, 0))
             data = source.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a line still being written waits for the next look
+        complete = data[
+            : data.rfind(b"\n") + 1
+        ]  # a line still being written waits for the next look
         self._read[backend] = self._read.get(backend, 0) + len(complete)
         for line in complete.decode("utf-8").splitlines():
             entry = json.loads(line)
@@ -293,9 +349,13 @@ class BackendProxy(pytest.Item):
         result = self.workers.outcome(self.backend, self.nodeid)
         if result["outcome"] == "skipped":
             # Every backend test must run on every backend: a skip there is a gap, not a pass.
-            raise BackendWorkerFailure(f"[{self.backend}] skipped in its worker: {result['longrepr']}")
+            raise BackendWorkerFailure(
+                f"[{self.backend}] skipped in its worker: {result['longrepr']}"
+            )
         if result["outcome"] != "passed":
-            raise BackendWorkerFailure(f"[{self.backend}] {result['when']} failed:\n{result['longrepr']}")
+            raise BackendWorkerFailure(
+                f"[{self.backend}] {result['when']} failed:\n{result['longrepr']}"
+            )
 
     def repr_failure(self, excinfo):
         if isinstance(excinfo.value, BackendWorkerFailure):

@@ -83,7 +83,9 @@ def run_grid_acting(path: Path, uri: str, acting: Acting):
     from mlpsuite.tracking import Tracker, resolve_uri
 
     spec = load_config(path)
-    return run_grid(spec, path, Tracker(resolve_uri(uri)), executor=acting, trials=expand(spec, path))
+    return run_grid(
+        spec, path, Tracker(resolve_uri(uri)), executor=acting, trials=expand(spec, path)
+    )
 
 
 def alive(pid: int) -> bool:

@@ -87,7 +87,9 @@ def made_once(name: str, make: Callable[[Path], dict], timeout: float = 900) -> 
                 break
             except BlockingIOError:  # another process is making it
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"{name}: not made by another test process within {timeout} s") from None
+                    raise AssertionError(
+                        f"{name}: not made by another test process within {timeout} s"
+                    ) from None
                 time.sleep(0.2)
         if not done.exists():
             done.write_text(json.dumps(make(shared / "folder")), encoding="utf-8")
@@ -96,7 +98,11 @@ def made_once(name: str, make: Callable[[Path], dict], timeout: float = 900) -> 
 
 def clean_env() -> dict[str, str]:
     """This environment without a backend or store of the test run's own."""
-    return {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
+    }
 
 
 def mlpsuite_command(*args: str) -> list[str]:
@@ -104,8 +110,14 @@ def mlpsuite_command(*args: str) -> list[str]:
 
 
 def run_mlpsuite(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(mlpsuite_command(*args), cwd=cwd, env=clean_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        mlpsuite_command(*args),
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -157,8 +169,9 @@ def cli_in_process(capsys, *argv: str) -> tuple[int, str, str]:
 def trial_runs(uri: str, experiment: str):
     """Every trial run of an experiment as a DataFrame (mlflow.search_runs)."""
     mlflow.set_tracking_uri(uri)
-    return mlflow.search_runs(experiment_names=[experiment],
-                              filter_string="tags.`mlpsuite.kind` = 'trial'")
+    return mlflow.search_runs(
+        experiment_names=[experiment], filter_string="tags.`mlpsuite.kind` = 'trial'"
+    )
 
 
 def polled_statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
@@ -173,8 +186,18 @@ def polled_statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
         with _store_creation_lock(uri):
             client = MlflowClient(uri)
             found = client.get_experiment_by_name(experiment)
-        runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if found else []
+        runs = (
+            client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+            if found
+            else []
+        )
     except Exception:  # the store is being written: ask again
         return []
-    return [(r.info.status, r.data.tags["mlpsuite.trial_key"],
-             len(client.get_metric_history(r.info.run_id, "loss"))) for r in runs]
+    return [
+        (
+            r.info.status,
+            r.data.tags["mlpsuite.trial_key"],
+            len(client.get_metric_history(r.info.run_id, "loss")),
+        )
+        for r in runs
+    ]

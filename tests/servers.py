@@ -28,7 +28,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120, log: Path | None = None) -> None:
+def wait_for_http(
+    url: str, process: subprocess.Popen, timeout: float = 120, log: Path | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -55,15 +57,32 @@ def stop(process: subprocess.Popen) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
-def start_suite_server(cwd: Path, port: int, store_uri: str, artifacts: Path, workers: int = 1) -> subprocess.Popen:
+def start_suite_server(
+    cwd: Path, port: int, store_uri: str, artifacts: Path, workers: int = 1
+) -> subprocess.Popen:
     """`mlpsuite server` on `port`, answering /health before this returns. Its output goes to a
     file: a pipe nobody reads fills with the access log and blocks the server mid-grid."""
     log = cwd / f"server-{port}.log"
     with open(log, "a", encoding="utf-8") as output:
         process = subprocess.Popen(
-            mlpsuite_command("server", "--port", str(port), "--backend-store-uri", store_uri,
-                             "--artifacts-destination", str(artifacts), "--workers", str(workers)),
-            cwd=cwd, env=clean_env(), stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+            mlpsuite_command(
+                "server",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                store_uri,
+                "--artifacts-destination",
+                str(artifacts),
+                "--workers",
+                str(workers),
+            ),
+            cwd=cwd,
+            env=clean_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
     wait_for_http(f"http://127.0.0.1:{port}/health", process, log=log)
     return process
 
@@ -74,7 +93,9 @@ def suite_server(tmp_path):
     and its artifact folder."""
     (tmp_path / "served").mkdir()
     port = free_port()
-    process = start_suite_server(tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts")
+    process = start_suite_server(
+        tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts"
+    )
     try:
         yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
     finally:
@@ -88,8 +109,9 @@ class Watched:
     def __init__(self, command: list[str], cwd: Path, env: dict[str, str]):
         self.stderr_path = cwd / f"stderr-{time.monotonic_ns()}.log"
         with open(self.stderr_path, "w", encoding="utf-8") as stderr:
-            self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
-                                            text=True)
+            self.process = subprocess.Popen(
+                command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True
+            )
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -99,9 +121,13 @@ class Watched:
         deadline = time.monotonic() + timeout
         while text not in self.stderr():
             if self.process.poll() is not None:
-                raise AssertionError(f"exited {self.process.returncode} before saying {text!r}: {self.stderr()[-2000:]}")
+                raise AssertionError(
+                    f"exited {self.process.returncode} before saying {text!r}: {self.stderr()[-2000:]}"
+                )
             if time.monotonic() > deadline:
-                raise AssertionError(f"did not say {text!r} within {timeout} s: {self.stderr()[-2000:]}")
+                raise AssertionError(
+                    f"did not say {text!r} within {timeout} s: {self.stderr()[-2000:]}"
+                )
             time.sleep(0.1)
 
     def wait(self, timeout: float) -> int:
@@ -113,18 +139,30 @@ class Watched:
             self.process.wait()
 
 
-def two_grids_at_once(folder: Path, url: str, names: tuple[str, ...] = ("left", "right")) -> MlflowClient:
+def two_grids_at_once(
+    folder: Path, url: str, names: tuple[str, ...] = ("left", "right")
+) -> MlflowClient:
     """Two `mlpsuite run` at once through the server at `url`, three trials of 5 epochs each:
     both finish, no "database is locked", each trial once with each epoch once. A name given
     twice is one grid with two drivers: they share its trials (claims), none runs twice.
     scikit-learn's MLP: the subject is the store, and its workers start in a second."""
     activations = ["relu", "tanh", "identity"]
-    paths = [write_grid(folder, name, backends=["sklearn"], grid={"model.activation": activations})
-             for name in names]
+    paths = [
+        write_grid(folder, name, backends=["sklearn"], grid={"model.activation": activations})
+        for name in names
+    ]
     names = tuple(dict.fromkeys(names))
-    grids = [subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), cwd=folder,
-                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for path in paths]
+    grids = [
+        subprocess.Popen(
+            mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"),
+            cwd=folder,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for path in paths
+    ]
     for grid in grids:
         _, stderr = grid.communicate(timeout=300)
         assert grid.returncode == 0, stderr[-2000:]
@@ -134,23 +172,36 @@ def two_grids_at_once(folder: Path, url: str, names: tuple[str, ...] = ("left", 
         experiment = client.get_experiment_by_name(name)
         runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
         keys = [run.data.tags["mlpsuite.trial_key"] for run in runs]
-        assert len(keys) == len(set(keys)) == 3 and {run.info.status for run in runs} == {"FINISHED"}
+        assert len(keys) == len(set(keys)) == 3 and {run.info.status for run in runs} == {
+            "FINISHED"
+        }
         assert sorted(run.data.params["model.activation"] for run in runs) == sorted(activations)
         for run in runs:
-            assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3, 4, 5]
+            assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [
+                1,
+                2,
+                3,
+                4,
+                5,
+            ]
     return client
 
 
 # ---------------------------------------------------------------- PostgreSQL
+
 
 def postgres_bin() -> Path:
     """The folder of PostgreSQL's server programs (`.ci/run` installs Debian's package)."""
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3])
+    )
     if not versions:
-        raise AssertionError("PostgreSQL's initdb is not installed: apt-get install postgresql (.ci/run does)")
+        raise AssertionError(
+            "PostgreSQL's initdb is not installed: apt-get install postgresql (.ci/run does)"
+        )
     return Path(versions[-1]).parent
 
 
@@ -178,12 +229,41 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
     as_user = {"user": user} if user else {}
     server = None
     try:
-        subprocess.run([str(bin_dir / "initdb"), "-D", str(folder / "data"), "-U", "mlpsuite", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120, **as_user)
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(folder / "data"),
+                "-U",
+                "mlpsuite",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+            **as_user,
+        )
         server = subprocess.Popen(
-            [str(bin_dir / "postgres"), "-D", str(folder / "data"), "-h", "127.0.0.1", "-p", str(port),
-             "-k", str(folder), "-F"],  # -F: no fsync, a test's data need not survive a crash
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, **as_user)
+            [
+                str(bin_dir / "postgres"),
+                "-D",
+                str(folder / "data"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(folder),
+                "-F",
+            ],  # -F: no fsync, a test's data need not survive a crash
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **as_user,
+        )
         _create_database(bin_dir, port, database, server, folder)
         yield f"postgresql://mlpsuite@127.0.0.1:{port}/{database}"
     finally:
@@ -192,16 +272,23 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _create_database(bin_dir: Path, port: int, name: str, server: subprocess.Popen, folder: Path,
-                     timeout: float = 60) -> None:
+def _create_database(
+    bin_dir: Path, port: int, name: str, server: subprocess.Popen, folder: Path, timeout: float = 60
+) -> None:
     """`createdb`, once the server accepts connections."""
     deadline = time.monotonic() + timeout
     while True:
         if server.poll() is not None:
-            raise AssertionError(f"PostgreSQL exited {server.returncode}; run {bin_dir / 'postgres'} -D "
-                                 f"{folder / 'data'} by hand to see why")
-        done = subprocess.run([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpsuite", name],
-                              capture_output=True, text=True, timeout=60)
+            raise AssertionError(
+                f"PostgreSQL exited {server.returncode}; run {bin_dir / 'postgres'} -D "
+                f"{folder / 'data'} by hand to see why"
+            )
+        done = subprocess.run(
+            [str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlpsuite", name],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if done.returncode == 0:
             return
         if time.monotonic() > deadline:

@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from mlpsuite.analysis import (ALL_BACKENDS, cell_table, counted_run, effect_table, failure_table, grid_column,
-                               grid_frame, holm, mean_interval, paired_difference, parity_table,
-                               relative_spread, speed_table)
+from mlpsuite.analysis import (
+    ALL_BACKENDS,
+    cell_table,
+    counted_run,
+    effect_table,
+    failure_table,
+    grid_column,
+    grid_frame,
+    holm,
+    mean_interval,
+    paired_difference,
+    parity_table,
+    relative_spread,
+    speed_table,
+)
 from tests.runs import mlflow_run as _run
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
@@ -17,7 +29,9 @@ pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 def test_mean_interval_is_scipys_t_interval():
     values = [0.41, 0.39, 0.45, 0.43, 0.40]
     interval = mean_interval(values)
-    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    low, high = stats.t.interval(
+        0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values)
+    )
     assert interval.n == 5 and interval.mean == pytest.approx(np.mean(values))
     assert (interval.low, interval.high) == pytest.approx((low, high))
 
@@ -74,8 +88,13 @@ def _grid(values: dict[tuple[str, str, int], float], extra=None):
     for (activation, backend, seed), val_loss in values.items():
         key = f"{activation}-{backend}-{seed}"
         trials.append({"key": key, "backend": backend, "seed": seed, "cell": {KEY: activation}})
-        metrics = {"val_loss": val_loss, "loss": val_loss, "initial_loss": 2.3, "step_time_ms": 1.0,
-                   **(extra or {}).get(backend, {})}
+        metrics = {
+            "val_loss": val_loss,
+            "loss": val_loss,
+            "initial_loss": 2.3,
+            "step_time_ms": 1.0,
+            **(extra or {}).get(backend, {}),
+        }
         runs.append(_run(key, tags={"mlpsuite.weights_sha256": f"w{seed}"}, **metrics))
     return {"grid_keys": [KEY], "trials": trials}, runs
 
@@ -98,7 +117,8 @@ def test_cells_average_a_seeds_backends_then_take_the_interval_over_seeds():
     low, high = stats.t.interval(0.95, 2, loc=np.mean(per_seed), scale=stats.sem(per_seed))
     assert best["n"] == 3 and best["trials"] == 6
     assert (best["val_loss_mean"], best["val_loss_low"], best["val_loss_high"]) == pytest.approx(
-        (np.mean(per_seed), low, high))
+        (np.mean(per_seed), low, high)
+    )
     assert list(pooled["overlaps_best"]) == [True, False]
     per_backend = table[table["backend"] == "torch"]
     assert per_backend.iloc[0]["val_loss_mean"] == pytest.approx(np.mean(per_seed) + 0.001)
@@ -107,7 +127,9 @@ def test_cells_average_a_seeds_backends_then_take_the_interval_over_seeds():
 def test_effects_pair_on_seed_with_the_best_level_as_reference():
     values = {("relu", "jax", s): 0.3 + 0.01 * s for s in range(4)}
     values.update({("elu", "jax", s): 0.2 + 0.012 * s for s in range(4)})
-    values.update({("sigmoid", "jax", s): 0.2 + 0.01 * s + (0.001 if s % 2 else -0.001) for s in range(4)})
+    values.update(
+        {("sigmoid", "jax", s): 0.2 + 0.01 * s + (0.001 if s % 2 else -0.001) for s in range(4)}
+    )
     manifest, runs = _grid(values)
     effects = effect_table(grid_frame(manifest, runs), KEY, [KEY], "val_loss")
     assert set(effects["reference"]) == {"sigmoid"}  # the lowest mean val_loss
@@ -125,8 +147,10 @@ def test_parity_compares_every_epoch_and_lists_dropout_apart():
     manifest, runs = _grid(values)
     frame = grid_frame(manifest, runs)
     frame.loc[frame["cell"] == "activation=elu", "dropout"] = 0.5
-    losses = {row["run_id"]: [1.0, 0.5, 0.25 * (1.001 if row["backend"] == "torch" else 1.0)]
-              for _, row in frame.iterrows()}
+    losses = {
+        row["run_id"]: [1.0, 0.5, 0.25 * (1.001 if row["backend"] == "torch" else 1.0)]
+        for _, row in frame.iterrows()
+    }
     parity = parity_table(frame, losses).set_index("cell")
     relu = parity.loc["activation=relu"]
     assert relu["max_epoch_rel_diff"] == pytest.approx(0.001 / 1.001) and relu["worst_epoch"] == 3
@@ -136,12 +160,20 @@ def test_parity_compares_every_epoch_and_lists_dropout_apart():
 
 def test_speed_reports_medians_and_ratios_to_the_fastest():
     values = {("relu", b, s): 0.3 for b in ("jax", "torch", "tensorflow") for s in range(3)}
-    extra = {"jax": {"step_time_ms": 0.2, "first_epoch_time_s": 1.5, "steady_epoch_time_s": 0.1},
-             "torch": {"step_time_ms": 2.0, "first_epoch_time_s": 0.3, "steady_epoch_time_s": 0.25},
-             "tensorflow": {"step_time_ms": 2.0, "first_epoch_time_s": 0.299, "steady_epoch_time_s": 0.3}}
+    extra = {
+        "jax": {"step_time_ms": 0.2, "first_epoch_time_s": 1.5, "steady_epoch_time_s": 0.1},
+        "torch": {"step_time_ms": 2.0, "first_epoch_time_s": 0.3, "steady_epoch_time_s": 0.25},
+        "tensorflow": {
+            "step_time_ms": 2.0,
+            "first_epoch_time_s": 0.299,
+            "steady_epoch_time_s": 0.3,
+        },
+    }
     manifest, runs = _grid(values, extra)
     speed = speed_table(grid_frame(manifest, runs)).set_index("backend")
-    assert speed.loc["jax", "step_time_ms"] == 0.2 and speed.loc["torch", "step_time_ms_x"] == pytest.approx(10)
+    assert speed.loc["jax", "step_time_ms"] == 0.2 and speed.loc[
+        "torch", "step_time_ms_x"
+    ] == pytest.approx(10)
     assert speed.loc["jax", "first_epoch_overhead_s"] == pytest.approx(1.4)
     # Timing noise below zero (no compilation) counts as 0, and nothing is a ratio to 0.
     assert speed.loc["tensorflow", "first_epoch_overhead_s"] == 0
@@ -155,11 +187,26 @@ def test_speed_has_a_row_per_backend_and_execution_setting_with_memory():
     for jit in (False, True):
         for seed in range(3):
             key = f"tf-{jit}-{seed}"
-            trials.append({"key": key, "backend": "tensorflow", "seed": seed,
-                           "cell": {"training.jit_compile": jit}})
-            runs.append(_run(key, val_loss=0.3, loss=0.3, step_time_ms=1.0 if jit else 2.0,
-                             first_epoch_time_s=0.5, steady_epoch_time_s=0.1, peak_rss_mb=700.0 + 10 * seed,
-                             **({"eval_compile_s": 0.25} if seed == 0 else {})))
+            trials.append(
+                {
+                    "key": key,
+                    "backend": "tensorflow",
+                    "seed": seed,
+                    "cell": {"training.jit_compile": jit},
+                }
+            )
+            runs.append(
+                _run(
+                    key,
+                    val_loss=0.3,
+                    loss=0.3,
+                    step_time_ms=1.0 if jit else 2.0,
+                    first_epoch_time_s=0.5,
+                    steady_epoch_time_s=0.1,
+                    peak_rss_mb=700.0 + 10 * seed,
+                    **({"eval_compile_s": 0.25} if seed == 0 else {}),
+                )
+            )
     frame = grid_frame({"grid_keys": ["training.jit_compile"], "trials": trials}, runs)
     speed = speed_table(frame).set_index("backend")
     assert sorted(speed.index) == ["tensorflow/jit=false", "tensorflow/jit=true"]
@@ -169,7 +216,9 @@ def test_speed_has_a_row_per_backend_and_execution_setting_with_memory():
     # compile: first epoch - steady (0.4) in every trial, + 0.25 in one: median 0.4
     assert speed.loc["tensorflow/jit=true", "first_epoch_overhead_s"] == pytest.approx(0.4)
     one_setting = speed_table(frame[frame["training.jit_compile"]])
-    assert list(one_setting["backend"]) == ["tensorflow"]  # a setting the grid does not vary: no label
+    assert list(one_setting["backend"]) == [
+        "tensorflow"
+    ]  # a setting the grid does not vary: no label
 
 
 def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded():
@@ -178,10 +227,14 @@ def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded()
     killed = _run("k", status="KILLED", start=3)
     assert counted_run([old, new, killed]) is new
     failed = _run("f", status="FAILED", start=1, tags={"mlpsuite.failure": "diverged"})
-    manifest = {"grid_keys": [], "trials": [
-        {"key": "k", "backend": "jax", "seed": 0, "cell": {}},
-        {"key": "f", "backend": "torch", "seed": 0, "cell": {}},
-        {"key": "never", "backend": "torch", "seed": 1, "cell": {}}]}
+    manifest = {
+        "grid_keys": [],
+        "trials": [
+            {"key": "k", "backend": "jax", "seed": 0, "cell": {}},
+            {"key": "f", "backend": "torch", "seed": 0, "cell": {}},
+            {"key": "never", "backend": "torch", "seed": 1, "cell": {}},
+        ],
+    }
     frame = grid_frame(manifest, [old, new, killed, failed])
     assert frame.set_index("key").loc["k", "val_loss"] == 0.4
     failures = failure_table(frame)
@@ -191,15 +244,26 @@ def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded()
 
 
 def test_a_grid_over_the_loss_key_does_not_overwrite_the_loss_metric():
-    manifest = {"grid_keys": ["loss"], "trials": [
-        {"key": f"{name}-{seed}", "backend": "jax", "seed": seed, "cell": {"loss": name}}
-        for name in ("mse", "mae") for seed in range(2)]}
-    runs = [_run(f"{name}-{seed}", loss=value + seed) for name, value in (("mse", 1.0), ("mae", 3.0))
-            for seed in range(2)]
+    manifest = {
+        "grid_keys": ["loss"],
+        "trials": [
+            {"key": f"{name}-{seed}", "backend": "jax", "seed": seed, "cell": {"loss": name}}
+            for name in ("mse", "mae")
+            for seed in range(2)
+        ],
+    }
+    runs = [
+        _run(f"{name}-{seed}", loss=value + seed)
+        for name, value in (("mse", 1.0), ("mae", 3.0))
+        for seed in range(2)
+    ]
     frame = grid_frame(manifest, runs)
     column = grid_column("loss")
     assert column == "loss (grid)" and set(frame[column]) == {"mse", "mae"}
     cells = cell_table(frame, [column], "loss")
-    assert list(cells["cell"]) == ["loss=mse", "loss=mae"] and list(cells["loss_mean"]) == [1.5, 3.5]
+    assert list(cells["cell"]) == ["loss=mse", "loss=mae"] and list(cells["loss_mean"]) == [
+        1.5,
+        3.5,
+    ]
     effects = effect_table(frame, column, [column], "loss")
     assert list(effects["level"]) == ["mae"] and effects["mean_diff"].iloc[0] == pytest.approx(2.0)

@@ -22,11 +22,17 @@ QUESTION = "Does ReLU beat the identity on iris?"
 
 
 def _config(name: str = "api") -> dict:
-    return {"name": name, "description": QUESTION,
-            "dataset": {"name": "iris", "test_size": 0.2, "val_size": 0.2},
-            "model": {"hidden": [8], "scaler": "standard"}, "optimizer": {"name": "adam", "learning_rate": 0.05},
-            "training": {"epochs": 4, "batch_size": 16}, "backends": ["jax"], "seeds": [0, 1],
-            "grid": {"model.activation": ["identity", "relu"]}}
+    return {
+        "name": name,
+        "description": QUESTION,
+        "dataset": {"name": "iris", "test_size": 0.2, "val_size": 0.2},
+        "model": {"hidden": [8], "scaler": "standard"},
+        "optimizer": {"name": "adam", "learning_rate": 0.05},
+        "training": {"epochs": 4, "batch_size": 16},
+        "backends": ["jax"],
+        "seeds": [0, 1],
+        "grid": {"model.activation": ["identity", "relu"]},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +52,17 @@ def test_run_from_a_dict_returns_the_grid_as_mlflow_holds_it(grid):
     runs = result.runs
     assert list(runs.columns[:5]) == ["backend", "seed", "status", "failure", "model.activation"]
     assert {"loss", "val_loss", "test_loss", "test_accuracy", "run_id", "key"} <= set(runs.columns)
-    assert sorted(zip(runs["model.activation"], runs["seed"])) == [("identity", 0), ("identity", 1),
-                                                                    ("relu", 0), ("relu", 1)]
+    assert sorted(zip(runs["model.activation"], runs["seed"])) == [
+        ("identity", 0),
+        ("identity", 1),
+        ("relu", 0),
+        ("relu", 1),
+    ]
     for _, row in runs.iterrows():  # every number is the run's own in MLflow
         run = client.get_run(row["run_id"])
-        assert run.data.metrics["test_loss"] == row["test_loss"] and run.info.status == row["status"]
+        assert (
+            run.data.metrics["test_loss"] == row["test_loss"] and run.info.status == row["status"]
+        )
         assert run.data.tags["mlpsuite.trial_key"] == row["key"]
         assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
         # A short run name saying the cell and the seed; the cell tag stays for Group by.
@@ -77,15 +89,27 @@ def test_comparison_dataframes_and_best(grid):
     comparison = result.comparison
     assert isinstance(comparison, mlpsuite.Comparison)
     pooled = comparison.cells[comparison.cells["backend"] == "all"]
-    assert {"cell", "model.activation", "n", "val_loss_mean", "val_loss_low", "val_loss_high", "val_loss_iqm",
-            "val_loss_boot_low", "rank", "overlaps_best"} <= set(comparison.cells.columns)
+    assert {
+        "cell",
+        "model.activation",
+        "n",
+        "val_loss_mean",
+        "val_loss_low",
+        "val_loss_high",
+        "val_loss_iqm",
+        "val_loss_boot_low",
+        "rank",
+        "overlaps_best",
+    } <= set(comparison.cells.columns)
     # The ranking's mean is the mean of the runs' own values (NumPy over the DataFrame, not the report).
     for _, cell in pooled.iterrows():
         own = result.runs[result.runs["model.activation"] == cell["model.activation"]]["val_loss"]
         assert cell["val_loss_mean"] == pytest.approx(own.mean(), rel=1e-12)
     best = comparison.best()
     assert best["cell"] == pooled.sort_values("val_loss_mean").iloc[0]["cell"]
-    assert {"key", "level", "reference", "mean_diff", "p_ttest", "p_holm"} <= set(comparison.effects.columns)
+    assert {"key", "level", "reference", "mean_diff", "p_ttest", "p_holm"} <= set(
+        comparison.effects.columns
+    )
     assert list(comparison.failures.columns) == ["failure", "backend", "trials"]
     assert "step_time_ms" in comparison.speed.columns
 
@@ -100,7 +124,9 @@ def test_notebook_display_markdown_and_figures(grid):
     assert result.parent_run_id in page and "workflowType=machine_learning" in result.url
     assert "<table" in comparison._repr_html_()
     figures = comparison.figures()
-    assert {"curves", "final_metric"} <= set(figures) and all(isinstance(f, Figure) for f in figures.values())
+    assert {"curves", "final_metric"} <= set(figures) and all(
+        isinstance(f, Figure) for f in figures.values()
+    )
     # to_markdown is the report on the parent run, word for word.
     logged = MlflowClient(uri).download_artifacts(result.parent_run_id, "comparison/report.md")
     assert comparison.to_markdown() == open(logged, encoding="utf-8").read()
@@ -114,7 +140,9 @@ def test_compare_reads_the_grid_back_as_the_cli_does(grid):
     assert cli.returncode == 0, cli.stderr
     shown = json.loads(cli.stdout)
     assert [row["cell"] for row in shown["cells"]] == comparison.cells["cell"].tolist()
-    assert [row["val_loss_mean"] for row in shown["cells"]] == pytest.approx(comparison.cells["val_loss_mean"].tolist())
+    assert [row["val_loss_mean"] for row in shown["cells"]] == pytest.approx(
+        comparison.cells["val_loss_mean"].tolist()
+    )
     part = mlpsuite.compare("api", tracking_uri=uri, where={"model.activation": "relu"})
     assert part.n_trials == 2 and set(part.frame["model.activation"]) == {"relu"}
     with pytest.raises(mlpsuite.ReportError, match="no experiment 'nope'"):
@@ -128,7 +156,12 @@ def test_the_parent_run_page_and_the_experiment_description(grid):
     note = parent.data.tags["mlflow.note.content"]
     best = result.comparison.best()["cell"]
     # The question and the best cell first, then the ranking figure and the curves, as artifacts that exist.
-    assert note.index(QUESTION) < note.index(best) < note.index("final_metric.png") < note.index("curves.png")
+    assert (
+        note.index(QUESTION)
+        < note.index(best)
+        < note.index("final_metric.png")
+        < note.index("curves.png")
+    )
     logged = {item.path for item in client.list_artifacts(result.parent_run_id, "comparison")}
     for path in re.findall(r"get-artifact\?path=comparison%2F([\w.]+)&run_uuid=(\w+)", note):
         assert f"comparison/{path[0]}" in logged and path[1] == result.parent_run_id
@@ -138,12 +171,21 @@ def test_the_parent_run_page_and_the_experiment_description(grid):
     assert f"#/experiments/{result.experiment_id}/runs/{result.parent_run_id}" in described
 
 
-@pytest.mark.parametrize("config, says", [
-    ({**_config("bad"), "model": {"activation": "relux"}}, "<config dict>: model.activation: Unknown activation"),
-    ({**_config("bad"), "grid": {"model.depth": [1]}}, "<config dict>: grid.model.depth: no such key"),
-    ({**_config("bad"), "seeds": []}, "<config dict>: seeds: no seeds given"),
-    ("missing.yaml", "missing.yaml: file not found"),
-])
+@pytest.mark.parametrize(
+    "config, says",
+    [
+        (
+            {**_config("bad"), "model": {"activation": "relux"}},
+            "<config dict>: model.activation: Unknown activation",
+        ),
+        (
+            {**_config("bad"), "grid": {"model.depth": [1]}},
+            "<config dict>: grid.model.depth: no such key",
+        ),
+        ({**_config("bad"), "seeds": []}, "<config dict>: seeds: no seeds given"),
+        ("missing.yaml", "missing.yaml: file not found"),
+    ],
+)
 @pytest.mark.check
 def test_config_errors_are_one_line_configerrors_and_write_nothing(config, says, tmp_path):
     uri = sqlite_uri(tmp_path)
@@ -156,7 +198,9 @@ def test_config_errors_are_one_line_configerrors_and_write_nothing(config, says,
 @pytest.mark.check
 def test_wrong_arguments_are_configerrors(tmp_path):
     uri = sqlite_uri(tmp_path)
-    with pytest.raises(mlpsuite.ConfigError, match="executor: 'slurm' is not an executor; allowed: local, ray"):
+    with pytest.raises(
+        mlpsuite.ConfigError, match="executor: 'slurm' is not an executor; allowed: local, ray"
+    ):
         mlpsuite.run(_config(), tracking_uri=uri, executor="slurm")
     with pytest.raises(mlpsuite.ConfigError, match="jobs: expected a positive integer"):
         mlpsuite.run(_config(), tracking_uri=uri, jobs=0)
@@ -165,8 +209,12 @@ def test_wrong_arguments_are_configerrors(tmp_path):
 
 @pytest.mark.check
 def test_import_mlpsuite_loads_no_framework_mlflow_or_pandas():
-    code = ("import sys, mlpsuite; heavy = [m for m in ('mlflow', 'pandas', 'keras', 'jax', 'torch', 'tensorflow', "
-            "'matplotlib', 'sklearn') if m in sys.modules]; print(heavy); mlpsuite.run; "
-            "print('mlpsuite.api' in sys.modules)")
-    shown = subprocess.run([sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True)
+    code = (
+        "import sys, mlpsuite; heavy = [m for m in ('mlflow', 'pandas', 'keras', 'jax', 'torch', 'tensorflow', "
+        "'matplotlib', 'sklearn') if m in sys.modules]; print(heavy); mlpsuite.run; "
+        "print('mlpsuite.api' in sys.modules)"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], env=clean_env(), capture_output=True, text=True, check=True
+    )
     assert shown.stdout.split() == ["[]", "True"]

@@ -13,7 +13,14 @@ from mlflow import MlflowClient
 from mlpsuite import cli, plots
 from mlpsuite.analysis import compare
 from mlpsuite.tracking import Tracker
-from tests.grids import cli_in_process, ready_store, run_in_process, run_mlpsuite, trial_runs, write_grid
+from tests.grids import (
+    cli_in_process,
+    ready_store,
+    run_in_process,
+    run_mlpsuite,
+    trial_runs,
+    write_grid,
+)
 
 LEARNING_RATES = [0.0001, 0.01]
 SEEDS = [0, 1, 2]
@@ -24,9 +31,16 @@ BACKENDS = ["torch", "jax"]
 def grid(tmp_path_factory):
     """Digits, learning rate 1e-4 against 1e-2 (Adam, 5 epochs), 3 seeds, on torch and JAX."""
     directory = tmp_path_factory.mktemp("comparison")
-    path = write_grid(directory, "rates", dataset={"name": "digits"}, model={"hidden": [16]},
-                      training={"epochs": 5, "batch_size": 64}, backends=BACKENDS, seeds=SEEDS,
-                      grid={"optimizer.learning_rate": LEARNING_RATES})
+    path = write_grid(
+        directory,
+        "rates",
+        dataset={"name": "digits"},
+        model={"hidden": [16]},
+        training={"epochs": 5, "batch_size": 64},
+        backends=BACKENDS,
+        seeds=SEEDS,
+        grid={"optimizer.learning_rate": LEARNING_RATES},
+    )
     uri = ready_store(directory)
     code = cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"])
     assert code == 0
@@ -34,12 +48,20 @@ def grid(tmp_path_factory):
     experiment = client.get_experiment_by_name("rates")
     parents = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     assert len(parents) == 1
-    return {"uri": uri, "path": path, "directory": directory, "client": client,
-            "experiment_id": experiment.experiment_id, "parent": parents[0]}
+    return {
+        "uri": uri,
+        "path": path,
+        "directory": directory,
+        "client": client,
+        "experiment_id": experiment.experiment_id,
+        "parent": parents[0],
+    }
 
 
 def _artifact_text(grid, path: str) -> str:
-    local = grid["client"].download_artifacts(grid["parent"].info.run_id, path, str(grid["directory"]))
+    local = grid["client"].download_artifacts(
+        grid["parent"].info.run_id, path, str(grid["directory"])
+    )
     with open(local, encoding="utf-8") as handle:
         return handle.read()
 
@@ -47,26 +69,50 @@ def _artifact_text(grid, path: str) -> str:
 def test_parent_run_carries_tables_report_figures_description_and_headline_metrics(grid):
     parent = grid["parent"]
     listed = {a.path for a in grid["client"].list_artifacts(parent.info.run_id, "comparison")}
-    for name in ("cells.csv", "effects.csv", "parity.csv", "speed.csv", "report.md",
-                 "curves.png", "final_metric.png", "parity.png", "speed.png"):
+    for name in (
+        "cells.csv",
+        "effects.csv",
+        "parity.csv",
+        "speed.csv",
+        "report.md",
+        "curves.png",
+        "final_metric.png",
+        "parity.png",
+        "speed.png",
+    ):
         assert f"comparison/{name}" in listed, name
     assert parent.info.status == "FINISHED"
-    assert 0 < parent.data.metrics["record_s_per_trial"] < 5  # the coordinator's MLflow time per trial
+    assert (
+        0 < parent.data.metrics["record_s_per_trial"] < 5
+    )  # the coordinator's MLflow time per trial
     note = parent.data.tags["mlflow.note.content"]
     assert "- Best cell: learning_rate=0.01" in note and "- Backend parity" in note
     assert "#### Backend parity" not in note  # the short report; report.md has the parity table
     metrics = parent.data.metrics
-    for name in ("best_val_loss", "parity_max_rel_diff", "step_time_ms_torch", "step_time_ms_jax",
-                 "trial_time_s_torch", "trial_time_s_jax", "peak_rss_mb_torch", "peak_rss_mb_jax"):
+    for name in (
+        "best_val_loss",
+        "parity_max_rel_diff",
+        "step_time_ms_torch",
+        "step_time_ms_jax",
+        "trial_time_s_torch",
+        "trial_time_s_jax",
+        "peak_rss_mb_torch",
+        "peak_rss_mb_jax",
+    ):
         assert math.isfinite(metrics[name]), name
     assert metrics["parity_max_rel_diff"] < 1e-4  # the same trial on two backends agrees
     runs = trial_runs(grid["uri"], "rates")
-    for backend in BACKENDS:  # the worker's clock, not the run's wall time (that spans its claim's wait)
+    for (
+        backend
+    ) in BACKENDS:  # the worker's clock, not the run's wall time (that spans its claim's wait)
         measured = runs[runs["params.backend"] == backend]["metrics.trial_time_s"]
         assert metrics[f"trial_time_s_{backend}"] == pytest.approx(measured.median())
     assert metrics["trials_counted"] == len(LEARNING_RATES) * len(SEEDS) * len(BACKENDS)
-    cells = pd.read_csv(grid["client"].download_artifacts(parent.info.run_id, "comparison/cells.csv",
-                                                          str(grid["directory"])))
+    cells = pd.read_csv(
+        grid["client"].download_artifacts(
+            parent.info.run_id, "comparison/cells.csv", str(grid["directory"])
+        )
+    )
     pooled = cells[cells["backend"] == "all"]
     assert list(pooled["n"]) == [3, 3] and list(pooled["trials"]) == [6, 6]
     assert metrics["best_val_loss"] == pytest.approx(pooled.iloc[0]["val_loss_mean"])
@@ -124,30 +170,61 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
     best = [row for row in report["cells"] if row["backend"] == "all"][0]
     assert best["val_loss_mean"] == pytest.approx(grid["parent"].data.metrics["best_val_loss"])
 
-    as_csv = run_in_process("compare", "rates", "--format", "csv", "--metric", "test_accuracy",
-                          "--out", str(tmp_path / "out"), *common, cwd=tmp_path)
+    as_csv = run_in_process(
+        "compare",
+        "rates",
+        "--format",
+        "csv",
+        "--metric",
+        "test_accuracy",
+        "--out",
+        str(tmp_path / "out"),
+        *common,
+        cwd=tmp_path,
+    )
     assert as_csv.returncode == 0, as_csv.stderr[-2000:]
     assert as_csv.stdout.splitlines()[0].startswith("cell,optimizer.learning_rate,backend,n,trials")
-    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"cells.csv", "report.md", "curves.png"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {
+        "cells.csv",
+        "report.md",
+        "curves.png",
+    }
     as_markdown = run_in_process("compare", "rates", "--format", "markdown", *common, cwd=tmp_path)
-    assert "#### Ranking by final val_loss" in as_markdown.stdout and "#### Backend parity" in as_markdown.stdout
+    assert (
+        "#### Ranking by final val_loss" in as_markdown.stdout
+        and "#### Backend parity" in as_markdown.stdout
+    )
     assert "| 1 | learning_rate=0.01 | 3 (6 runs) |" in as_markdown.stdout
 
-    logged = run_in_process("compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path)
+    logged = run_in_process(
+        "compare", "rates", "--metric", "test_loss", "--log", *common, cwd=tmp_path
+    )
     assert logged.returncode == 0, logged.stderr[-2000:]
     parent = grid["client"].get_run(grid["parent"].info.run_id)
     assert "best_test_loss" in parent.data.metrics  # the report was rewritten onto the parent
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["nope"], "no experiment 'nope'"),
-    (["rates", "--by", "model.activation"], "allowed: optimizer.learning_rate"),
-    (["rates", "--metric", "accuracy_top5"], "allowed: val_loss, best_val_loss, loss, test_loss, test_accuracy"),
-    (["rates", "--parent", "0123456789abcdef"], "not a grid run of experiment 'rates'"),
-    (["rates", "--where", "optimizer.learning_rate=0.5"], "no such value; allowed: 0.0001, 0.01"),
-    (["rates", "--where", "model.activation=relu"], "not a grid key of this grid; allowed: optimizer.learning_rate"),
-    (["rates", "--where", "optimizer.learning_rate=0.01", "--log"], "--log with --where"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["nope"], "no experiment 'nope'"),
+        (["rates", "--by", "model.activation"], "allowed: optimizer.learning_rate"),
+        (
+            ["rates", "--metric", "accuracy_top5"],
+            "allowed: val_loss, best_val_loss, loss, test_loss, test_accuracy",
+        ),
+        (["rates", "--parent", "0123456789abcdef"], "not a grid run of experiment 'rates'"),
+        (
+            ["rates", "--where", "optimizer.learning_rate=0.5"],
+            "no such value; allowed: 0.0001, 0.01",
+        ),
+        (
+            ["rates", "--where", "model.activation=relu"],
+            "not a grid key of this grid; allowed: optimizer.learning_rate",
+        ),
+        (["rates", "--where", "optimizer.learning_rate=0.01", "--log"], "--log with --where"),
+    ],
+)
 def test_compare_refuses_unknown_names_in_one_line_with_exit_2(grid, capsys, args, expected):
     code, out, err = cli_in_process(capsys, "compare", *args, "--tracking-uri", grid["uri"])
     assert code == 2 and not out
@@ -159,14 +236,22 @@ def test_compare_where_keeps_one_grid_value(grid):
     assert part.n_trials == len(SEEDS) * len(BACKENDS)
     assert set(part.frame["optimizer.learning_rate"].map(str)) == {"0.01"}
     whole = compare(Tracker(grid["uri"]), "rates")
-    kept = whole.cells[(whole.cells["optimizer.learning_rate"].map(str) == "0.01") & (whole.cells["backend"] == "all")]
+    kept = whole.cells[
+        (whole.cells["optimizer.learning_rate"].map(str) == "0.01")
+        & (whole.cells["backend"] == "all")
+    ]
     assert part.best()["val_loss_mean"] == pytest.approx(kept["val_loss_mean"].iloc[0])
     assert part.effects.empty  # one level left: nothing to pair
 
 
 def test_running_the_grid_again_reopens_its_parent_and_force_supersedes(grid):
     uri, client = grid["uri"], grid["client"]
-    assert cli.main(["run", str(grid["path"]), "--tracking-uri", uri, "--force", "--backends", "torch"]) == 0
+    assert (
+        cli.main(
+            ["run", str(grid["path"]), "--tracking-uri", uri, "--force", "--backends", "torch"]
+        )
+        == 0
+    )
     assert cli.main(["run", str(grid["path"]), "--tracking-uri", uri]) == 0
     parents = client.search_runs([grid["experiment_id"]], "tags.`mlpsuite.kind` = 'grid'")
     # --backends torch is another set of keys, so another grid; the full grid reopened its own.

@@ -48,8 +48,18 @@ def test_trial_params_are_dotted_strings():
 
 
 def test_activation_mapping_and_spelling_variants(tmp_path):
-    path = write_grid(tmp_path, "acts", grid={"model.activation": [
-        "elu", "ELU", {"name": "leaky-relu", "alpha": 0.2}, {"name": "leaky_relu", "alpha": 0.3}]})
+    path = write_grid(
+        tmp_path,
+        "acts",
+        grid={
+            "model.activation": [
+                "elu",
+                "ELU",
+                {"name": "leaky-relu", "alpha": 0.2},
+                {"name": "leaky_relu", "alpha": 0.3},
+            ]
+        },
+    )
     trials = expand(load_config(path, backends="jax"))
     assert len(unique_trials(trials)) == 3  # "ELU" is "elu"
     leaky = [t for t in trials if t.model.activation.name == "leaky_relu"]
@@ -58,7 +68,9 @@ def test_activation_mapping_and_spelling_variants(tmp_path):
 
 
 def test_regression_dataset_defaults_to_mse(tmp_path):
-    trials = expand(load_config(write_grid(tmp_path, "r", dataset={"name": "diabetes"}), backends="tf"))
+    trials = expand(
+        load_config(write_grid(tmp_path, "r", dataset={"name": "diabetes"}), backends="tf")
+    )
     assert {t.loss for t in trials} == {"mse"} and {t.backend for t in trials} == {"tensorflow"}
 
 
@@ -75,111 +87,270 @@ def test_registry_names_match_the_layers_constructors():
 GRID_2 = "name: x\ndataset: {name: iris}\ngrid: {optimizer.name: [sgd, adam], optimizer.learning_rate: [0.1, 0.01]}\n"
 BAD_CONFIGS = {
     "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
-    "unknown top key": ("name: x\ndataset: {name: iris}\nmodle: {}\n", "modle: unknown key; allowed: name, dataset, model"),
-    "unknown model key": ("name: x\ndataset: {name: iris}\nmodel: {layers: 3}\n", "model.layers: unknown key; allowed: hidden, activation"),
-    "wrong type": ("name: x\ndataset: {name: iris}\ntraining: {epochs: many}\n", "training.epochs: Input should be a valid integer"),
-    "negative epochs": ("name: x\ndataset: {name: iris}\ntraining: {epochs: -3}\n", "training.epochs: Input should be greater than or equal to 1"),
-    "zero batch size": ("name: x\ndataset: {name: iris}\ntraining: {batch_size: 0}\n", "training.batch_size"),
-    "unknown activation": ("name: x\ndataset: {name: iris}\nmodel: {activation: relu7}\n", "model.activation: Unknown activation 'relu7'; valid names: elu, gelu"),
-    "bad activation param": ("name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, beta: 2}}\n", "model.activation: elu takes alpha; got ['beta']"),
-    "unknown optimizer": ("name: x\ndataset: {name: iris}\noptimizer: {name: lbfgs}\n", "optimizer.name: Input should be 'sgd', 'momentum'"),
-    "negative learning rate": ("name: x\ndataset: {name: iris}\noptimizer: {learning_rate: -1}\n", "optimizer.learning_rate: Input should be greater than 0"),
-    "unknown schedule": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: step}}\n", "optimizer.schedule.name: Input should be 'cosine' or 'exponential'"),
-    "unknown backend": ("name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n", "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)"),
-    "unknown dataset": ("name: x\ndataset: {name: mnist}\n", "dataset: Unknown dataset 'mnist'; valid names: digits, iris"),
-    "missing data file": ("name: x\ndataset: {name: data/none.csv}\n", "dataset: Dataset file not found: data/none.csv"),
-    "bad dataset option": ("name: x\ndataset: {name: moons, options: {radius: 1}}\n", "dataset: moons: unknown options ['radius']"),
+    "unknown top key": (
+        "name: x\ndataset: {name: iris}\nmodle: {}\n",
+        "modle: unknown key; allowed: name, dataset, model",
+    ),
+    "unknown model key": (
+        "name: x\ndataset: {name: iris}\nmodel: {layers: 3}\n",
+        "model.layers: unknown key; allowed: hidden, activation",
+    ),
+    "wrong type": (
+        "name: x\ndataset: {name: iris}\ntraining: {epochs: many}\n",
+        "training.epochs: Input should be a valid integer",
+    ),
+    "negative epochs": (
+        "name: x\ndataset: {name: iris}\ntraining: {epochs: -3}\n",
+        "training.epochs: Input should be greater than or equal to 1",
+    ),
+    "zero batch size": (
+        "name: x\ndataset: {name: iris}\ntraining: {batch_size: 0}\n",
+        "training.batch_size",
+    ),
+    "unknown activation": (
+        "name: x\ndataset: {name: iris}\nmodel: {activation: relu7}\n",
+        "model.activation: Unknown activation 'relu7'; valid names: elu, gelu",
+    ),
+    "bad activation param": (
+        "name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, beta: 2}}\n",
+        "model.activation: elu takes alpha; got ['beta']",
+    ),
+    "unknown optimizer": (
+        "name: x\ndataset: {name: iris}\noptimizer: {name: lbfgs}\n",
+        "optimizer.name: Input should be 'sgd', 'momentum'",
+    ),
+    "negative learning rate": (
+        "name: x\ndataset: {name: iris}\noptimizer: {learning_rate: -1}\n",
+        "optimizer.learning_rate: Input should be greater than 0",
+    ),
+    "unknown schedule": (
+        "name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: step}}\n",
+        "optimizer.schedule.name: Input should be 'cosine' or 'exponential'",
+    ),
+    "unknown backend": (
+        "name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n",
+        "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)",
+    ),
+    "unknown dataset": (
+        "name: x\ndataset: {name: mnist}\n",
+        "dataset: Unknown dataset 'mnist'; valid names: digits, iris",
+    ),
+    "missing data file": (
+        "name: x\ndataset: {name: data/none.csv}\n",
+        "dataset: Dataset file not found: data/none.csv",
+    ),
+    "bad dataset option": (
+        "name: x\ndataset: {name: moons, options: {radius: 1}}\n",
+        "dataset: moons: unknown options ['radius']",
+    ),
     "missing dataset": ("name: x\n", "dataset: required key is missing"),
     "missing name": ("dataset: {name: iris}\n", "name: required key is missing"),
-    "unknown scaler": ("name: x\ndataset: {name: iris}\nmodel: {scaler: zscore}\n", "model.scaler: Unknown scaler 'zscore'; valid names: minmax, none, robust, standard"),
-    "unknown initializer": ("name: x\ndataset: {name: iris}\nmodel: {initializer: orthogonal}\n", "model.initializer: Unknown initializer 'orthogonal'"),
-    "dropout too large": ("name: x\ndataset: {name: iris}\nmodel: {dropout: 1.5}\n", "model.dropout: Input should be less than 1"),
-    "empty grid values": ("name: x\ndataset: {name: iris}\ngrid: {model.activation: []}\n", "grid: grid key 'model.activation' has no values"),
-    "grid key that does not exist": ("name: x\ndataset: {name: iris}\ngrid: {model.width: [1, 2]}\n", "grid.model.width: no such key; allowed: model.hidden, model.activation"),
-    "grid key outside sections": ("name: x\ndataset: {name: iris}\ngrid: {seeds: [1, 2]}\n", "grid: grid key 'seeds' must start with one of dataset, model"),
-    "bad grid value": ("name: x\ndataset: {name: iris}\ngrid: {model.activation: [relu, swishy]}\n", "model.activation: Unknown activation 'swishy'"),
-    "bad grid value type": ("name: x\ndataset: {name: iris}\ngrid: {training.epochs: [5, -1]}\n", "training.epochs: Input should be greater than or equal to 1"),
+    "unknown scaler": (
+        "name: x\ndataset: {name: iris}\nmodel: {scaler: zscore}\n",
+        "model.scaler: Unknown scaler 'zscore'; valid names: minmax, none, robust, standard",
+    ),
+    "unknown initializer": (
+        "name: x\ndataset: {name: iris}\nmodel: {initializer: orthogonal}\n",
+        "model.initializer: Unknown initializer 'orthogonal'",
+    ),
+    "dropout too large": (
+        "name: x\ndataset: {name: iris}\nmodel: {dropout: 1.5}\n",
+        "model.dropout: Input should be less than 1",
+    ),
+    "empty grid values": (
+        "name: x\ndataset: {name: iris}\ngrid: {model.activation: []}\n",
+        "grid: grid key 'model.activation' has no values",
+    ),
+    "grid key that does not exist": (
+        "name: x\ndataset: {name: iris}\ngrid: {model.width: [1, 2]}\n",
+        "grid.model.width: no such key; allowed: model.hidden, model.activation",
+    ),
+    "grid key outside sections": (
+        "name: x\ndataset: {name: iris}\ngrid: {seeds: [1, 2]}\n",
+        "grid: grid key 'seeds' must start with one of dataset, model",
+    ),
+    "bad grid value": (
+        "name: x\ndataset: {name: iris}\ngrid: {model.activation: [relu, swishy]}\n",
+        "model.activation: Unknown activation 'swishy'",
+    ),
+    "bad grid value type": (
+        "name: x\ndataset: {name: iris}\ngrid: {training.epochs: [5, -1]}\n",
+        "training.epochs: Input should be greater than or equal to 1",
+    ),
     "YAML syntax error": ("name: x\ndataset: {name: iris\n", "YAML syntax error (line"),
     "not a mapping": ("- just\n- a list\n", "expected a mapping with keys name, dataset"),
-    "unknown loss": ("name: x\ndataset: {name: iris}\nloss: hinge\n", "loss: Input should be 'auto', 'sparse_categorical_crossentropy'"),
-    "fractions too large": ("name: x\ndataset: {name: iris, test_size: 0.6, val_size: 0.5}\n", "dataset: test_size + val_size must be < 1"),
-    "early stopping without validation": ("name: x\ndataset: {name: iris, val_size: 0}\ntraining: {early_stopping: {patience: 2}}\n",
-                                          "(top level): training.early_stopping monitors val_loss, but dataset.val_size is 0"),
+    "unknown loss": (
+        "name: x\ndataset: {name: iris}\nloss: hinge\n",
+        "loss: Input should be 'auto', 'sparse_categorical_crossentropy'",
+    ),
+    "fractions too large": (
+        "name: x\ndataset: {name: iris, test_size: 0.6, val_size: 0.5}\n",
+        "dataset: test_size + val_size must be < 1",
+    ),
+    "early stopping without validation": (
+        "name: x\ndataset: {name: iris, val_size: 0}\ntraining: {early_stopping: {patience: 2}}\n",
+        "(top level): training.early_stopping monitors val_loss, but dataset.val_size is 0",
+    ),
     "empty seeds": ("name: x\ndataset: {name: iris}\nseeds: []\n", "seeds: no seeds given"),
     # Settings mean what they say: no last-key-wins, no coercion, no NaN, seeds NumPy takes.
-    "duplicate key": ("name: x\ndataset: {name: iris}\nmodel:\n  activation: relu\n  activation: tanh\n",
-                      "(line 5, column 3): duplicate key 'activation'"),
-    "duplicate grid key": ("name: x\ndataset: {name: iris}\ngrid:\n  model.activation: [relu]\n  model.activation: [elu]\n",
-                           "duplicate key 'model.activation'"),
-    "string for a boolean": ("name: x\ndataset: {name: iris}\nmodel: {activation: {name: gelu, approximate: 'false'}}\n",
-                             "model.activation: gelu.approximate must be true or false, got 'false'"),
-    "boolean for an integer": ("name: x\ndataset: {name: iris}\ntraining: {batch_size: true}\n",
-                               "training.batch_size: Input should be a valid integer, got True"),
-    "float for an integer": ("name: x\ndataset: {name: iris}\ntraining: {epochs: 5.0}\n",
-                             "training.epochs: Input should be a valid integer, got 5.0"),
-    "boolean hidden units": ("name: x\ndataset: {name: iris}\nmodel: {hidden: [8, true]}\n",
-                             "model.hidden.1: Input should be a valid integer, got True"),
-    "string for a float": ("name: x\ndataset: {name: iris}\noptimizer: {learning_rate: '0.1'}\n",
-                           "optimizer.learning_rate: Input should be a valid number, got '0.1'"),
-    "NaN learning rate": ("name: x\ndataset: {name: iris}\noptimizer: {learning_rate: .nan}\n",
-                          "optimizer.learning_rate: Input should be a finite number"),
-    "infinite time limit": ("name: x\ndataset: {name: iris}\ntraining: {max_seconds: .inf}\n",
-                            "training.max_seconds: Input should be a finite number"),
-    "NaN activation parameter": ("name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, alpha: .nan}}\n",
-                                 "elu.alpha must be a finite number, got nan"),
-    "negative seed": ("name: x\ndataset: {name: iris}\nseeds: [0, -1]\n", "seeds.1: Input should be greater than or equal to 0"),
-    "seed too large": ("name: x\ndataset: {name: iris}\nseeds: [4294967296]\n", "seeds.0: Input should be less than or equal to 4294967295"),
-    "grid over an ignored setting": ("name: x\ndataset: {name: iris}\noptimizer: {name: adam}\ngrid: {optimizer.momentum: [0.5, 0.9]}\n",
-                                     "grid.optimizer.momentum: every cell ignores this setting (optimizer adam has no momentum; used by: momentum, nesterov)"),
-    "grid over a schedule setting it ignores": ("name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: cosine}}\n"
-                                                "grid: {optimizer.schedule.decay_rate: [0.1, 0.5]}\n",
-                                                "a cosine schedule ignores decay_rate; used by: exponential"),
-    "target on a built-in dataset": ("name: x\ndataset: {name: iris, target: species}\n",
-                                     "dataset: iris: target= applies only to .csv and .parquet files"),
-    "task contradicting a built-in": ("name: x\ndataset: {name: iris, task: regression}\n",
-                                      "iris is a classification dataset; task must be auto or classification"),
-    "options on a bundled dataset": ("name: x\ndataset: {name: iris, options: {n_samples: 10}}\n",
-                                     "dataset: iris: takes no options"),
-    "model too large for memory": ("name: x\ndataset: {name: iris}\nmodel: {hidden: [1000000000]}\n",
-                                   "model.hidden, training.batch_size: [1000000000] has 8,000,000,003 parameters and at batch size 64 needs about"),
-    "experiment name too long": ("name: " + "x" * 201 + "\ndataset: {name: iris}\n", "name: String should have at most 200 characters"),
-    "boolean generator option": ("name: x\ndataset: {name: moons, options: {n_samples: true}}\n",
-                                 "dataset: moons: option n_samples must be an integer, got True"),
-    "generator too large": ("name: x\ndataset: {name: blobs, options: {n_samples: 1000000000}}\n",
-                            "dataset: blobs: option n_samples must be at most 10,000,000"),
+    "duplicate key": (
+        "name: x\ndataset: {name: iris}\nmodel:\n  activation: relu\n  activation: tanh\n",
+        "(line 5, column 3): duplicate key 'activation'",
+    ),
+    "duplicate grid key": (
+        "name: x\ndataset: {name: iris}\ngrid:\n  model.activation: [relu]\n  model.activation: [elu]\n",
+        "duplicate key 'model.activation'",
+    ),
+    "string for a boolean": (
+        "name: x\ndataset: {name: iris}\nmodel: {activation: {name: gelu, approximate: 'false'}}\n",
+        "model.activation: gelu.approximate must be true or false, got 'false'",
+    ),
+    "boolean for an integer": (
+        "name: x\ndataset: {name: iris}\ntraining: {batch_size: true}\n",
+        "training.batch_size: Input should be a valid integer, got True",
+    ),
+    "float for an integer": (
+        "name: x\ndataset: {name: iris}\ntraining: {epochs: 5.0}\n",
+        "training.epochs: Input should be a valid integer, got 5.0",
+    ),
+    "boolean hidden units": (
+        "name: x\ndataset: {name: iris}\nmodel: {hidden: [8, true]}\n",
+        "model.hidden.1: Input should be a valid integer, got True",
+    ),
+    "string for a float": (
+        "name: x\ndataset: {name: iris}\noptimizer: {learning_rate: '0.1'}\n",
+        "optimizer.learning_rate: Input should be a valid number, got '0.1'",
+    ),
+    "NaN learning rate": (
+        "name: x\ndataset: {name: iris}\noptimizer: {learning_rate: .nan}\n",
+        "optimizer.learning_rate: Input should be a finite number",
+    ),
+    "infinite time limit": (
+        "name: x\ndataset: {name: iris}\ntraining: {max_seconds: .inf}\n",
+        "training.max_seconds: Input should be a finite number",
+    ),
+    "NaN activation parameter": (
+        "name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, alpha: .nan}}\n",
+        "elu.alpha must be a finite number, got nan",
+    ),
+    "negative seed": (
+        "name: x\ndataset: {name: iris}\nseeds: [0, -1]\n",
+        "seeds.1: Input should be greater than or equal to 0",
+    ),
+    "seed too large": (
+        "name: x\ndataset: {name: iris}\nseeds: [4294967296]\n",
+        "seeds.0: Input should be less than or equal to 4294967295",
+    ),
+    "grid over an ignored setting": (
+        "name: x\ndataset: {name: iris}\noptimizer: {name: adam}\ngrid: {optimizer.momentum: [0.5, 0.9]}\n",
+        "grid.optimizer.momentum: every cell ignores this setting (optimizer adam has no momentum; used by: momentum, nesterov)",
+    ),
+    "grid over a schedule setting it ignores": (
+        "name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: cosine}}\n"
+        "grid: {optimizer.schedule.decay_rate: [0.1, 0.5]}\n",
+        "a cosine schedule ignores decay_rate; used by: exponential",
+    ),
+    "target on a built-in dataset": (
+        "name: x\ndataset: {name: iris, target: species}\n",
+        "dataset: iris: target= applies only to .csv and .parquet files",
+    ),
+    "task contradicting a built-in": (
+        "name: x\ndataset: {name: iris, task: regression}\n",
+        "iris is a classification dataset; task must be auto or classification",
+    ),
+    "options on a bundled dataset": (
+        "name: x\ndataset: {name: iris, options: {n_samples: 10}}\n",
+        "dataset: iris: takes no options",
+    ),
+    "model too large for memory": (
+        "name: x\ndataset: {name: iris}\nmodel: {hidden: [1000000000]}\n",
+        "model.hidden, training.batch_size: [1000000000] has 8,000,000,003 parameters and at batch size 64 needs about",
+    ),
+    "experiment name too long": (
+        "name: " + "x" * 201 + "\ndataset: {name: iris}\n",
+        "name: String should have at most 200 characters",
+    ),
+    "boolean generator option": (
+        "name: x\ndataset: {name: moons, options: {n_samples: true}}\n",
+        "dataset: moons: option n_samples must be an integer, got True",
+    ),
+    "generator too large": (
+        "name: x\ndataset: {name: blobs, options: {n_samples: 1000000000}}\n",
+        "dataset: blobs: option n_samples must be at most 10,000,000",
+    ),
     "blank experiment name": ("name: '  '\ndataset: {name: iris}\n", "name: must not be blank"),
-    "experiment name leaving the store": ("name: ../../escape\ndataset: {name: iris}\n",
-                                          "name: '../../escape' would leave the store's artifact folder"),
-    "experiment name with a backslash": ("name: 'a\\\\b'\ndataset: {name: iris}\n", "would leave the store's artifact folder"),
-    "negative split seed": ("name: x\ndataset: {name: iris, seed: -2}\n", "dataset.seed: Input should be greater than or equal to 0"),
+    "experiment name leaving the store": (
+        "name: ../../escape\ndataset: {name: iris}\n",
+        "name: '../../escape' would leave the store's artifact folder",
+    ),
+    "experiment name with a backslash": (
+        "name: 'a\\\\b'\ndataset: {name: iris}\n",
+        "would leave the store's artifact folder",
+    ),
+    "negative split seed": (
+        "name: x\ndataset: {name: iris, seed: -2}\n",
+        "dataset.seed: Input should be greater than or equal to 0",
+    ),
     # The comparison's protocol, checked against the grid before any store exists.
-    "nuisance that is not a grid key": (GRID_2 + "compare: {nuisance: [optimizer.lr]}\n",
-                                        "compare.nuisance: 'optimizer.lr' is not a grid key; allowed: optimizer.name, optimizer.learning_rate"),
-    "nuisance that is the only grid key": ("name: x\ndataset: {name: iris}\ngrid: {optimizer.learning_rate: [0.1, 0.01]}\n"
-                                           "compare: {nuisance: [optimizer.learning_rate]}\n",
-                                           "compare.nuisance: optimizer.learning_rate is the only grid key; at least one must stay scientific"),
-    "every grid key nuisance": (GRID_2 + "compare: {nuisance: [optimizer.name, optimizer.learning_rate]}\n",
-                                "is every grid key; at least one must stay scientific (compared), allowed: a subset of"),
-    "select_on without nuisance": (GRID_2 + "compare: {select_on: val_accuracy}\n",
-                                   "compare.select_on: selects a nuisance setting, but no nuisance key is given"),
-    "select_on the runs do not record": (GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: val_r2}\n",
-                                         "compare.select_on: val_r2 is not recorded by this grid's runs; allowed: val_loss, best_val_loss"),
-    "select_on without a validation split": ("name: x\ndataset: {name: iris, val_size: 0}\n" + GRID_2.split("\n", 2)[2]
-                                             + "compare: {nuisance: [optimizer.learning_rate]}\n",
-                                             "compare.select_on: val_loss is not recorded by this grid's runs; allowed: loss, test_loss"),
-    "unknown comparison metric": (GRID_2 + "compare: {metric: f1}\n", "compare.metric: unknown metric 'f1'; allowed: val_loss"),
-    "target on a curve a regression lacks": ("name: x\ndataset: {name: diabetes}\ncompare: {target: {val_accuracy: 0.9}}\n",
-                                             "compare.target: val_accuracy is not an epoch curve of this grid's runs; allowed: loss, val_loss"),
-    "two targets": (GRID_2 + "compare: {target: {val_loss: 0.3, loss: 0.2}}\n", "compare.target: expected one metric and its value"),
-    "unknown compare key": (GRID_2 + "compare: {nuisanse: [optimizer.name]}\n",
-                            "compare.nuisanse: unknown key; allowed: nuisance, select_on, metric, interval, target"),
-    "unknown interval": (GRID_2 + "compare: {interval: percentile}\n", "compare.interval: Input should be 't' or 'bootstrap'"),
-    "select_on the test split": (GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: test_loss}\n",
-                                 "compare.select_on: test_loss is on the test split, where the selected cell is reported"),
-    "target measure without a target": (GRID_2 + "compare: {metric: epochs_to_target}\n",
-                                        "compare.metric: epochs_to_target needs a target (compare.target"),
-    "accuracy target above 1": (GRID_2 + "compare: {target: {val_accuracy: 2}}\n",
-                                "compare.target: target val_accuracy must be an accuracy in (0, 1], got 2"),
+    "nuisance that is not a grid key": (
+        GRID_2 + "compare: {nuisance: [optimizer.lr]}\n",
+        "compare.nuisance: 'optimizer.lr' is not a grid key; allowed: optimizer.name, optimizer.learning_rate",
+    ),
+    "nuisance that is the only grid key": (
+        "name: x\ndataset: {name: iris}\ngrid: {optimizer.learning_rate: [0.1, 0.01]}\n"
+        "compare: {nuisance: [optimizer.learning_rate]}\n",
+        "compare.nuisance: optimizer.learning_rate is the only grid key; at least one must stay scientific",
+    ),
+    "every grid key nuisance": (
+        GRID_2 + "compare: {nuisance: [optimizer.name, optimizer.learning_rate]}\n",
+        "is every grid key; at least one must stay scientific (compared), allowed: a subset of",
+    ),
+    "select_on without nuisance": (
+        GRID_2 + "compare: {select_on: val_accuracy}\n",
+        "compare.select_on: selects a nuisance setting, but no nuisance key is given",
+    ),
+    "select_on the runs do not record": (
+        GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: val_r2}\n",
+        "compare.select_on: val_r2 is not recorded by this grid's runs; allowed: val_loss, best_val_loss",
+    ),
+    "select_on without a validation split": (
+        "name: x\ndataset: {name: iris, val_size: 0}\n"
+        + GRID_2.split("\n", 2)[2]
+        + "compare: {nuisance: [optimizer.learning_rate]}\n",
+        "compare.select_on: val_loss is not recorded by this grid's runs; allowed: loss, test_loss",
+    ),
+    "unknown comparison metric": (
+        GRID_2 + "compare: {metric: f1}\n",
+        "compare.metric: unknown metric 'f1'; allowed: val_loss",
+    ),
+    "target on a curve a regression lacks": (
+        "name: x\ndataset: {name: diabetes}\ncompare: {target: {val_accuracy: 0.9}}\n",
+        "compare.target: val_accuracy is not an epoch curve of this grid's runs; allowed: loss, val_loss",
+    ),
+    "two targets": (
+        GRID_2 + "compare: {target: {val_loss: 0.3, loss: 0.2}}\n",
+        "compare.target: expected one metric and its value",
+    ),
+    "unknown compare key": (
+        GRID_2 + "compare: {nuisanse: [optimizer.name]}\n",
+        "compare.nuisanse: unknown key; allowed: nuisance, select_on, metric, interval, target",
+    ),
+    "unknown interval": (
+        GRID_2 + "compare: {interval: percentile}\n",
+        "compare.interval: Input should be 't' or 'bootstrap'",
+    ),
+    "select_on the test split": (
+        GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: test_loss}\n",
+        "compare.select_on: test_loss is on the test split, where the selected cell is reported",
+    ),
+    "target measure without a target": (
+        GRID_2 + "compare: {metric: epochs_to_target}\n",
+        "compare.metric: epochs_to_target needs a target (compare.target",
+    ),
+    "accuracy target above 1": (
+        GRID_2 + "compare: {target: {val_accuracy: 2}}\n",
+        "compare.target: target val_accuracy must be an accuracy in (0, 1], got 2",
+    ),
 }
 
 
@@ -200,9 +371,14 @@ def test_bad_config_is_one_line_exit_2_and_nothing_written(case, tmp_path, monke
 
 def test_one_nuisance_key_may_be_written_without_a_list(tmp_path):
     path = tmp_path / "one.yaml"
-    path.write_text(GRID_2 + "compare: {nuisance: optimizer.learning_rate, target: {val_accuracy: 0.9}}\n")
+    path.write_text(
+        GRID_2 + "compare: {nuisance: optimizer.learning_rate, target: {val_accuracy: 0.9}}\n"
+    )
     compare = load_config(path).compare
-    assert compare.nuisance == ("optimizer.learning_rate",) and compare.target_pair() == ("val_accuracy", 0.9)
+    assert compare.nuisance == ("optimizer.learning_rate",) and compare.target_pair() == (
+        "val_accuracy",
+        0.9,
+    )
 
 
 def test_missing_config_file_is_exit_2(tmp_path, monkeypatch, capsys):
@@ -213,7 +389,10 @@ def test_missing_config_file_is_exit_2(tmp_path, monkeypatch, capsys):
 
 def test_backends_flag_overrides_and_is_validated(tmp_path, capsys):
     path = write_grid(tmp_path, "flags")
-    assert [t.backend for t in expand(load_config(path, backends="jax,tf"))] == ["jax", "tensorflow"]
+    assert [t.backend for t in expand(load_config(path, backends="jax,tf"))] == [
+        "jax",
+        "tensorflow",
+    ]
     with pytest.raises(ConfigError, match="unknown backend 'caffe'"):
         load_config(path, backends="caffe")
 
@@ -233,16 +412,27 @@ def test_help_of_every_command_is_complete(capsys):
             cli.main(command)
         assert exited.value.code == 0
     text = capsys.readouterr().out
-    for flag in ("--backends", "--jobs", "--tracking-uri", "--dry-run", "--force", "--strict", "--port", "RUN_ID"):
+    for flag in (
+        "--backends",
+        "--jobs",
+        "--tracking-uri",
+        "--dry-run",
+        "--force",
+        "--strict",
+        "--port",
+        "RUN_ID",
+    ):
         assert flag.lower() in text.lower(), flag
 
 
 def test_yaml_is_read_with_safe_load(tmp_path):
     path = tmp_path / "evil.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         name: !!python/object/apply:os.system ["echo pwned"]
         dataset: {name: iris}
-    """))
+    """)
+    )
     with pytest.raises(ConfigError, match="YAML syntax error"):
         load_config(path)
 
@@ -258,18 +448,31 @@ def test_grid_over_datasets_and_generator_options(tmp_path):
     csv.write_text("a,b,target\n" + "\n".join(f"{i},{i % 3},{i % 2}" for i in range(40)))
     path = write_grid(tmp_path, "data", grid={"dataset.name": ["iris", str(csv)]})
     trials = expand(load_config(path, backends="jax"))
-    assert [t.data_sha256 is None for t in trials] == [True, False]  # a file's contents are in its key
-    noisy = write_grid(tmp_path, "noisy", dataset={"name": "moons"}, grid={"dataset.options.noise": [0.1, 0.3]})
-    assert [t.dataset.options for t in expand(load_config(noisy, backends="jax"))] == [{"noise": 0.1}, {"noise": 0.3}]
-    bad = write_grid(tmp_path, "bad", dataset={"name": "moons"}, grid={"dataset.options.radius": [1]})
+    assert [t.data_sha256 is None for t in trials] == [
+        True,
+        False,
+    ]  # a file's contents are in its key
+    noisy = write_grid(
+        tmp_path, "noisy", dataset={"name": "moons"}, grid={"dataset.options.noise": [0.1, 0.3]}
+    )
+    assert [t.dataset.options for t in expand(load_config(noisy, backends="jax"))] == [
+        {"noise": 0.1},
+        {"noise": 0.3},
+    ]
+    bad = write_grid(
+        tmp_path, "bad", dataset={"name": "moons"}, grid={"dataset.options.radius": [1]}
+    )
     with pytest.raises(ConfigError, match=r"unknown options \['radius'\]"):
         load_config(bad)
 
 
-@pytest.mark.parametrize("uri, message", [
-    ("http://127.0.0.1:9", "no MLflow server answers"),
-    ("foo://bar", "tracking URI foo://bar: "),
-])
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("http://127.0.0.1:9", "no MLflow server answers"),
+        ("foo://bar", "tracking URI foo://bar: "),
+    ],
+)
 def test_unusable_tracking_uri_is_one_line_exit_2(uri, message, capsys):
     assert cli.main(["run", str(QUICKSTART), "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err
@@ -283,7 +486,8 @@ def _write_data(directory: Path, name: str) -> str:
     rows = "\n".join(f"{i % 7}.5,{i % 3},{i % 2}" for i in range(20))
     files = {
         "no_target.csv": "x1,x2,label\n" + rows,
-        "string_features.csv": "x1,colour,target\n" + "\n".join(f"{i}.0,red,{i % 2}" for i in range(20)),
+        "string_features.csv": "x1,colour,target\n"
+        + "\n".join(f"{i}.0,red,{i % 2}" for i in range(20)),
         "nan_features.csv": "x1,x2,target\n1.0,,0\n" + rows,
         "one_class.csv": "x1,x2,target\n" + "\n".join(f"{i}.0,{i}.5,1" for i in range(20)),
         "few_rows.csv": "x1,x2,target\n1.0,2.0,0\n2.0,3.0,1\n",
@@ -292,13 +496,17 @@ def _write_data(directory: Path, name: str) -> str:
         "corrupt.parquet": b"PAR1 not really parquet",
         "target_only.csv": "target\n" + "\n".join(str(i % 2) for i in range(20)),
         "header_only.csv": "x1,x2,target\n",
-        "text_in_numbers.csv": "x1,x2,target\n" + "\n".join(f"{i}.0,{'seven' if i == 3 else i},{i % 2}" for i in range(20)),
-        "whole-number float target": "x1,target\n" + "\n".join(f"{i}.5,{float(i % 2)}" for i in range(20)),
+        "text_in_numbers.csv": "x1,x2,target\n"
+        + "\n".join(f"{i}.0,{'seven' if i == 3 else i},{i % 2}" for i in range(20)),
+        "whole-number float target": "x1,target\n"
+        + "\n".join(f"{i}.5,{float(i % 2)}" for i in range(20)),
         "many integer labels": "x1,target\n" + "\n".join(f"{i}.5,{i}" for i in range(60)),
         "mse on classes": "x1,target\n" + "\n".join(f"{i}.5,{i % 2}" for i in range(20)),
         "class loss on a quantity": "x1,target\n" + "\n".join(f"{i}.5,{i % 2}" for i in range(20)),
     }
-    file_name = name if name.endswith((".csv", ".npz", ".parquet")) else name.replace(" ", "_") + ".csv"
+    file_name = (
+        name if name.endswith((".csv", ".npz", ".parquet")) else name.replace(" ", "_") + ".csv"
+    )
     if name == "no_arrays.npz":
         np.savez(directory / name, A=np.zeros((4, 2)))
     else:
@@ -309,9 +517,15 @@ def _write_data(directory: Path, name: str) -> str:
 
 
 BAD_DATA = {
-    "no_target.csv": ("", "dataset: no_target.csv: no target column 'target'; pass target= one of ['x1', 'x2', 'label']"),
+    "no_target.csv": (
+        "",
+        "dataset: no_target.csv: no target column 'target'; pass target= one of ['x1', 'x2', 'label']",
+    ),
     "string_features.csv": ("", "non-numeric feature columns ['colour']"),
-    "nan_features.csv": ("", "NaN or infinite feature values in columns ['x2'], the first in data row 1"),
+    "nan_features.csv": (
+        "",
+        "NaN or infinite feature values in columns ['x2'], the first in data row 1",
+    ),
     "one_class.csv": ("", "classification needs at least 2 classes, got 1"),
     "few_rows.csv": ("", "rows are too few"),
     "missing_target.csv": ("", "1 missing target values"),
@@ -321,31 +535,61 @@ BAD_DATA = {
     "named target absent": ("target: price", "no target column 'price'"),
     "target_only.csv": ("", "target_only.csv: no feature columns besides the target"),
     "header_only.csv": ("", "header_only.csv: no data rows (columns ['x1', 'x2', 'target'])"),
-    "text_in_numbers.csv": ("", "non-numeric feature columns ['x2'], the first text in column 'x2' at data row 4: 'seven'"),
-    "whole-number float target": ("", "the float target holds only whole numbers (2 distinct values): classes or "
-                                      "a quantity? set dataset.task to classification or regression"),
+    "text_in_numbers.csv": (
+        "",
+        "non-numeric feature columns ['x2'], the first text in column 'x2' at data row 4: 'seven'",
+    ),
+    "whole-number float target": (
+        "",
+        "the float target holds only whole numbers (2 distinct values): classes or "
+        "a quantity? set dataset.task to classification or regression",
+    ),
     "many integer labels": ("", "the integer target has 60 distinct values"),
     "mse on classes": ("task: classification", "loss: mse needs real-valued targets"),
-    "class loss on a quantity": ("task: regression", "loss: sparse_categorical_crossentropy needs class labels"),
+    "class loss on a quantity": (
+        "task: regression",
+        "loss: sparse_categorical_crossentropy needs class labels",
+    ),
 }
 
 
-_FILE_CASES = {"target_only.csv", "header_only.csv", "text_in_numbers.csv", "no_target.csv", "string_features.csv", "nan_features.csv", "one_class.csv", "few_rows.csv",
-               "missing_target.csv", "corrupt.npz", "corrupt.parquet", "no_arrays.npz", "whole-number float target",
-               "many integer labels", "mse on classes", "class loss on a quantity"}
+_FILE_CASES = {
+    "target_only.csv",
+    "header_only.csv",
+    "text_in_numbers.csv",
+    "no_target.csv",
+    "string_features.csv",
+    "nan_features.csv",
+    "one_class.csv",
+    "few_rows.csv",
+    "missing_target.csv",
+    "corrupt.npz",
+    "corrupt.parquet",
+    "no_arrays.npz",
+    "whole-number float target",
+    "many integer labels",
+    "mse on classes",
+    "class loss on a quantity",
+}
 
 
 @pytest.mark.parametrize("dry_run", [False, True], ids=["run", "dry-run"])
 @pytest.mark.parametrize("case", sorted(BAD_DATA))
-def test_bad_data_file_is_one_line_exit_2_before_any_store(case, dry_run, tmp_path, monkeypatch, capsys):
+def test_bad_data_file_is_one_line_exit_2_before_any_store(
+    case, dry_run, tmp_path, monkeypatch, capsys
+):
     extra, expected = BAD_DATA[case]
     name = _write_data(tmp_path, case if case in _FILE_CASES else "no_target.csv")
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     dataset = f"{{name: '{name}'" + (f", {extra}" if extra else "") + "}"
-    loss = {"mse on classes": "mse", "class loss on a quantity": "sparse_categorical_crossentropy"}.get(case, "auto")
-    (tmp_path / "bad.yaml").write_text(f"name: x\ndataset: {dataset}\nloss: {loss}\nbackends: [torch]\n",
-                                       encoding="utf-8")
+    loss = {
+        "mse on classes": "mse",
+        "class loss on a quantity": "sparse_categorical_crossentropy",
+    }.get(case, "auto")
+    (tmp_path / "bad.yaml").write_text(
+        f"name: x\ndataset: {dataset}\nloss: {loss}\nbackends: [torch]\n", encoding="utf-8"
+    )
     code = cli.main(["run", "bad.yaml", *(["--dry-run"] if dry_run else [])])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and err.startswith("mlpsuite: error: bad.yaml: "), err
@@ -356,23 +600,39 @@ def test_bad_data_file_is_one_line_exit_2_before_any_store(case, dry_run, tmp_pa
 def test_bad_generator_options_in_a_grid_value_fail_before_any_store(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "bad.yaml").write_text(
-        "name: x\ndataset: {name: spirals}\ngrid: {dataset.options.n_samples: [200, -5]}\n", encoding="utf-8")
+        "name: x\ndataset: {name: spirals}\ngrid: {dataset.options.n_samples: [200, -5]}\n",
+        encoding="utf-8",
+    )
     assert cli.main(["run", "bad.yaml", "--tracking-uri", f"sqlite:///{tmp_path}/s/m.db"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "dataset: spirals: bad options" in err and "'n_samples': -5" in err, err
+    assert (
+        err.count("\n") == 1 and "dataset: spirals: bad options" in err and "'n_samples': -5" in err
+    ), err
     assert not (tmp_path / "s").exists()
 
 
 def test_settings_the_optimizer_ignores_stay_out_of_the_key(tmp_path):
-    adam = expand(load_config(write_grid(tmp_path, "a", optimizer={"name": "adam", "momentum": 0.5})))
-    same = expand(load_config(write_grid(tmp_path, "b", optimizer={"name": "adam", "momentum": 0.9})))
+    adam = expand(
+        load_config(write_grid(tmp_path, "a", optimizer={"name": "adam", "momentum": 0.5}))
+    )
+    same = expand(
+        load_config(write_grid(tmp_path, "b", optimizer={"name": "adam", "momentum": 0.9}))
+    )
     assert [t.key for t in adam] == [t.key for t in same]
-    with_momentum = expand(load_config(write_grid(tmp_path, "c", optimizer={"name": "momentum", "momentum": 0.5})))
-    other = expand(load_config(write_grid(tmp_path, "d", optimizer={"name": "momentum", "momentum": 0.9})))
+    with_momentum = expand(
+        load_config(write_grid(tmp_path, "c", optimizer={"name": "momentum", "momentum": 0.5}))
+    )
+    other = expand(
+        load_config(write_grid(tmp_path, "d", optimizer={"name": "momentum", "momentum": 0.9}))
+    )
     assert {t.key for t in with_momentum}.isdisjoint({t.key for t in other})
     # A grid where the setting matters for some cells is fine; the cells that ignore it collapse.
-    path = write_grid(tmp_path, "e", backends=["jax"], grid={"optimizer.name": ["adam", "momentum"],
-                                                             "optimizer.momentum": [0.5, 0.9]})
+    path = write_grid(
+        tmp_path,
+        "e",
+        backends=["jax"],
+        grid={"optimizer.name": ["adam", "momentum"], "optimizer.momentum": [0.5, 0.9]},
+    )
     trials = unique_trials(expand(load_config(path)))
     assert sorted(t.optimizer.name for t in trials) == ["adam", "momentum", "momentum"]
 
@@ -380,13 +640,17 @@ def test_settings_the_optimizer_ignores_stay_out_of_the_key(tmp_path):
 def test_one_data_file_spelled_three_ways_is_one_trial(tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
-    (data / "x.csv").write_text("a,b,target\n" + "\n".join(f"{i}.0,{i % 5}.5,{i % 2}" for i in range(40)))
+    (data / "x.csv").write_text(
+        "a,b,target\n" + "\n".join(f"{i}.0,{i % 5}.5,{i % 2}" for i in range(40))
+    )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     keys = []
     for spelling in ("../data/x.csv", "./../data/x.csv", str(data / "x.csv")):
-        trials = expand(load_config(write_grid(work, "p", dataset={"name": spelling}, backends=["jax"])))
+        trials = expand(
+            load_config(write_grid(work, "p", dataset={"name": spelling}, backends=["jax"]))
+        )
         keys.append(trials[0].key)
         assert trials[0].dataset.name == spelling  # the logged config keeps what the user wrote
         assert trials[0].data_path == str((data / "x.csv").resolve())

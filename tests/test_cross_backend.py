@@ -48,13 +48,19 @@ def test_every_backend_loads_every_other_backends_file(backend):
     model = every_layer_model()
     np.save(folder / f"{backend}-outputs.npy", model.predict(PROBE_INPUT, verbose=0))
     model.save(folder / f"{backend}.partial.keras")
-    os.replace(folder / f"{backend}.partial.keras", folder / f"{backend}.keras")  # whole, or not there
+    os.replace(
+        folder / f"{backend}.partial.keras", folder / f"{backend}.keras"
+    )  # whole, or not there
     deadline = time.monotonic() + WAIT_FOR_OTHERS_S
     for other in (b for b in BACKENDS if b != backend):
         while not (folder / f"{other}.keras").exists():
-            assert time.monotonic() < deadline, f"the {other} worker saved no model within {WAIT_FOR_OTHERS_S} s"
+            assert time.monotonic() < deadline, (
+                f"the {other} worker saved no model within {WAIT_FOR_OTHERS_S} s"
+            )
             time.sleep(0.2)
         loaded = keras.models.load_model(folder / f"{other}.keras")
         saved = np.load(folder / f"{other}-outputs.npy")
         difference = float(np.max(np.abs(loaded.predict(PROBE_INPUT, verbose=0) - saved)))
-        assert difference < 1e-5, f"saved on {other}, loaded on {backend}: outputs differ by {difference}"
+        assert difference < 1e-5, (
+            f"saved on {other}, loaded on {backend}: outputs differ by {difference}"
+        )

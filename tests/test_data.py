@@ -11,7 +11,9 @@ pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
 
 def _all_rows(ds):
-    return np.concatenate([ds.X_train, ds.X_val, ds.X_test]), np.concatenate([ds.y_train, ds.y_val, ds.y_test])
+    return np.concatenate([ds.X_train, ds.X_val, ds.X_test]), np.concatenate(
+        [ds.y_train, ds.y_val, ds.y_test]
+    )
 
 
 @pytest.mark.parametrize("name", BUILTIN_NAMES)
@@ -20,8 +22,14 @@ def test_builtin_dataset_shapes_and_types(name):
     X, y = _all_rows(ds)
     assert ds.name == name and ds.X_train.dtype == np.float32
     assert len(ds.feature_names) == ds.input_dim == X.shape[1]
-    assert len(ds.X_test) == int(np.ceil(0.2 * len(X))) and len(ds.X_val) == int(np.ceil(0.1 * len(X)))
-    for features, target in ((ds.X_train, ds.y_train), (ds.X_val, ds.y_val), (ds.X_test, ds.y_test)):
+    assert len(ds.X_test) == int(np.ceil(0.2 * len(X))) and len(ds.X_val) == int(
+        np.ceil(0.1 * len(X))
+    )
+    for features, target in (
+        (ds.X_train, ds.y_train),
+        (ds.X_val, ds.y_val),
+        (ds.X_test, ds.y_test),
+    ):
         assert features.shape[0] == target.shape[0] and target.ndim == 1
     if ds.task == "classification":
         assert ds.y_train.dtype == np.int32 and set(np.unique(y)) == set(range(ds.n_classes))
@@ -30,8 +38,14 @@ def test_builtin_dataset_shapes_and_types(name):
         assert ds.y_train.dtype == np.float32 and ds.n_classes is None and ds.output_dim == 1
 
 
-@pytest.mark.parametrize("name, loader", [("iris", skdatasets.load_iris), ("diabetes", skdatasets.load_diabetes),
-                                          ("digits", skdatasets.load_digits)])
+@pytest.mark.parametrize(
+    "name, loader",
+    [
+        ("iris", skdatasets.load_iris),
+        ("diabetes", skdatasets.load_diabetes),
+        ("digits", skdatasets.load_digits),
+    ],
+)
 def test_splits_partition_the_sklearn_data(name, loader):
     X, _ = _all_rows(load_dataset(name))
     reference = loader().data.astype(np.float32)
@@ -40,7 +54,11 @@ def test_splits_partition_the_sklearn_data(name, loader):
 
 
 def test_splits_are_deterministic_in_seed():
-    a, b, c = load_dataset("wine", seed=3), load_dataset("wine", seed=3), load_dataset("wine", seed=4)
+    a, b, c = (
+        load_dataset("wine", seed=3),
+        load_dataset("wine", seed=3),
+        load_dataset("wine", seed=4),
+    )
     np.testing.assert_array_equal(a.X_train, b.X_train)
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.X_train, c.X_train)
@@ -82,8 +100,13 @@ def test_friedman1_is_regression_with_ten_features():
 
 def _frame(rows=60, seed=0):
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({"a": rng.normal(size=rows), "b": rng.integers(0, 5, rows),
-                         "label": np.array(["cat", "dog", "eel"])[np.arange(rows) % 3]})
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=rows),
+            "b": rng.integers(0, 5, rows),
+            "label": np.array(["cat", "dog", "eel"])[np.arange(rows) % 3],
+        }
+    )
 
 
 def test_csv_with_string_labels(tmp_path):
@@ -95,7 +118,9 @@ def test_csv_with_string_labels(tmp_path):
     labels = sorted(_frame()["label"].unique())
     assert ds.class_names == tuple(labels)  # codes follow the labels' sorted order
     frame = _frame()
-    label_of = {(np.float32(a), np.float32(b)): label for a, b, label in frame.itertuples(index=False)}
+    label_of = {
+        (np.float32(a), np.float32(b)): label for a, b, label in frame.itertuples(index=False)
+    }
     for X, y in ((ds.X_train, ds.y_train), (ds.X_test, ds.y_test)):
         assert [label_of[(a, b)] for a, b in X[:5]] == [labels[c] for c in y[:5]]
 
@@ -129,28 +154,71 @@ def _write_csv(tmp_path, frame, name="bad.csv"):
 
 
 BAD_INPUTS = {
-    "unknown name": (lambda tmp: ("mnist", {}), r"Unknown dataset 'mnist'; valid names: digits, iris"),
+    "unknown name": (
+        lambda tmp: ("mnist", {}),
+        r"Unknown dataset 'mnist'; valid names: digits, iris",
+    ),
     "missing file": (lambda tmp: (tmp / "nope.csv", {}), r"Dataset file not found: .*nope\.csv"),
-    "missing target": (lambda tmp: (_write_csv(tmp, _frame()), {"target": "y"}),
-                       r"no target column 'y'; columns are \['a', 'b', 'label'\]"),
-    "default target absent": (lambda tmp: (_write_csv(tmp, _frame()), {}),
-                              r"no target column 'target'; pass target= one of"),
-    "non-numeric feature": (lambda tmp: (_write_csv(tmp, _frame().assign(target=1, a="x")), {}),
-                            r"non-numeric feature columns \['a', 'label'\]"),
-    "NaN feature": (lambda tmp: (_write_csv(tmp, _frame().drop(columns="label").assign(
-        target=np.arange(60) % 2, a=[np.nan] + [0.0] * 59)), {}), r"1 NaN or infinite feature values in columns \['a'\]"),
-    "too few rows": (lambda tmp: (_write_csv(tmp, _frame(rows=3).drop(columns="label").assign(target=[0, 1, 0])), {}),
-                     r"3 rows are too few"),
-    "stratify impossible": (lambda tmp: (_write_csv(tmp, _frame(rows=9).drop(columns="label").assign(
-        target=[0] * 8 + [1])), {}), r"too few for a stratified split"),
-    "bad test_size": (lambda tmp: ("iris", {"test_size": 0.0}), r"Expected 0 < test_size < 1, got 0.0"),
-    "fractions too large": (lambda tmp: ("iris", {"test_size": 0.5, "val_size": 0.5}), r"test_size \+ val_size < 1"),
-    "unknown option": (lambda tmp: ("moons", {"radius": 2}), r"moons: unknown options \['radius'\]; allowed: n_samples"),
+    "missing target": (
+        lambda tmp: (_write_csv(tmp, _frame()), {"target": "y"}),
+        r"no target column 'y'; columns are \['a', 'b', 'label'\]",
+    ),
+    "default target absent": (
+        lambda tmp: (_write_csv(tmp, _frame()), {}),
+        r"no target column 'target'; pass target= one of",
+    ),
+    "non-numeric feature": (
+        lambda tmp: (_write_csv(tmp, _frame().assign(target=1, a="x")), {}),
+        r"non-numeric feature columns \['a', 'label'\]",
+    ),
+    "NaN feature": (
+        lambda tmp: (
+            _write_csv(
+                tmp,
+                _frame()
+                .drop(columns="label")
+                .assign(target=np.arange(60) % 2, a=[np.nan] + [0.0] * 59),
+            ),
+            {},
+        ),
+        r"1 NaN or infinite feature values in columns \['a'\]",
+    ),
+    "too few rows": (
+        lambda tmp: (
+            _write_csv(tmp, _frame(rows=3).drop(columns="label").assign(target=[0, 1, 0])),
+            {},
+        ),
+        r"3 rows are too few",
+    ),
+    "stratify impossible": (
+        lambda tmp: (
+            _write_csv(tmp, _frame(rows=9).drop(columns="label").assign(target=[0] * 8 + [1])),
+            {},
+        ),
+        r"too few for a stratified split",
+    ),
+    "bad test_size": (
+        lambda tmp: ("iris", {"test_size": 0.0}),
+        r"Expected 0 < test_size < 1, got 0.0",
+    ),
+    "fractions too large": (
+        lambda tmp: ("iris", {"test_size": 0.5, "val_size": 0.5}),
+        r"test_size \+ val_size < 1",
+    ),
+    "unknown option": (
+        lambda tmp: ("moons", {"radius": 2}),
+        r"moons: unknown options \['radius'\]; allowed: n_samples",
+    ),
     "option on bundled": (lambda tmp: ("iris", {"noise": 0.1}), r"iris: takes no options"),
-    "unsupported suffix": (lambda tmp: (_touch(tmp / "d.xlsx"), {}), r"unsupported file type '.xlsx'"),
+    "unsupported suffix": (
+        lambda tmp: (_touch(tmp / "d.xlsx"), {}),
+        r"unsupported file type '.xlsx'",
+    ),
     "npz without y": (lambda tmp: (_npz(tmp, X=np.ones((5, 2))), {}), r"missing arrays \['y'\]"),
-    "one class": (lambda tmp: (_write_csv(tmp, _frame().drop(columns="label").assign(target=1)), {}),
-                  r"at least 2 classes, got 1"),
+    "one class": (
+        lambda tmp: (_write_csv(tmp, _frame().drop(columns="label").assign(target=1)), {}),
+        r"at least 2 classes, got 1",
+    ),
     "bad task": (lambda tmp: ("iris", {"task": "ranking"}), r"unknown task 'ranking'"),
 }
 

@@ -59,7 +59,9 @@ def test_relu_with_only_negative_inputs_is_dead_and_leaky_relu_is_not(backend):
         layer.set_weights([np.zeros((64, 16), np.float32), np.full(16, -1.0, np.float32)])
         metrics = _probe(model).measure(x, y)
         assert metrics["dead_fraction/dense_1"] == dead
-        assert metrics["act_mean/dense_1"] == pytest.approx(-1.0 * (1 - dead) * _leaky_alpha(), abs=1e-7)
+        assert metrics["act_mean/dense_1"] == pytest.approx(
+            -1.0 * (1 - dead) * _leaky_alpha(), abs=1e-7
+        )
         # Nothing flows back through dead units: the first kernel gets no gradient at all.
         assert (metrics["grad_norm/dense_1"] == 0) == bool(dead)
 
@@ -81,7 +83,9 @@ def test_gradients_and_activations_match_numpy_and_finite_differences(backend):
     x, y = data.X_train[:40].astype(np.float32), data.y_train[:40]
     model = build_mlp(4, 3, hidden=(5, 3), activation="tanh", seed=1)
     kernels = [np.float64(layer.get_weights()[0]) for layer in _dense(model)]
-    biases = [np.float64(layer.get_weights()[1]) + 0.1 * (i + 1) for i, layer in enumerate(_dense(model))]
+    biases = [
+        np.float64(layer.get_weights()[1]) + 0.1 * (i + 1) for i, layer in enumerate(_dense(model))
+    ]
     for layer, kernel, bias in zip(_dense(model), kernels, biases):
         layer.set_weights([np.float32(kernel), np.float32(bias)])
     metrics = _probe(model).measure(x, y)
@@ -94,7 +98,9 @@ def test_gradients_and_activations_match_numpy_and_finite_differences(backend):
     for index, name in enumerate(("dense_1", "dense_2", "output")):
         expected = np.linalg.norm(_finite_difference(x, y, kernels, biases, index))
         assert metrics[f"grad_norm/{name}"] == pytest.approx(expected, rel=1e-4)
-        assert metrics[f"weight_norm/{name}"] == pytest.approx(np.linalg.norm(kernels[index]), rel=1e-6)
+        assert metrics[f"weight_norm/{name}"] == pytest.approx(
+            np.linalg.norm(kernels[index]), rel=1e-6
+        )
 
 
 def _dense(model):
@@ -133,9 +139,17 @@ def _finite_difference(x, y, kernels, biases, index, step=1e-6):
 
 
 def _grid(**overrides):
-    return GridSpec.model_validate({
-        "name": "diag", "dataset": {"name": "digits"}, "model": {"hidden": [16, 16], "dropout": 0.1},
-        "training": {"epochs": 3, "batch_size": 64}, "backends": ["jax"], "seeds": [0], **overrides})
+    return GridSpec.model_validate(
+        {
+            "name": "diag",
+            "dataset": {"name": "digits"},
+            "model": {"hidden": [16, 16], "dropout": 0.1},
+            "training": {"epochs": 3, "batch_size": 64},
+            "backends": ["jax"],
+            "seeds": [0],
+            **overrides,
+        }
+    )
 
 
 @pytest.mark.backend
@@ -156,13 +170,22 @@ def test_diagnostics_change_no_number_of_training_and_report_epoch_zero(backend)
     for event in events:
         names = set(event["metrics"])
         for layer in ("dense_1", "dense_2"):
-            assert {f"grad_norm/{layer}", f"dead_fraction/{layer}", f"act_mean/{layer}", f"act_std/{layer}",
-                    f"weight_norm/{layer}"} <= names
+            assert {
+                f"grad_norm/{layer}",
+                f"dead_fraction/{layer}",
+                f"act_mean/{layer}",
+                f"act_std/{layer}",
+                f"weight_norm/{layer}",
+            } <= names
         assert {"grad_norm/output", "diagnostics_time_s"} <= names
         assert all(np.isfinite(value) for value in event["metrics"].values())
     # Epoch 0 is the starting point: training moved the weights after it.
-    assert events[0]["metrics"]["weight_norm/dense_1"] != events[1]["metrics"]["weight_norm/dense_1"]
-    assert events[0]["metrics"] == events[4]["metrics"] | {"diagnostics_time_s": events[0]["metrics"]["diagnostics_time_s"]}
+    assert (
+        events[0]["metrics"]["weight_norm/dense_1"] != events[1]["metrics"]["weight_norm/dense_1"]
+    )
+    assert events[0]["metrics"] == events[4]["metrics"] | {
+        "diagnostics_time_s": events[0]["metrics"]["diagnostics_time_s"]
+    }
 
 
 def test_diagnostics_are_part_of_a_trials_key_only_when_on():

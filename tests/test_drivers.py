@@ -17,13 +17,26 @@ ACTIVATIONS = ["relu", "tanh"]
 
 
 def _grid(folder, name, epochs=80):
-    return write_grid(folder, name, backends=["sklearn"], seeds=SEEDS, dataset={"name": "circles"},
-                      training={"epochs": epochs, "batch_size": 8}, grid={"model.activation": ACTIVATIONS})
+    return write_grid(
+        folder,
+        name,
+        backends=["sklearn"],
+        seeds=SEEDS,
+        dataset={"name": "circles"},
+        training={"epochs": epochs, "batch_size": 8},
+        grid={"model.activation": ACTIVATIONS},
+    )
 
 
 def _driver(path, uri, folder, **env):
-    return subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=folder,
-                            env={**clean_env(), **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
+        cwd=folder,
+        env={**clean_env(), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _runs(uri, name, status=None):
@@ -31,7 +44,9 @@ def _runs(uri, name, status=None):
     # bare MlflowClient would migrate it at the same time as a driver and break both.
     client = StoreReader(uri).client
     experiment = client.get_experiment_by_name(name)
-    query = "tags.`mlpsuite.kind` = 'trial'" + (f" and attributes.status = '{status}'" if status else "")
+    query = "tags.`mlpsuite.kind` = 'trial'" + (
+        f" and attributes.status = '{status}'" if status else ""
+    )
     return client, client.search_runs([experiment.experiment_id], query, max_results=1000)
 
 
@@ -48,13 +63,20 @@ def test_two_drivers_at_once_run_every_key_once_and_end_with_one_comparison(tmp_
     # Each driver ran some of the keys (both had workers) and said how many the other ran.
     ran = [int(stdout.split(" run, ")[0].rsplit(": ", 1)[1]) for stdout, _ in outputs]
     assert sum(ran) == len(per_key) and min(ran) >= 1, ran
-    assert all("run by another driver of this grid meanwhile" in stdout for stdout, _ in outputs
-               if int(stdout.split(" run, ")[0].rsplit(": ", 1)[1]) < len(per_key))
+    assert all(
+        "run by another driver of this grid meanwhile" in stdout
+        for stdout, _ in outputs
+        if int(stdout.split(" run, ")[0].rsplit(": ", 1)[1]) < len(per_key)
+    )
     _, everything = _runs(uri, "shared")
-    assert {run.info.status for run in everything} == {"FINISHED"}  # withdrawn claims are deleted runs
+    assert {run.info.status for run in everything} == {
+        "FINISHED"
+    }  # withdrawn claims are deleted runs
     experiment = client.get_experiment_by_name("shared")
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == len(per_key)
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == len(
+        per_key
+    )
     assert {run.data.tags["mlflow.parentRunId"] for run in finished} == {parent.info.run_id}
     assert all(parent.info.run_id in stdout for stdout, _ in outputs)
 
@@ -79,9 +101,18 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     worker is frozen), and while the second driver is running the keys it could claim."""
     uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
     first = _driver(path, uri, tmp_path)
-    mine = lambda runs, driver, status: [r for r in runs if r.info.status == status  # noqa: E731
-                                         and r.data.tags.get("mlpsuite.pid") == str(driver.pid)]
-    _runs_when(uri, "takeover", lambda runs: mine(runs, first, "FINISHED") and mine(runs, first, "RUNNING"), first)
+    mine = lambda runs, driver, status: [
+        r
+        for r in runs
+        if r.info.status == status  # noqa: E731
+        and r.data.tags.get("mlpsuite.pid") == str(driver.pid)
+    ]
+    _runs_when(
+        uri,
+        "takeover",
+        lambda runs: mine(runs, first, "FINISHED") and mine(runs, first, "RUNNING"),
+        first,
+    )
     (worker,) = children(first.pid)
     os.kill(worker, signal.SIGSTOP)  # its trial in flight can no longer finish
     second = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1")

@@ -10,7 +10,15 @@ from mlflow import MlflowClient
 
 from mlpsuite import cli
 from mlpsuite.config import expand, load_config
-from tests.grids import clean_env, mlpsuite_command, ready_store, run_in_process, run_mlpsuite, trial_runs, write_grid
+from tests.grids import (
+    clean_env,
+    mlpsuite_command,
+    ready_store,
+    run_in_process,
+    run_mlpsuite,
+    trial_runs,
+    write_grid,
+)
 
 EPOCHS = 5
 
@@ -19,12 +27,22 @@ EPOCHS = 5
 def grid_run(tmp_path_factory):
     """One grid: 2 activations x 3 backends, run through the CLI in this process."""
     directory = tmp_path_factory.mktemp("engine")
-    path = write_grid(directory, "engine", training={"epochs": EPOCHS},
-                      grid={"model.activation": ["relu", "tanh"]})
+    path = write_grid(
+        directory,
+        "engine",
+        training={"epochs": EPOCHS},
+        grid={"model.activation": ["relu", "tanh"]},
+    )
     uri = ready_store(directory)
     code = cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"])
-    return {"code": code, "uri": uri, "path": path, "runs": trial_runs(uri, "engine"),
-            "trials": expand(load_config(path)), "directory": directory}
+    return {
+        "code": code,
+        "uri": uri,
+        "path": path,
+        "runs": trial_runs(uri, "engine"),
+        "trials": expand(load_config(path)),
+        "directory": directory,
+    }
 
 
 def test_grid_exits_zero_with_one_finished_run_per_trial(grid_run):
@@ -49,7 +67,9 @@ def test_child_runs_carry_params_tags_and_parent(grid_run):
         assert run["params.optimizer.learning_rate"] == "0.05"
         assert run["tags.mlpsuite.seed"] == "0" and run["tags.mlpsuite.kind"] == "trial"
         assert run["tags.mlpsuite.version.keras"]
-    tanh_on_jax = runs[(runs["params.model.activation"] == "tanh") & (runs["params.backend"] == "jax")]
+    tanh_on_jax = runs[
+        (runs["params.model.activation"] == "tanh") & (runs["params.backend"] == "jax")
+    ]
     assert len(tanh_on_jax) == 1  # params.`model.activation` is filterable, as in the UI
 
 
@@ -75,10 +95,18 @@ def test_trial_json_artifact_reproduces_the_trial(grid_run):
 def _loss_curves(uri, runs, activation):
     client = MlflowClient(uri)
     chosen = runs[runs["params.model.activation"] == activation]
-    return {row["params.backend"]: (row["metrics.initial_loss"],
-                                    [m.value for m in sorted(client.get_metric_history(row["run_id"], "loss"),
-                                                             key=lambda m: m.step)])
-            for _, row in chosen.iterrows()}
+    return {
+        row["params.backend"]: (
+            row["metrics.initial_loss"],
+            [
+                m.value
+                for m in sorted(
+                    client.get_metric_history(row["run_id"], "loss"), key=lambda m: m.step
+                )
+            ],
+        )
+        for _, row in chosen.iterrows()
+    }
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
@@ -106,13 +134,15 @@ def test_running_again_reuses_every_finished_trial(grid_run, capsys):
 def test_rerun_on_the_same_backend_gives_identical_losses(grid_run):
     runs = grid_run["runs"]
     original = runs[runs["params.backend"] == "torch"].iloc[0]
-    done = run_in_process("rerun", original["run_id"], "--tracking-uri", grid_run["uri"],
-                        cwd=grid_run["directory"])
+    done = run_in_process(
+        "rerun", original["run_id"], "--tracking-uri", grid_run["uri"], cwd=grid_run["directory"]
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "largest relative difference in final losses: 0\n" in done.stdout
     client = MlflowClient(grid_run["uri"])
-    reruns = client.search_runs([original["experiment_id"]],
-                                f"tags.`mlpsuite.rerun_of` = '{original['run_id']}'")
+    reruns = client.search_runs(
+        [original["experiment_id"]], f"tags.`mlpsuite.rerun_of` = '{original['run_id']}'"
+    )
     assert len(reruns) == 1
     old = [m.value for m in client.get_metric_history(original["run_id"], "loss")]
     new = [m.value for m in client.get_metric_history(reruns[0].info.run_id, "loss")]
@@ -120,19 +150,30 @@ def test_rerun_on_the_same_backend_gives_identical_losses(grid_run):
 
 
 def test_diverging_trial_is_a_failed_run(tmp_path):
-    path = write_grid(tmp_path, "diverge", backends=["jax"], optimizer={"name": "sgd", "learning_rate": 1.0e6},
-                      model={"scaler": "none", "activation": "identity"})
+    path = write_grid(
+        tmp_path,
+        "diverge",
+        backends=["jax"],
+        optimizer={"name": "sgd", "learning_rate": 1.0e6},
+        model={"scaler": "none", "activation": "identity"},
+    )
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, "--strict", cwd=tmp_path)
     assert done.returncode == 1, done.stderr[-2000:]
     runs = trial_runs(uri, "diverge")
-    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["diverged"]
-    assert re.fullmatch(r"loss became (nan|inf) at epoch \d+", runs["tags.mlpsuite.failure_message"].iloc[0])
+    assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == [
+        "diverged"
+    ]
+    assert re.fullmatch(
+        r"loss became (nan|inf) at epoch \d+", runs["tags.mlpsuite.failure_message"].iloc[0]
+    )
 
 
 @pytest.mark.check
 def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
-    path = write_grid(tmp_path, "slow", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 1})
+    path = write_grid(
+        tmp_path, "slow", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 1}
+    )
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -161,7 +202,9 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     run_id = trial_runs(uri, "csvrun")["run_id"].iloc[0]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    again = run_in_process("rerun", run_id, "--tracking-uri", uri, "--tolerance", "0", cwd=elsewhere)
+    again = run_in_process(
+        "rerun", run_id, "--tracking-uri", uri, "--tolerance", "0", cwd=elsewhere
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     assert "largest relative difference in final losses: 0\n" in again.stdout
 
@@ -170,15 +213,28 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     refused = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, cwd=elsewhere)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "changed since the run" in refused.stderr and "--allow-changed-data" in refused.stderr
-    changed = run_in_process("rerun", run_id, "--tracking-uri", uri, "--allow-changed-data",
-                           "--tolerance", "0", cwd=elsewhere)
+    changed = run_in_process(
+        "rerun",
+        run_id,
+        "--tracking-uri",
+        uri,
+        "--allow-changed-data",
+        "--tolerance",
+        "0",
+        cwd=elsewhere,
+    )
     assert changed.returncode == 1, changed.stderr[-2000:]  # new data, new losses: over tolerance 0
     assert "over --tolerance 0" in changed.stderr
 
 
 def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
-    path = write_grid(tmp_path, "regress", dataset={"name": "diabetes"}, backends=["torch"],
-                      training={"epochs": 3, "early_stopping": {"patience": 1}})
+    path = write_grid(
+        tmp_path,
+        "regress",
+        dataset={"name": "diabetes"},
+        backends=["torch"],
+        training={"epochs": 3, "early_stopping": {"patience": 1}},
+    )
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -190,13 +246,23 @@ def test_regression_runs_log_r2_and_mae_on_val_and_test(tmp_path):
 
 def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_path):
     # The grid's order interleaves the two programs (activations); the queue groups them.
-    path = write_grid(tmp_path, "reuse", backends=["torch"],
-                      grid={"optimizer.learning_rate": [0.01, 0.05], "model.activation": ["relu", "tanh"]})
+    path = write_grid(
+        tmp_path,
+        "reuse",
+        backends=["torch"],
+        grid={"optimizer.learning_rate": [0.01, 0.05], "model.activation": ["relu", "tanh"]},
+    )
     uri = ready_store(tmp_path)
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1"]) == 0
-    assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1", "--force", "--no-reuse"]) == 0
+    assert (
+        cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "1", "--force", "--no-reuse"])
+        == 0
+    )
     runs = trial_runs(uri, "reuse")
-    reused, fresh = runs[runs["tags.mlpsuite.superseded_by"].notna()], runs[runs["tags.mlpsuite.superseded_by"].isna()]
+    reused, fresh = (
+        runs[runs["tags.mlpsuite.superseded_by"].notna()],
+        runs[runs["tags.mlpsuite.superseded_by"].isna()],
+    )
     assert len(reused) == len(fresh) == 4
     # One build per program, the other trial of each program reused (each backend's reuse is
     # tested bit by bit in test_reuse.py; here: the queue groups what the grid interleaves).
@@ -209,13 +275,23 @@ def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_
     by_key = fresh.set_index("tags.mlpsuite.trial_key")
     for _, run in reused.iterrows():  # another process, no reuse: the very same numbers
         other = by_key.loc[run["tags.mlpsuite.trial_key"]]
-        for name in ("metrics.loss", "metrics.val_loss", "metrics.test_loss", "metrics.initial_loss"):
+        for name in (
+            "metrics.loss",
+            "metrics.val_loss",
+            "metrics.test_loss",
+            "metrics.initial_loss",
+        ):
             assert run[name] == other[name], name
 
 
 def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
-    path = write_grid(tmp_path, "vectorized", backends=["torch", "jax"], seeds=[0, 1, 2],
-                      training={"epochs": 4, "vectorize": "seeds"})
+    path = write_grid(
+        tmp_path,
+        "vectorized",
+        backends=["torch", "jax"],
+        seeds=[0, 1, 2],
+        training={"epochs": 4, "vectorize": "seeds"},
+    )
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -227,19 +303,30 @@ def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
     assert list(jax["tags.mlpsuite.vectorized"]) == ["3"] * 3
     assert torch["tags.mlpsuite.vectorized"].isna().all()
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
-    assert parent.data.metrics["parity_max_rel_diff"] < 1e-4  # seed by seed, jax (together) vs torch
+    assert (
+        parent.data.metrics["parity_max_rel_diff"] < 1e-4
+    )  # seed by seed, jax (together) vs torch
 
 
 def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path):
     # A growth limit below zero: every worker retires after its second trial.
-    path = write_grid(tmp_path, "retire", backends=["sklearn"], grid={"model.activation": ["relu", "tanh", "identity",
-                                                                                         "sigmoid"]})
+    path = write_grid(
+        tmp_path,
+        "retire",
+        backends=["sklearn"],
+        grid={"model.activation": ["relu", "tanh", "identity", "sigmoid"]},
+    )
     uri = ready_store(tmp_path)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    done = subprocess.run(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"), cwd=tmp_path,
-                          env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1", "TMPDIR": str(scratch)},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
+        cwd=tmp_path,
+        env={**clean_env(), "MLPSUITE_MAX_GROWTH": "-1", "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "worker died" not in done.stderr and "log is kept" not in done.stderr
     runs = trial_runs(uri, "retire")

@@ -14,12 +14,21 @@ TIMES = ("epoch_time_s", "train_time_s", "diagnostics_time_s")
 
 
 def _config(**training) -> dict:
-    return {"name": "switches", "dataset": {"name": "digits", "val_size": 0.15},
-            "model": {"hidden": [24, 12], "activation": "relu", "dropout": 0.1},
-            "optimizer": {"name": "adam", "learning_rate": 0.03}, "diagnostics": True,
-            "training": {"epochs": 6, "batch_size": 50, **training,
-                         "early_stopping": {"monitor": "val_loss", "patience": 1, "restore_best_weights": True}},
-            "backends": ["jax"], "seeds": [0, 3]}
+    return {
+        "name": "switches",
+        "dataset": {"name": "digits", "val_size": 0.15},
+        "model": {"hidden": [24, 12], "activation": "relu", "dropout": 0.1},
+        "optimizer": {"name": "adam", "learning_rate": 0.03},
+        "diagnostics": True,
+        "training": {
+            "epochs": 6,
+            "batch_size": 50,
+            **training,
+            "early_stopping": {"monitor": "val_loss", "patience": 1, "restore_best_weights": True},
+        },
+        "backends": ["jax"],
+        "seeds": [0, 3],
+    }
 
 
 def _trials(**training):
@@ -32,8 +41,11 @@ def _run(trials):
     runner, results, events = TrialRunner(), [], []
     for trial in trials:
         results.append(runner.run(trial, events.append))
-    epochs = [{name: value for name, value in event["metrics"].items() if name not in TIMES}
-              for event in events if event["event"] == "epoch"]
+    epochs = [
+        {name: value for name, value in event["metrics"].items() if name not in TIMES}
+        for event in events
+        if event["event"] == "epoch"
+    ]
     return results, epochs
 
 
@@ -51,28 +63,48 @@ def test_one_epoch_per_execution_gives_bit_identical_curves(backend):
     assert any(name.startswith("grad_norm/") for name in fused_epochs[0])
     for one, auto in zip(stepwise, fused):
         assert auto.status == one.status == "FINISHED"
-        assert {k: v for k, v in auto.history.items() if k not in TIMES} == \
-               {k: v for k, v in one.history.items() if k not in TIMES}
-        assert (auto.stopped_epoch, auto.tested_epoch, auto.test) == (one.stopped_epoch, one.tested_epoch, one.test)
+        assert {k: v for k, v in auto.history.items() if k not in TIMES} == {
+            k: v for k, v in one.history.items() if k not in TIMES
+        }
+        assert (auto.stopped_epoch, auto.tested_epoch, auto.test) == (
+            one.stopped_epoch,
+            one.tested_epoch,
+            one.test,
+        )
     # The seeds' batch orders differ (the curves are not equal by accident), and early stopping
     # stopped at least one of them with its best weights restored.
     assert fused[0].history["loss"] != fused[1].history["loss"]
-    assert any(r.stopped_epoch is not None and r.tested_epoch < len(r.history["loss"]) for r in fused)
+    assert any(
+        r.stopped_epoch is not None and r.tested_epoch < len(r.history["loss"]) for r in fused
+    )
 
 
 @pytest.mark.backend
 def test_jit_compile_is_the_backends_compiler(backend):
     """true: XLA on TensorFlow and JAX, torch.compile on PyTorch; false: each backend's
     uncompiled path. The same losses up to float rounding, and the setting as Keras resolved it."""
-    trials = {jit: expand(GridSpec.model_validate(
-        {**_config(jit_compile=jit, batch_size=128), "dataset": {"name": "iris", "val_size": 0.2}, "diagnostics": False,
-         "model": {"hidden": [8], "activation": "elu"}, "seeds": [0]}))[0] for jit in (False, True, "auto")}
+    trials = {
+        jit: expand(
+            GridSpec.model_validate(
+                {
+                    **_config(jit_compile=jit, batch_size=128),
+                    "dataset": {"name": "iris", "val_size": 0.2},
+                    "diagnostics": False,
+                    "model": {"hidden": [8], "activation": "elu"},
+                    "seeds": [0],
+                }
+            )
+        )[0]
+        for jit in (False, True, "auto")
+    }
     assert len({trial.key for trial in trials.values()}) == 3
     with _as_in_a_worker(backend):
         results = {jit: _run([trial])[0][0] for jit, trial in trials.items()}
     assert results[False].jit_compile is False and results[True].jit_compile is True
     assert results["auto"].jit_compile is (backend == "jax")  # Keras' default on a CPU
-    np.testing.assert_allclose(results[True].history["loss"], results[False].history["loss"], rtol=2e-5)
+    np.testing.assert_allclose(
+        results[True].history["loss"], results[False].history["loss"], rtol=2e-5
+    )
     assert results[True].eval_compile_s >= 0 and results[True].peak_rss_mb > 50
 
 
@@ -106,22 +138,51 @@ def test_steps_per_execution_is_in_no_trial_key_and_jit_compile_is():
 
 @pytest.mark.check
 def test_jit_compile_as_a_grid_axis():
-    config = {**_config(), "backends": ["tensorflow", "jax"], "grid": {"training.jit_compile": [False, True]}}
+    config = {
+        **_config(),
+        "backends": ["tensorflow", "jax"],
+        "grid": {"training.jit_compile": [False, True]},
+    }
     trials = expand(GridSpec.model_validate(config))
     assert len({trial.key for trial in trials}) == len(trials) == 8
     assert {trial.cell_label() for trial in trials} == {"jit_compile=False", "jit_compile=True"}
 
 
-@pytest.mark.parametrize(("training", "grid", "backends", "expected"), [
-    ({"steps_per_execution": 4}, {}, ["torch", "jax"],
-     "training.steps_per_execution: PyTorch runs one step per execution, got 4; allowed: auto"),
-    ({}, {"training.steps_per_execution": [1, "auto"]}, ["jax"],
-     "grid.training.steps_per_execution: it changes no result"),
-    ({"vectorize": "seeds", "jit_compile": False}, {}, ["jax"],
-     "training.jit_compile: false contradicts training.vectorize: seeds"),
-    ({"steps_per_execution": 0}, {}, ["jax"], "training.steps_per_execution: got 0; allowed: auto or a whole"),
-    ({"jit_compile": "yes"}, {}, ["jax"], "training.jit_compile: got 'yes'; allowed: auto, true or false"),
-])
+@pytest.mark.parametrize(
+    ("training", "grid", "backends", "expected"),
+    [
+        (
+            {"steps_per_execution": 4},
+            {},
+            ["torch", "jax"],
+            "training.steps_per_execution: PyTorch runs one step per execution, got 4; allowed: auto",
+        ),
+        (
+            {},
+            {"training.steps_per_execution": [1, "auto"]},
+            ["jax"],
+            "grid.training.steps_per_execution: it changes no result",
+        ),
+        (
+            {"vectorize": "seeds", "jit_compile": False},
+            {},
+            ["jax"],
+            "training.jit_compile: false contradicts training.vectorize: seeds",
+        ),
+        (
+            {"steps_per_execution": 0},
+            {},
+            ["jax"],
+            "training.steps_per_execution: got 0; allowed: auto or a whole",
+        ),
+        (
+            {"jit_compile": "yes"},
+            {},
+            ["jax"],
+            "training.jit_compile: got 'yes'; allowed: auto, true or false",
+        ),
+    ],
+)
 @pytest.mark.check
 def test_speed_switch_mistakes_are_one_line(training, grid, backends, expected, tmp_path):
     config = {**_config(**training), "grid": grid, "backends": backends}
@@ -137,7 +198,9 @@ def test_torch_compile_without_a_compiler_is_a_config_error(monkeypatch):
     config = {**_config(jit_compile=True), "backends": ["torch"]}
     checked_config(config)  # g++ is on this machine
     monkeypatch.setenv("CXX", "no-such-compiler-xyz")
-    with pytest.raises(ConfigError, match="'no-such-compiler-xyz' .* is not on PATH; allowed: install one"):
+    with pytest.raises(
+        ConfigError, match="'no-such-compiler-xyz' .* is not on PATH; allowed: install one"
+    ):
         checked_config(config)
     checked_config({**config, "backends": ["jax", "tensorflow"]})  # XLA needs no compiler of ours
 

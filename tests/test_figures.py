@@ -93,7 +93,9 @@ def test_scaled_features_match_sklearn(wine_train):
     np.testing.assert_allclose(minmax.min(axis=0), 0.0, atol=1e-6)
     np.testing.assert_allclose(minmax.max(axis=0), 1.0, atol=1e-6)
     np.testing.assert_allclose(minmax, MinMaxScaler().fit_transform(wine_train), atol=1e-5)
-    np.testing.assert_allclose(scaled["robust"], RobustScaler().fit_transform(wine_train), atol=1e-5)
+    np.testing.assert_allclose(
+        scaled["robust"], RobustScaler().fit_transform(wine_train), atol=1e-5
+    )
 
 
 @pytest.mark.check
@@ -103,7 +105,8 @@ def test_scalers_figure_shows_the_raw_scales_apart(wine_train):
         _check_has_finite_data(figure)
         raw, *scaled_panels = [axes for axes in figure.axes if _title(axes)]
         assert [t.get_text() for t in scaled_panels[-1].get_xticklabels()] == list(
-            load_dataset("wine").feature_names)
+            load_dataset("wine").feature_names
+        )
         # Proline lives in the hundreds, hue around 1: the raw panel's axis must reach the largest.
         assert raw.get_ylim()[1] >= wine_train.max()
         low, high = _panel(figure, figures.SCALER_CAPTIONS["standard"]).get_ylim()
@@ -129,16 +132,19 @@ def _beale_gradient(x: float, y: float) -> np.ndarray:
     return np.array([2.0 * terms(x, y) @ d_dx, 2.0 * terms(x, y) @ d_dy])
 
 
-@pytest.mark.parametrize("function_name, gradient", [("rosenbrock", _rosenbrock_gradient),
-                                                     ("beale", _beale_gradient)])
+@pytest.mark.parametrize(
+    "function_name, gradient", [("rosenbrock", _rosenbrock_gradient), ("beale", _beale_gradient)]
+)
 @pytest.mark.check
 def test_closed_form_gradients_match_finite_differences(function_name, gradient):
     surface = figures.SURFACES[function_name]
     rng = np.random.default_rng(0)
     for x, y in rng.uniform(-1.5, 1.5, size=(5, 2)):
         h = 1e-6
-        numerical = [(surface.value(x + h, y) - surface.value(x - h, y)) / (2 * h),
-                     (surface.value(x, y + h) - surface.value(x, y - h)) / (2 * h)]
+        numerical = [
+            (surface.value(x + h, y) - surface.value(x - h, y)) / (2 * h),
+            (surface.value(x, y + h) - surface.value(x, y - h)) / (2 * h),
+        ]
         np.testing.assert_allclose(gradient(x, y), numerical, rtol=1e-5, atol=1e-5)
         point = np.array([x, y])
         np.testing.assert_allclose(np.asarray(surface.gradient(point)), gradient(x, y), rtol=1e-6)
@@ -146,8 +152,11 @@ def test_closed_form_gradients_match_finite_differences(function_name, gradient)
 
 @pytest.mark.check
 def test_documented_settings_match_the_surfaces():
-    rows = {cells[0]: cells[1:] for line in figures.optimizers.__doc__.splitlines()
-            if (cells := [c.strip() for c in line.strip().strip("|").split("|")])[0] in figures.SURFACES}
+    rows = {
+        cells[0]: cells[1:]
+        for line in figures.optimizers.__doc__.splitlines()
+        if (cells := [c.strip() for c in line.strip().strip("|").split("|")])[0] in figures.SURFACES
+    }
     header = next(line for line in figures.optimizers.__doc__.splitlines() if "| function" in line)
     optimizer_columns = [c.strip() for c in header.strip().strip("|").split("|")][3:]
     assert optimizer_columns == list(figures.OPTIMIZERS)
@@ -155,7 +164,9 @@ def test_documented_settings_match_the_surfaces():
         start, steps, *rates = rows[name]
         assert tuple(map(float, re.findall(r"-?[\d.]+", start))) == surface.start
         assert int(steps) == surface.steps
-        assert [float(rate) for rate in rates] == [surface.learning_rates[o] for o in optimizer_columns]
+        assert [float(rate) for rate in rates] == [
+            surface.learning_rates[o] for o in optimizer_columns
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -237,8 +248,17 @@ def test_cli_unknown_figure_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
 
 def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
     uri = ready_store(tmp_path)
-    done = run_in_process("figures", "scalers", "--out", str(tmp_path / "out"), "--log", "lecture",
-                        "--tracking-uri", uri, cwd=tmp_path)
+    done = run_in_process(
+        "figures",
+        "scalers",
+        "--out",
+        str(tmp_path / "out"),
+        "--log",
+        "lecture",
+        "--tracking-uri",
+        uri,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("lecture")
@@ -281,8 +301,15 @@ def diagnostics_grid(tmp_path_factory):
     """A real grid with diagnostics (torch, sigmoid and relu, 3 hidden layers); (folder, uri, name)."""
     folder = tmp_path_factory.mktemp("diagnostics")
     uri = ready_store(folder)
-    path = write_grid(folder, "diag", diagnostics=True, backends=["torch"], model={"hidden": [8, 8, 8]},
-                      grid={"model.activation": ["sigmoid", "relu"]}, training={"epochs": EPOCHS})
+    path = write_grid(
+        folder,
+        "diag",
+        diagnostics=True,
+        backends=["torch"],
+        model={"hidden": [8, 8, 8]},
+        grid={"model.activation": ["sigmoid", "relu"]},
+        training={"epochs": EPOCHS},
+    )
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=folder)
     assert done.returncode == 0, done.stderr
     return folder, uri, "diag"
@@ -292,9 +319,13 @@ def _logged(uri: str, experiment: str, activation: str, metric: str, step: int) 
     """The metric at `step` in the one trial run of `activation`, read with MLflow's own client."""
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    (run,) = client.search_runs([experiment_id], f"tags.`mlpsuite.kind` = 'trial' and "
-                                                 f"params.`model.activation` = '{activation}'")
-    (value,) = [m.value for m in client.get_metric_history(run.info.run_id, metric) if m.step == step]
+    (run,) = client.search_runs(
+        [experiment_id],
+        f"tags.`mlpsuite.kind` = 'trial' and params.`model.activation` = '{activation}'",
+    )
+    (value,) = [
+        m.value for m in client.get_metric_history(run.info.run_id, metric) if m.step == step
+    ]
     return value
 
 
@@ -310,14 +341,20 @@ def test_grid_figures_plot_the_logged_diagnostics(diagnostics_grid):
             epochs, shares = _line(axes, activation).get_data()
             assert list(epochs) == list(range(EPOCHS + 1))
             for epoch in (0, EPOCHS):
-                expected = np.mean([_logged(uri, experiment, activation, f"dead_fraction/dense_{layer}", epoch)
-                                    for layer in (1, 2, 3)])
+                expected = np.mean(
+                    [
+                        _logged(uri, experiment, activation, f"dead_fraction/dense_{layer}", epoch)
+                        for layer in (1, 2, 3)
+                    ]
+                )
                 assert shares[epoch] == pytest.approx(expected, abs=1e-12), (activation, epoch)
         (axes,) = [axes for axes in norms.axes if _title(axes)]
         assert axes.get_yscale() == "log"
         for activation in ("sigmoid", "relu"):
-            logged = [_logged(uri, experiment, activation, f"grad_norm/{layer}", 0)
-                      for layer in ("dense_1", "dense_2", "dense_3", "output")]
+            logged = [
+                _logged(uri, experiment, activation, f"grad_norm/{layer}", 0)
+                for layer in ("dense_1", "dense_2", "dense_3", "output")
+            ]
             np.testing.assert_allclose(_line(axes, activation).get_ydata(), logged, rtol=1e-12)
     finally:
         plt.close(dead)
@@ -329,16 +366,33 @@ def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(diagnostics_grid):
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     for run in client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'"):
-        for name in ("grad_norm/dense_1", "dead_fraction/dense_2", "act_std/dense_3", "weight_norm/output"):
+        for name in (
+            "grad_norm/dense_1",
+            "dead_fraction/dense_2",
+            "act_std/dense_3",
+            "weight_norm/output",
+        ):
             history = client.get_metric_history(run.info.run_id, name)
             assert sorted(m.step for m in history) == list(range(EPOCHS + 1)), name
-        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(range(1, EPOCHS + 1))
+        assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss")) == list(
+            range(1, EPOCHS + 1)
+        )
 
 
 def test_cli_draws_both_grid_figures(diagnostics_grid):
     folder, uri, experiment = diagnostics_grid
-    done = run_in_process("figures", "gradients", "dead_units", "--experiment", experiment,
-                        "--tracking-uri", uri, "--out", "out", cwd=folder)
+    done = run_in_process(
+        "figures",
+        "gradients",
+        "dead_units",
+        "--experiment",
+        experiment,
+        "--tracking-uri",
+        uri,
+        "--out",
+        "out",
+        cwd=folder,
+    )
     assert done.returncode == 0, done.stderr
     for name in ("gradients", "dead_units"):
         assert (folder / "out" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -346,8 +400,17 @@ def test_cli_draws_both_grid_figures(diagnostics_grid):
 
 def test_cli_unknown_experiment_is_one_line_exit_2(diagnostics_grid):
     folder, uri, _ = diagnostics_grid
-    done = run_in_process("figures", "gradients", "--experiment", "nope", "--tracking-uri", uri,
-                        "--out", "refused", cwd=folder)
+    done = run_in_process(
+        "figures",
+        "gradients",
+        "--experiment",
+        "nope",
+        "--tracking-uri",
+        uri,
+        "--out",
+        "refused",
+        cwd=folder,
+    )
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1
     assert "nope" in done.stderr and "diag" in done.stderr  # names it and the experiments there
@@ -368,6 +431,9 @@ def test_grid_without_diagnostics_is_refused_in_one_line(diagnostics_grid):
     path = write_grid(folder, "plain", backends=["sklearn"], training={"epochs": 2})
     assert run_in_process("run", str(path), "--tracking-uri", uri, cwd=folder).returncode == 0
     for figure in (figures.gradients, figures.dead_units):
-        with pytest.raises(ReportError, match=r"^experiment 'plain': no finished trial .* set "
-                                              r"diagnostics: true in its config and run it again$"):
+        with pytest.raises(
+            ReportError,
+            match=r"^experiment 'plain': no finished trial .* set "
+            r"diagnostics: true in its config and run it again$",
+        ):
             figure(experiment="plain", tracking_uri=uri)

@@ -22,8 +22,10 @@ def test_sample_variance_matches_the_intended_variance(name):
     assert abs(kernel.mean()) < 4 * np.sqrt(intended / kernel.size)
 
 
-@pytest.mark.parametrize("name, fan", [("glorot_uniform", (FAN_IN + FAN_OUT) / 2),
-                                       ("he_uniform", FAN_IN), ("lecun_uniform", FAN_IN)])
+@pytest.mark.parametrize(
+    "name, fan",
+    [("glorot_uniform", (FAN_IN + FAN_OUT) / 2), ("he_uniform", FAN_IN), ("lecun_uniform", FAN_IN)],
+)
 def test_uniform_limits_follow_the_keras_formula(name, fan):
     scale = 2.0 if name.startswith("he") else 1.0
     limit = np.sqrt(3.0 * scale / fan)

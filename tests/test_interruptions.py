@@ -10,23 +10,39 @@ from pathlib import Path
 from mlflow import MlflowClient
 
 from tests.faults import children
-from tests.grids import (clean_env, mlpsuite_command, polled_statuses, ready_store, run_in_process, sqlite_uri,
-                        trial_runs, write_grid)
+from tests.grids import (
+    clean_env,
+    mlpsuite_command,
+    polled_statuses,
+    ready_store,
+    run_in_process,
+    sqlite_uri,
+    trial_runs,
+    write_grid,
+)
 
 # Each trial runs a few seconds (iris, many epochs) so a signal lands mid-trial.
 LONG_TRIALS = {"training": {"epochs": 500, "batch_size": 8}, "backends": ["sklearn"]}
 
 
 def _start(path: Path, uri: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
-                            cwd=cwd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        mlpsuite_command("run", str(path), "--tracking-uri", uri, "--jobs", "1"),
+        cwd=cwd,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"mlpsuite ended early ({process.returncode}): {process.stderr.read()[-2000:]}")
+            raise AssertionError(
+                f"mlpsuite ended early ({process.returncode}): {process.stderr.read()[-2000:]}"
+            )
         value = condition()
         if value:
             return value
@@ -36,11 +52,18 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
 
 
 def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_path):
-    path = write_grid(tmp_path, "interrupted", **LONG_TRIALS,
-                      grid={"model.activation": ["relu", "tanh", "identity", "sigmoid"]})
+    path = write_grid(
+        tmp_path,
+        "interrupted",
+        **LONG_TRIALS,
+        grid={"model.activation": ["relu", "tanh", "identity", "sigmoid"]},
+    )
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in polled_statuses(uri, "interrupted")}, process)
+    _wait_until(
+        lambda: {"FINISHED", "RUNNING"} <= {s for s, _, _ in polled_statuses(uri, "interrupted")},
+        process,
+    )
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr[-2000:]
@@ -52,24 +75,37 @@ def test_ctrl_c_marks_in_flight_runs_killed_and_resume_runs_no_trial_twice(tmp_p
 
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    finished = [key for status, key, _ in polled_statuses(uri, "interrupted") if status == "FINISHED"]
+    finished = [
+        key for status, key, _ in polled_statuses(uri, "interrupted") if status == "FINISHED"
+    ]
     assert len(finished) == len(set(finished)) == 4  # every trial once, none twice
     runs = trial_runs(uri, "interrupted")
-    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    parents = MlflowClient(uri).search_runs(
+        [runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'"
+    )
     # One grid, one parent: the resume reopened it, and every trial hangs under it.
     assert [p.info.status for p in parents] == ["FINISHED"]
     parent = parents[0]
     assert parent.data.tags["mlpsuite.invocations"] == "2"
     assert set(runs["tags.mlflow.parentRunId"]) == {parent.info.run_id}
-    assert parent.data.metrics["trials_counted"] == 4 and parent.data.metrics["trials_excluded"] == 0
+    assert (
+        parent.data.metrics["trials_counted"] == 4 and parent.data.metrics["trials_excluded"] == 0
+    )
     assert "4 of 4 trials counted" in parent.data.tags["mlflow.note.content"]
 
 
 def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
-    path = write_grid(tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]})
+    path = write_grid(
+        tmp_path, "killed", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]}
+    )
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "killed")), process)
+    _wait_until(
+        lambda: any(
+            s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "killed")
+        ),
+        process,
+    )
     workers = children(process.pid)
     assert len(workers) == 1
     os.kill(workers[0], signal.SIGKILL)
@@ -89,8 +125,16 @@ def test_sigkilled_worker_gives_one_failed_run_and_the_grid_finishes(tmp_path):
 
 def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
     uri = sqlite_uri(tmp_path)
-    paths = [write_grid(tmp_path, name, backends=["sklearn"], training={"epochs": 100},
-                        grid={"model.activation": ["relu", "tanh", "identity"]}) for name in ("left", "right")]
+    paths = [
+        write_grid(
+            tmp_path,
+            name,
+            backends=["sklearn"],
+            training={"epochs": 100},
+            grid={"model.activation": ["relu", "tanh", "identity"]},
+        )
+        for name in ("left", "right")
+    ]
     processes = [_start(path, uri, tmp_path) for path in paths]
     for process in processes:
         _, stderr = process.communicate(timeout=240)
@@ -102,24 +146,40 @@ def test_two_grids_at_once_on_one_sqlite_store(tmp_path):
 
 
 def test_sighup_stops_like_ctrl_c_with_exit_129(tmp_path):
-    path = write_grid(tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]})
+    path = write_grid(
+        tmp_path, "hangup", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh", "identity"]}
+    )
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "hangup")), process)
+    _wait_until(
+        lambda: any(
+            s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "hangup")
+        ),
+        process,
+    )
     process.send_signal(signal.SIGHUP)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 129, stderr[-2000:]
     runs = trial_runs(uri, "hangup")
     assert "RUNNING" not in set(runs["status"]) and "KILLED" in set(runs["status"])
-    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    parents = MlflowClient(uri).search_runs(
+        [runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'"
+    )
     assert [p.info.status for p in parents] == ["KILLED"]
 
 
 def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next_run(tmp_path):
-    path = write_grid(tmp_path, "orphaned", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh"]})
+    path = write_grid(
+        tmp_path, "orphaned", **LONG_TRIALS, grid={"model.activation": ["relu", "tanh"]}
+    )
     uri = ready_store(tmp_path)
     process = _start(path, uri, tmp_path)
-    _wait_until(lambda: any(s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "orphaned")), process)
+    _wait_until(
+        lambda: any(
+            s == "RUNNING" and epochs >= 1 for s, _, epochs in polled_statuses(uri, "orphaned")
+        ),
+        process,
+    )
     workers = children(process.pid)
     process.kill()  # SIGKILL: no clean-up, the runs stay RUNNING
     process.wait()
@@ -134,6 +194,8 @@ def test_runs_left_running_by_a_killed_coordinator_are_marked_killed_by_the_next
     killed = runs.query("status == 'KILLED'")
     assert len(killed) >= 1 and set(killed["tags.mlpsuite.failure"]) == {"coordinator died"}
     assert runs.query("status == 'FINISHED'")["tags.mlpsuite.trial_key"].nunique() == 2
-    parents = MlflowClient(uri).search_runs([runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'")
+    parents = MlflowClient(uri).search_runs(
+        [runs["experiment_id"].iloc[0]], "tags.`mlpsuite.kind` = 'grid'"
+    )
     assert [p.info.status for p in parents] == ["FINISHED"]  # the orphaned parent, reopened
     assert "mlpsuite.failure" not in parents[0].data.tags  # why it was killed is no longer true

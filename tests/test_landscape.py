@@ -10,14 +10,22 @@ pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
 def test_each_units_direction_has_the_norm_of_its_weights_and_biases_do_not_move():
     rng = np.random.default_rng(0)
-    weights = [rng.normal(size=(4, 3)).astype(np.float32), np.ones(3, np.float32),
-               rng.normal(scale=5.0, size=(3, 2)).astype(np.float32), np.zeros(2, np.float32)]
+    weights = [
+        rng.normal(size=(4, 3)).astype(np.float32),
+        np.ones(3, np.float32),
+        rng.normal(scale=5.0, size=(3, 2)).astype(np.float32),
+        np.zeros(2, np.float32),
+    ]
     direction = filter_normalized_direction(weights, np.random.default_rng(1))
     for weight, d in zip(weights, direction):
         assert d.shape == weight.shape and d.dtype == weight.dtype
         if weight.ndim == 2:
-            np.testing.assert_allclose(np.linalg.norm(d, axis=0), np.linalg.norm(weight, axis=0), rtol=1e-5)
-            assert not np.allclose(d / np.linalg.norm(d, axis=0), weight / np.linalg.norm(weight, axis=0))
+            np.testing.assert_allclose(
+                np.linalg.norm(d, axis=0), np.linalg.norm(weight, axis=0), rtol=1e-5
+            )
+            assert not np.allclose(
+                d / np.linalg.norm(d, axis=0), weight / np.linalg.norm(weight, axis=0)
+            )
         else:
             assert not d.any()
 

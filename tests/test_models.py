@@ -19,10 +19,23 @@ def test_shapes_and_layer_order(backend):
     model = build_mlp(7, 4, hidden=(32, 16, 8), activation="elu", scaler="standard")
     assert model.input_shape == (None, 7) and model.output_shape == (None, 4)
     kinds = [type(layer).__name__ for layer in model.layers]
-    assert kinds == ["InputLayer", "StandardScaling", "Dense", "ELU", "Dense", "ELU",
-                     "Dense", "ELU", "Dense"]
+    assert kinds == [
+        "InputLayer",
+        "StandardScaling",
+        "Dense",
+        "ELU",
+        "Dense",
+        "ELU",
+        "Dense",
+        "ELU",
+        "Dense",
+    ]
     assert [tuple(layer.kernel.shape) for layer in _dense_layers(model)] == [
-        (7, 32), (32, 16), (16, 8), (8, 4)]
+        (7, 32),
+        (32, 16),
+        (16, 8),
+        (8, 4),
+    ]
 
 
 def test_kernels_are_the_numpy_draws_and_biases_zero(backend):
@@ -53,7 +66,9 @@ def test_forward_pass_matches_numpy(backend):
     scaler = layers.MinMaxScaling()
     X = np.random.default_rng(3).normal(size=(20, 4)).astype("float32")
     scaler.adapt(X)
-    model = build_mlp(4, 3, hidden=(5,), activation="tanh", output_activation="softmax", scaler=scaler)
+    model = build_mlp(
+        4, 3, hidden=(5,), activation="tanh", output_activation="softmax", scaler=scaler
+    )
     (k1, b1), (k2, b2) = (layer.get_weights() for layer in _dense_layers(model))
     scaled = (X - X.min(0)) / (X.max(0) - X.min(0))
     logits = np.tanh(scaled @ k1 + b1) @ k2 + b2
@@ -90,21 +105,26 @@ def test_model_trains_with_fit(backend):
     X = np.random.default_rng(0).normal(size=(64, 2)).astype("float32")
     y = (X[:, 0] * X[:, 1] > 0).astype("int32")
     model = build_mlp(2, 2, hidden=(16,), activation="swish")
-    model.compile(optimizer=keras.optimizers.Adam(0.05),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     history = model.fit(X, y, epochs=30, batch_size=16, verbose=0, shuffle=False)
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"input_dim": 0}, "input_dim to be a positive int"),
-    ({"hidden": (4, -1)}, "hidden to be positive ints"),
-    ({"dropout": 1.0}, "0 <= dropout < 1"),
-    ({"activation": "relu6"}, "Unknown activation 'relu6'"),
-    ({"scaler": "zscore"}, "Unknown scaler 'zscore'.*standard"),
-    ({"scaler": 3}, "Expected scaler to be None"),
-    ({"initializer": "orthogonal"}, "Unknown initializer 'orthogonal'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"input_dim": 0}, "input_dim to be a positive int"),
+        ({"hidden": (4, -1)}, "hidden to be positive ints"),
+        ({"dropout": 1.0}, "0 <= dropout < 1"),
+        ({"activation": "relu6"}, "Unknown activation 'relu6'"),
+        ({"scaler": "zscore"}, "Unknown scaler 'zscore'.*standard"),
+        ({"scaler": 3}, "Expected scaler to be None"),
+        ({"initializer": "orthogonal"}, "Unknown initializer 'orthogonal'"),
+    ],
+)
 def test_bad_arguments_raise_value_error(backend, kwargs, message):
     arguments = {"input_dim": 3, "output_dim": 2, **kwargs}
     with pytest.raises(ValueError, match=message):

@@ -31,16 +31,21 @@ def test_dev_extra_brings_pytest():
 
 def _run(code):
     env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_coordinator_side_loads_no_framework():
-    modules = ("mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers, "
-               "mlpsuite.config, mlpsuite.runner, mlpsuite.tracking, mlpsuite.display, "
-               "mlpsuite.executors.local, mlpsuite.backends, mlpsuite.results")
-    done = _run(f"import sys, {modules};"
-                "print(sorted(m for m in ('keras','tensorflow','torch','jax') if m in sys.modules))")
+    modules = (
+        "mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers, "
+        "mlpsuite.config, mlpsuite.runner, mlpsuite.tracking, mlpsuite.display, "
+        "mlpsuite.executors.local, mlpsuite.backends, mlpsuite.results"
+    )
+    done = _run(
+        f"import sys, {modules};"
+        "print(sorted(m for m in ('keras','tensorflow','torch','jax') if m in sys.modules))"
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
 
@@ -49,12 +54,19 @@ def test_console_script_and_python_m_both_answer():
     script = Path(sys.executable).with_name("mlpsuite")
     done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "usage: mlpsuite" in done.stdout
-    done = subprocess.run([sys.executable, "-m", "mlpsuite.cli", "datasets"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlpsuite.cli", "datasets"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "friedman1" in done.stdout and "regression" in done.stdout
 
 
 def test_mlruns_holds_only_its_gitignore_and_readme():
-    tracked = subprocess.run(["git", "ls-files", "mlruns"], cwd=ROOT, capture_output=True, text=True)
+    tracked = subprocess.run(
+        ["git", "ls-files", "mlruns"], cwd=ROOT, capture_output=True, text=True
+    )
     if tracked.returncode == 0 and tracked.stdout.strip():
         assert set(tracked.stdout.split()) <= {"mlruns/.gitignore", "mlruns/README.md"}
     ignore = (ROOT / "mlruns" / ".gitignore").read_text().split()
@@ -64,14 +76,24 @@ def test_mlruns_holds_only_its_gitignore_and_readme():
 HEAVY = ("sklearn", "pandas", "scipy", "mlflow", "keras", "matplotlib")
 
 
-@pytest.mark.parametrize("argv, code", [(["--help"], 0), (["--version"], 0), (["run", "bad.yaml"], 2)],
-                         ids=["help", "version", "config error"])
+@pytest.mark.parametrize(
+    "argv, code",
+    [(["--help"], 0), (["--version"], 0), (["run", "bad.yaml"], 2)],
+    ids=["help", "version", "config error"],
+)
 def test_the_cli_answers_without_importing_heavy_libraries(tmp_path, argv, code):
     """What makes --help and a config error answer in a blink (benchmarks/startup.py)."""
     (tmp_path / "bad.yaml").write_text("name: x\ndataset: {name: iris}\ntraining: {epochs: 0}\n")
-    script = ("import sys\nfrom mlpsuite import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
-              "except SystemExit as stop:\n    code = stop.code\n"
-              f"print({HEAVY!r} and sorted(m for m in {HEAVY!r} if m in sys.modules), code)")
-    done = subprocess.run([sys.executable, "-c", script, *argv], cwd=tmp_path, capture_output=True, text=True,
-                          env={k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"})
+    script = (
+        "import sys\nfrom mlpsuite import cli\ntry:\n    code = cli.main(sys.argv[1:])\n"
+        "except SystemExit as stop:\n    code = stop.code\n"
+        f"print({HEAVY!r} and sorted(m for m in {HEAVY!r} if m in sys.modules), code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"},
+    )
     assert done.stdout.strip().splitlines()[-1] == f"[] {code}", done.stdout + done.stderr

@@ -22,14 +22,40 @@ import ray  # noqa: F401  (a dev install brings it: a missing Ray fails here, lo
 from mlpsuite.config import expand, load_config
 from mlpsuite.results import RETRIED, TIMEOUT, WORKER_DIED
 from tests.faults import Acting, alive, executor, freeze, kill, on_first, run_grid_acting, wait_for
-from tests.grids import (clean_env, cli_in_process, mlpsuite_command, polled_statuses, ready_store, run_in_process,
-                         run_mlpsuite, sqlite_uri, trial_runs, write_grid)
+from tests.grids import (
+    clean_env,
+    cli_in_process,
+    mlpsuite_command,
+    polled_statuses,
+    ready_store,
+    run_in_process,
+    run_mlpsuite,
+    sqlite_uri,
+    trial_runs,
+    write_grid,
+)
 from tests.servers import suite_server  # noqa: F401  (a fixture)
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
-UNSTABLE_TAGS = ("mlflow.runName", "mlpsuite.host", "mlpsuite.pid", "mlflow.parentRunId", "mlpsuite.reused_model",
-                 "mlpsuite.threads", "mlpsuite.heartbeat")
-TIMES = ("time_s", "fit_time", "step_time", "overhead", "worker_start", "epoch_time", "compile_s", "rss_mb")
+UNSTABLE_TAGS = (
+    "mlflow.runName",
+    "mlpsuite.host",
+    "mlpsuite.pid",
+    "mlflow.parentRunId",
+    "mlpsuite.reused_model",
+    "mlpsuite.threads",
+    "mlpsuite.heartbeat",
+)
+TIMES = (
+    "time_s",
+    "fit_time",
+    "step_time",
+    "overhead",
+    "worker_start",
+    "epoch_time",
+    "compile_s",
+    "rss_mb",
+)
 # Long enough that a signal sent at its first epoch lands mid-trial (a few seconds on sklearn).
 LONG = {"backends": ["sklearn"], "training": {"epochs": 400, "batch_size": 8}}
 
@@ -58,7 +84,11 @@ def no_ray_running(_ray_in_this_process):
 
 def _stable(run) -> dict:
     metrics = {k: v for k, v in run.data.metrics.items() if not any(t in k for t in TIMES)}
-    tags = {k: v for k, v in run.data.tags.items() if k not in UNSTABLE_TAGS and not k.startswith("mlflow.log")}
+    tags = {
+        k: v
+        for k, v in run.data.tags.items()
+        if k not in UNSTABLE_TAGS and not k.startswith("mlflow.log")
+    }
     return {"status": run.info.status, "params": run.data.params, "metrics": metrics, "tags": tags}
 
 
@@ -70,15 +100,31 @@ def _runs(uri: str, experiment: str) -> dict[str, dict]:
 
 
 def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path, ray_instance):
-    path = write_grid(tmp_path, "executors", backends=["torch"], training={"epochs": 3, "save_model": True},
-                      grid={"model.activation": ["relu", "tanh"]})
+    path = write_grid(
+        tmp_path,
+        "executors",
+        backends=["torch"],
+        training={"epochs": 3, "save_model": True},
+        grid={"model.activation": ["relu", "tanh"]},
+    )
     (tmp_path / "local").mkdir()
     (tmp_path / "ray").mkdir()
     local_uri, ray_uri = ready_store(tmp_path / "local"), ready_store(tmp_path / "ray")
-    local = run_in_process("run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path)
+    local = run_in_process(
+        "run", str(path), "--tracking-uri", local_uri, "--jobs", "2", cwd=tmp_path
+    )
     assert local.returncode == 0, local.stderr[-2000:]
-    on_actors = run_in_process("run", str(path), "--tracking-uri", ray_uri, "--jobs", "2", "--executor", "ray",
-                               cwd=tmp_path)
+    on_actors = run_in_process(
+        "run",
+        str(path),
+        "--tracking-uri",
+        ray_uri,
+        "--jobs",
+        "2",
+        "--executor",
+        "ray",
+        cwd=tmp_path,
+    )
     assert on_actors.returncode == 0, on_actors.stderr[-2000:]
     on_local, on_ray = _runs(local_uri, "executors"), _runs(ray_uri, "executors")
     assert len(on_local) == 2 and set(on_local) == set(on_ray)
@@ -96,25 +142,47 @@ def test_a_grid_on_ray_records_the_same_runs_as_on_local_workers(tmp_path, ray_i
 def test_without_ray_the_executor_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     path = write_grid(tmp_path, "noray", backends=["torch"])
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
-    code, out, err = cli_in_process(capsys, "run", str(path), "--executor", "ray", "--tracking-uri",
-                                    sqlite_uri(tmp_path))
+    code, out, err = cli_in_process(
+        capsys, "run", str(path), "--executor", "ray", "--tracking-uri", sqlite_uri(tmp_path)
+    )
     assert code == 2 and not out
     assert err.strip().splitlines() == [
         "mlpsuite: error: --executor ray: Ray is not installed; pip install -e '.[ray]' "
-        "(or pip install 'ray>=2.40'), or use --executor local"]
+        "(or pip install 'ray>=2.40'), or use --executor local"
+    ]
     assert not (tmp_path / "store").exists()
 
 
-def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(tmp_path, no_ray_running):
+def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(
+    tmp_path, no_ray_running
+):
     path = write_grid(tmp_path, "nocluster", backends=["torch"])
-    env = {**clean_env(), "RAY_TMPDIR": str(tmp_path / "ray")}  # no running cluster's address file to find
-    done = subprocess.run(mlpsuite_command("run", str(path), "--executor", "ray", "--address", "auto",
-                                           "--tracking-uri", sqlite_uri(tmp_path)),
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    env = {
+        **clean_env(),
+        "RAY_TMPDIR": str(tmp_path / "ray"),
+    }  # no running cluster's address file to find
+    done = subprocess.run(
+        mlpsuite_command(
+            "run",
+            str(path),
+            "--executor",
+            "ray",
+            "--address",
+            "auto",
+            "--tracking-uri",
+            sqlite_uri(tmp_path),
+        ),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "mlpsuite: error: --address auto: no Ray cluster answers (Could not find any running Ray instance); "
-        "start one with `ray start --head`, or leave --address out for a local Ray"]
+        "start one with `ray start --head`, or leave --address out for a local Ray"
+    ]
     assert not (tmp_path / "store").exists()
 
 
@@ -125,21 +193,33 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, kin
     Ray as locally, and the trial is a `timeout`."""
     if kind == "ray":
         request.getfixturevalue("ray_instance")
-    path = write_grid(tmp_path, "hung", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 2})
+    path = write_grid(
+        tmp_path, "hung", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 2}
+    )
     acting = Acting(executor(kind), on_first("epoch", freeze))
     results = []
-    acting.run(expand(load_config(path)), lambda event: event.kind == "finished" and results.append(event.result))
+    acting.run(
+        expand(load_config(path)),
+        lambda event: event.kind == "finished" and results.append(event.result),
+    )
     (result,) = results
     assert (result.status, result.failure) == ("FAILED", TIMEOUT)
     assert result.message == "killed after 7 s (training.max_seconds=2)"
-    assert wait_for(lambda: not alive(acting.pids[0]), timeout=60), "the frozen worker was left behind"
+    assert wait_for(lambda: not alive(acting.pids[0]), timeout=60), (
+        "the frozen worker was left behind"
+    )
 
 
-@pytest.mark.parametrize("retries, statuses, failures", [
-    (1, ["FINISHED", "KILLED"], [RETRIED]),   # the dead attempt KILLED, the retry FINISHED
-    (0, ["FAILED"], [WORKER_DIED]),
-])
-def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, ray_instance, retries, statuses, failures):
+@pytest.mark.parametrize(
+    "retries, statuses, failures",
+    [
+        (1, ["FINISHED", "KILLED"], [RETRIED]),  # the dead attempt KILLED, the retry FINISHED
+        (0, ["FAILED"], [WORKER_DIED]),
+    ],
+)
+def test_a_killed_actor_is_retried_up_to_max_retries(
+    tmp_path, ray_instance, retries, statuses, failures
+):
     path = write_grid(tmp_path, "retried", **LONG)
     uri = ready_store(tmp_path)
     acting = Acting(executor("ray", max_retries=retries), on_first("epoch", kill))
@@ -151,16 +231,28 @@ def test_a_killed_actor_is_retried_up_to_max_retries(tmp_path, ray_instance, ret
     assert kinds.count("retrying") == retries and kinds.count("ready") == 1 + retries
 
 
-def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(tmp_path, ray_instance):
+def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid(
+    tmp_path, ray_instance
+):
     """The driver started its own Ray: Ctrl-C ends the grid, and the actors go with the driver."""
     path = write_grid(tmp_path, "stopped", **LONG, grid={"model.activation": ["relu", "tanh"]})
     uri = ready_store(tmp_path)
-    process = subprocess.Popen(mlpsuite_command("run", str(path), "--tracking-uri", uri, "--executor", "ray",
-                                                "--jobs", "1"),
-                               cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        mlpsuite_command(
+            "run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", "1"
+        ),
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and process.poll() is None:
-        if any(status == "RUNNING" and epochs >= 1 for status, _, epochs in polled_statuses(uri, "stopped")):
+        if any(
+            status == "RUNNING" and epochs >= 1
+            for status, _, epochs in polled_statuses(uri, "stopped")
+        ):
             break
         time.sleep(0.2)
     actors = _actor_pids(tmp_path)
@@ -171,7 +263,9 @@ def test_ctrl_c_on_ray_marks_in_flight_runs_killed_and_a_rerun_finishes_the_grid
     statuses = {status for status, _, _ in polled_statuses(uri, "stopped")}
     assert "KILLED" in statuses and "RUNNING" not in statuses
     assert not [pid for pid in actors if alive(pid)]  # the actors went with the driver
-    done = run_in_process("run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path)
+    done = run_in_process(
+        "run", str(path), "--tracking-uri", uri, "--executor", "ray", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     finished = [key for status, key, _ in polled_statuses(uri, "stopped") if status == "FINISHED"]
     assert len(finished) == len(set(finished)) == 2
@@ -181,18 +275,26 @@ def test_a_ray_grid_logs_through_mlpsuite_server_with_served_artifacts(tmp_path,
     """A driver that starts its own Ray, logging through `mlpsuite server`: the artifacts the
     actors' trials produce reach the server's own folder."""
     url, artifacts = suite_server
-    path = write_grid(tmp_path, "cluster", backends=["sklearn"], grid={"model.activation": ["relu", "tanh"]})
-    done = run_mlpsuite("run", str(path), "--tracking-uri", url, "--executor", "ray", "--jobs", "2", cwd=tmp_path)
+    path = write_grid(
+        tmp_path, "cluster", backends=["sklearn"], grid={"model.activation": ["relu", "tanh"]}
+    )
+    done = run_mlpsuite(
+        "run", str(path), "--tracking-uri", url, "--executor", "ray", "--jobs", "2", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("cluster")
-    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # served, not a path on disk
+    assert experiment.artifact_location.startswith(
+        "mlflow-artifacts:"
+    )  # served, not a path on disk
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
     assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "tanh"]
     assert {r.info.status for r in runs} == {"FINISHED"}
     assert any(artifacts.rglob("trial.json"))  # the server wrote them into its own folder
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
-    assert "comparison/report.md" in {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert "comparison/report.md" in {
+        a.path for a in client.list_artifacts(parent.info.run_id, "comparison")
+    }
 
 
 def _actor_pids(folder: Path) -> list[int]:
@@ -214,8 +316,13 @@ def _actor_pids(folder: Path) -> list[int]:
 def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path, ray_instance):
     """Every actor killed at once, when one trial has finished and another is under way: the
     finished one is kept whole, the one in flight runs again, the grid finishes."""
-    path = write_grid(tmp_path, "lost", backends=["sklearn"], training={"epochs": 200, "batch_size": 8},
-                      seeds=list(range(6)))
+    path = write_grid(
+        tmp_path,
+        "lost",
+        backends=["sklearn"],
+        training={"epochs": 200, "batch_size": 8},
+        seeds=list(range(6)),
+    )
     uri = ready_store(tmp_path)
     in_flight, lost = set(), []
 
@@ -236,14 +343,18 @@ def test_a_node_losing_its_workers_mid_grid_loses_no_finished_trial(tmp_path, ra
     runs = trial_runs(uri, "lost").set_index("run_id")
     client = MlflowClient(uri)
     finished = runs[runs["status"] == "FINISHED"]
-    assert finished["tags.mlpsuite.trial_key"].nunique() == len(finished) == 6 and outcome.failed == 0
+    assert (
+        finished["tags.mlpsuite.trial_key"].nunique() == len(finished) == 6 and outcome.failed == 0
+    )
     for run_id in finished.index:  # each whole: every epoch once, the retried ones' too
         assert [m.step for m in client.get_metric_history(run_id, "loss")] == list(range(1, 201))
     # An actor dead before its request began costs that trial no retry, so none ran out of them.
     assert set(runs.loc[runs["status"] != "FINISHED", "tags.mlpsuite.failure"]) <= {RETRIED}
 
 
-def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(tmp_path, ray_instance, caplog):
+def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(
+    tmp_path, ray_instance, caplog
+):
     """Killed as it reports ready (a node lost between trials): with no retries allowed the
     trial still finishes, on a fresh actor, and the death is said."""
     path = write_grid(tmp_path, "doa", backends=["sklearn"], training={"epochs": 2})
@@ -254,19 +365,38 @@ def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(tmp_pat
 
     acting = Acting(ray_executor, on_first("ready", kill_on_arrival))
     acting.run(expand(load_config(path)), lambda event: None)
-    seen = [event.kind if event.kind != "finished" else event.result.status for event in acting.events]
+    seen = [
+        event.kind if event.kind != "finished" else event.result.status for event in acting.events
+    ]
     assert seen == ["ready", "retrying", "ready", "started", "epoch", "epoch", "FINISHED"]
-    assert ("the Ray actor died (ActorDiedError) under sklearn seed=0: running again on a fresh actor"
-            in caplog.text)
+    assert (
+        "the Ray actor died (ActorDiedError) under sklearn seed=0: running again on a fresh actor"
+        in caplog.text
+    )
 
 
 def test_more_actors_than_cpus_share_them_and_the_grid_finishes(tmp_path, ray_instance):
     """`--jobs` above the CPU count: each actor asks Ray for a share of a CPU, as local workers
     oversubscribe; an actor asking for a whole one would never be placed, its trial never run."""
     jobs = int(ray.cluster_resources()["CPU"]) + 1
-    path = write_grid(tmp_path, "crowded", backends=["sklearn"], training={"epochs": 3}, seeds=list(range(jobs + 1)))
+    path = write_grid(
+        tmp_path,
+        "crowded",
+        backends=["sklearn"],
+        training={"epochs": 3},
+        seeds=list(range(jobs + 1)),
+    )
     uri = ready_store(tmp_path)
-    done = run_in_process("run", str(path), "--tracking-uri", uri, "--executor", "ray", "--jobs", str(jobs),
-                          cwd=tmp_path)
+    done = run_in_process(
+        "run",
+        str(path),
+        "--tracking-uri",
+        uri,
+        "--executor",
+        "ray",
+        "--jobs",
+        str(jobs),
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert sorted(trial_runs(uri, "crowded")["status"]) == ["FINISHED"] * (jobs + 1)

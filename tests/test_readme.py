@@ -35,4 +35,6 @@ def test_readme_grid_example_is_a_valid_config(tmp_path):
     (yaml_block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     path = tmp_path / "readme.yaml"
     path.write_text(yaml_block, encoding="utf-8")
-    assert len(expand(load_config(path))) == 3 * 3 * 3 * 2  # backends x seeds x activations x scalers
+    assert (
+        len(expand(load_config(path))) == 3 * 3 * 3 * 2
+    )  # backends x seeds x activations x scalers

@@ -12,7 +12,14 @@ from mlflow import MlflowClient
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.data import load_dataset
 from mlpsuite.environment import installed_distribution, installed_version
-from tests.grids import cli_in_process, made_once, ready_store, run_in_process, trial_runs, write_grid
+from tests.grids import (
+    cli_in_process,
+    made_once,
+    ready_store,
+    run_in_process,
+    trial_runs,
+    write_grid,
+)
 
 
 def _saved_grid() -> dict:
@@ -20,16 +27,28 @@ def _saved_grid() -> dict:
 
     def make(folder) -> dict:
         folder.mkdir(parents=True)
-        path = write_grid(folder, "saved", backends=["torch", "sklearn"], training={"epochs": 4, "save_model": True},
-                          model={"scaler": "minmax"})
+        path = write_grid(
+            folder,
+            "saved",
+            backends=["torch", "sklearn"],
+            training={"epochs": 4, "save_model": True},
+            model={"scaler": "minmax"},
+        )
         uri = ready_store(folder)
         done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=folder)
         assert done.returncode == 0, done.stderr[-2000:]
         runs = trial_runs(uri, "saved").set_index("params.backend")
-        return {"uri": uri, **{backend: {"run_id": runs.loc[backend, "run_id"],
-                                         "test_loss": runs.loc[backend, "metrics.test_loss"],
-                                         "test_accuracy": runs.loc[backend, "metrics.test_accuracy"]}
-                               for backend in ("torch", "sklearn")}}
+        return {
+            "uri": uri,
+            **{
+                backend: {
+                    "run_id": runs.loc[backend, "run_id"],
+                    "test_loss": runs.loc[backend, "metrics.test_loss"],
+                    "test_accuracy": runs.loc[backend, "metrics.test_accuracy"],
+                }
+                for backend in ("torch", "sklearn")
+            },
+        }
 
     return made_once("saved-models", make)
 
@@ -49,7 +68,9 @@ def _predict(uri: str, run_id: str, features: np.ndarray) -> np.ndarray:
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    return np.asarray(mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(features), dtype=float)
+    return np.asarray(
+        mlflow.pyfunc.load_model(f"runs:/{run_id}/model").predict(features), dtype=float
+    )
 
 
 @pytest.mark.backend
@@ -59,8 +80,12 @@ def test_a_saved_model_predicts_on_every_backend_what_its_run_scored(backend):
     # The logged model is the one the run scored: its test loss, recomputed in NumPy from raw
     # features (the scaler is inside the model), on this backend.
     assert logits.shape == (len(data.y_test), 3)
-    assert _cross_entropy(logits, data.y_test) == pytest.approx(grid["torch"]["test_loss"], rel=1e-5)
-    assert np.mean(logits.argmax(axis=1) == data.y_test) == pytest.approx(grid["torch"]["test_accuracy"])
+    assert _cross_entropy(logits, data.y_test) == pytest.approx(
+        grid["torch"]["test_loss"], rel=1e-5
+    )
+    assert np.mean(logits.argmax(axis=1) == data.y_test) == pytest.approx(
+        grid["torch"]["test_accuracy"]
+    )
 
 
 @pytest.mark.backend("jax")
@@ -76,8 +101,17 @@ def test_the_landscape_around_a_saved_model_starts_at_its_training_loss(backend,
     training_loss = _cross_entropy(_predict(grid["uri"], run_id, data.X_train), data.y_train)
     assert slices.line[middle] == pytest.approx(training_loss, rel=1e-5)
     assert slices.plane.shape == (21, 21)
-    code, _, err = cli_in_process(capsys, "figures", "landscape", "--run", run_id, "--tracking-uri", grid["uri"],
-                                  "--out", str(tmp_path / "figures"))
+    code, _, err = cli_in_process(
+        capsys,
+        "figures",
+        "landscape",
+        "--run",
+        run_id,
+        "--tracking-uri",
+        grid["uri"],
+        "--out",
+        str(tmp_path / "figures"),
+    )
     assert code == 0, err[-2000:]
     assert (tmp_path / "figures" / "landscape.png").stat().st_size > 10_000
 
@@ -88,28 +122,66 @@ def test_each_backends_model_is_logged_with_its_requirements_and_sklearns_scores
     for backend, libraries in (("torch", ("keras", "torch")), ("sklearn", ("sklearn",))):
         run_id = grid[backend]["run_id"]
         assert "model/MLmodel" in {a.path for a in client.list_artifacts(run_id, "model")}, backend
-        requirements = open(client.download_artifacts(run_id, "model/requirements.txt"), encoding="utf-8").read()
-        for library in ("mlpsuite", "numpy", *libraries):  # given, not inferred by a process per model
-            assert f"{installed_distribution(library)}=={installed_version(library)}" in requirements.split(), library
+        requirements = open(
+            client.download_artifacts(run_id, "model/requirements.txt"), encoding="utf-8"
+        ).read()
+        for library in (
+            "mlpsuite",
+            "numpy",
+            *libraries,
+        ):  # given, not inferred by a process per model
+            assert (
+                f"{installed_distribution(library)}=={installed_version(library)}"
+                in requirements.split()
+            ), library
     labels = _predict(grid["uri"], grid["sklearn"]["run_id"], data.X_test)
     assert np.mean(labels == data.y_test) == pytest.approx(grid["sklearn"]["test_accuracy"])
 
 
 def test_the_landscape_of_a_model_it_cannot_have_is_one_line(capsys, tmp_path):
     grid = _saved_grid()
-    code, out, err = cli_in_process(capsys, "figures", "landscape", "--run", grid["sklearn"]["run_id"],
-                                    "--tracking-uri", grid["uri"], "--out", str(tmp_path / "figures"))
+    code, out, err = cli_in_process(
+        capsys,
+        "figures",
+        "landscape",
+        "--run",
+        grid["sklearn"]["run_id"],
+        "--tracking-uri",
+        grid["uri"],
+        "--out",
+        str(tmp_path / "figures"),
+    )
     assert code == 2 and "scikit-learn model" in err and len(err.strip().splitlines()) == 1
-    code, out, err = cli_in_process(capsys, "figures", "landscape", "--run", "0123abcd", "--tracking-uri",
-                                    grid["uri"], "--out", str(tmp_path / "figures"))
-    assert code == 2 and err.strip() == f"mlpsuite: error: run '0123abcd': no such trial run in {grid['uri']}"
+    code, out, err = cli_in_process(
+        capsys,
+        "figures",
+        "landscape",
+        "--run",
+        "0123abcd",
+        "--tracking-uri",
+        grid["uri"],
+        "--out",
+        str(tmp_path / "figures"),
+    )
+    assert (
+        code == 2
+        and err.strip() == f"mlpsuite: error: run '0123abcd': no such trial run in {grid['uri']}"
+    )
     assert not (tmp_path / "figures").exists()
 
 
 @pytest.mark.check
 def test_save_model_is_in_a_trials_key_only_when_on():
     def trial(**training):
-        return expand(GridSpec.model_validate({"name": "k", "dataset": {"name": "iris"}, "training": training,
-                                               "backends": ["jax"]}))[0]
+        return expand(
+            GridSpec.model_validate(
+                {
+                    "name": "k",
+                    "dataset": {"name": "iris"},
+                    "training": training,
+                    "backends": ["jax"],
+                }
+            )
+        )[0]
 
     assert trial().key == trial(save_model=False).key != trial(save_model=True).key

@@ -14,7 +14,10 @@ PAIRS = {
     "minmax": ({}, lambda: MinMaxScaler()),
     "minmax_range": ({"feature_range": (-1.0, 2.0)}, lambda: MinMaxScaler((-1.0, 2.0))),
     "robust": ({}, lambda: RobustScaler()),
-    "robust_10_90": ({"quantile_range": (10.0, 90.0)}, lambda: RobustScaler(quantile_range=(10, 90))),
+    "robust_10_90": (
+        {"quantile_range": (10.0, 90.0)},
+        lambda: RobustScaler(quantile_range=(10, 90)),
+    ),
     "standard": ({}, lambda: StandardScaler()),
 }
 
@@ -27,12 +30,14 @@ def _layer_for(case):
 def _awkward_data(rows=200):
     """Outliers, a constant column, negative values and mixed magnitudes."""
     rng = np.random.default_rng(7)
-    X = np.column_stack([
-        rng.normal(0, 1, rows),
-        rng.normal(-50, 10, rows),
-        np.full(rows, 3.25),
-        rng.exponential(2.0, rows) * 1e3,
-    ])
+    X = np.column_stack(
+        [
+            rng.normal(0, 1, rows),
+            rng.normal(-50, 10, rows),
+            np.full(rows, 3.25),
+            rng.exponential(2.0, rows) * 1e3,
+        ]
+    )
     X[:4, 0] = [40.0, -35.0, 60.0, -80.0]  # outliers
     return X.astype(np.float32)
 

@@ -22,16 +22,23 @@ def test_activation_config_round_trip(backend, name):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     x = np.linspace(-4, 4, 12, dtype="float32").reshape(2, 6)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(clone(x)),
-                                  keras.ops.convert_to_numpy(layer(x)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(layer(x))
+    )
 
 
 def test_get_config_holds_exactly_the_constructor_arguments(backend):
-    extra = {k: v for k, v in layers.ELU(alpha=0.3).get_config().items()
-             if k not in keras.layers.Layer().get_config()}
+    extra = {
+        k: v
+        for k, v in layers.ELU(alpha=0.3).get_config().items()
+        if k not in keras.layers.Layer().get_config()
+    }
     assert extra == {"alpha": 0.3}
-    extra = {k: v for k, v in layers.Swish(2.0, True).get_config().items()
-             if k not in keras.layers.Layer().get_config()}
+    extra = {
+        k: v
+        for k, v in layers.Swish(2.0, True).get_config().items()
+        if k not in keras.layers.Layer().get_config()
+    }
     assert extra == {"beta": 2.0, "trainable_beta": True}
 
 
@@ -46,14 +53,18 @@ def test_scaler_config_round_trip_keeps_arguments(backend, name):
 def test_model_with_activation_saves_and_loads(backend, name, tmp_path):
     scaler = layers.StandardScaling()
     scaler.adapt(np.random.default_rng(0).normal(3, 2, size=(64, 5)).astype("float32"))
-    model = build_mlp(5, 3, hidden=(8,), activation=_configured_activation(name),
-                      scaler=scaler, seed=4)
+    model = build_mlp(
+        5, 3, hidden=(8,), activation=_configured_activation(name), scaler=scaler, seed=4
+    )
     x = np.random.default_rng(1).normal(size=(7, 5)).astype("float32")
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert type(loaded.get_layer("activation_1")) is type(model.get_layer("activation_1"))
-    assert loaded.get_layer("activation_1").get_config() == model.get_layer("activation_1").get_config()
+    assert (
+        loaded.get_layer("activation_1").get_config()
+        == model.get_layer("activation_1").get_config()
+    )
     np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
 
 

@@ -14,21 +14,54 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.faults import wait_for
-from tests.grids import clean_env, cli_in_process, mlpsuite_command, ready_store, run_in_process, sqlite_uri, write_grid
-from tests.servers import (Watched, free_port, start_suite_server, stop, suite_server,  # noqa: F401  (a fixture)
-                           two_grids_at_once, wait_for_http)
+from tests.grids import (
+    clean_env,
+    cli_in_process,
+    mlpsuite_command,
+    ready_store,
+    run_in_process,
+    sqlite_uri,
+    write_grid,
+)
+from tests.servers import (
+    Watched,
+    free_port,
+    start_suite_server,
+    stop,
+    suite_server,  # noqa: F401  (a fixture)
+    two_grids_at_once,
+    wait_for_http,
+)
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     port = free_port()
     log = tmp_path / "mlflow-server.log"
-    with open(log, "w", encoding="utf-8") as output:  # not a pipe: nobody reads it, and a full one blocks
+    with open(
+        log, "w", encoding="utf-8"
+    ) as output:  # not a pipe: nobody reads it, and a full one blocks
         process = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", ready_store(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts"),
-             "--workers", "1"],
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "mlflow",
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                ready_store(tmp_path),
+                "--artifacts-destination",
+                str(tmp_path / "artifacts"),
+                "--workers",
+                "1",
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", process, log=log)
@@ -38,7 +71,9 @@ def mlflow_server(tmp_path):
 
 
 def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
-    path = write_grid(tmp_path, "served", backends=["sklearn"], grid={"model.activation": ["relu", "tanh"]})
+    path = write_grid(
+        tmp_path, "served", backends=["sklearn"], grid={"model.activation": ["relu", "tanh"]}
+    )
     done = run_in_process("run", str(path), "--tracking-uri", mlflow_server, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "mlruns").exists()  # nothing went to the default local store
@@ -56,27 +91,34 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     assert parent.info.status == "FINISHED"
     assert "Best cell: activation=" in parent.data.tags["mlflow.note.content"]
-    assert parent.data.metrics["trials_counted"] == 2 and "step_time_ms_sklearn" in parent.data.metrics
+    assert (
+        parent.data.metrics["trials_counted"] == 2 and "step_time_ms_sklearn" in parent.data.metrics
+    )
     listed = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert {"comparison/cells.csv", "comparison/report.md", "comparison/curves.png"} <= listed
     report = client.download_artifacts(parent.info.run_id, "comparison/report.md", str(tmp_path))
     with open(report, encoding="utf-8") as text:
         assert "#### Ranking by final val_loss" in text.read()
-    compared = run_in_process("compare", "served", "--format", "json", "--tracking-uri", mlflow_server,
-                              cwd=tmp_path)
+    compared = run_in_process(
+        "compare", "served", "--format", "json", "--tracking-uri", mlflow_server, cwd=tmp_path
+    )
     assert compared.returncode == 0, compared.stderr[-2000:]
     assert json.loads(compared.stdout)["parent_run_id"] == parent.info.run_id
 
 
 @pytest.mark.check
-@pytest.mark.parametrize("command", [["ui", "--port", "5999"], ["rerun", "0123456789abcdef"]], ids=["ui", "rerun"])
+@pytest.mark.parametrize(
+    "command", [["ui", "--port", "5999"], ["rerun", "0123456789abcdef"]], ids=["ui", "rerun"]
+)
 def test_ui_and_rerun_never_create_a_store(tmp_path, monkeypatch, capsys, command):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     code, _, err = cli_in_process(capsys, *command)
     assert code == 2 and err.count("\n") == 1 and "no store at" in err, err
     assert not (tmp_path / "mlruns").exists()
-    code, _, err = cli_in_process(capsys, *command, "--tracking-uri", f"sqlite:///{tmp_path}/mlrun/mlflow.db")
+    code, _, err = cli_in_process(
+        capsys, *command, "--tracking-uri", f"sqlite:///{tmp_path}/mlrun/mlflow.db"
+    )
     assert code == 2 and not (tmp_path / "mlrun").exists()
 
 
@@ -88,25 +130,41 @@ def test_mlpsuite_server_refuses_a_server_as_its_store_in_one_line(capsys):
 
 
 def _start_outage_server(tmp_path, port: int) -> subprocess.Popen:
-    return start_suite_server(tmp_path, port, sqlite_uri(tmp_path / "outage"), tmp_path / "outage" / "artifacts")
+    return start_suite_server(
+        tmp_path, port, sqlite_uri(tmp_path / "outage"), tmp_path / "outage" / "artifacts"
+    )
 
 
-def _grid_stopping_its_server_mid_trial(tmp_path, outage_s: int) -> tuple[Watched, subprocess.Popen, int]:
+def _grid_stopping_its_server_mid_trial(
+    tmp_path, outage_s: int
+) -> tuple[Watched, subprocess.Popen, int]:
     """A 3-trial grid through `mlpsuite server`, and the server stopped once a trial has logged
     an epoch (a trial runs some seconds); returns the grid, the stopped server and its port."""
     (tmp_path / "outage").mkdir()
     port = free_port()
     server = _start_outage_server(tmp_path, port)
     url = f"http://127.0.0.1:{port}"
-    path = write_grid(tmp_path, "outage", backends=["sklearn"], training={"epochs": 500, "batch_size": 8},
-                      grid={"model.activation": ["relu", "tanh", "identity"]})
-    grid = Watched(mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"), tmp_path,
-                   {**clean_env(), "MLPSUITE_SERVER_OUTAGE_S": str(outage_s)})
+    path = write_grid(
+        tmp_path,
+        "outage",
+        backends=["sklearn"],
+        training={"epochs": 500, "batch_size": 8},
+        grid={"model.activation": ["relu", "tanh", "identity"]},
+    )
+    grid = Watched(
+        mlpsuite_command("run", str(path), "--tracking-uri", url, "--jobs", "1"),
+        tmp_path,
+        {**clean_env(), "MLPSUITE_SERVER_OUTAGE_S": str(outage_s)},
+    )
     client = MlflowClient(url)
 
     def an_epoch_logged() -> bool:
         experiment = client.get_experiment_by_name("outage")
-        runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'") if experiment else []
+        runs = (
+            client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
+            if experiment
+            else []
+        )
         return any(r.data.metrics.get("loss") is not None for r in runs)
 
     assert wait_for(an_epoch_logged, timeout=180, every=0.2), grid.stderr()[-2000:]
@@ -147,12 +205,17 @@ def test_a_server_gone_past_the_bound_ends_the_grid_and_a_rerun_resumes_it(tmp_p
         stderr = grid.stderr()
         assert stderr.strip().splitlines()[-1] == (
             "mlpsuite: error: the MLflow server has not answered for 4 s (MLPSUITE_SERVER_OUTAGE_S); run the grid "
-            "again when it is back: that marks this grid's unfinished runs KILLED and resumes it")
+            "again when it is back: that marks this grid's unfinished runs KILLED and resumes it"
+        )
         assert "Traceback" not in stderr
         server = _start_outage_server(tmp_path, port)
         url = f"http://127.0.0.1:{port}"
-        assert "RUNNING" in {r.info.status for r in _trial_runs(url)}  # the one in flight, left as it was
-        again = run_in_process("run", str(tmp_path / "outage.yaml"), "--tracking-uri", url, cwd=tmp_path)
+        assert "RUNNING" in {
+            r.info.status for r in _trial_runs(url)
+        }  # the one in flight, left as it was
+        again = run_in_process(
+            "run", str(tmp_path / "outage.yaml"), "--tracking-uri", url, cwd=tmp_path
+        )
         assert again.returncode == 0, again.stderr[-2000:]
         runs = _trial_runs(url)
         killed = [r for r in runs if r.info.status == "KILLED"]
@@ -171,8 +234,11 @@ def test_two_grids_at_once_through_one_server(tmp_path, suite_server):
 
 def _status(url: str, host: str) -> int:
     """The server's answer to an API call whose Host header is `host`."""
-    request = urllib.request.Request(f"{url}/api/2.0/mlflow/experiments/search", data=b'{"max_results": 1}',
-                                     headers={"Content-Type": "application/json", "Host": host})
+    request = urllib.request.Request(
+        f"{url}/api/2.0/mlflow/experiments/search",
+        data=b'{"max_results": 1}',
+        headers={"Content-Type": "application/json", "Host": host},
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             return response.status
@@ -188,9 +254,23 @@ def test_an_exposed_server_answers_workers_that_name_it_by_hostname(tmp_path):
     log = tmp_path / "exposed.log"
     with open(log, "w", encoding="utf-8") as output:
         process = subprocess.Popen(
-            mlpsuite_command("server", "--host", "0.0.0.0", "--port", str(port), "--backend-store-uri",
-                             ready_store(tmp_path), "--artifacts-destination", str(tmp_path / "artifacts")),
-            cwd=tmp_path, env=clean_env(), stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+            mlpsuite_command(
+                "server",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                str(port),
+                "--backend-store-uri",
+                ready_store(tmp_path),
+                "--artifacts-destination",
+                str(tmp_path / "artifacts"),
+            ),
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_http(f"{url}/health", process, log=log)

@@ -50,7 +50,12 @@ def import_graph(package: Path) -> dict[str, set[str]]:
                 if target == top or not target.startswith(top + "."):
                     continue
                 imported = owner(target)
-                if imported and imported != name and imported != top and not name.startswith(imported + "."):
+                if (
+                    imported
+                    and imported != name
+                    and imported != top
+                    and not name.startswith(imported + ".")
+                ):
                     graph[name].add(imported)
     return graph
 
@@ -90,7 +95,9 @@ def test_no_import_cycle_between_modules():
     graph = import_graph(ROOT / "mlpsuite")
     assert cycles(graph) == []
     assert "mlpsuite.config" in graph["mlpsuite.grid_checks"]  # the checks sit above the config
-    assert "mlpsuite.training" in graph["mlpsuite.vectorized"]  # vectorized uses the runner's methods
+    assert (
+        "mlpsuite.training" in graph["mlpsuite.vectorized"]
+    )  # vectorized uses the runner's methods
 
 
 def test_the_checker_finds_a_cycle_even_through_a_function_level_import(tmp_path):
@@ -115,8 +122,11 @@ def _layout_section() -> str:
 
 def test_the_readme_layout_names_every_module():
     layout = _layout_section()
-    paths = [str(path.relative_to(ROOT)) for path in modules(ROOT / "mlpsuite").values()
-             if path.name not in ("__init__.py", "__main__.py")]
+    paths = [
+        str(path.relative_to(ROOT))
+        for path in modules(ROOT / "mlpsuite").values()
+        if path.name not in ("__init__.py", "__main__.py")
+    ]
     unnamed = [path for path in paths if f"`{path}`" not in layout]
     assert not unnamed, f"README.md's Layout section does not name {unnamed}"
 
@@ -130,16 +140,27 @@ def test_the_readme_layout_names_no_module_that_is_gone():
 
 def test_each_module_imports_only_modules_listed_above_it():
     """The Layout list is the package's layering: read top to bottom, nothing reaches down."""
-    listed = [path.removesuffix(".py").replace("/", ".")
-              for path in re.findall(r"^- `(mlpsuite/[\w/]+\.py)`", _layout_section(), flags=re.M)]
+    listed = [
+        path.removesuffix(".py").replace("/", ".")
+        for path in re.findall(r"^- `(mlpsuite/[\w/]+\.py)`", _layout_section(), flags=re.M)
+    ]
     position = {name: index for index, name in enumerate(listed)}
     graph = import_graph(ROOT / "mlpsuite")
 
-    def through_packages(name: str) -> set[str]:  # a package's __init__ stands for what it re-exports
-        return {name} if name in position else set().union(*map(through_packages, graph.get(name, ())))
+    def through_packages(
+        name: str,
+    ) -> set[str]:  # a package's __init__ stands for what it re-exports
+        return (
+            {name} if name in position else set().union(*map(through_packages, graph.get(name, ())))
+        )
 
-    upward = sorted(f"{name} imports {target}" for name, imports in graph.items() if name in position
-                    for other in imports for target in through_packages(other)
-                    if position[target] > position[name])
+    upward = sorted(
+        f"{name} imports {target}"
+        for name, imports in graph.items()
+        if name in position
+        for other in imports
+        for target in through_packages(other)
+        if position[target] > position[name]
+    )
     assert not upward, f"move these in README.md's Layout, or turn the import around: {upward}"
     assert len(position) > 40

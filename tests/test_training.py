@@ -9,10 +9,17 @@ pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
 
 def _trial(**training):
-    spec = GridSpec.model_validate({
-        "name": "training", "dataset": {"name": "digits"}, "model": {"hidden": [64]},
-        "optimizer": {"name": "adam", "learning_rate": 0.05},
-        "training": {"epochs": 30, "batch_size": 32, **training}, "backends": ["jax"], "seeds": [0]})
+    spec = GridSpec.model_validate(
+        {
+            "name": "training",
+            "dataset": {"name": "digits"},
+            "model": {"hidden": [64]},
+            "optimizer": {"name": "adam", "learning_rate": 0.05},
+            "training": {"epochs": 30, "batch_size": 32, **training},
+            "backends": ["jax"],
+            "seeds": [0],
+        }
+    )
     return expand(spec)[0]
 
 

@@ -7,12 +7,19 @@ from mlpsuite.executors.units import _queues, vectorize_note
 
 
 def _trials(backends=("jax",), **training):
-    return expand(GridSpec.model_validate({
-        "name": "vectorized", "dataset": {"name": "digits"},
-        "model": {"hidden": [32, 16], "activation": "elu", "dropout": 0.1},
-        "optimizer": {"name": "adam", "learning_rate": 0.01},
-        "training": {"epochs": 4, "batch_size": 64, "vectorize": "seeds", **training},
-        "backends": list(backends), "seeds": [0, 1, 2, 3]}))
+    return expand(
+        GridSpec.model_validate(
+            {
+                "name": "vectorized",
+                "dataset": {"name": "digits"},
+                "model": {"hidden": [32, 16], "activation": "elu", "dropout": 0.1},
+                "optimizer": {"name": "adam", "learning_rate": 0.01},
+                "training": {"epochs": 4, "batch_size": 64, "vectorize": "seeds", **training},
+                "backends": list(backends),
+                "seeds": [0, 1, 2, 3],
+            }
+        )
+    )
 
 
 def _relative(a: float, b: float) -> float:
@@ -41,7 +48,8 @@ def test_vectorized_seeds_match_their_sequential_trials(backend):
     assert len({result.history["loss"][-1] for result in together}) == 4  # four different seeds
     # Each seed streams its own epochs, as a trial of its own does.
     assert sorted((event["key"], event["epoch"]) for event in events) == sorted(
-        (trial.key, epoch) for trial in trials for epoch in range(1, 5))
+        (trial.key, epoch) for trial in trials for epoch in range(1, 5)
+    )
 
 
 @pytest.mark.check
@@ -64,11 +72,19 @@ def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     from mlpsuite.training import TrialRunner
     from mlpsuite.vectorized import train_seeds
 
-    trials = expand(GridSpec.model_validate({
-        "name": "diverge", "dataset": {"name": "iris"}, "model": {"hidden": [8], "scaler": "none",
-                                                                  "activation": "identity"},
-        "optimizer": {"name": "sgd", "learning_rate": 1.0e6}, "training": {"epochs": 5, "vectorize": "seeds"},
-        "backends": ["jax"], "seeds": [0, 1]}))
+    trials = expand(
+        GridSpec.model_validate(
+            {
+                "name": "diverge",
+                "dataset": {"name": "iris"},
+                "model": {"hidden": [8], "scaler": "none", "activation": "identity"},
+                "optimizer": {"name": "sgd", "learning_rate": 1.0e6},
+                "training": {"epochs": 5, "vectorize": "seeds"},
+                "backends": ["jax"],
+                "seeds": [0, 1],
+            }
+        )
+    )
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
     for one, many in zip(alone, train_seeds(runner, trials, lambda event: None)):

@@ -8,19 +8,75 @@ best nuisance setting), comparison.py (`compare`, reading a grid from the store)
 """
 
 from mlpsuite.analysis.comparison import Comparison, compare, grid_runs
-from mlpsuite.analysis.frame import (ALL_BACKENDS, NOT_RUN, RUN_METRICS, counted_run, finished, grid_column,
-                                     grid_frame, pooled_source, with_curve_measures)
+from mlpsuite.analysis.frame import (
+    ALL_BACKENDS,
+    NOT_RUN,
+    RUN_METRICS,
+    counted_run,
+    finished,
+    grid_column,
+    grid_frame,
+    pooled_source,
+    with_curve_measures,
+)
 from mlpsuite.analysis.protocol import counterpart, selected_frame, selection_table
-from mlpsuite.analysis.stats import (CONFIDENCE, Interval, holm, mean_interval, paired_difference,
-                                     probability_of_improvement, relative_spread, robust_summary, seeds_for_power,
-                                     standardized_effect)
-from mlpsuite.analysis.tables import (CELL_METRICS, cell_table, effect_table, failure_table, parity_summary,
-                                      parity_table, seed_budget, speed_table)
+from mlpsuite.analysis.stats import (
+    CONFIDENCE,
+    Interval,
+    holm,
+    mean_interval,
+    paired_difference,
+    probability_of_improvement,
+    relative_spread,
+    robust_summary,
+    seeds_for_power,
+    standardized_effect,
+)
+from mlpsuite.analysis.tables import (
+    CELL_METRICS,
+    cell_table,
+    effect_table,
+    failure_table,
+    parity_summary,
+    parity_table,
+    seed_budget,
+    speed_table,
+)
 from mlpsuite.registry import RANKABLE
 
-__all__ = ["ALL_BACKENDS", "CELL_METRICS", "CONFIDENCE", "NOT_RUN", "RANKABLE", "RUN_METRICS", "Comparison",
-           "Interval", "cell_table", "compare", "counted_run", "counterpart", "effect_table", "failure_table",
-           "finished", "grid_column", "grid_frame", "grid_runs", "holm", "mean_interval", "paired_difference",
-           "parity_summary", "parity_table", "pooled_source", "probability_of_improvement", "relative_spread",
-           "robust_summary", "seed_budget", "seeds_for_power", "selected_frame", "selection_table", "speed_table",
-           "standardized_effect", "with_curve_measures"]
+__all__ = [
+    "ALL_BACKENDS",
+    "CELL_METRICS",
+    "CONFIDENCE",
+    "NOT_RUN",
+    "RANKABLE",
+    "RUN_METRICS",
+    "Comparison",
+    "Interval",
+    "cell_table",
+    "compare",
+    "counted_run",
+    "counterpart",
+    "effect_table",
+    "failure_table",
+    "finished",
+    "grid_column",
+    "grid_frame",
+    "grid_runs",
+    "holm",
+    "mean_interval",
+    "paired_difference",
+    "parity_summary",
+    "parity_table",
+    "pooled_source",
+    "probability_of_improvement",
+    "relative_spread",
+    "robust_summary",
+    "seed_budget",
+    "seeds_for_power",
+    "selected_frame",
+    "selection_table",
+    "speed_table",
+    "standardized_effect",
+    "with_curve_measures",
+]

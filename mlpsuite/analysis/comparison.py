@@ -15,10 +15,29 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from mlpsuite.analysis.frame import ALL_BACKENDS, finished, grid_column, grid_frame, with_curve_measures
-from mlpsuite.analysis.protocol import counterpart, protocol_sentence, selected_frame, selection_table
-from mlpsuite.analysis.tables import (cell_table, direction, effect_table, failure_table, parity_summary,
-                                      parity_table, seed_budget, speed_table)
+from mlpsuite.analysis.frame import (
+    ALL_BACKENDS,
+    finished,
+    grid_column,
+    grid_frame,
+    with_curve_measures,
+)
+from mlpsuite.analysis.protocol import (
+    counterpart,
+    protocol_sentence,
+    selected_frame,
+    selection_table,
+)
+from mlpsuite.analysis.tables import (
+    cell_table,
+    direction,
+    effect_table,
+    failure_table,
+    parity_summary,
+    parity_table,
+    seed_budget,
+    speed_table,
+)
 from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.config import short_value
 from mlpsuite.errors import ReportError
@@ -27,7 +46,12 @@ from mlpsuite.registry import RANKABLE, TARGET_MEASURES
 from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, Tracker
 
 # `mlpsuite compare`'s flag for each field of the protocol, for its one-line errors.
-FLAGS = {"nuisance": "--nuisance", "select_on": "--select-on", "metric": "--metric", "target": "--target"}
+FLAGS = {
+    "nuisance": "--nuisance",
+    "select_on": "--select-on",
+    "metric": "--metric",
+    "target": "--target",
+}
 SCIENTIFIC, NUISANCE = "scientific", "nuisance"
 
 
@@ -81,25 +105,38 @@ class Comparison:
     def protocol_sentence(self) -> str:
         """How the cells were compared, in words (the parent run's description opens with it)."""
         if self.nuisance_keys:
-            return protocol_sentence(self.scientific_keys, self.nuisance_keys, self.protocol.select_on,
-                                     self.metric, self.seeds)
+            return protocol_sentence(
+                self.scientific_keys,
+                self.nuisance_keys,
+                self.protocol.select_on,
+                self.metric,
+                self.seeds,
+            )
         if len(self.grid_keys) > 1:
-            return (f"every grid key scientific ({', '.join(self.grid_keys)}): each cell as run, a key's effect "
-                    "averaged over the other keys' values; settings outside the grid fixed")
+            return (
+                f"every grid key scientific ({', '.join(self.grid_keys)}): each cell as run, a key's effect "
+                "averaged over the other keys' values; settings outside the grid fixed"
+            )
         if self.grid_keys:
             return f"{self.grid_keys[0]} compared, every other setting fixed as the config sets it"
         return "one cell, every setting fixed as the config sets it"
 
     def best(self) -> pd.Series | None:
-        pooled = self.cells[self.cells["backend"] == ALL_BACKENDS] if not self.cells.empty else self.cells
+        pooled = (
+            self.cells[self.cells["backend"] == ALL_BACKENDS]
+            if not self.cells.empty
+            else self.cells
+        )
         if pooled.empty or f"{self.metric}_mean" not in pooled:
             return None
         return pooled.iloc[0]
 
     def headline_metrics(self) -> dict[str, float]:
         """Parent-run metrics: the answer at a glance in the MLflow UI's chart view."""
-        metrics: dict[str, float] = {"trials_counted": self.n_counted,
-                                     "trials_excluded": self.n_trials - self.n_counted}
+        metrics: dict[str, float] = {
+            "trials_counted": self.n_counted,
+            "trials_excluded": self.n_trials - self.n_counted,
+        }
         best = self.best()
         if best is not None:
             metrics[f"best_{self.metric}"] = float(best[f"{self.metric}_mean"])
@@ -112,12 +149,22 @@ class Comparison:
             for column in ("step_time_ms", "trial_time_s", "time_to_target_s", "peak_rss_mb"):
                 if column in row:
                     metrics[f"{column}_{label}"] = float(row[column])
-        return {name: value for name, value in metrics.items() if value is not None and math.isfinite(value)}
+        return {
+            name: value
+            for name, value in metrics.items()
+            if value is not None and math.isfinite(value)
+        }
 
 
-def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
-            by: str | None = None, metric: str | None = None, where: dict[str, str] | None = None,
-            protocol: dict[str, Any] | None = None) -> Comparison:
+def compare(
+    tracker: Tracker,
+    experiment: str,
+    parent_run_id: str | None = None,
+    by: str | None = None,
+    metric: str | None = None,
+    where: dict[str, str] | None = None,
+    protocol: dict[str, Any] | None = None,
+) -> Comparison:
     """The comparison of one grid of `experiment` (default: its most recently active grid).
 
     `where` ({grid key: value label}) keeps the trials with those grid values only; `protocol`
@@ -133,25 +180,52 @@ def compare(tracker: Tracker, experiment: str, parent_run_id: str | None = None,
     frame, curves, losses = _with_histories(tracker, frame, spec.target_pair())
     nuisance = [grid_column(key) for key in spec.nuisance]
     scientific = [key for key in grid_keys if key not in nuisance]
-    metric = _checked_metric(frame, spec.metric or (counterpart(spec.select_on) if nuisance else None))
+    metric = _checked_metric(
+        frame, spec.metric or (counterpart(spec.select_on) if nuisance else None)
+    )
     selection, ranked = pd.DataFrame(), frame
     if nuisance:
         selection = selection_table(frame, scientific, nuisance, spec.select_on)
         ranked = selected_frame(frame, selection, scientific, nuisance)
-    cells = cell_table(ranked, [*grid_keys, *(["selected", "edge"] if nuisance else [])], metric,
-                       spec.interval, seed=manifest.get("grid_key", experiment))
+    cells = cell_table(
+        ranked,
+        [*grid_keys, *(["selected", "edge"] if nuisance else [])],
+        metric,
+        spec.interval,
+        seed=manifest.get("grid_key", experiment),
+    )
     effects = _effects(frame, ranked, scientific, nuisance, _checked_keys(grid_keys, by), metric)
     return Comparison(
-        experiment=experiment, parent_run_id=parent.info.run_id, metric=metric, grid_keys=grid_keys,
-        frame=frame, cells=cells, effects=effects, parity=parity_table(frame, losses),
-        speed=speed_table(frame), failures=failure_table(frame), curves=curves, losses=losses, ranked=ranked,
-        protocol=spec, scientific_keys=scientific, nuisance_keys=nuisance, selection=selection,
-        budget=seed_budget(ranked, cells, metric), seeds=int(frame["seed"].nunique()),
-        description=manifest.get("description", ""), experiment_id=parent.info.experiment_id)
+        experiment=experiment,
+        parent_run_id=parent.info.run_id,
+        metric=metric,
+        grid_keys=grid_keys,
+        frame=frame,
+        cells=cells,
+        effects=effects,
+        parity=parity_table(frame, losses),
+        speed=speed_table(frame),
+        failures=failure_table(frame),
+        curves=curves,
+        losses=losses,
+        ranked=ranked,
+        protocol=spec,
+        scientific_keys=scientific,
+        nuisance_keys=nuisance,
+        selection=selection,
+        budget=seed_budget(ranked, cells, metric),
+        seeds=int(frame["seed"].nunique()),
+        description=manifest.get("description", ""),
+        experiment_id=parent.info.experiment_id,
+    )
 
 
-def _protocol(manifest: dict[str, Any], overrides: dict[str, Any] | None, metric: str | None,
-              frame: pd.DataFrame) -> CompareSpec:
+def _protocol(
+    manifest: dict[str, Any],
+    overrides: dict[str, Any] | None,
+    metric: str | None,
+    frame: pd.DataFrame,
+) -> CompareSpec:
     """The grid's declared protocol (its manifest's `compare`), with the flags given laid over it."""
     declared = dict(manifest.get("compare") or {})
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
@@ -165,11 +239,17 @@ def _protocol(manifest: dict[str, Any], overrides: dict[str, Any] | None, metric
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "metric"
         if field in ("select_on", "metric") and first["input"] not in RANKABLE:
-            allowed = ", ".join(_recorded(frame, bool(given.get("target") or declared.get("target"))))
-            raise ReportError(f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's runs; "
-                              f"allowed: {allowed}") from None
+            allowed = ", ".join(
+                _recorded(frame, bool(given.get("target") or declared.get("target")))
+            )
+            raise ReportError(
+                f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's runs; "
+                f"allowed: {allowed}"
+            ) from None
         shown = f" {first['input']}" if isinstance(first["input"], str) else ""
-        raise ReportError(f"{FLAGS.get(field, field)}{shown}: {first['msg'].removeprefix('Value error, ')}") from None
+        raise ReportError(
+            f"{FLAGS.get(field, field)}{shown}: {first['msg'].removeprefix('Value error, ')}"
+        ) from None
 
 
 def _recorded(frame: pd.DataFrame, target: bool) -> list[str]:
@@ -188,8 +268,13 @@ def _check_protocol(spec: CompareSpec, grid_keys: list[str], frame: pd.DataFrame
     if problem is not None:
         field, message = problem
         given = getattr(spec, field)
-        shown = ",".join(given) if field == "nuisance" else \
-            ",".join(f"{k}={v:g}" for k, v in given.items()) if field == "target" else given
+        shown = (
+            ",".join(given)
+            if field == "nuisance"
+            else ",".join(f"{k}={v:g}" for k, v in given.items())
+            if field == "target"
+            else given
+        )
         raise ReportError(f"{FLAGS[field]} {shown}: {message}")
 
 
@@ -204,13 +289,24 @@ def _with_histories(tracker: Tracker, frame: pd.DataFrame, target: tuple[str, fl
     for name in dict.fromkeys(wanted):
         if name not in histories:
             histories[name] = tracker.metric_histories(run_ids, name)
-    frame = with_curve_measures(frame, histories.get("val_loss", {}), target,
-                                histories.get(target[0]) if target else None, histories.get("epoch_time_s"))
+    frame = with_curve_measures(
+        frame,
+        histories.get("val_loss", {}),
+        target,
+        histories.get(target[0]) if target else None,
+        histories.get("epoch_time_s"),
+    )
     return frame, histories.get("val_loss", histories["loss"]), histories["loss"]
 
 
-def _effects(frame: pd.DataFrame, ranked: pd.DataFrame, scientific: list[str], nuisance: list[str],
-             keys: list[str], metric: str) -> pd.DataFrame:
+def _effects(
+    frame: pd.DataFrame,
+    ranked: pd.DataFrame,
+    scientific: list[str],
+    nuisance: list[str],
+    keys: list[str],
+    metric: str,
+) -> pd.DataFrame:
     """Scientific keys on the selected trials, paired on seed and the other scientific keys;
     nuisance keys on every trial, paired on seed and every other grid key, as without a protocol."""
     tables = []
@@ -224,7 +320,9 @@ def _effects(frame: pd.DataFrame, ranked: pd.DataFrame, scientific: list[str], n
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def grid_runs(tracker: Tracker, experiment: str, parent_run_id: str | None = None) -> tuple[Any, dict, list]:
+def grid_runs(
+    tracker: Tracker, experiment: str, parent_run_id: str | None = None
+) -> tuple[Any, dict, list]:
     """(parent run, its manifest, every run of its trial keys) of one grid of `experiment`
     (default: its most recently active grid); one-line ReportErrors for what is not there."""
     experiment_id = tracker.find_experiment(experiment)
@@ -240,15 +338,19 @@ def grid_runs(tracker: Tracker, experiment: str, parent_run_id: str | None = Non
 def _parent(tracker: Tracker, experiment: str, experiment_id: str, parent_run_id: str | None):
     parents = tracker.grid_parents(experiment_id)
     if not parents:
-        raise ReportError(f"experiment {experiment!r} has no grid run yet; run one with mlpsuite run")
+        raise ReportError(
+            f"experiment {experiment!r} has no grid run yet; run one with mlpsuite run"
+        )
     if parent_run_id is None:
         return parents[0]
     for parent in parents:
         if parent.info.run_id == parent_run_id:
             return parent
     listed = ", ".join(p.info.run_id for p in parents[:10])
-    raise ReportError(f"--parent {parent_run_id}: not a grid run of experiment {experiment!r}; "
-                      f"its grid runs: {listed}")
+    raise ReportError(
+        f"--parent {parent_run_id}: not a grid run of experiment {experiment!r}; "
+        f"its grid runs: {listed}"
+    )
 
 
 def _manifest(tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
@@ -257,8 +359,10 @@ def _manifest(tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
     except (MlflowException, OSError):
         missing = tracker.get_run(parent_run_id).data.tags.get(TAG_MISSING)
         why = f"it could not be written: {missing}" if missing else "an older mlpsuite made it"
-        raise ReportError(f"grid run {parent_run_id} has no {GRID_MANIFEST} ({why}); "
-                          "run its config again to record one") from None
+        raise ReportError(
+            f"grid run {parent_run_id} has no {GRID_MANIFEST} ({why}); "
+            "run its config again to record one"
+        ) from None
 
 
 def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) -> pd.DataFrame:
@@ -266,11 +370,15 @@ def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) 
     for key, wanted in where.items():
         column = grid_column(key)
         if column not in grid_keys:
-            raise ReportError(f"--where {key}={wanted}: {key} is not a grid key of this grid; allowed: "
-                              f"{', '.join(grid_keys) or '(none: one cell)'}")
+            raise ReportError(
+                f"--where {key}={wanted}: {key} is not a grid key of this grid; allowed: "
+                f"{', '.join(grid_keys) or '(none: one cell)'}"
+            )
         labels = frame[column].map(short_value)
         if wanted not in set(labels):
-            raise ReportError(f"--where {key}={wanted}: no such value; allowed: {', '.join(dict.fromkeys(labels))}")
+            raise ReportError(
+                f"--where {key}={wanted}: no such value; allowed: {', '.join(dict.fromkeys(labels))}"
+            )
         frame = frame[labels == wanted]
     return frame.reset_index(drop=True)
 
@@ -278,9 +386,14 @@ def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) 
 def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:
     available = [name for name in RANKABLE if name in frame and frame[name].notna().any()]
     if metric is None:
-        return next((name for name in ("val_loss", "loss") if name in available), available[0] if available else "val_loss")
+        return next(
+            (name for name in ("val_loss", "loss") if name in available),
+            available[0] if available else "val_loss",
+        )
     if metric not in available:
-        raise ReportError(f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: {', '.join(available) or '(none)'}")
+        raise ReportError(
+            f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: {', '.join(available) or '(none)'}"
+        )
     return metric
 
 
@@ -289,5 +402,7 @@ def _checked_keys(grid_keys: list[str], by: str | None) -> list[str]:
         return grid_keys
     by = grid_column(by)
     if by not in grid_keys:
-        raise ReportError(f"--by {by}: not a grid key of this grid; allowed: {', '.join(grid_keys) or '(none: one cell)'}")
+        raise ReportError(
+            f"--by {by}: not a grid key of this grid; allowed: {', '.join(grid_keys) or '(none: one cell)'}"
+        )
     return [by]

@@ -20,16 +20,48 @@ from mlpsuite.registry import REFERENCE_BACKEND
 from mlpsuite.tracking import TAG_FAILURE, TAG_KEY, TAG_SUPERSEDED, TAG_WEIGHTS
 from mlpsuite.tracking.tags import run_versions
 
-RUN_METRICS = ("loss", "val_loss", "accuracy", "val_accuracy", "test_loss", "test_accuracy",
-               "test_r2", "test_mae", "val_r2", "val_mae", "initial_loss", "best_val_loss", "best_epoch",
-               "step_time_ms", "fit_time_s", "first_epoch_time_s", "steady_epoch_time_s", "worker_start_s",
-               "peak_rss_mb", "start_rss_mb", "eval_compile_s")
+RUN_METRICS = (
+    "loss",
+    "val_loss",
+    "accuracy",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "test_r2",
+    "test_mae",
+    "val_r2",
+    "val_mae",
+    "initial_loss",
+    "best_val_loss",
+    "best_epoch",
+    "step_time_ms",
+    "fit_time_s",
+    "first_epoch_time_s",
+    "steady_epoch_time_s",
+    "worker_start_s",
+    "peak_rss_mb",
+    "start_rss_mb",
+    "eval_compile_s",
+)
 CURVE_MEASURES = ("auc_val_loss", "epochs_to_target", "time_to_target_s")
 ALL_BACKENDS = "all"
 NOT_RUN = "not run"
 # Frame columns a grid key must not overwrite (the top-level `loss` key meets the `loss` metric).
-_RESERVED = {"key", "backend", "seed", "cell", "status", "run_id", "failure", "weights_sha256",
-             "trial_time_s", "dropout", "vectorized", *RUN_METRICS, *CURVE_MEASURES}
+_RESERVED = {
+    "key",
+    "backend",
+    "seed",
+    "cell",
+    "status",
+    "run_id",
+    "failure",
+    "weights_sha256",
+    "trial_time_s",
+    "dropout",
+    "vectorized",
+    *RUN_METRICS,
+    *CURVE_MEASURES,
+}
 
 
 def grid_column(grid_key: str) -> str:
@@ -44,13 +76,34 @@ def grid_frame(manifest: dict[str, Any], runs: list) -> pd.DataFrame:
         by_key.setdefault(run.data.tags.get(TAG_KEY), []).append(run)
     rows = []
     for trial in manifest["trials"]:
-        row = {"key": trial["key"], "backend": trial["backend"], "seed": trial["seed"],
-               "cell": cell_label(trial["cell"]), **{grid_column(k): v for k, v in trial["cell"].items()}}
+        row = {
+            "key": trial["key"],
+            "backend": trial["backend"],
+            "seed": trial["seed"],
+            "cell": cell_label(trial["cell"]),
+            **{grid_column(k): v for k, v in trial["cell"].items()},
+        }
         run = counted_run(by_key.get(trial["key"], []))
-        rows.append({**row, **(_run_fields(run) if run is not None else {"status": "MISSING",
-                                                                         "failure": NOT_RUN})})
+        rows.append(
+            {
+                **row,
+                **(
+                    _run_fields(run)
+                    if run is not None
+                    else {"status": "MISSING", "failure": NOT_RUN}
+                ),
+            }
+        )
     frame = pd.DataFrame(rows)
-    for column in ("run_id", "failure", "weights_sha256", *RUN_METRICS, "trial_time_s", "dropout", "vectorized"):
+    for column in (
+        "run_id",
+        "failure",
+        "weights_sha256",
+        *RUN_METRICS,
+        "trial_time_s",
+        "dropout",
+        "vectorized",
+    ):
         if column not in frame:
             frame[column] = None if column in ("run_id", "failure", "weights_sha256") else math.nan
     return frame
@@ -65,26 +118,36 @@ def counted_run(runs: list):
 
 def _run_fields(run) -> dict[str, Any]:
     ended = run.info.end_time
-    fields = {"run_id": run.info.run_id, "status": run.info.status,
-              "failure": run.data.tags.get(TAG_FAILURE), "weights_sha256": run.data.tags.get(TAG_WEIGHTS),
-              # The worker's own clock (a vectorised group's share per seed); the run's wall time
-              # also spans its claim's wait for a worker, and stands in only where that is missing.
-              "trial_time_s": run.data.metrics.get("trial_time_s",
-                                                   (ended - run.info.start_time) / 1000 if ended else math.nan),
-              "dropout": float(run.data.params.get("model.dropout", 0.0)),
-              # seeds trained with it as one program: its step time is the group's per seed
-              "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0)),
-              "versions": version_label(run_versions(run.data.tags))}
-    fields.update({name: run.data.metrics[name] for name in RUN_METRICS if name in run.data.metrics})
+    fields = {
+        "run_id": run.info.run_id,
+        "status": run.info.status,
+        "failure": run.data.tags.get(TAG_FAILURE),
+        "weights_sha256": run.data.tags.get(TAG_WEIGHTS),
+        # The worker's own clock (a vectorised group's share per seed); the run's wall time
+        # also spans its claim's wait for a worker, and stands in only where that is missing.
+        "trial_time_s": run.data.metrics.get(
+            "trial_time_s", (ended - run.info.start_time) / 1000 if ended else math.nan
+        ),
+        "dropout": float(run.data.params.get("model.dropout", 0.0)),
+        # seeds trained with it as one program: its step time is the group's per seed
+        "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0)),
+        "versions": version_label(run_versions(run.data.tags)),
+    }
+    fields.update(
+        {name: run.data.metrics[name] for name in RUN_METRICS if name in run.data.metrics}
+    )
     if run.info.status != "FINISHED" and not fields["failure"]:
         fields["failure"] = run.info.status.lower()
     return fields
 
 
-def with_curve_measures(frame: pd.DataFrame, val_curves: dict[str, list[float]],
-                        target: tuple[str, float] | None = None,
-                        target_curves: dict[str, list[float]] | None = None,
-                        epoch_times: dict[str, list[float]] | None = None) -> pd.DataFrame:
+def with_curve_measures(
+    frame: pd.DataFrame,
+    val_curves: dict[str, list[float]],
+    target: tuple[str, float] | None = None,
+    target_curves: dict[str, list[float]] | None = None,
+    epoch_times: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:
     """The frame with `auc_val_loss` (mean val_loss over the epochs) per run, and with a
     target (metric, value) also `epochs_to_target` and `time_to_target_s`: NaN where the run
     never reached it, so "not reached" stays countable (`reached_target` False)."""
@@ -97,9 +160,11 @@ def with_curve_measures(frame: pd.DataFrame, val_curves: dict[str, list[float]],
     times = [(epoch_times or {}).get(r) or [] for r in run_ids]
     epochs = [epochs_to_target(curve, value, metric) for curve in curves]
     seconds = [time_to_target(curve, spent, value, metric) for curve, spent in zip(curves, times)]
-    return frame.assign(epochs_to_target=[math.nan if e is None else float(e) for e in epochs],
-                        time_to_target_s=[math.nan if s is None else s for s in seconds],
-                        reached_target=[e is not None for e in epochs])
+    return frame.assign(
+        epochs_to_target=[math.nan if e is None else float(e) for e in epochs],
+        time_to_target_s=[math.nan if s is None else s for s in seconds],
+        reached_target=[e is not None for e in epochs],
+    )
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:

@@ -22,8 +22,9 @@ from mlpsuite.config import cell_label
 SMALLEST, LARGEST = "smallest tried", "largest tried"
 
 
-def selection_table(frame: pd.DataFrame, scientific: list[str], nuisance: list[str],
-                    select_on: str) -> pd.DataFrame:
+def selection_table(
+    frame: pd.DataFrame, scientific: list[str], nuisance: list[str], select_on: str
+) -> pd.DataFrame:
     """One row per (scientific cell, nuisance setting): n seeds, mean and 95% t-interval over
     seeds of `select_on` (a seed's Keras backends averaged first), whether every trial of the
     setting finished, and which setting each cell selected (`selected`), with the edge of the
@@ -37,21 +38,33 @@ def selection_table(frame: pd.DataFrame, scientific: list[str], nuisance: list[s
     source = pooled_source(frame)
     rows = []
     for values, group in source.groupby([*scientific, *nuisance], sort=False):
-        values = dict(zip([*scientific, *nuisance], values if isinstance(values, tuple) else (values,)))
+        values = dict(
+            zip([*scientific, *nuisance], values if isinstance(values, tuple) else (values,))
+        )
         ok = finished(group)
         per_seed = ok.groupby("seed")[select_on].mean()
         interval = mean_interval(per_seed)
-        rows.append({"cell": cell_label({k: values[k] for k in scientific}),
-                     "setting": cell_label({k: values[k] for k in nuisance}), **values,
-                     "n": interval.n, "finished": len(ok), "trials": len(group),
-                     "complete": len(ok) == len(group) and bool(per_seed.notna().all()),
-                     f"{select_on}_mean": interval.mean, f"{select_on}_low": interval.low,
-                     f"{select_on}_high": interval.high})
+        rows.append(
+            {
+                "cell": cell_label({k: values[k] for k in scientific}),
+                "setting": cell_label({k: values[k] for k in nuisance}),
+                **values,
+                "n": interval.n,
+                "finished": len(ok),
+                "trials": len(group),
+                "complete": len(ok) == len(group) and bool(per_seed.notna().all()),
+                f"{select_on}_mean": interval.mean,
+                f"{select_on}_low": interval.low,
+                f"{select_on}_high": interval.high,
+            }
+        )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
     table["selected"] = _selected_rows(table, select_on)
-    table["edge"] = [_edge(table, row, nuisance) if row["selected"] else "" for _, row in table.iterrows()]
+    table["edge"] = [
+        _edge(table, row, nuisance) if row["selected"] else "" for _, row in table.iterrows()
+    ]
     return table
 
 
@@ -62,8 +75,11 @@ def _selected_rows(table: pd.DataFrame, select_on: str) -> list[bool]:
         eligible = settings[settings[f"{select_on}_mean"].notna()]
         if eligible.empty:
             continue
-        most = eligible[eligible["complete"]] if eligible["complete"].any() else \
-            eligible[eligible["finished"] == eligible["finished"].max()]
+        most = (
+            eligible[eligible["complete"]]
+            if eligible["complete"].any()
+            else eligible[eligible["finished"] == eligible["finished"].max()]
+        )
         ranked = most.sort_values(f"{select_on}_mean", ascending=better_first, kind="stable")
         chosen.add(ranked.index[0])
     return [index in chosen for index in table.index]
@@ -93,12 +109,15 @@ def _number(label: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def selected_frame(frame: pd.DataFrame, selection: pd.DataFrame, scientific: list[str],
-                   nuisance: list[str]) -> pd.DataFrame:
+def selected_frame(
+    frame: pd.DataFrame, selection: pd.DataFrame, scientific: list[str], nuisance: list[str]
+) -> pd.DataFrame:
     """The trials of each cell's selected setting (every backend's), relabelled by their
     scientific values only, with the setting as the `selected` column."""
     chosen = selection[selection["selected"]][[*scientific, *nuisance, "setting", "edge"]]
-    kept = frame.merge(chosen, on=[*scientific, *nuisance], how="inner").rename(columns={"setting": "selected"})
+    kept = frame.merge(chosen, on=[*scientific, *nuisance], how="inner").rename(
+        columns={"setting": "selected"}
+    )
     kept["cell"] = [cell_label({k: row[k] for k in scientific}) for _, row in kept.iterrows()]
     return kept
 
@@ -107,14 +126,23 @@ def counterpart(select_on: str) -> str:
     """The metric a selection is reported on by default: the test split's version of a
     validation metric (`val_loss` -> `test_loss`), since a number chosen on validation is
     optimistic there; other metrics report themselves."""
-    return f"test_{select_on[4:]}" if select_on.startswith("val_") else \
-        "test_loss" if select_on == "best_val_loss" else select_on
+    return (
+        f"test_{select_on[4:]}"
+        if select_on.startswith("val_")
+        else "test_loss"
+        if select_on == "best_val_loss"
+        else select_on
+    )
 
 
-def protocol_sentence(scientific: list[str], nuisance: list[str], select_on: str, metric: str, seeds: int) -> str:
-    """"each optimizer.name at its best optimizer.learning_rate by mean val_loss over 5 seeds;
+def protocol_sentence(
+    scientific: list[str], nuisance: list[str], select_on: str, metric: str, seeds: int
+) -> str:
+    """ "each optimizer.name at its best optimizer.learning_rate by mean val_loss over 5 seeds;
     reported on test_loss"."""
     compared = scientific[0] if len(scientific) == 1 else f"({', '.join(scientific)}) cell"
     tuned = nuisance[0] if len(nuisance) == 1 else f"({', '.join(nuisance)}) setting"
-    return (f"each {compared} at its best {tuned} by mean {select_on} over {seeds} seed{'s' * (seeds != 1)}; "
-            f"reported on {metric}")
+    return (
+        f"each {compared} at its best {tuned} by mean {select_on} over {seeds} seed{'s' * (seeds != 1)}; "
+        f"reported on {metric}"
+    )

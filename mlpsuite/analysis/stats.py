@@ -78,13 +78,20 @@ def robust_summary(values: Any, seed: int, confidence: float = CONFIDENCE) -> di
         return {**summary, "boot_low": float(values[0]), "boot_high": float(values[0])}
     with warnings.catch_warnings():  # two or three values: BCa may warn of a degenerate jackknife
         warnings.simplefilter("ignore")
-        interval = stats.bootstrap((values,), np.mean, confidence_level=confidence, method="BCa",
-                                   n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(seed)
-                                   ).confidence_interval
+        interval = stats.bootstrap(
+            (values,),
+            np.mean,
+            confidence_level=confidence,
+            method="BCa",
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
     return {**summary, "boot_low": float(interval.low), "boot_high": float(interval.high)}
 
 
-def summaries(columns: dict[str, Any], seed: int, confidence: float = CONFIDENCE) -> dict[str, dict]:
+def summaries(
+    columns: dict[str, Any], seed: int, confidence: float = CONFIDENCE
+) -> dict[str, dict]:
     """Per column (a cell's metrics over its seeds): n, mean and t-interval (`mean_interval`)
     and the robust summary (`robust_summary`), as `{"n", "mean", "low", "high", "iqm", ...}`.
 
@@ -99,26 +106,50 @@ def summaries(columns: dict[str, Any], seed: int, confidence: float = CONFIDENCE
             batch.append(name)
         else:
             interval = mean_interval(values, confidence)
-            result[name] = {"n": interval.n, "mean": interval.mean, "low": interval.low, "high": interval.high,
-                            **robust_summary(values, seed, confidence)}
+            result[name] = {
+                "n": interval.n,
+                "mean": interval.mean,
+                "low": interval.low,
+                "high": interval.high,
+                **robust_summary(values, seed, confidence),
+            }
     if not batch:
         return result
     data = np.vstack([np.asarray(columns[name], dtype=float) for name in batch])
     low, high = stats.ttest_1samp(data, 0.0, axis=1).confidence_interval(confidence)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        boot = stats.bootstrap((data,), np.mean, confidence_level=confidence, method="BCa", axis=-1,
-                               n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(seed)).confidence_interval
-    means, iqm, median = data.mean(axis=1), stats.trim_mean(data, 0.25, axis=1), np.median(data, axis=1)
+        boot = stats.bootstrap(
+            (data,),
+            np.mean,
+            confidence_level=confidence,
+            method="BCa",
+            axis=-1,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            rng=np.random.default_rng(seed),
+        ).confidence_interval
+    means, iqm, median = (
+        data.mean(axis=1),
+        stats.trim_mean(data, 0.25, axis=1),
+        np.median(data, axis=1),
+    )
     for i, name in enumerate(batch):
-        result[name] = {"n": data.shape[1], "mean": float(means[i]), "low": float(low[i]), "high": float(high[i]),
-                        "iqm": float(iqm[i]), "median": float(median[i]),
-                        "boot_low": float(boot.low[i]), "boot_high": float(boot.high[i])}
+        result[name] = {
+            "n": data.shape[1],
+            "mean": float(means[i]),
+            "low": float(low[i]),
+            "high": float(high[i]),
+            "iqm": float(iqm[i]),
+            "median": float(median[i]),
+            "boot_low": float(boot.low[i]),
+            "boot_high": float(boot.high[i]),
+        }
     return result
 
 
-def paired_difference(level: Any, reference: Any, confidence: float = CONFIDENCE,
-                      direction: str = "min") -> dict[str, float]:
+def paired_difference(
+    level: Any, reference: Any, confidence: float = CONFIDENCE, direction: str = "min"
+) -> dict[str, float]:
     """`level - reference` on pairs: mean difference, its t-interval, paired t and Wilcoxon p,
     the standardised effect (mean difference / its standard deviation) and the probability
     that the level is better than the reference (`direction`: "min" when lower is better).
@@ -128,10 +159,16 @@ def paired_difference(level: Any, reference: Any, confidence: float = CONFIDENCE
     level, reference = np.asarray(level, dtype=float), np.asarray(reference, dtype=float)
     differences = level - reference
     n = len(differences)
-    result = {"n_pairs": n, "mean_diff": float(differences.mean()) if n else math.nan,
-              "diff_low": math.nan, "diff_high": math.nan, "p_ttest": math.nan, "p_wilcoxon": math.nan,
-              "effect_size": standardized_effect(differences),
-              "prob_improvement": probability_of_improvement(level, reference, direction)}
+    result = {
+        "n_pairs": n,
+        "mean_diff": float(differences.mean()) if n else math.nan,
+        "diff_low": math.nan,
+        "diff_high": math.nan,
+        "p_ttest": math.nan,
+        "p_wilcoxon": math.nan,
+        "effect_size": standardized_effect(differences),
+        "prob_improvement": probability_of_improvement(level, reference, direction),
+    }
     if n and np.all(differences == 0):
         return {**result, "diff_low": 0.0, "diff_high": 0.0, "p_ttest": 1.0, "p_wilcoxon": 1.0}
     if n < 2:
@@ -143,8 +180,13 @@ def paired_difference(level: Any, reference: Any, confidence: float = CONFIDENCE
         wilcoxon_p = stats.wilcoxon(level, reference, zero_method="zsplit").pvalue
     if np.all(differences == differences[0]):  # no spread: the difference is exact
         low = high = float(differences[0])
-    return {**result, "diff_low": float(low), "diff_high": float(high),
-            "p_ttest": float(ttest.pvalue), "p_wilcoxon": float(wilcoxon_p)}
+    return {
+        **result,
+        "diff_low": float(low),
+        "diff_high": float(high),
+        "p_ttest": float(ttest.pvalue),
+        "p_wilcoxon": float(wilcoxon_p),
+    }
 
 
 def standardized_effect(differences: Any) -> float:
@@ -175,7 +217,9 @@ def paired_t_power(n: int, effect_size: float, alpha: float = ALPHA) -> float:
     df = n - 1
     critical = stats.t.ppf(1 - alpha / 2, df)
     noncentrality = abs(effect_size) * math.sqrt(n)
-    power = float(stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality))
+    power = float(
+        stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)
+    )
     if not math.isfinite(power):  # scipy's noncentral t gives NaN far into its tail
         power = 1.0 if noncentrality > critical else 0.0
     return power

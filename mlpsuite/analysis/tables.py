@@ -15,23 +15,41 @@ import pandas as pd
 
 from mlpsuite.analysis.versions import same_shared_versions
 from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
-from mlpsuite.analysis.stats import (ALPHA, holm, paired_difference, paired_t_power, relative_spread, seeds_for_power,
-                                     stable_seed, summaries)
+from mlpsuite.analysis.stats import (
+    ALPHA,
+    holm,
+    paired_difference,
+    paired_t_power,
+    relative_spread,
+    seeds_for_power,
+    stable_seed,
+    summaries,
+)
 from mlpsuite.registry import RANKABLE, REFERENCE_BACKEND
 
 # What a cell summarises (those the grid's runs have).
-CELL_METRICS = ("val_loss", "test_loss", "test_accuracy", "test_r2", "test_mae", "best_epoch", "auc_val_loss",
-                "epochs_to_target", "time_to_target_s")
+CELL_METRICS = (
+    "val_loss",
+    "test_loss",
+    "test_accuracy",
+    "test_r2",
+    "test_mae",
+    "best_epoch",
+    "auc_val_loss",
+    "epochs_to_target",
+    "time_to_target_s",
+)
 INTERVALS = ("t", "bootstrap")
 
 
 def direction(metric: str) -> str:
-    """"min" when lower is better (losses, epochs, seconds), "max" for accuracy and R²."""
+    """ "min" when lower is better (losses, epochs, seconds), "max" for accuracy and R²."""
     return RANKABLE.get(metric, "min")
 
 
-def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str, interval: str = "t",
-               seed: str = "") -> pd.DataFrame:
+def cell_table(
+    frame: pd.DataFrame, grid_keys: list[str], metric: str, interval: str = "t", seed: str = ""
+) -> pd.DataFrame:
     """Per cell pooled over the Keras backends (backend `all`), and per backend (scikit-learn
     included) when there are several: n seeds, trials, and per metric over seeds the mean with
     its 95% t-interval, the interquartile mean, the median and a 95% BCa bootstrap interval
@@ -40,19 +58,33 @@ def cell_table(frame: pd.DataFrame, grid_keys: list[str], metric: str, interval:
     Pooled cells ranked by `metric`, marking those whose `interval` overlaps the best cell's."""
     ok = finished(frame)
     metrics = [m for m in dict.fromkeys([metric, *CELL_METRICS]) if m in ok and ok[m].notna().any()]
-    groups = [(cell, ALL_BACKENDS, group) for cell, group in pooled_source(ok).groupby("cell", sort=False)]
+    groups = [
+        (cell, ALL_BACKENDS, group) for cell, group in pooled_source(ok).groupby("cell", sort=False)
+    ]
     if ok["backend"].nunique() > 1:
-        groups += [(cell, backend, group) for (cell, backend), group in ok.groupby(["cell", "backend"], sort=False)]
+        groups += [
+            (cell, backend, group)
+            for (cell, backend), group in ok.groupby(["cell", "backend"], sort=False)
+        ]
     rows = []
     for cell, backend, group in groups:
         per_seed = group.groupby("seed")[metrics].mean()
-        row = {"cell": cell, **group.iloc[0][grid_keys].to_dict(), "backend": backend,
-               "n": len(per_seed), "trials": len(group)}
-        summary = summaries({name: per_seed[name] for name in metrics}, stable_seed(seed, cell, backend))
+        row = {
+            "cell": cell,
+            **group.iloc[0][grid_keys].to_dict(),
+            "backend": backend,
+            "n": len(per_seed),
+            "trials": len(group),
+        }
+        summary = summaries(
+            {name: per_seed[name] for name in metrics}, stable_seed(seed, cell, backend)
+        )
         for name in metrics:
             row.update({f"{name}_{key}": value for key, value in summary[name].items()})
         rows.append(row)
-    table = pd.DataFrame(rows, columns=None if rows else ["cell", *grid_keys, "backend", "n", "trials"])
+    table = pd.DataFrame(
+        rows, columns=None if rows else ["cell", *grid_keys, "backend", "n", "trials"]
+    )
     if table.empty or f"{metric}_mean" not in table:
         return table
     return _ranked(table, metric, interval)
@@ -62,13 +94,19 @@ def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
     """Best first; a cell with seeds that have no value (a target not reached) below every cell
     whose seeds all have one, whatever its mean."""
     ascending = direction(metric) == "min"
-    pooled = table[table["backend"] == ALL_BACKENDS].assign(_missing=lambda t: t["n"] - t[f"{metric}_n"])
-    pooled = pooled.sort_values(["_missing", f"{metric}_mean"], ascending=[True, ascending], kind="stable")
+    pooled = table[table["backend"] == ALL_BACKENDS].assign(
+        _missing=lambda t: t["n"] - t[f"{metric}_n"]
+    )
+    pooled = pooled.sort_values(
+        ["_missing", f"{metric}_mean"], ascending=[True, ascending], kind="stable"
+    )
     rank = {cell: position for position, cell in enumerate(pooled["cell"], start=1)}
     best_low, best_high = bounds(pooled.iloc[0], metric, interval)
     table = table.assign(rank=table["cell"].map(rank))
-    table["overlaps_best"] = [bool(low <= best_high and high >= best_low)
-                              for low, high in (bounds(row, metric, interval) for _, row in table.iterrows())]
+    table["overlaps_best"] = [
+        bool(low <= best_high and high >= best_low)
+        for low, high in (bounds(row, metric, interval) for _, row in table.iterrows())
+    ]
     table["_pooled_first"] = table["backend"] != ALL_BACKENDS
     table = table.sort_values(["_pooled_first", "rank", "backend"]).drop(columns="_pooled_first")
     return table.reset_index(drop=True)
@@ -77,12 +115,17 @@ def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
 def bounds(row: pd.Series, metric: str, interval: str = "t") -> tuple[float, float]:
     """A cell's t or bootstrap interval of `metric`, or the mean itself when there is none (one seed)."""
     suffix = ("low", "high") if interval == "t" else ("boot_low", "boot_high")
-    mean, low, high = row[f"{metric}_mean"], row[f"{metric}_{suffix[0]}"], row[f"{metric}_{suffix[1]}"]
+    mean, low, high = (
+        row[f"{metric}_mean"],
+        row[f"{metric}_{suffix[0]}"],
+        row[f"{metric}_{suffix[1]}"],
+    )
     return (mean, mean) if math.isnan(low) else (low, high)
 
 
-def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: str,
-                 reference: str | None = None) -> pd.DataFrame:
+def effect_table(
+    frame: pd.DataFrame, key: str, grid_keys: list[str], metric: str, reference: str | None = None
+) -> pd.DataFrame:
     """Every level of `key` against `reference` (default: the best level by `metric`), paired on
     seed and the other grid keys; Holm-adjusted paired-t p over the levels.
 
@@ -102,7 +145,8 @@ def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: st
     if reference is None:  # as the ranking: a level whose every pair has a value goes first
         missing = per_pair[metric].isna().groupby(per_pair[key]).sum().reindex(means.index)
         order = pd.DataFrame({"missing": missing, "mean": means}).sort_values(
-            ["missing", "mean"], ascending=[True, direction(metric) == "min"], kind="stable")
+            ["missing", "mean"], ascending=[True, direction(metric) == "min"], kind="stable"
+        )
         reference = order.index[0]
     reference_values = ok[ok[key] == reference].set_index(pair_on)[metric]
     rows = []
@@ -110,13 +154,30 @@ def effect_table(frame: pd.DataFrame, key: str, grid_keys: list[str], metric: st
         if level == reference:
             continue
         level_values = ok[ok[key] == level].set_index(pair_on)[metric]
-        pairs = pd.concat([level_values.rename("level"), reference_values.rename("reference")],
-                          axis=1, join="inner")
-        possible = len(per_pair[per_pair[key] == level].merge(per_pair[per_pair[key] == reference][pair_on], on=pair_on))
-        rows.append({"key": key, "level": level, "reference": reference, "metric": metric,
-                     "level_mean": float(means[level]), "reference_mean": float(means[reference]),
-                     **paired_difference(pairs["level"], pairs["reference"], direction=direction(metric)),
-                     "pairs_missing": possible - len(pairs)})
+        pairs = pd.concat(
+            [level_values.rename("level"), reference_values.rename("reference")],
+            axis=1,
+            join="inner",
+        )
+        possible = len(
+            per_pair[per_pair[key] == level].merge(
+                per_pair[per_pair[key] == reference][pair_on], on=pair_on
+            )
+        )
+        rows.append(
+            {
+                "key": key,
+                "level": level,
+                "reference": reference,
+                "metric": metric,
+                "level_mean": float(means[level]),
+                "reference_mean": float(means[reference]),
+                **paired_difference(
+                    pairs["level"], pairs["reference"], direction=direction(metric)
+                ),
+                "pairs_missing": possible - len(pairs),
+            }
+        )
     table = pd.DataFrame(rows)
     if not table.empty:
         table["p_holm"] = holm(table["p_ttest"])
@@ -133,19 +194,27 @@ def parity_table(frame: pd.DataFrame, losses: dict[str, list[float]]) -> pd.Data
     ok = ok[ok["backend"] != REFERENCE_BACKEND]
     rows = []
     for (cell, seed), group in ok.groupby(["cell", "seed"], sort=False):
-        if group["backend"].nunique() < 2 or not same_shared_versions(list(group.get("versions", []))):
+        if group["backend"].nunique() < 2 or not same_shared_versions(
+            list(group.get("versions", []))
+        ):
             continue  # not one version set: an upgrade between them may move the numbers
         curves = [losses.get(run_id) or [] for run_id in group["run_id"]]
         epochs = min(len(curve) for curve in curves)
         spreads = [relative_spread([curve[e] for curve in curves]) for e in range(epochs)]
         hashes = set(group["weights_sha256"])
-        rows.append({"cell": cell, "seed": seed, "backends": ",".join(sorted(group["backend"])),
-                     "expected_to_agree": bool((group["dropout"].fillna(0) == 0).all()),
-                     "weights_match": len(hashes) == 1 and None not in hashes,
-                     "initial_rel_diff": relative_spread(group["initial_loss"]),
-                     "max_epoch_rel_diff": max(spreads, default=math.nan),
-                     "worst_epoch": int(np.argmax(spreads)) + 1 if spreads else None,
-                     "epochs_compared": epochs})
+        rows.append(
+            {
+                "cell": cell,
+                "seed": seed,
+                "backends": ",".join(sorted(group["backend"])),
+                "expected_to_agree": bool((group["dropout"].fillna(0) == 0).all()),
+                "weights_match": len(hashes) == 1 and None not in hashes,
+                "initial_rel_diff": relative_spread(group["initial_loss"]),
+                "max_epoch_rel_diff": max(spreads, default=math.nan),
+                "worst_epoch": int(np.argmax(spreads)) + 1 if spreads else None,
+                "epochs_compared": epochs,
+            }
+        )
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
@@ -160,15 +229,26 @@ def parity_summary(parity: pd.DataFrame) -> dict[str, float]:
         return {"compared": 0, "not_expected": 0}
     compared = parity[parity["expected_to_agree"]]
     worst_per_pair = compared[["initial_rel_diff", "max_epoch_rel_diff"]].max(axis=1)
-    return {"compared": len(compared), "not_expected": int((~parity["expected_to_agree"]).sum()),
-            "weights_matched": int(compared["weights_match"].sum()),
-            "worst": float(worst_per_pair.max()) if len(compared) else math.nan,
-            "median": float(worst_per_pair.median()) if len(compared) else math.nan}
+    return {
+        "compared": len(compared),
+        "not_expected": int((~parity["expected_to_agree"]).sum()),
+        "weights_matched": int(compared["weights_match"].sum()),
+        "worst": float(worst_per_pair.max()) if len(compared) else math.nan,
+        "median": float(worst_per_pair.median()) if len(compared) else math.nan,
+    }
 
 
-SPEED_COLUMNS = ("step_time_ms", "first_epoch_overhead_s", "trial_time_s", "worker_start_s", "time_to_target_s",
-                 "peak_rss_mb")
-EXECUTION_KEYS = {"training.jit_compile": "jit"}  # settings in the trial key that change only the speed
+SPEED_COLUMNS = (
+    "step_time_ms",
+    "first_epoch_overhead_s",
+    "trial_time_s",
+    "worker_start_s",
+    "time_to_target_s",
+    "peak_rss_mb",
+)
+EXECUTION_KEYS = {
+    "training.jit_compile": "jit"
+}  # settings in the trial key that change only the speed
 
 
 def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -181,16 +261,28 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     fastest row."""
     # Timing noise can make a backend without compilation come out a hair below 0. A fresh
     # model's first evaluation (the starting loss) compiles the test step: added.
-    ok = finished(frame).assign(first_epoch_overhead_s=lambda f: (
-        f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0) + _column(f, "eval_compile_s").fillna(0.0))
+    ok = finished(frame).assign(
+        first_epoch_overhead_s=lambda f: (
+            (f["first_epoch_time_s"] - f["steady_epoch_time_s"]).clip(lower=0.0)
+            + _column(f, "eval_compile_s").fillna(0.0)
+        )
+    )
     if ok.empty:
         return pd.DataFrame()
     ok = ok.assign(framework=ok["backend"], backend=_speed_labels(ok))
     columns = [column for column in SPEED_COLUMNS if column in ok]
     reached = {"target_reached": ("reached_target", "sum")} if "reached_target" in ok else {}
-    table = ok.groupby("backend").agg(
-        framework=("framework", "first"), trials=("key", "size"), vectorized=("vectorized", "max"), **reached,
-        **{column: (column, "median") for column in columns}).reset_index()
+    table = (
+        ok.groupby("backend")
+        .agg(
+            framework=("framework", "first"),
+            trials=("key", "size"),
+            vectorized=("vectorized", "max"),
+            **reached,
+            **{column: (column, "median") for column in columns},
+        )
+        .reset_index()
+    )
     for column in columns:  # no ratio to a fastest of 0 (a backend that compiles nothing)
         if column == "peak_rss_mb":
             continue
@@ -217,8 +309,14 @@ def failure_table(frame: pd.DataFrame) -> pd.DataFrame:
     failed = frame[frame["status"] != "FINISHED"]
     if failed.empty:
         return pd.DataFrame(columns=["failure", "backend", "trials"])
-    return (failed.groupby(["failure", "backend"]).size().rename("trials").reset_index()
-            .sort_values("trials", ascending=False).reset_index(drop=True))
+    return (
+        failed.groupby(["failure", "backend"])
+        .size()
+        .rename("trials")
+        .reset_index()
+        .sort_values("trials", ascending=False)
+        .reset_index(drop=True)
+    )
 
 
 def seed_budget(frame: pd.DataFrame, cells: pd.DataFrame, metric: str) -> dict | None:
@@ -235,14 +333,28 @@ def seed_budget(frame: pd.DataFrame, cells: pd.DataFrame, metric: str) -> dict |
     per_seed = pooled_source(finished(frame)).groupby(["cell", "seed"])[metric].mean()
     best = pooled.iloc[0]["cell"]
     for rival in pooled["cell"].iloc[1:]:
-        pairs = pd.concat([per_seed.loc[rival].rename("rival"), per_seed.loc[best].rename("best")],
-                          axis=1, join="inner").dropna()
+        pairs = pd.concat(
+            [per_seed.loc[rival].rename("rival"), per_seed.loc[best].rename("best")],
+            axis=1,
+            join="inner",
+        ).dropna()
         test = paired_difference(pairs["rival"], pairs["best"], direction=direction(metric))
         if not test["p_ttest"] < ALPHA:
             effect = test["effect_size"]
-            return {"best": best, "rival": rival, "metric": metric, "pairs": len(pairs), "p_ttest": test["p_ttest"],
-                    "mean_diff": test["mean_diff"], "effect_size": effect, "seeds_needed": seeds_for_power(effect),
-                    "sd_diff": float((pairs["rival"] - pairs["best"]).std(ddof=1)) if len(pairs) > 1 else math.nan,
-                    "power_now": paired_t_power(len(pairs), effect) if len(pairs) > 1 and math.isfinite(effect)
-                    else math.nan}
+            return {
+                "best": best,
+                "rival": rival,
+                "metric": metric,
+                "pairs": len(pairs),
+                "p_ttest": test["p_ttest"],
+                "mean_diff": test["mean_diff"],
+                "effect_size": effect,
+                "seeds_needed": seeds_for_power(effect),
+                "sd_diff": float((pairs["rival"] - pairs["best"]).std(ddof=1))
+                if len(pairs) > 1
+                else math.nan,
+                "power_now": paired_t_power(len(pairs), effect)
+                if len(pairs) > 1 and math.isfinite(effect)
+                else math.nan,
+            }
     return {"best": best, "rival": None, "metric": metric}

@@ -42,8 +42,14 @@ def version_sets(frame: pd.DataFrame) -> list[dict[str, object]]:
     if counted.empty:
         return []
     grouped = counted.groupby("versions", sort=False)
-    rows = [{"versions": label or "(not recorded)", "backends": sorted(set(group["backend"])), "trials": len(group)}
-            for label, group in grouped]
+    rows = [
+        {
+            "versions": label or "(not recorded)",
+            "backends": sorted(set(group["backend"])),
+            "trials": len(group),
+        }
+        for label, group in grouped
+    ]
     return sorted(rows, key=lambda row: -row["trials"])
 
 
@@ -63,8 +69,10 @@ def version_line(frame: pd.DataFrame) -> str:
     mixed = mixed_libraries(frame)
     if not mixed:
         return f"Versions: {listed}."
-    return (f"Mixed library versions (of {', '.join(mixed)}): {listed}. Backend parity pairs only trials "
-            "of one version set; run with --reuse same-versions to retrain the others with the installed ones.")
+    return (
+        f"Mixed library versions (of {', '.join(mixed)}): {listed}. Backend parity pairs only trials "
+        "of one version set; run with --reuse same-versions to retrain the others with the installed ones."
+    )
 
 
 def _counted(frame: pd.DataFrame) -> pd.DataFrame:

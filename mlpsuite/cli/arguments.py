@@ -18,10 +18,12 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, "
-                        "else sqlite:///mlruns/mlflow.db); http:// servers work too")
+    parser.add_argument(
+        "--tracking-uri",
+        help="MLflow store (default: $MLFLOW_TRACKING_URI, "
+        "else sqlite:///mlruns/mlflow.db); http:// servers work too",
+    )
 
 
 def experiment_name(text: str) -> str:
@@ -34,8 +36,10 @@ def backends_list(text: str) -> str:
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name.lower() not in BACKEND_ALIASES]
     if unknown or not text.strip():
-        raise argparse.ArgumentTypeError(f"unknown backend {(unknown or [text])[0]!r}; allowed: "
-                                         f"{ALLOWED_BACKENDS}, comma-separated")
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {(unknown or [text])[0]!r}; allowed: "
+            f"{ALLOWED_BACKENDS}, comma-separated"
+        )
     return text
 
 
@@ -83,7 +87,7 @@ def experiment_id(tracker, name: str, said: str) -> str:
     found = tracker.find_experiment(name)
     if found is None:
         known = ", ".join(tracker.experiment_names()) or "(none)"
-        raise ConfigError(f"{said}: no such experiment in {shown_uri(tracker.uri)}; experiments: {known}")
+        raise ConfigError(
+            f"{said}: no such experiment in {shown_uri(tracker.uri)}; experiments: {known}"
+        )
     return found
-
-

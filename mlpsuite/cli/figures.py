@@ -15,29 +15,54 @@ from mlpsuite.registry import EXPERIMENT_FIGURES, FIGURE_NAMES, RUN_FIGURES
 
 def add_figure_commands(commands) -> None:
     """The `datasets` and `figures` subparsers on `commands`."""
-    commands.add_parser("datasets", help="list the built-in datasets and their task",
-                        description="The built-in datasets (scikit-learn's bundled sets and the synthetic "
-                                    "problems), each with its task and options.").set_defaults(
-        handler=lambda _: list_datasets())
+    commands.add_parser(
+        "datasets",
+        help="list the built-in datasets and their task",
+        description="The built-in datasets (scikit-learn's bundled sets and the synthetic "
+        "problems), each with its task and options.",
+    ).set_defaults(handler=lambda _: list_datasets())
 
     figures = commands.add_parser(
-        "figures", help="draw the lecture's figures as PNG files (optionally logged to MLflow)",
+        "figures",
+        help="draw the lecture's figures as PNG files (optionally logged to MLflow)",
         description="Draw the named figures from real computations (activation layers, scalers on "
         "wine, Keras optimizers on Rosenbrock and Beale, initial gradient norms on digits) or from "
         "the diagnostics of a grid in MLflow (--experiment: gradients, dead_units) and write each "
-        "as NAME.png into --out.")
-    figures.add_argument("names", nargs="+", metavar="NAME", choices=(*FIGURE_NAMES, "all"),
-                         help=f"{', '.join(FIGURE_NAMES)}, or all ({', '.join(EXPERIMENT_FIGURES)} "
-                         f"only with --experiment, {', '.join(RUN_FIGURES)} only with --run)")
-    figures.add_argument("--out", type=Path, default=Path("figures"), metavar="DIR",
-                         help="the folder for the PNG files (default: ./figures)")
-    figures.add_argument("--experiment", metavar="NAME", type=experiment_name,
-                         help="draw gradients and dead_units from the newest grid of experiment NAME, "
-                         "run with diagnostics: true")
-    figures.add_argument("--run", metavar="RUN_ID",
-                         help="draw landscape around this trial run's saved model (training.save_model: true)")
-    figures.add_argument("--log", metavar="EXPERIMENT", type=experiment_name,
-                         help="also log the PNGs as a new run `figures` of EXPERIMENT (created if missing)")
+        "as NAME.png into --out.",
+    )
+    figures.add_argument(
+        "names",
+        nargs="+",
+        metavar="NAME",
+        choices=(*FIGURE_NAMES, "all"),
+        help=f"{', '.join(FIGURE_NAMES)}, or all ({', '.join(EXPERIMENT_FIGURES)} "
+        f"only with --experiment, {', '.join(RUN_FIGURES)} only with --run)",
+    )
+    figures.add_argument(
+        "--out",
+        type=Path,
+        default=Path("figures"),
+        metavar="DIR",
+        help="the folder for the PNG files (default: ./figures)",
+    )
+    figures.add_argument(
+        "--experiment",
+        metavar="NAME",
+        type=experiment_name,
+        help="draw gradients and dead_units from the newest grid of experiment NAME, "
+        "run with diagnostics: true",
+    )
+    figures.add_argument(
+        "--run",
+        metavar="RUN_ID",
+        help="draw landscape around this trial run's saved model (training.save_model: true)",
+    )
+    figures.add_argument(
+        "--log",
+        metavar="EXPERIMENT",
+        type=experiment_name,
+        help="also log the PNGs as a new run `figures` of EXPERIMENT (created if missing)",
+    )
     add_tracking_uri(figures)
     figures.set_defaults(handler=run_figures)
 
@@ -46,7 +71,9 @@ def run_figures(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
     if args.tracking_uri is not None and not (args.log or args.experiment or args.run):
-        raise ConfigError("--tracking-uri: applies only with --experiment NAME, --run RUN_ID or --log EXPERIMENT")
+        raise ConfigError(
+            "--tracking-uri: applies only with --experiment NAME, --run RUN_ID or --log EXPERIMENT"
+        )
     names = _figure_names(args)
     options = _figure_options(args)
     tracker = None
@@ -62,23 +89,42 @@ def run_figures(args: argparse.Namespace) -> int:
         print(path)
     if tracker is not None:
         run_id = tracker.log_figures(args.log, paths)
-        print(f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {shown_uri(tracker.uri)}",
-              file=sys.stderr)
+        print(
+            f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {shown_uri(tracker.uri)}",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _figure_names(args: argparse.Namespace) -> tuple[str, ...]:
     """The figures asked for; `all` leaves out those whose source (--experiment, --run) is missing."""
-    needs = {**{name: ("--experiment NAME", args.experiment, "a grid's diagnostics in MLflow; its config "
-                       "needs diagnostics: true") for name in EXPERIMENT_FIGURES},
-             **{name: ("--run RUN_ID", args.run, "a run's saved model; its grid needs training.save_model: "
-                       "true") for name in RUN_FIGURES}}
+    needs = {
+        **{
+            name: (
+                "--experiment NAME",
+                args.experiment,
+                "a grid's diagnostics in MLflow; its config needs diagnostics: true",
+            )
+            for name in EXPERIMENT_FIGURES
+        },
+        **{
+            name: (
+                "--run RUN_ID",
+                args.run,
+                "a run's saved model; its grid needs training.save_model: true",
+            )
+            for name in RUN_FIGURES
+        },
+    }
     names = tuple(dict.fromkeys(args.names))
     if "all" in names:
         skipped = [name for name in FIGURE_NAMES if name in needs and needs[name][1] is None]
         if skipped:
-            print(f"skipping {', '.join(skipped)}: drawn from a grid or run you did not name "
-                  "(--experiment NAME, --run RUN_ID)", file=sys.stderr)
+            print(
+                f"skipping {', '.join(skipped)}: drawn from a grid or run you did not name "
+                "(--experiment NAME, --run RUN_ID)",
+                file=sys.stderr,
+            )
         return tuple(name for name in FIGURE_NAMES if name not in skipped)
     for name in names:
         if name in needs and needs[name][1] is None:
@@ -112,5 +158,3 @@ def list_datasets() -> int:
         origin = "bundled with scikit-learn" if name in BUNDLED else "synthetic"
         print(f"{name:<14} {task:<15} {origin}")
     return 0
-
-

@@ -14,8 +14,19 @@ import socket
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ANY_ADDRESS = ("0.0.0.0", "::", "")
 # MLflow's own defaults (mlflow.server.security_utils): loopback and the RFC 1918 / 4193 ranges.
-DEFAULT_PATTERNS = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*", "[::1]", "[[]::1]:*",
-                    "10.*", "192.168.*", *[f"172.{i}.*" for i in range(16, 32)], "fc00:*", "fd00:*"]
+DEFAULT_PATTERNS = [
+    "localhost",
+    "localhost:*",
+    "127.0.0.1",
+    "127.0.0.1:*",
+    "[::1]",
+    "[[]::1]:*",
+    "10.*",
+    "192.168.*",
+    *[f"172.{i}.*" for i in range(16, 32)],
+    "fc00:*",
+    "fd00:*",
+]
 
 
 def machine_names(host: str) -> list[str]:
@@ -25,7 +36,9 @@ def machine_names(host: str) -> list[str]:
     with contextlib.suppress(OSError):
         names |= set(socket.gethostbyname_ex(socket.gethostname())[2])
     with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.connect(("10.255.255.255", 1))  # sends nothing: asks the kernel which address routes out
+        probe.connect(
+            ("10.255.255.255", 1)
+        )  # sends nothing: asks the kernel which address routes out
         names.add(probe.getsockname()[0])
     if host not in ANY_ADDRESS:
         names.add(host)

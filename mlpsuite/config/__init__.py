@@ -7,12 +7,45 @@ any worker starts.
 """
 
 from mlpsuite.config.compare import CompareSpec
-from mlpsuite.config.grid import Trial, cell_label, cell_spec, cells, expand, file_digest, short_value
+from mlpsuite.config.grid import (
+    Trial,
+    cell_label,
+    cell_spec,
+    cells,
+    expand,
+    file_digest,
+    short_value,
+)
 from mlpsuite.config.loading import CONFIG_DICT, load_config, source_path
-from mlpsuite.config.schema import (DatasetSpec, EarlyStoppingSpec, GridSpec, ModelSpec, OptimizerSpec, ScheduleSpec,
-                                    TrainingSpec)
+from mlpsuite.config.schema import (
+    DatasetSpec,
+    EarlyStoppingSpec,
+    GridSpec,
+    ModelSpec,
+    OptimizerSpec,
+    ScheduleSpec,
+    TrainingSpec,
+)
 from mlpsuite.errors import ConfigError
 
-__all__ = ["CONFIG_DICT", "CompareSpec", "ConfigError", "DatasetSpec", "EarlyStoppingSpec", "GridSpec", "ModelSpec",
-           "OptimizerSpec", "ScheduleSpec", "TrainingSpec", "Trial", "cell_label", "cell_spec", "cells", "expand",
-           "file_digest", "load_config", "short_value", "source_path"]
+__all__ = [
+    "CONFIG_DICT",
+    "CompareSpec",
+    "ConfigError",
+    "DatasetSpec",
+    "EarlyStoppingSpec",
+    "GridSpec",
+    "ModelSpec",
+    "OptimizerSpec",
+    "ScheduleSpec",
+    "TrainingSpec",
+    "Trial",
+    "cell_label",
+    "cell_spec",
+    "cells",
+    "expand",
+    "file_digest",
+    "load_config",
+    "short_value",
+    "source_path",
+]

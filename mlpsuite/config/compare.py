@@ -48,19 +48,27 @@ class CompareSpec(BaseModel):
     def _not_on_test(cls, name):
         """A setting chosen on the test split would make the reported number optimistic there."""
         if name.startswith("test_"):
-            raise ValueError(f"{name} is on the test split, where the selected cell is reported; select on a "
-                             f"validation metric, allowed: {', '.join(SELECTABLE)}")
+            raise ValueError(
+                f"{name} is on the test split, where the selected cell is reported; select on a "
+                f"validation metric, allowed: {', '.join(SELECTABLE)}"
+            )
         return name
 
     @field_validator("target", mode="before")
     @classmethod
     def _one_target(cls, target):
         if not isinstance(target, dict) or len(target) > 1:
-            raise ValueError(f"expected one metric and its value, such as {{val_loss: 0.3}}, got {target!r}")
+            raise ValueError(
+                f"expected one metric and its value, such as {{val_loss: 0.3}}, got {target!r}"
+            )
         for metric, value in target.items():
             if metric not in TARGET_METRICS:
                 raise ValueError(f"no target on {metric!r}; allowed: {', '.join(TARGET_METRICS)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
                 raise ValueError(f"target {metric} must be a finite number, got {value!r}")
             if "accuracy" in metric and not 0 < value <= 1:
                 raise ValueError(f"target {metric} must be an accuracy in (0, 1], got {value!r}")
@@ -85,8 +93,9 @@ def recorded_metrics(tasks: set[str], validation: bool, target: bool) -> list[st
     return [name for name in RANKABLE if name in metrics]
 
 
-def protocol_problem(spec: CompareSpec, grid_keys: list[str], recorded: list[str],
-                     curves: list[str]) -> tuple[str, str] | None:
+def protocol_problem(
+    spec: CompareSpec, grid_keys: list[str], recorded: list[str], curves: list[str]
+) -> tuple[str, str] | None:
     """(field, message) for the first thing wrong with `spec` on a grid with these keys, these
     recorded metrics and these epoch curves (`curves`); None when it can be computed."""
     keys = ", ".join(grid_keys) or "(none: the grid has no keys)"
@@ -97,17 +106,31 @@ def protocol_problem(spec: CompareSpec, grid_keys: list[str], recorded: list[str
         return "nuisance", f"a key is given twice: {list(spec.nuisance)}"
     if spec.nuisance and set(spec.nuisance) >= set(grid_keys):
         what = "the only grid key" if len(grid_keys) == 1 else "every grid key"
-        return "nuisance", (f"{', '.join(spec.nuisance)} is {what}; at least one must stay scientific "
-                            f"(compared), allowed: a subset of {keys}")
+        return "nuisance", (
+            f"{', '.join(spec.nuisance)} is {what}; at least one must stay scientific "
+            f"(compared), allowed: a subset of {keys}"
+        )
     if "select_on" in spec.model_fields_set and not spec.nuisance:
-        return "select_on", "selects a nuisance setting, but no nuisance key is given (compare.nuisance, --nuisance)"
+        return (
+            "select_on",
+            "selects a nuisance setting, but no nuisance key is given (compare.nuisance, --nuisance)",
+        )
     for field in ("select_on", "metric") if spec.nuisance else ("metric",):
         name = getattr(spec, field)
         if name in TARGET_MEASURES and not spec.target:
-            return field, f"{name} needs a target (compare.target, --target METRIC=VALUE such as val_loss=0.3)"
+            return (
+                field,
+                f"{name} needs a target (compare.target, --target METRIC=VALUE such as val_loss=0.3)",
+            )
         if name is not None and name not in recorded:
-            return field, f"{name} is not recorded by this grid's runs; allowed: {', '.join(recorded) or '(none)'}"
+            return (
+                field,
+                f"{name} is not recorded by this grid's runs; allowed: {', '.join(recorded) or '(none)'}",
+            )
     for metric in spec.target:
         if metric not in curves:
-            return "target", f"{metric} is not an epoch curve of this grid's runs; allowed: {', '.join(curves)}"
+            return (
+                "target",
+                f"{metric} is not an epoch curve of this grid's runs; allowed: {', '.join(curves)}",
+            )
     return None

@@ -17,8 +17,17 @@ from pydantic import Field
 
 from mlpsuite import __version__
 from mlpsuite.config.messages import validated
-from mlpsuite.config.schema import (FREE_FORM_KEYS, SECTIONS, DatasetSpec, GridSpec, ModelSpec, OptimizerSpec, Seed,
-                                    TrainingSpec, Section)
+from mlpsuite.config.schema import (
+    FREE_FORM_KEYS,
+    SECTIONS,
+    DatasetSpec,
+    GridSpec,
+    ModelSpec,
+    OptimizerSpec,
+    Seed,
+    TrainingSpec,
+    Section,
+)
 from mlpsuite.data import Dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 
@@ -36,15 +45,19 @@ class Trial(Section):
     seed: Seed
     cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
     data_sha256: str | None = None
-    data_path: str | None = Field(None, description="a data file's resolved path: runs from any folder")
+    data_path: str | None = Field(
+        None, description="a data file's resolved path: runs from any folder"
+    )
     diagnostics: bool = False
 
     @property
     def key(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
-        identity["training"].pop("vectorize")    # nor, beyond float rounding, does vectorizing
-        identity["training"].pop("steps_per_execution")  # the same steps, fewer calls: bit-identical
+        identity["training"].pop("vectorize")  # nor, beyond float rounding, does vectorizing
+        identity["training"].pop(
+            "steps_per_execution"
+        )  # the same steps, fewer calls: bit-identical
         if self.training.jit_compile == "auto":  # Keras' default, as every trial ran before
             identity["training"].pop("jit_compile")
         if not self.diagnostics:  # keys of trials run without diagnostics stay what they were
@@ -76,10 +89,16 @@ class Trial(Section):
             optimizer.pop("learning_rate")
         identity = {
             "model": self.model.model_dump(mode="json", exclude={"initializer"}),
-            "optimizer": optimizer, "loss": self.loss, "batch_size": self.training.batch_size,
-            "jit_compile": self.training.jit_compile, "steps_per_execution": self.training.steps_per_execution,
-            "backend": self.backend, "dataset": self.data_path or self.dataset.name,
-            "target": self.dataset.target, "task": self.dataset.task, "options": self.dataset.options,
+            "optimizer": optimizer,
+            "loss": self.loss,
+            "batch_size": self.training.batch_size,
+            "jit_compile": self.training.jit_compile,
+            "steps_per_execution": self.training.steps_per_execution,
+            "backend": self.backend,
+            "dataset": self.data_path or self.dataset.name,
+            "target": self.dataset.target,
+            "task": self.dataset.task,
+            "options": self.dataset.options,
         }
         if self.optimizer.schedule is not None:  # cosine decays over epochs x steps per epoch
             identity["epochs"] = self.training.epochs
@@ -89,8 +108,11 @@ class Trial(Section):
     @property
     def data_key(self) -> str:
         """What identifies the trial's data: the spec, the resolved file and its hash."""
-        return json.dumps([self.data_path or self.dataset.name, self.data_sha256, self.dataset.load_options()],
-                          sort_keys=True, default=str)
+        return json.dumps(
+            [self.data_path or self.dataset.name, self.data_sha256, self.dataset.load_options()],
+            sort_keys=True,
+            default=str,
+        )
 
     def load_data(self) -> Dataset:
         """The trial's train/val/test splits, from its resolved file or built-in name."""
@@ -98,8 +120,12 @@ class Trial(Section):
 
     def flat_params(self) -> dict[str, str]:
         """Dotted string params for MLflow: `model.activation`, `optimizer.learning_rate`, ..."""
-        flat: dict[str, str] = {"backend": self.backend, "seed": str(self.seed), "loss": self.loss,
-                                "diagnostics": str(self.diagnostics)}
+        flat: dict[str, str] = {
+            "backend": self.backend,
+            "seed": str(self.seed),
+            "loss": self.loss,
+            "diagnostics": str(self.diagnostics),
+        }
         for section in ("dataset", "model", "optimizer", "training"):
             _flatten(getattr(self, section).model_dump(mode="json"), section, flat)
         return flat
@@ -180,7 +206,9 @@ def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
             target = target[part]
         target[leaf] = copy.deepcopy(value)
     grid_key = next(iter(cell), None)
-    return validated(GridSpec, raw, path, f" (from grid.{grid_key} value {cell[grid_key]!r})" if cell else "")
+    return validated(
+        GridSpec, raw, path, f" (from grid.{grid_key} value {cell[grid_key]!r})" if cell else ""
+    )
 
 
 def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
@@ -189,12 +217,26 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     cell_fields = []
     for cell in cells(spec):
         resolved = cell_spec(spec, cell, Path(path))
-        cell_fields.append(dict(
-            dataset=resolved.dataset, model=resolved.model, optimizer=resolved.optimizer,
-            training=resolved.training, loss=_resolved_loss(resolved), cell=_json_safe(cell),
-            data_sha256=file_digest(resolved.dataset.name), data_path=_resolved_file(resolved.dataset.name)))
-    return [Trial(experiment=spec.name, backend=backend, seed=seed, diagnostics=spec.diagnostics, **fields)
-            for backend in spec.backends for fields in cell_fields for seed in spec.seeds]
+        cell_fields.append(
+            dict(
+                dataset=resolved.dataset,
+                model=resolved.model,
+                optimizer=resolved.optimizer,
+                training=resolved.training,
+                loss=_resolved_loss(resolved),
+                cell=_json_safe(cell),
+                data_sha256=file_digest(resolved.dataset.name),
+                data_path=_resolved_file(resolved.dataset.name),
+            )
+        )
+    return [
+        Trial(
+            experiment=spec.name, backend=backend, seed=seed, diagnostics=spec.diagnostics, **fields
+        )
+        for backend in spec.backends
+        for fields in cell_fields
+        for seed in spec.seeds
+    ]
 
 
 def _resolved_loss(spec: GridSpec) -> str:

@@ -10,13 +10,27 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from mlpsuite.config.compare import CompareSpec
 from mlpsuite.data import check_dataset
 from mlpsuite.initializers import INITIALIZERS
-from mlpsuite.registry import (ACTIVATION_PARAMS, ALLOWED_BACKENDS, BACKEND_ALIASES, BACKENDS, SCALER_NAMES,
-                               canonical_name)
+from mlpsuite.registry import (
+    ACTIVATION_PARAMS,
+    ALLOWED_BACKENDS,
+    BACKEND_ALIASES,
+    BACKENDS,
+    SCALER_NAMES,
+    canonical_name,
+)
 
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
 # Mappings whose keys the schema does not list; a grid may add keys to them.
@@ -39,20 +53,29 @@ class DatasetSpec(Section):
     val_size: float = Field(0.1, ge=0, lt=1)
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = Field(
-        "auto", description="auto: a built-in's own task, or read from a file's target column")
+        "auto", description="auto: a built-in's own task, or read from a file's target column"
+    )
     seed: Seed = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
     options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
 
     @model_validator(mode="after")
     def _fractions_leave_a_training_split(self):
         if self.test_size + self.val_size >= 1:
-            raise ValueError(f"test_size + val_size must be < 1, got {self.test_size + self.val_size}")
+            raise ValueError(
+                f"test_size + val_size must be < 1, got {self.test_size + self.val_size}"
+            )
         return self
 
     def load_options(self) -> dict[str, Any]:
         """Keyword arguments of `load_dataset` for this spec (besides the name or path)."""
-        return {"seed": self.seed, "test_size": self.test_size, "val_size": self.val_size,
-                "target": self.target, "task": None if self.task == "auto" else self.task, **self.options}
+        return {
+            "seed": self.seed,
+            "test_size": self.test_size,
+            "val_size": self.val_size,
+            "target": self.target,
+            "task": None if self.task == "auto" else self.task,
+            **self.options,
+        }
 
 
 class ActivationSpec(Section):
@@ -65,7 +88,10 @@ class ActivationSpec(Section):
         if isinstance(value, str):
             return {"name": value}
         if isinstance(value, dict) and "params" not in value:
-            return {"name": value.get("name"), "params": {k: v for k, v in value.items() if k != "name"}}
+            return {
+                "name": value.get("name"),
+                "params": {k: v for k, v in value.items() if k != "name"},
+            }
         return value
 
     @model_validator(mode="after")
@@ -75,7 +101,10 @@ class ActivationSpec(Section):
         unknown = sorted(set(self.params) - set(allowed))
         if unknown:
             raise ValueError(f"{name} takes {', '.join(allowed) or 'no parameters'}; got {unknown}")
-        params = {key: _strict_value(allowed[key], value, f"{name}.{key}") for key, value in sorted(self.params.items())}
+        params = {
+            key: _strict_value(allowed[key], value, f"{name}.{key}")
+            for key, value in sorted(self.params.items())
+        }
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "params", params)
         return self
@@ -137,14 +166,22 @@ class OptimizerSpec(Section):
         cannot change a result, so they stay out of the trial key."""
         ignored = {}
         if self.name not in ("momentum", "nesterov"):
-            ignored["optimizer.momentum"] = f"optimizer {self.name} has no momentum; used by: momentum, nesterov"
+            ignored["optimizer.momentum"] = (
+                f"optimizer {self.name} has no momentum; used by: momentum, nesterov"
+            )
         if self.name != "adamw":
-            ignored["optimizer.weight_decay"] = f"optimizer {self.name} has no weight decay; used by: adamw"
+            ignored["optimizer.weight_decay"] = (
+                f"optimizer {self.name} has no weight decay; used by: adamw"
+            )
         if self.schedule is not None and self.schedule.name == "cosine":
             for field in ("decay_rate", "decay_epochs"):
-                ignored[f"optimizer.schedule.{field}"] = f"a cosine schedule ignores {field}; used by: exponential"
+                ignored[f"optimizer.schedule.{field}"] = (
+                    f"a cosine schedule ignores {field}; used by: exponential"
+                )
         if self.schedule is not None and self.schedule.name == "exponential":
-            ignored["optimizer.schedule.alpha"] = "an exponential schedule ignores alpha; used by: cosine"
+            ignored["optimizer.schedule.alpha"] = (
+                "an exponential schedule ignores alpha; used by: cosine"
+            )
         return ignored
 
 
@@ -152,7 +189,9 @@ class EarlyStoppingSpec(Section):
     patience: int = Field(5, ge=1)
     min_delta: float = Field(0.0, ge=0)
     monitor: Literal["val_loss", "loss"] = "val_loss"
-    restore_best_weights: bool = Field(True, description="test the best epoch's weights, not the last's")
+    restore_best_weights: bool = Field(
+        True, description="test the best epoch's weights, not the last's"
+    )
 
 
 class TrainingSpec(Section):
@@ -161,23 +200,37 @@ class TrainingSpec(Section):
     early_stopping: EarlyStoppingSpec | None = None
     max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
     vectorize: Literal["none", "seeds"] = Field(
-        "none", description="seeds: on JAX, train a cell's seeds as one vmapped program")
-    save_model: bool = Field(False, description="log each trained model as the run's MLflow Keras model")
+        "none", description="seeds: on JAX, train a cell's seeds as one vmapped program"
+    )
+    save_model: bool = Field(
+        False, description="log each trained model as the run's MLflow Keras model"
+    )
     steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
-        "auto", description="training steps per compiled call: auto, one epoch's on TensorFlow and JAX "
-        "(PyTorch runs 1); the same numbers, so in no trial key")
+        "auto",
+        description="training steps per compiled call: auto, one epoch's on TensorFlow and JAX "
+        "(PyTorch runs 1); the same numbers, so in no trial key",
+    )
     jit_compile: Literal["auto"] | bool = Field(
-        "auto", description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
-        "per backend (XLA on JAX only, on a CPU); in the trial key")
+        "auto",
+        description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
+        "per backend (XLA on JAX only, on a CPU); in the trial key",
+    )
 
     @field_validator("steps_per_execution", "jit_compile", mode="before")
     @classmethod
     def _speed_switch(cls, value, info):
         """One message naming the allowed values (a union's own names pydantic internals)."""
-        if value == "auto" or (type(value) is bool if info.field_name == "jit_compile"
-                               else type(value) is int and value >= 1):
+        if value == "auto" or (
+            type(value) is bool
+            if info.field_name == "jit_compile"
+            else type(value) is int and value >= 1
+        ):
             return value
-        allowed = "auto, true or false" if info.field_name == "jit_compile" else "auto or a whole number >= 1"
+        allowed = (
+            "auto, true or false"
+            if info.field_name == "jit_compile"
+            else "auto or a whole number >= 1"
+        )
         raise ValueError(f"got {value!r}; allowed: {allowed}")
 
 
@@ -191,14 +244,26 @@ class GridSpec(Section):
     backends: tuple[str, ...] = BACKENDS
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
-    diagnostics: bool = Field(False, description="log gradient norms, dead units and activation "
-                              "statistics per layer and epoch (mlpsuite.diagnostics)")
-    compare: CompareSpec = Field(CompareSpec(), description="the comparison's protocol: nuisance keys, "
-                                 "select_on, metric, interval, target")
-    description: str = Field("", max_length=2000, description="the question the grid asks: on its parent "
-                             "run and the experiment's page (in no trial key)")
-    reuse: Literal["any", "same-versions"] = Field("any", description="which FINISHED trials are reused: any, or "
-                                                   "only those recorded with the installed library versions")
+    diagnostics: bool = Field(
+        False,
+        description="log gradient norms, dead units and activation "
+        "statistics per layer and epoch (mlpsuite.diagnostics)",
+    )
+    compare: CompareSpec = Field(
+        CompareSpec(),
+        description="the comparison's protocol: nuisance keys, select_on, metric, interval, target",
+    )
+    description: str = Field(
+        "",
+        max_length=2000,
+        description="the question the grid asks: on its parent "
+        "run and the experiment's page (in no trial key)",
+    )
+    reuse: Literal["any", "same-versions"] = Field(
+        "any",
+        description="which FINISHED trials are reused: any, or "
+        "only those recorded with the installed library versions",
+    )
 
     @field_validator("dataset")
     @classmethod
@@ -214,8 +279,10 @@ class GridSpec(Section):
         if not name.strip():
             raise ValueError("must not be blank")
         if name in (".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
-            raise ValueError(f"{name!r} would leave the store's artifact folder; allowed: a name without "
-                             "'/', '\\' or control characters, other than '.' and '..'")
+            raise ValueError(
+                f"{name!r} would leave the store's artifact folder; allowed: a name without "
+                "'/', '\\' or control characters, other than '.' and '..'"
+            )
         return name
 
     @field_validator("backends", mode="before")
@@ -242,8 +309,10 @@ class GridSpec(Section):
     def _early_stopping_has_its_metric(self):
         stopping = self.training.early_stopping
         if stopping and stopping.monitor == "val_loss" and self.dataset.val_size == 0:
-            raise ValueError("training.early_stopping monitors val_loss, but dataset.val_size is 0; "
-                             "allowed: a val_size > 0 or monitor: loss")
+            raise ValueError(
+                "training.early_stopping monitors val_loss, but dataset.val_size is 0; "
+                "allowed: a val_size > 0 or monitor: loss"
+            )
         return self
 
     @field_validator("grid")

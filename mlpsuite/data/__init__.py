@@ -9,5 +9,13 @@ from mlpsuite.data.files import FILE_SUFFIXES
 from mlpsuite.data.loading import check_dataset, dataset_task, load_dataset
 from mlpsuite.data.splits import Dataset
 
-__all__ = ["BUILTIN_NAMES", "BUNDLED", "FILE_SUFFIXES", "SYNTHETIC", "Dataset", "check_dataset", "dataset_task",
-           "load_dataset"]
+__all__ = [
+    "BUILTIN_NAMES",
+    "BUNDLED",
+    "FILE_SUFFIXES",
+    "SYNTHETIC",
+    "Dataset",
+    "check_dataset",
+    "dataset_task",
+    "load_dataset",
+]

@@ -16,13 +16,22 @@ from mlpsuite.registry import fold_name
 # scikit-learn loads on first use: validating a config, and `mlpsuite --help`, never pay for it.
 
 
-def _spirals(n_samples: int = 600, noise: float = 0.2, n_classes: int = 2, turns: float = 1.5,
-             *, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _spirals(
+    n_samples: int = 600,
+    noise: float = 0.2,
+    n_classes: int = 2,
+    turns: float = 1.5,
+    *,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Interleaved spiral arms, one per class: not separable by any small linear model."""
     labels = np.arange(n_samples) % n_classes
     radius = rng.uniform(0.05, 1.0, n_samples)
-    angle = (radius * turns * 2 * np.pi + labels * 2 * np.pi / n_classes
-             + rng.normal(0.0, noise, n_samples))
+    angle = (
+        radius * turns * 2 * np.pi
+        + labels * 2 * np.pi / n_classes
+        + rng.normal(0.0, noise, n_samples)
+    )
     X = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)])
     return X, labels
 
@@ -74,11 +83,12 @@ BUNDLED: dict[str, tuple[str, str]] = {
 
 BUILTIN_NAMES: tuple[str, ...] = (*BUNDLED, *SYNTHETIC)
 MAX_SYNTHETIC_ROWS = 10_000_000  # a generated set this size is already ~1 GB; more is a typo
-_OPTION_DEFAULTS = {"moons": {"n_samples": 500, "noise": 0.2},
-                    "circles": {"n_samples": 500, "noise": 0.1, "factor": 0.5},
-                    "blobs": {"n_samples": 500, "centers": 3},
-                    "friedman1": {"n_samples": 500, "noise": 1.0}}
-
+_OPTION_DEFAULTS = {
+    "moons": {"n_samples": 500, "noise": 0.2},
+    "circles": {"n_samples": 500, "noise": 0.1, "factor": 0.5},
+    "blobs": {"n_samples": 500, "centers": 3},
+    "friedman1": {"n_samples": 500, "noise": 1.0},
+}
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
@@ -86,8 +96,11 @@ def check_options(name: str, options: dict[str, Any]) -> None:
         if options:
             raise ValueError(f"{name}: takes no options, got {sorted(options)}")
         return
-    parameters = {p.name: p for p in inspect.signature(SYNTHETIC[name][1]).parameters.values()
-                  if p.name not in ("rng", "random_state")}
+    parameters = {
+        p.name: p
+        for p in inspect.signature(SYNTHETIC[name][1]).parameters.values()
+        if p.name not in ("rng", "random_state")
+    }
     unknown = sorted(set(options) - set(parameters))
     if unknown:
         raise ValueError(f"{name}: unknown options {unknown}; allowed: {', '.join(parameters)}")
@@ -103,7 +116,9 @@ def _check_option_value(name: str, option: str, value: Any, default: Any) -> Non
             kind = "an integer" if isinstance(default, int) else "a number"
             raise ValueError(f"{name}: option {option} must be {kind}, got {value!r}")
     if option == "n_samples" and numeric and value > MAX_SYNTHETIC_ROWS:
-        raise ValueError(f"{name}: option n_samples must be at most {MAX_SYNTHETIC_ROWS:,}, got {value:,}")
+        raise ValueError(
+            f"{name}: option n_samples must be at most {MAX_SYNTHETIC_ROWS:,}, got {value:,}"
+        )
 
 
 def builtin_name(label: str) -> str:
@@ -137,5 +152,3 @@ def builtin_task(label: str, own: str, asked: str | None) -> str:
     if asked and check_task(asked, label) != own:
         raise ValueError(f"{label} is a {own} dataset; task must be auto or {own}, got {asked!r}")
     return own
-
-

@@ -23,7 +23,9 @@ def read_file(path: Path, target: str | None):
     if suffix == ".npz":
         return _read_npz(path)
     if suffix not in (".csv", ".parquet"):
-        raise ValueError(f"{path}: unsupported file type {suffix!r}; use {', '.join(FILE_SUFFIXES)}")
+        raise ValueError(
+            f"{path}: unsupported file type {suffix!r}; use {', '.join(FILE_SUFFIXES)}"
+        )
     import pandas as pd
 
     try:
@@ -41,9 +43,13 @@ def read_file(path: Path, target: str | None):
     non_numeric = [c for c in features.columns if not pd.api.types.is_numeric_dtype(features[c])]
     if non_numeric:
         first = features[non_numeric[0]]
-        row = int(np.flatnonzero(pd.to_numeric(first, errors="coerce").isna() & first.notna())[0]) + 1
-        raise ValueError(f"{path}: non-numeric feature columns {non_numeric}, the first text in "
-                         f"column {non_numeric[0]!r} at data row {row}: {first.iloc[row - 1]!r}")
+        row = (
+            int(np.flatnonzero(pd.to_numeric(first, errors="coerce").isna() & first.notna())[0]) + 1
+        )
+        raise ValueError(
+            f"{path}: non-numeric feature columns {non_numeric}, the first text in "
+            f"column {non_numeric[0]!r} at data row {row}: {first.iloc[row - 1]!r}"
+        )
     return features.to_numpy(), y, tuple(map(str, features.columns))
 
 
@@ -59,8 +65,10 @@ def _read_npz(path: Path):
         raise ValueError(f"{path}: missing arrays {missing}; found {found}")
     X, y = arrays["X"], arrays["y"]
     if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
-        raise ValueError(f"{path}: expected X of shape (rows, features) and y of shape (rows,), "
-                         f"got {X.shape} and {y.shape}")
+        raise ValueError(
+            f"{path}: expected X of shape (rows, features) and y of shape (rows,), "
+            f"got {X.shape} and {y.shape}"
+        )
     if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{path}: non-numeric X of dtype {X.dtype}")
     return X, y, tuple(f"x{i}" for i in range(X.shape[1]))
@@ -82,10 +90,13 @@ def infer_task(y: np.ndarray, label: str) -> str:
     if y.dtype.kind == "f" and not np.all(values == np.round(values)):
         return "regression"
     if y.dtype.kind == "f" or distinct > MAX_AUTO_CLASSES:
-        what = (f"float target holds only whole numbers ({distinct} distinct values)" if y.dtype.kind == "f"
-                else f"integer target has {distinct} distinct values")
-        raise ValueError(f"{label}: the {what}: classes or a quantity? "
-                         "set dataset.task to classification or regression")
+        what = (
+            f"float target holds only whole numbers ({distinct} distinct values)"
+            if y.dtype.kind == "f"
+            else f"integer target has {distinct} distinct values"
+        )
+        raise ValueError(
+            f"{label}: the {what}: classes or a quantity? "
+            "set dataset.task to classification or regression"
+        )
     return "classification"
-
-

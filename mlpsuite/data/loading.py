@@ -11,10 +11,24 @@ from typing import Any
 
 import numpy as np
 
-from mlpsuite.data.builtin import (BUILTIN_NAMES, BUNDLED, SYNTHETIC, builtin_name, builtin_task, check_options,
-                                   load_builtin)
+from mlpsuite.data.builtin import (
+    BUILTIN_NAMES,
+    BUNDLED,
+    SYNTHETIC,
+    builtin_name,
+    builtin_task,
+    check_options,
+    load_builtin,
+)
 from mlpsuite.data.files import infer_task, looks_like_file, read_file
-from mlpsuite.data.splits import Dataset, check_fractions, check_task, checked_features, encoded_target, split
+from mlpsuite.data.splits import (
+    Dataset,
+    check_fractions,
+    check_task,
+    checked_features,
+    encoded_target,
+    split,
+)
 
 
 def load_dataset(
@@ -46,7 +60,9 @@ def load_dataset(
     label = check_dataset(name_or_path, options)
     if label in BUILTIN_NAMES:
         if target is not None:
-            raise ValueError(f"{label}: target= applies only to .csv and .parquet files, got {target!r}")
+            raise ValueError(
+                f"{label}: target= applies only to .csv and .parquet files, got {target!r}"
+            )
         X, y, feature_names, own_task = load_builtin(label, rng, options)
         task = builtin_task(label, own_task, task)
     else:
@@ -75,8 +91,10 @@ def check_dataset(name_or_path: str | Path, options: dict[str, Any]) -> str:
     return name
 
 
-def dataset_task(name_or_path: str | Path, target: str | None = None, task: str | None = None) -> str:
-    """"classification" or "regression": `task` if given, else a built-in's own, else read
+def dataset_task(
+    name_or_path: str | Path, target: str | None = None, task: str | None = None
+) -> str:
+    """ "classification" or "regression": `task` if given, else a built-in's own, else read
     from a file's target column (an ambiguous column raises, asking for `task`)."""
     label = str(name_or_path)
     if label in BUILTIN_NAMES:

@@ -46,8 +46,10 @@ def check_fractions(test_size: float, val_size: float) -> None:
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"Expected 0 < test_size < 1, got {test_size!r}")
     if not 0.0 <= val_size < 1.0 or test_size + val_size >= 1.0:
-        raise ValueError(f"Expected 0 <= val_size and test_size + val_size < 1, got "
-                         f"test_size={test_size!r}, val_size={val_size!r}")
+        raise ValueError(
+            f"Expected 0 <= val_size and test_size + val_size < 1, got "
+            f"test_size={test_size!r}, val_size={val_size!r}"
+        )
 
 
 def check_task(task: str, label: str) -> str:
@@ -64,8 +66,10 @@ def checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) 
     if bad.any():
         columns = [feature_names[i] for i in np.flatnonzero(bad.any(axis=0))]
         first_row = int(np.flatnonzero(bad.any(axis=1))[0]) + 1
-        raise ValueError(f"{label}: {int(bad.sum())} NaN or infinite feature values in columns {columns}, "
-                         f"the first in data row {first_row}")
+        raise ValueError(
+            f"{label}: {int(bad.sum())} NaN or infinite feature values in columns {columns}, "
+            f"the first in data row {first_row}"
+        )
     return X.astype(np.float32)
 
 
@@ -77,7 +81,9 @@ def check_no_missing(y: np.ndarray, label: str) -> None:
         raise ValueError(f"{label}: {missing} missing target values")
 
 
-def encoded_target(y: np.ndarray, task: str, label: str) -> tuple[np.ndarray, tuple[str, ...] | None]:
+def encoded_target(
+    y: np.ndarray, task: str, label: str
+) -> tuple[np.ndarray, tuple[str, ...] | None]:
     """Regression targets as float32; class labels (numbers or strings) as int32 codes in the
     labels' sorted order, with the labels themselves."""
     y = np.asarray(y)
@@ -97,24 +103,43 @@ def split(label, task, X, y, classes, feature_names, seed, test_size, val_size) 
     n_test = math.ceil(test_size * n_rows)
     n_val = math.ceil(val_size * n_rows)
     if n_rows - n_test - n_val < 1:
-        raise ValueError(f"{label}: {n_rows} rows are too few for test_size={test_size} "
-                         f"and val_size={val_size}")
+        raise ValueError(
+            f"{label}: {n_rows} rows are too few for test_size={test_size} and val_size={val_size}"
+        )
     from sklearn.model_selection import train_test_split
 
     stratify = task == "classification"
     try:
         X_rest, X_test, y_rest, y_test = train_test_split(
-            X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None)
+            X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None
+        )
         if n_val:
             X_train, X_val, y_train, y_val = train_test_split(
-                X_rest, y_rest, test_size=n_val, random_state=seed,
-                stratify=y_rest if stratify else None)
+                X_rest,
+                y_rest,
+                test_size=n_val,
+                random_state=seed,
+                stratify=y_rest if stratify else None,
+            )
         else:
             X_train, y_train = X_rest, y_rest
             X_val, y_val = X_rest[:0], y_rest[:0]
     except ValueError:
         smallest = int(np.unique(y, return_counts=True)[1].min()) if stratify else 0
-        raise ValueError(f"{label}: {n_rows} rows are too few for a stratified split with test_size={test_size}, "
-                         f"val_size={val_size}: the smallest of {len(np.unique(y))} classes has {smallest} rows") from None
-    return Dataset(label, task, X_train, y_train, X_val, y_val, X_test, y_test,
-                   len(classes) if classes else None, tuple(feature_names), classes or ())
+        raise ValueError(
+            f"{label}: {n_rows} rows are too few for a stratified split with test_size={test_size}, "
+            f"val_size={val_size}: the smallest of {len(np.unique(y))} classes has {smallest} rows"
+        ) from None
+    return Dataset(
+        label,
+        task,
+        X_train,
+        y_train,
+        X_val,
+        y_val,
+        X_test,
+        y_test,
+        len(classes) if classes else None,
+        tuple(feature_names),
+        classes or (),
+    )

@@ -68,7 +68,9 @@ class _Worker:
     def stderr_tail(self, lines: int = 200) -> str:
         """The worker's last output lines: the failure.txt of a trial it died in."""
         try:
-            text = self.stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            text = (
+                self.stderr_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            )
         except OSError:
             return ""
         return "\n".join(text[-lines:])
@@ -82,11 +84,17 @@ def exit_reason(code: int) -> str:
         name = signal.Signals(-code).name
     except ValueError:
         name = f"signal {-code}"
-    why = "; not sent by mlpsuite: the kernel's out-of-memory killer is the usual sender" if name == "SIGKILL" else ""
+    why = (
+        "; not sent by mlpsuite: the kernel's out-of-memory killer is the usual sender"
+        if name == "SIGKILL"
+        else ""
+    )
     return f"killed by {name} (exit code {code}{why})"
 
 
-def _fail(trial: Trial, slot: int, reason: str, message: str, handle: Handler, details: str = "") -> None:
+def _fail(
+    trial: Trial, slot: int, reason: str, message: str, handle: Handler, details: str = ""
+) -> None:
     """Report a trial the worker could not finish as a FAILED result."""
     result = TrialResult.failed(trial.key, trial.backend, reason, message, details)
     handle(Event("finished", slot, trial.backend, trial, result=result))
@@ -115,8 +123,13 @@ def overrun(trials: list[Trial], started_at: float | None) -> str | None:
 def worker_environment(backend: str, threads: int, reuse: bool, model_dir: Path) -> dict[str, str]:
     """What a worker's process needs in its environment before it imports a framework: its
     backend, its thread budget, whether to reuse compiled models, where to save models."""
-    env = {**thread_environment(threads), "MLPSUITE_BACKEND": backend, "MLPSUITE_THREADS": str(threads),
-           "MLPSUITE_REUSE": "1" if reuse else "0", MODEL_DIR_ENV: str(model_dir)}
+    env = {
+        **thread_environment(threads),
+        "MLPSUITE_BACKEND": backend,
+        "MLPSUITE_THREADS": str(threads),
+        "MLPSUITE_REUSE": "1" if reuse else "0",
+        MODEL_DIR_ENV: str(model_dir),
+    }
     if backend != REFERENCE_BACKEND:
         env["KERAS_BACKEND"] = backend
     return env
@@ -143,8 +156,13 @@ class LocalExecutor:
         self.retired = 0  # workers that exited because their memory grew
         self._claim: Claim | None = None
 
-    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None,
-            claim: Claim | None = None) -> None:
+    def run(
+        self,
+        trials: list[Trial],
+        handle: Handler,
+        should_stop: Callable[[], bool] | None = None,
+        claim: Claim | None = None,
+    ) -> None:
         """Run every trial; `handle` gets each event in the calling thread. Blocks until done,
         or raises KeyboardInterrupt between events once `should_stop()` says so. `claim` keeps
         the trials of a unit that this coordinator owns, just before the unit is sent."""
@@ -194,13 +212,21 @@ class LocalExecutor:
             if worker is not None and (worker.trials or not worker.ready or worker.retiring):
                 continue
             if worker is not None and queues.get(worker.backend):
-                unit = take_claimed(queues[worker.backend], worker.program, self._programs(worker.backend, slot),
-                                    self._claim)
+                unit = take_claimed(
+                    queues[worker.backend],
+                    worker.program,
+                    self._programs(worker.backend, slot),
+                    self._claim,
+                )
                 if unit is not None:
                     self._assign(worker, unit)
                     continue
-            backend, unit = next_claimed(queues, [w.backend for w in self._workers.values()],
-                                         lambda b: self._programs(b, slot), self._claim)
+            backend, unit = next_claimed(
+                queues,
+                [w.backend for w in self._workers.values()],
+                lambda b: self._programs(b, slot),
+                self._claim,
+            )
             if worker is not None:
                 self._stop(worker)
                 del self._workers[slot]
@@ -209,11 +235,19 @@ class LocalExecutor:
 
     def _programs(self, backend: str, slot: int) -> set[str]:
         """The programs the workers of other slots on `backend` hold compiled."""
-        return {w.program for w in self._workers.values() if w.slot != slot and w.backend == backend and w.program}
+        return {
+            w.program
+            for w in self._workers.values()
+            if w.slot != slot and w.backend == backend and w.program
+        }
 
     def _assign(self, worker: _Worker, unit: _Unit) -> None:
         # The clock starts at once: a worker hung before it says `started` is killed as well.
-        worker.trials, worker.started_at, worker.program = {t.key: t for t in unit.trials}, None, unit.program
+        worker.trials, worker.started_at, worker.program = (
+            {t.key: t for t in unit.trials},
+            None,
+            unit.program,
+        )
         worker.assigned_at = time.monotonic()
         request = {"op": "run", "trials": [trial.model_dump(mode="json") for trial in unit.trials]}
         try:
@@ -234,9 +268,15 @@ class LocalExecutor:
             handle(Event("ready", worker.slot, worker.backend, payload=message))
         elif kind == "started":
             worker.started_at = time.monotonic()
-            handle(Event("started", worker.slot, worker.backend, worker.trials[message["key"]], message))
+            handle(
+                Event(
+                    "started", worker.slot, worker.backend, worker.trials[message["key"]], message
+                )
+            )
         elif kind == "epoch":
-            handle(Event("epoch", worker.slot, worker.backend, worker.trials[message["key"]], message))
+            handle(
+                Event("epoch", worker.slot, worker.backend, worker.trials[message["key"]], message)
+            )
         elif kind == "finished":
             trial = worker.trials.pop(message["key"])
             if not worker.trials:
@@ -257,7 +297,9 @@ class LocalExecutor:
         self.kept_logs = self._log_dir
         if not worker.ready:
             self._start_failures[worker.backend] += 1
-        details = worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
+        details = (
+            worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
+        )
         for trial in worker.trials.values():
             _fail(trial, worker.slot, WORKER_DIED, reason, handle, details)
         if self._start_failures[worker.backend] >= MAX_START_FAILURES:
@@ -277,13 +319,23 @@ class LocalExecutor:
 
     def _start(self, slot: int, backend: str) -> _Worker:
         self._generation += 1
-        self._log_dir.mkdir(parents=True, exist_ok=True)  # again: a run after a shutdown (a takeover)
+        self._log_dir.mkdir(
+            parents=True, exist_ok=True
+        )  # again: a run after a shutdown (a takeover)
         stderr_path = self._log_dir / f"worker-{slot}-{self._generation}-{backend}.log"
-        env = {**os.environ, **worker_environment(backend, self.threads, self.reuse, self._log_dir / "models")}
+        env = {
+            **os.environ,
+            **worker_environment(backend, self.threads, self.reuse, self._log_dir / "models"),
+        }
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "mlpsuite.executors.worker"], env=env, text=True,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, bufsize=1,
+                [sys.executable, "-m", "mlpsuite.executors.worker"],
+                env=env,
+                text=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                bufsize=1,
                 start_new_session=True,  # a terminal's Ctrl-C goes to the coordinator only
             )
         worker = _Worker(slot, self._generation, backend, process, stderr_path)
@@ -303,7 +355,9 @@ class LocalExecutor:
 
     def _stop(self, worker: _Worker, kill: bool = False) -> None:
         process = worker.process
-        if process.poll() is None and not kill and worker.ready:  # one still importing holds nothing
+        if (
+            process.poll() is None and not kill and worker.ready
+        ):  # one still importing holds nothing
             try:
                 process.stdin.write(json.dumps({"op": "stop"}) + "\n")
                 process.stdin.close()

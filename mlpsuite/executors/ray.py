@@ -30,8 +30,15 @@ from pathlib import Path
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import (MAX_START_FAILURES, Event, Handler, _fail, fail_queue, overrun,
-                                      worker_environment)
+from mlpsuite.executors.local import (
+    MAX_START_FAILURES,
+    Event,
+    Handler,
+    _fail,
+    fail_queue,
+    overrun,
+    worker_environment,
+)
 from mlpsuite.executors.units import Claim, _queues, _Unit, next_backend, take_claimed
 from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
 
@@ -109,11 +116,11 @@ class _Slot:
     index: int
     backend: str
     actor: object
-    ready_ref: object | None        # until the actor has imported its framework
+    ready_ref: object | None  # until the actor has imported its framework
     spawned_at: float = dataclasses.field(default_factory=time.monotonic)
-    warned: bool = False            # said that Ray has not started it yet
-    unit: _Unit | None = None       # the request in flight
-    stream: object | None = None    # its ObjectRefGenerator
+    warned: bool = False  # said that Ray has not started it yet
+    unit: _Unit | None = None  # the request in flight
+    stream: object | None = None  # its ObjectRefGenerator
     finished: set[str] = dataclasses.field(default_factory=set)
     program: str | None = None
     started_at: float | None = None  # when its request's latest trial started: the time limit
@@ -121,30 +128,49 @@ class _Slot:
 
     def unfinished(self) -> list[Trial]:
         """The trials of the request in flight that have not reported `finished`."""
-        return [trial for trial in self.unit.trials if trial.key not in self.finished] if self.unit else []
+        return (
+            [trial for trial in self.unit.trials if trial.key not in self.finished]
+            if self.unit
+            else []
+        )
 
 
 class RayExecutor:
     """Runs trials on Ray actors: a local Ray instance, or the cluster at `address`."""
 
-    def __init__(self, jobs: int | None = None, reuse: bool = True, address: str | None = None,
-                 max_retries: int = 1):
+    def __init__(
+        self,
+        jobs: int | None = None,
+        reuse: bool = True,
+        address: str | None = None,
+        max_retries: int = 1,
+    ):
         try:
             import ray
         except ImportError:
-            raise ConfigError("--executor ray: Ray is not installed; pip install -e '.[ray]' "
-                              "(or pip install 'ray>=2.40'), or use --executor local") from None
+            raise ConfigError(
+                "--executor ray: Ray is not installed; pip install -e '.[ray]' "
+                "(or pip install 'ray>=2.40'), or use --executor local"
+            ) from None
         self.ray = ray
         if not ray.is_initialized():
             try:
-                with warnings.catch_warnings():  # Ray's own words for a timeout; ours follow in one line
+                with (
+                    warnings.catch_warnings()
+                ):  # Ray's own words for a timeout; ours follow in one line
                     warnings.filterwarnings("ignore", message="Ray Client connection timed out")
-                    ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                             configure_logging=False)
+                    ray.init(
+                        address=address,
+                        include_dashboard=False,
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
             except ConnectionError as error:  # before the store is opened: nothing was written
                 reason = str(error).strip().splitlines()[0].split(". Please")[0]
-                raise ConfigError(f"--address {address}: no Ray cluster answers ({reason}); start one with "
-                                  "`ray start --head`, or leave --address out for a local Ray") from None
+                raise ConfigError(
+                    f"--address {address}: no Ray cluster answers ({reason}); start one with "
+                    "`ray start --head`, or leave --address out for a local Ray"
+                ) from None
         cpus = ray.cluster_resources().get("CPU", 1)
         self.jobs = jobs or max(1, int(cpus))
         self.threads = max(1, int(cpus) // self.jobs)
@@ -164,8 +190,13 @@ class RayExecutor:
     def prestart(self, backends: list[str]) -> None:
         """Actors start when `run` needs them (Ray schedules them; nothing to overlap here)."""
 
-    def run(self, trials: list[Trial], handle: Handler, should_stop: Callable[[], bool] | None = None,
-            claim: Claim | None = None) -> None:
+    def run(
+        self,
+        trials: list[Trial],
+        handle: Handler,
+        should_stop: Callable[[], bool] | None = None,
+        claim: Claim | None = None,
+    ) -> None:
         """As LocalExecutor.run: `claim` keeps the trials of a unit this driver owns."""
         self._claim = claim
         queues = _queues(trials)
@@ -197,11 +228,15 @@ class RayExecutor:
             if slot is not None and (slot.unit or slot.ready_ref is not None):
                 continue
             if slot is not None and queues.get(slot.backend):
-                unit = take_claimed(queues[slot.backend], slot.program, self._programs(slot), self._claim)
+                unit = take_claimed(
+                    queues[slot.backend], slot.program, self._programs(slot), self._claim
+                )
                 if unit is not None:
                     self._assign(slot, unit)
                     continue
-            backend = next_backend(queues, [s.backend for s in self._slots.values() if s is not slot])
+            backend = next_backend(
+                queues, [s.backend for s in self._slots.values() if s is not slot]
+            )
             if backend is None:
                 continue
             if slot is not None:
@@ -210,12 +245,17 @@ class RayExecutor:
 
     def _programs(self, slot: _Slot) -> set[str]:
         """The programs the other actors of `slot`'s backend hold compiled (as the local executor)."""
-        return {s.program for s in self._slots.values() if s is not slot and s.backend == slot.backend and s.program}
+        return {
+            s.program
+            for s in self._slots.values()
+            if s is not slot and s.backend == slot.backend and s.program
+        }
 
     def _start(self, index: int, backend: str) -> _Slot:
         env = worker_environment(backend, self.threads, self.reuse, self._model_dir)
         actor_class = self.ray.remote(_TrialActor).options(
-            num_cpus=self.cpus_per_actor, runtime_env={"env_vars": env}, max_restarts=0)
+            num_cpus=self.cpus_per_actor, runtime_env={"env_vars": env}, max_restarts=0
+        )
         actor = actor_class.remote()
         slot = _Slot(index, backend, actor, actor.ready.remote())
         self._slots[index] = slot
@@ -251,7 +291,9 @@ class RayExecutor:
         slot.ready_ref, ref = None, slot.ready_ref
         try:
             payload = self.ray.get(ref)
-        except self.ray.exceptions.RayError as error:  # it died starting: the next fill starts another
+        except (
+            self.ray.exceptions.RayError
+        ) as error:  # it died starting: the next fill starts another
             del self._slots[slot.index]
             self._start_failures[slot.backend] += 1
             if self._start_failures[slot.backend] >= MAX_START_FAILURES:
@@ -267,7 +309,13 @@ class RayExecutor:
             event = self.ray.get(next(slot.stream))
         except StopIteration:  # only after every `finished`, unless the actor's thread broke
             for trial in slot.unfinished():
-                _fail(trial, slot.index, ERROR, "the Ray actor ended the request without the trial's result", handle)
+                _fail(
+                    trial,
+                    slot.index,
+                    ERROR,
+                    "the Ray actor ended the request without the trial's result",
+                    handle,
+                )
             slot.unit, slot.stream = None, None
             return
         except self.ray.exceptions.RayError as error:
@@ -277,7 +325,9 @@ class RayExecutor:
         kind = event["event"]
         if kind == "finished":
             slot.finished.add(event["key"])
-            if slot.finished == set(trials):  # the actor is free: no need to wait for the stream's end
+            if slot.finished == set(
+                trials
+            ):  # the actor is free: no need to wait for the stream's end
                 slot.unit, slot.stream = None, None
             result = TrialResult.from_dict(event["result"])
             if "model_zip" in event:
@@ -296,8 +346,14 @@ class RayExecutor:
             if slot.ready_ref is not None and not slot.warned and waited > UNPLACED_WARNING_S:
                 slot.warned = True
                 free = self.ray.available_resources().get("CPU", 0)
-                logger.warning("Ray has not started a %s actor in %.0f s (it needs %g CPU; the cluster has %g free): "
-                               "waiting for a node", slot.backend, waited, self.cpus_per_actor, free)
+                logger.warning(
+                    "Ray has not started a %s actor in %.0f s (it needs %g CPU; the cluster has %g free): "
+                    "waiting for a node",
+                    slot.backend,
+                    waited,
+                    self.cpus_per_actor,
+                    free,
+                )
 
     def _enforce_time_limits(self, handle: Handler) -> None:
         """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
@@ -329,11 +385,19 @@ class RayExecutor:
                 failed.append(trial)
         for trials, outcome in ((retry, "running again on a fresh actor"), (failed, "failed")):
             if trials:  # said: a retry is otherwise seen only as a KILLED run in the store
-                logger.warning("%s under %s: %s", reason, ", ".join(t.label() for t in trials), outcome)
+                logger.warning(
+                    "%s under %s: %s", reason, ", ".join(t.label() for t in trials), outcome
+                )
         for trial in retry:
             handle(Event("retrying", slot.index, slot.backend, trial, {"reason": reason}))
         if retry:
             queues[slot.backend].appendleft(_Unit(slot.unit.program, retry))
         for trial in failed:
-            _fail(trial, slot.index, WORKER_DIED, f"{reason}; retried {self.max_retries} times",
-                  handle, str(error)[-5000:])
+            _fail(
+                trial,
+                slot.index,
+                WORKER_DIED,
+                f"{reason}; retried {self.max_retries} times",
+                handle,
+                str(error)[-5000:],
+            )

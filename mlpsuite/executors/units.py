@@ -22,13 +22,20 @@ class _Unit:
 def vectorizable(trial: Trial) -> bool:
     """Whether `training.vectorize: seeds` applies: JAX only, not with early stopping (each
     seed would stop at its own epoch) nor with diagnostics or saved models (one model each)."""
-    return (trial.training.vectorize == "seeds" and trial.backend == "jax" and trial.training.early_stopping is None
-            and not trial.diagnostics and not trial.training.save_model)
+    return (
+        trial.training.vectorize == "seeds"
+        and trial.backend == "jax"
+        and trial.training.early_stopping is None
+        and not trial.diagnostics
+        and not trial.training.save_model
+    )
 
 
 def vectorize_note(trials: list[Trial]) -> str | None:
     """What `training.vectorize: seeds` will not vectorize, and why, for the user to read."""
-    asked = [trial for trial in trials if trial.training.vectorize == "seeds" and not vectorizable(trial)]
+    asked = [
+        trial for trial in trials if trial.training.vectorize == "seeds" and not vectorizable(trial)
+    ]
     if not asked:
         return None
     other = sorted({trial.backend for trial in asked if trial.backend != "jax"})
@@ -39,8 +46,10 @@ def vectorize_note(trials: list[Trial]) -> str | None:
         why.append("diagnostics (they probe one model at a time)")
     if any(trial.training.save_model for trial in asked):
         why.append("save_model (one model per run)")
-    return (f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
-            f"{' and '.join(why)}: they run one at a time, reusing their compiled model")
+    return (
+        f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
+        f"{' and '.join(why)}: they run one at a time, reusing their compiled model"
+    )
 
 
 def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
@@ -53,8 +62,10 @@ def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
         by_cell = units.setdefault(trial.backend, {}).setdefault(program, {})
         cell = _seedless_key(trial) if vectorizable(trial) else trial.key
         by_cell.setdefault(cell, _Unit(program, [])).trials.append(trial)
-    return {backend: collections.deque(unit for cells in programs.values() for unit in cells.values())
-            for backend, programs in units.items()}
+    return {
+        backend: collections.deque(unit for cells in programs.values() for unit in cells.values())
+        for backend, programs in units.items()
+    }
 
 
 def _seedless_key(trial: Trial) -> str:
@@ -76,8 +87,9 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
 Claim = Callable[[list[Trial]], list[Trial]]
 
 
-def take_claimed(queue: collections.deque, program: str | None, taken: set[str],
-                 claim: Claim | None) -> _Unit | None:
+def take_claimed(
+    queue: collections.deque, program: str | None, taken: set[str], claim: Claim | None
+) -> _Unit | None:
     """The next unit (as `_take` picks it) with the trials of it this coordinator could claim;
     None once the queue holds none (another driver of the grid has the rest)."""
     while queue:
@@ -89,8 +101,12 @@ def take_claimed(queue: collections.deque, program: str | None, taken: set[str],
     return None
 
 
-def next_claimed(queues: dict[str, collections.deque], serving: list[str], programs: Callable[[str], set[str]],
-                 claim: Claim | None) -> tuple[str | None, _Unit | None]:
+def next_claimed(
+    queues: dict[str, collections.deque],
+    serving: list[str],
+    programs: Callable[[str], set[str]],
+    claim: Claim | None,
+) -> tuple[str | None, _Unit | None]:
     """The backend a free slot should serve next (`next_backend`) and its first claimed unit."""
     while (backend := next_backend(queues, serving)) is not None:
         unit = take_claimed(queues[backend], None, programs(backend), claim)

@@ -73,8 +73,14 @@ def make_runner(threads: int):
 
 
 def ready_event(backend: str, threads: int, framework: str, began: float) -> dict:
-    return {"event": "ready", "backend": backend, "threads": threads, "pid": os.getpid(),
-            "import_s": time.perf_counter() - began, "framework": framework}
+    return {
+        "event": "ready",
+        "backend": backend,
+        "threads": threads,
+        "pid": os.getpid(),
+        "import_s": time.perf_counter() - began,
+        "framework": framework,
+    }
 
 
 def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tuple[str, object]]:
@@ -97,8 +103,10 @@ def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tup
     except Exception as error:
         message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         traceback.print_exc()
-        results = [TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
-                   for trial in trials]
+        results = [
+            TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
+            for trial in trials
+        ]
     return [(trial.key, result) for trial, result in zip(trials, results)]
 
 
@@ -123,7 +131,13 @@ def main() -> int:
         # Said before the results, so the executor sends this worker nothing more.
         retiring = memory.grown()  # TensorFlow leaks ~2 MB per model built, clear_session or not
         if retiring:
-            emit({"event": "retiring", "resident_mb": memory.resident_mb(), "baseline_mb": memory.baseline_mb})
+            emit(
+                {
+                    "event": "retiring",
+                    "resident_mb": memory.resident_mb(),
+                    "baseline_mb": memory.baseline_mb,
+                }
+            )
         for key, result in results:
             emit({"event": "finished", "key": key, "result": result.to_dict()})
         if retiring:

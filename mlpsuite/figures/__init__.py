@@ -30,11 +30,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from mlpsuite.figures.activation_plots import activation_curves, activations  # noqa: E402
-from mlpsuite.figures.diagnostic_plots import (GRADIENT_ACTIVATIONS, GRADIENT_HIDDEN, dead_units,  # noqa: E402
-                                               grid_dead_fractions, grid_diagnostics, grid_gradient_norms,
-                                               gradients, initial_gradient_norms)
+from mlpsuite.figures.diagnostic_plots import (
+    GRADIENT_ACTIVATIONS,
+    GRADIENT_HIDDEN,
+    dead_units,  # noqa: E402
+    grid_dead_fractions,
+    grid_diagnostics,
+    grid_gradient_norms,
+    gradients,
+    initial_gradient_norms,
+)
 from mlpsuite.figures.landscape_plots import LandscapeSlices, landscape, landscape_slices  # noqa: E402
-from mlpsuite.figures.optimizer_plots import OPTIMIZERS, SURFACES, optimizer_path, optimizer_paths, optimizers  # noqa: E402
+from mlpsuite.figures.optimizer_plots import (
+    OPTIMIZERS,
+    SURFACES,
+    optimizer_path,
+    optimizer_paths,
+    optimizers,
+)  # noqa: E402
 from mlpsuite.figures.scaling_plots import SCALER_CAPTIONS, SCALER_DATASET, scaled_features, scalers  # noqa: E402
 from mlpsuite.registry import FIGURE_NAMES  # noqa: E402
 
@@ -80,11 +93,28 @@ def write_figures(names: Iterable[str], folder: Path, **options: Any) -> list[Pa
 
 
 __all__ = [
-    "FIGURES", "write_figures",
-    "activation_curves", "activations",
-    "SCALER_CAPTIONS", "SCALER_DATASET", "scaled_features", "scalers",
-    "OPTIMIZERS", "SURFACES", "optimizer_path", "optimizer_paths", "optimizers",
-    "GRADIENT_ACTIVATIONS", "GRADIENT_HIDDEN", "dead_units", "grid_dead_fractions", "grid_diagnostics",
-    "grid_gradient_norms", "gradients", "initial_gradient_norms",
-    "LandscapeSlices", "landscape", "landscape_slices",
+    "FIGURES",
+    "write_figures",
+    "activation_curves",
+    "activations",
+    "SCALER_CAPTIONS",
+    "SCALER_DATASET",
+    "scaled_features",
+    "scalers",
+    "OPTIMIZERS",
+    "SURFACES",
+    "optimizer_path",
+    "optimizer_paths",
+    "optimizers",
+    "GRADIENT_ACTIVATIONS",
+    "GRADIENT_HIDDEN",
+    "dead_units",
+    "grid_dead_fractions",
+    "grid_diagnostics",
+    "grid_gradient_norms",
+    "gradients",
+    "initial_gradient_norms",
+    "LandscapeSlices",
+    "landscape",
+    "landscape_slices",
 ]

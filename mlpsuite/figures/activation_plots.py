@@ -29,8 +29,10 @@ def activation_curves(x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]
     for name in ACTIVATIONS:
         layer = get_activation(name)
         values = layer(inputs)  # builds the layer (PReLU's slope) before `derivative` reads it
-        curves[name] = (ops.convert_to_numpy(values).ravel(),
-                        ops.convert_to_numpy(layer.derivative(inputs)).ravel())
+        curves[name] = (
+            ops.convert_to_numpy(values).ravel(),
+            ops.convert_to_numpy(layer.derivative(inputs)).ravel(),
+        )
     return curves
 
 
@@ -43,8 +45,14 @@ def activations(**_options: Any) -> Figure:
     x = np.linspace(*ACTIVATION_RANGE, ACTIVATION_POINTS)
     curves = activation_curves(x)
     rows = math.ceil((len(curves) + 1) / ACTIVATION_COLUMNS)  # +1: the legend's panel
-    figure, grid = plt.subplots(rows, ACTIVATION_COLUMNS, figsize=(3.2 * ACTIVATION_COLUMNS, 2.5 * rows),
-                                sharex=True, squeeze=False, layout="constrained")
+    figure, grid = plt.subplots(
+        rows,
+        ACTIVATION_COLUMNS,
+        figsize=(3.2 * ACTIVATION_COLUMNS, 2.5 * rows),
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     panels = list(grid.ravel())
     for axes, (name, (values, slopes)) in zip(panels, curves.items()):
         axes.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)
@@ -52,12 +60,14 @@ def activations(**_options: Any) -> Figure:
         axes.plot(x, values, color="C0", label="f(x)")
         axes.plot(x, slopes, color="C3", linestyle="--", label="f'(x), closed form")
         axes.set_title(name)
-    spare = panels[len(curves):]
-    spare[0].legend(*panels[0].get_legend_handles_labels(), loc="center", frameon=False,
-                    title=f"x in [{ACTIVATION_RANGE[0]:g}, {ACTIVATION_RANGE[1]:g}]")
+    spare = panels[len(curves) :]
+    spare[0].legend(
+        *panels[0].get_legend_handles_labels(),
+        loc="center",
+        frameon=False,
+        title=f"x in [{ACTIVATION_RANGE[0]:g}, {ACTIVATION_RANGE[1]:g}]",
+    )
     for axes in spare:
         axes.set_axis_off()
     figure.suptitle("Activation functions and their derivatives")
     return figure
-
-

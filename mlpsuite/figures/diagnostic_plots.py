@@ -32,8 +32,9 @@ GRADIENT_INITIALIZER = "glorot_uniform"
 Panels = dict[str, dict[str, np.ndarray]]
 
 
-def grid_diagnostics(experiment: str, prefix: str, tracking_uri: str | None = None
-                     ) -> dict[str, dict[str, list[dict[str, dict[int, float]]]]]:
+def grid_diagnostics(
+    experiment: str, prefix: str, tracking_uri: str | None = None
+) -> dict[str, dict[str, list[dict[str, dict[int, float]]]]]:
     """The metrics named `prefix...` of `experiment`'s newest grid, by architecture and activation.
 
     Returns `model.hidden` as logged ("[8, 8, 8]") -> activation ("relu", "leaky_relu(alpha=0.1)")
@@ -50,27 +51,40 @@ def grid_diagnostics(experiment: str, prefix: str, tracking_uri: str | None = No
     by_key: dict[str, list] = {}
     for run in grid:
         by_key.setdefault(run.data.tags.get(TAG_KEY), []).append(run)
-    runs = [run for run in map(counted_run, by_key.values()) if run.info.status == "FINISHED"
-            and any(name.startswith(prefix) for name in run.data.metrics)]
+    runs = [
+        run
+        for run in map(counted_run, by_key.values())
+        if run.info.status == "FINISHED"
+        and any(name.startswith(prefix) for name in run.data.metrics)
+    ]
     if not runs:
-        raise ReportError(f"experiment {experiment!r}: no finished trial of its newest grid (run "
-                          f"{parent.info.run_id}) has {prefix}* metrics; set diagnostics: true in "
-                          "its config and run it again")
+        raise ReportError(
+            f"experiment {experiment!r}: no finished trial of its newest grid (run "
+            f"{parent.info.run_id}) has {prefix}* metrics; set diagnostics: true in "
+            "its config and run it again"
+        )
     histories = tracker.diagnostic_histories(runs, prefix)
     grouped: dict[str, dict[str, list]] = {}
-    for run in sorted(runs, key=lambda run: _depth_order(run.data.params.get("model.hidden", "[]"))):
+    for run in sorted(
+        runs, key=lambda run: _depth_order(run.data.params.get("model.hidden", "[]"))
+    ):
         params = run.data.params
         by_activation = grouped.setdefault(params.get("model.hidden", "?"), {})
         by_activation.setdefault(_activation_label(params), []).append(histories[run.info.run_id])
-    return {hidden: _by_activation_order(by_activation) for hidden, by_activation in grouped.items()}
+    return {
+        hidden: _by_activation_order(by_activation) for hidden, by_activation in grouped.items()
+    }
 
 
 def _activation_label(params: dict[str, str]) -> str:
     """`model.activation` with its logged parameters: "elu", "leaky_relu(alpha=0.1)"."""
     name = params.get("model.activation", "?")
     prefix = "model.activation."
-    extras = ",".join(f"{key[len(prefix):]}={value}" for key, value in sorted(params.items())
-                      if key.startswith(prefix))
+    extras = ",".join(
+        f"{key[len(prefix) :]}={value}"
+        for key, value in sorted(params.items())
+        if key.startswith(prefix)
+    )
     return f"{name}({extras})" if extras else name
 
 
@@ -84,10 +98,16 @@ def _depth_order(hidden: str) -> tuple:
 
 def _by_activation_order(by_activation: dict[str, Any]) -> dict[str, Any]:
     """The lecture's order (GRADIENT_ACTIVATIONS), then the others by name."""
+
     def order(label: str) -> tuple:
         name = label.split("(")[0]
-        known = GRADIENT_ACTIVATIONS.index(name) if name in GRADIENT_ACTIVATIONS else len(GRADIENT_ACTIVATIONS)
+        known = (
+            GRADIENT_ACTIVATIONS.index(name)
+            if name in GRADIENT_ACTIVATIONS
+            else len(GRADIENT_ACTIVATIONS)
+        )
         return (known, label)
+
     return {label: by_activation[label] for label in sorted(by_activation, key=order)}
 
 
@@ -107,7 +127,9 @@ def _hidden_label(hidden: str | tuple[int, ...]) -> str:
 
 def _runs_note(panels: Panels) -> str:
     """How many runs each line averages (seeds, backends and other grid values pooled)."""
-    counts = sorted({len(rows) for by_activation in panels.values() for rows in by_activation.values()})
+    counts = sorted(
+        {len(rows) for by_activation in panels.values() for rows in by_activation.values()}
+    )
     if counts == [1]:
         return "one run per line"
     n = f"n={counts[0]}" if len(counts) == 1 else f"n={counts[0]} to {counts[-1]}"
@@ -117,8 +139,14 @@ def _runs_note(panels: Panels) -> str:
 def _panel_grid(count: int, width: float, height: float):
     columns = min(count, 3)
     rows = math.ceil(count / columns)
-    figure, grid = plt.subplots(rows, columns, figsize=(width * columns, height * rows), squeeze=False,
-                                sharey=True, layout="constrained")
+    figure, grid = plt.subplots(
+        rows,
+        columns,
+        figsize=(width * columns, height * rows),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
     panels = list(grid.ravel())
     for axes in panels[count:]:
         axes.set_axis_off()
@@ -129,27 +157,42 @@ def _draw_runs(axes, x: np.ndarray, rows: np.ndarray, label: str, style: dict[st
     """The mean over runs (rows) as a line, and the runs' range as a band when there are several."""
     axes.plot(x, np.nanmean(rows, axis=0), markersize=5, label=label, **style)
     if len(rows) > 1:
-        axes.fill_between(x, np.nanmin(rows, axis=0), np.nanmax(rows, axis=0), color=style["color"],
-                          alpha=0.12, linewidth=0)
+        axes.fill_between(
+            x,
+            np.nanmin(rows, axis=0),
+            np.nanmax(rows, axis=0),
+            color=style["color"],
+            alpha=0.12,
+            linewidth=0,
+        )
 
 
 def _activation_styles(panels: Panels) -> dict[str, dict[str, Any]]:
     """One colour, marker and dash per activation, the same in every panel: relu and leaky_relu
     (tanh and elu) nearly coincide, and must stay told apart where they do."""
-    labels = _by_activation_order({label: None for by_activation in panels.values() for label in by_activation})
+    labels = _by_activation_order(
+        {label: None for by_activation in panels.values() for label in by_activation}
+    )
     markers, dashes = "osD^vPX*", ("-", "--", ":")
-    return {label: {"color": f"C{index % 10}", "marker": markers[index % len(markers)],
-                    "linestyle": dashes[index % len(dashes)],
-                    "markerfacecolor": f"C{index % 10}" if index % 2 == 0 else "none"}
-            for index, label in enumerate(labels)}
+    return {
+        label: {
+            "color": f"C{index % 10}",
+            "marker": markers[index % len(markers)],
+            "linestyle": dashes[index % len(dashes)],
+            "markerfacecolor": f"C{index % 10}" if index % 2 == 0 else "none",
+        }
+        for index, label in enumerate(labels)
+    }
 
 
 # ---------------------------------------------------------------- gradients
 
 
-def initial_gradient_norms(activations: Iterable[str] = GRADIENT_ACTIVATIONS,
-                           hidden: tuple[int, ...] = GRADIENT_HIDDEN,
-                           seeds: Iterable[int] = GRADIENT_SEEDS) -> dict[str, np.ndarray]:
+def initial_gradient_norms(
+    activations: Iterable[str] = GRADIENT_ACTIVATIONS,
+    hidden: tuple[int, ...] = GRADIENT_HIDDEN,
+    seeds: Iterable[int] = GRADIENT_SEEDS,
+) -> dict[str, np.ndarray]:
     """activation -> ||dL/dW||_F of each Dense kernel (dense_1 ... output) at initialisation.
 
     `build_mlp(64, 10, hidden, activation, standard scaler adapted on the training split)` on
@@ -165,8 +208,15 @@ def initial_gradient_norms(activations: Iterable[str] = GRADIENT_ACTIVATIONS,
     for activation in activations:
         scaler = get_scaler("standard")
         scaler.adapt(data.X_train)
-        model = build_mlp(data.input_dim, data.output_dim, hidden=hidden, activation=activation,
-                          scaler=scaler, initializer=GRADIENT_INITIALIZER, seed=seeds[0])
+        model = build_mlp(
+            data.input_dim,
+            data.output_dim,
+            hidden=hidden,
+            activation=activation,
+            scaler=scaler,
+            initializer=GRADIENT_INITIALIZER,
+            seed=seeds[0],
+        )
         # One probe per activation: on JAX each probe is traced and compiled once (~0.25 s).
         probe = LayerProbe(model, loss)
         rows = []
@@ -186,12 +236,15 @@ def grid_gradient_norms(experiment: str, tracking_uri: str | None = None) -> Pan
         panels[hidden] = {}
         for activation, runs in by_activation.items():
             layers = sorted({name for run in runs for name in run}, key=_layer_order)
-            panels[hidden][activation] = np.array([[run.get(name, {}).get(0, np.nan) for name in layers]
-                                                   for run in runs])
+            panels[hidden][activation] = np.array(
+                [[run.get(name, {}).get(0, np.nan) for name in layers] for run in runs]
+            )
     return panels
 
 
-def gradients(experiment: str | None = None, tracking_uri: str | None = None, **_options: Any) -> Figure:
+def gradients(
+    experiment: str | None = None, tracking_uri: str | None = None, **_options: Any
+) -> Figure:
     """Gradient norm of each Dense kernel at initialisation, one line per activation, log scale.
 
     Without `experiment`: computed here (`initial_gradient_norms`), 8 hidden layers of 32 units
@@ -202,17 +255,23 @@ def gradients(experiment: str | None = None, tracking_uri: str | None = None, **
     """
     if experiment is None:
         norms = initial_gradient_norms()
-        panels = {f"{GRADIENT_DATASET} ({PROBE_ROWS} training rows), {_hidden_label(GRADIENT_HIDDEN)}, "
-                  f"{GRADIENT_INITIALIZER}, standard scaler\nmean of {len(GRADIENT_SEEDS)} seeds, "
-                  "band: min to max; leaky_relu (alpha 0.01) lies on relu": norms}
+        panels = {
+            f"{GRADIENT_DATASET} ({PROBE_ROWS} training rows), {_hidden_label(GRADIENT_HIDDEN)}, "
+            f"{GRADIENT_INITIALIZER}, standard scaler\nmean of {len(GRADIENT_SEEDS)} seeds, "
+            "band: min to max; leaky_relu (alpha 0.01) lies on relu": norms
+        }
         title = "Vanishing gradients: ||dL/dW|| of each Dense kernel at initialisation"
     else:
         grid = grid_gradient_norms(experiment, tracking_uri)
         panels = {_hidden_label(hidden): by_activation for hidden, by_activation in grid.items()}
-        title = (f"{experiment}: ||dL/dW|| of each Dense kernel at initialisation (epoch 0)\n"
-                 f"{_runs_note(panels)}")
+        title = (
+            f"{experiment}: ||dL/dW|| of each Dense kernel at initialisation (epoch 0)\n"
+            f"{_runs_note(panels)}"
+        )
     styles = _activation_styles(panels)
-    widest = max(rows.shape[1] for by_activation in panels.values() for rows in by_activation.values())
+    widest = max(
+        rows.shape[1] for by_activation in panels.values() for rows in by_activation.values()
+    )
     figure, axes_list = _panel_grid(len(panels), width=max(5.0, 0.75 * widest + 2), height=4.8)
     for axes, (panel, by_activation) in zip(axes_list, panels.items()):
         layers = max((rows.shape[1] for rows in by_activation.values()))
@@ -238,7 +297,9 @@ def grid_dead_fractions(experiment: str, tracking_uri: str | None = None) -> Pan
     at each epoch (step 0 = before training): one row per run, one column per epoch; NaN after
     a run's last epoch (early stopping)."""
     panels = {}
-    for hidden, by_activation in grid_diagnostics(experiment, "dead_fraction/", tracking_uri).items():
+    for hidden, by_activation in grid_diagnostics(
+        experiment, "dead_fraction/", tracking_uri
+    ).items():
         panels[hidden] = {}
         for activation, runs in by_activation.items():
             epochs = 1 + max(step for run in runs for steps in run.values() for step in steps)
@@ -252,7 +313,9 @@ def grid_dead_fractions(experiment: str, tracking_uri: str | None = None) -> Pan
     return panels
 
 
-def dead_units(experiment: str | None = None, tracking_uri: str | None = None, **_options: Any) -> Figure:
+def dead_units(
+    experiment: str | None = None, tracking_uri: str | None = None, **_options: Any
+) -> Figure:
     """The share of dead hidden units (0 on every probe row) per epoch, one line per activation.
 
     Read from `experiment`'s newest grid (`diagnostics: true`): per run, the mean over its hidden
@@ -260,8 +323,10 @@ def dead_units(experiment: str | None = None, tracking_uri: str | None = None, *
     over runs, one panel per `model.hidden`. ReLU units can die; leaky_relu, elu, swish cannot.
     """
     if experiment is None:
-        raise ConfigError("dead_units draws a grid's diagnostics from MLflow: pass experiment=NAME "
-                          "(mlpsuite figures dead_units --experiment NAME)")
+        raise ConfigError(
+            "dead_units draws a grid's diagnostics from MLflow: pass experiment=NAME "
+            "(mlpsuite figures dead_units --experiment NAME)"
+        )
     grid = grid_dead_fractions(experiment, tracking_uri)
     panels = {_hidden_label(hidden): by_activation for hidden, by_activation in grid.items()}
     styles = _activation_styles(panels)
@@ -276,7 +341,7 @@ def dead_units(experiment: str | None = None, tracking_uri: str | None = None, *
         axes.set_title(panel, fontsize="medium")
     axes_list[0].set_ylabel(f"dead hidden units (share, 0 on all {PROBE_ROWS} probe rows)")
     axes_list[-1].legend(title="activation", fontsize="small", loc="best")
-    figure.suptitle(f"{experiment}: dead hidden units per epoch, mean over hidden layers\n{_runs_note(panels)}")
+    figure.suptitle(
+        f"{experiment}: dead hidden units per epoch, mean over hidden layers\n{_runs_note(panels)}"
+    )
     return figure
-
-

@@ -37,8 +37,12 @@ def _beale_gradient(point):
     df/dx = 2 (a (y - 1) + b (y^2 - 1) + c (y^3 - 1)),  df/dy = 2x (a + 2by + 3cy^2)."""
     x, y = point[0], point[1]
     a, b, c = 1.5 - x + x * y, 2.25 - x + x * y * y, 2.625 - x + x * y * y * y
-    return ops.stack([2.0 * (a * (y - 1.0) + b * (y * y - 1.0) + c * (y * y * y - 1.0)),
-                      2.0 * x * (a + 2.0 * b * y + 3.0 * c * y * y)])
+    return ops.stack(
+        [
+            2.0 * (a * (y - 1.0) + b * (y * y - 1.0) + c * (y * y * y - 1.0)),
+            2.0 * x * (a + 2.0 * b * y + 3.0 * c * y * y),
+        ]
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,15 +84,37 @@ OPTIMIZERS: dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
 # stable; it crawls along the valley, which is the point. 7500 steps in all: ~4 s on JAX (CPU).
 SURFACES: dict[str, Surface] = {
     "rosenbrock": Surface(
-        title="Rosenbrock  (1 - x)² + 100 (y - x²)²", value=rosenbrock, gradient=_rosenbrock_gradient,
-        minimum=(1.0, 1.0), start=(-1.2, 1.0), steps=1000,
-        learning_rates={"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "rmsprop": 1e-2, "adam": 0.2},
-        extent=(-1.6, 1.6, -0.6, 1.6)),
+        title="Rosenbrock  (1 - x)² + 100 (y - x²)²",
+        value=rosenbrock,
+        gradient=_rosenbrock_gradient,
+        minimum=(1.0, 1.0),
+        start=(-1.2, 1.0),
+        steps=1000,
+        learning_rates={
+            "sgd": 1e-3,
+            "momentum": 1e-3,
+            "nesterov": 1e-3,
+            "rmsprop": 1e-2,
+            "adam": 0.2,
+        },
+        extent=(-1.6, 1.6, -0.6, 1.6),
+    ),
     "beale": Surface(
-        title="Beale  (1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)²", value=beale,
-        gradient=_beale_gradient, minimum=(3.0, 0.5), start=(1.0, 1.5), steps=500,
-        learning_rates={"sgd": 1e-3, "momentum": 1e-3, "nesterov": 1e-3, "rmsprop": 1e-2, "adam": 0.05},
-        extent=(-0.5, 4.5, -1.5, 2.0)),
+        title="Beale  (1.5 - x + xy)² + (2.25 - x + xy²)² + (2.625 - x + xy³)²",
+        value=beale,
+        gradient=_beale_gradient,
+        minimum=(3.0, 0.5),
+        start=(1.0, 1.5),
+        steps=500,
+        learning_rates={
+            "sgd": 1e-3,
+            "momentum": 1e-3,
+            "nesterov": 1e-3,
+            "rmsprop": 1e-2,
+            "adam": 0.05,
+        },
+        extent=(-0.5, 4.5, -1.5, 2.0),
+    ),
 }
 
 
@@ -125,8 +151,9 @@ def optimizers(**_options: Any) -> Figure:
 
     Adam ends within 1e-2 of Rosenbrock's minimum (1, 1); Beale's minimum is (3, 0.5).
     """
-    figure, panels = plt.subplots(1, len(SURFACES), figsize=(7.5 * len(SURFACES), 6), squeeze=False,
-                                  layout="constrained")
+    figure, panels = plt.subplots(
+        1, len(SURFACES), figsize=(7.5 * len(SURFACES), 6), squeeze=False, layout="constrained"
+    )
     for axes, (name, surface) in zip(panels[0], SURFACES.items()):
         _draw_paths(figure, axes, surface, optimizer_paths(name))
     return figure
@@ -156,8 +183,12 @@ def _draw_paths(figure: Figure, axes, surface: Surface, paths: dict[str, np.ndar
     axes.set_ylabel("y")
     axes.set_title(f"{surface.title}\n{surface.steps} steps", fontsize="medium")
     # Below the panel: inside, it would hide parts of the paths.
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=2, fontsize="small",
-                frameon=False, title="optimizer, learning rate: final distance to the minimum",
-                title_fontsize="small")
-
-
+    axes.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.1),
+        ncols=2,
+        fontsize="small",
+        frameon=False,
+        title="optimizer, learning rate: final distance to the minimum",
+        title_fontsize="small",
+    )

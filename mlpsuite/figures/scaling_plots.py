@@ -39,18 +39,23 @@ def scalers(dataset: str = SCALER_DATASET, **_options: Any) -> Figure:
     """
     data = load_dataset(dataset)
     scaled = scaled_features(data.X_train)
-    figure, panels = plt.subplots(len(scaled), 1, figsize=(11, 2.4 * len(scaled)), sharex=True,
-                                  layout="constrained")
+    figure, panels = plt.subplots(
+        len(scaled), 1, figsize=(11, 2.4 * len(scaled)), sharex=True, layout="constrained"
+    )
     positions = np.arange(1, data.input_dim + 1)
     for axes, (name, features) in zip(panels, scaled.items()):
-        axes.boxplot(list(features.T), positions=positions, widths=0.6,
-                     flierprops={"markersize": 3, "markeredgecolor": "0.4"},
-                     medianprops={"color": "C3"})
+        axes.boxplot(
+            list(features.T),
+            positions=positions,
+            widths=0.6,
+            flierprops={"markersize": 3, "markeredgecolor": "0.4"},
+            medianprops={"color": "C3"},
+        )
         axes.set_title(SCALER_CAPTIONS.get(name, name), loc="left", fontsize="medium")
         axes.grid(axis="y", color="0.9")
     panels[-1].set_xticks(positions, data.feature_names, rotation=30, ha="right")
-    figure.suptitle(f"{dataset}: the {len(data.X_train)} training rows before and after scaling "
-                    "(note the y-axes)")
+    figure.suptitle(
+        f"{dataset}: the {len(data.X_train)} training rows before and after scaling "
+        "(note the y-axes)"
+    )
     return figure
-
-

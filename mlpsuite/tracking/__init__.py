@@ -9,12 +9,51 @@ found by).
 from mlpsuite.tracking.calls import server_outage_s, store_lock_s
 from mlpsuite.tracking.reader import StoreReader
 from mlpsuite.tracking.store import DEFAULT_URI, resolve_uri, run_url, shown_uri
-from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY, TAG_HOST,
-                                    TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_MISSING, TAG_NOTE, TAG_PARENT,
-                                    TAG_PID, TAG_SEED, TAG_SUPERSEDED, TAG_VERSION, TAG_WEIGHTS)
+from mlpsuite.tracking.tags import (
+    GRID_MANIFEST,
+    TAG_BACKEND,
+    TAG_CELL,
+    TAG_FAILURE,
+    TAG_GRID_KEY,
+    TAG_HOST,
+    TAG_INVOCATIONS,
+    TAG_KEY,
+    TAG_KIND,
+    TAG_MISSING,
+    TAG_NOTE,
+    TAG_PARENT,
+    TAG_PID,
+    TAG_SEED,
+    TAG_SUPERSEDED,
+    TAG_VERSION,
+    TAG_WEIGHTS,
+)
 from mlpsuite.tracking.writer import Tracker
 
-__all__ = ["DEFAULT_URI", "GRID_MANIFEST", "StoreReader", "TAG_BACKEND", "TAG_CELL", "TAG_FAILURE",
-           "TAG_GRID_KEY", "TAG_HOST", "TAG_INVOCATIONS", "TAG_KEY", "TAG_KIND", "TAG_MISSING", "TAG_NOTE",
-           "TAG_PARENT", "TAG_PID", "TAG_SEED", "TAG_SUPERSEDED", "TAG_VERSION", "TAG_WEIGHTS", "Tracker",
-           "resolve_uri", "run_url", "server_outage_s", "shown_uri", "store_lock_s"]
+__all__ = [
+    "DEFAULT_URI",
+    "GRID_MANIFEST",
+    "StoreReader",
+    "TAG_BACKEND",
+    "TAG_CELL",
+    "TAG_FAILURE",
+    "TAG_GRID_KEY",
+    "TAG_HOST",
+    "TAG_INVOCATIONS",
+    "TAG_KEY",
+    "TAG_KIND",
+    "TAG_MISSING",
+    "TAG_NOTE",
+    "TAG_PARENT",
+    "TAG_PID",
+    "TAG_SEED",
+    "TAG_SUPERSEDED",
+    "TAG_VERSION",
+    "TAG_WEIGHTS",
+    "Tracker",
+    "resolve_uri",
+    "run_url",
+    "server_outage_s",
+    "shown_uri",
+    "store_lock_s",
+]

@@ -21,13 +21,25 @@ T = TypeVar("T")
 logger = logging.getLogger("mlpsuite")
 
 # What a call was writing, for the disk-full message.
-WRITING = {"create_run": "a new run", "log_batch": "a run's metrics, params or tags",
-           "set_terminated": "a run's end status", "update_run": "a run's status",
-           "create_experiment": "a new experiment", "set_experiment_tag": "the experiment's description",
-           "log_inputs": "a run's dataset inputs", "delete_tag": "a run's tags", "delete_run": "a run's deletion",
-           "search_experiments": "MLflow's tables (a new store)"}
-FULL_SIGNS = ("database or disk is full", "no space left on device", "disk quota exceeded", "disk i/o error",
-              "file too large")
+WRITING = {
+    "create_run": "a new run",
+    "log_batch": "a run's metrics, params or tags",
+    "set_terminated": "a run's end status",
+    "update_run": "a run's status",
+    "create_experiment": "a new experiment",
+    "set_experiment_tag": "the experiment's description",
+    "log_inputs": "a run's dataset inputs",
+    "delete_tag": "a run's tags",
+    "delete_run": "a run's deletion",
+    "search_experiments": "MLflow's tables (a new store)",
+}
+FULL_SIGNS = (
+    "database or disk is full",
+    "no space left on device",
+    "disk quota exceeded",
+    "disk i/o error",
+    "file too large",
+)
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 LOCKED_SIGNS = ("database is locked", "database table is locked")
 
@@ -69,34 +81,48 @@ class StoreCalls:
                     locked_since = self.wait_for_lock(locked_since)
                     continue
                 if getattr(call, "__name__", "") == "log_inputs" and _raced(text) and not raced:
-                    raced = True  # two drivers logged one new dataset at once; now it exists: link it
+                    raced = (
+                        True  # two drivers logged one new dataset at once; now it exists: link it
+                    )
                     continue
                 if not _unreachable(text):
                     raise
                 outage_began = self._wait_for_server(outage_began, error)
                 continue
             if outage_began is not None:
-                logger.warning("MLflow server answers again after %.0f s", time.monotonic() - outage_began)
+                logger.warning(
+                    "MLflow server answers again after %.0f s", time.monotonic() - outage_began
+                )
             _Outage.gave_up = False
             return result
 
     def full_message(self, call: Callable, error: Exception) -> str:
         name = getattr(call, "__name__", "")
-        what = WRITING.get(name, "artifacts" if "artifact" in name or name.startswith("log_") else "to it")
+        what = WRITING.get(
+            name, "artifacts" if "artifact" in name or name.startswith("log_") else "to it"
+        )
         reason = str(getattr(error, "strerror", None) or error).strip().splitlines()[0][:160]
-        return (f"store {self.shown_uri}: out of space writing {what} ({reason}); free space and run the same "
-                "command again: it marks the runs in flight KILLED and resumes the grid")
+        return (
+            f"store {self.shown_uri}: out of space writing {what} ({reason}); free space and run the same "
+            "command again: it marks the runs in flight KILLED and resumes the grid"
+        )
 
     def wait_for_lock(self, since: float | None) -> float:
         """Sleep a little; `since` is when the store was first found locked (None: just now)."""
         now = time.monotonic()
         if since is None:
-            logger.warning("store %s is locked by another process (an open write transaction or a backup); "
-                           "waiting up to %g s (MLPSUITE_STORE_LOCK_S)", self.shown_uri, store_lock_s())
+            logger.warning(
+                "store %s is locked by another process (an open write transaction or a backup); "
+                "waiting up to %g s (MLPSUITE_STORE_LOCK_S)",
+                self.shown_uri,
+                store_lock_s(),
+            )
             since = now
         if now - since > store_lock_s():
-            raise StoreError(f"store {self.shown_uri}: still locked by another process after {store_lock_s():g} s "
-                             "(MLPSUITE_STORE_LOCK_S); finish or stop what holds it, then run the command again")
+            raise StoreError(
+                f"store {self.shown_uri}: still locked by another process after {store_lock_s():g} s "
+                "(MLPSUITE_STORE_LOCK_S); finish or stop what holds it, then run the command again"
+            )
         time.sleep(min(1.0, 0.05 + (now - since) / 4))
         return since
 
@@ -104,13 +130,18 @@ class StoreCalls:
         if began is None:
             began = time.monotonic()
             if not _Outage.gave_up:
-                logger.warning("MLflow server not answering (%s); retrying for up to %g s",
-                               str(error).splitlines()[0][:200], server_outage_s())
+                logger.warning(
+                    "MLflow server not answering (%s); retrying for up to %g s",
+                    str(error).splitlines()[0][:200],
+                    server_outage_s(),
+                )
         if _Outage.gave_up or time.monotonic() - began > server_outage_s():
             _Outage.gave_up = True
-            raise StoreError(f"the MLflow server has not answered for {server_outage_s():g} s "
-                             "(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: that marks "
-                             "this grid's unfinished runs KILLED and resumes it") from None
+            raise StoreError(
+                f"the MLflow server has not answered for {server_outage_s():g} s "
+                "(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: that marks "
+                "this grid's unfinished runs KILLED and resumes it"
+            ) from None
         time.sleep(min(2.0, server_outage_s() / 10))
         return began
 
@@ -128,5 +159,14 @@ def _raced(text: str) -> bool:
 
 
 def _unreachable(text: str) -> bool:
-    return any(sign in text for sign in ("connection refused", "max retries exceeded", "failed to establish",
-                                         "remote end closed", "connection reset", "connection aborted"))
+    return any(
+        sign in text
+        for sign in (
+            "connection refused",
+            "max retries exceeded",
+            "failed to establish",
+            "remote end closed",
+            "connection reset",
+            "connection aborted",
+        )
+    )

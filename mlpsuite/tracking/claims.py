@@ -60,7 +60,9 @@ def order(run) -> tuple[int, str]:
 def owner_dead(run) -> bool:
     """Its coordinator ran on this host and no longer does (SIGKILLed, the machine rebooted)."""
     tags = run.data.tags
-    return tags.get(TAG_HOST) == socket.gethostname() and not coordinator_alive(tags.get(TAG_PID, ""))
+    return tags.get(TAG_HOST) == socket.gethostname() and not coordinator_alive(
+        tags.get(TAG_PID, "")
+    )
 
 
 def coordinator_alive(pid_text: str) -> bool:
@@ -140,8 +142,14 @@ class GridClaims:
     meanwhile, and is that key's result.
     """
 
-    def __init__(self, tracker, experiment_id: str, parent: str | None, known: set[str],
-                 extra_tags: dict[str, str] | None = None):
+    def __init__(
+        self,
+        tracker,
+        experiment_id: str,
+        parent: str | None,
+        known: set[str],
+        extra_tags: dict[str, str] | None = None,
+    ):
         self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
         self.known, self.extra_tags = set(known), extra_tags or {}
         self.mine: dict[str, str] = {}  # key -> run id of a won claim
@@ -156,8 +164,9 @@ class GridClaims:
         return [trial for trial in trials if trial.key in self.mine or self._claim(trial) == WON]
 
     def _claim(self, trial) -> str:
-        run = self.tracker.create_trial_run(self.experiment_id, trial, self.parent,
-                                            {**self.extra_tags, **claim_tags()})
+        run = self.tracker.create_trial_run(
+            self.experiment_id, trial, self.parent, {**self.extra_tags, **claim_tags()}
+        )
         run_id = run.info.run_id
         self.known.add(run_id)
         done, rivals = self.rivals(trial.key, run_id)
@@ -182,8 +191,14 @@ class GridClaims:
         other live RUNNING claims of `key`. A dead owner's claim is marked KILLED on the way."""
         runs = self.tracker.search(self.experiment_id, f"tags.`{TAG_KEY}` = '{key}'")
         others = [run for run in runs if run.info.run_id != mine]
-        done = next((run.info.status for run in others if run.info.run_id not in self.known
-                     and run.info.status in ("FINISHED", "FAILED")), None)
+        done = next(
+            (
+                run.info.status
+                for run in others
+                if run.info.run_id not in self.known and run.info.status in ("FINISHED", "FAILED")
+            ),
+            None,
+        )
         live = []
         for run in others:
             if run.info.status != "RUNNING" or run.info.run_id in self.mine.values():
@@ -208,7 +223,9 @@ class GridClaims:
                     on_done(trial, done) if done else takeover.append(trial)
             if takeover:
                 return takeover
-            time.sleep(random.uniform(0.5, 1.5))  # two drivers taking over at once rarely meet again
+            time.sleep(
+                random.uniform(0.5, 1.5)
+            )  # two drivers taking over at once rarely meet again
         return []
 
     def finished(self, run_id: str) -> None:

@@ -16,8 +16,14 @@ from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
 from mlpsuite.tracking.calls import StoreCalls
 from mlpsuite.tracking.schema import check_sqlite_store
-from mlpsuite.tracking.store import (_check_database, _check_server, _sqlite_path, _store_creation_lock,
-                                     creation_lock_path, shown_uri)
+from mlpsuite.tracking.store import (
+    _check_database,
+    _check_server,
+    _sqlite_path,
+    _store_creation_lock,
+    creation_lock_path,
+    shown_uri,
+)
 from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND
 
 
@@ -47,19 +53,27 @@ class StoreReader:
             check_sqlite_store(uri, local)
         try:
             with _store_creation_lock(uri):
-                if local is not None and not checked:  # before MLflow opens it: it would write its tables into any file
+                if (
+                    local is not None and not checked
+                ):  # before MLflow opens it: it would write its tables into any file
                     check_sqlite_store(uri, local)
                 self.client = MlflowClient(tracking_uri=uri)
                 self._call(self.client.search_experiments, max_results=1)
         except MlflowException as error:
-            raise StoreError(f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}") from None
-
+            raise StoreError(
+                f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}"
+            ) from None
 
     def search(self, experiment_id: str, filter_string: str) -> list:
         runs, token = [], None
         while True:
-            page = self._call(self.client.search_runs, [experiment_id], filter_string,
-                             max_results=1000, page_token=token)
+            page = self._call(
+                self.client.search_runs,
+                [experiment_id],
+                filter_string,
+                max_results=1000,
+                page_token=token,
+            )
             runs.extend(page)
             token = page.token
             if not token:
@@ -85,15 +99,28 @@ class StoreReader:
 
     def newest_grid_experiment(self) -> str | None:
         """The id of the experiment whose grid run started last, if any."""
-        ids = [e.experiment_id for e in self._call(self.client.search_experiments, max_results=1000)]
-        runs = self._call(self.client.search_runs, ids, f"tags.`{TAG_KIND}` = 'grid'", max_results=1,
-                         order_by=["attributes.start_time DESC"]) if ids else []
+        ids = [
+            e.experiment_id for e in self._call(self.client.search_experiments, max_results=1000)
+        ]
+        runs = (
+            self._call(
+                self.client.search_runs,
+                ids,
+                f"tags.`{TAG_KIND}` = 'grid'",
+                max_results=1,
+                order_by=["attributes.start_time DESC"],
+            )
+            if ids
+            else []
+        )
         return runs[0].info.experiment_id if runs else None
 
     def grid_parents(self, experiment_id: str) -> list:
         """The experiment's grid runs, the most recently active first."""
         runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid'")
-        return sorted(runs, key=lambda run: max(run.info.start_time, run.info.end_time or 0), reverse=True)
+        return sorted(
+            runs, key=lambda run: max(run.info.start_time, run.info.end_time or 0), reverse=True
+        )
 
     def get_run(self, run_id: str):
         return self._call(self.client.get_run, run_id)
@@ -126,10 +153,14 @@ class StoreReader:
         """A trial run's logged `model` (training.save_model) as a local folder under `folder`."""
         listed = {a.path for a in self._call(self.client.list_artifacts, run_id, "model")}
         if "model/MLmodel" not in listed:
-            raise ReportError(f"run {run_id} has no logged model; run its grid with training.save_model: true")
+            raise ReportError(
+                f"run {run_id} has no logged model; run its grid with training.save_model: true"
+            )
         return Path(self._call(self.client.download_artifacts, run_id, "model", str(folder)))
 
-    def diagnostic_histories(self, runs: list, prefix: str) -> dict[str, dict[str, dict[int, float]]]:
+    def diagnostic_histories(
+        self, runs: list, prefix: str
+    ) -> dict[str, dict[str, dict[int, float]]]:
         """run id -> metric -> {step: value} for every metric of `runs` (as `search` returns
         them) named `prefix...`: `"grad_norm/"` gives grad_norm/dense_1 ... grad_norm/output.
         A step logged twice keeps its latest value."""
@@ -141,4 +172,3 @@ class StoreReader:
                 by_name[name] = {m.step: m.value for m in self._history(run.info.run_id, name)}
             histories[run.info.run_id] = by_name
         return histories
-

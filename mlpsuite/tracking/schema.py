@@ -29,8 +29,10 @@ def check_sqlite_store(uri: str, path: Path) -> None:
             break
         except sqlite3.DatabaseError as error:
             if not any(sign in str(error).lower() for sign in LOCKED_SIGNS):
-                raise StoreError(f"tracking URI {uri}: {path} is not a SQLite database ({error}); point "
-                                 "--tracking-uri at an MLflow store, or move the file away") from None
+                raise StoreError(
+                    f"tracking URI {uri}: {path} is not a SQLite database ({error}); point "
+                    "--tracking-uri at an MLflow store, or move the file away"
+                ) from None
             locked_since = calls.wait_for_lock(locked_since)
     problem = schema_problem(tables, revision, uri)
     if problem:
@@ -41,7 +43,10 @@ def _sqlite_contents(path: Path) -> tuple[set[str], str | None]:
     """The tables of the database and its Alembic revision, read-only (a 1 s busy wait per try)."""
     connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1.0)
     try:
-        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = {
+            name
+            for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
         revision = None
         if "alembic_version" in tables:
             row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
@@ -57,8 +62,10 @@ def schema_problem(tables: set[str], revision: str | None, uri: str) -> str | No
         return None  # a new, empty database: MLflow creates its tables
     if not MLFLOW_TABLES <= tables:
         shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
-        return (f"is a database of another program (tables: {shown}), not an MLflow store; nothing was "
-                "written to it; pass --tracking-uri with a store of its own")
+        return (
+            f"is a database of another program (tables: {shown}), not an MLflow store; nothing was "
+            "written to it; pass --tracking-uri with a store of its own"
+        )
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     head = _get_latest_schema_revision()
@@ -67,14 +74,21 @@ def schema_problem(tables: set[str], revision: str | None, uri: str) -> str | No
     import mlflow
 
     if revision not in _known_revisions():
-        return (f"holds an MLflow schema ({revision}) newer than the installed MLflow {mlflow.__version__} "
-                "knows; upgrade MLflow (pip install -U mlflow) or use the MLflow that wrote it")
-    return (f"holds an older MLflow schema ({revision}; MLflow {mlflow.__version__} writes {head}); back it "
-            f"up, then upgrade it: mlflow db upgrade {shlex.quote(uri)}")
+        return (
+            f"holds an MLflow schema ({revision}) newer than the installed MLflow {mlflow.__version__} "
+            "knows; upgrade MLflow (pip install -U mlflow) or use the MLflow that wrote it"
+        )
+    return (
+        f"holds an older MLflow schema ({revision}; MLflow {mlflow.__version__} writes {head}); back it "
+        f"up, then upgrade it: mlflow db upgrade {shlex.quote(uri)}"
+    )
 
 
 def _known_revisions() -> set[str]:
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config
 
-    return {script.revision for script in ScriptDirectory.from_config(_get_alembic_config("")).walk_revisions()}
+    return {
+        script.revision
+        for script in ScriptDirectory.from_config(_get_alembic_config("")).walk_revisions()
+    }

@@ -23,7 +23,9 @@ def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
     error, not a new empty store in whatever folder the command ran from.
     """
     if cli_uri is not None and not cli_uri.strip():
-        raise StoreError("--tracking-uri: empty; allowed: sqlite:///PATH, http(s)://HOST:PORT, postgresql://...")
+        raise StoreError(
+            "--tracking-uri: empty; allowed: sqlite:///PATH, http(s)://HOST:PORT, postgresql://..."
+        )
     uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     _check_scheme(uri)
     local = _sqlite_path(uri)
@@ -31,10 +33,14 @@ def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
         try:  # the store's own folder, but not a mistyped path's missing parents
             local.parent.mkdir(exist_ok=True)
         except OSError as error:
-            raise StoreError(f"tracking URI {uri}: cannot create {local.parent} ({error.strerror})") from None
+            raise StoreError(
+                f"tracking URI {uri}: cannot create {local.parent} ({error.strerror})"
+            ) from None
     elif local is not None and not local.is_file():
-        raise StoreError(f"tracking URI {uri}: no store at {local.resolve()} (paths are relative to the "
-                         "current folder); run mlpsuite run there first, or pass --tracking-uri")
+        raise StoreError(
+            f"tracking URI {uri}: no store at {local.resolve()} (paths are relative to the "
+            "current folder); run mlpsuite run there first, or pass --tracking-uri"
+        )
     return uri
 
 
@@ -46,8 +52,10 @@ def _check_scheme(uri: str) -> None:
     if scheme in URI_SCHEMES:
         return
     hint = f"; for a SQLite file write sqlite:///{uri}" if not scheme else ""
-    raise StoreError(f"tracking URI {uri}: not a store mlpsuite can use{hint}; allowed: sqlite:///PATH, "
-                     "http(s)://HOST:PORT (mlflow server), postgresql://, mysql://, mssql://")
+    raise StoreError(
+        f"tracking URI {uri}: not a store mlpsuite can use{hint}; allowed: sqlite:///PATH, "
+        "http(s)://HOST:PORT (mlflow server), postgresql://, mysql://, mssql://"
+    )
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -114,16 +122,29 @@ def _check_database(uri: str, timeout_s: int = 5) -> None:
     try:
         url.get_dialect().import_dbapi()
     except ImportError as error:
-        extra = "pip install -e '.[postgres]'" if url.get_backend_name() == "postgresql" else "pip install it"
-        raise StoreError(f"tracking URI {shown_uri(uri)}: the database driver is not installed "
-                         f"({error}); {extra}") from None
-    timeout = {"connect_timeout": timeout_s} if url.get_backend_name() in ("postgresql", "mysql") else {}
+        extra = (
+            "pip install -e '.[postgres]'"
+            if url.get_backend_name() == "postgresql"
+            else "pip install it"
+        )
+        raise StoreError(
+            f"tracking URI {shown_uri(uri)}: the database driver is not installed "
+            f"({error}); {extra}"
+        ) from None
+    timeout = (
+        {"connect_timeout": timeout_s} if url.get_backend_name() in ("postgresql", "mysql") else {}
+    )
     engine = sqlalchemy.create_engine(url, connect_args=timeout)
     try:
         with engine.connect() as connection:
             tables = set(sqlalchemy.inspect(connection).get_table_names())
-            revision = (connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar()
-                        if "alembic_version" in tables else None)
+            revision = (
+                connection.execute(
+                    sqlalchemy.text("SELECT version_num FROM alembic_version")
+                ).scalar()
+                if "alembic_version" in tables
+                else None
+            )
     except sqlalchemy.exc.SQLAlchemyError as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise StoreError(f"tracking URI {shown_uri(uri)}: {reason}") from None
@@ -139,5 +160,9 @@ def _check_database(uri: str, timeout_s: int = 5) -> None:
 def run_url(uri: str, experiment_id: str, run_id: str, ui_port: int = 5000) -> str:
     """Where the MLflow UI shows a run (the server itself, or `mlpsuite ui` for a SQLite store),
     in its "Model training" view: MLflow 3 opens in its GenAI view otherwise."""
-    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else f"http://127.0.0.1:{ui_port}"
+    base = (
+        uri.rstrip("/")
+        if uri.startswith(("http://", "https://"))
+        else f"http://127.0.0.1:{ui_port}"
+    )
     return f"{base}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"

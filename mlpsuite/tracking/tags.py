@@ -13,7 +13,7 @@ TAG_SUPERSEDED = "mlpsuite.superseded_by"
 TAG_WEIGHTS = "mlpsuite.weights_sha256"
 TAG_NOTE = "mlflow.note.content"  # the run's description in the MLflow UI
 TAG_HOST = "mlpsuite.host"  # the coordinator that owns a RUNNING run: a later run can tell
-TAG_PID = "mlpsuite.pid"    # whether that coordinator still exists
+TAG_PID = "mlpsuite.pid"  # whether that coordinator still exists
 TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ran with
 TAG_MISSING = "mlpsuite.missing_artifacts"  # artifacts that could not be written, and why
 GRID_MANIFEST = "grid.json"
@@ -21,4 +21,6 @@ GRID_MANIFEST = "grid.json"
 
 def run_versions(tags: dict[str, str]) -> dict[str, str]:
     """library -> version, from a trial run's tags."""
-    return {key[len(TAG_VERSION):]: value for key, value in tags.items() if key.startswith(TAG_VERSION)}
+    return {
+        key[len(TAG_VERSION) :]: value for key, value in tags.items() if key.startswith(TAG_VERSION)
+    }

@@ -28,9 +28,22 @@ from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_ma
 from mlpsuite.tracking.claims import TAG_CLAIM, WON, claim_tags, owner_dead, owner_tags, verdict
 from mlpsuite.tracking.reader import StoreReader
 from mlpsuite.tracking.store import _sqlite_path
-from mlpsuite.tracking.tags import (GRID_MANIFEST, TAG_BACKEND, TAG_CELL, TAG_FAILURE, TAG_GRID_KEY,
-                                    TAG_INVOCATIONS, TAG_KEY, TAG_KIND, TAG_NOTE, TAG_PARENT, TAG_SEED,
-                                    TAG_MISSING, TAG_SUPERSEDED, TAG_WEIGHTS)
+from mlpsuite.tracking.tags import (
+    GRID_MANIFEST,
+    TAG_BACKEND,
+    TAG_CELL,
+    TAG_FAILURE,
+    TAG_GRID_KEY,
+    TAG_INVOCATIONS,
+    TAG_KEY,
+    TAG_KIND,
+    TAG_NOTE,
+    TAG_PARENT,
+    TAG_SEED,
+    TAG_MISSING,
+    TAG_SUPERSEDED,
+    TAG_WEIGHTS,
+)
 
 logger = logging.getLogger("mlpsuite")
 
@@ -56,7 +69,9 @@ class Tracker(StoreReader):
         self._pending_params: dict[str, list[Param]] = {}  # a trial's, written with its first batch
         self._flushed_at: dict[str, float] = {}
         self._warned = False
-        self._missing: dict[str, dict[str, list[str]]] = {}  # run id -> why -> artifacts not written
+        self._missing: dict[
+            str, dict[str, list[str]]
+        ] = {}  # run id -> why -> artifacts not written
 
     def experiment_id(self, name: str) -> str:
         experiment = self._call(self.client.get_experiment_by_name, name)
@@ -67,7 +82,9 @@ class Tracker(StoreReader):
     def create_experiment(self, name: str) -> str:
         """A new experiment `name`, or the one another driver created since this one looked."""
         try:
-            return self._call(self.client.create_experiment, name, artifact_location=self._artifact_root(name))
+            return self._call(
+                self.client.create_experiment, name, artifact_location=self._artifact_root(name)
+            )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -84,14 +101,17 @@ class Tracker(StoreReader):
             raise StoreError(f"experiment name {name!r} would put artifacts outside {root}")
         return folder.as_uri()
 
-    def open_grid(self, experiment_id: str, spec: GridSpec, config_path: Path,
-                  trials: list[Trial]) -> tuple[str, int]:
+    def open_grid(
+        self, experiment_id: str, spec: GridSpec, config_path: Path, trials: list[Trial]
+    ) -> tuple[str, int]:
         """The grid's parent run, reopened if this set of trial keys has one, else new.
 
         Returns the run id and which invocation of the grid this is (1 for a new parent).
         """
         key = grid_key(trials)
-        found = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'")
+        found = self.search(
+            experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
+        )
         if found:
             parent = max(found, key=lambda run: run.info.start_time)
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
@@ -100,37 +120,82 @@ class Tracker(StoreReader):
             if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
                 self._call(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             # The same trials, perhaps another protocol (`compare:`): the report follows the config.
-            self._artifact(parent.info.run_id, GRID_MANIFEST, self.client.log_dict, parent.info.run_id,
-                           grid_manifest(spec, trials, key), GRID_MANIFEST)
+            self._artifact(
+                parent.info.run_id,
+                GRID_MANIFEST,
+                self.client.log_dict,
+                parent.info.run_id,
+                grid_manifest(spec, trials, key),
+                GRID_MANIFEST,
+            )
             self._log_grid_inputs(parent.info.run_id, trials)
             return parent.info.run_id, invocation
-        run = self._call(self.client.create_run, experiment_id, run_name=f"{spec.name} grid",
-                        tags={TAG_KIND: "grid", TAG_GRID_KEY: key, TAG_INVOCATIONS: "1",
-                              "mlpsuite.config_file": str(config_path), **claim_tags()})
+        run = self._call(
+            self.client.create_run,
+            experiment_id,
+            run_name=f"{spec.name} grid",
+            tags={
+                TAG_KIND: "grid",
+                TAG_GRID_KEY: key,
+                TAG_INVOCATIONS: "1",
+                "mlpsuite.config_file": str(config_path),
+                **claim_tags(),
+            },
+        )
         run_id = run.info.run_id
-        if not self._won_parent(run, experiment_id, key):  # another driver made the grid's parent at once
+        if not self._won_parent(
+            run, experiment_id, key
+        ):  # another driver made the grid's parent at once
             self.delete_run(run_id)
             return self.open_grid(experiment_id, spec, config_path, trials)
-        params = {"grid_size": len(trials), "backends": ",".join(spec.backends),
-                  "seeds": ",".join(map(str, spec.seeds)), "grid_keys": ",".join(spec.grid) or "(none)"}
-        self._call(self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        params = {
+            "grid_size": len(trials),
+            "backends": ",".join(spec.backends),
+            "seeds": ",".join(map(str, spec.seeds)),
+            "grid_keys": ",".join(spec.grid) or "(none)",
+        }
+        self._call(
+            self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()]
+        )
         if config_path.is_file():
-            self._artifact(run_id, config_path.name, self.client.log_artifact, run_id, str(config_path))
+            self._artifact(
+                run_id, config_path.name, self.client.log_artifact, run_id, str(config_path)
+            )
         else:  # a dict (`mlpsuite.run({...})`): the config as the YAML it would have been
-            self._artifact(run_id, "config.yaml", self.client.log_text, run_id,
-                           yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False),
-                           "config.yaml")
-        self._artifact(run_id, "resolved_config.json", self.client.log_dict, run_id, spec.model_dump(mode="json"),
-                       "resolved_config.json")
-        self._artifact(run_id, GRID_MANIFEST, self.client.log_dict, run_id, grid_manifest(spec, trials, key),
-                       GRID_MANIFEST)
+            self._artifact(
+                run_id,
+                "config.yaml",
+                self.client.log_text,
+                run_id,
+                yaml.safe_dump(spec.model_dump(mode="json", exclude_unset=True), sort_keys=False),
+                "config.yaml",
+            )
+        self._artifact(
+            run_id,
+            "resolved_config.json",
+            self.client.log_dict,
+            run_id,
+            spec.model_dump(mode="json"),
+            "resolved_config.json",
+        )
+        self._artifact(
+            run_id,
+            GRID_MANIFEST,
+            self.client.log_dict,
+            run_id,
+            grid_manifest(spec, trials, key),
+            GRID_MANIFEST,
+        )
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
 
     def _won_parent(self, run, experiment_id: str, key: str) -> bool:
         """Two drivers starting one new grid at once: the claim protocol picks one parent."""
+
         def rivals() -> list:
-            found = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'")
+            found = self.search(
+                experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
+            )
             return [other for other in found if other.info.run_id != run.info.run_id]
 
         if verdict(run, rivals(), rivals) != WON:
@@ -148,46 +213,75 @@ class Tracker(StoreReader):
 
     def log_requirements(self, run_id: str, text: str) -> None:
         """The grid's environment as `requirements.txt` (pip freeze, CPU, threads) on its parent."""
-        self._artifact(run_id, "requirements.txt", self.client.log_text, run_id, text, "requirements.txt")
+        self._artifact(
+            run_id, "requirements.txt", self.client.log_text, run_id, text, "requirements.txt"
+        )
 
     def log_invocation(self, run_id: str, invocation: int, metrics: dict[str, float]) -> None:
         """Counts of one `mlpsuite run` on the parent, at step = the invocation number."""
         self._log_metrics(run_id, {**metrics, "invocations": invocation}, step=invocation)
 
-    def end_run(self, run_id: str, status: str, metrics: dict[str, float] | None = None,
-                tags: dict[str, str] | None = None) -> None:
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        metrics: dict[str, float] | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         """End a run; the epochs still held back, `metrics` (at step 0) and `tags` go in one write."""
         stamp = _now_ms()
         pending = self._pending.pop(run_id, [])
         self._flushed_at.pop(run_id, None)
         self._missing.pop(run_id, None)
-        batch = pending + [Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()]
+        batch = pending + [
+            Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()
+        ]
         self._log_batch(run_id, batch, [RunTag(k, v) for k, v in (tags or {}).items()])
         self._call(self.client.set_terminated, run_id, status=status)
 
-    def start_trial(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
-                    extra_tags: dict[str, str] | None = None) -> str:
+    def start_trial(
+        self,
+        experiment_id: str,
+        trial: Trial,
+        parent_run_id: str | None,
+        extra_tags: dict[str, str] | None = None,
+    ) -> str:
         """A trial's run, owned by this coordinator (a rerun, a retry: no rival to claim it from)."""
-        run = self.create_trial_run(experiment_id, trial, parent_run_id, {**(extra_tags or {}), **claim_tags(),
-                                                                          TAG_CLAIM: WON})
+        run = self.create_trial_run(
+            experiment_id,
+            trial,
+            parent_run_id,
+            {**(extra_tags or {}), **claim_tags(), TAG_CLAIM: WON},
+        )
         self.complete_trial_run(run, trial)
         return run.info.run_id
 
-    def create_trial_run(self, experiment_id: str, trial: Trial, parent_run_id: str | None,
-                         tags: dict[str, str]):
+    def create_trial_run(
+        self, experiment_id: str, trial: Trial, parent_run_id: str | None, tags: dict[str, str]
+    ):
         """The trial's RUNNING run with its identity tags and `tags`: a claim, until it is won."""
-        tags = {TAG_KIND: "trial", TAG_KEY: trial.key, TAG_BACKEND: trial.backend,
-                TAG_SEED: str(trial.seed), TAG_CELL: trial.cell_label(), **tags}
+        tags = {
+            TAG_KIND: "trial",
+            TAG_KEY: trial.key,
+            TAG_BACKEND: trial.backend,
+            TAG_SEED: str(trial.seed),
+            TAG_CELL: trial.cell_label(),
+            **tags,
+        }
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
-        return self._call(self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags)
+        return self._call(
+            self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags
+        )
 
     def complete_trial_run(self, run, trial: Trial) -> None:
         """What a won claim's run holds besides its tags: params, dataset, trial.json."""
         run_id = run.info.run_id
         # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
         # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
-        self._pending_params[run_id] = [Param(key, value[:6000]) for key, value in trial.flat_params().items()]
+        self._pending_params[run_id] = [
+            Param(key, value[:6000]) for key, value in trial.flat_params().items()
+        ]
         self._call(self.client.log_inputs, run_id, [dataset_input(trial)])
         self._write_json(run_id, run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
 
@@ -215,11 +309,21 @@ class Tracker(StoreReader):
         except (StoreError, KeyboardInterrupt):
             raise
         except Exception as error:
-            reason = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}" if str(error) else type(error).__name__
+            reason = (
+                f"{type(error).__name__}: {str(error).strip().splitlines()[0][:300]}"
+                if str(error)
+                else type(error).__name__
+            )
             if not self._warned:
                 self._warned = True
-                logger.warning("could not write artifact %s of run %s (%s); the runs go on without their "
-                               "artifacts (tag %s)", name, run_id, reason, TAG_MISSING)
+                logger.warning(
+                    "could not write artifact %s of run %s (%s); the runs go on without their "
+                    "artifacts (tag %s)",
+                    name,
+                    run_id,
+                    reason,
+                    TAG_MISSING,
+                )
             missing = self._missing.setdefault(run_id, {})
             missing.setdefault(reason, []).append(name)
             # At once, not with the run's end: the grid's comparison reads its parent's tags.
@@ -231,7 +335,8 @@ class Tracker(StoreReader):
         much, and a 50-epoch trial of a small MLP costs a few writes instead of fifty."""
         stamp = _now_ms()
         self._pending.setdefault(run_id, []).extend(
-            Metric(name, float(value), stamp, epoch) for name, value in metrics.items())
+            Metric(name, float(value), stamp, epoch) for name, value in metrics.items()
+        )
         now = time.monotonic()
         if now - self._flushed_at.setdefault(run_id, now) >= FLUSH_SECONDS:
             self._log_batch(run_id, self._pending.pop(run_id), [])
@@ -240,17 +345,31 @@ class Tracker(StoreReader):
     def log_worker_start(self, run_id: str, seconds: float) -> None:
         """On the first trial of a fresh worker: what starting it cost (process + import),
         written with the trial's next batch."""
-        self._pending.setdefault(run_id, []).append(Metric("worker_start_s", float(seconds), _now_ms(), 0))
+        self._pending.setdefault(run_id, []).append(
+            Metric("worker_start_s", float(seconds), _now_ms(), 0)
+        )
 
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
         finals = {f"test_{name}": value for name, value in result.test.items()}
         finals.update({f"val_{name}": value for name, value in result.val.items()})
-        finals.update({name: value for name, value in (
-            ("initial_loss", result.initial_loss), ("fit_time_s", result.fit_time_s),
-            ("step_time_ms", result.step_time_ms), ("stopped_epoch", result.stopped_epoch),
-            ("tested_epoch", result.tested_epoch), ("trial_time_s", result.trial_time_s),
-            ("overhead_s", result.overhead_s), ("peak_rss_mb", result.peak_rss_mb),
-            ("start_rss_mb", result.start_rss_mb), ("eval_compile_s", result.eval_compile_s)) if value is not None})
+        finals.update(
+            {
+                name: value
+                for name, value in (
+                    ("initial_loss", result.initial_loss),
+                    ("fit_time_s", result.fit_time_s),
+                    ("step_time_ms", result.step_time_ms),
+                    ("stopped_epoch", result.stopped_epoch),
+                    ("tested_epoch", result.tested_epoch),
+                    ("trial_time_s", result.trial_time_s),
+                    ("overhead_s", result.overhead_s),
+                    ("peak_rss_mb", result.peak_rss_mb),
+                    ("start_rss_mb", result.start_rss_mb),
+                    ("eval_compile_s", result.eval_compile_s),
+                )
+                if value is not None
+            }
+        )
         finals.update(curve_summary(result.history))
         tags = {"mlpsuite.threads": str(result.threads)} if result.threads else {}
         if result.status == "FINISHED":  # was the model built for it, or one built earlier reused
@@ -260,7 +379,9 @@ class Tracker(StoreReader):
             tags["mlpsuite.steps_per_execution"] = str(result.steps_per_execution)
         if result.vectorized:  # its times are the group's, divided by the group's size
             tags["mlpsuite.vectorized"] = str(result.vectorized)
-        tags.update({f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()})
+        tags.update(
+            {f"mlpsuite.version.{lib}": version for lib, version in result.versions.items()}
+        )
         if result.weights_sha256:
             tags[TAG_WEIGHTS] = result.weights_sha256
         if result.classes:  # class index i is this label (string labels are encoded sorted)
@@ -269,14 +390,20 @@ class Tracker(StoreReader):
             tags[TAG_FAILURE] = result.failure
             tags["mlpsuite.failure_message"] = result.message[:5000]
         if result.details:
-            self._artifact(run_id, "failure.txt", self.client.log_text, run_id, result.details, "failure.txt")
+            self._artifact(
+                run_id, "failure.txt", self.client.log_text, run_id, result.details, "failure.txt"
+            )
         if result.model_dir and result.status == "FINISHED":
-            self._artifact(run_id, "model", self.client.log_artifacts, run_id, result.model_dir, "model")
+            self._artifact(
+                run_id, "model", self.client.log_artifacts, run_id, result.model_dir, "model"
+            )
         self.end_run(run_id, "FINISHED" if result.status == "FINISHED" else "FAILED", finals, tags)
 
     def supersede(self, experiment_id: str, trial_key: str, new_run_id: str) -> None:
         """Tag the older FINISHED runs of a trial that `--force` ran again."""
-        older = self.search(experiment_id, f"tags.`{TAG_KEY}` = '{trial_key}' and attributes.status = 'FINISHED'")
+        older = self.search(
+            experiment_id, f"tags.`{TAG_KEY}` = '{trial_key}' and attributes.status = 'FINISHED'"
+        )
         for run in older:
             if run.info.run_id != new_run_id and TAG_SUPERSEDED not in run.data.tags:
                 self.set_tags(run.info.run_id, {TAG_SUPERSEDED: new_run_id})
@@ -298,23 +425,39 @@ class Tracker(StoreReader):
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         stamp = _now_ms()
-        self._log_batch(run_id, [Metric(name, float(value), stamp, step) for name, value in metrics.items()], [])
+        self._log_batch(
+            run_id, [Metric(name, float(value), stamp, step) for name, value in metrics.items()], []
+        )
 
     def _log_batch(self, run_id: str, metrics: list[Metric], tags: list[RunTag]) -> None:
         """As few `log_batch` calls as MLflow's per-call limits allow, the run's params still
         held back included."""
         params = self._pending_params.pop(run_id, [])
         while metrics or tags or params:
-            self._call(self.client.log_batch, run_id, metrics=metrics[:MAX_METRICS_PER_BATCH],
-                      tags=tags[:MAX_TAGS_PER_BATCH], params=params[:MAX_PARAMS_PER_BATCH])
+            self._call(
+                self.client.log_batch,
+                run_id,
+                metrics=metrics[:MAX_METRICS_PER_BATCH],
+                tags=tags[:MAX_TAGS_PER_BATCH],
+                params=params[:MAX_PARAMS_PER_BATCH],
+            )
             metrics, tags = metrics[MAX_METRICS_PER_BATCH:], tags[MAX_TAGS_PER_BATCH:]
             params = params[MAX_PARAMS_PER_BATCH:]
 
-    def log_report(self, run_id: str, folder: Path, metrics: dict[str, float], note: str,
-                   step: int, tags: dict[str, str] | None = None) -> None:
+    def log_report(
+        self,
+        run_id: str,
+        folder: Path,
+        metrics: dict[str, float],
+        note: str,
+        step: int,
+        tags: dict[str, str] | None = None,
+    ) -> None:
         """The comparison's files under `comparison/`, its headline metrics, the description
         and `tags`."""
-        self._artifact(run_id, "comparison", self.client.log_artifacts, run_id, str(folder), "comparison")
+        self._artifact(
+            run_id, "comparison", self.client.log_artifacts, run_id, str(folder), "comparison"
+        )
         self._log_metrics(run_id, metrics, step=step)
         self.set_tags(run_id, {**(tags or {}), TAG_NOTE: note[:60000]})
 
@@ -325,8 +468,12 @@ class Tracker(StoreReader):
     def log_figures(self, experiment: str, paths: list[Path]) -> str:
         """A new FINISHED run `figures` (tag mlpsuite.kind=figures) in `experiment` (created if
         missing) holding `paths` as artifacts; returns its id."""
-        run = self._call(self.client.create_run, self.experiment_id(experiment), run_name="figures",
-                        tags={TAG_KIND: "figures", **owner_tags()})
+        run = self._call(
+            self.client.create_run,
+            self.experiment_id(experiment),
+            run_name="figures",
+            tags={TAG_KIND: "figures", **owner_tags()},
+        )
         run_id = run.info.run_id
         try:
             for path in paths:
