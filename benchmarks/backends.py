@@ -92,7 +92,7 @@ def _glorot(sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
             rng.uniform(-1, 1, (a, b)).astype(np.float32) * np.float32(math.sqrt(6 / (a + b))),
             np.zeros(b, np.float32),
         )
-        for a, b in zip(sizes, sizes[1:])
+        for a, b in zip(sizes, sizes[1:], strict=True)
     ]
 
 
@@ -165,10 +165,10 @@ def native_torch(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) 
 
 def _adam(params, grads, m, v, t, xp):
     beta1, beta2, eps = 0.9, 0.999, 1e-7
-    m = [beta1 * a + (1 - beta1) * g for a, g in zip(m, grads)]
-    v = [beta2 * a + (1 - beta2) * g * g for a, g in zip(v, grads)]
+    m = [beta1 * a + (1 - beta1) * g for a, g in zip(m, grads, strict=True)]
+    v = [beta2 * a + (1 - beta2) * g * g for a, g in zip(v, grads, strict=True)]
     rate = LEARNING_RATE * xp.sqrt(1 - beta2**t) / (1 - beta1**t)
-    return [p - rate * a / (xp.sqrt(b) + eps) for p, a, b in zip(params, m, v)], m, v
+    return [p - rate * a / (xp.sqrt(b) + eps) for p, a, b in zip(params, m, v, strict=True)], m, v
 
 
 def native_jax(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) -> float:
@@ -177,7 +177,7 @@ def native_jax(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) ->
 
     def loss(params, x, labels):
         h = x
-        for W, b in zip(params[0:-2:2], params[1:-2:2]):
+        for W, b in zip(params[0:-2:2], params[1:-2:2], strict=True):
             h = jax.nn.relu(h @ W + b)
         logits = h @ params[-2] + params[-1]
         return jnp.mean(
@@ -222,14 +222,14 @@ def native_tensorflow(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[i
     def step(x, labels):
         with tf.GradientTape() as tape:
             h = x
-            for W, b in zip(params[0:-2:2], params[1:-2:2]):
+            for W, b in zip(params[0:-2:2], params[1:-2:2], strict=True):
                 h = tf.nn.relu(h @ W + b)
             logits = h @ params[-2] + params[-1]
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         grads = tape.gradient(loss, params)
         t.assign_add(1.0)
         new, new_m, new_v = _adam(params, grads, m, v, t, tf.math)
-        for variable, value in zip(params + m + v, new + new_m + new_v):
+        for variable, value in zip(params + m + v, new + new_m + new_v, strict=True):
             variable.assign(value)
 
     batch = problem["batch_size"]
@@ -296,7 +296,9 @@ def inside_numpy(problem_name: str) -> dict:
 def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
     """ms of one step's matmuls in NumPy float32, and the GFLOP/s they ran at."""
     rng = np.random.default_rng(0)
-    weights = [rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes, sizes[1:])]
+    weights = [
+        rng.standard_normal((a, b), dtype=np.float32) for a, b in zip(sizes, sizes[1:], strict=True)
+    ]
     activations = [rng.standard_normal((batch, a), dtype=np.float32) for a in sizes]
     flops = (
         sum(2 * batch * W.shape[0] * W.shape[1] for W in weights) * 3
@@ -304,9 +306,9 @@ def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
     )
 
     def step():
-        for h, W in zip(activations, weights):  # forward
+        for h, W in zip(activations, weights, strict=True):  # forward
             h @ W
-        for index, (h, W) in enumerate(zip(activations, weights)):
+        for index, (h, W) in enumerate(zip(activations, weights, strict=True)):
             grad = activations[index + 1]
             h.T @ grad  # weight gradient
             if index:
@@ -378,8 +380,8 @@ def main() -> None:
                     ]
                 )
                 print(
-                    f"{problem} x{threads} {backend:<10} suite {times['suite']:.3f} ms/step, bare fit "
-                    f"{times['bare fit']:.3f}, native {times['native']:.3f}; sklearn "
+                    f"{problem} x{threads} {backend:<10} suite {times['suite']:.3f} ms/step, bare "
+                    f"fit {times['bare fit']:.3f}, native {times['native']:.3f}; sklearn "
                     f"{reference['scikit-learn']:.3f}, floor {reference['matmul floor']:.4f} "
                     f"({reference['gflops']:.1f} GFLOP/s)",
                     flush=True,

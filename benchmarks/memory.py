@@ -95,8 +95,9 @@ def main() -> None:
                 ]
             )
             print(
-                f"{backend:<11} RSS after trial {WARM}: {warm:.0f} MB, highest after it: {peak:.0f} MB "
-                f"({growth:+.1%}), last {samples[-1]:.0f} MB; workers retired: {measured['retired']}",
+                f"{backend:<11} RSS after trial {WARM}: {warm:.0f} MB, highest after it: "
+                f"{peak:.0f} MB ({growth:+.1%}), last {samples[-1]:.0f} MB; workers retired: "
+                f"{measured['retired']}",
                 flush=True,
             )
     table = markdown_table(

@@ -110,8 +110,9 @@ def main() -> int:
         data,
         ["backend", "way", "wall s", "trials/min", "× actors' time"],
         rows,
-        f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × {args.trials // 10} seeds), "
-        f"{jobs} CPUs, each way on a new local Ray instance, fastest of {args.rounds} rounds, no MLflow.",
+        f"{args.trials} small trials (iris, MLP 8, 3 epochs; 10 learning rates × "
+        f"{args.trials // 10} seeds), {jobs} CPUs, each way on a new local Ray instance, fastest "
+        f"of {args.rounds} rounds, no MLflow.",
     )
     return 0
 

@@ -166,16 +166,18 @@ def main() -> None:
         ):
             results[name] = time_report(uri, experiment, args.repeats, protocol)
             print(
-                f"200 trials, {'every key scientific, t' if protocol else 'nuisance, bootstrap, target'}: "
+                "200 trials, "
+                f"{'every key scientific, t' if protocol else 'nuisance, bootstrap, target'}: "
                 f"whole report {results[name]['whole_report_s']:.2f} s (reads + statistics "
-                f"{results[name]['read_and_statistics_s']:.2f} s), median of {args.repeats}; target < 3 s"
+                f"{results[name]['read_and_statistics_s']:.2f} s), "
+                f"median of {args.repeats}; target < 3 s"
             )
         if not args.skip_quickstart:
             results["quickstart"] = quickstart_share(Path(scratch))
             share = results["quickstart"]
             print(
-                f"quickstart: run {share['run_wall_s']:.1f} s, of which the report {share['report_s']:.2f} s "
-                f"= {100 * share['report_share']:.1f}%; target < 5%"
+                f"quickstart: run {share['run_wall_s']:.1f} s, of which the report "
+                f"{share['report_s']:.2f} s = {100 * share['report_share']:.1f}%; target < 5%"
             )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "report.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -185,19 +187,22 @@ def main() -> None:
         "| measurement | value |",
         "|---|---|",
         f"| 200-trial report, whole (s) | {results['grid_200']['whole_report_s']:.2f} |",
-        f"| 200-trial report, reads + statistics (s) | {results['grid_200']['read_and_statistics_s']:.2f} |",
-        f"| 200-trial report with the protocol¹, whole (s) | {results['grid_200_protocol']['whole_report_s']:.2f} |",
+        "| 200-trial report, reads + statistics (s) | "
+        f"{results['grid_200']['read_and_statistics_s']:.2f} |",
+        "| 200-trial report with the protocol¹, whole (s) | "
+        f"{results['grid_200_protocol']['whole_report_s']:.2f} |",
         f"| 200-trial report with the protocol¹, reads + statistics (s) | "
         f"{results['grid_200_protocol']['read_and_statistics_s']:.2f} |",
     ]
     if "quickstart" in results:
         lines.append(
-            f"| quickstart: report share of the run | {100 * results['quickstart']['report_share']:.1f}% |"
+            "| quickstart: report share of the run | "
+            f"{100 * results['quickstart']['report_share']:.1f}% |"
         )
     lines += [
         "",
-        "¹ the learning rate nuisance (each activation at its best rate), bootstrap intervals ranking, "
-        "a val_loss target (epochs and time to it).",
+        "¹ the learning rate nuisance (each activation at its best rate), bootstrap intervals "
+        "ranking, a val_loss target (epochs and time to it).",
     ]
     (RESULTS / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 

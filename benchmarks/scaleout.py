@@ -110,6 +110,7 @@ def main() -> int:
                         "record_ms_per_trial",
                     ),
                     rows[-1],
+                    strict=True,
                 )
             )
         )
@@ -119,8 +120,8 @@ def main() -> int:
         data,
         ["executor", "workers", "store", "wall s", "trials/min", "recording ms/trial"],
         rows,
-        f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, {args.backend}) as one `mlpsuite run` each, into a new "
-        "SQLite store, directly or through `mlpsuite server` on 127.0.0.1.",
+        f"A {args.trials}-trial grid (iris, MLP 8, 3 epochs, {args.backend}) as one `mlpsuite run` "
+        "each, into a new SQLite store, directly or through `mlpsuite server` on 127.0.0.1.",
     )
     return 0
 

@@ -108,7 +108,8 @@ def _bytes_per_trial(database: str) -> dict[str, float]:
         rows = connection.execute("select count(*) from metrics").fetchone()[0]
     per_trial = {table: size / runs for table, size in sizes.items()}
     print(
-        f"PostgreSQL: {sum(per_trial.values()) / 1024:.1f} KiB per trial ({rows / runs:.0f} metric rows)",
+        f"PostgreSQL: {sum(per_trial.values()) / 1024:.1f} KiB per trial "
+        f"({rows / runs:.0f} metric rows)",
         flush=True,
     )
     return {**per_trial, "metric_rows": rows / runs}
@@ -159,17 +160,18 @@ def main() -> int:
             data["postgresql_bytes_per_trial"] = _bytes_per_trial(database)
     size = data["postgresql_bytes_per_trial"]
     after = (
-        f"One trial in PostgreSQL: {sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
-        f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), indexes "
-        "included; its trial.json goes to the artifact store."
+        "One trial in PostgreSQL: "
+        f"{sum(v for k, v in size.items() if k != 'metric_rows') / 1024:.1f} KiB "
+        f"({size['metric_rows']:.0f} metric rows; metrics table {size['metrics'] / 1024:.1f} KiB), "
+        "indexes included; its trial.json goes to the artifact store."
     )
     publish(
         "server_writes",
         data,
         ["store", "drivers", "trials/s", "client calls/s", "calls/trial"],
         rows,
-        f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 metrics each), {args.trials} "
-        "trials per driver, no training; servers on 127.0.0.1.",
+        f"Drivers recording trials as `mlpsuite run` does ({EPOCHS} epochs of 6 metrics each), "
+        f"{args.trials} trials per driver, no training; servers on 127.0.0.1.",
         after,
     )
     return 0

@@ -35,7 +35,10 @@ def grid_run(
     vectorize: str = "none",
     rates: list[float] = RATES,
 ) -> dict:
-    name = f"cost-{backend}-{'reuse' if reuse else 'fresh'}-{vectorize}-{seeds}x{len(rates)}-{len(list(folder.iterdir()))}"
+    name = (
+        f"cost-{backend}-{'reuse' if reuse else 'fresh'}-{vectorize}-{seeds}x{len(rates)}-"
+        f"{len(list(folder.iterdir()))}"
+    )
     path = write_grid(
         folder,
         name,
@@ -158,8 +161,8 @@ def main() -> None:
 
             print(
                 f"{backend}: {fresh['grid_s']:.1f} s without reuse, {reuse['grid_s']:.1f} s with "
-                f"({results[backend]['grid_speedup']:.2f}x); overhead per trial {fresh['overhead_s']:.3f} s "
-                f"-> {reuse['overhead_s']:.3f} s",
+                f"({results[backend]['grid_speedup']:.2f}x); overhead per trial "
+                f"{fresh['overhead_s']:.3f} s -> {reuse['overhead_s']:.3f} s",
                 flush=True,
             )
     with tempfile.TemporaryDirectory(prefix="mlpsuite-bench-") as scratch:
@@ -173,8 +176,8 @@ def main() -> None:
     fastest = min(results, key=lambda b: results[b]["reuse"]["trial_s"])
     ratio = results[fastest]["reuse"]["trial_s"] / sklearn_s
     print(
-        f"fastest whole trial: {fastest} {results[fastest]['reuse']['trial_s']:.3f} s; scikit-learn "
-        f"MLPClassifier fit+score {sklearn_s:.3f} s; ratio {ratio:.2f}"
+        f"fastest whole trial: {fastest} {results[fastest]['reuse']['trial_s']:.3f} s; "
+        f"scikit-learn MLPClassifier fit+score {sklearn_s:.3f} s; ratio {ratio:.2f}"
     )
     rows = []
     for backend, result in results.items():

@@ -50,9 +50,9 @@ class Experiment:
 
 TUNED = (
     "The learning rate is a nuisance key: each cell is taken at its own best rate (lowest mean "
-    "val_loss over the seeds) and reported on test_loss, as the Deep Learning Tuning Playbook does; "
-    "averaged over the rates instead, a level that is poor at one rate would lose to one that is "
-    "mediocre at all."
+    "val_loss over the seeds) and reported on test_loss, as the Deep Learning Tuning Playbook "
+    "does; averaged over the rates instead, a level that is poor at one rate would lose to one "
+    "that is mediocre at all."
 )
 EXPERIMENTS = (
     Experiment("activations", TUNED),
@@ -65,9 +65,9 @@ EXPERIMENTS = (
     Experiment("optimizers", TUNED),
     Experiment(
         "depth",
-        "Fixed hyperparameters (momentum SGD at 0.01 for every depth and activation): the question is "
-        "the gradient at initialisation (epoch 0), which no learning rate changes, so the rate is not "
-        "tuned; the ranking below compares the cells at that one rate.",
+        "Fixed hyperparameters (momentum SGD at 0.01 for every depth and activation): the question "
+        "is the gradient at initialisation (epoch 0), which no learning rate changes, so the rate "
+        "is not tuned; the ranking below compares the cells at that one rate.",
         lecture_figures=("gradients", "dead_units"),
     ),
     Experiment(
@@ -183,14 +183,17 @@ def answer(comparison, where: dict[str, str] | None = None) -> str:
     best, worst = pooled.iloc[0], pooled.iloc[-1]
     ties = [
         _short(cell, where)
-        for cell, overlaps, rank in zip(pooled["cell"], pooled["overlaps_best"], pooled["rank"])
+        for cell, overlaps, rank in zip(
+            pooled["cell"], pooled["overlaps_best"], pooled["rank"], strict=True
+        )
         if overlaps and rank > 1
     ]
     at = f" at {best['selected']}" if "selected" in best else ""
     sentence = (
         f"{_protocol_lead(comparison)}{_short(best['cell'], where)}{at} ranks first on {m} "
-        f"({report.cell_value(best, m, n=True)}; IQM {report.number(best[f'{m}_iqm'])}, 95% bootstrap "
-        f"[{report.number(best[f'{m}_boot_low'])}, {report.number(best[f'{m}_boot_high'])}])"
+        f"({report.cell_value(best, m, n=True)}; IQM {report.number(best[f'{m}_iqm'])}, 95% "
+        f"bootstrap [{report.number(best[f'{m}_boot_low'])}, "
+        f"{report.number(best[f'{m}_boot_high'])}])"
     )
     if ties:
         named = "; ".join(ties[:3]) + (f" and {len(ties) - 3} more" if len(ties) > 3 else "")
@@ -223,12 +226,14 @@ def _protocol_lead(comparison) -> str:
         return ""
     return (
         f"Each at its best {', '.join(comparison.nuisance_keys)} (selected on mean "
-        f"{comparison.protocol.select_on} over {comparison.seeds} seeds, reported on {comparison.metric}): "
+        f"{comparison.protocol.select_on} over {comparison.seeds} seeds, reported on "
+        f"{comparison.metric}): "
     )
 
 
 def _improvement_sentence(comparison, pooled, where) -> str:
-    """rliable's probability of improvement of the runner-up over the best, from the paired effects."""
+    """rliable's probability of improvement of the runner-up over the best, from the paired
+    effects."""
     if len(comparison.scientific_keys) != 1 or len(pooled) < 2 or comparison.effects.empty:
         return ""
     key = comparison.scientific_keys[0]
@@ -278,8 +283,14 @@ def _effect_sentences(comparison, where: dict[str, str] | None) -> list[str]:
         if (where and key in where) or key in comparison.nuisance_keys:
             continue
         rows = effects[effects["key"] == key]
-        worse = [str(level) for level, p in zip(rows["level"], rows["p_holm"]) if p < 0.05]
-        unclear = [str(level) for level, p in zip(rows["level"], rows["p_holm"]) if not p < 0.05]
+        worse = [
+            str(level) for level, p in zip(rows["level"], rows["p_holm"], strict=True) if p < 0.05
+        ]
+        unclear = [
+            str(level)
+            for level, p in zip(rows["level"], rows["p_holm"], strict=True)
+            if not p < 0.05
+        ]
         sentence = (
             f"Paired on seed and the other keys, {key} = {rows['reference'].iloc[0]} is best; "
             + (
@@ -352,11 +363,12 @@ def _figure(comparison, stem: str) -> str:
 def _preamble() -> str:
     cores = os.cpu_count()
     return (
-        f"Measured by `make results` (`experiments/results.py`) on {datetime.date.today().isoformat()}, "
-        f"{platform.machine()} Linux with {cores} cores, Python {platform.python_version()}. Each answer "
-        "is computed from the runs in the store: intervals are 95% t-intervals over seeds (bootstrap "
-        'intervals and interquartile means beside them), "overlaps" means the intervals overlap, and '
-        "each section says whether its learning rate was tuned per cell or fixed.\n"
+        "Measured by `make results` (`experiments/results.py`) on "
+        f"{datetime.date.today().isoformat()}, {platform.machine()} Linux with {cores} cores, "
+        f"Python {platform.python_version()}. Each answer is computed from the runs in the store: "
+        "intervals are 95% t-intervals over seeds (bootstrap intervals and interquartile means "
+        'beside them), "overlaps" means the intervals overlap, and each section says whether its '
+        "learning rate was tuned per cell or fixed.\n"
     )
 
 

@@ -1,9 +1,9 @@
 """mlpsuite's Python API: run a grid from a YAML file or a dict, read a grid's comparison back.
 
     import mlpsuite
-    result = mlpsuite.run("experiments/quickstart.yaml")        # or run({...}) in the YAML's shape
-    result                                                      # in Jupyter: ranking, parity, curves
-    mlpsuite.compare("quickstart").cells                        # any grid in the store, later
+    result = mlpsuite.run("experiments/quickstart.yaml")  # or run({...}) in the YAML's shape
+    result                                                # in Jupyter: ranking, parity, curves
+    mlpsuite.compare("quickstart").cells                  # any grid in the store, later
 
 The `mlpsuite` command is a layer over these functions: it parses flags and prints. They
 import MLflow, pandas and the executors only when called, so `import mlpsuite` stays light.
@@ -229,8 +229,9 @@ def _progress(
         )
         if other_versions:
             console.print(
-                f"{other_versions} of the reused trials were recorded with other library versions than "
-                "the installed ones; --reuse same-versions (or reuse: same-versions) runs them again"
+                f"{other_versions} of the reused trials were recorded with other library versions "
+                "than the installed ones; --reuse same-versions (or reuse: same-versions) runs "
+                "them again"
             )
         for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
             if note:

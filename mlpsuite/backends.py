@@ -138,7 +138,7 @@ def probe_function(model, loss) -> ProbeFunction:
                 [keras.ops.convert_to_numpy(o) for o in outputs],
                 [
                     np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy()
-                    for v, g in zip(variables, grads)
+                    for v, g in zip(variables, grads, strict=True)
                 ],
             )
 

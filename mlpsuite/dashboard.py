@@ -14,8 +14,8 @@ import datetime
 from collections.abc import Iterable
 from urllib.parse import quote
 
-from mlpsuite.analysis.versions import mixed_libraries, version_line
 from mlpsuite.analysis import Comparison
+from mlpsuite.analysis.versions import mixed_libraries, version_line
 from mlpsuite.report import NOTE_ROWS, better, cell_value, markdown
 
 FIRST_FIGURES = ("final_metric", "curves")  # the ranking and the curves, above the tables
@@ -102,8 +102,9 @@ def experiment_note(experiment: str, experiment_id: str, parents: list) -> str:
             [
                 f"**Latest grid:** {entries[0]}",
                 "",
-                f"{experiment}: {len(parents)} grid{'' if len(parents) == 1 else 's'}, the most recently "
-                "run first. Each grid's parent run holds its comparison: figures, tables and the protocol.",
+                f"{experiment}: {len(parents)} grid{'' if len(parents) == 1 else 's'}, the most "
+                "recently run first. Each grid's parent run holds its comparison: figures, tables "
+                "and the protocol.",
                 "",
                 *[f"- {entry}" for entry in entries],
                 *more,

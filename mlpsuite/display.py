@@ -105,13 +105,12 @@ def trial_table(trials: list[Trial]) -> Table:
     return table
 
 
-def comparison_view(comparison: "Comparison", max_rows: int = 15, effects: bool = False) -> list:
+def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = False) -> list:
     """What a grid ends with in the terminal: the protocol, the ranking, the parity line, the
     speed table (and, for `mlpsuite compare`, what was counted, the best cell and the paired
     effects). Fits 80 columns for short cell names."""
     from mlpsuite import report
     from mlpsuite.analysis import ALL_BACKENDS
-
     from mlpsuite.analysis.versions import mixed_libraries, version_line
 
     summary = [report.counted_line(comparison), report.best_line(comparison)] if effects else []
@@ -210,7 +209,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
     from mlpsuite.report import effect_key, number
 
     tables = []
-    for key, effects in comparison.effects.groupby("key", sort=False):
+    for _key, effects in comparison.effects.groupby("key", sort=False):
         table = _table(
             f"paired effects of {effect_key(effects.iloc[0])} on {comparison.metric}",
             ["level − best", "pairs", "diff", "95% interval", "p t", "p W", "p Holm", "P(better)"],
@@ -250,8 +249,8 @@ def speed_table(comparison: Comparison) -> Table:
             "peak MB",
             *(["to target s", "×", "reached"] if target else []),
         ],
-        caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − a 2nd; "
-        "start: worker start-up; peak: the worker's resident high-water mark"
+        caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − "
+        "a 2nd; start: worker start-up; peak: the worker's resident high-water mark"
         + ("; to target: training time to the first epoch at the target" if target else ""),
     )
     for _, row in comparison.speed.iterrows():

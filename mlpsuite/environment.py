@@ -49,7 +49,8 @@ def requirements_text(threads_per_worker: int | None = None, jobs: int | None = 
         key=str.lower,
     )
     head = [
-        f"# the environment of this grid's coordinator and its local workers (mlpsuite {__version__})",
+        "# the environment of this grid's coordinator and its local workers "
+        f"(mlpsuite {__version__})",
         f"# python {platform.python_version()} on {platform.platform()}",
         f"# cpu: {cpu_model()}, {os.cpu_count()} cores"
         + (f"; {jobs} workers of {threads_per_worker} threads each" if jobs else ""),

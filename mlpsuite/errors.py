@@ -14,4 +14,5 @@ class StoreError(UserError):
 
 
 class ReportError(UserError):
-    """A comparison asked of what the store does not hold: an unknown experiment, run, key or metric."""
+    """A comparison asked of what the store does not hold: an unknown experiment, run, key or
+    metric."""

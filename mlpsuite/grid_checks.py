@@ -9,13 +9,14 @@ A layer above `mlpsuite.config`: the API runs them before any store is opened (`
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
 from pathlib import Path
 
-from mlpsuite.config.compare import protocol_problem, recorded_metrics
 from mlpsuite.config import GridSpec, cell_spec, cells, load_config, source_path
+from mlpsuite.config.compare import protocol_problem, recorded_metrics
 from mlpsuite.config.loading import Source
 from mlpsuite.data import load_dataset
 from mlpsuite.errors import ConfigError
@@ -128,7 +129,7 @@ def training_bytes(
     weights, gradients, two optimizer slots and a copy, plus a batch's activations and their
     gradients for training and for 1024-row evaluation batches."""
     widths = [inputs, *hidden, outputs]
-    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
+    parameters = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(widths))
     activations = sum(widths[1:]) * (3 * batch_size + 2 * 1024)
     return parameters, 4 * (5 * parameters + activations)
 
@@ -153,8 +154,8 @@ def _check_model_fits_memory(
     )
     if needed > available // 2:  # the framework and the other workers need the rest
         raise ConfigError(
-            f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has {parameters:,} "
-            f"parameters and at batch size {spec.training.batch_size:,} "
+            f"{path}: model.hidden, training.batch_size: {list(spec.model.hidden)} has "
+            f"{parameters:,} parameters and at batch size {spec.training.batch_size:,} "
             f"needs about {_gigabytes(needed)} to train, more than half of the "
             f"{_gigabytes(available)} available; allowed: a smaller model or batch_size"
         )

@@ -61,13 +61,15 @@ class Landscape:
 
     def loss_at(self, a: float, b: float = 0.0) -> float:
         """loss(theta + a d1 + b d2)."""
-        for variable, start, d1, d2 in zip(self.variables, self.origin, *self.directions):
+        for variable, start, d1, d2 in zip(
+            self.variables, self.origin, *self.directions, strict=True
+        ):
             variable.assign(start + a * d1 + b * d2)
         try:
             predicted = self.model(self.x, training=False)
             return float(keras.ops.convert_to_numpy(self.loss(self.y, predicted)))
         finally:
-            for variable, start in zip(self.variables, self.origin):
+            for variable, start in zip(self.variables, self.origin, strict=True):
                 variable.assign(start)
 
     def line(self, alphas: np.ndarray) -> np.ndarray:

@@ -114,7 +114,10 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{_text(value)}</td>" for value in row) + "</tr>" for row in rows
     )
-    return f'<table class="mlpsuite-ranking"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return (
+        f'<table class="mlpsuite-ranking"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>"
+    )
 
 
 def _png(figure: Figure, alt: str) -> str:
@@ -192,13 +195,17 @@ class GridResult:
 
     def _repr_html_(self) -> str:
         note = (
-            "<p><b>Interrupted</b>: in-flight runs marked KILLED; run the grid again to finish it.</p>"
+            "<p><b>Interrupted</b>: in-flight runs marked KILLED; "
+            "run the grid again to finish it.</p>"
             if self.interrupted
             else f"<p>The comparison failed: {_text(self.report_error)}</p>"
             if self.report_error
             else ""
         )
-        link = f'<p>{_text(self.counts())}. <a href="{html.escape(self.url)}">Parent run in the MLflow UI</a></p>'
+        link = (
+            f'<p>{_text(self.counts())}. <a href="{html.escape(self.url)}">'
+            "Parent run in the MLflow UI</a></p>"
+        )
         return (
             (comparison_html(self.comparison) if self.comparison is not None else "") + note + link
         )

@@ -110,7 +110,9 @@ def final_metric(comparison: Comparison):
     figure, axes = _subplots(figsize=(8, 0.45 * len(pooled) + 1.5))
     positions = np.arange(len(pooled))
     axes.errorbar(mean, positions, xerr=[mean - low, high - mean], fmt="o", capsize=3)
-    axes.set_yticks(positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"])])
+    axes.set_yticks(
+        positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"], strict=True)]
+    )
     axes.set(
         xlabel=f"final {metric} (mean, 95% t-interval over seeds)",
         title=f"{comparison.experiment}: ranking by {metric}",

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from mlpsuite.analysis.versions import mixed_libraries, version_sets
 from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
 from mlpsuite.analysis.stats import MAX_SEEDS
+from mlpsuite.analysis.versions import mixed_libraries, version_sets
 from mlpsuite.learning_curves import reach_sign
 from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
@@ -102,8 +102,9 @@ def best_line(comparison: Comparison) -> str:
     ]
     selected = f" at {best['selected']}" if "selected" in best else ""
     return (
-        f"Best cell: {best['cell']}{selected}, {m} {cell_value(best, m, comparison.interval, n=True)}, "
-        f"IQM {number(best[f'{m}_iqm'])}, median {number(best[f'{m}_median'])}"
+        f"Best cell: {best['cell']}{selected}, {m} "
+        f"{cell_value(best, m, comparison.interval, n=True)}, IQM {number(best[f'{m}_iqm'])}, "
+        f"median {number(best[f'{m}_median'])}"
         + (
             "; one seed per cell gives no interval (add seeds for one)."
             if best["n"] < 2
@@ -115,7 +116,8 @@ def best_line(comparison: Comparison) -> str:
 
 
 def named_cells(cells, most: int = 5) -> str:
-    """`a=1, b=2; a=3, b=4 and 7 more`: cells apart by semicolons, since a cell's keys take commas."""
+    """`a=1, b=2; a=3, b=4 and 7 more`: cells apart by semicolons, since a cell's keys take
+    commas."""
     cells = list(cells)
     return "; ".join(cells[:most]) + (f" and {len(cells) - most} more" if len(cells) > most else "")
 
@@ -136,9 +138,10 @@ def budget_line(comparison: Comparison) -> str:
         )
     needed = budget["seeds_needed"]
     head = (
-        f"Seed budget: paired on seed, {budget['best']} and {budget['rival']} do not separate (paired t "
-        f"p = {number(budget['p_ttest'], 2)}; {budget['metric']} difference {number(budget['mean_diff'])}, "
-        f"paired spread {number(budget['sd_diff'])} over {budget['pairs']} seeds)"
+        f"Seed budget: paired on seed, {budget['best']} and {budget['rival']} do not separate "
+        f"(paired t p = {number(budget['p_ttest'], 2)}; {budget['metric']} difference "
+        f"{number(budget['mean_diff'])}, paired spread {number(budget['sd_diff'])} over "
+        f"{budget['pairs']} seeds)"
     )
     if not math.isfinite(needed):
         return (
@@ -146,8 +149,8 @@ def budget_line(comparison: Comparison) -> str:
         )
     return (
         head
-        + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% power "
-        f"at alpha 0.05 (power now {number(budget['power_now'], 2)})."
+        + f"; were that difference real, a paired t-test would need {int(needed)} seeds for 80% "
+        f"power at alpha 0.05 (power now {number(budget['power_now'], 2)})."
     )
 
 
@@ -186,8 +189,8 @@ def small_sample_line(comparison: Comparison) -> str:
     if n < 2 or n >= 5:
         return bootstrap
     return (
-        f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard errors "
-        f"wide, and a paired Wilcoxon test cannot give p below {2 / 2**n:.3g}; add seeds to "
+        f"Few seeds: with n={n} the 95% t-interval is ±{stats.t.ppf(0.975, n - 1):.3g} standard "
+        f"errors wide, and a paired Wilcoxon test cannot give p below {2 / 2**n:.3g}; add seeds to "
         "separate close cells." + (f" {bootstrap}" if bootstrap else "")
     )
 
@@ -221,17 +224,19 @@ def speed_lines(comparison: Comparison) -> list[str]:
     together = per_step[0].get("vectorized", 0) or 0
     per_seed = f" per seed, {int(together)} seeds trained as one program" if together > 1 else ""
     return [
-        f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} ms/step{per_seed}, "
-        f"{number(per_step[-1]['step_time_ms_x'])}× faster than {per_step[-1]['backend']}). "
-        f"Fastest to a result: {per_trial[0]['backend']} (median trial {number(per_trial[0]['trial_time_s'])} s, "
-        f"{number(per_trial[-1]['trial_time_s_x'])}× faster than {per_trial[-1]['backend']}).",
+        f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} "
+        f"ms/step{per_seed}, {number(per_step[-1]['step_time_ms_x'])}× faster than "
+        f"{per_step[-1]['backend']}). Fastest to a result: {per_trial[0]['backend']} (median trial "
+        f"{number(per_trial[0]['trial_time_s'])} s, {number(per_trial[-1]['trial_time_s_x'])}× "
+        f"faster than {per_trial[-1]['backend']}).",
         memory_line(speed),
         target_line(comparison),
     ]
 
 
 def memory_line(speed) -> str:
-    """The workers' resident high-water marks, smallest first (the other half of a backend choice)."""
+    """The workers' resident high-water marks, smallest first (the other half of a backend
+    choice)."""
     rows = (
         speed.dropna(subset=["peak_rss_mb"]).sort_values("peak_rss_mb")
         if "peak_rss_mb" in speed
@@ -247,7 +252,8 @@ def memory_line(speed) -> str:
 
 
 def target_line(comparison: Comparison) -> str:
-    """Which backend reaches the target first (MLPerf's time to train), not only which steps fastest."""
+    """Which backend reaches the target first (MLPerf's time to train), not only which steps
+    fastest."""
     speed, target = comparison.speed, comparison.protocol.target_pair()
     if (
         target is None
@@ -267,9 +273,9 @@ def target_line(comparison: Comparison) -> str:
         for _, row in speed.iterrows()
     )
     return (
-        f"First to {metric} {reach_sign(target[0])} {value:g}: {first['backend']} (median {number(first['time_to_target_s'])} s "
-        f"of training, {number(last['time_to_target_s_x'])}× sooner than {last['backend']}); trials that reached "
-        f"it: {reached}."
+        f"First to {metric} {reach_sign(target[0])} {value:g}: {first['backend']} (median "
+        f"{number(first['time_to_target_s'])} s of training, {number(last['time_to_target_s_x'])}× "
+        f"sooner than {last['backend']}); trials that reached it: {reached}."
     )
 
 
@@ -293,8 +299,8 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
         parts += [
             "",
             f"#### Paired effects on {comparison.metric} (paired on seed and the other grid keys; "
-            "a seed's backends averaged; P(better): probability that a level's run beats the reference's; "
-            "d: mean difference / its standard deviation)",
+            "a seed's backends averaged; P(better): probability that a level's run beats the "
+            "reference's; d: mean difference / its standard deviation)",
             "",
             markdown_table(*effect_rows(comparison, max_rows)),
         ]
@@ -346,7 +352,8 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
     )
     parts += [
         "",
-        f"Grid run {comparison.parent_run_id}; tables in full under comparison/ ({listed}) with the figures.",
+        f"Grid run {comparison.parent_run_id}; tables in full under comparison/ ({listed}) with "
+        "the figures.",
     ]
     return "\n".join(parts) + "\n"
 
@@ -407,7 +414,8 @@ def _other_interval(row: pd.Series, metric: str, interval: str) -> str:
 def selection_rows(
     comparison: Comparison, max_rows: int | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Every setting tried per scientific cell, the selected one marked: the isolation plot's numbers."""
+    """Every setting tried per scientific cell, the selected one marked: the isolation plot's
+    numbers."""
     name = comparison.protocol.select_on
     header = ["cell", "setting", "n", name, "finished", "selected"]
     selection = comparison.selection
@@ -486,7 +494,8 @@ def effect_rows(
 
 
 def effect_key(row: pd.Series) -> str:
-    """A grid key, marked when it is a nuisance key (its effect is over every trial, not the selected)."""
+    """A grid key, marked when it is a nuisance key (its effect is over every trial, not the
+    selected)."""
     return f"{row['key']} (nuisance)" if row.get("role") == "nuisance" else row["key"]
 
 

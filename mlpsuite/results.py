@@ -10,6 +10,7 @@ import math
 import os
 import resource
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def peak_rss_mb() -> float:
 def resident_mb() -> float:
     """This process's resident memory now (/proc on Linux); elsewhere its peak."""
     try:
-        pages = int(open("/proc/self/statm", encoding="ascii").read().split()[1])
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         return peak_rss_mb()
@@ -131,6 +132,7 @@ def epoch_failure(
     if elapsed > max_seconds:
         return (
             TIMEOUT,
-            f"stopped after epoch {epoch}: {elapsed:.1f} s is past training.max_seconds={max_seconds:g}",
+            f"stopped after epoch {epoch}: {elapsed:.1f} s is past "
+            f"training.max_seconds={max_seconds:g}",
         )
     return None

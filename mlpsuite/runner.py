@@ -24,8 +24,8 @@ from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.local import Event, LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_PARENT, Tracker
-from mlpsuite.tracking.tags import run_versions
 from mlpsuite.tracking.claims import GridClaims, owner_tags
+from mlpsuite.tracking.tags import run_versions
 
 if TYPE_CHECKING:
     from mlpsuite.analysis import Comparison
@@ -372,7 +372,8 @@ def _execute(
     parent: str | None,
     outcome: GridOutcome,
 ) -> None:
-    """Run and record; on Ctrl-C, SIGTERM or SIGHUP mark what was in flight KILLED, never RUNNING."""
+    """Run and record; on Ctrl-C, SIGTERM or SIGHUP mark what was in flight KILLED, never
+    RUNNING."""
     stop = _StopRequest()
     previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:

@@ -90,7 +90,8 @@ def new_model_folder(key: str) -> Path:
 
 
 def load_trained_model(model_uri: str):
-    """The Keras model logged at `model_uri` (e.g. `runs:/<run id>/model`), on the active backend."""
+    """The Keras model logged at `model_uri` (e.g. `runs:/<run id>/model`), on the active
+    backend."""
     import mlflow.keras
 
     import mlpsuite.layers  # noqa: F401  (registers the custom layers the saved config names)

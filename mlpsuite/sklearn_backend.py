@@ -14,8 +14,9 @@ training.epochs   -> one partial_fit pass per epoch over the training split; alp
 Each epoch's `partial_fit` gets the training rows in the suite's order for that epoch
 (`batch_order.epoch_orders`, `shuffle=False`), so scikit-learn trains on the very batches
 the Keras backends train on. Its initial weights are its own (Glorot, drawn from
-`random_state=seed`), so these runs are left out of backend parity. What sklearn lacks (other activations and optimizers, Dropout, schedules,
-losses other than cross-entropy and squared error) is a FAILED run saying so, not a crash.
+`random_state=seed`), so these runs are left out of backend parity. What sklearn lacks
+(other activations and optimizers, Dropout, schedules, losses other than cross-entropy and
+squared error) is a FAILED run saying so, not a crash.
 
 sklearn reports half the squared error for regression; `loss` here is the mean squared error,
 as Keras reports it. `accuracy` is measured on the whole training split after each epoch
@@ -56,15 +57,24 @@ def unsupported(trial: Trial) -> str | None:
     if trial.model.activation.params:
         return f"activation parameters {trial.model.activation.params} are {UNSUPPORTED}"
     if trial.optimizer.name not in SOLVERS:
-        return f"optimizer {trial.optimizer.name} is {UNSUPPORTED}; it has sgd, momentum, nesterov, adam"
+        return (
+            f"optimizer {trial.optimizer.name} is {UNSUPPORTED}; "
+            "it has sgd, momentum, nesterov, adam"
+        )
     if trial.optimizer.schedule is not None:
-        return f"a {trial.optimizer.schedule.name} learning-rate schedule is {UNSUPPORTED} (constant rate only)"
+        return (
+            f"a {trial.optimizer.schedule.name} learning-rate schedule is {UNSUPPORTED} "
+            "(constant rate only)"
+        )
     if trial.model.dropout > 0:
         return f"dropout is {UNSUPPORTED}"
     if trial.training.early_stopping is not None:
         return "early stopping on mlpsuite's validation split is " + UNSUPPORTED
     if trial.loss not in LOSSES.values():
-        return f"loss {trial.loss} is {UNSUPPORTED}; it has sparse_categorical_crossentropy (classification), mse"
+        return (
+            f"loss {trial.loss} is {UNSUPPORTED}; "
+            "it has sparse_categorical_crossentropy (classification), mse"
+        )
     return None
 
 

@@ -1,8 +1,9 @@
 """Run one trial inside a worker: data -> scaler.adapt -> build_mlp -> compile -> fit -> evaluate.
 
 Read top to bottom, `run_trial` is the whole path. Two things make backends comparable:
-the weights come from NumPy (`build_mlp`), and so does the batch order (`batches.training_batches`), so
-TensorFlow, PyTorch and JAX see the same numbers in the same order.
+the weights come from NumPy (`build_mlp`), and so does the batch order
+(`batches.training_batches`), so TensorFlow, PyTorch and JAX see the same numbers in the same
+order.
 """
 
 from __future__ import annotations
@@ -297,14 +298,14 @@ def score_tested_weights(model: keras.Model, prepared: Prepared, result: TrialRe
 def _reset(compiled: _Compiled, trial: Trial, data: Dataset) -> None:
     """Put a reused model where `_build` + compile would have left it for this trial."""
     model, optimizer = compiled.model, compiled.model.optimizer
-    for variable, value in zip(model.variables, compiled.variables):
+    for variable, value in zip(model.variables, compiled.variables, strict=True):
         variable.assign(value)
     reseed_dropout(model, trial.seed)
     scaler = find_scaler(model)
     if scaler is not None:
         scaler.adapt(data.X_train)
     initialize_dense_weights(model, trial.model.initializer, trial.seed)
-    for variable, value in zip(optimizer.variables, compiled.optimizer_variables):
+    for variable, value in zip(optimizer.variables, compiled.optimizer_variables, strict=True):
         variable.assign(value)
     if trial.optimizer.schedule is None:
         optimizer.learning_rate = trial.optimizer.learning_rate

@@ -13,6 +13,7 @@ Time is shared: a seed's `epoch_time_s`, `train_time_s` (so `step_time_ms`) and
 
 from __future__ import annotations
 
+import operator
 import time
 
 import jax
@@ -54,7 +55,7 @@ def train_seeds(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list[Tr
         model, _vmapped_steps(runner, model), trials, prepared.data, stacked, results, emit, started
     )
     for index, result in enumerate(results):
-        _load_state(model, jax.tree_util.tree_map(lambda value: value[index], stacked))
+        _load_state(model, jax.tree_util.tree_map(operator.itemgetter(index), stacked))
         if result.status == "FINISHED":
             result.tested_epoch = len(result.history["loss"])
             score_tested_weights(model, prepared, result)
@@ -173,5 +174,5 @@ def _load_state(model: keras.Model, state) -> None:
         (model.non_trainable_variables, non_trainable),
         (model.optimizer.variables, optimizer),
     ):
-        for variable, value in zip(variables, values):
+        for variable, value in zip(variables, values, strict=True):
             variable.assign(value)

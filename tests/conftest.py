@@ -196,7 +196,8 @@ class _BackendWorkers:
 
     @staticmethod
     def _claim(backend: str) -> bool:
-        """Whether this process starts `backend`'s worker: the first stream of the session to ask."""
+        """Whether this process starts `backend`'s worker: the first stream of the session to
+        ask."""
         try:
             os.close(os.open(SHARED / f"{backend}.claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:
@@ -222,35 +223,35 @@ class _BackendWorkers:
         for name in [name for name in env if name.startswith("PYTEST_XDIST")]:
             del env[name]  # a worker of its own, not one of xdist's streams
         files = sorted({nodeid.split("::")[0] for nodeid in nodeids})
-        log = open(SHARED / f"{backend}.log", "w", encoding="utf-8")
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-p",
-                "no:xdist",
-                "-o",
-                "addopts=",
-                "-o",
-                f"timeout={_WORKER_TEST_TIMEOUT_S}",
-                *self._order_options(),
-                f"--rootdir={self.config.rootpath}",
-                *files,
-            ],
-            cwd=self.config.rootpath,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        # The worker keeps its own copy of the descriptor: this one closes at once.
+        with open(SHARED / f"{backend}.log", "w", encoding="utf-8") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-p",
+                    "no:xdist",
+                    "-o",
+                    "addopts=",
+                    "-o",
+                    f"timeout={_WORKER_TEST_TIMEOUT_S}",
+                    *self._order_options(),
+                    f"--rootdir={self.config.rootpath}",
+                    *files,
+                ],
+                cwd=self.config.rootpath,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.processes[backend] = process
 
         def record_exit() -> None:
             (SHARED / f"{backend}.exit").write_text(str(process.wait()))
-            log.close()
 
         threading.Thread(target=record_exit, daemon=True).start()
 
@@ -294,13 +295,13 @@ class _BackendWorkers:
                     nodeid not in self.outcomes[backend]
                     or "teardown" not in self.outcomes[backend][nodeid]
                 ):
-                    raise BackendWorkerFailure(
+                    raise BackendWorkerError(
                         f"[{backend}] worker exited {exited.read_text()} without running "
                         f"this test; its log:\n{self.log_tail(backend)}"
                     )
                 continue
             if time.monotonic() > deadline:
-                raise BackendWorkerFailure(
+                raise BackendWorkerError(
                     f"[{backend}] no outcome after {_PROXY_WAIT_S} s; its log:\n"
                     + self.log_tail(backend)
                 )
@@ -331,7 +332,7 @@ class _BackendWorkers:
 _WORKERS_KEY = pytest.StashKey[_BackendWorkers]()
 
 
-class BackendWorkerFailure(Exception):
+class BackendWorkerError(Exception):
     """A backend-marked test failed (or never ran) in its backend's worker process."""
 
 
@@ -349,18 +350,36 @@ class BackendProxy(pytest.Item):
         result = self.workers.outcome(self.backend, self.nodeid)
         if result["outcome"] == "skipped":
             # Every backend test must run on every backend: a skip there is a gap, not a pass.
-            raise BackendWorkerFailure(
+            raise BackendWorkerError(
                 f"[{self.backend}] skipped in its worker: {result['longrepr']}"
             )
         if result["outcome"] != "passed":
-            raise BackendWorkerFailure(
+            raise BackendWorkerError(
                 f"[{self.backend}] {result['when']} failed:\n{result['longrepr']}"
             )
 
     def repr_failure(self, excinfo):
-        if isinstance(excinfo.value, BackendWorkerFailure):
+        if isinstance(excinfo.value, BackendWorkerError):
             return str(excinfo.value)
         return super().repr_failure(excinfo)
 
     def reportinfo(self):
         return self.path, None, f"{self.name} (in the {self.backend} worker)"
+
+
+@pytest.fixture
+def suite_server(tmp_path):
+    """`mlpsuite server` on a free port, its store and artifacts in the test's folder: its URL
+    and its artifact folder."""
+    from tests.grids import ready_store  # here, not at the top: backend workers never need it
+    from tests.servers import free_port, start_suite_server, stop
+
+    (tmp_path / "served").mkdir()
+    port = free_port()
+    process = start_suite_server(
+        tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts"
+    )
+    try:
+        yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
+    finally:
+        stop(process)

@@ -16,10 +16,9 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from mlflow import MlflowClient
 
-from tests.grids import clean_env, mlpsuite_command, ready_store, write_grid
+from tests.grids import clean_env, mlpsuite_command, write_grid
 
 
 def free_port() -> int:
@@ -87,21 +86,6 @@ def start_suite_server(
     return process
 
 
-@pytest.fixture
-def suite_server(tmp_path):
-    """`mlpsuite server` on a free port, its store and artifacts in the test's folder: its URL
-    and its artifact folder."""
-    (tmp_path / "served").mkdir()
-    port = free_port()
-    process = start_suite_server(
-        tmp_path, port, ready_store(tmp_path / "served"), tmp_path / "served" / "artifacts"
-    )
-    try:
-        yield f"http://127.0.0.1:{port}", tmp_path / "served" / "artifacts"
-    finally:
-        stop(process)
-
-
 class Watched:
     """A process whose stderr goes to a file, read while it runs (a pipe nobody reads can fill
     and block it)."""
@@ -122,7 +106,8 @@ class Watched:
         while text not in self.stderr():
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"exited {self.process.returncode} before saying {text!r}: {self.stderr()[-2000:]}"
+                    f"exited {self.process.returncode} before saying {text!r}: "
+                    f"{self.stderr()[-2000:]}"
                 )
             if time.monotonic() > deadline:
                 raise AssertionError(

@@ -186,7 +186,8 @@ def test_a_target_gives_epochs_and_time_to_it_per_run_and_per_backend(grid, caps
         ),
         (
             ["--select-on", "f1"],
-            "--select-on f1: f1 is not recorded by this grid's runs; allowed: val_loss, best_val_loss",
+            "--select-on f1: f1 is not recorded by this grid's runs; allowed: val_loss, "
+            "best_val_loss",
         ),
         (
             ["--metric", "test_mae"],

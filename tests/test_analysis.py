@@ -238,7 +238,10 @@ def test_the_newest_unsuperseded_finished_run_counts_and_failures_are_excluded()
     frame = grid_frame(manifest, [old, new, killed, failed])
     assert frame.set_index("key").loc["k", "val_loss"] == 0.4
     failures = failure_table(frame)
-    assert sorted(zip(failures["failure"], failures["trials"])) == [("diverged", 1), ("not run", 1)]
+    assert sorted(zip(failures["failure"], failures["trials"], strict=True)) == [
+        ("diverged", 1),
+        ("not run", 1),
+    ]
     cells = cell_table(frame, [], "val_loss")
     assert list(cells["trials"]) == [1]  # only the FINISHED trial is in the statistics
 

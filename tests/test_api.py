@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -52,7 +53,7 @@ def test_run_from_a_dict_returns_the_grid_as_mlflow_holds_it(grid):
     runs = result.runs
     assert list(runs.columns[:5]) == ["backend", "seed", "status", "failure", "model.activation"]
     assert {"loss", "val_loss", "test_loss", "test_accuracy", "run_id", "key"} <= set(runs.columns)
-    assert sorted(zip(runs["model.activation"], runs["seed"])) == [
+    assert sorted(zip(runs["model.activation"], runs["seed"], strict=True)) == [
         ("identity", 0),
         ("identity", 1),
         ("relu", 0),
@@ -71,7 +72,7 @@ def test_run_from_a_dict_returns_the_grid_as_mlflow_holds_it(grid):
         assert run.data.tags["mlpsuite.cell"] == f"activation={activation}"
     # The dict is kept on the parent as the YAML it would have been.
     logged = client.download_artifacts(result.parent_run_id, "config.yaml")
-    assert yaml.safe_load(open(logged))["grid"] == _config()["grid"]
+    assert yaml.safe_load(Path(logged).read_text())["grid"] == _config()["grid"]
 
 
 def test_a_yaml_path_of_the_same_grid_reopens_its_parent_and_reuses_every_trial(grid):
@@ -101,7 +102,8 @@ def test_comparison_dataframes_and_best(grid):
         "rank",
         "overlaps_best",
     } <= set(comparison.cells.columns)
-    # The ranking's mean is the mean of the runs' own values (NumPy over the DataFrame, not the report).
+    # The ranking's mean is the mean of the runs' own values (NumPy over the DataFrame, not the
+    # report).
     for _, cell in pooled.iterrows():
         own = result.runs[result.runs["model.activation"] == cell["model.activation"]]["val_loss"]
         assert cell["val_loss_mean"] == pytest.approx(own.mean(), rel=1e-12)
@@ -129,7 +131,7 @@ def test_notebook_display_markdown_and_figures(grid):
     )
     # to_markdown is the report on the parent run, word for word.
     logged = MlflowClient(uri).download_artifacts(result.parent_run_id, "comparison/report.md")
-    assert comparison.to_markdown() == open(logged, encoding="utf-8").read()
+    assert comparison.to_markdown() == Path(logged).read_text(encoding="utf-8")
 
 
 def test_compare_reads_the_grid_back_as_the_cli_does(grid):
@@ -155,7 +157,8 @@ def test_the_parent_run_page_and_the_experiment_description(grid):
     parent = client.get_run(result.parent_run_id)
     note = parent.data.tags["mlflow.note.content"]
     best = result.comparison.best()["cell"]
-    # The question and the best cell first, then the ranking figure and the curves, as artifacts that exist.
+    # The question and the best cell first, then the ranking figure and the curves, as artifacts
+    # that exist.
     assert (
         note.index(QUESTION)
         < note.index(best)
@@ -210,8 +213,8 @@ def test_wrong_arguments_are_configerrors(tmp_path):
 @pytest.mark.check
 def test_import_mlpsuite_loads_no_framework_mlflow_or_pandas():
     code = (
-        "import sys, mlpsuite; heavy = [m for m in ('mlflow', 'pandas', 'keras', 'jax', 'torch', 'tensorflow', "
-        "'matplotlib', 'sklearn') if m in sys.modules]; print(heavy); mlpsuite.run; "
+        "import sys, mlpsuite; heavy = [m for m in ('mlflow', 'pandas', 'keras', 'jax', 'torch', "
+        "'tensorflow', 'matplotlib', 'sklearn') if m in sys.modules]; print(heavy); mlpsuite.run; "
         "print('mlpsuite.api' in sys.modules)"
     )
     shown = subprocess.run(

@@ -84,7 +84,10 @@ def test_registry_names_match_the_layers_constructors():
         assert own == list(ACTIVATION_PARAMS[name]), name
 
 
-GRID_2 = "name: x\ndataset: {name: iris}\ngrid: {optimizer.name: [sgd, adam], optimizer.learning_rate: [0.1, 0.01]}\n"
+GRID_2 = (
+    "name: x\ndataset: {name: iris}\n"
+    "grid: {optimizer.name: [sgd, adam], optimizer.learning_rate: [0.1, 0.01]}\n"
+)
 BAD_CONFIGS = {
     "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
     "unknown top key": (
@@ -129,7 +132,8 @@ BAD_CONFIGS = {
     ),
     "unknown backend": (
         "name: x\ndataset: {name: iris}\nbackends: [tf, mxnet]\n",
-        "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax, sklearn (scikit-learn)",
+        "backends: unknown backend 'mxnet'; allowed: tensorflow (tf), torch (pytorch), jax, "
+        "sklearn (scikit-learn)",
     ),
     "unknown dataset": (
         "name: x\ndataset: {name: mnist}\n",
@@ -198,7 +202,8 @@ BAD_CONFIGS = {
         "(line 5, column 3): duplicate key 'activation'",
     ),
     "duplicate grid key": (
-        "name: x\ndataset: {name: iris}\ngrid:\n  model.activation: [relu]\n  model.activation: [elu]\n",
+        "name: x\ndataset: {name: iris}\ngrid:\n  model.activation: [relu]\n"
+        "  model.activation: [elu]\n",
         "duplicate key 'model.activation'",
     ),
     "string for a boolean": (
@@ -242,8 +247,10 @@ BAD_CONFIGS = {
         "seeds.0: Input should be less than or equal to 4294967295",
     ),
     "grid over an ignored setting": (
-        "name: x\ndataset: {name: iris}\noptimizer: {name: adam}\ngrid: {optimizer.momentum: [0.5, 0.9]}\n",
-        "grid.optimizer.momentum: every cell ignores this setting (optimizer adam has no momentum; used by: momentum, nesterov)",
+        "name: x\ndataset: {name: iris}\noptimizer: {name: adam}\n"
+        "grid: {optimizer.momentum: [0.5, 0.9]}\n",
+        "grid.optimizer.momentum: every cell ignores this setting (optimizer adam has no momentum; "
+        "used by: momentum, nesterov)",
     ),
     "grid over a schedule setting it ignores": (
         "name: x\ndataset: {name: iris}\noptimizer: {schedule: {name: cosine}}\n"
@@ -264,7 +271,8 @@ BAD_CONFIGS = {
     ),
     "model too large for memory": (
         "name: x\ndataset: {name: iris}\nmodel: {hidden: [1000000000]}\n",
-        "model.hidden, training.batch_size: [1000000000] has 8,000,000,003 parameters and at batch size 64 needs about",
+        "model.hidden, training.batch_size: [1000000000] has 8,000,000,003 parameters and at batch "
+        "size 64 needs about",
     ),
     "experiment name too long": (
         "name: " + "x" * 201 + "\ndataset: {name: iris}\n",
@@ -294,12 +302,14 @@ BAD_CONFIGS = {
     # The comparison's protocol, checked against the grid before any store exists.
     "nuisance that is not a grid key": (
         GRID_2 + "compare: {nuisance: [optimizer.lr]}\n",
-        "compare.nuisance: 'optimizer.lr' is not a grid key; allowed: optimizer.name, optimizer.learning_rate",
+        "compare.nuisance: 'optimizer.lr' is not a grid key; allowed: optimizer.name, "
+        "optimizer.learning_rate",
     ),
     "nuisance that is the only grid key": (
         "name: x\ndataset: {name: iris}\ngrid: {optimizer.learning_rate: [0.1, 0.01]}\n"
         "compare: {nuisance: [optimizer.learning_rate]}\n",
-        "compare.nuisance: optimizer.learning_rate is the only grid key; at least one must stay scientific",
+        "compare.nuisance: optimizer.learning_rate is the only grid key; at least one must stay "
+        "scientific",
     ),
     "every grid key nuisance": (
         GRID_2 + "compare: {nuisance: [optimizer.name, optimizer.learning_rate]}\n",
@@ -311,7 +321,8 @@ BAD_CONFIGS = {
     ),
     "select_on the runs do not record": (
         GRID_2 + "compare: {nuisance: [optimizer.learning_rate], select_on: val_r2}\n",
-        "compare.select_on: val_r2 is not recorded by this grid's runs; allowed: val_loss, best_val_loss",
+        "compare.select_on: val_r2 is not recorded by this grid's runs; allowed: val_loss, "
+        "best_val_loss",
     ),
     "select_on without a validation split": (
         "name: x\ndataset: {name: iris, val_size: 0}\n"
@@ -325,7 +336,8 @@ BAD_CONFIGS = {
     ),
     "target on a curve a regression lacks": (
         "name: x\ndataset: {name: diabetes}\ncompare: {target: {val_accuracy: 0.9}}\n",
-        "compare.target: val_accuracy is not an epoch curve of this grid's runs; allowed: loss, val_loss",
+        "compare.target: val_accuracy is not an epoch curve of this grid's runs; allowed: loss, "
+        "val_loss",
     ),
     "two targets": (
         GRID_2 + "compare: {target: {val_loss: 0.3, loss: 0.2}}\n",
@@ -519,7 +531,8 @@ def _write_data(directory: Path, name: str) -> str:
 BAD_DATA = {
     "no_target.csv": (
         "",
-        "dataset: no_target.csv: no target column 'target'; pass target= one of ['x1', 'x2', 'label']",
+        "dataset: no_target.csv: no target column 'target'; pass target= "
+        "one of ['x1', 'x2', 'label']",
     ),
     "string_features.csv": ("", "non-numeric feature columns ['colour']"),
     "nan_features.csv": (

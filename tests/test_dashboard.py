@@ -1,6 +1,7 @@
 """The MLflow UI as mlpsuite leaves it, in a real browser: a small real grid, `mlpsuite ui` (the
-`mlflow ui` it starts, on the store a run leaves in mlruns/) and `mlpsuite server` (`mlflow server --serve-artifacts`, the grid logged
-through it), each page opened in headless Chromium. The parent run's description must name
+`mlflow ui` it starts, on the store a run leaves in mlruns/) and `mlpsuite server`
+(`mlflow server --serve-artifacts`, the grid logged through it), each page opened in headless
+Chromium. The parent run's description must name
 the best cell and show the comparison's figures, loaded (natural width > 0)."""
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 
 import mlpsuite
-from tests.browser import chromium, click_all, loaded_images, page_text, wait_until
 from mlpsuite.tracking.store import _sqlite_path
+from tests.browser import chromium, click_all, loaded_images, page_text, wait_until
 from tests.grids import clean_env, mlpsuite_command, ready_store
 from tests.servers import free_port, start_suite_server, stop, wait_for_http
 
@@ -51,7 +52,10 @@ def _start_ui(folder: Path, experiment: str) -> tuple[subprocess.Popen, str]:
     (mlruns/): the process and the experiment page it printed. The "browser" it opens (Python's
     webbrowser reads $BROWSER) writes the address it was given into `opened.txt`."""
     port, log = free_port(), folder / "ui.log"
-    browser = f"{sys.executable} -c \"import sys; open('{folder / 'opened.txt'}', 'w').write(sys.argv[1])\" %s"
+    browser = (
+        f"{sys.executable} -c \"import sys; open('{folder / 'opened.txt'}', 'w')"
+        '.write(sys.argv[1])" %s'
+    )
     with open(log, "w", encoding="utf-8") as output:
         process = subprocess.Popen(
             mlpsuite_command("ui", experiment, "--port", str(port), "--open"),

@@ -86,12 +86,12 @@ def test_gradients_and_activations_match_numpy_and_finite_differences(backend):
     biases = [
         np.float64(layer.get_weights()[1]) + 0.1 * (i + 1) for i, layer in enumerate(_dense(model))
     ]
-    for layer, kernel, bias in zip(_dense(model), kernels, biases):
+    for layer, kernel, bias in zip(_dense(model), kernels, biases, strict=True):
         layer.set_weights([np.float32(kernel), np.float32(bias)])
     metrics = _probe(model).measure(x, y)
 
     hidden = _numpy_forward(x, kernels, biases)[:-1]
-    for name, values in zip(("dense_1", "dense_2"), hidden):
+    for name, values in zip(("dense_1", "dense_2"), hidden, strict=True):
         assert metrics[f"act_mean/{name}"] == pytest.approx(values.mean(), rel=1e-5)
         assert metrics[f"act_std/{name}"] == pytest.approx(values.std(), rel=1e-4)
         assert metrics[f"dead_fraction/{name}"] == 0.0
@@ -111,7 +111,7 @@ def _dense(model):
 
 def _numpy_forward(x, kernels, biases):
     outputs, h = [], np.float64(x)
-    for i, (kernel, bias) in enumerate(zip(kernels, biases)):
+    for i, (kernel, bias) in enumerate(zip(kernels, biases, strict=True)):
         h = h @ kernel + bias
         if i < len(kernels) - 1:
             h = np.tanh(h)

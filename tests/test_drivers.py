@@ -54,7 +54,7 @@ def test_two_drivers_at_once_run_every_key_once_and_end_with_one_comparison(tmp_
     uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "shared")
     drivers = [_driver(path, uri, tmp_path) for _ in range(2)]
     outputs = [driver.communicate(timeout=600) for driver in drivers]
-    for driver, (stdout, stderr) in zip(drivers, outputs):
+    for driver, (_stdout, stderr) in zip(drivers, outputs, strict=True):
         assert driver.returncode == 0, stderr[-3000:]
     client, finished = _runs(uri, "shared", "FINISHED")
     per_key = collections.Counter(run.data.tags["mlpsuite.trial_key"] for run in finished)
@@ -101,12 +101,14 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     worker is frozen), and while the second driver is running the keys it could claim."""
     uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
     first = _driver(path, uri, tmp_path)
-    mine = lambda runs, driver, status: [
-        r
-        for r in runs
-        if r.info.status == status  # noqa: E731
-        and r.data.tags.get("mlpsuite.pid") == str(driver.pid)
-    ]
+
+    def mine(runs, driver, status):
+        return [
+            r
+            for r in runs
+            if r.info.status == status and r.data.tags.get("mlpsuite.pid") == str(driver.pid)
+        ]
+
     _runs_when(
         uri,
         "takeover",

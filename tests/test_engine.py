@@ -3,6 +3,7 @@
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,7 +89,7 @@ def test_trial_json_artifact_reproduces_the_trial(grid_run):
     client = MlflowClient(grid_run["uri"])
     run = grid_run["runs"].iloc[0]
     path = client.download_artifacts(run["run_id"], "trial.json", str(grid_run["directory"]))
-    logged = json.loads(open(path).read())
+    logged = json.loads(Path(path).read_text())
     assert logged["backend"] == run["params.backend"] and logged["training"]["epochs"] == EPOCHS
 
 
@@ -208,7 +209,8 @@ def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     assert "largest relative difference in final losses: 0\n" in again.stdout
 
-    # Squared, not scaled: the grid standardises its inputs, so a scaled column would train the same.
+    # Squared, not scaled: the grid standardises its inputs, so a scaled column would train the
+    # same.
     iris.assign(**{"sepal length (cm)": iris["sepal length (cm)"] ** 2}).to_csv(data, index=False)
     refused = run_mlpsuite("rerun", run_id, "--tracking-uri", uri, cwd=elsewhere)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1

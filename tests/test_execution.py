@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from mlpsuite.config import GridSpec, expand
-from mlpsuite.grid_checks import checked_config
 from mlpsuite.errors import ConfigError
+from mlpsuite.grid_checks import checked_config
 
 TIMES = ("epoch_time_s", "train_time_s", "diagnostics_time_s")
 
@@ -61,7 +61,7 @@ def test_one_epoch_per_execution_gives_bit_identical_curves(backend):
     assert [r.steps_per_execution for r in fused] == [1 if backend == "torch" else steps] * 2
     assert fused_epochs == stepwise_epochs  # per epoch, the diagnostics included
     assert any(name.startswith("grad_norm/") for name in fused_epochs[0])
-    for one, auto in zip(stepwise, fused):
+    for one, auto in zip(stepwise, fused, strict=True):
         assert auto.status == one.status == "FINISHED"
         assert {k: v for k, v in auto.history.items() if k not in TIMES} == {
             k: v for k, v in one.history.items() if k not in TIMES
@@ -155,7 +155,8 @@ def test_jit_compile_as_a_grid_axis():
             {"steps_per_execution": 4},
             {},
             ["torch", "jax"],
-            "training.steps_per_execution: PyTorch runs one step per execution, got 4; allowed: auto",
+            "training.steps_per_execution: PyTorch runs one step per execution, got 4; "
+            "allowed: auto",
         ),
         (
             {},

@@ -1,6 +1,7 @@
 """The lecture's figures: what each plots, checked against an independent computation."""
 
 import re
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -269,7 +270,7 @@ def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
     assert run.info.run_id in done.stderr
     assert [artifact.path for artifact in client.list_artifacts(run.info.run_id)] == ["scalers.png"]
     logged = client.download_artifacts(run.info.run_id, "scalers.png", str(tmp_path))
-    assert open(logged, "rb").read() == (tmp_path / "out" / "scalers.png").read_bytes()
+    assert Path(logged).read_bytes() == (tmp_path / "out" / "scalers.png").read_bytes()
 
 
 # ---------------------------------------------------------------- gradients and dead units
@@ -298,7 +299,8 @@ EPOCHS = 3
 
 @pytest.fixture(scope="module")
 def diagnostics_grid(tmp_path_factory):
-    """A real grid with diagnostics (torch, sigmoid and relu, 3 hidden layers); (folder, uri, name)."""
+    """A real grid with diagnostics (torch, sigmoid and relu, 3 hidden layers);
+    (folder, uri, name)."""
     folder = tmp_path_factory.mktemp("diagnostics")
     uri = ready_store(folder)
     path = write_grid(

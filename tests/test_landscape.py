@@ -1,4 +1,5 @@
-"""Loss-landscape slices (Li et al. 2018): filter-normalised directions, losses around a trained net."""
+"""Loss-landscape slices (Li et al. 2018): filter-normalised directions, losses around a
+trained net."""
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ def test_each_units_direction_has_the_norm_of_its_weights_and_biases_do_not_move
         np.zeros(2, np.float32),
     ]
     direction = filter_normalized_direction(weights, np.random.default_rng(1))
-    for weight, d in zip(weights, direction):
+    for weight, d in zip(weights, direction, strict=True):
         assert d.shape == weight.shape and d.dtype == weight.dtype
         if weight.ndim == 2:
             np.testing.assert_allclose(
@@ -56,5 +57,5 @@ def test_a_trained_net_sits_in_a_valley_of_its_landscape(backend):
     plane = landscape.plane(alphas[::2], alphas[::5])
     assert plane.shape == (3, 6) and np.all(np.isfinite(plane))
     assert plane[1, 2] == pytest.approx(line[4], rel=1e-6)  # (alpha -0.2, beta 0) lies on the line
-    for variable, value in zip(model.trainable_variables, before):  # left as found
+    for variable, value in zip(model.trainable_variables, before, strict=True):  # left as found
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), value)

@@ -41,7 +41,9 @@ def test_shapes_and_layer_order(backend):
 def test_kernels_are_the_numpy_draws_and_biases_zero(backend):
     model = build_mlp(5, 2, hidden=(6, 3), initializer="he_uniform", seed=21)
     rng = np.random.default_rng(21)
-    for layer, (fan_in, fan_out) in zip(_dense_layers(model), ((5, 6), (6, 3), (3, 2))):
+    for layer, (fan_in, fan_out) in zip(
+        _dense_layers(model), ((5, 6), (6, 3), (3, 2)), strict=True
+    ):
         kernel, bias = layer.get_weights()
         np.testing.assert_array_equal(kernel, draw_kernel("he_uniform", fan_in, fan_out, rng))
         assert not bias.any()
@@ -49,7 +51,7 @@ def test_kernels_are_the_numpy_draws_and_biases_zero(backend):
 
 def test_seed_changes_weights_and_same_seed_repeats(backend):
     weights = lambda seed: build_mlp(4, 3, hidden=(8,), seed=seed).get_weights()  # noqa: E731
-    for a, b in zip(weights(1), weights(1)):
+    for a, b in zip(weights(1), weights(1), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(weights(1)[0], weights(2)[0])
 

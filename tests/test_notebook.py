@@ -57,7 +57,7 @@ def test_every_grid_shows_its_answer_inline(executed):
         if "text/html" in o["data"]
     ]
     assert len(pages) == len(GRIDS)
-    for page, grid in zip(pages, GRIDS):
+    for page, grid in zip(pages, GRIDS, strict=True):
         assert (
             f"{grid}: comparison of" in page
             and "<table" in page
@@ -73,7 +73,7 @@ def test_every_grid_shows_its_answer_inline(executed):
 def _pooled(uri: str, experiment: str, key: str, metric: str) -> dict:
     cells = mlpsuite.compare(experiment, tracking_uri=uri).cells
     pooled = cells[cells["backend"] == "all"]
-    return dict(zip(pooled[key], pooled[f"{metric}_mean"]))
+    return dict(zip(pooled[key], pooled[f"{metric}_mean"], strict=True))
 
 
 def test_the_lecture_claims_hold_in_the_recorded_runs(executed):

@@ -62,7 +62,7 @@ def _grid(val=VAL, statuses=None, backends=("jax",)):
 
 def _selected_rates(selection: pd.DataFrame) -> dict[str, str]:
     chosen = selection[selection["selected"]]
-    return dict(zip(chosen[NAME], chosen[RATE]))
+    return dict(zip(chosen[NAME], chosen[RATE], strict=True))
 
 
 def test_each_cell_gets_the_rate_with_the_lowest_mean_val_loss_and_edges_are_named():
@@ -153,7 +153,7 @@ def test_curve_measures_and_a_cell_that_missed_the_target_ranks_last():
         run_id: (
             [1.0, 0.5, 0.2] if name == "sgd" else [1.0, 0.25, 0.25] if seed else [1.0, 0.8, 0.6]
         )
-        for run_id, name, seed in zip(frame["run_id"], frame[NAME], frame["seed"])
+        for run_id, name, seed in zip(frame["run_id"], frame[NAME], frame["seed"], strict=True)
     }
     times = {run_id: [1.0, 0.1, 0.1] for run_id in frame["run_id"]}
     measured = with_curve_measures(frame, curves, ("val_loss", 0.3), curves, times)

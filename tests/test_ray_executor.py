@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+import ray  # noqa: F401  (a dev install brings it: a missing Ray fails here, loudly)
 from mlflow import MlflowClient
 
-import ray  # noqa: F401  (a dev install brings it: a missing Ray fails here, loudly)
 from mlpsuite.config import expand, load_config
 from mlpsuite.results import RETRIED, TIMEOUT, WORKER_DIED
 from tests.faults import Acting, alive, executor, freeze, kill, on_first, run_grid_acting, wait_for
@@ -34,7 +34,6 @@ from tests.grids import (
     trial_runs,
     write_grid,
 )
-from tests.servers import suite_server  # noqa: F401  (a fixture)
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
 UNSTABLE_TAGS = (
@@ -180,8 +179,8 @@ def test_an_address_where_no_ray_cluster_answers_is_one_line_and_writes_nothing(
     )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "mlpsuite: error: --address auto: no Ray cluster answers (Could not find any running Ray instance); "
-        "start one with `ray start --head`, or leave --address out for a local Ray"
+        "mlpsuite: error: --address auto: no Ray cluster answers (Could not find any running Ray "
+        "instance); start one with `ray start --head`, or leave --address out for a local Ray"
     ]
     assert not (tmp_path / "store").exists()
 

@@ -49,7 +49,7 @@ def test_a_reused_model_gives_bit_identical_results(backend):
     first, *rest = [runner.run(trial, lambda event: None) for trial in trials[:5]]
     assert not first.reused_model and all(result.reused_model for result in rest)
     fresh = TrialRunner(reuse=False)
-    for trial, reused in zip(trials[1:5], rest):
+    for trial, reused in zip(trials[1:5], rest, strict=True):
         result = fresh.run(trial, lambda event: None)
         assert not result.reused_model
         _same(reused, result)

@@ -5,6 +5,8 @@ backend's worker: each loads the PyTorch-trained model with `mlflow.pyfunc` alon
 score the test split exactly as the run recorded it, recomputed in NumPy from raw features.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -122,9 +124,9 @@ def test_each_backends_model_is_logged_with_its_requirements_and_sklearns_scores
     for backend, libraries in (("torch", ("keras", "torch")), ("sklearn", ("sklearn",))):
         run_id = grid[backend]["run_id"]
         assert "model/MLmodel" in {a.path for a in client.list_artifacts(run_id, "model")}, backend
-        requirements = open(
-            client.download_artifacts(run_id, "model/requirements.txt"), encoding="utf-8"
-        ).read()
+        requirements = Path(client.download_artifacts(run_id, "model/requirements.txt")).read_text(
+            encoding="utf-8"
+        )
         for library in (
             "mlpsuite",
             "numpy",

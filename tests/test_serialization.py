@@ -75,7 +75,7 @@ def test_loaded_scaler_is_adapted_with_the_saved_statistics(backend, tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras").layers[1]
     assert loaded.is_adapted and loaded.quantile_range == (10.0, 90.0)
-    for saved, restored in zip(scaler.get_weights(), loaded.get_weights()):
+    for saved, restored in zip(scaler.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, restored)
 
 

@@ -28,7 +28,6 @@ from tests.servers import (
     free_port,
     start_suite_server,
     stop,
-    suite_server,  # noqa: F401  (a fixture)
     two_grids_at_once,
     wait_for_http,
 )
@@ -204,8 +203,9 @@ def test_a_server_gone_past_the_bound_ends_the_grid_and_a_rerun_resumes_it(tmp_p
         assert grid.wait(timeout=120) == 2, grid.stderr()[-2000:]
         stderr = grid.stderr()
         assert stderr.strip().splitlines()[-1] == (
-            "mlpsuite: error: the MLflow server has not answered for 4 s (MLPSUITE_SERVER_OUTAGE_S); run the grid "
-            "again when it is back: that marks this grid's unfinished runs KILLED and resumes it"
+            "mlpsuite: error: the MLflow server has not answered for 4 s "
+            "(MLPSUITE_SERVER_OUTAGE_S); run the grid again when it is back: that marks this "
+            "grid's unfinished runs KILLED and resumes it"
         )
         assert "Traceback" not in stderr
         server = _start_outage_server(tmp_path, port)

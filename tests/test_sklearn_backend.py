@@ -1,5 +1,7 @@
 """scikit-learn as a reference backend: its runs are a plain MLPClassifier/MLPRegressor fit."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from mlflow import MlflowClient
@@ -206,7 +208,7 @@ def test_a_grid_with_sklearn_beside_a_keras_backend(tmp_path):
     local = MlflowClient(uri).download_artifacts(
         parent.info.run_id, "comparison/report.md", str(tmp_path)
     )
-    report = open(local, encoding="utf-8").read()
+    report = Path(local).read_text(encoding="utf-8")
     assert (
         "| activation=tanh | sklearn | 2 |" in report
         and "| activation=tanh | torch | 2 |" in report

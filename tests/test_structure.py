@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def modules(package: Path) -> dict[str, Path]:
-    """Dotted module name -> file, for every .py file under `package` (a package is its __init__)."""
+    """Dotted module name -> file, for every .py file under `package` (a package is its
+    __init__)."""
     found = {}
     for path in sorted(package.rglob("*.py")):
         name = ".".join(path.relative_to(package.parent).with_suffix("").parts)

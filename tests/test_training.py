@@ -47,8 +47,8 @@ def test_regression_scores_match_scikit_learn(backend):
     import keras
     from sklearn.metrics import mean_absolute_error, r2_score
 
-    from mlpsuite.models import build_mlp
     from mlpsuite.evaluation import regression_scores
+    from mlpsuite.models import build_mlp
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 3)).astype("float32")

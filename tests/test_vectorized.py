@@ -38,7 +38,7 @@ def test_vectorized_seeds_match_their_sequential_trials(backend):
     together = train_seeds(runner, trials, events.append)
     assert [result.vectorized for result in together] == [4] * 4
     assert [result.key for result in together] == [trial.key for trial in trials]
-    for one, many in zip(alone, together):
+    for one, many in zip(alone, together, strict=True):
         assert many.status == "FINISHED"
         assert many.weights_sha256 == one.weights_sha256 and many.initial_loss == one.initial_loss
         for name in ("loss", "val_loss", "accuracy", "val_accuracy"):
@@ -87,7 +87,7 @@ def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     )
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
-    for one, many in zip(alone, train_seeds(runner, trials, lambda event: None)):
+    for one, many in zip(alone, train_seeds(runner, trials, lambda event: None), strict=True):
         assert one.failure == many.failure == "diverged" and many.status == "FAILED"
         assert many.message == one.message and len(many.history["loss"]) == len(one.history["loss"])
         assert not many.test  # a failed seed is not scored

@@ -3,9 +3,10 @@ mix, parity pairs only trials of one set, `--reuse same-versions` retrains the o
 parent run holds the environment as requirements.txt."""
 
 import json
-import shlex
 import math
+import shlex
 import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,7 +15,6 @@ from mlflow import MlflowClient
 from mlpsuite.analysis.tables import parity_table
 from mlpsuite.analysis.versions import mixed_libraries, version_line
 from tests.grids import ready_store, run_in_process, write_grid
-
 
 NAME = (
     "drift – Übung 1"  # a name the shell would split: every command printed for pasting is quoted
@@ -40,10 +40,9 @@ def test_a_grid_mixing_versions_says_so_and_same_versions_retrains_the_others(tm
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(NAME)
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
-    text = open(
-        client.download_artifacts(parent.info.run_id, "requirements.txt", str(tmp_path)),
-        encoding="utf-8",
-    ).read()
+    text = Path(
+        client.download_artifacts(parent.info.run_id, "requirements.txt", str(tmp_path))
+    ).read_text(encoding="utf-8")
     assert "# cpu: " in text and "scikit-learn==" in text and "mlflow==" in text
     # As if one trial had been trained before an upgrade of scikit-learn.
     old = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")[0]
@@ -101,7 +100,7 @@ def _pair(keras_versions):
             "initial_loss": 0.7,
             "versions": f"keras {keras} / {backend} 1.0 / numpy 2.0",
         }
-        for backend, keras in zip(("jax", "torch"), keras_versions)
+        for backend, keras in zip(("jax", "torch"), keras_versions, strict=True)
     ]
     return pd.DataFrame(rows), {"jax": [0.7, 0.5], "torch": [0.7, 0.5 + 1e-7]}
 

@@ -38,8 +38,8 @@ from mlpsuite.analysis.tables import (
     seed_budget,
     speed_table,
 )
-from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.config import short_value
+from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.errors import ReportError
 from mlpsuite.learning_curves import TARGET_METRICS
 from mlpsuite.registry import RANKABLE, TARGET_MEASURES
@@ -114,8 +114,8 @@ class Comparison:
             )
         if len(self.grid_keys) > 1:
             return (
-                f"every grid key scientific ({', '.join(self.grid_keys)}): each cell as run, a key's effect "
-                "averaged over the other keys' values; settings outside the grid fixed"
+                f"every grid key scientific ({', '.join(self.grid_keys)}): each cell as run, a "
+                "key's effect averaged over the other keys' values; settings outside the grid fixed"
             )
         if self.grid_keys:
             return f"{self.grid_keys[0]} compared, every other setting fixed as the config sets it"
@@ -226,7 +226,8 @@ def _protocol(
     metric: str | None,
     frame: pd.DataFrame,
 ) -> CompareSpec:
-    """The grid's declared protocol (its manifest's `compare`), with the flags given laid over it."""
+    """The grid's declared protocol (its manifest's `compare`), with the flags given laid over
+    it."""
     declared = dict(manifest.get("compare") or {})
     given = {key: value for key, value in (overrides or {}).items() if value is not None}
     if metric is not None:
@@ -243,8 +244,8 @@ def _protocol(
                 _recorded(frame, bool(given.get("target") or declared.get("target")))
             )
             raise ReportError(
-                f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's runs; "
-                f"allowed: {allowed}"
+                f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's "
+                f"runs; allowed: {allowed}"
             ) from None
         shown = f" {first['input']}" if isinstance(first["input"], str) else ""
         raise ReportError(
@@ -377,7 +378,8 @@ def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) 
         labels = frame[column].map(short_value)
         if wanted not in set(labels):
             raise ReportError(
-                f"--where {key}={wanted}: no such value; allowed: {', '.join(dict.fromkeys(labels))}"
+                f"--where {key}={wanted}: no such value; allowed: "
+                f"{', '.join(dict.fromkeys(labels))}"
             )
         frame = frame[labels == wanted]
     return frame.reset_index(drop=True)
@@ -392,7 +394,8 @@ def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:
         )
     if metric not in available:
         raise ReportError(
-            f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: {', '.join(available) or '(none)'}"
+            f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: "
+            f"{', '.join(available) or '(none)'}"
         )
     return metric
 
@@ -403,6 +406,7 @@ def _checked_keys(grid_keys: list[str], by: str | None) -> list[str]:
     by = grid_column(by)
     if by not in grid_keys:
         raise ReportError(
-            f"--by {by}: not a grid key of this grid; allowed: {', '.join(grid_keys) or '(none: one cell)'}"
+            f"--by {by}: not a grid key of this grid; allowed: "
+            f"{', '.join(grid_keys) or '(none: one cell)'}"
         )
     return [by]

@@ -65,7 +65,8 @@ _RESERVED = {
 
 
 def grid_column(grid_key: str) -> str:
-    """The frame column holding a grid key's values: the key itself unless a metric has that name."""
+    """The frame column holding a grid key's values: the key itself unless a metric has that
+    name."""
     return f"{grid_key} (grid)" if grid_key in _RESERVED else grid_key
 
 
@@ -159,7 +160,10 @@ def with_curve_measures(
     curves = [(target_curves or {}).get(r) or [] for r in run_ids]
     times = [(epoch_times or {}).get(r) or [] for r in run_ids]
     epochs = [epochs_to_target(curve, value, metric) for curve in curves]
-    seconds = [time_to_target(curve, spent, value, metric) for curve, spent in zip(curves, times)]
+    seconds = [
+        time_to_target(curve, spent, value, metric)
+        for curve, spent in zip(curves, times, strict=True)
+    ]
     return frame.assign(
         epochs_to_target=[math.nan if e is None else float(e) for e in epochs],
         time_to_target_s=[math.nan if s is None else s for s in seconds],

@@ -39,7 +39,11 @@ def selection_table(
     rows = []
     for values, group in source.groupby([*scientific, *nuisance], sort=False):
         values = dict(
-            zip([*scientific, *nuisance], values if isinstance(values, tuple) else (values,))
+            zip(
+                [*scientific, *nuisance],
+                values if isinstance(values, tuple) else (values,),
+                strict=True,
+            )
         )
         ok = finished(group)
         per_seed = ok.groupby("seed")[select_on].mean()
@@ -143,6 +147,6 @@ def protocol_sentence(
     compared = scientific[0] if len(scientific) == 1 else f"({', '.join(scientific)}) cell"
     tuned = nuisance[0] if len(nuisance) == 1 else f"({', '.join(nuisance)}) setting"
     return (
-        f"each {compared} at its best {tuned} by mean {select_on} over {seeds} seed{'s' * (seeds != 1)}; "
-        f"reported on {metric}"
+        f"each {compared} at its best {tuned} by mean {select_on} over {seeds} "
+        f"seed{'s' * (seeds != 1)}; reported on {metric}"
     )

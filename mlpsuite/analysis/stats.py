@@ -258,7 +258,8 @@ def holm(pvalues: Any) -> list[float]:
 
 
 def relative_spread(values: Any) -> float:
-    """(max - min) / max |value| over backends: 0 when they agree exactly, inf if any is not finite."""
+    """(max - min) / max |value| over backends: 0 when they agree exactly, inf if any is not
+    finite."""
     values = np.asarray(values, dtype=float)
     if not np.all(np.isfinite(values)):
         return math.inf

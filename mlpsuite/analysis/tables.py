@@ -13,7 +13,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from mlpsuite.analysis.versions import same_shared_versions
 from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
 from mlpsuite.analysis.stats import (
     ALPHA,
@@ -25,6 +24,7 @@ from mlpsuite.analysis.stats import (
     stable_seed,
     summaries,
 )
+from mlpsuite.analysis.versions import same_shared_versions
 from mlpsuite.registry import RANKABLE, REFERENCE_BACKEND
 
 # What a cell summarises (those the grid's runs have).
@@ -113,7 +113,8 @@ def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
 
 
 def bounds(row: pd.Series, metric: str, interval: str = "t") -> tuple[float, float]:
-    """A cell's t or bootstrap interval of `metric`, or the mean itself when there is none (one seed)."""
+    """A cell's t or bootstrap interval of `metric`, or the mean itself when there is none
+    (one seed)."""
     suffix = ("low", "high") if interval == "t" else ("boot_low", "boot_high")
     mean, low, high = (
         row[f"{metric}_mean"],

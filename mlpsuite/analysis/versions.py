@@ -12,7 +12,6 @@ import collections
 
 import pandas as pd
 
-
 # Libraries first in a label: the ones whose upgrade changes numbers.
 LEAD = ("keras", "tensorflow", "torch", "jax", "sklearn", "numpy", "mlpsuite")
 
@@ -70,8 +69,9 @@ def version_line(frame: pd.DataFrame) -> str:
     if not mixed:
         return f"Versions: {listed}."
     return (
-        f"Mixed library versions (of {', '.join(mixed)}): {listed}. Backend parity pairs only trials "
-        "of one version set; run with --reuse same-versions to retrain the others with the installed ones."
+        f"Mixed library versions (of {', '.join(mixed)}): {listed}. Backend parity pairs only "
+        "trials of one version set; run with --reuse same-versions to retrain the others with the "
+        "installed ones."
     )
 
 

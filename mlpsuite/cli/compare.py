@@ -20,9 +20,9 @@ def add_compare_command(commands, add_tracking_uri) -> None:
         description="Compute the comparison of one grid of EXPERIMENT (default: its most recently "
         "run grid) from the runs in the store: cells ranked by a metric with 95% intervals over "
         "seeds (t and BCa bootstrap, interquartile mean), paired effects of each grid key (t-test, "
-        "Wilcoxon, Holm, probability of improvement), backend parity and speed. With nuisance keys, "
-        "each cell is taken at its best nuisance setting, selected on validation and reported on test. "
-        "The grid's own compare: section is the default; the flags override it.",
+        "Wilcoxon, Holm, probability of improvement), backend parity and speed. With nuisance "
+        "keys, each cell is taken at its best nuisance setting, selected on validation and "
+        "reported on test. The grid's own compare: section is the default; the flags override it.",
     )
     compare.add_argument("experiment", help="the MLflow experiment (the config's `name`)")
     compare.add_argument(

@@ -90,14 +90,16 @@ def run_figures(args: argparse.Namespace) -> int:
     if tracker is not None:
         run_id = tracker.log_figures(args.log, paths)
         print(
-            f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in {shown_uri(tracker.uri)}",
+            f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in "
+            f"{shown_uri(tracker.uri)}",
             file=sys.stderr,
         )
     return 0
 
 
 def _figure_names(args: argparse.Namespace) -> tuple[str, ...]:
-    """The figures asked for; `all` leaves out those whose source (--experiment, --run) is missing."""
+    """The figures asked for; `all` leaves out those whose source (--experiment, --run) is
+    missing."""
     needs = {
         **{
             name: (

@@ -65,14 +65,16 @@ def add_run_command(commands) -> None:
     run.add_argument(
         "--address",
         metavar="ADDRESS",
-        help="with --executor ray: an existing cluster (auto, ray://HOST:10001); default: a local Ray",
+        help="with --executor ray: an existing cluster (auto, ray://HOST:10001); "
+        "default: a local Ray",
     )
     run.add_argument(
         "--max-retries",
         type=non_negative_int,
         default=1,
         metavar="N",
-        help="with --executor ray: runs of a trial whose actor died before it is FAILED (default 1)",
+        help="with --executor ray: runs of a trial whose actor died before it is FAILED "
+        "(default 1)",
     )
     run.set_defaults(handler=run_grid)
 
@@ -152,8 +154,8 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
     store = f" --tracking-uri {shlex.quote(args.tracking_uri)}" if args.tracking_uri else ""
     again = f"mlpsuite compare {shlex.quote(result.experiment)}{store}"
     results.print(
-        f"{result.counts()}; the comparison is on the parent run. {_browse_hint(result, args.tracking_uri)}"
-        f"; again: {again}",
+        f"{result.counts()}; the comparison is on the parent run. "
+        f"{_browse_hint(result, args.tracking_uri)}; again: {again}",
         soft_wrap=True,
     )
     if result.report_error:
@@ -169,14 +171,17 @@ def _browse_hint(result, cli_uri: str | None) -> str:
     """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it."""
     if result.tracking_uri.startswith(("http://", "https://")):
         return f"Browse: {result.url}"
-    return f"Browse: mlpsuite ui{f' --tracking-uri {shlex.quote(cli_uri)}' if cli_uri else ''}, then {result.url}"
+    return (
+        f"Browse: mlpsuite ui{f' --tracking-uri {shlex.quote(cli_uri)}' if cli_uri else ''}, "
+        f"then {result.url}"
+    )
 
 
 def rerun_trial(args: argparse.Namespace) -> int:
+    from mlflow.exceptions import MlflowException
+
     from mlpsuite.runner import rerun
     from mlpsuite.tracking import Tracker, resolve_uri
-
-    from mlflow.exceptions import MlflowException
 
     tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     try:

@@ -33,9 +33,9 @@ def add_serve_commands(commands) -> None:
     server = commands.add_parser(
         "server",
         help="a shared MLflow tracking server for a team or a cluster",
-        description="Start `mlflow server` with artifacts served through it (--serve-artifacts), so "
-        "machines that run trials never need the store's disk. SQLite by default; a PostgreSQL URI "
-        "(postgresql://user:password@host:5432/db) for many writers at once.",
+        description="Start `mlflow server` with artifacts served through it (--serve-artifacts), "
+        "so machines that run trials never need the store's disk. SQLite by default; a PostgreSQL "
+        "URI (postgresql://user:password@host:5432/db) for many writers at once.",
     )
     server.add_argument(
         "--host",
@@ -61,9 +61,9 @@ def add_serve_commands(commands) -> None:
         "--allowed-hosts",
         default=None,
         metavar="HOSTS",
-        help="Host headers the server accepts, comma-separated, * wildcards (MLflow's DNS-rebinding "
-        "protection); default: localhost and private IPs, and when --host exposes it also this "
-        "machine's hostname and addresses",
+        help="Host headers the server accepts, comma-separated, * wildcards (MLflow's "
+        "DNS-rebinding protection); default: localhost and private IPs, and when --host exposes "
+        "it also this machine's hostname and addresses",
     )
     server.add_argument(
         "--workers",
@@ -149,21 +149,24 @@ def run_server(args: argparse.Namespace) -> int:
     address = f"http://{client_address(args.host)}:{args.port}"
     print(
         f"MLflow tracking server for {shown_uri(uri)} at {address}; artifacts in "
-        f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with --tracking-uri {address}."
+        f"{args.artifacts_destination.resolve()} (Ctrl-C stops it). Point runs at it with "
+        f"--tracking-uri {address}."
     )
     hosts = allowed_hosts(args.host, args.allowed_hosts)
     if args.workers > 1:
         print(
-            f"--workers {args.workers}: uvicorn's worker processes leave Nagle's algorithm on (uvicorn issue "
-            "3149), so each request of a client that keeps its connection (MLflow's does) waits ~44 ms on "
-            "Linux; one worker answers in about 1 ms (benchmarks/server_writes.py)",
+            f"--workers {args.workers}: uvicorn's worker processes leave Nagle's algorithm on "
+            "(uvicorn issue 3149), so each request of a client that keeps its connection (MLflow's "
+            "does) waits ~44 ms on Linux; one worker answers in about 1 ms "
+            "(benchmarks/server_writes.py)",
             file=sys.stderr,
         )
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
             f"Listening on {args.host}: anyone who reaches this port can read and write every run; "
-            "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN. Host "
-            "headers accepted: localhost, private IPs and this machine's names (--allowed-hosts for others).",
+            "MLflow's server has no authentication of its own. Keep it behind a firewall or VPN. "
+            "Host headers accepted: localhost, private IPs and this machine's names "
+            "(--allowed-hosts for others).",
             file=sys.stderr,
         )
     _become(

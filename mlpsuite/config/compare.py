@@ -21,7 +21,8 @@ SELECTABLE = tuple(name for name in RANKABLE if not name.startswith("test_"))
 
 
 class CompareSpec(BaseModel):
-    """`compare: {nuisance: [optimizer.learning_rate], select_on: val_loss, target: {val_loss: 0.3}}`."""
+    """`compare: {nuisance: [optimizer.learning_rate], select_on: val_loss,
+    target: {val_loss: 0.3}}`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
@@ -113,19 +114,22 @@ def protocol_problem(
     if "select_on" in spec.model_fields_set and not spec.nuisance:
         return (
             "select_on",
-            "selects a nuisance setting, but no nuisance key is given (compare.nuisance, --nuisance)",
+            "selects a nuisance setting, but no nuisance key is given "
+            "(compare.nuisance, --nuisance)",
         )
     for field in ("select_on", "metric") if spec.nuisance else ("metric",):
         name = getattr(spec, field)
         if name in TARGET_MEASURES and not spec.target:
             return (
                 field,
-                f"{name} needs a target (compare.target, --target METRIC=VALUE such as val_loss=0.3)",
+                f"{name} needs a target "
+                "(compare.target, --target METRIC=VALUE such as val_loss=0.3)",
             )
         if name is not None and name not in recorded:
             return (
                 field,
-                f"{name} is not recorded by this grid's runs; allowed: {', '.join(recorded) or '(none)'}",
+                f"{name} is not recorded by this grid's runs; allowed: "
+                f"{', '.join(recorded) or '(none)'}",
             )
     for metric in spec.target:
         if metric not in curves:

@@ -1,4 +1,5 @@
-"""A validated grid's cells and trials: `cells()`, `cell_spec()`, `expand()` -> frozen, hashed `Trial`s.
+"""A validated grid's cells and trials: `cells()`, `cell_spec()`, `expand()` -> frozen,
+hashed `Trial`s.
 
 A trial's `key` hashes what sets its result (a FINISHED run of that key is reused); its
 `program_key` what sets the compiled training program (a worker reuses one model across them).
@@ -24,9 +25,9 @@ from mlpsuite.config.schema import (
     GridSpec,
     ModelSpec,
     OptimizerSpec,
+    Section,
     Seed,
     TrainingSpec,
-    Section,
 )
 from mlpsuite.data import Dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
@@ -139,7 +140,8 @@ class Trial(Section):
         return " ".join([*self.cell_values().values(), f"s{self.seed}", self.backend])
 
     def cell_values(self) -> dict[str, str]:
-        """This trial's grid values as short labels: `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
+        """This trial's grid values as short labels:
+        `{"model.activation": "leaky_relu(alpha=0.1)"}`."""
         return {key: short_value(value) for key, value in self.cell.items()}
 
     def cell_label(self) -> str:
@@ -193,7 +195,9 @@ def check_grid_cells(spec: GridSpec, path: Path) -> None:
 def cells(spec: GridSpec) -> list[dict[str, Any]]:
     """The grid's cells: one dict of grid values each, in the cross product's order."""
     keys = list(spec.grid)
-    return [dict(zip(keys, values)) for values in itertools.product(*spec.grid.values())]
+    return [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*spec.grid.values())
+    ]
 
 
 def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:

@@ -111,10 +111,12 @@ def check_options(name: str, options: dict[str, Any]) -> None:
 def _check_option_value(name: str, option: str, value: Any, default: Any) -> None:
     """An option takes its default's kind (no `true` for a count), and no more rows than fit."""
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (int, float)) and not isinstance(default, bool):
-        if not numeric or (isinstance(default, int) and not isinstance(value, int)):
-            kind = "an integer" if isinstance(default, int) else "a number"
-            raise ValueError(f"{name}: option {option} must be {kind}, got {value!r}")
+    default_numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+    if default_numeric and (
+        not numeric or (isinstance(default, int) and not isinstance(value, int))
+    ):
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"{name}: option {option} must be {kind}, got {value!r}")
     if option == "n_samples" and numeric and value > MAX_SYNTHETIC_ROWS:
         raise ValueError(
             f"{name}: option n_samples must be at most {MAX_SYNTHETIC_ROWS:,}, got {value:,}"

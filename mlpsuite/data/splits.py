@@ -127,8 +127,9 @@ def split(label, task, X, y, classes, feature_names, seed, test_size, val_size) 
     except ValueError:
         smallest = int(np.unique(y, return_counts=True)[1].min()) if stratify else 0
         raise ValueError(
-            f"{label}: {n_rows} rows are too few for a stratified split with test_size={test_size}, "
-            f"val_size={val_size}: the smallest of {len(np.unique(y))} classes has {smallest} rows"
+            f"{label}: {n_rows} rows are too few for a stratified split with "
+            f"test_size={test_size}, val_size={val_size}: the smallest of {len(np.unique(y))} "
+            f"classes has {smallest} rows"
         ) from None
     return Dataset(
         label,

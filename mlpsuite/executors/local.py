@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
 import os
 import queue
@@ -24,11 +25,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlpsuite.backends import thread_environment
-from mlpsuite.registry import REFERENCE_BACKEND
-from mlpsuite.saved_models import MODEL_DIR_ENV
 from mlpsuite.config import Trial
-from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
 from mlpsuite.executors.units import Claim, _queues, _Unit, next_claimed, take_claimed
+from mlpsuite.registry import REFERENCE_BACKEND
+from mlpsuite.results import TIMEOUT, WORKER_DIED, TrialResult
+from mlpsuite.saved_models import MODEL_DIR_ENV
 
 # A worker that dies this many times in a row before it is ready fails its backend's trials.
 MAX_START_FAILURES = 2
@@ -224,7 +225,7 @@ class LocalExecutor:
             backend, unit = next_claimed(
                 queues,
                 [w.backend for w in self._workers.values()],
-                lambda b: self._programs(b, slot),
+                functools.partial(self._programs, slot=slot),
                 self._claim,
             )
             if worker is not None:

@@ -244,7 +244,8 @@ class RayExecutor:
             self._start(index, backend)
 
     def _programs(self, slot: _Slot) -> set[str]:
-        """The programs the other actors of `slot`'s backend hold compiled (as the local executor)."""
+        """The programs the other actors of `slot`'s backend hold compiled (as the local
+        executor)."""
         return {
             s.program
             for s in self._slots.values()
@@ -347,8 +348,8 @@ class RayExecutor:
                 slot.warned = True
                 free = self.ray.available_resources().get("CPU", 0)
                 logger.warning(
-                    "Ray has not started a %s actor in %.0f s (it needs %g CPU; the cluster has %g free): "
-                    "waiting for a node",
+                    "Ray has not started a %s actor in %.0f s (it needs %g CPU; the cluster has %g "
+                    "free): waiting for a node",
                     slot.backend,
                     waited,
                     self.cpus_per_actor,

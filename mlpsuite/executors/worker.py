@@ -1,9 +1,9 @@
 """A long-lived worker process: one Keras backend (or scikit-learn), many trials.
 
 Started by the local executor as `python -m mlpsuite.executors.worker` with `KERAS_BACKEND`
-(or `MLPSUITE_BACKEND=sklearn`) and the thread limits already in its environment. Protocol: JSON lines. The coordinator
-writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or a cell's seeds to train as
-one program); the worker answers on its original stdout
+(or `MLPSUITE_BACKEND=sklearn`) and the thread limits already in its environment. Protocol:
+JSON lines. The coordinator writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or
+a cell's seeds to train as one program); the worker answers on its original stdout
 with `ready`, `started`, `epoch`, `finished` events, and `retiring` before it exits because
 its memory grew (the executor then starts a fresh worker). Anything else the frameworks print is
 sent to stderr so it cannot corrupt the protocol.
@@ -107,7 +107,7 @@ def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tup
             TrialResult.failed(trial.key, backend, ERROR, message, traceback.format_exc())
             for trial in trials
         ]
-    return [(trial.key, result) for trial, result in zip(trials, results)]
+    return [(trial.key, result) for trial, result in zip(trials, results, strict=True)]
 
 
 def main() -> int:

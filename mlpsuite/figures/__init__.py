@@ -34,10 +34,10 @@ from mlpsuite.figures.diagnostic_plots import (
     GRADIENT_ACTIVATIONS,
     GRADIENT_HIDDEN,
     dead_units,  # noqa: E402
+    gradients,
     grid_dead_fractions,
     grid_diagnostics,
     grid_gradient_norms,
-    gradients,
     initial_gradient_norms,
 )
 from mlpsuite.figures.landscape_plots import LandscapeSlices, landscape, landscape_slices  # noqa: E402

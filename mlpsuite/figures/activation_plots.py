@@ -54,7 +54,8 @@ def activations(**_options: Any) -> Figure:
         layout="constrained",
     )
     panels = list(grid.ravel())
-    for axes, (name, (values, slopes)) in zip(panels, curves.items()):
+    # One panel more than curves (the legend's): zip stops at the last curve.
+    for axes, (name, (values, slopes)) in zip(panels, curves.items(), strict=False):
         axes.axhline(0.0, color="0.85", linewidth=0.8, zorder=0)
         axes.axvline(0.0, color="0.85", linewidth=0.8, zorder=0)
         axes.plot(x, values, color="C0", label="f(x)")

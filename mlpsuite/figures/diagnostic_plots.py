@@ -273,8 +273,8 @@ def gradients(
         rows.shape[1] for by_activation in panels.values() for rows in by_activation.values()
     )
     figure, axes_list = _panel_grid(len(panels), width=max(5.0, 0.75 * widest + 2), height=4.8)
-    for axes, (panel, by_activation) in zip(axes_list, panels.items()):
-        layers = max((rows.shape[1] for rows in by_activation.values()))
+    for axes, (panel, by_activation) in zip(axes_list, panels.items(), strict=True):
+        layers = max(rows.shape[1] for rows in by_activation.values())
         names = [f"dense_{i}" for i in range(1, layers)] + ["output"]
         for activation, rows in by_activation.items():
             _draw_runs(axes, np.arange(rows.shape[1]), rows, activation, styles[activation])
@@ -304,7 +304,7 @@ def grid_dead_fractions(experiment: str, tracking_uri: str | None = None) -> Pan
         for activation, runs in by_activation.items():
             epochs = 1 + max(step for run in runs for steps in run.values() for step in steps)
             rows = np.full((len(runs), epochs), np.nan)
-            for row, run in zip(rows, runs):
+            for row, run in zip(rows, runs, strict=True):
                 for epoch in range(epochs):
                     layers = [steps[epoch] for steps in run.values() if epoch in steps]
                     if layers:
@@ -331,7 +331,7 @@ def dead_units(
     panels = {_hidden_label(hidden): by_activation for hidden, by_activation in grid.items()}
     styles = _activation_styles(panels)
     figure, axes_list = _panel_grid(len(panels), width=6.0, height=4.5)
-    for axes, (panel, by_activation) in zip(axes_list, panels.items()):
+    for axes, (panel, by_activation) in zip(axes_list, panels.items(), strict=True):
         for activation, rows in by_activation.items():
             _draw_runs(axes, np.arange(rows.shape[1]), rows, activation, styles[activation])
         axes.set_ylim(-0.03, 1.03)

@@ -28,7 +28,8 @@ def _rosenbrock_gradient(point):
 
 
 def beale(x, y):
-    """f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2; minimum 0 at (3, 0.5)."""
+    """f(x, y) = (1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2;
+    minimum 0 at (3, 0.5)."""
     return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
 
@@ -154,7 +155,7 @@ def optimizers(**_options: Any) -> Figure:
     figure, panels = plt.subplots(
         1, len(SURFACES), figsize=(7.5 * len(SURFACES), 6), squeeze=False, layout="constrained"
     )
-    for axes, (name, surface) in zip(panels[0], SURFACES.items()):
+    for axes, (name, surface) in zip(panels[0], SURFACES.items(), strict=True):
         _draw_paths(figure, axes, surface, optimizer_paths(name))
     return figure
 

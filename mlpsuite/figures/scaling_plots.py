@@ -43,7 +43,7 @@ def scalers(dataset: str = SCALER_DATASET, **_options: Any) -> Figure:
         len(scaled), 1, figsize=(11, 2.4 * len(scaled)), sharex=True, layout="constrained"
     )
     positions = np.arange(1, data.input_dim + 1)
-    for axes, (name, features) in zip(panels, scaled.items()):
+    for axes, (name, features) in zip(panels, scaled.items(), strict=True):
         axes.boxplot(
             list(features.T),
             positions=positions,

@@ -24,8 +24,8 @@ from mlpsuite.layers.activations import (
     Swish,
     Tanh,
 )
-from mlpsuite.registry import ACTIVATION_PARAMS, fold_name, lookup
 from mlpsuite.layers.scaling import MinMaxScaling, RobustScaling, StandardScaling
+from mlpsuite.registry import ACTIVATION_PARAMS, fold_name, lookup
 
 ACTIVATIONS: dict[str, type] = {
     "identity": Identity,

@@ -103,8 +103,8 @@ class StoreCalls:
         )
         reason = str(getattr(error, "strerror", None) or error).strip().splitlines()[0][:160]
         return (
-            f"store {self.shown_uri}: out of space writing {what} ({reason}); free space and run the same "
-            "command again: it marks the runs in flight KILLED and resumes the grid"
+            f"store {self.shown_uri}: out of space writing {what} ({reason}); free space and run "
+            "the same command again: it marks the runs in flight KILLED and resumes the grid"
         )
 
     def wait_for_lock(self, since: float | None) -> float:
@@ -120,8 +120,9 @@ class StoreCalls:
             since = now
         if now - since > store_lock_s():
             raise StoreError(
-                f"store {self.shown_uri}: still locked by another process after {store_lock_s():g} s "
-                "(MLPSUITE_STORE_LOCK_S); finish or stop what holds it, then run the command again"
+                f"store {self.shown_uri}: still locked by another process after "
+                f"{store_lock_s():g} s (MLPSUITE_STORE_LOCK_S); finish or stop what holds it, "
+                "then run the command again"
             )
         time.sleep(min(1.0, 0.05 + (now - since) / 4))
         return since

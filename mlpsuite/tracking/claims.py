@@ -14,6 +14,7 @@ measures it: no clock of another machine is read) is taken over.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import socket
@@ -125,10 +126,9 @@ class Heartbeat:
     def _loop(self) -> None:
         while not self._stop.wait(heartbeat_s()):
             for run_id in list(self.runs):
-                try:
+                # The store is away: the main loop says so.
+                with contextlib.suppress(Exception):
                     self.set_tags(run_id, {TAG_HEARTBEAT: _beat()})
-                except Exception:  # noqa: BLE001 - the store is away: the main loop says so
-                    pass
 
     def stop(self) -> None:
         self._stop.set()

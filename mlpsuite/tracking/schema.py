@@ -60,7 +60,7 @@ def schema_problem(tables: set[str], revision: str | None, uri: str) -> str | No
     """What is wrong with a database holding `tables` at Alembic `revision`, or None."""
     if not tables:
         return None  # a new, empty database: MLflow creates its tables
-    if not MLFLOW_TABLES <= tables:
+    if not tables >= MLFLOW_TABLES:
         shown = ", ".join(sorted(tables)[:6]) + (", ..." if len(tables) > 6 else "")
         return (
             f"is a database of another program (tables: {shown}), not an MLflow store; nothing was "
@@ -75,12 +75,13 @@ def schema_problem(tables: set[str], revision: str | None, uri: str) -> str | No
 
     if revision not in _known_revisions():
         return (
-            f"holds an MLflow schema ({revision}) newer than the installed MLflow {mlflow.__version__} "
-            "knows; upgrade MLflow (pip install -U mlflow) or use the MLflow that wrote it"
+            f"holds an MLflow schema ({revision}) newer than the installed MLflow "
+            f"{mlflow.__version__} knows; upgrade MLflow (pip install -U mlflow) or use the MLflow "
+            "that wrote it"
         )
     return (
-        f"holds an older MLflow schema ({revision}; MLflow {mlflow.__version__} writes {head}); back it "
-        f"up, then upgrade it: mlflow db upgrade {shlex.quote(uri)}"
+        f"holds an older MLflow schema ({revision}; MLflow {mlflow.__version__} writes {head}); "
+        f"back it up, then upgrade it: mlflow db upgrade {shlex.quote(uri)}"
     )
 
 

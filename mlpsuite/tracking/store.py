@@ -9,7 +9,6 @@ import os
 import urllib.request
 from pathlib import Path
 
-
 from mlpsuite.errors import StoreError
 
 DEFAULT_URI = "sqlite:///mlruns/mlflow.db"

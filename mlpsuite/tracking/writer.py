@@ -37,10 +37,10 @@ from mlpsuite.tracking.tags import (
     TAG_INVOCATIONS,
     TAG_KEY,
     TAG_KIND,
+    TAG_MISSING,
     TAG_NOTE,
     TAG_PARENT,
     TAG_SEED,
-    TAG_MISSING,
     TAG_SUPERSEDED,
     TAG_WEIGHTS,
 )
@@ -228,7 +228,8 @@ class Tracker(StoreReader):
         metrics: dict[str, float] | None = None,
         tags: dict[str, str] | None = None,
     ) -> None:
-        """End a run; the epochs still held back, `metrics` (at step 0) and `tags` go in one write."""
+        """End a run; the epochs still held back, `metrics` (at step 0) and `tags` go in one
+        write."""
         stamp = _now_ms()
         pending = self._pending.pop(run_id, [])
         self._flushed_at.pop(run_id, None)
@@ -246,7 +247,8 @@ class Tracker(StoreReader):
         parent_run_id: str | None,
         extra_tags: dict[str, str] | None = None,
     ) -> str:
-        """A trial's run, owned by this coordinator (a rerun, a retry: no rival to claim it from)."""
+        """A trial's run, owned by this coordinator (a rerun, a retry: no rival to claim it
+        from)."""
         run = self.create_trial_run(
             experiment_id,
             trial,
