@@ -73,7 +73,8 @@ class LayerProbe:
             metrics[f"weight_norm/{layer.name}"] = float(
                 np.linalg.norm(keras.ops.convert_to_numpy(layer.kernel))
             )
-        for layer, values in zip(self.dense, outputs[:-1], strict=True):
+        # One activation tap per hidden Dense layer; the output layer's has none.
+        for layer, values in zip(self.dense[:-1], outputs[:-1], strict=True):
             metrics[f"dead_fraction/{layer.name}"] = dead_fraction(values)
             metrics[f"act_mean/{layer.name}"] = float(np.mean(values))
             metrics[f"act_std/{layer.name}"] = float(np.std(values))
