@@ -5,7 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check coverage test-shuffled benchmark ui figures results clean-venv
+.PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv
 
 run: $(INSTALLED)
 	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
@@ -22,6 +22,19 @@ test: $(INSTALLED)
 # one-line errors, every module of mlpsuite touched.
 check: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest -m check $(STREAMS)
+
+# The habits the tools keep (pyproject.toml configures both): ruff's format and lint, pyright's
+# basic type check, over mlpsuite/, tests/, benchmarks/ and experiments/. CI runs it first.
+LINTED := mlpsuite tests benchmarks experiments
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/pyright $(LINTED)
+
+# What ruff can put right by itself: the format, the import order, the safe fixes.
+format: $(INSTALLED)
+	$(VENV)/bin/ruff format $(LINTED)
+	$(VENV)/bin/ruff check --fix $(LINTED)
 
 # The whole suite under coverage.py, measured in every Python process it starts (backend test
 # workers, `mlpsuite run`, grid workers, Ray's workers); writes htmlcov/ and the table, and fails

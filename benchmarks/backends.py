@@ -108,7 +108,9 @@ def suite_and_bare(problem: dict, backend: str) -> dict:
     runner = TrialRunner(1)
     suite = runner.run(trial, lambda event: None).step_time_ms
     data = runner.dataset(trial).data
-    model = runner._compiled.model  # the suite's own compiled model, trained again plainly
+    compiled = runner._compiled
+    assert compiled is not None, "run() keeps the model it compiled for the next trial"
+    model = compiled.model  # the suite's own compiled model, trained again plainly
     model.compile(optimizer=make_optimizer(trial.optimizer, 1, 1), loss=make_loss(trial.loss))
     keras.utils.set_random_seed(0)  # TensorFlow's deterministic mode refuses unseeded shuffles
     seconds = []
@@ -213,10 +215,11 @@ def native_jax(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) ->
 def native_tensorflow(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[int]) -> float:
     import tensorflow as tf
 
-    params = [tf.Variable(a) for pair in _glorot(sizes) for a in pair]
+    # tf.Variable takes anything convertible to a tensor; its stub narrows that to Tensor.
+    params = [tf.Variable(a) for pair in _glorot(sizes) for a in pair]  # pyright: ignore[reportArgumentType]
     m = [tf.Variable(tf.zeros_like(p)) for p in params]
     v = [tf.Variable(tf.zeros_like(p)) for p in params]
-    t = tf.Variable(0.0)
+    t = tf.Variable(0.0)  # pyright: ignore[reportArgumentType]  # a float is tensor-like too
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def step(x, labels):
@@ -307,12 +310,12 @@ def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
 
     def step():
         for h, W in zip(activations, weights, strict=True):  # forward
-            h @ W
+            _ = h @ W
         for index, (h, W) in enumerate(zip(activations, weights, strict=True)):
             grad = activations[index + 1]
-            h.T @ grad  # weight gradient
+            _ = h.T @ grad  # weight gradient
             if index:
-                grad @ W.T  # input gradient (none for the first layer)
+                _ = grad @ W.T  # input gradient (none for the first layer)
 
     step()
     times = []
@@ -348,7 +351,7 @@ def measure(kind: str, problem: str, threads: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--problems", default="small,large")
     parser.add_argument("--inside", help=argparse.SUPPRESS)

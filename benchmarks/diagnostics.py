@@ -60,7 +60,7 @@ def _measure(epochs: int, depth: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--depth", type=int, default=4, help="hidden layers of 64 units")
     parser.add_argument("--worker", help=argparse.SUPPRESS)

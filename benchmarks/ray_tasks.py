@@ -75,7 +75,7 @@ def _timed(way: str, trials, env: dict, jobs: int) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=100)
     parser.add_argument(
         "--rounds", type=int, default=2, help="each way this many times; the fastest counts"

@@ -144,13 +144,14 @@ def quickstart_share(directory: Path) -> dict:
     wall = time.perf_counter() - began
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("quickstart")
+    assert experiment is not None
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     report = parent.data.metrics["report_time_s"]
     return {"run_wall_s": wall, "report_s": report, "report_share": report / wall}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-quickstart", action="store_true")
     args = parser.parse_args()

@@ -47,6 +47,7 @@ def _parent_metric(uri: str, name: str) -> float:
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("scaleout")
+    assert experiment is not None
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     return parent.data.metrics[name]
 
@@ -84,7 +85,7 @@ def _run(executor: str, jobs: int, trials: int, served: bool, backend: str = "to
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--executors", default="local,ray", help="comma-separated: local, ray")
     parser.add_argument("--backend", default="torch", help="the grid's one backend")

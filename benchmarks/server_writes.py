@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -49,6 +50,8 @@ class _Counting:
 
 
 def _driver(uri: str, name: str, trials: int, start, results) -> None:
+    from mlflow import MlflowClient
+
     from mlpsuite.tracking import Tracker
 
     tracker = Tracker(uri)
@@ -56,12 +59,13 @@ def _driver(uri: str, name: str, trials: int, start, results) -> None:
     trial, result = _trial(), _result(_trial(), EPOCHS)
     for _ in range(3):  # connections, caches, the server's workers all started
         one_trial(tracker, experiment_id, trial, result, "mlpsuite")
-    tracker.client = _Counting(tracker.client)
+    counting = _Counting(tracker.client)
+    tracker.client = cast(MlflowClient, counting)  # a stand-in that counts its calls
     start.wait()
     began = time.perf_counter()
     for _ in range(trials):
         one_trial(tracker, experiment_id, trial, result, "mlpsuite")
-    results.put((time.perf_counter() - began, tracker.client.calls / trials))
+    results.put((time.perf_counter() - began, counting.calls / trials))
 
 
 def _measure(uri: str, drivers: int, trials: int, tag: str) -> tuple[float, float]:
@@ -86,14 +90,21 @@ def _measure(uri: str, drivers: int, trials: int, tag: str) -> tuple[float, floa
     return drivers * trials / wall, outcomes[0][1]
 
 
+def _scalar(connection, query) -> int:
+    """The one value of a query's one row (a count, a size)."""
+    row = connection.execute(query).fetchone()
+    assert row is not None  # an aggregate always returns its row
+    return row[0]
+
+
 def _bytes_per_trial(database: str) -> dict[str, float]:
     """What one recorded trial occupies in PostgreSQL, table by table, indexes included."""
     import psycopg
 
     with psycopg.connect(database) as connection:
-        runs = connection.execute("select count(*) from runs").fetchone()[0]
+        runs = _scalar(connection, "select count(*) from runs")
         sizes = {
-            table: connection.execute(f"select pg_total_relation_size('{table}')").fetchone()[0]
+            table: _scalar(connection, f"select pg_total_relation_size('{table}')")
             for table in (
                 "metrics",
                 "latest_metrics",
@@ -105,7 +116,7 @@ def _bytes_per_trial(database: str) -> dict[str, float]:
                 "datasets",
             )
         }
-        rows = connection.execute("select count(*) from metrics").fetchone()[0]
+        rows = _scalar(connection, "select count(*) from metrics")
     per_trial = {table: size / runs for table, size in sizes.items()}
     print(
         f"PostgreSQL: {sum(per_trial.values()) / 1024:.1f} KiB per trial "
@@ -116,7 +127,7 @@ def _bytes_per_trial(database: str) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40, help="trials each driver records")
     args = parser.parse_args()
     from tests.servers import free_port, postgres_cluster, start_suite_server, stop

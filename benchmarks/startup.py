@@ -52,7 +52,7 @@ def one_trial_s(folder: Path, run: int, prestart: bool) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     runs: dict[str, list[float]] = {"worker started first": [], "worker started after MLflow": []}

@@ -60,6 +60,12 @@ def _trials(problem: dict, backend: str, per_execution, jit: bool):
     )
 
 
+def _measured(value: float | None) -> float:
+    """A finished trial's timing (a failed trial has none)."""
+    assert value is not None, "a trial failed: no timing to take the median of"
+    return value
+
+
 def child(problem_name: str, backend: str, per_execution, jit: bool) -> dict:
     """Inside the backend's process: the trials, one after another, as a worker runs them."""
     from mlpsuite.backends import configure
@@ -80,12 +86,12 @@ def child(problem_name: str, backend: str, per_execution, jit: bool) -> dict:
         "steps_per_execution": first.steps_per_execution,
         "jit_compile": first.jit_compile,
         "status": [r.status for r in results],
-        "ms_per_step": statistics.median(r.step_time_ms for r in results),
+        "ms_per_step": statistics.median(_measured(r.step_time_ms) for r in results),
         "compile_s": max(0.0, epochs[0] - statistics.median(epochs[1:]))
         + (first.eval_compile_s or 0.0),
         "first_trial_s": first.trial_time_s,
-        "trial_s": statistics.median(r.trial_time_s for r in results[1:]),
-        "overhead_s": statistics.median(r.overhead_s for r in results[1:]),
+        "trial_s": statistics.median(_measured(r.trial_time_s) for r in results[1:]),
+        "overhead_s": statistics.median(_measured(r.overhead_s) for r in results[1:]),
         "peak_rss_mb": peak_rss_mb(),
         "final_loss": first.history["loss"][-1],
     }
@@ -119,7 +125,7 @@ def measure(problem: str, backend: str, per_execution, jit: bool) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--problems", default="small,large")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument(

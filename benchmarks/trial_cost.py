@@ -105,7 +105,7 @@ def sklearn_fit_s(epochs: int = 5, repeats: int = 5) -> float:
                 (64, 64),
                 solver="adam",
                 learning_rate_init=0.001,
-                batch_size=64,
+                batch_size=64,  # pyright: ignore[reportArgumentType]  # sklearn: int or "auto", inferred str
                 max_iter=epochs,
                 tol=0.0,
                 n_iter_no_change=epochs + 1,
@@ -122,7 +122,7 @@ def sklearn_fit_s(epochs: int = 5, repeats: int = 5) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--backends", default=",".join(BACKENDS))
     args = parser.parse_args()

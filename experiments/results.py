@@ -79,7 +79,7 @@ EXPERIMENTS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__ and __doc__.splitlines()[0])
     parser.add_argument(
         "--tracking-uri",
         default=os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns/mlflow.db"),
@@ -355,6 +355,8 @@ def _figure(comparison, stem: str) -> str:
         else loss_curves
     )
     figure = draw(comparison)
+    if figure is None:
+        raise SystemExit(f"{stem}: no finished trial to draw")
     path = DOCS / f"{stem}.png"
     figure.savefig(path, dpi=90, bbox_inches="tight")
     return str(path.relative_to(ROOT))

@@ -10,7 +10,13 @@ Importing `mlpsuite` loads no deep-learning framework, nor MLflow or pandas: `ru
 `KERAS_BACKEND`.
 """
 
+from typing import TYPE_CHECKING
+
 from mlpsuite.errors import ConfigError, ReportError, StoreError, UserError
+
+if TYPE_CHECKING:  # at run time these load lazily through `__getattr__` below
+    from mlpsuite.api import compare, plan, run
+    from mlpsuite.notebook import Comparison, GridResult
 
 __version__ = "0.1.0"
 

@@ -11,6 +11,7 @@ import os
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def elementwise_gradient(fn: Callable, x: np.ndarray, dtype: str = "float32") ->
             total = tf.reduce_sum(fn(xt))
         # A constant fn (Step) is "unconnected": ask for zeros rather than None.
         grad = tape.gradient(total, xt, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        return grad.numpy()
+        return cast(tf.Tensor, grad).numpy()  # a Tensor: one dense source, not IndexedSlices
     if backend == "torch":
         import torch
 
@@ -82,7 +83,8 @@ def elementwise_gradient(fn: Callable, x: np.ndarray, dtype: str = "float32") ->
     raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
 
 
-ProbeFunction = Callable[[np.ndarray, np.ndarray], tuple[float, list[np.ndarray], list[np.ndarray]]]
+ProbeResult = tuple[float, list[np.ndarray], list[np.ndarray]]  # loss, outputs, gradients
+ProbeFunction = Callable[[np.ndarray, np.ndarray], ProbeResult]
 
 
 def probe_function(model, loss) -> ProbeFunction:
@@ -105,7 +107,7 @@ def probe_function(model, loss) -> ProbeFunction:
 
         step = jax.jit(jax.value_and_grad(loss_and_outputs, has_aux=True))
 
-        def probe(x, y):
+        def probe(x: np.ndarray, y: np.ndarray) -> ProbeResult:
             (value, outputs), grads = step(
                 [v.value for v in variables], [v.value for v in model.non_trainable_variables], x, y
             )
@@ -115,7 +117,7 @@ def probe_function(model, loss) -> ProbeFunction:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        def probe(x, y):
+        def probe(x: np.ndarray, y: np.ndarray) -> ProbeResult:
             with tf.GradientTape() as tape:
                 outputs = model(x, training=False)
                 value = loss(y, outputs[-1])
@@ -128,14 +130,14 @@ def probe_function(model, loss) -> ProbeFunction:
     if backend == "torch":
         import torch
 
-        def probe(x, y):
+        def probe(x: np.ndarray, y: np.ndarray) -> ProbeResult:
             with torch.enable_grad():
                 outputs = model(keras.ops.convert_to_tensor(x), training=False)
                 value = loss(keras.ops.convert_to_tensor(y), outputs[-1])
                 grads = torch.autograd.grad(value, [v.value for v in variables], allow_unused=True)
             return (
                 float(value.detach()),
-                [keras.ops.convert_to_numpy(o) for o in outputs],
+                [cast(np.ndarray, keras.ops.convert_to_numpy(o)) for o in outputs],
                 [
                     np.zeros(v.shape, np.float32) if g is None else g.detach().cpu().numpy()
                     for v, g in zip(variables, grads, strict=True)
@@ -187,11 +189,12 @@ def configure(threads: int, deterministic: bool = True, compile_cache: bool = Tr
     """Pin intra-op threads, switch on deterministic kernels and (JAX) the persistent
     compilation cache for the active backend (torch.compile's: `thread_environment`)."""
     backend = active_backend()
-    if backend == "jax" and compile_cache and compilation_cache_dir() is not None:
+    cache = compilation_cache_dir() if backend == "jax" and compile_cache else None
+    if cache is not None:
         import jax
 
         # Every program here compiles in well under JAX's 1 s default threshold: cache them all.
-        jax.config.update("jax_compilation_cache_dir", str(compilation_cache_dir() / "jax"))
+        jax.config.update("jax_compilation_cache_dir", str(cache / "jax"))
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     if backend == "tensorflow":

@@ -57,7 +57,8 @@ class TensorBatches:
         import tensorflow as tf
 
         rows = len(X)
-        self.order = tf.Variable(np.arange(rows, dtype=np.int64), trainable=False)
+        # TensorFlow annotates initial_value as a Tensor; it takes any array, as here.
+        self.order = tf.Variable(np.arange(rows, dtype=np.int64), trainable=False)  # pyright: ignore[reportArgumentType]
         features, targets = tf.constant(X), tf.constant(y)
 
         def batch(index):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import cast
 
 import keras
 import numpy as np
@@ -70,8 +71,9 @@ class LayerProbe:
             metrics[f"grad_norm/{layer.name}"] = float(
                 np.linalg.norm(grads[self._kernel_index[layer.name]])
             )
+            # convert_to_numpy's inferred type spans every backend's; it returns np.ndarray.
             metrics[f"weight_norm/{layer.name}"] = float(
-                np.linalg.norm(keras.ops.convert_to_numpy(layer.kernel))
+                np.linalg.norm(cast(np.ndarray, keras.ops.convert_to_numpy(layer.kernel)))
             )
         # One activation tap per hidden Dense layer; the output layer's has none.
         for layer, values in zip(self.dense[:-1], outputs[:-1], strict=True):

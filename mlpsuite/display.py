@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Column, Table
 
 from mlpsuite.config import Trial
@@ -39,8 +46,8 @@ class GridProgress:
             expand=True,
         )
         self.reused, self.failed, self.elsewhere = 0, 0, 0
-        self.overall: int | None = None
-        self.workers: dict[int, int] = {}
+        self.overall: TaskID | None = None
+        self.workers: dict[int, TaskID] = {}
 
     def start(self, to_run: int, reused: int) -> None:
         """Show the bar once the grid knows how many trials it runs and reuses."""
@@ -60,6 +67,7 @@ class GridProgress:
     def __call__(self, event: Event) -> None:
         line = self._worker_line(event.slot) if event.slot >= 0 else None
         if event.kind == "ready":
+            assert line is not None  # a worker's events carry its slot
             self.progress.update(
                 line,
                 description=f"  worker {event.slot} {event.backend}: ready",
@@ -67,6 +75,7 @@ class GridProgress:
                 total=None,
             )
         elif event.kind == "started":
+            assert line is not None and event.trial is not None
             self.progress.update(
                 line,
                 description=_worker_label(event.slot, event.trial),
@@ -74,15 +83,18 @@ class GridProgress:
                 total=event.trial.training.epochs,
             )
         elif event.kind == "epoch":
+            assert line is not None
             self.progress.update(line, completed=event.payload["epoch"])
         elif event.kind == "finished":
+            assert self.overall is not None and event.result is not None  # `start` came first
             self.failed += event.result.status != "FINISHED"
             self.progress.update(self.overall, advance=1, description=self._overall_text())
         elif event.kind == "elsewhere":  # another driver of the grid ran it
             self.elsewhere += 1
+            assert self.overall is not None
             self.progress.update(self.overall, advance=1, description=self._overall_text())
 
-    def _worker_line(self, slot: int) -> int:
+    def _worker_line(self, slot: int) -> TaskID:
         if slot not in self.workers:
             self.workers[slot] = self.progress.add_task(f"  worker {slot}", total=None)
         return self.workers[slot]

@@ -43,11 +43,16 @@ class Split:
 
     def evaluate(self, model: keras.Model) -> dict[str, float]:
         """`model.evaluate`'s logs: `loss`, plus `accuracy` when compiled with it."""
+        # Keras annotates verbose as str (its default, "auto"); it takes 0 too.
         if self._pairs is not None:
-            logs = model.evaluate(self._pairs, verbose=0, return_dict=True)
+            logs = model.evaluate(self._pairs, verbose=0, return_dict=True)  # pyright: ignore[reportArgumentType]
         else:
             logs = model.evaluate(
-                self.X, self.y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True
+                self.X,
+                self.y,
+                batch_size=EVAL_BATCH_SIZE,
+                verbose=0,  # pyright: ignore[reportArgumentType]
+                return_dict=True,
             )
         return {name: float(value) for name, value in logs.items()}
 
@@ -55,7 +60,8 @@ class Split:
         """The model's outputs, (rows, outputs) float64."""
         inputs = self._features if self._features is not None else self.X
         batch_size = None if self._features is not None else EVAL_BATCH_SIZE
-        return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)
+        # Keras annotates verbose as str, as in `evaluate`.
+        return np.asarray(model.predict(inputs, batch_size=batch_size, verbose=0), dtype=np.float64)  # pyright: ignore[reportArgumentType]
 
     def scores(self, model: keras.Model, task: str) -> dict[str, float]:
         """Loss and accuracy (classification) or loss, R² and MAE (regression)."""

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import cast
 
 from mlpsuite.config import GridSpec, cell_spec, cells, load_config, source_path
 from mlpsuite.config.compare import protocol_problem, recorded_metrics
@@ -59,8 +60,9 @@ def _check_grid_axes_matter(spec: GridSpec, resolved: list[GridSpec], path: Path
     for key in spec.grid:
         reasons = {cell.optimizer.ignored().get(key) for cell in resolved}
         if None not in reasons:
+            ignored = cast("set[str]", reasons)  # no None: a reason from every cell
             raise ConfigError(
-                f"{path}: grid.{key}: every cell ignores this setting ({sorted(reasons)[0]}); "
+                f"{path}: grid.{key}: every cell ignores this setting ({sorted(ignored)[0]}); "
                 "its values would give identical trials"
             )
 

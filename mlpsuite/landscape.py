@@ -15,6 +15,7 @@ L(a, b) = loss(theta + a d1 + b d2)        on the training rows
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import keras
 import numpy as np
@@ -55,7 +56,10 @@ class Landscape:
         self.model, self.loss = model, loss
         self.x, self.y = x[:MAX_ROWS], y[:MAX_ROWS]
         self.variables = list(model.trainable_variables)
-        self.origin = [keras.ops.convert_to_numpy(v).copy() for v in self.variables]
+        # convert_to_numpy's inferred type spans every backend's; it returns np.ndarray.
+        self.origin = [
+            cast(np.ndarray, keras.ops.convert_to_numpy(v)).copy() for v in self.variables
+        ]
         rng = np.random.default_rng(seed)
         self.directions = [filter_normalized_direction(self.origin, rng) for _ in range(2)]
 
@@ -67,7 +71,7 @@ class Landscape:
             variable.assign(start + a * d1 + b * d2)
         try:
             predicted = self.model(self.x, training=False)
-            return float(keras.ops.convert_to_numpy(self.loss(self.y, predicted)))
+            return float(cast(np.ndarray, keras.ops.convert_to_numpy(self.loss(self.y, predicted))))
         finally:
             for variable, start in zip(self.variables, self.origin, strict=True):
                 variable.assign(start)

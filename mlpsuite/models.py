@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import keras
 import numpy as np
@@ -76,7 +77,9 @@ def initialize_dense_weights(model: keras.Model, initializer: str, seed: int) ->
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.Dense):
-            fan_in, fan_out = layer.kernel.shape
+            # Keras infers `kernel` from its quantized/LoRA branches too; here it is the Variable.
+            kernel = cast(keras.Variable, layer.kernel)
+            fan_in, fan_out = kernel.shape
             weights = [draw_kernel(initializer, fan_in, fan_out, rng)]
             if layer.use_bias:
                 weights.append(np.zeros((fan_out,), dtype=np.float32))

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, overload
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -48,12 +50,10 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
 
 
 def _ranked_cells(comparison: Comparison) -> list[str]:
-    pooled = (
-        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
-        if not comparison.cells.empty
-        else []
-    )
-    return list(pooled["cell"])[:MAX_CELLS_SHOWN] if len(pooled) else []
+    if comparison.cells.empty:
+        return []
+    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
+    return list(pooled["cell"])[:MAX_CELLS_SHOWN]
 
 
 def loss_curves(comparison: Comparison):
@@ -253,7 +253,16 @@ def _spans_decades(values) -> bool:
     return bool(len(values)) and values.min() > 0 and values.max() / values.min() >= 10
 
 
-def _subplots(*grid: int, figsize: tuple[float, float], **options):
+# No grid shape: one Axes; a shape (1 x n, n x 1 or n x m): an array of them.
+@overload
+def _subplots(*, figsize: tuple[float, float], **options: Any) -> tuple[Figure, Axes]: ...
+@overload
+def _subplots(
+    *grid: int, figsize: tuple[float, float], **options: Any
+) -> tuple[Figure, np.ndarray]: ...
+def _subplots(
+    *grid: int, figsize: tuple[float, float], **options: Any
+) -> tuple[Figure, Axes | np.ndarray]:
     """`plt.subplots` without pyplot's global figure list."""
     figure = Figure(figsize=figsize, layout=options.pop("layout", None))
     return figure, figure.subplots(*grid, **options)

@@ -298,32 +298,36 @@ class _Recorder:
     def _record(self, event: Event) -> None:
         if event.kind == "ready":
             self.fresh_workers[event.slot] = event.payload["start_s"]
-        elif event.kind == "started":
-            run_id = self._run_id(event.trial)
+            return
+        trial, result = event.trial, event.result
+        assert trial is not None  # every event but `ready` is about a trial
+        if event.kind == "started":
+            run_id = self._run_id(trial)
             if event.slot in self.fresh_workers:
                 self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
         elif event.kind == "epoch":
             self.tracker.log_epoch(
-                self._run_id(event.trial), event.payload["epoch"], event.payload["metrics"]
+                self._run_id(trial), event.payload["epoch"], event.payload["metrics"]
             )
-        elif event.kind == "retrying" and event.trial.key in self.run_ids:
+        elif event.kind == "retrying" and trial.key in self.run_ids:
             # The retry gets a run of its own: its epochs must not mix with the dead attempt's.
             # Made before the old one ends, so that the key is never without a live claim.
-            old = self.run_ids.pop(event.trial.key)
-            self._run_id(event.trial)
+            old = self.run_ids.pop(trial.key)
+            self._run_id(trial)
             self._ended(old)
             self.tracker.kill(old, RETRIED)
         elif event.kind == "elsewhere":
             self.outcome.elsewhere += 1
         elif event.kind == "finished":
-            run_id = self._run_id(event.trial)
-            self.tracker.finish_trial(run_id, event.result)
+            assert result is not None  # a `finished` event carries its result
+            run_id = self._run_id(trial)
+            self.tracker.finish_trial(run_id, result)
             self._ended(run_id)
-            if event.result.model_dir:  # logged: the worker's copy is no longer needed
-                shutil.rmtree(Path(event.result.model_dir).parent, ignore_errors=True)
-            if self.supersede and event.result.status == "FINISHED":
-                self.tracker.supersede(self.experiment_id, event.trial.key, run_id)
-            self.outcome.results.append((event.trial, event.result))
+            if result.model_dir:  # logged: the worker's copy is no longer needed
+                shutil.rmtree(Path(result.model_dir).parent, ignore_errors=True)
+            if self.supersede and result.status == "FINISHED":
+                self.tracker.supersede(self.experiment_id, trial.key, run_id)
+            self.outcome.results.append((trial, result))
 
     def _run_id(self, trial: Trial) -> str:
         """The trial's run: its won claim, else created on first sight (a rerun, a retry)."""

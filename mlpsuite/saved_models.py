@@ -18,8 +18,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+if TYPE_CHECKING:  # Keras is imported by the functions that need it, not with this module
+    import keras
 
 MODEL_DIR_ENV = "MLPSUITE_MODEL_DIR"  # where the executor lets its workers save models
 EXAMPLE_ROWS = 5  # rows MLflow derives the model's signature (input and output shapes) from
@@ -36,7 +40,8 @@ def save_trained_model(model, key: str, X_example: np.ndarray) -> str:
     signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
     from mlpsuite.backends import active_backend
 
-    mlflow.keras.save_model(
+    # mlflow names its flavours lazily, unexported; `import mlflow.keras` above loads this one.
+    mlflow.keras.save_model(  # pyright: ignore[reportPrivateImportUsage]
         model,
         str(folder),
         signature=signature,
@@ -89,11 +94,14 @@ def new_model_folder(key: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"model-{key}-", dir=root)) / "model"
 
 
-def load_trained_model(model_uri: str):
+def load_trained_model(model_uri: str) -> keras.Model:
     """The Keras model logged at `model_uri` (e.g. `runs:/<run id>/model`), on the active
     backend."""
     import mlflow.keras
 
     import mlpsuite.layers  # noqa: F401  (registers the custom layers the saved config names)
 
-    return mlflow.keras.load_model(model_uri)
+    # mlflow.keras: loaded above, though unexported (as in save_trained_model); its loader
+    # has no return annotation and returns the Keras model.
+    model = mlflow.keras.load_model(model_uri)  # pyright: ignore[reportPrivateImportUsage]
+    return cast("keras.Model", model)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -101,7 +101,8 @@ def estimator(trial: Trial, task: str):
         activation=ACTIVATIONS[trial.model.activation.name],
         solver=solver,
         alpha=0.0,
-        batch_size=trial.training.batch_size,
+        # scikit-learn annotates batch_size as str (its default, "auto"); it takes ints too.
+        batch_size=trial.training.batch_size,  # pyright: ignore[reportArgumentType]
         learning_rate="constant",
         learning_rate_init=trial.optimizer.learning_rate,
         momentum=trial.optimizer.momentum if momentum is None else momentum,
@@ -187,7 +188,8 @@ def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
         f"sklearn.neural_network._stochastic_optimizers.{name}"
         for name in ("AdamOptimizer", "SGDOptimizer")
     ]
-    mlflow.sklearn.save_model(
+    # mlflow names its flavours lazily, unexported; `import mlflow.sklearn` above loads this one.
+    mlflow.sklearn.save_model(  # pyright: ignore[reportPrivateImportUsage]
         pipeline,
         str(folder),
         signature=infer_signature(example, pipeline.predict(example)),
@@ -214,7 +216,7 @@ def _scaled(fitted, data) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 def _train(
     trial: Trial,
     task: str,
-    splits: dict,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
     n_classes: int | None,
     result: TrialResult,
     emit,
@@ -224,7 +226,8 @@ def _train(
     end. Returns the trained estimator."""
     X, y = splits["train"]
     model = estimator(trial, task)
-    classes = np.arange(n_classes) if task == "classification" else None
+    # n_classes is set for classification (None for regression only).
+    classes = np.arange(cast(int, n_classes)) if task == "classification" else None
     orders = epoch_orders(trial.seed, len(X))
     fit_began = time.perf_counter()
     for epoch in range(1, trial.training.epochs + 1):
@@ -259,6 +262,7 @@ def _train(
             result.failure, result.message = stop
             return model
     result.fit_time_s = time.perf_counter() - fit_began
+    assert result.steps_per_epoch is not None  # set by SklearnRunner.run
     result.step_time_ms = steady_step_time_ms(
         result.history["train_time_s"], result.steps_per_epoch
     )

@@ -12,7 +12,8 @@ import dataclasses
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import keras
 import numpy as np
@@ -81,7 +82,8 @@ class EpochReporter(keras.callbacks.Callback):
         )
         if stop:
             self.failure, self.message = stop
-            self.model.stop_training = True
+            # fit() has set the model; Keras annotates a callback's model as None.
+            cast(keras.Model, self.model).stop_training = True
 
 
 @dataclasses.dataclass
@@ -181,7 +183,8 @@ class TrialRunner:
         """The diagnostics callback of the current model (its probe is kept with the model)."""
         extras = self.extras
         if "probe" not in extras:
-            extras["probe"] = LayerProbe(self._compiled.model, self._compiled.model.loss)
+            model = self._current().model
+            extras["probe"] = LayerProbe(model, model.loss)
         x, y = probe_rows(prepared.data.X_train, prepared.data.y_train)
         return Diagnostics(extras["probe"], x, y, emit, trial.key)
 
@@ -206,11 +209,15 @@ class TrialRunner:
     def extras(self) -> dict:
         """Compiled functions kept with the current model (its diagnostics probe, vmapped steps),
         dropped with it when another program comes."""
-        return self._compiled.extras
+        return self._current().extras
 
     def reset_model(self, trial: Trial, data: Dataset) -> None:
         """Put the current model at `trial`'s starting point (a fresh build's weights and state)."""
-        _reset(self._compiled, trial, data)
+        _reset(self._current(), trial, data)
+
+    def _current(self) -> _Compiled:
+        assert self._compiled is not None, "no model yet: model_for builds it"
+        return self._compiled
 
     def model_for(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
         """The compiled model of `trial` at its starting point, and whether it was reused (the
@@ -236,7 +243,8 @@ class TrialRunner:
                 optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
                 loss=make_loss(trial.loss),
                 metrics=["accuracy"] if data.task == "classification" else None,
-                jit_compile=trial.training.jit_compile,
+                # Keras annotates jit_compile as str (its default, "auto"); it takes bools too.
+                jit_compile=trial.training.jit_compile,  # pyright: ignore[reportArgumentType]
                 steps_per_execution=per_execution,
             )
         model.optimizer.build(model.trainable_variables)
@@ -258,7 +266,7 @@ def _fit(
     result: TrialResult,
     emit: Emit,
     started: float,
-    callbacks: list[keras.callbacks.Callback] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> None:
     """Train with the suite's batch order and callbacks, then score the tested weights."""
     reporter = EpochReporter(emit, trial.key, trial.training.max_seconds, started)
@@ -268,13 +276,15 @@ def _fit(
     model.fit(
         batches.fit_input(),
         epochs=trial.training.epochs,
-        verbose=0,
+        # Keras annotates verbose as str (its default, "auto"); it takes 0 too.
+        verbose=0,  # pyright: ignore[reportArgumentType]
         shuffle=False,
         **prepared.val.fit_arguments(),
         callbacks=[NewOrder(batches), *callbacks, reporter, *([stopper] if stopper else [])],
     )
     result.fit_time_s = time.perf_counter() - fit_began
     result.history = reporter.history
+    assert result.steps_per_epoch is not None  # new_result sets it
     result.step_time_ms = steady_step_time_ms(
         reporter.history.get("train_time_s", []), result.steps_per_epoch
     )
@@ -312,7 +322,7 @@ def _reset(compiled: _Compiled, trial: Trial, data: Dataset) -> None:
 
 
 def _values(variables) -> list[np.ndarray]:
-    return [keras.ops.convert_to_numpy(variable).copy() for variable in variables]
+    return [cast(np.ndarray, keras.ops.convert_to_numpy(variable)).copy() for variable in variables]
 
 
 def _stopping_epochs(
@@ -367,7 +377,8 @@ def make_optimizer(
     spec: OptimizerSpec, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
     """The Keras optimizer for `spec`, with its learning-rate schedule counted in steps."""
-    rate = spec.learning_rate
+    # Keras annotates learning_rate as float (its default); it takes a schedule too.
+    rate: Any = spec.learning_rate
     if spec.schedule is not None and spec.schedule.name == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
             rate, decay_steps=steps_per_epoch * epochs, alpha=spec.schedule.alpha
@@ -410,7 +421,8 @@ def _early_stopping(trial: Trial) -> keras.callbacks.EarlyStopping | None:
     return keras.callbacks.EarlyStopping(
         monitor=spec.monitor,
         patience=spec.patience,
-        min_delta=spec.min_delta,
+        # Keras annotates min_delta as int (its default, 0); it takes floats too.
+        min_delta=spec.min_delta,  # pyright: ignore[reportArgumentType]
         restore_best_weights=spec.restore_best_weights,
     )
 
@@ -432,6 +444,8 @@ def overhead_s(result: TrialResult) -> float | None:
     epochs = len(result.history.get("loss", []))
     if result.step_time_ms is None or not epochs:
         return None
+    # The worker sets both before it asks: `run` and `train_seeds`.
+    assert result.trial_time_s is not None and result.steps_per_epoch is not None
     return result.trial_time_s - result.step_time_ms / 1000 * result.steps_per_epoch * epochs
 
 

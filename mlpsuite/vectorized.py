@@ -100,6 +100,7 @@ def _train(model, vmapped, trials, data: Dataset, stacked, results, emit: Emit, 
                 (data.X_train[rows], data.y_train[rows]),
             )
         stacked = (trainable, non_trainable, optimizer, metrics)
+        assert logs is not None  # the training split has rows: at least one step ran
         logs = {name: np.asarray(value) for name, value in logs.items()}
         train_ended = time.perf_counter()
         if len(data.X_val):

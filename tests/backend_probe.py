@@ -31,7 +31,7 @@ def every_layer_model() -> keras.Model:
         layers.RobustScaling((20, 80)),
         layers.StandardScaling(),
     ):
-        scaler.adapt(keras.Model(inputs, x).predict(train, verbose=0))
+        scaler.adapt(keras.Model(inputs, x).predict(train, verbose=0))  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
         x = scaler(x)
     options = {
         "leaky_relu": {"alpha": 0.2},

@@ -8,10 +8,13 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+T = TypeVar("T")
 
 # The closed network refuses Chromium's own connections (updates, sync, safe browsing) many at
 # a time: these flags keep it to the page under test.
@@ -56,7 +59,7 @@ def chromium() -> Iterator[webdriver.Chrome]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_until(check: Callable[[], object], timeout: float = 60, what: str = "the page") -> object:
+def wait_until(check: Callable[[], T | None], timeout: float = 60, what: str = "the page") -> T:
     """`check()`'s first truthy value, polled; an AssertionError naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

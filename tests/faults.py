@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from mlpsuite.config import expand, load_config
 from mlpsuite.executors.local import Event, LocalExecutor
@@ -83,8 +84,9 @@ def run_grid_acting(path: Path, uri: str, acting: Acting):
     from mlpsuite.tracking import Tracker, resolve_uri
 
     spec = load_config(path)
+    executor = cast(LocalExecutor, acting)  # it runs, and forwards the rest, as its executor
     return run_grid(
-        spec, path, Tracker(resolve_uri(uri)), executor=acting, trials=expand(spec, path)
+        spec, path, Tracker(resolve_uri(uri)), executor=executor, trials=expand(spec, path)
     )
 
 

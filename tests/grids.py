@@ -57,6 +57,7 @@ def ready_store(directory: Path) -> str:
     tests whose subject is not a new store (its creation, nothing written) start from this."""
     uri = sqlite_uri(directory)
     target = _sqlite_path(uri)
+    assert target is not None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_empty_store(), target)
     return uri
@@ -141,7 +142,8 @@ def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 code = cli.main(list(args))
-            except SystemExit as stop:  # argparse's own exit
+            except SystemExit as stop:  # argparse's own exit, with a number
+                assert isinstance(stop.code, int), stop.code
                 code = stop.code
     finally:
         os.chdir(here)
@@ -160,7 +162,8 @@ def cli_in_process(capsys, *argv: str) -> tuple[int, str, str]:
     capsys.readouterr()
     try:
         code = cli.main(list(argv))
-    except SystemExit as stop:  # argparse's own exit
+    except SystemExit as stop:  # argparse's own exit, with a number
+        assert isinstance(stop.code, int), stop.code
         code = stop.code
     out, err = capsys.readouterr()
     return code, out, err
@@ -180,7 +183,9 @@ def polled_statuses(uri: str, experiment: str) -> list[tuple[str, str, int]]:
     Polling a store that mlpsuite is still creating would run MLflow's migrations twice at
     once ("table ... already exists" in mlpsuite): take the lock mlpsuite creates it under.
     """
-    if not _sqlite_path(uri).parent.is_dir():
+    database = _sqlite_path(uri)
+    assert database is not None, "polling reads a SQLite store"
+    if not database.parent.is_dir():
         return []
     try:
         with _store_creation_lock(uri):

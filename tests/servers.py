@@ -33,7 +33,11 @@ def wait_for_http(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            said = log.read_text(errors="replace") if log else process.stderr.read()
+            if log:
+                said = log.read_text(errors="replace")
+            else:
+                assert process.stderr is not None, "no log: the server's stderr is piped"
+                said = process.stderr.read()
             raise AssertionError(f"server exited {process.returncode}: {said[-2000:]}")
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
@@ -155,6 +159,7 @@ def two_grids_at_once(
     client = MlflowClient(url)
     for name in names:
         experiment = client.get_experiment_by_name(name)
+        assert experiment is not None
         runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
         keys = [run.data.tags["mlpsuite.trial_key"] for run in runs]
         assert len(keys) == len(set(keys)) == 3 and {run.info.status for run in runs} == {
@@ -211,7 +216,6 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
     if user:
         shutil.chown(folder, user)
     port = free_port()
-    as_user = {"user": user} if user else {}
     server = None
     try:
         subprocess.run(
@@ -229,7 +233,7 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
             check=True,
             capture_output=True,
             timeout=120,
-            **as_user,
+            user=user,
         )
         server = subprocess.Popen(
             [
@@ -247,7 +251,7 @@ def postgres_cluster(database: str = "mlflow") -> Iterator[str]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            **as_user,
+            user=user,
         )
         _create_database(bin_dir, port, database, server, folder)
         yield f"postgresql://mlpsuite@127.0.0.1:{port}/{database}"

@@ -41,6 +41,7 @@ def grid(tmp_path_factory):
     assert cli.main(["run", str(path), "--tracking-uri", uri, "--jobs", "2"]) == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tuned")
+    assert experiment is not None
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     runs = trial_runs(uri, "tuned")
     assert len(runs) == 2 * len(RATES) * len(SEEDS) and set(runs["status"]) == {"FINISHED"}
@@ -73,6 +74,7 @@ def test_pooled_says_sgd_each_at_its_best_rate_says_adam(grid):
     assert tuned.metric == "test_loss" and tuned.protocol_sentence() == PROTOCOL
     by_hand = _by_hand(grid["runs"])
     best = tuned.best()
+    assert best is not None
     assert best["cell"] == "name=adam" and by_hand["adam"][1] < by_hand["sgd"][1]
     pooled_cells = tuned.cells[tuned.cells["backend"] == "all"].set_index(NAME)
     for name, (rate, test_loss) in by_hand.items():

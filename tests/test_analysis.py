@@ -53,7 +53,7 @@ def test_paired_difference_matches_scipy_ttest_rel_and_wilcoxon():
     assert result["mean_diff"] == pytest.approx(np.mean(level - reference))
     assert (result["diff_low"], result["diff_high"]) == pytest.approx((low, high))
     assert result["p_ttest"] == pytest.approx(ttest.pvalue)
-    assert result["p_wilcoxon"] == pytest.approx(stats.wilcoxon(level, reference).pvalue)
+    assert result["p_wilcoxon"] == pytest.approx(stats.wilcoxon(level, reference).pvalue)  # pyright: ignore[reportAttributeAccessIssue]  # scipy makes its result classes at runtime
 
 
 def test_identical_values_give_difference_zero_and_p_one():
@@ -204,7 +204,7 @@ def test_speed_has_a_row_per_backend_and_execution_setting_with_memory():
                     first_epoch_time_s=0.5,
                     steady_epoch_time_s=0.1,
                     peak_rss_mb=700.0 + 10 * seed,
-                    **({"eval_compile_s": 0.25} if seed == 0 else {}),
+                    **({"eval_compile_s": 0.25} if seed == 0 else {}),  # pyright: ignore[reportArgumentType]  # a metric, for **metrics
                 )
             )
     frame = grid_frame({"grid_keys": ["training.jit_compile"], "trials": trials}, runs)

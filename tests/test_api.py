@@ -108,6 +108,7 @@ def test_comparison_dataframes_and_best(grid):
         own = result.runs[result.runs["model.activation"] == cell["model.activation"]]["val_loss"]
         assert cell["val_loss_mean"] == pytest.approx(own.mean(), rel=1e-12)
     best = comparison.best()
+    assert best is not None
     assert best["cell"] == pooled.sort_values("val_loss_mean").iloc[0]["cell"]
     assert {"key", "level", "reference", "mean_diff", "p_ttest", "p_holm"} <= set(
         comparison.effects.columns
@@ -121,8 +122,9 @@ def test_notebook_display_markdown_and_figures(grid):
     comparison = result.comparison
     page = result._repr_html_()
     assert "<table" in page and comparison.best()["cell"] in page and QUESTION in page
-    encoded = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
-    assert base64.b64decode(encoded)[:8] == b"\x89PNG\r\n\x1a\n"
+    image = re.search(r'src="data:image/png;base64,([^"]+)"', page)
+    assert image is not None
+    assert base64.b64decode(image.group(1))[:8] == b"\x89PNG\r\n\x1a\n"
     assert result.parent_run_id in page and "workflowType=machine_learning" in result.url
     assert "<table" in comparison._repr_html_()
     figures = comparison.figures()
@@ -168,6 +170,7 @@ def test_the_parent_run_page_and_the_experiment_description(grid):
     logged = {item.path for item in client.list_artifacts(result.parent_run_id, "comparison")}
     for path in re.findall(r"get-artifact\?path=comparison%2F([\w.]+)&run_uuid=(\w+)", note):
         assert f"comparison/{path[0]}" in logged and path[1] == result.parent_run_id
+    assert parent.inputs is not None
     assert [i.dataset.name for i in parent.inputs.dataset_inputs] == ["iris"]
     described = client.get_experiment(result.experiment_id).tags["mlflow.note.content"]
     assert QUESTION in described and best in described

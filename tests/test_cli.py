@@ -106,7 +106,9 @@ def test_server_hosts_loopback_keeps_mlflows_default_and_exposed_adds_this_machi
         allowed_hosts("127.0.0.1", None) is None
         and allowed_hosts("0.0.0.0", "a.example") == "a.example"
     )
-    exposed = allowed_hosts("0.0.0.0", None).split(",")
+    hosts = allowed_hosts("0.0.0.0", None)
+    assert hosts is not None
+    exposed = hosts.split(",")
     name = socket.gethostname()
     assert exposed[: len(DEFAULT_PATTERNS)] == DEFAULT_PATTERNS and {name, f"{name}:*"} <= set(
         exposed

@@ -46,6 +46,7 @@ def grid(tmp_path_factory):
     assert code == 0
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("rates")
+    assert experiment is not None
     parents = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     assert len(parents) == 1
     return {
@@ -133,14 +134,16 @@ def test_figures_hold_finite_data_from_the_runs(grid):
     comparison = compare(Tracker(grid["uri"]), "rates")
     for draw in (plots.loss_curves, plots.final_metric, plots.backend_parity, plots.backend_speed):
         figure = draw(comparison)
+        assert figure is not None, draw.__name__
         values = []
         for axes in figure.axes:
             values += [np.asarray(line.get_ydata(), dtype=float) for line in axes.get_lines()]
-            values += [np.asarray([p.get_height() for p in axes.patches], dtype=float)]
+            values += [np.asarray([p.get_height() for p in axes.patches], dtype=float)]  # pyright: ignore[reportAttributeAccessIssue]  # bars: Rectangles
         values = np.concatenate([v.ravel() for v in values])
         assert values.size > 0 and np.all(np.isfinite(values)), draw.__name__
         plt.close(figure)
     curves = plots.loss_curves(comparison)
+    assert curves is not None
     assert len(curves.axes[0].get_lines()) == len(LEARNING_RATES)  # one mean curve per cell
     plt.close(curves)
 
@@ -240,7 +243,9 @@ def test_compare_where_keeps_one_grid_value(grid):
         (whole.cells["optimizer.learning_rate"].map(str) == "0.01")
         & (whole.cells["backend"] == "all")
     ]
-    assert part.best()["val_loss_mean"] == pytest.approx(kept["val_loss_mean"].iloc[0])
+    best = part.best()
+    assert best is not None
+    assert best["val_loss_mean"] == pytest.approx(kept["val_loss_mean"].iloc[0])
     assert part.effects.empty  # one level left: nothing to pair
 
 

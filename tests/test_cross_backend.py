@@ -46,7 +46,7 @@ def test_every_backend_loads_every_other_backends_file(backend):
     folder = Path(os.environ["MLPSUITE_TEST_SHARED"]) / "cross-backend"
     folder.mkdir(exist_ok=True)
     model = every_layer_model()
-    np.save(folder / f"{backend}-outputs.npy", model.predict(PROBE_INPUT, verbose=0))
+    np.save(folder / f"{backend}-outputs.npy", model.predict(PROBE_INPUT, verbose=0))  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
     model.save(folder / f"{backend}.partial.keras")
     os.replace(
         folder / f"{backend}.partial.keras", folder / f"{backend}.keras"
@@ -59,8 +59,9 @@ def test_every_backend_loads_every_other_backends_file(backend):
             )
             time.sleep(0.2)
         loaded = keras.models.load_model(folder / f"{other}.keras")
+        assert isinstance(loaded, keras.Model)
         saved = np.load(folder / f"{other}-outputs.npy")
-        difference = float(np.max(np.abs(loaded.predict(PROBE_INPUT, verbose=0) - saved)))
+        difference = float(np.max(np.abs(loaded.predict(PROBE_INPUT, verbose=0) - saved)))  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
         assert difference < 1e-5, (
             f"saved on {other}, loaded on {backend}: outputs differ by {difference}"
         )

@@ -100,9 +100,9 @@ def _parent_page_shows_the_answer(browser, address: str, result, screenshot: Pat
 
 def test_mlflow_ui_shows_the_figures_and_the_best_cell(tmp_path, browser):
     (tmp_path / "mlruns").mkdir()
-    shutil.copyfile(
-        _sqlite_path(ready_store(tmp_path)), tmp_path / "mlruns" / "mlflow.db"
-    )  # where a run leaves it
+    store = _sqlite_path(ready_store(tmp_path))
+    assert store is not None
+    shutil.copyfile(store, tmp_path / "mlruns" / "mlflow.db")  # where a run leaves it
     result = mlpsuite.run(
         _grid("dashboard"),
         tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
@@ -136,7 +136,11 @@ def test_mlflow_ui_shows_the_figures_and_the_best_cell(tmp_path, browser):
         )
     finally:
         stop(ui)
-    names = {re.search(r"comparison%2F(\w+)\.png", image["src"]).group(1) for image in figures}
+    names = set()
+    for image in figures:
+        name = re.search(r"comparison%2F(\w+)\.png", image["src"])
+        assert name is not None, image["src"]
+        names.add(name.group(1))
     assert {"final_metric", "curves"} <= names
     assert (tmp_path / "ui-parent-run.png").stat().st_size > 10_000
 

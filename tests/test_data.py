@@ -32,6 +32,7 @@ def test_builtin_dataset_shapes_and_types(name):
     ):
         assert features.shape[0] == target.shape[0] and target.ndim == 1
     if ds.task == "classification":
+        assert ds.n_classes is not None
         assert ds.y_train.dtype == np.int32 and set(np.unique(y)) == set(range(ds.n_classes))
         assert ds.output_dim == ds.n_classes
     else:

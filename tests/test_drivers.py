@@ -44,6 +44,7 @@ def _runs(uri, name, status=None):
     # bare MlflowClient would migrate it at the same time as a driver and break both.
     client = StoreReader(uri).client
     experiment = client.get_experiment_by_name(name)
+    assert experiment is not None  # a poller catches this while the grid creates it
     query = "tags.`mlpsuite.kind` = 'trial'" + (
         f" and attributes.status = '{status}'" if status else ""
     )
@@ -73,6 +74,7 @@ def test_two_drivers_at_once_run_every_key_once_and_end_with_one_comparison(tmp_
         "FINISHED"
     }  # withdrawn claims are deleted runs
     experiment = client.get_experiment_by_name("shared")
+    assert experiment is not None
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_counted"] == len(
         per_key

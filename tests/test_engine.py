@@ -192,7 +192,7 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
 def test_rerun_from_another_folder_and_refusing_changed_data(tmp_path):
     from sklearn.datasets import load_iris
 
-    iris = load_iris(as_frame=True).frame
+    iris = load_iris(as_frame=True).frame  # pyright: ignore[reportAttributeAccessIssue]  # a Bunch: not return_X_y
     data = tmp_path / "project" / "iris.csv"
     data.parent.mkdir()
     iris.to_csv(data, index=False)

@@ -153,12 +153,14 @@ def test_closed_form_gradients_match_finite_differences(function_name, gradient)
 
 @pytest.mark.check
 def test_documented_settings_match_the_surfaces():
+    doc = figures.optimizers.__doc__
+    assert doc is not None
     rows = {
         cells[0]: cells[1:]
-        for line in figures.optimizers.__doc__.splitlines()
+        for line in doc.splitlines()
         if (cells := [c.strip() for c in line.strip().strip("|").split("|")])[0] in figures.SURFACES
     }
-    header = next(line for line in figures.optimizers.__doc__.splitlines() if "| function" in line)
+    header = next(line for line in doc.splitlines() if "| function" in line)
     optimizer_columns = [c.strip() for c in header.strip().strip("|").split("|")][3:]
     assert optimizer_columns == list(figures.OPTIMIZERS)
     for name, surface in figures.SURFACES.items():
@@ -187,7 +189,7 @@ def test_adam_ends_within_1e_2_of_rosenbrocks_minimum(backend, rosenbrock_paths)
 @pytest.mark.backend("jax")
 def test_sgd_first_step_is_start_minus_rate_times_gradient(backend, rosenbrock_paths):
     surface = figures.SURFACES["rosenbrock"]
-    start = np.float32(surface.start).astype(np.float64)  # the optimizer's variable is float32
+    start = np.asarray(surface.start, np.float32).astype(np.float64)  # the optimizer's is float32
     path = rosenbrock_paths["sgd"]
     np.testing.assert_array_equal(path[0], start)
     expected = start - surface.learning_rates["sgd"] * _rosenbrock_gradient(*start)
@@ -202,7 +204,7 @@ def test_optimizers_figure_draws_every_path_on_both_functions(backend):
         panels = [axes for axes in figure.axes if _title(axes)]
         assert len(panels) == len(figures.SURFACES)
         for axes in panels:
-            drawn = [line.get_label().split(",")[0] for line in axes.lines]
+            drawn = [str(line.get_label()).split(",")[0] for line in axes.lines]
             assert set(figures.OPTIMIZERS) <= set(drawn)
             assert axes.collections, "no contours"
     finally:
@@ -263,6 +265,7 @@ def test_cli_logs_the_pngs_as_a_figures_run(tmp_path):
     assert done.returncode == 0, done.stderr
     client = MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("lecture")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'figures'")
     assert len(runs) == 1
     run = runs[0]
@@ -283,7 +286,7 @@ def test_computed_gradients_show_sigmoids_gradient_vanishing(backend):
         _check_has_finite_data(figure)
         (axes,) = [axes for axes in figure.axes if _title(axes)]
         assert axes.get_yscale() == "log"
-        norms = {line.get_label(): line.get_ydata() for line in axes.lines}
+        norms = {line.get_label(): np.asarray(line.get_ydata()) for line in axes.lines}
         assert set(figures.GRADIENT_ACTIVATIONS) <= set(norms)
         layers = len(figures.GRADIENT_HIDDEN) + 1
         for name, values in norms.items():
@@ -320,7 +323,9 @@ def diagnostics_grid(tmp_path_factory):
 def _logged(uri: str, experiment: str, activation: str, metric: str, step: int) -> float:
     """The metric at `step` in the one trial run of `activation`, read with MLflow's own client."""
     client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    found = client.get_experiment_by_name(experiment)
+    assert found is not None
+    experiment_id = found.experiment_id
     (run,) = client.search_runs(
         [experiment_id],
         f"tags.`mlpsuite.kind` = 'trial' and params.`model.activation` = '{activation}'",
@@ -340,7 +345,7 @@ def test_grid_figures_plot_the_logged_diagnostics(diagnostics_grid):
             _check_has_finite_data(figure)
         (axes,) = [axes for axes in dead.axes if _title(axes)]
         for activation in ("sigmoid", "relu"):
-            epochs, shares = _line(axes, activation).get_data()
+            epochs, shares = map(np.asarray, _line(axes, activation).get_data())
             assert list(epochs) == list(range(EPOCHS + 1))
             for epoch in (0, EPOCHS):
                 expected = np.mean(
@@ -357,7 +362,8 @@ def test_grid_figures_plot_the_logged_diagnostics(diagnostics_grid):
                 _logged(uri, experiment, activation, f"grad_norm/{layer}", 0)
                 for layer in ("dense_1", "dense_2", "dense_3", "output")
             ]
-            np.testing.assert_allclose(_line(axes, activation).get_ydata(), logged, rtol=1e-12)
+            plotted = np.asarray(_line(axes, activation).get_ydata())
+            np.testing.assert_allclose(plotted, logged, rtol=1e-12)
     finally:
         plt.close(dead)
         plt.close(norms)
@@ -367,6 +373,7 @@ def test_diagnostics_reach_mlflow_per_layer_from_epoch_zero(diagnostics_grid):
     _, uri, experiment = diagnostics_grid
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
+    assert found is not None
     for run in client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'"):
         for name in (
             "grad_norm/dense_1",

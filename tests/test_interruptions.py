@@ -40,6 +40,7 @@ def _wait_until(condition, process: subprocess.Popen, timeout: float = 180):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            assert process.stderr is not None  # _start pipes it
             raise AssertionError(
                 f"mlpsuite ended early ({process.returncode}): {process.stderr.read()[-2000:]}"
             )

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mlpsuite.landscape import filter_normalized_direction
+from tests.arrays import to_numpy
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
@@ -46,16 +47,16 @@ def test_a_trained_net_sits_in_a_valley_of_its_landscape(backend):
     model = build_mlp(4, 3, hidden=(8,), activation="tanh", scaler=scaler, seed=0)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.Adam(0.05), loss=loss)
-    model.fit(data.X_train, data.y_train, epochs=40, batch_size=16, verbose=0)
-    before = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables]
+    model.fit(data.X_train, data.y_train, epochs=40, batch_size=16, verbose=0)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
+    before = [to_numpy(v).copy() for v in model.trainable_variables]
 
     landscape = Landscape(model, loss, data.X_train, data.y_train, seed=3)
     alphas = np.linspace(-1, 1, 11)
     line = landscape.line(alphas)
-    assert line[5] == pytest.approx(model.evaluate(data.X_train, data.y_train, verbose=0), rel=1e-5)
+    assert line[5] == pytest.approx(model.evaluate(data.X_train, data.y_train, verbose=0), rel=1e-5)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
     assert line[5] < line[0] and line[5] < line[-1]  # a step as large as the weights climbs out
     plane = landscape.plane(alphas[::2], alphas[::5])
     assert plane.shape == (3, 6) and np.all(np.isfinite(plane))
     assert plane[1, 2] == pytest.approx(line[4], rel=1e-6)  # (alpha -0.2, beta 0) lies on the line
     for variable, value in zip(model.trainable_variables, before, strict=True):  # left as found
-        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable), value)
+        np.testing.assert_array_equal(to_numpy(variable), value)

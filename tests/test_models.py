@@ -1,5 +1,7 @@
 """build_mlp: structure, shapes, NumPy initialisation and argument checks, on every backend."""
 
+from typing import cast
+
 import keras
 import numpy as np
 import pytest
@@ -30,7 +32,9 @@ def test_shapes_and_layer_order(backend):
         "ELU",
         "Dense",
     ]
-    assert [tuple(layer.kernel.shape) for layer in _dense_layers(model)] == [
+    # Dense.kernel is unannotated: pyright infers a union that includes None.
+    kernels = [cast(keras.Variable, layer.kernel) for layer in _dense_layers(model)]
+    assert [tuple(kernel.shape) for kernel in kernels] == [
         (7, 32),
         (32, 16),
         (16, 8),
@@ -61,7 +65,7 @@ def test_no_hidden_layers_is_a_linear_model(backend):
     assert len(_dense_layers(model)) == 1
     x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
     kernel, bias = model.layers[-1].get_weights()
-    np.testing.assert_allclose(model.predict(x, verbose=0), x @ kernel + bias, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0), x @ kernel + bias, rtol=1e-5, atol=1e-6)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
 
 
 def test_forward_pass_matches_numpy(backend):
@@ -75,7 +79,7 @@ def test_forward_pass_matches_numpy(backend):
     scaled = (X - X.min(0)) / (X.max(0) - X.min(0))
     logits = np.tanh(scaled @ k1 + b1) @ k2 + b2
     expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(model.predict(X, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.predict(X, verbose=0), expected, rtol=1e-5, atol=1e-6)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
 
 
 def test_activation_layer_is_copied_per_hidden_layer(backend):
@@ -96,11 +100,11 @@ def test_dropout_layers_only_when_asked(backend):
 
 def test_string_scaler_must_be_adapted_before_use(backend):
     with pytest.raises(ValueError, match="not adapted"):
-        build_mlp(3, 1, hidden=(2,), scaler="robust").predict(np.ones((2, 3), "float32"), verbose=0)
+        build_mlp(3, 1, hidden=(2,), scaler="robust").predict(np.ones((2, 3), "float32"), verbose=0)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
     # A fresh model: Keras' JAX predict leaves a model's variables purged after any exception.
     model = build_mlp(3, 1, hidden=(2,), scaler="robust")
     model.layers[1].adapt(np.random.default_rng(0).normal(size=(10, 3)))
-    assert np.all(np.isfinite(model.predict(np.ones((2, 3), dtype="float32"), verbose=0)))
+    assert np.all(np.isfinite(model.predict(np.ones((2, 3), dtype="float32"), verbose=0)))  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
 
 
 def test_model_trains_with_fit(backend):
@@ -111,7 +115,7 @@ def test_model_trains_with_fit(backend):
         optimizer=keras.optimizers.Adam(0.05),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
-    history = model.fit(X, y, epochs=30, batch_size=16, verbose=0, shuffle=False)
+    history = model.fit(X, y, epochs=30, batch_size=16, verbose=0, shuffle=False)  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
     assert history.history["loss"][-1] < 0.7 * history.history["loss"][0]
 
 

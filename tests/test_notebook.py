@@ -108,6 +108,7 @@ def test_the_lecture_claims_hold_in_the_recorded_runs(executed):
 
 def _trial_runs(client: MlflowClient, experiment: str) -> list:
     found = client.get_experiment_by_name(experiment)
+    assert found is not None
     return client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
 
 

@@ -15,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _installed_requirements():
     """What the installed distribution asks for (pyproject.toml as pip saw it)."""
-    return [r.replace(" ", "") for r in requires("mlpsuite")]
+    required = requires("mlpsuite")
+    assert required is not None, "no requirements in mlpsuite's metadata"
+    return [r.replace(" ", "") for r in required]
 
 
 def test_torch_is_pinned_exactly_and_tensorflow_is_the_cpu_wheel_on_linux():

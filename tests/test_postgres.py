@@ -19,6 +19,7 @@ def test_two_drivers_of_one_grid_through_mlpsuite_server_on_postgresql(tmp_path)
                 tmp_path, f"http://127.0.0.1:{port}", names=("shared", "shared")
             )
             experiment = client.get_experiment_by_name("shared")
+            assert experiment is not None
             (parent,) = client.search_runs(
                 [experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'"
             )

@@ -181,6 +181,7 @@ def test_seed_budget_names_the_closest_pair_a_paired_test_does_not_separate():
     frame.loc[frame[NAME] == "adam", "val_loss"] += [0.0, 0.03, -0.03, 0.0]
     cells = cell_table(frame, [NAME, RATE], "val_loss")
     budget = seed_budget(frame, cells, "val_loss")
+    assert budget is not None
     assert (
         budget["best"] == "name=sgd, learning_rate=0.1"
         and budget["rival"] == "name=adam, learning_rate=0.1"
@@ -188,7 +189,7 @@ def test_seed_budget_names_the_closest_pair_a_paired_test_does_not_separate():
     differences = np.array([0.01, 0.04, -0.02, 0.01])
     assert budget["pairs"] == 4 and budget["mean_diff"] == pytest.approx(differences.mean())
     assert (
-        budget["p_ttest"] == pytest.approx(stats.ttest_1samp(differences, 0.0).pvalue)
+        budget["p_ttest"] == pytest.approx(stats.ttest_1samp(differences, 0.0).pvalue)  # pyright: ignore[reportAttributeAccessIssue]  # scipy makes its result classes at runtime
         and budget["p_ttest"] > 0.05
     )
     assert budget["effect_size"] == pytest.approx(differences.mean() / differences.std(ddof=1))

@@ -94,6 +94,7 @@ def _stable(run) -> dict:
 def _runs(uri: str, experiment: str) -> dict[str, dict]:
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
+    assert found is not None
     runs = client.search_runs([found.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
     return {run.data.tags["mlpsuite.trial_key"]: _stable(run) for run in runs}
 
@@ -283,6 +284,7 @@ def test_a_ray_grid_logs_through_mlpsuite_server_with_served_artifacts(tmp_path,
     assert done.returncode == 0, done.stderr[-2000:]
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("cluster")
+    assert experiment is not None
     assert experiment.artifact_location.startswith(
         "mlflow-artifacts:"
     )  # served, not a path on disk
@@ -356,8 +358,11 @@ def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(
 ):
     """Killed as it reports ready (a node lost between trials): with no retries allowed the
     trial still finishes, on a fresh actor, and the death is said."""
+    from mlpsuite.executors.ray import RayExecutor
+
     path = write_grid(tmp_path, "doa", backends=["sklearn"], training={"epochs": 2})
     ray_executor = executor("ray", max_retries=0)
+    assert isinstance(ray_executor, RayExecutor)
 
     def kill_on_arrival(event, acting):
         ray_executor.ray.kill(ray_executor._slots[event.slot].actor, no_restart=True)
@@ -365,7 +370,8 @@ def test_an_actor_dead_before_its_request_began_costs_the_trial_no_retry(
     acting = Acting(ray_executor, on_first("ready", kill_on_arrival))
     acting.run(expand(load_config(path)), lambda event: None)
     seen = [
-        event.kind if event.kind != "finished" else event.result.status for event in acting.events
+        event.kind if event.kind != "finished" else event.result.status  # pyright: ignore[reportOptionalMemberAccess]  # finished: with its result
+        for event in acting.events
     ]
     assert seen == ["ready", "retrying", "ready", "started", "epoch", "epoch", "FINISHED"]
     assert (

@@ -143,7 +143,7 @@ def test_power_is_the_noncentral_t_and_the_seed_budget_is_the_smallest_that_reac
     rng = np.random.default_rng(0)
     for pairs in (int(n), int(n) - 3):
         differences = rng.normal(effect, 1.0, size=(20_000, pairs))
-        rejected = stats.ttest_1samp(differences, 0.0, axis=1).pvalue < 0.05
+        rejected = stats.ttest_1samp(differences, 0.0, axis=1).pvalue < 0.05  # pyright: ignore[reportAttributeAccessIssue]  # scipy makes its result classes at runtime
         assert rejected.mean() == pytest.approx(paired_t_power(pairs, effect), abs=0.015)
     assert seeds_for_power(0.0) == math.inf and seeds_for_power(math.inf) == 2
     assert seeds_for_power(0.5) > seeds_for_power(1.0) > seeds_for_power(2.0) >= 2

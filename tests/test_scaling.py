@@ -6,6 +6,7 @@ import pytest
 from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
 from mlpsuite import layers
+from tests.arrays import to_numpy
 
 pytestmark = [pytest.mark.backend, pytest.mark.check]
 
@@ -49,7 +50,7 @@ def test_matches_sklearn_on_awkward_data(backend, case):
     layer = _layer_for(case)
     layer.adapt(X)
     expected = PAIRS[case][1]().fit(X.astype(np.float64)).transform(X_new.astype(np.float64))
-    out = keras.ops.convert_to_numpy(layer(X_new))
+    out = to_numpy(layer(X_new))
     assert np.all(np.isfinite(out))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
@@ -60,7 +61,7 @@ def test_single_row_matches_sklearn(backend, case):
     layer = _layer_for(case)
     layer.adapt(row)
     expected = PAIRS[case][1]().fit(row.astype(np.float64)).transform(row)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(row)), expected, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(row)), expected, atol=1e-6)
 
 
 def test_adapt_accepts_iterable_of_batches_and_tensors(backend):
@@ -105,5 +106,5 @@ def test_robust_scaling_ignores_outliers_that_move_minmax(backend):
     robust.adapt(dirty)
     minmax.adapt(dirty)
     probe = np.array([[0.5]], dtype=np.float32)
-    assert abs(float(keras.ops.convert_to_numpy(robust(probe))[0, 0]) - 0.5) < 0.05
-    assert float(keras.ops.convert_to_numpy(minmax(probe))[0, 0]) < 0.01
+    assert abs(float(to_numpy(robust(probe))[0, 0]) - 0.5) < 0.05
+    assert float(to_numpy(minmax(probe))[0, 0]) < 0.01

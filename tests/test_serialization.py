@@ -6,6 +6,7 @@ import pytest
 
 from mlpsuite import layers
 from mlpsuite.models import build_mlp
+from tests.arrays import to_numpy
 from tests.references import ACTIVATION_REFERENCES
 
 pytestmark = [pytest.mark.backend, pytest.mark.check]
@@ -22,9 +23,7 @@ def test_activation_config_round_trip(backend, name):
     clone = type(layer).from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     x = np.linspace(-4, 4, 12, dtype="float32").reshape(2, 6)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(layer(x))
-    )
+    np.testing.assert_array_equal(to_numpy(clone(x)), to_numpy(layer(x)))
 
 
 def test_get_config_holds_exactly_the_constructor_arguments(backend):
@@ -60,12 +59,13 @@ def test_model_with_activation_saves_and_loads(backend, name, tmp_path):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
+    assert isinstance(loaded, keras.Model)
     assert type(loaded.get_layer("activation_1")) is type(model.get_layer("activation_1"))
     assert (
         loaded.get_layer("activation_1").get_config()
         == model.get_layer("activation_1").get_config()
     )
-    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))  # pyright: ignore[reportArgumentType]  # Keras: verbose "auto" or 0-2
 
 
 def test_loaded_scaler_is_adapted_with_the_saved_statistics(backend, tmp_path):
@@ -73,7 +73,9 @@ def test_loaded_scaler_is_adapted_with_the_saved_statistics(backend, tmp_path):
     scaler.adapt(np.random.default_rng(2).normal(size=(50, 4)).astype("float32"))
     model = build_mlp(4, 1, hidden=(3,), scaler=scaler)
     model.save(tmp_path / "m.keras")
-    loaded = keras.models.load_model(tmp_path / "m.keras").layers[1]
+    loaded_model = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded_model, keras.Model)
+    loaded = loaded_model.layers[1]
     assert loaded.is_adapted and loaded.quantile_range == (10.0, 90.0)
     for saved, restored in zip(scaler.get_weights(), loaded.get_weights(), strict=True):
         np.testing.assert_array_equal(saved, restored)

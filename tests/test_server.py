@@ -80,6 +80,7 @@ def test_grid_logs_to_an_http_tracking_server(tmp_path, mlflow_server):
     assert f"Browse: {mlflow_server}/#/experiments/" in done.stdout
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("served")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
     assert sorted(r.data.params["model.activation"] for r in runs) == ["relu", "tanh"]
     assert {r.info.status for r in runs} == {"FINISHED"}
@@ -175,6 +176,7 @@ def _grid_stopping_its_server_mid_trial(
 def _trial_runs(url: str) -> list:
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name("outage")
+    assert experiment is not None
     return client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
 
 

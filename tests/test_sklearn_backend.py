@@ -60,7 +60,7 @@ def test_classifier_runs_match_a_direct_mlpclassifier_fit():
         activation="tanh",
         solver="sgd",
         alpha=0.0,
-        batch_size=32,
+        batch_size=32,  # pyright: ignore[reportArgumentType]  # sklearn: int or "auto", inferred str
         learning_rate_init=0.02,
         momentum=0.8,
         nesterovs_momentum=True,
@@ -80,6 +80,7 @@ def test_classifier_runs_match_a_direct_mlpclassifier_fit():
     assert result.test["loss"] == pytest.approx(
         log_loss(data.y_test, direct.predict_proba(X_test)), rel=1e-6
     )
+    assert result.step_time_ms is not None
     assert len(result.history["accuracy"]) == 6 and result.step_time_ms > 0
 
 
@@ -100,7 +101,7 @@ def test_regressor_reports_keras_mse_not_sklearns_half():
         activation="relu",
         solver="adam",
         alpha=0.0,
-        batch_size=32,
+        batch_size=32,  # pyright: ignore[reportArgumentType]  # sklearn: int or "auto", inferred str
         learning_rate_init=0.05,
         shuffle=False,
         random_state=2,
@@ -133,7 +134,7 @@ def test_unscaled_runs_feed_the_raw_features():
         activation="relu",
         solver="sgd",
         alpha=0.0,
-        batch_size=16,
+        batch_size=16,  # pyright: ignore[reportArgumentType]  # sklearn: int or "auto", inferred str
         learning_rate_init=0.01,
         momentum=0.0,
         nesterovs_momentum=False,
@@ -172,8 +173,11 @@ def test_what_sklearn_lacks_is_a_failed_trial_saying_so(model, optimizer, says):
     trial = _trial("iris", model, optimizer)
     result = SklearnRunner().run(trial, lambda event: None)
     assert (result.status, result.failure) == ("FAILED", "unsupported")
+    assert result.message is not None
     assert result.message.startswith(says)
-    assert sklearn_note([trial]).startswith("sklearn: 1 trials will be FAILED runs")
+    note = sklearn_note([trial])
+    assert note is not None
+    assert note.startswith("sklearn: 1 trials will be FAILED runs")
 
 
 def test_a_grid_with_sklearn_beside_a_keras_backend(tmp_path):

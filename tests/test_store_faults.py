@@ -183,6 +183,7 @@ def test_a_full_disk_stops_the_grid_in_one_line_and_the_run_after_freeing_space_
         assert again.returncode == 0, again.stderr[-3000:]
         client = MlflowClient(uri)
         experiment = client.get_experiment_by_name("full")
+        assert experiment is not None
         runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
     finished = [
         run.data.tags["mlpsuite.trial_key"] for run in runs if run.info.status == "FINISHED"
@@ -207,6 +208,7 @@ def test_an_artifact_that_cannot_be_written_leaves_its_run_finished_and_tagged(t
     assert "Traceback" not in result.stderr and "could not write artifact" in result.stderr
     client = MlflowClient(sqlite_uri(tmp_path))
     experiment = client.get_experiment_by_name("no-artifacts")
+    assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'trial'")
     assert len(runs) == 2 and {run.info.status for run in runs} == {"FINISHED"}
     for run in runs:

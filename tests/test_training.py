@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mlpsuite.config import GridSpec, expand
+from tests.arrays import to_numpy
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
@@ -32,6 +33,7 @@ def test_early_stopping_tests_the_best_epochs_weights(backend):
 
     restored = run(_trial(early_stopping={"patience": 2}))
     val_losses = restored.history["val_loss"]
+    assert restored.stopped_epoch is not None
     assert restored.stopped_epoch == len(val_losses) < 30  # this lr makes val_loss bounce: it stops
     assert restored.tested_epoch == int(np.argmin(val_losses)) + 1 < restored.stopped_epoch
     # The same trial trained for exactly the best epoch's count holds the same weights.
@@ -44,7 +46,6 @@ def test_early_stopping_tests_the_best_epochs_weights(backend):
 
 @pytest.mark.backend
 def test_regression_scores_match_scikit_learn(backend):
-    import keras
     from sklearn.metrics import mean_absolute_error, r2_score
 
     from mlpsuite.evaluation import regression_scores
@@ -54,7 +55,7 @@ def test_regression_scores_match_scikit_learn(backend):
     X = rng.normal(size=(64, 3)).astype("float32")
     y = (X @ np.array([1.0, -2.0, 0.5]) + rng.normal(scale=0.1, size=64)).astype("float32")
     model = build_mlp(3, 1, hidden=(8,), seed=0)
-    predicted = keras.ops.convert_to_numpy(model(X)).ravel()
+    predicted = to_numpy(model(X)).ravel()
     scores = regression_scores(model, X, y)
     assert scores["r2"] == pytest.approx(r2_score(y, predicted), rel=1e-5)
     assert scores["mae"] == pytest.approx(mean_absolute_error(y, predicted), rel=1e-5)

@@ -57,10 +57,14 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
     units = _queues(_trials(backends=("jax", "torch")))
     assert [len(unit.trials) for unit in units["jax"]] == [4]
     assert [len(unit.trials) for unit in units["torch"]] == [1, 1, 1, 1]
-    assert "torch (JAX only)" in vectorize_note(_trials(backends=("jax", "torch")))
+    note = vectorize_note(_trials(backends=("jax", "torch")))
+    assert note is not None
+    assert "torch (JAX only)" in note
     stopping = _trials(early_stopping={"patience": 2})
     assert [len(unit.trials) for unit in _queues(stopping)["jax"]] == [1, 1, 1, 1]
-    assert "early stopping" in vectorize_note(stopping)
+    note = vectorize_note(stopping)
+    assert note is not None
+    assert "early stopping" in note
     assert vectorize_note(_trials()) is None
     # Not a different trial: vectorizing changes float rounding, not what is computed.
     assert _trials()[0].key == _trials(vectorize="none")[0].key

@@ -39,6 +39,7 @@ def test_a_grid_mixing_versions_says_so_and_same_versions_retrains_the_others(tm
     assert shlex.split(again_hint)[:3] == ["mlpsuite", "compare", NAME] and uri in again_hint
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(NAME)
+    assert experiment is not None
     (parent,) = client.search_runs([experiment.experiment_id], "tags.`mlpsuite.kind` = 'grid'")
     text = Path(
         client.download_artifacts(parent.info.run_id, "requirements.txt", str(tmp_path))

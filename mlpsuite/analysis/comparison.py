@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from pydantic import ValidationError
 
 from mlpsuite.analysis.frame import (
     ALL_BACKENDS,
@@ -236,7 +237,7 @@ def _protocol(
         declared.pop("select_on", None)
     try:
         return CompareSpec.model_validate({**declared, **given})
-    except ValueError as error:  # pydantic's ValidationError: a metric name nobody records
+    except ValidationError as error:  # a metric name nobody records
         first = error.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "metric"
         if field in ("select_on", "metric") and first["input"] not in RANKABLE:

@@ -11,6 +11,7 @@ setting tried, for the isolation plot and the CSV.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pandas as pd
 
@@ -98,9 +99,10 @@ def _edge(table: pd.DataFrame, row: pd.Series, nuisance: list[str]) -> str:
         chosen = _number(row[key])
         if len(numbers) < 2 or chosen is None or None in numbers:
             continue
-        if chosen == min(numbers):
+        known = cast("list[float]", numbers)  # no None: skipped just above
+        if chosen == min(known):
             edges.append(f"{key.split('.')[-1]}: {SMALLEST}")
-        elif chosen == max(numbers):
+        elif chosen == max(known):
             edges.append(f"{key.split('.')[-1]}: {LARGEST}")
     return "; ".join(edges)
 

@@ -177,7 +177,8 @@ def paired_difference(
         warnings.simplefilter("ignore", RuntimeWarning)
         ttest = stats.ttest_rel(level, reference)
         low, high = ttest.confidence_interval(confidence)
-        wilcoxon_p = stats.wilcoxon(level, reference, zero_method="zsplit").pvalue
+        # scipy builds the result class at run time: pyright cannot see its `pvalue`
+        wilcoxon_p = stats.wilcoxon(level, reference, zero_method="zsplit").pvalue  # pyright: ignore[reportAttributeAccessIssue]
     if np.all(differences == differences[0]):  # no spread: the difference is exact
         low = high = float(differences[0])
     return {

@@ -9,6 +9,7 @@ versions of every library they have in common.
 from __future__ import annotations
 
 import collections
+from typing import Any
 
 import pandas as pd
 
@@ -35,13 +36,13 @@ def mixed_libraries(frame: pd.DataFrame) -> list[str]:
     return sorted(lib for lib, versions in seen.items() if len(versions) > 1)
 
 
-def version_sets(frame: pd.DataFrame) -> list[dict[str, object]]:
+def version_sets(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Each version set of the counted trials, with its backends and how many trials ran with it."""
     counted = _counted(frame)
     if counted.empty:
         return []
     grouped = counted.groupby("versions", sort=False)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "versions": label or "(not recorded)",
             "backends": sorted(set(group["backend"])),

@@ -7,6 +7,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import cast
 
 from mlpsuite.cli.arguments import add_tracking_uri, experiment_id, experiment_name, shown_uri
 from mlpsuite.errors import ConfigError
@@ -88,7 +89,7 @@ def run_figures(args: argparse.Namespace) -> int:
     for path in paths:
         print(path)
     if tracker is not None:
-        run_id = tracker.log_figures(args.log, paths)
+        run_id = tracker.log_figures(cast(str, args.log), paths)  # tracker: made for --log
         print(
             f"logged {len(paths)} figures as run {run_id} of experiment {args.log} in "
             f"{shown_uri(tracker.uri)}",

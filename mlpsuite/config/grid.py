@@ -11,6 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class Trial(Section):
     cell: dict[str, Any] = Field(default_factory=dict, description="this trial's grid values")
     data_sha256: str | None = None
     data_path: str | None = Field(
-        None, description="a data file's resolved path: runs from any folder"
+        default=None, description="a data file's resolved path: runs from any folder"
     )
     diagnostics: bool = False
 
@@ -149,7 +150,7 @@ class Trial(Section):
         return cell_label(self.cell_values())
 
 
-def cell_label(values: dict[str, str]) -> str:
+def cell_label(values: Mapping[str, object]) -> str:
     """A cell's grid values as `activation=elu, scaler=standard` (keys cut to their last part)."""
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()) or "(one cell)"
 
@@ -211,7 +212,10 @@ def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
         target[leaf] = copy.deepcopy(value)
     grid_key = next(iter(cell), None)
     return validated(
-        GridSpec, raw, path, f" (from grid.{grid_key} value {cell[grid_key]!r})" if cell else ""
+        GridSpec,
+        raw,
+        path,
+        f" (from grid.{grid_key} value {cell[grid_key]!r})" if grid_key is not None else "",
     )
 
 

@@ -49,13 +49,16 @@ class Section(BaseModel):
 
 class DatasetSpec(Section):
     name: str = Field(description="built-in dataset name or a .csv/.npz/.parquet path")
-    test_size: float = Field(0.2, gt=0, lt=1)
-    val_size: float = Field(0.1, ge=0, lt=1)
+    test_size: float = Field(default=0.2, gt=0, lt=1)
+    val_size: float = Field(default=0.1, ge=0, lt=1)
     target: str | None = None
     task: Literal["auto", "classification", "regression"] = Field(
-        "auto", description="auto: a built-in's own task, or read from a file's target column"
+        default="auto",
+        description="auto: a built-in's own task, or read from a file's target column",
     )
-    seed: Seed = Field(0, description="seed of the train/val/test split (fixed across trial seeds)")
+    seed: Seed = Field(
+        default=0, description="seed of the train/val/test split (fixed across trial seeds)"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="synthetic generator options")
 
     @model_validator(mode="after")
@@ -127,7 +130,7 @@ class ModelSpec(Section):
     activation: ActivationSpec = ActivationSpec(name="relu")
     scaler: str = "standard"
     initializer: str = "glorot_uniform"
-    dropout: float = Field(0.0, ge=0, lt=1)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
 
     @field_validator("hidden")
     @classmethod
@@ -149,16 +152,20 @@ class ModelSpec(Section):
 
 class ScheduleSpec(Section):
     name: Literal["cosine", "exponential"]
-    decay_rate: float = Field(0.5, gt=0, description="exponential: factor per `decay_epochs`")
-    decay_epochs: float = Field(1.0, gt=0, description="exponential: epochs per decay_rate step")
-    alpha: float = Field(0.0, ge=0, le=1, description="cosine: final fraction of the rate")
+    decay_rate: float = Field(
+        default=0.5, gt=0, description="exponential: factor per `decay_epochs`"
+    )
+    decay_epochs: float = Field(
+        default=1.0, gt=0, description="exponential: epochs per decay_rate step"
+    )
+    alpha: float = Field(default=0.0, ge=0, le=1, description="cosine: final fraction of the rate")
 
 
 class OptimizerSpec(Section):
     name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = "adam"
-    learning_rate: float = Field(0.001, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1, description="momentum and nesterov only")
-    weight_decay: float = Field(0.004, ge=0, description="adamw only")
+    learning_rate: float = Field(default=0.001, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="momentum and nesterov only")
+    weight_decay: float = Field(default=0.004, ge=0, description="adamw only")
     schedule: ScheduleSpec | None = None
 
     def ignored(self) -> dict[str, str]:
@@ -186,32 +193,32 @@ class OptimizerSpec(Section):
 
 
 class EarlyStoppingSpec(Section):
-    patience: int = Field(5, ge=1)
-    min_delta: float = Field(0.0, ge=0)
+    patience: int = Field(default=5, ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
     monitor: Literal["val_loss", "loss"] = "val_loss"
     restore_best_weights: bool = Field(
-        True, description="test the best epoch's weights, not the last's"
+        default=True, description="test the best epoch's weights, not the last's"
     )
 
 
 class TrainingSpec(Section):
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=1)
+    epochs: int = Field(default=20, ge=1)
+    batch_size: int = Field(default=64, ge=1)
     early_stopping: EarlyStoppingSpec | None = None
-    max_seconds: float = Field(600.0, gt=0, description="wall-clock limit of one trial")
+    max_seconds: float = Field(default=600.0, gt=0, description="wall-clock limit of one trial")
     vectorize: Literal["none", "seeds"] = Field(
-        "none", description="seeds: on JAX, train a cell's seeds as one vmapped program"
+        default="none", description="seeds: on JAX, train a cell's seeds as one vmapped program"
     )
     save_model: bool = Field(
-        False, description="log each trained model as the run's MLflow Keras model"
+        default=False, description="log each trained model as the run's MLflow Keras model"
     )
     steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
-        "auto",
+        default="auto",
         description="training steps per compiled call: auto, one epoch's on TensorFlow and JAX "
         "(PyTorch runs 1); the same numbers, so in no trial key",
     )
     jit_compile: Literal["auto"] | bool = Field(
-        "auto",
+        default="auto",
         description="XLA on TensorFlow and JAX, torch.compile on PyTorch; auto: Keras' default "
         "per backend (XLA on JAX only, on a CPU); in the trial key",
     )
@@ -245,22 +252,22 @@ class GridSpec(Section):
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     diagnostics: bool = Field(
-        False,
+        default=False,
         description="log gradient norms, dead units and activation "
         "statistics per layer and epoch (mlpsuite.diagnostics)",
     )
     compare: CompareSpec = Field(
-        CompareSpec(),
+        default=CompareSpec(),
         description="the comparison's protocol: nuisance keys, select_on, metric, interval, target",
     )
     description: str = Field(
-        "",
+        default="",
         max_length=2000,
         description="the question the grid asks: on its parent "
         "run and the experiment's page (in no trial key)",
     )
     reuse: Literal["any", "same-versions"] = Field(
-        "any",
+        default="any",
         description="which FINISHED trials are reused: any, or "
         "only those recorded with the installed library versions",
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import cast
 
 import numpy as np
 
@@ -39,7 +40,8 @@ class Dataset:
     @property
     def output_dim(self) -> int:
         """Units of the model's last layer: one per class, or 1 for regression."""
-        return self.n_classes if self.task == "classification" else 1
+        # n_classes is set for classification (None for regression only).
+        return cast(int, self.n_classes) if self.task == "classification" else 1
 
 
 def check_fractions(test_size: float, val_size: float) -> None:
@@ -110,16 +112,23 @@ def split(label, task, X, y, classes, feature_names, seed, test_size, val_size) 
 
     stratify = task == "classification"
     try:
-        X_rest, X_test, y_rest, y_test = train_test_split(
-            X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None
+        # scikit-learn annotates no return type: arrays in, arrays out.
+        X_rest, X_test, y_rest, y_test = cast(
+            "list[np.ndarray]",
+            train_test_split(
+                X, y, test_size=n_test, random_state=seed, stratify=y if stratify else None
+            ),
         )
         if n_val:
-            X_train, X_val, y_train, y_val = train_test_split(
-                X_rest,
-                y_rest,
-                test_size=n_val,
-                random_state=seed,
-                stratify=y_rest if stratify else None,
+            X_train, X_val, y_train, y_val = cast(
+                "list[np.ndarray]",
+                train_test_split(
+                    X_rest,
+                    y_rest,
+                    test_size=n_val,
+                    random_state=seed,
+                    stratify=y_rest if stratify else None,
+                ),
             )
         else:
             X_train, y_train = X_rest, y_rest

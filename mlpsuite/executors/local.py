@@ -232,6 +232,7 @@ class LocalExecutor:
                 self._stop(worker)
                 del self._workers[slot]
             if backend is not None:
+                assert unit is not None  # next_claimed gives both or neither
                 self._assign(self._start(slot, backend), unit)
 
     def _programs(self, backend: str, slot: int) -> set[str]:
@@ -251,6 +252,7 @@ class LocalExecutor:
         )
         worker.assigned_at = time.monotonic()
         request = {"op": "run", "trials": [trial.model_dump(mode="json") for trial in unit.trials]}
+        assert worker.process.stdin is not None  # started with stdin=PIPE
         try:
             worker.process.stdin.write(json.dumps(request) + "\n")
             worker.process.stdin.flush()
@@ -347,6 +349,7 @@ class LocalExecutor:
     def _read(self, worker: _Worker) -> None:
         """Forward a worker's events, tagged so a replaced worker's last words are ignored."""
         tag = (worker.slot, worker.generation)
+        assert worker.process.stdout is not None  # started with stdout=PIPE
         for line in worker.process.stdout:
             try:
                 self._events.put((*tag, json.loads(line)))
@@ -356,6 +359,7 @@ class LocalExecutor:
 
     def _stop(self, worker: _Worker, kill: bool = False) -> None:
         process = worker.process
+        assert process.stdin is not None  # started with stdin=PIPE
         if (
             process.poll() is None and not kill and worker.ready
         ):  # one still importing holds nothing

@@ -25,8 +25,9 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
@@ -41,6 +42,10 @@ from mlpsuite.executors.local import (
 )
 from mlpsuite.executors.units import Claim, _queues, _Unit, next_backend, take_claimed
 from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
+
+if TYPE_CHECKING:  # Ray is optional: imported at run time only inside RayExecutor
+    from ray import ObjectRef
+    from ray.actor import ActorHandle
 
 POLL_SECONDS = 0.2
 # An actor not ready after this long is said on stderr: Ray waits for a free CPU forever.
@@ -115,12 +120,12 @@ def _unzipped(data: bytes, root: Path) -> Path:
 class _Slot:
     index: int
     backend: str
-    actor: object
-    ready_ref: object | None  # until the actor has imported its framework
+    actor: ActorHandle
+    ready_ref: ObjectRef | None  # until the actor has imported its framework
     spawned_at: float = dataclasses.field(default_factory=time.monotonic)
     warned: bool = False  # said that Ray has not started it yet
     unit: _Unit | None = None  # the request in flight
-    stream: object | None = None  # its ObjectRefGenerator
+    stream: Iterator[ObjectRef] | None = None  # its ObjectRefGenerator
     finished: set[str] = dataclasses.field(default_factory=set)
     program: str | None = None
     started_at: float | None = None  # when its request's latest trial started: the time limit
@@ -257,7 +262,8 @@ class RayExecutor:
         actor_class = self.ray.remote(_TrialActor).options(
             num_cpus=self.cpus_per_actor, runtime_env={"env_vars": env}, max_restarts=0
         )
-        actor = actor_class.remote()
+        # Ray types `remote()` as "the handle, or the class itself" (for editors' hints).
+        actor = cast("ActorHandle", actor_class.remote())
         slot = _Slot(index, backend, actor, actor.ready.remote())
         self._slots[index] = slot
         return slot
@@ -290,11 +296,12 @@ class RayExecutor:
 
     def _on_ready(self, slot: _Slot, queues, handle: Handler) -> None:
         slot.ready_ref, ref = None, slot.ready_ref
+        assert ref is not None  # it was waited on
         try:
             payload = self.ray.get(ref)
-        except (
-            self.ray.exceptions.RayError
-        ) as error:  # it died starting: the next fill starts another
+        # `import ray` loads ray.exceptions; pyright knows only submodules imported by name.
+        except self.ray.exceptions.RayError as error:  # pyright: ignore[reportAttributeAccessIssue]
+            # It died starting: the next fill starts another.
             del self._slots[slot.index]
             self._start_failures[slot.backend] += 1
             if self._start_failures[slot.backend] >= MAX_START_FAILURES:
@@ -306,6 +313,7 @@ class RayExecutor:
         handle(Event("ready", slot.index, slot.backend, payload=payload))
 
     def _on_stream(self, slot: _Slot, queues, handle: Handler) -> None:
+        assert slot.stream is not None and slot.unit is not None  # a request is in flight
         try:
             event = self.ray.get(next(slot.stream))
         except StopIteration:  # only after every `finished`, unless the actor's thread broke
@@ -319,7 +327,8 @@ class RayExecutor:
                 )
             slot.unit, slot.stream = None, None
             return
-        except self.ray.exceptions.RayError as error:
+        # As in `_on_ready`: ray.exceptions is loaded, though not imported by name.
+        except self.ray.exceptions.RayError as error:  # pyright: ignore[reportAttributeAccessIssue]
             self._on_death(slot, error, queues, handle)
             return
         trials = {trial.key: trial for trial in slot.unit.trials}
@@ -392,6 +401,7 @@ class RayExecutor:
         for trial in retry:
             handle(Event("retrying", slot.index, slot.backend, trial, {"reason": reason}))
         if retry:
+            assert slot.unit is not None  # `retry` holds trials of its unit
             queues[slot.backend].appendleft(_Unit(slot.unit.program, retry))
         for trial in failed:
             _fail(

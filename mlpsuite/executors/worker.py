@@ -17,6 +17,10 @@ import signal
 import sys
 import time
 import traceback
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the worker imports its modules once it knows its backend
+    from mlpsuite.results import TrialResult
 
 
 def _protocol_stream():
@@ -83,7 +87,9 @@ def ready_event(backend: str, threads: int, framework: str, began: float) -> dic
     }
 
 
-def run_request(runner, backend: str, trial_dicts: list[dict], emit) -> list[tuple[str, object]]:
+def run_request(
+    runner, backend: str, trial_dicts: list[dict], emit
+) -> list[tuple[str, TrialResult]]:
     """One request: `started` for each trial, then the trials (one, or the seeds of a cell as
     one program: the executor decides). Returns (trial key, TrialResult) pairs; an exception is
     a failed result, and the worker goes on."""

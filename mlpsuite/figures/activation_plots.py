@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -29,9 +29,10 @@ def activation_curves(x: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]
     for name in ACTIVATIONS:
         layer = get_activation(name)
         values = layer(inputs)  # builds the layer (PReLU's slope) before `derivative` reads it
+        # convert_to_numpy's inferred type spans every backend's; it returns np.ndarray.
         curves[name] = (
-            ops.convert_to_numpy(values).ravel(),
-            ops.convert_to_numpy(layer.derivative(inputs)).ravel(),
+            cast(np.ndarray, ops.convert_to_numpy(values)).ravel(),
+            cast(np.ndarray, ops.convert_to_numpy(layer.derivative(inputs))).ravel(),
         )
     return curves
 

@@ -54,7 +54,8 @@ def grid_diagnostics(
     runs = [
         run
         for run in map(counted_run, by_key.values())
-        if run.info.status == "FINISHED"
+        if run is not None  # None only for no runs; each key has some
+        and run.info.status == "FINISHED"
         and any(name.startswith(prefix) for name in run.data.metrics)
     ]
     if not runs:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,7 +27,8 @@ def scaled_features(X: np.ndarray) -> dict[str, np.ndarray]:
     for name in SCALERS:
         scaler = get_scaler(name)
         scaler.adapt(X)
-        scaled[name] = ops.convert_to_numpy(scaler(ops.convert_to_tensor(X)))
+        # convert_to_numpy's inferred type spans every backend's; it returns np.ndarray.
+        scaled[name] = cast(np.ndarray, ops.convert_to_numpy(scaler(ops.convert_to_tensor(X))))
     return scaled
 
 

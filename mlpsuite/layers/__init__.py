@@ -63,7 +63,8 @@ def get_scaler(name: str, /, **kwargs: Any):
     return lookup(SCALERS, name, "scaler")(**kwargs)
 
 
-__all__ = [
+# Built from the registries so that it cannot drift from them; pyright reads only literals.
+__all__ = [  # pyright: ignore[reportUnsupportedDunderAll]
     "ACTIVATIONS",
     "SCALERS",
     "get_activation",

@@ -1,3 +1,5 @@
+# keras.ops annotates its results as possibly None, so arithmetic on them trips pyright:
+# pyright: reportOperatorIssue=false, reportOptionalOperand=false
 """Activation layers from the lecture, written with `keras.ops` only.
 
 Each layer maps a tensor of any shape `(..., units)` to a tensor of the same shape and has a

@@ -7,7 +7,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -50,7 +50,7 @@ class StoreReader:
         # is not a store is refused before a lock file is left beside it, and checked once.
         checked = local is not None and local.is_file() and not creation_lock_path(local).exists()
         if checked:
-            check_sqlite_store(uri, local)
+            check_sqlite_store(uri, cast(Path, local))  # checked: not None
         try:
             with _store_creation_lock(uri):
                 if (

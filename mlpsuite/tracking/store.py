@@ -116,6 +116,7 @@ def _check_database(uri: str, timeout_s: int = 5) -> None:
     if not uri.startswith(DATABASE_SCHEMES):
         return
     import sqlalchemy
+    import sqlalchemy.exc
 
     url = sqlalchemy.engine.make_url(uri)
     try:

@@ -88,7 +88,9 @@ class Tracker(StoreReader):
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        return self._call(self.client.get_experiment_by_name, name).experiment_id
+        experiment = self._call(self.client.get_experiment_by_name, name)
+        assert experiment is not None  # creating it failed because it exists
+        return experiment.experiment_id
 
     def _artifact_root(self, name: str) -> str | None:
         """Artifacts of a local SQLite store live beside it: mlruns/artifacts/<experiment>."""
