@@ -102,7 +102,7 @@ def _glorot(sizes: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
 def suite_and_bare(problem: dict, backend: str) -> dict:
     import keras
 
-    from mlpsuite.training import TrialRunner, make_loss, make_optimizer
+    from mlpsuite.trial.training import TrialRunner, make_loss, make_optimizer
 
     trial = _trial(problem, backend)
     runner = TrialRunner(1)
@@ -246,8 +246,8 @@ def native_tensorflow(problem: dict, X: np.ndarray, y: np.ndarray, sizes: list[i
 
 
 def inside_backend(problem_name: str) -> dict:
-    from mlpsuite.backends import active_backend, configure
     from mlpsuite.data import load_dataset
+    from mlpsuite.trial.backends import active_backend, configure
 
     backend = active_backend()
     configure(1 if os.environ.get("OMP_NUM_THREADS") == "1" else 2, compile_cache=False)
@@ -331,7 +331,7 @@ def matmul_floor(sizes: list[int], batch: int, repeats: int = 200) -> dict:
 
 
 def measure(kind: str, problem: str, threads: int) -> dict:
-    from mlpsuite.backends import thread_environment
+    from mlpsuite.executors.wire import thread_environment
 
     env = {
         **os.environ,

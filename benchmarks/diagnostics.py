@@ -24,9 +24,9 @@ from _common import BACKENDS, ROOT, markdown_table, write_results  # noqa: E402
 
 def _measure(epochs: int, depth: int) -> dict:
     """In a worker-like process: median epoch seconds without and with diagnostics."""
-    from mlpsuite.backends import configure
     from mlpsuite.config import GridSpec, expand
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.backends import configure
+    from mlpsuite.trial.training import TrialRunner
 
     configure(1)
     runner = TrialRunner(threads=1)

@@ -31,7 +31,7 @@ _KEPT: dict = {}  # in a task's worker process: the runner a kept-runner task re
 
 
 def _run_task(trial_dicts: list[dict], keep: bool) -> list[str]:
-    from mlpsuite.executors.worker import make_runner, run_request
+    from mlpsuite.trial.worker import make_runner, run_request
 
     if not keep or "runner" not in _KEPT:
         _KEPT["backend"], _KEPT["runner"], _ = make_runner(int(os.environ["MLPSUITE_THREADS"]))
@@ -82,7 +82,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     from mlpsuite.config import expand, load_config
-    from mlpsuite.executors.local import worker_environment
+    from mlpsuite.executors.wire import worker_environment
 
     jobs = os.cpu_count() or 1
     ways = ("actors", "tasks", "tasks + kept runner")

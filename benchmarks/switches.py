@@ -68,9 +68,9 @@ def _measured(value: float | None) -> float:
 
 def child(problem_name: str, backend: str, per_execution, jit: bool) -> dict:
     """Inside the backend's process: the trials, one after another, as a worker runs them."""
-    from mlpsuite.backends import configure
     from mlpsuite.results import peak_rss_mb
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.backends import configure
+    from mlpsuite.trial.training import TrialRunner
 
     configure(1)
     runner = TrialRunner(1)
@@ -98,7 +98,7 @@ def child(problem_name: str, backend: str, per_execution, jit: bool) -> dict:
 
 
 def measure(problem: str, backend: str, per_execution, jit: bool) -> dict:
-    from mlpsuite.backends import thread_environment
+    from mlpsuite.executors.wire import thread_environment
 
     with tempfile.TemporaryDirectory(prefix="mlpsuite-switches-") as cache:
         # The worker's thread pinning; JAX's and torch.compile's caches in the empty folder.

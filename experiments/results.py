@@ -176,7 +176,7 @@ def answer(comparison, where: dict[str, str] | None = None) -> str:
     IQM and setting, who ties with it and the chance a runner-up's run beats it, the last, the
     seed budget, each scientific key's paired effect, the target, and for several backends
     their agreement and speed."""
-    from mlpsuite import report
+    from mlpsuite.present import report
 
     pooled = comparison.cells[comparison.cells["backend"] == "all"]
     m = comparison.metric
@@ -255,8 +255,8 @@ def _target_sentence(comparison, pooled, where) -> str:
     target = comparison.protocol.target_pair()
     if target is None or "epochs_to_target_mean" not in pooled or comparison.speed.shape[0] > 1:
         return ""
-    from mlpsuite import report
     from mlpsuite.learning_curves import reach_sign
+    from mlpsuite.present import report
 
     ordered = pooled.assign(_missing=pooled["n"] - pooled["epochs_to_target_n"]).sort_values(
         ["_missing", "epochs_to_target_mean"]
@@ -333,7 +333,7 @@ def depth_answer(uri: str) -> str:
 
 
 def _table(comparison) -> str:
-    from mlpsuite import report
+    from mlpsuite.present import report
 
     header, rows = report.ranking_rows(comparison, MAX_ROWS)
     table = report.markdown_table(header, rows)
@@ -344,7 +344,7 @@ def _table(comparison) -> str:
 
 
 def _figure(comparison, stem: str) -> str:
-    from mlpsuite.plots import backend_speed, isolation, loss_curves
+    from mlpsuite.present.plots import backend_speed, isolation, loss_curves
 
     # Several backends: their speed; a tuned nuisance key: the isolation plot; else the curves.
     draw = (

@@ -5,7 +5,7 @@
     result.comparison.cells                                # pandas; in Jupyter `result` shows it
 
 Importing `mlpsuite` loads no deep-learning framework, nor MLflow or pandas: `run`, `compare`,
-`plan`, `Comparison` and `GridResult` (mlpsuite.api, mlpsuite.notebook) load on first use.
+`plan`, `Comparison` and `GridResult` (mlpsuite.api, mlpsuite.present.notebook) load on first use.
 `mlpsuite.layers` and `mlpsuite.models` import Keras, which fixes the backend from
 `KERAS_BACKEND`.
 """
@@ -16,7 +16,7 @@ from mlpsuite.errors import ConfigError, ReportError, StoreError, UserError
 
 if TYPE_CHECKING:  # at run time these load lazily through `__getattr__` below
     from mlpsuite.api import compare, plan, run
-    from mlpsuite.notebook import Comparison, GridResult
+    from mlpsuite.present.notebook import Comparison, GridResult
 
 __version__ = "0.1.0"
 
@@ -24,8 +24,8 @@ _API = {
     "run": "mlpsuite.api",
     "compare": "mlpsuite.api",
     "plan": "mlpsuite.api",
-    "Comparison": "mlpsuite.notebook",
-    "GridResult": "mlpsuite.notebook",
+    "Comparison": "mlpsuite.present.notebook",
+    "GridResult": "mlpsuite.present.notebook",
 }
 __all__ = [
     "Comparison",

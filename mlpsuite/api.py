@@ -15,6 +15,7 @@ fix, before anything is written.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from mlpsuite.errors import ConfigError
 
 if TYPE_CHECKING:
     from mlpsuite.config import GridSpec, Trial
-    from mlpsuite.notebook import Comparison, GridResult
+    from mlpsuite.present.notebook import Comparison, GridResult
 
 Config = str | Path | Mapping[str, Any]
 EXECUTORS = ("local", "ray")
@@ -51,23 +52,34 @@ def run(
     force: bool = False,
     executor: str = "local",
     progress: bool = True,
-    reuse: bool = True,
+    reuse_models: bool = True,
     address: str | None = None,
     max_retries: int = 1,
     reuse_runs: str | None = None,
+    reuse: bool | None = None,
 ) -> GridResult:
     """Run every trial of a grid not already FINISHED in its experiment, then its comparison.
 
     `config` is a YAML path or a dict in the YAML's shape. `backends` ("tf,jax" or a list)
     overrides the config's; `jobs` is the number of workers (default: one per core); `force`
     runs FINISHED trials again; `executor` is "local" (worker processes) or "ray" (`address`:
-    an existing cluster; `max_retries`: runs of a trial whose actor died); `reuse=False` builds a
-    fresh model for every trial. `progress` shows a live bar (terminal or notebook).
-    `reuse_runs` overrides the config's `reuse`: "any" FINISHED trial of a key is reused, or
-    only those recorded with the installed library versions ("same-versions").
+    an existing cluster; `max_retries`: runs of a trial whose actor died);
+    `reuse_models=False` builds and compiles a fresh model for every trial (results are
+    bit-identical). `progress` shows a live bar (terminal or notebook). `reuse_runs` overrides
+    the config's `reuse:`: "any" FINISHED trial of a key is reused, or only those recorded with
+    the installed library versions ("same-versions"). `reuse` is the old name of
+    `reuse_models`, deprecated (a warning), to go in the next release.
     """
     from mlpsuite.config import load_config, source_path
 
+    if reuse is not None:
+        warnings.warn(
+            "mlpsuite.run(reuse=...) is deprecated: it is reuse_models= (compiled models); "
+            "reuse_runs= is the config's reuse: (FINISHED runs)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        reuse_models = reuse
     if executor not in EXECUTORS:
         raise ConfigError(
             f"executor: {executor!r} is not an executor; allowed: {', '.join(EXECUTORS)}"
@@ -81,7 +93,7 @@ def run(
         if reuse_runs not in REUSE_RUNS:
             raise ConfigError(f"reuse: {reuse_runs!r}; allowed: {', '.join(REUSE_RUNS)}")
         spec = spec.model_copy(update={"reuse": reuse_runs})
-    pool = _executor(executor, jobs, reuse, address, max_retries)
+    pool = _executor(executor, jobs, reuse_models, address, max_retries)
     try:
         if (
             os.environ.get("MLPSUITE_PRESTART", "1") != "0"
@@ -112,7 +124,7 @@ def compare(
     from the store. `where` keeps the trials with those grid values ({"dataset.name": "wine"});
     `nuisance`, `select_on`, `interval` and `target` override the grid's `compare:` section
     (`nuisance="none"` or [] compares every key); `log` (re)writes it onto the parent run."""
-    from mlpsuite.notebook import Comparison
+    from mlpsuite.present.notebook import Comparison
     from mlpsuite.tracking import Tracker, resolve_uri
 
     if log and where:
@@ -165,16 +177,18 @@ def _backends(backends: str | Sequence[str] | None) -> str | None:
     return backends if backends is None or isinstance(backends, str) else ",".join(backends)
 
 
-def _executor(kind: str, jobs: int | None, reuse: bool, address: str | None, max_retries: int):
+def _executor(
+    kind: str, jobs: int | None, reuse_models: bool, address: str | None, max_retries: int
+):
     if kind == "ray":
         from mlpsuite.executors.ray import RayExecutor
 
-        return RayExecutor(jobs, reuse=reuse, address=address, max_retries=max_retries)
+        return RayExecutor(jobs, reuse=reuse_models, address=address, max_retries=max_retries)
     if address is not None:
         raise ConfigError("address: applies only to executor='ray' (--executor ray)")
     from mlpsuite.executors.local import LocalExecutor
 
-    return LocalExecutor(jobs, reuse=reuse)
+    return LocalExecutor(jobs, reuse=reuse_models)
 
 
 def _run_started(
@@ -215,9 +229,9 @@ def _progress(
     experiment: str, trials: list[Trial], uri: str
 ) -> tuple[Callable, Callable, Callable]:
     """The live display: what the grid will run and reuse, then a bar per worker."""
-    from mlpsuite.display import GridProgress, make_console
+    from mlpsuite.config.reference import sklearn_note
     from mlpsuite.executors.units import vectorize_note
-    from mlpsuite.sklearn_backend import sklearn_note
+    from mlpsuite.present.terminal import GridProgress, make_console
     from mlpsuite.tracking import shown_uri
 
     console = make_console()
@@ -242,7 +256,7 @@ def _progress(
 
 
 def _result(experiment: str, uri: str, outcome) -> GridResult:
-    from mlpsuite.notebook import Comparison, GridResult, runs_frame
+    from mlpsuite.present.notebook import Comparison, GridResult, runs_frame
 
     comparison = Comparison.of(outcome.comparison) if outcome.comparison is not None else None
     return GridResult(

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
 from mlpsuite.environment import requirements_text, same_as_installed
 from mlpsuite.errors import ConfigError, StoreError, UserError
-from mlpsuite.executors.local import Event, LocalExecutor
+from mlpsuite.executors.base import Event, Executor
+from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
-from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, TAG_PARENT, Tracker
+from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
 from mlpsuite.tracking.tags import run_versions
 
@@ -75,7 +76,7 @@ def run_grid(
     force: bool = False,
     display: Display | None = None,
     on_plan: Callable[[int, int, int], None] | None = None,
-    executor: LocalExecutor | None = None,
+    executor: Executor | None = None,
     trials: list[Trial] | None = None,
 ) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
@@ -186,8 +187,8 @@ def log_comparison(
     description the MLflow UI shows."""
     began = time.perf_counter()
     from mlpsuite.analysis import compare
-    from mlpsuite.dashboard import experiment_note, grid_tags, run_note
-    from mlpsuite.report import write_report
+    from mlpsuite.present.report import write_report
+    from mlpsuite.present.run_page import experiment_note, grid_tags, run_note
 
     comparison = compare(
         tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol
@@ -368,7 +369,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def _execute(
-    executor: LocalExecutor,
+    executor: Executor,
     trials: list[Trial],
     recorder: _Recorder,
     tracker: Tracker,
@@ -427,9 +428,7 @@ def _kill_unfinished(
     done = {trial.key for trial, _ in outcome.results}
     run_ids = {run_id for key, run_id in recorder.run_ids.items() if key not in done}
     if parent:  # also any run whose creation the interrupt cut short
-        running = tracker.search(
-            experiment_id, f"tags.`{TAG_PARENT}` = '{parent}' and attributes.status = 'RUNNING'"
-        )
+        running = tracker.running_children(experiment_id, parent)
         mine = owner_tags()  # not another driver's of this grid: its claims are alive
         run_ids |= {
             run.info.run_id

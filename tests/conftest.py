@@ -207,7 +207,7 @@ class _BackendWorkers:
     def _start(self, backend: str, nodeids: list[str]) -> None:
         selection = SHARED / f"{backend}-selection.json"
         selection.write_text(json.dumps(nodeids))
-        from mlpsuite.backends import thread_environment
+        from mlpsuite.executors.wire import thread_environment
 
         # One intra-op thread, as a grid's workers on two cores have: the workers of the three
         # backends and the test streams share the cores, where OpenMP's threads spin waiting

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import cast
 
 from mlpsuite.config import expand, load_config
-from mlpsuite.executors.local import Event, LocalExecutor
+from mlpsuite.executors.base import Event, Executor
+from mlpsuite.executors.local import LocalExecutor
 
 
 class Acting:
@@ -84,7 +85,7 @@ def run_grid_acting(path: Path, uri: str, acting: Acting):
     from mlpsuite.tracking import Tracker, resolve_uri
 
     spec = load_config(path)
-    executor = cast(LocalExecutor, acting)  # it runs, and forwards the rest, as its executor
+    executor = cast(Executor, acting)  # it runs, and forwards the rest, as its executor
     return run_grid(
         spec, path, Tracker(resolve_uri(uri)), executor=executor, trials=expand(spec, path)
     )

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from mlpsuite import layers
-from mlpsuite.backends import elementwise_gradient, float64_enabled
 from mlpsuite.registry import fold_name
+from mlpsuite.trial.backends import elementwise_gradient, float64_enabled
 from tests.arrays import to_numpy
 from tests.references import ACTIVATION_REFERENCES, GRID
 

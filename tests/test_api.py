@@ -5,6 +5,7 @@ DataFrames hold what MLflow holds, and a notebook gets HTML, figures and Markdow
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import re
 import subprocess
@@ -151,6 +152,10 @@ def test_compare_reads_the_grid_back_as_the_cli_does(grid):
     assert part.n_trials == 2 and set(part.frame["model.activation"]) == {"relu"}
     with pytest.raises(mlpsuite.ReportError, match="no experiment 'nope'"):
         mlpsuite.compare("nope", tracking_uri=uri)
+    # A Python caller is told about its keyword, not the CLI's flag.
+    with pytest.raises(mlpsuite.ReportError, match=r"^metric='f1': f1 is not recorded") as raised:
+        mlpsuite.compare("api", tracking_uri=uri, metric="f1")
+    assert "--" not in str(raised.value)
 
 
 def test_the_parent_run_page_and_the_experiment_description(grid):
@@ -211,6 +216,36 @@ def test_wrong_arguments_are_configerrors(tmp_path):
     with pytest.raises(mlpsuite.ConfigError, match="jobs: expected a positive integer"):
         mlpsuite.run(_config(), tracking_uri=uri, jobs=0)
     assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.check
+def test_reuse_is_a_deprecated_alias_of_reuse_models(tmp_path):
+    uri = sqlite_uri(tmp_path)
+    with (
+        pytest.warns(DeprecationWarning, match=r"reuse=\.\.\.\) is deprecated: it is reuse_"),
+            DeprecationWarning, match=r"reuse=\.\.\.\) is deprecated: it is reuse_models="
+        ),
+        pytest.raises(mlpsuite.ConfigError, match="jobs: expected"),
+    ):
+        mlpsuite.run(_config(), tracking_uri=uri, jobs=0, reuse=False)
+    assert "reuse_models" in inspect.signature(mlpsuite.run).parameters
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.check
+def test_report_errors_name_python_parameters_and_the_cli_names_its_flags():
+    from mlpsuite.cli.arguments import in_flag_words
+
+    error = mlpsuite.ReportError("x is not recorded; allowed: loss", "select_on", "x")
+    assert str(error) == "select_on='x': x is not recorded; allowed: loss"
+    assert in_flag_words(error) == "--select-on x: x is not recorded; allowed: loss"
+    bare = mlpsuite.ReportError("no target on 'val_mae'", "target")
+    assert (str(bare), in_flag_words(bare)) == (
+        "target: no target on 'val_mae'",
+        "--target: no target on 'val_mae'",
+    )
+    plain = mlpsuite.ReportError("no experiment 'nope'")
+    assert str(plain) == in_flag_words(plain) == "no experiment 'nope'"
 
 
 @pytest.mark.check

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from mlpsuite import cli, plots
+from mlpsuite import cli
 from mlpsuite.analysis import compare
+from mlpsuite.present import plots
 from mlpsuite.tracking import Tracker
 from tests.grids import (
     cli_in_process,

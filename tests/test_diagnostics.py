@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mlpsuite.config import GridSpec, expand
-from mlpsuite.diagnostics import dead_fraction
+from mlpsuite.trial.diagnostics import dead_fraction
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 def _probe(model):
     import keras
 
-    from mlpsuite.diagnostics import LayerProbe
+    from mlpsuite.trial.diagnostics import LayerProbe
 
     return LayerProbe(model, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 
@@ -154,7 +154,7 @@ def _grid(**overrides):
 
 @pytest.mark.backend
 def test_diagnostics_change_no_number_of_training_and_report_epoch_zero(backend):
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.training import TrialRunner
 
     plain = expand(_grid())[0]
     probed = expand(_grid(diagnostics=True))[0]

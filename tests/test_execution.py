@@ -36,7 +36,7 @@ def _trials(**training):
 
 
 def _run(trials):
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.training import TrialRunner
 
     runner, results, events = TrialRunner(), [], []
     for trial in trials:
@@ -208,7 +208,7 @@ def test_torch_compile_without_a_compiler_is_a_config_error(monkeypatch):
 
 @pytest.mark.check
 def test_torch_compile_keeps_its_cache_with_jaxs(monkeypatch, tmp_path):
-    from mlpsuite.backends import thread_environment
+    from mlpsuite.executors.wire import thread_environment
 
     monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
     monkeypatch.setenv("MLPSUITE_CACHE_DIR", str(tmp_path))

@@ -4,7 +4,7 @@ trained net."""
 import numpy as np
 import pytest
 
-from mlpsuite.landscape import filter_normalized_direction
+from mlpsuite.trial.landscape import filter_normalized_direction
 from tests.arrays import to_numpy
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
@@ -37,9 +37,9 @@ def test_a_trained_net_sits_in_a_valley_of_its_landscape(backend):
     import keras
 
     from mlpsuite.data import load_dataset
-    from mlpsuite.landscape import Landscape
     from mlpsuite.layers import get_scaler
     from mlpsuite.models import build_mlp
+    from mlpsuite.trial.landscape import Landscape
 
     data = load_dataset("iris", seed=0)
     scaler = get_scaler("standard")

@@ -41,8 +41,8 @@ def _run(code):
 def test_the_coordinator_side_loads_no_framework():
     modules = (
         "mlpsuite, mlpsuite.data, mlpsuite.cli, mlpsuite.registry, mlpsuite.initializers, "
-        "mlpsuite.config, mlpsuite.runner, mlpsuite.tracking, mlpsuite.display, "
-        "mlpsuite.executors.local, mlpsuite.backends, mlpsuite.results"
+        "mlpsuite.config, mlpsuite.runner, mlpsuite.tracking, mlpsuite.present.terminal, "
+        "mlpsuite.executors.local, mlpsuite.trial.backends, mlpsuite.results"
     )
     done = _run(
         f"import sys, {modules};"

@@ -41,7 +41,7 @@ def _same(reused, fresh) -> None:
 
 @pytest.mark.backend
 def test_a_reused_model_gives_bit_identical_results(backend):
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.training import TrialRunner
 
     trials = _trials()
     assert len({trial.program_key for trial in trials}) == 1
@@ -60,7 +60,7 @@ def test_a_reused_model_gives_bit_identical_results(backend):
 
 @pytest.mark.backend
 def test_a_new_program_builds_a_new_model(backend):
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.training import TrialRunner
 
     runner = TrialRunner(reuse=True)
     elu = _trials(grid={"model.activation": ["relu", "elu"]}, seeds=[0])

@@ -10,8 +10,9 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
 
 from mlpsuite.config import GridSpec, expand
+from mlpsuite.config.reference import sklearn_note
 from mlpsuite.data import load_dataset
-from mlpsuite.sklearn_backend import SklearnRunner, sklearn_note
+from mlpsuite.trial.sklearn_backend import SklearnRunner
 from tests.grids import ready_store, run_in_process, trial_runs, write_grid
 
 

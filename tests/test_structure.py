@@ -97,7 +97,7 @@ def test_no_import_cycle_between_modules():
     assert cycles(graph) == []
     assert "mlpsuite.config" in graph["mlpsuite.grid_checks"]  # the checks sit above the config
     assert (
-        "mlpsuite.training" in graph["mlpsuite.vectorized"]
+        "mlpsuite.trial.training" in graph["mlpsuite.trial.vectorized"]
     )  # vectorized uses the runner's methods
 
 
@@ -165,3 +165,183 @@ def test_each_module_imports_only_modules_listed_above_it():
     )
     assert not upward, f"move these in README.md's Layout, or turn the import around: {upward}"
     assert len(position) > 40
+
+
+# ------------------------------------------------------------ the layering by folder
+
+FRAMEWORKS = ("keras", "tensorflow", "torch", "jax", "jaxlib", "sklearn.neural_network")
+# The Keras library pieces users import, the lecture's figures and the worker side.
+MAY_IMPORT_A_FRAMEWORK = (
+    "mlpsuite.trial",
+    "mlpsuite.layers",
+    "mlpsuite.models",
+    "mlpsuite.figures",
+)
+COORDINATOR = (
+    "mlpsuite.config",
+    "mlpsuite.grid_checks",
+    "mlpsuite.executors",
+    "mlpsuite.tracking",
+    "mlpsuite.run_records",
+    "mlpsuite.analysis",
+    "mlpsuite.present",
+    "mlpsuite.runner",
+    "mlpsuite.api",
+    "mlpsuite.cli",
+)
+# The Ray actor is the worker loop itself, imported inside the actor (on the worker's side).
+COORDINATOR_TO_WORKER = {("mlpsuite.executors.ray", "mlpsuite.trial.worker")}
+
+
+def _within(name: str, packages: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def external_imports(path: Path) -> set[str]:
+    """Every absolute module a file imports (module level or inside a function)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def framework_importers(package: Path) -> dict[str, set[str]]:
+    """Module -> the frameworks it imports."""
+    return {
+        name: hits
+        for name, path in modules(package).items()
+        if (
+            hits := {
+                module
+                for module in external_imports(path)
+                if any(module == f or module.startswith(f + ".") for f in FRAMEWORKS)
+            }
+        )
+    }
+
+
+def test_only_the_worker_side_and_the_keras_library_import_a_framework():
+    importers = framework_importers(ROOT / "mlpsuite")
+    assert "mlpsuite.trial.training" in importers  # the check sees function-level imports too
+    assert "mlpsuite.trial.sklearn_backend" in importers
+    outside = {
+        name: sorted(hits)
+        for name, hits in importers.items()
+        if not _within(name, MAY_IMPORT_A_FRAMEWORK)
+    }
+    assert not outside, f"a framework imported outside the worker side: {outside}"
+
+
+def test_the_coordinator_never_imports_the_worker_side():
+    graph = import_graph(ROOT / "mlpsuite")
+    crossing = sorted(
+        (name, target)
+        for name, imports in graph.items()
+        if _within(name, COORDINATOR)
+        for target in imports
+        if _within(target, ("mlpsuite.trial",))
+    )
+    assert set(crossing) == COORDINATOR_TO_WORKER, crossing
+
+
+def test_the_worker_side_reaches_the_coordinator_only_through_the_wire():
+    graph = import_graph(ROOT / "mlpsuite")
+    allowed = ("mlpsuite.executors.wire",)
+    reaching = sorted(
+        (name, target)
+        for name, imports in graph.items()
+        if _within(name, ("mlpsuite.trial",))
+        for target in imports
+        if _within(target, COORDINATOR)
+        and not _within(target, allowed)
+        and target
+        != "mlpsuite.executors"  # the package itself: `from mlpsuite.executors import wire`
+        and not _within(target, ("mlpsuite.config",))  # a Trial is the request's content
+    )
+    assert not reaching, reaching
+    assert graph["mlpsuite.executors.wire"] <= {"mlpsuite.registry"}  # a leaf both sides import
+
+
+@pytest.mark.parametrize(
+    ("package", "must_not_import"),
+    [
+        # numbers only: no store writes, no views, no executors
+        (
+            "mlpsuite.analysis",
+            (
+                "mlpsuite.present",
+                "mlpsuite.runner",
+                "mlpsuite.executors",
+                "mlpsuite.api",
+                "mlpsuite.cli",
+            ),
+        ),
+        # the store knows nothing of what reads it
+        (
+            "mlpsuite.tracking",
+            (
+                "mlpsuite.analysis",
+                "mlpsuite.present",
+                "mlpsuite.executors",
+                "mlpsuite.runner",
+                "mlpsuite.api",
+                "mlpsuite.cli",
+            ),
+        ),
+        # views read results; they run nothing
+        (
+            "mlpsuite.present",
+            (
+                "mlpsuite.executors.local",
+                "mlpsuite.executors.ray",
+                "mlpsuite.runner",
+                "mlpsuite.api",
+                "mlpsuite.cli",
+            ),
+        ),
+        # the scheduling knows no store and no view
+        (
+            "mlpsuite.executors",
+            (
+                "mlpsuite.tracking",
+                "mlpsuite.analysis",
+                "mlpsuite.present",
+                "mlpsuite.runner",
+                "mlpsuite.api",
+                "mlpsuite.cli",
+            ),
+        ),
+    ],
+)
+def test_each_folder_imports_only_what_its_role_needs(package, must_not_import):
+    graph = import_graph(ROOT / "mlpsuite")
+    wrong = sorted(
+        (name, target)
+        for name, imports in graph.items()
+        if _within(name, (package,))
+        for target in imports
+        if _within(target, must_not_import)
+    )
+    assert not wrong, wrong
+
+
+def test_mlflow_store_calls_stay_in_tracking():
+    """Only the store's modules import MLflow's client, entities or exceptions; the worker side
+    writes MLflow's model format (`mlflow.keras`), the CLI execs MLflow's server."""
+    allowed = (
+        "mlpsuite.tracking",
+        "mlpsuite.run_records",
+        "mlpsuite.trial.saved_models",  # the model formats a worker writes
+        "mlpsuite.trial.sklearn_backend",
+        "mlpsuite.cli.serve",
+    )
+    users = {
+        name: sorted(m for m in external_imports(path) if m == "mlflow" or m.startswith("mlflow."))
+        for name, path in modules(ROOT / "mlpsuite").items()
+    }
+    outside = {name: hits for name, hits in users.items() if hits and not _within(name, allowed)}
+    assert not outside, f"MLflow imported outside tracking/: {outside}"

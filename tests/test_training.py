@@ -26,7 +26,7 @@ def _trial(**training):
 
 @pytest.mark.backend
 def test_early_stopping_tests_the_best_epochs_weights(backend):
-    from mlpsuite.training import run_trial
+    from mlpsuite.trial.training import run_trial
 
     def run(trial):
         return run_trial(trial, lambda event: None, threads=1)
@@ -48,8 +48,8 @@ def test_early_stopping_tests_the_best_epochs_weights(backend):
 def test_regression_scores_match_scikit_learn(backend):
     from sklearn.metrics import mean_absolute_error, r2_score
 
-    from mlpsuite.evaluation import regression_scores
     from mlpsuite.models import build_mlp
+    from mlpsuite.trial.evaluation import regression_scores
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(64, 3)).astype("float32")

@@ -28,8 +28,8 @@ def _relative(a: float, b: float) -> float:
 
 @pytest.mark.backend("jax")
 def test_vectorized_seeds_match_their_sequential_trials(backend):
-    from mlpsuite.training import TrialRunner
-    from mlpsuite.vectorized import train_seeds
+    from mlpsuite.trial.training import TrialRunner
+    from mlpsuite.trial.vectorized import train_seeds
 
     trials = _trials()
     runner = TrialRunner()
@@ -73,8 +73,8 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
 @pytest.mark.backend("jax")
 @pytest.mark.check
 def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
-    from mlpsuite.training import TrialRunner
-    from mlpsuite.vectorized import train_seeds
+    from mlpsuite.trial.training import TrialRunner
+    from mlpsuite.trial.vectorized import train_seeds
 
     trials = expand(
         GridSpec.model_validate(

@@ -13,7 +13,6 @@ import math
 from typing import Any
 
 import pandas as pd
-from mlflow.exceptions import MlflowException
 from pydantic import ValidationError
 
 from mlpsuite.analysis.frame import (
@@ -44,15 +43,8 @@ from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.errors import ReportError
 from mlpsuite.learning_curves import TARGET_METRICS
 from mlpsuite.registry import RANKABLE, TARGET_MEASURES
-from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, Tracker
+from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, MissingRecordError, Tracker
 
-# `mlpsuite compare`'s flag for each field of the protocol, for its one-line errors.
-FLAGS = {
-    "nuisance": "--nuisance",
-    "select_on": "--select-on",
-    "metric": "--metric",
-    "target": "--target",
-}
 SCIENTIFIC, NUISANCE = "scientific", "nuisance"
 
 
@@ -245,13 +237,12 @@ def _protocol(
                 _recorded(frame, bool(given.get("target") or declared.get("target")))
             )
             raise ReportError(
-                f"{FLAGS[field]} {first['input']}: {first['input']} is not recorded by this grid's "
-                f"runs; allowed: {allowed}"
+                f"{first['input']} is not recorded by this grid's runs; allowed: {allowed}",
+                field,
+                first["input"],
             ) from None
-        shown = f" {first['input']}" if isinstance(first["input"], str) else ""
-        raise ReportError(
-            f"{FLAGS.get(field, field)}{shown}: {first['msg'].removeprefix('Value error, ')}"
-        ) from None
+        shown = first["input"] if isinstance(first["input"], str) else ""
+        raise ReportError(first["msg"].removeprefix("Value error, "), field, shown) from None
 
 
 def _recorded(frame: pd.DataFrame, target: bool) -> list[str]:
@@ -277,7 +268,7 @@ def _check_protocol(spec: CompareSpec, grid_keys: list[str], frame: pd.DataFrame
             if field == "target"
             else given
         )
-        raise ReportError(f"{FLAGS[field]} {shown}: {message}")
+        raise ReportError(message, field, shown)
 
 
 def _with_histories(tracker: Tracker, frame: pd.DataFrame, target: tuple[str, float] | None):
@@ -350,15 +341,16 @@ def _parent(tracker: Tracker, experiment: str, experiment_id: str, parent_run_id
             return parent
     listed = ", ".join(p.info.run_id for p in parents[:10])
     raise ReportError(
-        f"--parent {parent_run_id}: not a grid run of experiment {experiment!r}; "
-        f"its grid runs: {listed}"
+        f"not a grid run of experiment {experiment!r}; its grid runs: {listed}",
+        "parent",
+        parent_run_id,
     )
 
 
 def _manifest(tracker: Tracker, parent_run_id: str) -> dict[str, Any]:
     try:
         return tracker.load_json(parent_run_id, GRID_MANIFEST)
-    except (MlflowException, OSError):
+    except MissingRecordError:
         missing = tracker.get_run(parent_run_id).data.tags.get(TAG_MISSING)
         why = f"it could not be written: {missing}" if missing else "an older mlpsuite made it"
         raise ReportError(
@@ -373,14 +365,17 @@ def _selected(frame: pd.DataFrame, grid_keys: list[str], where: dict[str, str]) 
         column = grid_column(key)
         if column not in grid_keys:
             raise ReportError(
-                f"--where {key}={wanted}: {key} is not a grid key of this grid; allowed: "
-                f"{', '.join(grid_keys) or '(none: one cell)'}"
+                f"{key} is not a grid key of this grid; allowed: "
+                f"{', '.join(grid_keys) or '(none: one cell)'}",
+                "where",
+                f"{key}={wanted}",
             )
         labels = frame[column].map(short_value)
         if wanted not in set(labels):
             raise ReportError(
-                f"--where {key}={wanted}: no such value; allowed: "
-                f"{', '.join(dict.fromkeys(labels))}"
+                f"no such value; allowed: {', '.join(dict.fromkeys(labels))}",
+                "where",
+                f"{key}={wanted}",
             )
         frame = frame[labels == wanted]
     return frame.reset_index(drop=True)
@@ -395,8 +390,10 @@ def _checked_metric(frame: pd.DataFrame, metric: str | None) -> str:
         )
     if metric not in available:
         raise ReportError(
-            f"--metric {metric}: {metric} is not recorded by this grid's runs; allowed: "
-            f"{', '.join(available) or '(none)'}"
+            f"{metric} is not recorded by this grid's runs; allowed: "
+            f"{', '.join(available) or '(none)'}",
+            "metric",
+            metric,
         )
     return metric
 
@@ -407,7 +404,8 @@ def _checked_keys(grid_keys: list[str], by: str | None) -> list[str]:
     by = grid_column(by)
     if by not in grid_keys:
         raise ReportError(
-            f"--by {by}: not a grid key of this grid; allowed: "
-            f"{', '.join(grid_keys) or '(none: one cell)'}"
+            f"not a grid key of this grid; allowed: {', '.join(grid_keys) or '(none: one cell)'}",
+            "by",
+            by,
         )
     return [by]

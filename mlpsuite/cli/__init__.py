@@ -15,7 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from mlpsuite import __version__
-from mlpsuite.cli.arguments import EXIT_INTERRUPTED, EXIT_USAGE, Parser, add_tracking_uri
+from mlpsuite.cli.arguments import (
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    add_tracking_uri,
+    in_flag_words,
+)
 from mlpsuite.cli.compare import add_compare_command
 from mlpsuite.cli.figures import add_figure_commands
 from mlpsuite.cli.run import add_rerun_command, add_run_command
@@ -49,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as error:
-        print(f"mlpsuite: error: {error}".splitlines()[0], file=sys.stderr)
+        print(f"mlpsuite: error: {in_flag_words(error)}".splitlines()[0], file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from mlpsuite.errors import ConfigError
+from mlpsuite.errors import ConfigError, ReportError, UserError
 from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -91,3 +91,13 @@ def experiment_id(tracker, name: str, said: str) -> str:
             f"{said}: no such experiment in {shown_uri(tracker.uri)}; experiments: {known}"
         )
     return found
+
+
+def in_flag_words(error: UserError) -> str:
+    """The error's one line as the CLI's user reads it: a `ReportError` about one parameter of
+    `mlpsuite.compare` names its flag (`metric='x': ...` -> `--metric x: ...`)."""
+    if isinstance(error, ReportError) and error.parameter:
+        flag = "--" + error.parameter.replace("_", "-")
+        shown = f" {error.value}" if error.value else ""
+        return f"{flag}{shown}: {error.reason}"
+    return str(error)

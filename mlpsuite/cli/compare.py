@@ -133,7 +133,7 @@ def run_compare(args: argparse.Namespace) -> int:
     )
     print_comparison(comparison, args.format)
     if args.out is not None:
-        from mlpsuite.report import write_report
+        from mlpsuite.present.report import write_report
 
         written = write_report(comparison, args.out)
         print(f"wrote {len(written)} files to {args.out}", file=sys.stderr)
@@ -143,7 +143,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def print_comparison(comparison, output_format: str) -> None:
-    from mlpsuite import report
+    from mlpsuite.present import report
 
     if output_format == "json":
         print(report.as_json(comparison))
@@ -154,7 +154,7 @@ def print_comparison(comparison, output_format: str) -> None:
     else:
         from rich.console import Console
 
-        from mlpsuite.display import comparison_view
+        from mlpsuite.present.terminal import comparison_view
 
         console = Console() if Console().is_terminal else Console(width=100)
         for shown in comparison_view(comparison, max_rows=30, effects=True):

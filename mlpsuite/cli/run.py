@@ -110,7 +110,7 @@ def run_grid(args: argparse.Namespace) -> int:
     if args.dry_run:
         from rich.console import Console
 
-        from mlpsuite.display import trial_table
+        from mlpsuite.present.terminal import trial_table
 
         Console().print(trial_table(api.plan(args.config, backends=args.backends)))
         return 0
@@ -121,19 +121,19 @@ def run_grid(args: argparse.Namespace) -> int:
         jobs=args.jobs,
         force=args.force,
         executor=args.executor,
-        reuse=not args.no_reuse,
+        reuse_models=not args.no_reuse,
         address=args.address,
         max_retries=args.max_retries,
         reuse_runs=args.reuse_runs,
     )
-    from mlpsuite.display import make_console
+    from mlpsuite.present.terminal import make_console
 
     return _show_outcome(result, args, make_console(), make_console(stderr=False))
 
 
 def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
     """The comparison and the closing line on stdout, notes on stderr; returns the exit code."""
-    from mlpsuite.display import comparison_view
+    from mlpsuite.present.terminal import comparison_view
 
     if result.orphans_killed:
         console.print(
@@ -178,17 +178,15 @@ def _browse_hint(result, cli_uri: str | None) -> str:
 
 
 def rerun_trial(args: argparse.Namespace) -> int:
-    from mlflow.exceptions import MlflowException
-
     from mlpsuite.runner import rerun
-    from mlpsuite.tracking import Tracker, resolve_uri
+    from mlpsuite.tracking import MissingRecordError, Tracker, resolve_uri
 
     tracker = Tracker(resolve_uri(args.tracking_uri, create=False))
     try:
         trial, result, new_run_id, difference = rerun(
             tracker, args.run_id, allow_changed_data=args.allow_changed_data
         )
-    except MlflowException as error:
+    except MissingRecordError as error:
         raise ConfigError(
             f"run {args.run_id!r} in {shown_uri(tracker.uri)}: {error.message}"
         ) from None

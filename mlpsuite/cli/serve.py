@@ -109,7 +109,7 @@ def run_ui(args: argparse.Namespace) -> int:
 def _experiment_page(tracker, experiment: str | None) -> str:
     """`#/experiments/ID?workflowType=machine_learning` (MLflow 3 opens on its GenAI view
     otherwise): the experiment named, else the one whose grid ran last, else the list."""
-    from mlpsuite.dashboard import VIEW
+    from mlpsuite.present.run_page import VIEW
 
     if experiment is not None:
         return f"#/experiments/{experiment_id(tracker, experiment, experiment)}?{VIEW}"

@@ -254,7 +254,7 @@ class GridSpec(Section):
     diagnostics: bool = Field(
         default=False,
         description="log gradient norms, dead units and activation "
-        "statistics per layer and epoch (mlpsuite.diagnostics)",
+        "statistics per layer and epoch (mlpsuite.trial.diagnostics)",
     )
     compare: CompareSpec = Field(
         default=CompareSpec(),

@@ -25,34 +25,30 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ConfigError
-from mlpsuite.executors.local import (
-    MAX_START_FAILURES,
-    Event,
-    Handler,
-    _fail,
-    fail_queue,
-    overrun,
-    worker_environment,
-)
-from mlpsuite.executors.units import Claim, _queues, _Unit, next_backend, take_claimed
-from mlpsuite.results import ERROR, TIMEOUT, WORKER_DIED, TrialResult
+from mlpsuite.executors import wire
+from mlpsuite.executors.base import POLL_SECONDS, Event, Handler, Queues, Slot, SlotExecutor, fail
+from mlpsuite.executors.units import _Unit
+from mlpsuite.results import ERROR, WORKER_DIED, TrialResult
 
 if TYPE_CHECKING:  # Ray is optional: imported at run time only inside RayExecutor
     from ray import ObjectRef
     from ray.actor import ActorHandle
 
-POLL_SECONDS = 0.2
 # An actor not ready after this long is said on stderr: Ray waits for a free CPU forever.
 UNPLACED_WARNING_S = 60.0
 # Deaths before a request began are free this many times per trial: enough for a node lost
 # under every actor at once, and no endless loop should actors die on every request.
 MAX_UNBEGUN_DEATHS = 3
+# How much of Ray's error text a failure keeps: the reason's last line in the one-line message,
+# the tail of the whole error (Ray's traceback of the actor) in failure.txt.
+REASON_CHARS = 300
+DETAILS_CHARS = 5000
 logger = logging.getLogger("mlpsuite")
 
 
@@ -60,7 +56,7 @@ class _TrialActor:
     """A Ray actor around the worker loop: `ready()` once, then `run(trials)` per request."""
 
     def __init__(self):
-        from mlpsuite.executors.worker import make_runner, ready_event
+        from mlpsuite.trial.worker import make_runner, ready_event
 
         began = time.perf_counter()
         threads = int(os.environ.get("MLPSUITE_THREADS", "1"))
@@ -72,7 +68,7 @@ class _TrialActor:
 
     def run(self, trial_dicts: list[dict]):
         """Events of one request as they happen (a streaming generator), `finished` last."""
-        from mlpsuite.executors.worker import run_request
+        from mlpsuite.trial.worker import run_request
 
         events: queue.Queue = queue.Queue()
         done = object()
@@ -80,7 +76,7 @@ class _TrialActor:
         def work():
             try:
                 for key, result in run_request(self.runner, self.backend, trial_dicts, events.put):
-                    event = {"event": "finished", "key": key, "result": result.to_dict()}
+                    event = wire.finished(key, result.to_dict())
                     if result.model_dir:  # the driver may run on another machine: send the files
                         event["model_zip"] = _zipped(Path(result.model_dir))
                     events.put(event)
@@ -116,20 +112,14 @@ def _unzipped(data: bytes, root: Path) -> Path:
     return folder
 
 
-@dataclasses.dataclass
-class _Slot:
-    index: int
-    backend: str
+@dataclasses.dataclass(kw_only=True)
+class _Slot(Slot):
     actor: ActorHandle
     ready_ref: ObjectRef | None  # until the actor has imported its framework
-    spawned_at: float = dataclasses.field(default_factory=time.monotonic)
     warned: bool = False  # said that Ray has not started it yet
     unit: _Unit | None = None  # the request in flight
     stream: Iterator[ObjectRef] | None = None  # its ObjectRefGenerator
     finished: set[str] = dataclasses.field(default_factory=set)
-    program: str | None = None
-    started_at: float | None = None  # when its request's latest trial started: the time limit
-    assigned_at: float | None = None  # when the request was sent: the limit of one never started
 
     def unfinished(self) -> list[Trial]:
         """The trials of the request in flight that have not reported `finished`."""
@@ -140,8 +130,9 @@ class _Slot:
         )
 
 
-class RayExecutor:
-    """Runs trials on Ray actors: a local Ray instance, or the cluster at `address`."""
+class RayExecutor(SlotExecutor):
+    """Runs trials on Ray actors: a local Ray instance, or the cluster at `address`. The
+    transport: an actor per slot, a streaming call per request, `ray.wait` over them all."""
 
     def __init__(
         self,
@@ -177,98 +168,55 @@ class RayExecutor:
                     "`ray start --head`, or leave --address out for a local Ray"
                 ) from None
         cpus = ray.cluster_resources().get("CPU", 1)
-        self.jobs = jobs or max(1, int(cpus))
+        super().__init__(jobs or max(1, int(cpus)))
         self.threads = max(1, int(cpus) // self.jobs)
         # More actors than CPUs share them, as local workers do: an actor Ray cannot place
         # would wait for a CPU that no other actor gives back.
         self.cpus_per_actor = min(self.threads, cpus / self.jobs)
         self.reuse, self.max_retries = reuse, max_retries
-        self._slots: dict[int, _Slot] = {}
-        self._claim: Claim | None = None
+        self._slots: dict[int, _Slot] = {}  # pyright: ignore[reportIncompatibleVariableOverride]
         self._retries: collections.Counter = collections.Counter()
         self._unbegun: collections.Counter = collections.Counter()
-        self._start_failures: collections.Counter = collections.Counter()
         self._model_dir = Path(tempfile.mkdtemp(prefix="mlpsuite-ray-models-"))
-        self.kept_logs = None
-        self.retired = 0
 
     def prestart(self, backends: list[str]) -> None:
         """Actors start when `run` needs them (Ray schedules them; nothing to overlap here)."""
 
-    def run(
-        self,
-        trials: list[Trial],
-        handle: Handler,
-        should_stop: Callable[[], bool] | None = None,
-        claim: Claim | None = None,
-    ) -> None:
-        """As LocalExecutor.run: `claim` keeps the trials of a unit this driver owns."""
-        self._claim = claim
-        queues = _queues(trials)
-        self.jobs = min(self.jobs, max(1, len(trials)))
-        try:
-            while any(queues.values()) or any(s.unit for s in self._slots.values()):
-                if should_stop is not None and should_stop():
-                    raise KeyboardInterrupt
-                self._fill_slots(queues)
-                self._wait_and_handle(queues, handle)
-                self._enforce_time_limits(handle)
-                self._warn_unplaced()
-        finally:
-            self.shutdown()
-
     def shutdown(self, kill: bool = False) -> None:
-        for slot in list(self._slots.values()):
-            self.ray.kill(slot.actor, no_restart=True)
-        self._slots.clear()
+        super().shutdown(kill)
         shutil.rmtree(self._model_dir, ignore_errors=True)
 
-    # ------------------------------------------------------------ scheduling
+    # ------------------------------------------------------------ scheduling hooks
 
-    def _fill_slots(self, queues) -> None:
-        """Work goes to ready actors only: one Ray has not placed yet may never be (a lost
-        node), and its unit would wait while other actors idle."""
-        for index in range(self.jobs):
-            slot = self._slots.get(index)
-            if slot is not None and (slot.unit or slot.ready_ref is not None):
-                continue
-            if slot is not None and queues.get(slot.backend):
-                unit = take_claimed(
-                    queues[slot.backend], slot.program, self._programs(slot), self._claim
-                )
-                if unit is not None:
-                    self._assign(slot, unit)
-                    continue
-            backend = next_backend(
-                queues, [s.backend for s in self._slots.values() if s is not slot]
-            )
-            if backend is None:
-                continue
-            if slot is not None:
-                self.ray.kill(slot.actor, no_restart=True)
-            self._start(index, backend)
+    def _in_flight(self, slot: Slot) -> list[Trial]:
+        assert isinstance(slot, _Slot)
+        return slot.unfinished()
 
-    def _programs(self, slot: _Slot) -> set[str]:
-        """The programs the other actors of `slot`'s backend hold compiled (as the local
-        executor)."""
-        return {
-            s.program
-            for s in self._slots.values()
-            if s is not slot and s.backend == slot.backend and s.program
-        }
+    def _busy(self, slot: Slot) -> bool:
+        assert isinstance(slot, _Slot)
+        return slot.unit is not None or slot.ready_ref is not None
+
+    def _stop(self, slot: Slot, kill: bool = False) -> None:
+        """An actor holds nothing between requests: it is killed either way."""
+        assert isinstance(slot, _Slot)
+        self.ray.kill(slot.actor, no_restart=True)
+
+    def _tick(self) -> None:
+        self._warn_unplaced()
 
     def _start(self, index: int, backend: str) -> _Slot:
-        env = worker_environment(backend, self.threads, self.reuse, self._model_dir)
+        env = wire.worker_environment(backend, self.threads, self.reuse, self._model_dir)
         actor_class = self.ray.remote(_TrialActor).options(
             num_cpus=self.cpus_per_actor, runtime_env={"env_vars": env}, max_restarts=0
         )
         # Ray types `remote()` as "the handle, or the class itself" (for editors' hints).
         actor = cast("ActorHandle", actor_class.remote())
-        slot = _Slot(index, backend, actor, actor.ready.remote())
+        slot = _Slot(index=index, backend=backend, actor=actor, ready_ref=actor.ready.remote())
         self._slots[index] = slot
         return slot
 
-    def _assign(self, slot: _Slot, unit: _Unit) -> None:
+    def _assign(self, slot: Slot, unit: _Unit) -> None:
+        assert isinstance(slot, _Slot)
         # The clock starts at once: an actor hung before it says `started` is killed as well.
         slot.unit, slot.program, slot.finished, slot.started_at = unit, unit.program, set(), None
         slot.assigned_at = time.monotonic()
@@ -277,7 +225,7 @@ class RayExecutor:
 
     # ------------------------------------------------------------ events
 
-    def _wait_and_handle(self, queues, handle: Handler) -> None:
+    def _wait_and_handle(self, queues: Queues, handle: Handler) -> None:
         waiting = {}
         for slot in self._slots.values():
             if slot.ready_ref is not None:
@@ -294,7 +242,7 @@ class RayExecutor:
             else:
                 self._on_stream(slot, queues, handle)
 
-    def _on_ready(self, slot: _Slot, queues, handle: Handler) -> None:
+    def _on_ready(self, slot: _Slot, queues: Queues, handle: Handler) -> None:
         slot.ready_ref, ref = None, slot.ready_ref
         assert ref is not None  # it was waited on
         try:
@@ -303,22 +251,22 @@ class RayExecutor:
         except self.ray.exceptions.RayError as error:  # pyright: ignore[reportAttributeAccessIssue]
             # It died starting: the next fill starts another.
             del self._slots[slot.index]
-            self._start_failures[slot.backend] += 1
-            if self._start_failures[slot.backend] >= MAX_START_FAILURES:
-                reason = str(error).strip().splitlines()[-1][:300]
-                fail_queue(queues[slot.backend], f"Ray actor could not start ({reason})", handle)
+            reason = str(error).strip().splitlines()[-1][:REASON_CHARS]
+            self._start_failed(
+                slot.backend, queues, f"Ray actor could not start ({reason})", handle
+            )
             return
-        self._start_failures[slot.backend] = 0
+        self._start_succeeded(slot.backend)
         payload["start_s"] = time.monotonic() - slot.spawned_at
         handle(Event("ready", slot.index, slot.backend, payload=payload))
 
-    def _on_stream(self, slot: _Slot, queues, handle: Handler) -> None:
+    def _on_stream(self, slot: _Slot, queues: Queues, handle: Handler) -> None:
         assert slot.stream is not None and slot.unit is not None  # a request is in flight
         try:
             event = self.ray.get(next(slot.stream))
         except StopIteration:  # only after every `finished`, unless the actor's thread broke
             for trial in slot.unfinished():
-                _fail(
+                fail(
                     trial,
                     slot.index,
                     ERROR,
@@ -365,18 +313,7 @@ class RayExecutor:
                     free,
                 )
 
-    def _enforce_time_limits(self, handle: Handler) -> None:
-        """The hard stop, as the local executor's: kill the actor, the trials left are `timeout`."""
-        for slot in list(self._slots.values()):
-            left = slot.unfinished()
-            message = overrun(left, slot.started_at or slot.assigned_at)
-            if message:
-                self.ray.kill(slot.actor, no_restart=True)
-                del self._slots[slot.index]
-                for trial in left:
-                    _fail(trial, slot.index, TIMEOUT, message, handle)
-
-    def _on_death(self, slot: _Slot, error: Exception, queues, handle: Handler) -> None:
+    def _on_death(self, slot: _Slot, error: Exception, queues: Queues, handle: Handler) -> None:
         """The actor died mid-request: run what it left again on a fresh actor, or fail it. A
         request that had not begun (no `started` yet: its actor was already dead, as a lost node's
         are, when the work came) did not cause the death and costs its trials no retry."""
@@ -404,11 +341,11 @@ class RayExecutor:
             assert slot.unit is not None  # `retry` holds trials of its unit
             queues[slot.backend].appendleft(_Unit(slot.unit.program, retry))
         for trial in failed:
-            _fail(
+            fail(
                 trial,
                 slot.index,
                 WORKER_DIED,
                 f"{reason}; retried {self.max_retries} times",
                 handle,
-                str(error)[-5000:],
+                str(error)[-DETAILS_CHARS:],
             )

@@ -14,10 +14,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from mlpsuite.data import load_dataset
-from mlpsuite.diagnostics import PROBE_ROWS, LayerProbe, probe_rows
 from mlpsuite.errors import ConfigError, ReportError
 from mlpsuite.layers import get_scaler
 from mlpsuite.models import build_mlp, initialize_dense_weights
+from mlpsuite.trial.diagnostics import PROBE_ROWS, LayerProbe, probe_rows
 
 # The activations of the lecture, in its order: the computed `gradients` figure draws these,
 # and the figures of a grid list them first.

@@ -32,10 +32,10 @@ def landscape_slices(run: str, tracking_uri: str | None = None) -> LandscapeSlic
     """Slices of the training loss around the weights a run saved (`training.save_model`)."""
     import tempfile
 
-    from mlpsuite.landscape import Landscape
-    from mlpsuite.saved_models import load_trained_model
     from mlpsuite.tracking import Tracker, resolve_uri
-    from mlpsuite.training import make_loss
+    from mlpsuite.trial.landscape import Landscape
+    from mlpsuite.trial.saved_models import load_trained_model
+    from mlpsuite.trial.training import make_loss
 
     tracker = Tracker(tracking_uri or resolve_uri(None, create=False))
     trial = tracker.trial_of_run(run)

@@ -7,7 +7,7 @@ found by).
 """
 
 from mlpsuite.tracking.calls import server_outage_s, store_lock_s
-from mlpsuite.tracking.reader import StoreReader
+from mlpsuite.tracking.reader import MissingRecordError, StoreReader
 from mlpsuite.tracking.store import DEFAULT_URI, resolve_uri, run_url, shown_uri
 from mlpsuite.tracking.tags import (
     GRID_MANIFEST,
@@ -31,6 +31,7 @@ from mlpsuite.tracking.tags import (
 from mlpsuite.tracking.writer import Tracker
 
 __all__ = [
+    "MissingRecordError",
     "DEFAULT_URI",
     "GRID_MANIFEST",
     "StoreReader",

@@ -24,7 +24,16 @@ from mlpsuite.tracking.store import (
     creation_lock_path,
     shown_uri,
 )
-from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND
+from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND, TAG_PARENT
+
+
+class MissingRecordError(LookupError):
+    """A run or artifact the store does not have; `message` says which, in MLflow's words.
+    Raised instead of MLflow's own exception, which stays inside `tracking/`."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 class StoreReader:
@@ -64,6 +73,13 @@ class StoreReader:
                 f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}"
             ) from None
 
+    def running_children(self, experiment_id: str, parent_run_id: str) -> list:
+        """The parent's child runs still RUNNING (any driver's)."""
+        return self.search(
+            experiment_id,
+            f"tags.`{TAG_PARENT}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
+        )
+
     def search(self, experiment_id: str, filter_string: str) -> list:
         runs, token = [], None
         while True:
@@ -80,15 +96,25 @@ class StoreReader:
                 return runs
 
     def load_trial(self, run_id: str) -> tuple[Trial, Any]:
-        """The logged `trial.json` of a run, and the run itself."""
-        run = self._call(self.client.get_run, run_id)
+        """The logged `trial.json` of a run, and the run itself; `MissingRecordError` if the store
+        has no such run or file."""
+        try:
+            run = self._call(self.client.get_run, run_id)
+        except MlflowException as error:
+            raise MissingRecordError(error.message) from error
         trial = Trial.model_validate(self.load_json(run_id, "trial.json"))
         return trial, run
 
     def load_json(self, run_id: str, artifact: str) -> Any:
+        """A run's JSON artifact; `MissingRecordError` if the store has no such file."""
         with tempfile.TemporaryDirectory() as scratch:
-            path = self._call(self.client.download_artifacts, run_id, artifact, scratch)
-            return json.loads(Path(path).read_text(encoding="utf-8"))
+            try:
+                path = self._call(self.client.download_artifacts, run_id, artifact, scratch)
+                return json.loads(Path(path).read_text(encoding="utf-8"))
+            except MlflowException as error:
+                raise MissingRecordError(error.message) from error
+            except OSError as error:
+                raise MissingRecordError(f"{artifact}: {error}") from error
 
     def find_experiment(self, name: str) -> str | None:
         experiment = self._call(self.client.get_experiment_by_name, name)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from mlpsuite.analysis import Comparison
 from mlpsuite.analysis.versions import mixed_libraries, version_line
-from mlpsuite.report import NOTE_ROWS, better, cell_value, markdown
+from mlpsuite.present.report import NOTE_ROWS, better, cell_value, markdown
 
 FIRST_FIGURES = ("final_metric", "curves")  # the ranking and the curves, above the tables
 LATER_FIGURES = ("isolation", "parity", "speed")

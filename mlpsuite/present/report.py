@@ -634,7 +634,7 @@ def write_report(comparison: Comparison, folder: Path, figures: bool = True) -> 
     (folder / "report.md").write_text(markdown(comparison), encoding="utf-8")
     written.append(folder / "report.md")
     if figures:
-        from mlpsuite.plots import comparison_figures
+        from mlpsuite.present.plots import comparison_figures
 
         written += comparison_figures(comparison, folder)
     return written

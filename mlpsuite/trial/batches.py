@@ -18,7 +18,7 @@ import math
 import keras
 import numpy as np
 
-from mlpsuite.batch_order import epoch_orders
+from mlpsuite.trial.batch_order import epoch_orders
 
 
 class SeededBatches(keras.utils.PyDataset):

@@ -21,12 +21,13 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from mlpsuite.batch_order import epoch_orders
 from mlpsuite.config import Trial
 from mlpsuite.data import Dataset
-from mlpsuite.evaluation import EVAL_BATCH_SIZE
+from mlpsuite.executors import wire
 from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
-from mlpsuite.training import (
+from mlpsuite.trial.batch_order import epoch_orders
+from mlpsuite.trial.evaluation import EVAL_BATCH_SIZE
+from mlpsuite.trial.training import (
     EPOCH_METRICS,
     Emit,
     TrialRunner,
@@ -147,7 +148,7 @@ def _record(
 ) -> None:
     for name, value in metrics.items():
         result.history.setdefault(name, []).append(value)
-    emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
+    emit(wire.epoch(trial.key, epoch, metrics))
 
 
 def _state(model: keras.Model):

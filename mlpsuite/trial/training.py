@@ -19,23 +19,24 @@ import keras
 import numpy as np
 
 from mlpsuite import __version__
-from mlpsuite.backends import (
+from mlpsuite.config import OptimizerSpec, Trial
+from mlpsuite.data import Dataset
+from mlpsuite.executors import wire
+from mlpsuite.layers import get_scaler
+from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
+from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
+from mlpsuite.trial.backends import (
     active_backend,
     framework_version,
     release_compiled,
     seed_everything,
     xla_allowed,
 )
-from mlpsuite.batches import NewOrder, training_batches
-from mlpsuite.config import OptimizerSpec, Trial
-from mlpsuite.data import Dataset
-from mlpsuite.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
-from mlpsuite.diagnostics import Diagnostics, LayerProbe, probe_rows
-from mlpsuite.evaluation import Split
-from mlpsuite.layers import get_scaler
-from mlpsuite.models import build_mlp, find_scaler, initialize_dense_weights, reseed_dropout
-from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
-from mlpsuite.saved_models import save_trained_model
+from mlpsuite.trial.batches import NewOrder, training_batches
+from mlpsuite.trial.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
+from mlpsuite.trial.diagnostics import Diagnostics, LayerProbe, probe_rows
+from mlpsuite.trial.evaluation import Split
+from mlpsuite.trial.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
 EPOCH_METRICS = (
@@ -76,7 +77,7 @@ class EpochReporter(keras.callbacks.Callback):
         metrics["train_time_s"] = (self.train_ended or now) - self.epoch_began  # the steps alone
         for name, value in metrics.items():
             self.history.setdefault(name, []).append(value)
-        self.emit({"event": "epoch", "key": self.key, "epoch": epoch + 1, "metrics": metrics})
+        self.emit(wire.epoch(self.key, epoch + 1, metrics))
         stop = epoch_failure(
             metrics.get("loss", 0.0), epoch + 1, now - self.started, self.max_seconds
         )

@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlpsuite import analysis, report
-from mlpsuite.plots import figures, loss_curves
+from mlpsuite import analysis
+from mlpsuite.present import report
+from mlpsuite.present.plots import figures, loss_curves
 
 HTML_ROWS = 15
 # The columns of GridResult.runs, before the metrics (grid keys come after `seed`).

@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from mlpsuite.backends import active_backend
+from mlpsuite.trial.backends import active_backend
 
 EVAL_BATCH_SIZE = 1024
 

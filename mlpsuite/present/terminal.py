@@ -17,7 +17,7 @@ from rich.progress import (
 from rich.table import Column, Table
 
 from mlpsuite.config import Trial
-from mlpsuite.executors.local import Event
+from mlpsuite.executors.base import Event
 
 if TYPE_CHECKING:  # pandas, scipy and MLflow load only when a comparison is shown
     from mlpsuite.analysis import Comparison
@@ -121,9 +121,9 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
     """What a grid ends with in the terminal: the protocol, the ranking, the parity line, the
     speed table (and, for `mlpsuite compare`, what was counted, the best cell and the paired
     effects). Fits 80 columns for short cell names."""
-    from mlpsuite import report
     from mlpsuite.analysis import ALL_BACKENDS
     from mlpsuite.analysis.versions import mixed_libraries, version_line
+    from mlpsuite.present import report
 
     summary = [report.counted_line(comparison), report.best_line(comparison)] if effects else []
     versions = version_line(comparison.frame)
@@ -168,7 +168,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     `mean ± half-width`, and its IQM. One scientific or nuisance key heads its own column,
     so that the values alone fit in 80 columns."""
     from mlpsuite.analysis import ALL_BACKENDS
-    from mlpsuite.report import INTERVAL_NAMES, better, cell_value, number
+    from mlpsuite.present.report import INTERVAL_NAMES, better, cell_value, number
 
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
@@ -218,7 +218,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
 
 def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
     """Per grid key, each level against the key's best level, paired on seed and the other keys."""
-    from mlpsuite.report import effect_key, number
+    from mlpsuite.present.report import effect_key, number
 
     tables = []
     for _key, effects in comparison.effects.groupby("key", sort=False):
@@ -244,7 +244,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
 
 def speed_table(comparison: Comparison) -> Table:
-    from mlpsuite.report import number
+    from mlpsuite.present.report import number
 
     target = "time_to_target_s" in comparison.speed
     table = _table(

@@ -31,63 +31,11 @@ from typing import Any, cast
 
 import numpy as np
 
-from mlpsuite.batch_order import epoch_orders
 from mlpsuite.config import Trial
+from mlpsuite.config.reference import ACTIVATIONS, NAME, SOLVERS, unsupported
+from mlpsuite.executors import wire
 from mlpsuite.results import TrialResult, epoch_failure, peak_rss_mb, steady_step_time_ms
-
-NAME = "sklearn"
-ACTIVATIONS = {"identity": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
-SOLVERS = {
-    "sgd": ("sgd", 0.0, False),
-    "momentum": ("sgd", None, False),
-    "nesterov": ("sgd", None, True),
-    "adam": ("adam", 0.9, False),
-}  # name -> (solver, momentum or None for the trial's, nesterov)
-LOSSES = {"classification": "sparse_categorical_crossentropy", "regression": "mse"}
-UNSUPPORTED = "not available in scikit-learn"
-
-
-def unsupported(trial: Trial) -> str | None:
-    """Why scikit-learn cannot run `trial` (one line naming what it offers instead), or None."""
-    if trial.model.activation.name not in ACTIVATIONS:
-        return (
-            f"activation {trial.model.activation.name} is {UNSUPPORTED}; it has identity, "
-            "sigmoid (logistic), tanh, relu"
-        )
-    if trial.model.activation.params:
-        return f"activation parameters {trial.model.activation.params} are {UNSUPPORTED}"
-    if trial.optimizer.name not in SOLVERS:
-        return (
-            f"optimizer {trial.optimizer.name} is {UNSUPPORTED}; "
-            "it has sgd, momentum, nesterov, adam"
-        )
-    if trial.optimizer.schedule is not None:
-        return (
-            f"a {trial.optimizer.schedule.name} learning-rate schedule is {UNSUPPORTED} "
-            "(constant rate only)"
-        )
-    if trial.model.dropout > 0:
-        return f"dropout is {UNSUPPORTED}"
-    if trial.training.early_stopping is not None:
-        return "early stopping on mlpsuite's validation split is " + UNSUPPORTED
-    if trial.loss not in LOSSES.values():
-        return (
-            f"loss {trial.loss} is {UNSUPPORTED}; "
-            "it has sparse_categorical_crossentropy (classification), mse"
-        )
-    return None
-
-
-def sklearn_note(trials: list[Trial]) -> str | None:
-    """One line saying how many sklearn trials will be FAILED runs, and the first reason."""
-    reasons = [
-        reason for trial in trials if trial.backend == NAME and (reason := unsupported(trial))
-    ]
-    if not reasons:
-        return None
-    return (
-        f"sklearn: {len(reasons)} trials will be FAILED runs (the grid goes on), e.g. {reasons[0]}"
-    )
+from mlpsuite.trial.batch_order import epoch_orders
 
 
 def estimator(trial: Trial, task: str):
@@ -178,7 +126,7 @@ def _save(model, fitted_scaler, key: str, X_train: np.ndarray) -> str:
     from mlflow.models import infer_signature
     from sklearn.pipeline import make_pipeline
 
-    from mlpsuite.saved_models import EXAMPLE_ROWS, model_requirements, new_model_folder
+    from mlpsuite.trial.saved_models import EXAMPLE_ROWS, model_requirements, new_model_folder
 
     pipeline = make_pipeline(*([fitted_scaler] if fitted_scaler is not None else []), model)
     folder = new_model_folder(key)
@@ -253,7 +201,7 @@ def _train(
         metrics["epoch_time_s"] = time.perf_counter() - began
         for name, value in metrics.items():
             result.history.setdefault(name, []).append(float(value))
-        emit({"event": "epoch", "key": trial.key, "epoch": epoch, "metrics": metrics})
+        emit(wire.epoch(trial.key, epoch, metrics))
         stop = epoch_failure(
             metrics["loss"], epoch, time.perf_counter() - started, trial.training.max_seconds
         )

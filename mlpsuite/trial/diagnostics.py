@@ -26,7 +26,8 @@ from typing import cast
 import keras
 import numpy as np
 
-from mlpsuite.backends import probe_function
+from mlpsuite.executors import wire
+from mlpsuite.trial.backends import probe_function
 
 PROBE_ROWS = 256  # the first rows of the training split; the split itself is already shuffled
 PREFIXES = (
@@ -118,7 +119,7 @@ class Diagnostics(keras.callbacks.Callback):
         return metrics
 
     def on_train_begin(self, logs=None):
-        self.emit({"event": "epoch", "key": self.key, "epoch": 0, "metrics": self._measure()})
+        self.emit(wire.epoch(self.key, 0, self._measure()))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from mlpsuite.executors.wire import MODEL_DIR_ENV
+
 if TYPE_CHECKING:  # Keras is imported by the functions that need it, not with this module
     import keras
 
-MODEL_DIR_ENV = "MLPSUITE_MODEL_DIR"  # where the executor lets its workers save models
 EXAMPLE_ROWS = 5  # rows MLflow derives the model's signature (input and output shapes) from
 
 
@@ -38,7 +39,7 @@ def save_trained_model(model, key: str, X_example: np.ndarray) -> str:
     folder = new_model_folder(key)
     example = np.asarray(X_example[:EXAMPLE_ROWS], dtype=np.float32)
     signature = infer_signature(example, np.asarray(model.predict(example, verbose=0)))
-    from mlpsuite.backends import active_backend
+    from mlpsuite.trial.backends import active_backend
 
     # mlflow names its flavours lazily, unexported; `import mlflow.keras` above loads this one.
     mlflow.keras.save_model(  # pyright: ignore[reportPrivateImportUsage]

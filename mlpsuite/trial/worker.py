@@ -1,6 +1,6 @@
 """A long-lived worker process: one Keras backend (or scikit-learn), many trials.
 
-Started by the local executor as `python -m mlpsuite.executors.worker` with `KERAS_BACKEND`
+Started by the local executor as `python -m mlpsuite.trial.worker` with `KERAS_BACKEND`
 (or `MLPSUITE_BACKEND=sklearn`) and the thread limits already in its environment. Protocol:
 JSON lines. The coordinator writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or
 a cell's seeds to train as one program); the worker answers on its original stdout
@@ -18,6 +18,8 @@ import sys
 import time
 import traceback
 from typing import TYPE_CHECKING
+
+from mlpsuite.executors import wire
 
 if TYPE_CHECKING:  # the worker imports its modules once it knows its backend
     from mlpsuite.results import TrialResult
@@ -59,17 +61,18 @@ def make_runner(threads: int):
     if os.environ.get("MLPSUITE_BACKEND") == "sklearn":
         import sklearn
 
-        from mlpsuite.sklearn_backend import NAME, SklearnRunner
+        from mlpsuite.config.reference import NAME
+        from mlpsuite.trial.sklearn_backend import SklearnRunner
 
         runner = SklearnRunner(threads)
         runner.start_rss_mb = _MemoryWatch.resident_mb()
         return NAME, runner, sklearn.__version__
     import keras  # noqa: F401  (the backend import is the cost paid once per worker)
 
-    from mlpsuite.backends import active_backend, configure, framework_version
+    from mlpsuite.trial.backends import active_backend, configure, framework_version
 
     configure(threads)
-    from mlpsuite.training import TrialRunner
+    from mlpsuite.trial.training import TrialRunner
 
     runner = TrialRunner(threads, reuse=os.environ.get("MLPSUITE_REUSE", "1") != "0")
     runner.start_rss_mb = _MemoryWatch.resident_mb()
@@ -77,14 +80,8 @@ def make_runner(threads: int):
 
 
 def ready_event(backend: str, threads: int, framework: str, began: float) -> dict:
-    return {
-        "event": "ready",
-        "backend": backend,
-        "threads": threads,
-        "pid": os.getpid(),
-        "import_s": time.perf_counter() - began,
-        "framework": framework,
-    }
+    """The `ready` event of a runner made since `began` (a perf_counter reading)."""
+    return wire.ready(backend, threads, framework, time.perf_counter() - began)
 
 
 def run_request(
@@ -98,10 +95,10 @@ def run_request(
 
     trials = [Trial.model_validate(trial) for trial in trial_dicts]
     for trial in trials:
-        emit({"event": "started", "key": trial.key})
+        emit(wire.started(trial.key))
     try:
         if len(trials) > 1:  # only on JAX: the executor vectorizes nothing else
-            from mlpsuite.vectorized import train_seeds
+            from mlpsuite.trial.vectorized import train_seeds
 
             results = train_seeds(runner, trials, emit)
         else:
@@ -137,15 +134,9 @@ def main() -> int:
         # Said before the results, so the executor sends this worker nothing more.
         retiring = memory.grown()  # TensorFlow leaks ~2 MB per model built, clear_session or not
         if retiring:
-            emit(
-                {
-                    "event": "retiring",
-                    "resident_mb": memory.resident_mb(),
-                    "baseline_mb": memory.baseline_mb,
-                }
-            )
+            emit(wire.retiring(memory.resident_mb(), memory.baseline_mb))
         for key, result in results:
-            emit({"event": "finished", "key": key, "result": result.to_dict()})
+            emit(wire.finished(key, result.to_dict()))
         if retiring:
             break
     return 0

@@ -1,19 +1,19 @@
 """The few places where mlpsuite needs the active backend's own API.
 
 Everything else is written with `keras.ops`. Keras is imported inside the functions that need
-the active backend, so the coordinator can import `thread_environment` without loading one.
+the active backend (a worker's environment is `mlpsuite.executors.wire`'s).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import cast
 
 import numpy as np
+
+from mlpsuite.executors.wire import compilation_cache_dir
 
 
 def active_backend() -> str:
@@ -146,43 +146,6 @@ def probe_function(model, loss) -> ProbeFunction:
 
         return probe
     raise ValueError(f"Unsupported backend {backend!r}; expected tensorflow, torch or jax")
-
-
-def thread_environment(threads: int) -> dict[str, str]:
-    """Environment for a worker process limited to `threads` intra-op threads.
-
-    Set before the framework is imported: OpenMP/MKL read it at load, and XLA's CPU client
-    only offers "one thread" or "all cores", so JAX gets one thread when threads == 1.
-    """
-    env = {
-        name: str(threads)
-        for name in (
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "TF_NUM_INTRAOP_THREADS",
-            "TF_NUM_INTEROP_THREADS",
-        )
-    }
-    if threads == 1:
-        env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    cache = compilation_cache_dir()
-    if cache is not None and "TORCHINDUCTOR_CACHE_DIR" not in os.environ:  # read when torch loads
-        env["TORCHINDUCTOR_CACHE_DIR"] = str(cache / "torch")  # torch.compile's, kept as JAX's
-    return env
-
-
-def compilation_cache_dir() -> Path | None:
-    """Where JAX keeps compiled programs between processes: `$MLPSUITE_CACHE_DIR` (`none`
-    turns the cache off), else the user's cache folder. Machine-local on purpose: an
-    executable fits this CPU and jaxlib, not the results store (which may be shared)."""
-    chosen = os.environ.get("MLPSUITE_CACHE_DIR")
-    if chosen and chosen.lower() == "none":
-        return None
-    if chosen:
-        return Path(chosen)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlpsuite"
 
 
 def configure(threads: int, deterministic: bool = True, compile_cache: bool = True) -> None:
