@@ -222,9 +222,7 @@ def test_wrong_arguments_are_configerrors(tmp_path):
 def test_reuse_is_a_deprecated_alias_of_reuse_models(tmp_path):
     uri = sqlite_uri(tmp_path)
     with (
-        pytest.warns(DeprecationWarning, match=r"reuse=\.\.\.\) is deprecated: it is reuse_"),
-            DeprecationWarning, match=r"reuse=\.\.\.\) is deprecated: it is reuse_models="
-        ),
+        pytest.warns(DeprecationWarning, match=r"reuse=\.\.\.\) is deprecated: it is reuse_models"),
         pytest.raises(mlpsuite.ConfigError, match="jobs: expected"),
     ):
         mlpsuite.run(_config(), tracking_uri=uri, jobs=0, reuse=False)
