@@ -26,7 +26,7 @@ from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
-from mlpsuite.tracking.tags import run_versions
+from mlpsuite.tracking.tags import TAG_TEXT_CHARS, run_versions
 
 if TYPE_CHECKING:
     from mlpsuite.analysis import Comparison
@@ -169,7 +169,7 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
         if not isinstance(error, UserError):  # a bug: its traceback; the store's fault: its line
             traceback.print_exc()
         outcome.report_error = f"{type(error).__name__}: {error}".splitlines()[0]
-        tracker.set_tags(parent, {"mlpsuite.report_error": outcome.report_error[:5000]})
+        tracker.set_tags(parent, {"mlpsuite.report_error": outcome.report_error[:TAG_TEXT_CHARS]})
     tracker.end_run(parent, "FINISHED")
 
 

@@ -16,6 +16,8 @@ from mlpsuite.analysis.frame import (
     finished,
     grid_column,
     grid_frame,
+    is_pooled,
+    pooled_rows,
     pooled_source,
     with_curve_measures,
 )
@@ -46,6 +48,8 @@ from mlpsuite.registry import RANKABLE
 
 __all__ = [
     "ALL_BACKENDS",
+    "is_pooled",
+    "pooled_rows",
     "CELL_METRICS",
     "CONFIDENCE",
     "NOT_RUN",

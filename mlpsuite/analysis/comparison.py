@@ -16,10 +16,10 @@ import pandas as pd
 from pydantic import ValidationError
 
 from mlpsuite.analysis.frame import (
-    ALL_BACKENDS,
     finished,
     grid_column,
     grid_frame,
+    pooled_rows,
     with_curve_measures,
 )
 from mlpsuite.analysis.protocol import (
@@ -115,11 +115,7 @@ class Comparison:
         return "one cell, every setting fixed as the config sets it"
 
     def best(self) -> pd.Series | None:
-        pooled = (
-            self.cells[self.cells["backend"] == ALL_BACKENDS]
-            if not self.cells.empty
-            else self.cells
-        )
+        pooled = pooled_rows(self.cells) if not self.cells.empty else self.cells
         if pooled.empty or f"{self.metric}_mean" not in pooled:
             return None
         return pooled.iloc[0]

@@ -181,3 +181,14 @@ def pooled_source(frame: pd.DataFrame) -> pd.DataFrame:
     is all the grid ran)."""
     keras_runs = frame[frame["backend"] != REFERENCE_BACKEND]
     return keras_runs if len(keras_runs) else frame
+
+
+def is_pooled(cells: pd.DataFrame) -> pd.Series:
+    """Which rows of a cells table are a cell's all-backends row (`backend == "all"`, the
+    Keras backends pooled: the row the ranking uses)."""
+    return cells["backend"] == ALL_BACKENDS
+
+
+def pooled_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """Each cell's all-backends row, in the table's order."""
+    return cells[is_pooled(cells)]

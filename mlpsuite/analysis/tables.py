@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mlpsuite.analysis.frame import ALL_BACKENDS, finished, pooled_source
+from mlpsuite.analysis.frame import ALL_BACKENDS, finished, is_pooled, pooled_rows, pooled_source
 from mlpsuite.analysis.stats import (
     ALPHA,
     holm,
@@ -94,9 +94,7 @@ def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
     """Best first; a cell with seeds that have no value (a target not reached) below every cell
     whose seeds all have one, whatever its mean."""
     ascending = direction(metric) == "min"
-    pooled = table[table["backend"] == ALL_BACKENDS].assign(
-        _missing=lambda t: t["n"] - t[f"{metric}_n"]
-    )
+    pooled = pooled_rows(table).assign(_missing=lambda t: t["n"] - t[f"{metric}_n"])
     pooled = pooled.sort_values(
         ["_missing", f"{metric}_mean"], ascending=[True, ascending], kind="stable"
     )
@@ -107,7 +105,7 @@ def _ranked(table: pd.DataFrame, metric: str, interval: str) -> pd.DataFrame:
         bool(low <= best_high and high >= best_low)
         for low, high in (bounds(row, metric, interval) for _, row in table.iterrows())
     ]
-    table["_pooled_first"] = table["backend"] != ALL_BACKENDS
+    table["_pooled_first"] = ~is_pooled(table)
     table = table.sort_values(["_pooled_first", "rank", "backend"]).drop(columns="_pooled_first")
     return table.reset_index(drop=True)
 
@@ -328,7 +326,7 @@ def seed_budget(frame: pd.DataFrame, cells: pd.DataFrame, metric: str) -> dict |
     the paired test separates every cell from the best."""
     if cells.empty or "rank" not in cells:
         return None
-    pooled = cells[cells["backend"] == ALL_BACKENDS]
+    pooled = pooled_rows(cells)
     if len(pooled) < 2:
         return None
     per_seed = pooled_source(finished(frame)).groupby(["cell", "seed"])[metric].mean()

@@ -16,7 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mlpsuite.analysis import ALL_BACKENDS, Comparison, finished, mean_interval
+from mlpsuite.analysis import Comparison, finished, is_pooled, mean_interval, pooled_rows
 
 MAX_CELLS_SHOWN = 10
 TINY = 1e-16  # where a relative difference of exactly 0 sits on a log axis
@@ -52,7 +52,7 @@ def figures(comparison: Comparison) -> dict[str, Figure]:
 def _ranked_cells(comparison: Comparison) -> list[str]:
     if comparison.cells.empty:
         return []
-    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
+    pooled = pooled_rows(comparison.cells)
     return list(pooled["cell"])[:MAX_CELLS_SHOWN]
 
 
@@ -91,18 +91,14 @@ def loss_curves(comparison: Comparison):
 
 
 def _n_cells(comparison: Comparison) -> int:
-    return (
-        int((comparison.cells["backend"] == ALL_BACKENDS).sum())
-        if not comparison.cells.empty
-        else 0
-    )
+    return int(is_pooled(comparison.cells).sum()) if not comparison.cells.empty else 0
 
 
 def final_metric(comparison: Comparison):
     """The ranking metric per cell: mean and 95% interval, best at the top."""
     if comparison.cells.empty or f"{comparison.metric}_mean" not in comparison.cells:
         return None
-    pooled = comparison.cells[comparison.cells["backend"] == ALL_BACKENDS].iloc[::-1]
+    pooled = pooled_rows(comparison.cells).iloc[::-1]
     metric = comparison.metric
     mean = pooled[f"{metric}_mean"].to_numpy()
     low = np.where(np.isnan(pooled[f"{metric}_low"]), mean, pooled[f"{metric}_low"])

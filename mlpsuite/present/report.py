@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from mlpsuite.analysis import ALL_BACKENDS, CELL_METRICS, Comparison, parity_summary
+from mlpsuite.analysis import CELL_METRICS, Comparison, is_pooled, parity_summary, pooled_rows
 from mlpsuite.analysis.stats import MAX_SEEDS
 from mlpsuite.analysis.versions import mixed_libraries, version_sets
 from mlpsuite.learning_curves import reach_sign
@@ -97,9 +97,7 @@ def best_line(comparison: Comparison) -> str:
         return ""
     m = comparison.metric
     cells = comparison.cells
-    rivals = cells[
-        (cells["backend"] == ALL_BACKENDS) & cells["overlaps_best"] & (cells["rank"] > 1)
-    ]
+    rivals = cells[is_pooled(cells) & cells["overlaps_best"] & (cells["rank"] > 1)]
     selected = f" at {best['selected']}" if "selected" in best else ""
     return (
         f"Best cell: {best['cell']}{selected}, {m} "
@@ -172,11 +170,7 @@ def edge_line(comparison: Comparison) -> str:
 
 def small_sample_line(comparison: Comparison) -> str:
     """Few seeds make wide t-intervals and floor Wilcoxon's p: say so next to the numbers."""
-    pooled = (
-        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
-        if not comparison.cells.empty
-        else None
-    )
+    pooled = pooled_rows(comparison.cells) if not comparison.cells.empty else None
     if pooled is None or pooled.empty:
         return ""
     n = int(pooled["n"].min())
@@ -372,7 +366,7 @@ def ranking_rows(
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
         return ["cell"], []
-    pooled = cells[cells["backend"] == ALL_BACKENDS]
+    pooled = pooled_rows(cells)
     m = comparison.metric
     metrics = [name for name in dict.fromkeys([m, *CELL_METRICS]) if f"{name}_mean" in cells]
     selected = ["selected"] if "selected" in cells else []
@@ -437,7 +431,7 @@ def _per_backend(comparison: Comparison) -> pd.DataFrame:
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
         return cells
-    return cells[cells["backend"] != ALL_BACKENDS]
+    return cells[~is_pooled(cells)]
 
 
 def backend_rows(

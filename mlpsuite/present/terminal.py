@@ -121,7 +121,7 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
     """What a grid ends with in the terminal: the protocol, the ranking, the parity line, the
     speed table (and, for `mlpsuite compare`, what was counted, the best cell and the paired
     effects). Fits 80 columns for short cell names."""
-    from mlpsuite.analysis import ALL_BACKENDS
+    from mlpsuite.analysis import pooled_rows
     from mlpsuite.analysis.versions import mixed_libraries, version_line
     from mlpsuite.present import report
 
@@ -134,11 +134,7 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
         *summary,
         ranking_table(comparison, max_rows),
     ]
-    pooled = (
-        comparison.cells[comparison.cells["backend"] == ALL_BACKENDS]
-        if not comparison.cells.empty
-        else []
-    )
+    pooled = pooled_rows(comparison.cells) if not comparison.cells.empty else []
     if len(pooled) > max_rows:
         where = "--format csv or --out DIR" if effects else "comparison/cells.csv on the parent run"
         shown.append(f"… best {max_rows} of {len(pooled)} cells shown; all of them: {where}")
@@ -167,7 +163,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     """Rank, cell, seeds, the ranking metric (and one other, without a nuisance column) as
     `mean ± half-width`, and its IQM. One scientific or nuisance key heads its own column,
     so that the values alone fit in 80 columns."""
-    from mlpsuite.analysis import ALL_BACKENDS
+    from mlpsuite.analysis import pooled_rows
     from mlpsuite.present.report import INTERVAL_NAMES, better, cell_value, number
 
     cells = comparison.cells
@@ -198,7 +194,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         f"mean of {metric}; ≈ best: interval overlaps the best one's"
         + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else ""),
     )
-    for _, row in cells[cells["backend"] == ALL_BACKENDS].head(max_rows).iterrows():
+    for _, row in pooled_rows(cells).head(max_rows).iterrows():
         at = (
             [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")]
             if tuned

@@ -169,10 +169,12 @@ class StoreReader:
         """The trial a run recorded; a ReportError naming the store for an unknown run id or a
         run that is not a trial."""
         try:
-            return self.load_trial(run_id)[0]
+            self._call(self.client.get_run, run_id)
         except MlflowException:
             raise ReportError(f"run {run_id!r}: no such trial run in {self.uri}") from None
-        except OSError:
+        try:
+            return Trial.model_validate(self.load_json(run_id, "trial.json"))
+        except MissingRecordError:
             raise ReportError(f"run {run_id!r}: not a trial run (it has no trial.json)") from None
 
     def download_model(self, run_id: str, folder: str | Path) -> Path:

@@ -18,6 +18,14 @@ TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ra
 TAG_MISSING = "mlpsuite.missing_artifacts"  # artifacts that could not be written, and why
 GRID_MANIFEST = "grid.json"
 
+# How much text one tag or param keeps. A param is cut at MLflow's limit for its value
+# (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH); a message or list in a tag at 5,000
+# characters, under every MLflow store's limit for a tag value (the whole text is in the run's
+# files); a page's description (`mlflow.note.content`, Markdown the UI renders) at 60,000.
+PARAM_CHARS = 6000
+TAG_TEXT_CHARS = 5000
+NOTE_CHARS = 60000
+
 
 def run_versions(tags: dict[str, str]) -> dict[str, str]:
     """library -> version, from a trial run's tags."""

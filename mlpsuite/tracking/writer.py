@@ -30,6 +30,8 @@ from mlpsuite.tracking.reader import StoreReader
 from mlpsuite.tracking.store import _sqlite_path
 from mlpsuite.tracking.tags import (
     GRID_MANIFEST,
+    NOTE_CHARS,
+    PARAM_CHARS,
     TAG_BACKEND,
     TAG_CELL,
     TAG_FAILURE,
@@ -42,6 +44,7 @@ from mlpsuite.tracking.tags import (
     TAG_PARENT,
     TAG_SEED,
     TAG_SUPERSEDED,
+    TAG_TEXT_CHARS,
     TAG_WEIGHTS,
 )
 
@@ -284,7 +287,7 @@ class Tracker(StoreReader):
         # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
         # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
         self._pending_params[run_id] = [
-            Param(key, value[:6000]) for key, value in trial.flat_params().items()
+            Param(key, value[:PARAM_CHARS]) for key, value in trial.flat_params().items()
         ]
         self._call(self.client.log_inputs, run_id, [dataset_input(trial)])
         self._write_json(run_id, run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
@@ -332,7 +335,7 @@ class Tracker(StoreReader):
             missing.setdefault(reason, []).append(name)
             # At once, not with the run's end: the grid's comparison reads its parent's tags.
             text = "; ".join(f"{', '.join(names)} ({reason})" for reason, names in missing.items())
-            self.set_tags(run_id, {TAG_MISSING: text[:5000]})
+            self.set_tags(run_id, {TAG_MISSING: text[:TAG_TEXT_CHARS]})
 
     def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float]) -> None:
         """Held back and written at most every FLUSH_SECONDS: the UI's live curve lags by that
@@ -389,10 +392,10 @@ class Tracker(StoreReader):
         if result.weights_sha256:
             tags[TAG_WEIGHTS] = result.weights_sha256
         if result.classes:  # class index i is this label (string labels are encoded sorted)
-            tags["mlpsuite.classes"] = json.dumps(result.classes)[:5000]
+            tags["mlpsuite.classes"] = json.dumps(result.classes)[:TAG_TEXT_CHARS]
         if result.failure:
             tags[TAG_FAILURE] = result.failure
-            tags["mlpsuite.failure_message"] = result.message[:5000]
+            tags["mlpsuite.failure_message"] = result.message[:TAG_TEXT_CHARS]
         if result.details:
             self._artifact(
                 run_id, "failure.txt", self.client.log_text, run_id, result.details, "failure.txt"
@@ -463,11 +466,11 @@ class Tracker(StoreReader):
             run_id, "comparison", self.client.log_artifacts, run_id, str(folder), "comparison"
         )
         self._log_metrics(run_id, metrics, step=step)
-        self.set_tags(run_id, {**(tags or {}), TAG_NOTE: note[:60000]})
+        self.set_tags(run_id, {**(tags or {}), TAG_NOTE: note[:NOTE_CHARS]})
 
     def set_experiment_note(self, experiment_id: str, note: str) -> None:
         """The experiment's description on its page in the MLflow UI."""
-        self._call(self.client.set_experiment_tag, experiment_id, TAG_NOTE, note[:60000])
+        self._call(self.client.set_experiment_tag, experiment_id, TAG_NOTE, note[:NOTE_CHARS])
 
     def log_figures(self, experiment: str, paths: list[Path]) -> str:
         """A new FINISHED run `figures` (tag mlpsuite.kind=figures) in `experiment` (created if
