@@ -210,6 +210,30 @@ def test_a_worker_that_stops_answering_is_killed_at_the_time_limit(tmp_path, kin
     )
 
 
+def test_local_workers_leave_no_pipe_open_however_they_end(tmp_path):
+    """A worker killed mid-trial, one that finishes and one stopped at shutdown: the executor
+    closes both ends of every pipe (`python -W always` showed ResourceWarnings before)."""
+    import gc
+    import warnings
+
+    path = write_grid(tmp_path, "pipes", seeds=[0, 1, 2], **LONG)
+    local = executor("local", jobs=1)
+    acting = Acting(local, on_first("epoch", kill))
+    statuses = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        acting.run(
+            expand(load_config(path)),
+            lambda event: event.kind == "finished" and statuses.append(event.result.status),
+        )
+        local.shutdown()
+        del acting, local
+        gc.collect()
+    assert sorted(statuses) == ["FAILED", "FINISHED", "FINISHED"]
+    unclosed = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert unclosed == []
+
+
 @pytest.mark.parametrize(
     "retries, statuses, failures",
     [

@@ -172,6 +172,7 @@ class LocalExecutor(SlotExecutor):
 
     def _on_exit(self, worker: _Worker, message: dict, queues: Queues, handle: Handler) -> None:
         del self._slots[worker.index]
+        self._stop(worker)  # it has exited: this only closes our end of its pipe
         if worker.retiring and not worker.trials and message["code"] == 0:
             return  # the slot gets a fresh worker on the next fill
         reason = exit_reason(message["code"])
@@ -226,6 +227,7 @@ class LocalExecutor(SlotExecutor):
                 self._events.put((*tag, json.loads(line)))
             except json.JSONDecodeError:
                 continue
+        worker.process.stdout.close()  # this thread owns the read end
         self._events.put((*tag, wire.exited(worker.process.wait())))
 
     def _stop(self, slot: Slot, kill: bool = False) -> None:
@@ -243,3 +245,7 @@ class LocalExecutor(SlotExecutor):
         if process.poll() is None:
             process.kill()
             process.wait()
+        try:
+            process.stdin.close()  # the write end, also when the worker was killed or retired
+        except OSError:
+            pass  # a buffered line to a dead worker: nothing left to deliver
