@@ -9,6 +9,7 @@ Imports no framework: workers are separate `python -m mlpsuite.trial.worker` pro
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import os
@@ -245,7 +246,7 @@ class LocalExecutor(SlotExecutor):
         if process.poll() is None:
             process.kill()
             process.wait()
-        try:
-            process.stdin.close()  # the write end, also when the worker was killed or retired
-        except OSError:
-            pass  # a buffered line to a dead worker: nothing left to deliver
+        # Our write end, also when the worker was killed or retired; a line still buffered for
+        # a dead worker has nowhere to go.
+        with contextlib.suppress(OSError):
+            process.stdin.close()
