@@ -7,8 +7,10 @@ INSTALLED := $(VENV)/.installed
 
 .PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv
 
+# Says its own time at the end (the set-up's, when it ran, was said before the grid started).
 run: $(INSTALLED)
-	$(VENV)/bin/mlpsuite run experiments/quickstart.yaml
+	@start=$$(date +%s); $(VENV)/bin/mlpsuite run experiments/quickstart.yaml; status=$$?; \
+	echo "make run: the grid took $$(( $$(date +%s) - start )) s"; exit $$status
 
 # Two test streams (pytest-xdist hands each a whole test file at a time, so a module's fixtures
 # are built once); the three backend workers (tests/conftest.py) run beside them.
@@ -75,10 +77,12 @@ results: $(INSTALLED)
 	$(VENV_PYTHON) experiments/results.py
 
 $(INSTALLED): pyproject.toml
-	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV)
-	$(VENV_PYTHON) -m pip install --quiet --upgrade pip
-	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]'
-	touch $(INSTALLED)
+	@echo "set-up: installing mlpsuite and its dependencies into $(VENV)/ (minutes, once)"
+	@start=$$(date +%s); \
+	test -x $(VENV_PYTHON) || $(PYTHON) -m venv $(VENV) && \
+	$(VENV_PYTHON) -m pip install --quiet --upgrade pip && \
+	$(VENV_PYTHON) -m pip install --quiet -e '.[dev]' && \
+	echo "set-up: took $$(( $$(date +%s) - start )) s" && touch $(INSTALLED)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -32,15 +32,25 @@ NO_NUISANCE = "none"
 REUSE_RUNS = ("any", "same-versions")
 
 
-def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> list[Trial]:
+class Plan(list):  # of Trial (a runtime import of config would make `import mlpsuite` heavier)
+    """What `plan` returns: the trials, in order (a list), and `splits`, the rows of each
+    dataset's train, val and test splits (`[{"dataset": "iris", "train": 90, ...}]`)."""
+
+    def __init__(self, trials: list[Trial], splits: list[dict[str, Any]]):
+        super().__init__(trials)
+        self.splits = splits
+
+
+def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> Plan:
     """The trials `run` would consider (before any is skipped as FINISHED), validated and
     with every dataset loaded; nothing is written."""
-    from mlpsuite.config import expand, source_path
-    from mlpsuite.grid_checks import checked_config
+    from mlpsuite.config import expand, load_config, source_path
+    from mlpsuite.grid_checks import check_grid
     from mlpsuite.runner import unique_trials
 
-    spec = checked_config(config, backends=_backends(backends))
-    return unique_trials(expand(spec, source_path(config)))
+    spec = load_config(config, backends=_backends(backends))
+    splits = check_grid(spec, source_path(config))
+    return Plan(unique_trials(expand(spec, source_path(config))), splits)
 
 
 def run(
@@ -197,7 +207,7 @@ def _run_started(
     from mlpsuite.config import expand
     from mlpsuite.grid_checks import check_grid
 
-    check_grid(spec, source)
+    splits = check_grid(spec, source)
     from mlpsuite.runner import (
         run_grid,
         unique_trials,
@@ -219,6 +229,7 @@ def _run_started(
             on_plan=on_plan,
             executor=pool,
             trials=trials,
+            splits=splits,
         )
     finally:
         stop()

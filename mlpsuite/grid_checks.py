@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from mlpsuite.config import GridSpec, cell_spec, cells, load_config, source_path
 from mlpsuite.config.compare import protocol_problem, recorded_metrics
@@ -30,13 +30,16 @@ def checked_config(source: Source, backends: str | None = None) -> GridSpec:
     return spec
 
 
-def check_grid(spec: GridSpec, path: Path) -> None:
-    """Every check above the schema; the first failure raises one ConfigError line."""
+def check_grid(spec: GridSpec, path: Path) -> list[dict[str, Any]]:
+    """Every check above the schema; the first failure raises one ConfigError line. Returns
+    the rows of each dataset's splits (`[{"dataset": "iris", "train": 90, "val": 30, "test":
+    30}]`; the grid's manifest keeps them for its comparison)."""
     resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
     _check_grid_axes_matter(spec, resolved, path)
     _check_execution(spec, resolved, path)
-    tasks = _check_grid_data(resolved, path)
+    tasks, splits = _check_grid_data(resolved, path)
     _check_comparison(spec, resolved, tasks, path)
+    return splits
 
 
 def _check_comparison(
@@ -102,12 +105,15 @@ def _check_cxx(path: Path) -> None:
         )
 
 
-def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:
+def _check_grid_data(
+    resolved_cells: list[GridSpec], path: Path
+) -> tuple[set[str], list[dict[str, Any]]]:
     """Load every distinct dataset of the grid once, as a worker would: an unreadable file, a
     missing target, NaN features, one class, too few rows, bad generator options or a loss
     that contradicts the task fail here, before any store exists, not as FAILED runs.
-    Returns the grid's tasks."""
+    Returns the grid's tasks and each dataset's split rows."""
     shapes: dict[str, tuple[str, int, int]] = {}  # dataset -> (task, inputs, outputs)
+    splits: dict[str, dict[str, Any]] = {}
     available = _available_bytes()
     for resolved in resolved_cells:
         dataset = resolved.dataset
@@ -118,10 +124,14 @@ def _check_grid_data(resolved_cells: list[GridSpec], path: Path) -> set[str]:
             except (ValueError, TypeError) as error:
                 raise ConfigError(f"{path}: dataset: {str(error).splitlines()[0]}") from None
             shapes[identity] = (loaded.task, loaded.input_dim, loaded.output_dim)
+            splits[identity] = {"dataset": dataset.name, **loaded.split_rows()}
         task, inputs, outputs = shapes[identity]
         _check_loss_fits_task(resolved.loss, task, dataset.name, path)
         _check_model_fits_memory(resolved, inputs, outputs, available, path)
-    return {task for task, _, _ in shapes.values()}
+    # One entry per distinct split: a grid over `dataset.seed` splits the same rows each time;
+    # one over `dataset.val_size` shows the dataset once per size.
+    distinct = {json.dumps(split, sort_keys=True): split for split in splits.values()}
+    return {task for task, _, _ in shapes.values()}, list(distinct.values())
 
 
 def training_bytes(

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 from typing import Any
+
+# How alike a mistyped name must be to a valid one to be suggested (difflib's ratio): 0.7 takes
+# 'adma' for 'adam' and 'trainig' for 'training', not 'mnist' for 'moons'.
+CLOSE_MATCH_CUTOFF = 0.7
 
 
 def fold_name(name: str) -> str:
     """Case-insensitive key with `-`/`_` folded away: "Leaky-ReLU" == "leaky_relu"."""
     return name.lower().replace("-", "").replace("_", "")
+
+
+def close_match(name: Any, names: Iterable[str]) -> str | None:
+    """The one of `names` closest to a mistyped `name` (`difflib.get_close_matches`, spellings
+    folded as `fold_name` does), or None where none is close."""
+    if not isinstance(name, str):
+        return None
+    by_folded = {fold_name(candidate): candidate for candidate in names}
+    close = difflib.get_close_matches(fold_name(name), by_folded, n=1, cutoff=CLOSE_MATCH_CUTOFF)
+    return by_folded[close[0]] if close else None
+
+
+def did_you_mean(name: Any, names: Iterable[str]) -> str:
+    """ "did you mean 'relu'? " (with its trailing space) for the close match, else ""."""
+    match = close_match(name, names)
+    return f"did you mean {match!r}? " if match else ""
 
 
 def lookup(registry: dict[str, Any], name: Any, kind: str) -> Any:
@@ -19,7 +40,8 @@ def lookup(registry: dict[str, Any], name: Any, kind: str) -> Any:
     entry = by_folded.get(fold_name(name))
     if entry is None:
         valid = ", ".join(sorted(registry))
-        raise ValueError(f"Unknown {kind} {name!r}; valid names: {valid}")
+        hint = did_you_mean(name, registry)
+        raise ValueError(f"Unknown {kind} {name!r}; {hint}valid names: {valid}")
     return entry
 
 

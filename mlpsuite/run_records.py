@@ -20,8 +20,11 @@ def grid_key(trials: list[Trial]) -> str:
     return hashlib.sha256(",".join(sorted({t.key for t in trials})).encode()).hexdigest()[:16]
 
 
-def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, Any]:
-    """What the comparison needs to know of the grid: its keys and each trial's cell."""
+def grid_manifest(
+    spec: GridSpec, trials: list[Trial], key: str, splits: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What the comparison needs to know of the grid: its keys, each trial's cell and each
+    dataset's split rows (`splits`, where the grid was checked)."""
     return {
         "grid_key": key,
         "experiment": spec.name,
@@ -30,6 +33,7 @@ def grid_manifest(spec: GridSpec, trials: list[Trial], key: str) -> dict[str, An
         "backends": list(spec.backends),
         "seeds": list(spec.seeds),
         "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
+        "splits": splits or [],
         "trials": [
             {"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
             for t in trials

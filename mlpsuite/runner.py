@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlpsuite.config import GridSpec, Trial, expand, file_digest
 from mlpsuite.environment import requirements_text, same_as_installed
@@ -78,10 +78,12 @@ def run_grid(
     on_plan: Callable[[int, int, int], None] | None = None,
     executor: Executor | None = None,
     trials: list[Trial] | None = None,
+    splits: list[dict[str, Any]] | None = None,
 ) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
     then log the comparison of the whole grid on its parent run. `executor` may come with its
-    workers already started (`LocalExecutor.prestart`), `trials` already expanded."""
+    workers already started (`LocalExecutor.prestart`), `trials` already expanded; `splits`
+    (`grid_checks.check_grid`'s) go into the grid's manifest for the comparison to show."""
     trials = trials if trials is not None else unique_trials(expand(spec, config_path))
     experiment_id = tracker.experiment_id(spec.name)
     orphans_killed = tracker.kill_orphans(experiment_id)
@@ -91,7 +93,7 @@ def run_grid(
     todo = [trial for trial in trials if trial.key not in finished]
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo), other_versions)
-    parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials)
+    parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials, splits)
     tracker.log_requirements(
         parent,
         requirements_text(getattr(executor, "threads", None), getattr(executor, "jobs", None)),

@@ -1,6 +1,14 @@
-"""Bad flags: each is one line on stderr naming itself, exit 2, and no store created."""
+"""Bad flags: each is one line on stderr naming itself, exit 2, and no store created. And the
+commands the CLI prints to paste run as printed, whether or not the venv is on PATH."""
 
+import argparse
+import os
+import shlex
 import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -115,3 +123,73 @@ def test_server_hosts_loopback_keeps_mlflows_default_and_exposed_adds_this_machi
     )
     assert "0.0.0.0" not in machine_names("0.0.0.0") and "10.9.8.7" in machine_names("10.9.8.7")
     assert client_address("0.0.0.0") == name and client_address("10.9.8.7") == "10.9.8.7"
+
+
+# PATH as `make run` leaves it: `.venv/bin/mlpsuite` ran, the venv's bin is not on PATH.
+BARE_PATH = os.pathsep.join(["/usr/local/bin", "/usr/bin", "/bin"])
+
+
+def _runs_version(command: list[str], cwd: Path) -> None:
+    done = subprocess.run(
+        [*command, "--version"], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0 and done.stdout.startswith("mlpsuite "), (command, done.stderr)
+
+
+def test_command_name_is_mlpsuite_on_path_else_one_that_runs_from_here(tmp_path, monkeypatch):
+    from mlpsuite.cli.arguments import command_name
+
+    python, bin_dir = sys.executable, Path(sys.executable).parent
+    script = bin_dir / "mlpsuite"
+    assert script.is_file(), "the console script `pip install -e .` puts beside the venv's python"
+    monkeypatch.setenv("PATH", os.pathsep.join([str(bin_dir), BARE_PATH]))
+    assert command_name() == "mlpsuite"
+    monkeypatch.setenv("PATH", BARE_PATH)
+    monkeypatch.chdir(tmp_path)  # not under the venv's folder: the script's whole path
+    assert command_name() == shlex.quote(str(script))
+    _runs_version(shlex.split(command_name()), tmp_path)
+    project = bin_dir.parent.parent  # as `make run` in the project: `.venv/bin/mlpsuite`
+    monkeypatch.chdir(project)
+    assert command_name() == str(script.relative_to(project)) and "/" in command_name()
+    _runs_version(shlex.split(command_name()), project)
+    monkeypatch.chdir(bin_dir)  # a bare name would be looked up on PATH
+    assert command_name() == "./mlpsuite"
+    bare = tmp_path / "no scripts here" / "python"  # an interpreter without the console script
+    monkeypatch.setattr(sys, "executable", str(bare))
+    assert command_name() == f"{shlex.quote(str(bare))} -m mlpsuite.cli"
+    _runs_version([python, "-m", "mlpsuite.cli"], tmp_path)  # that form, with this interpreter
+
+
+def test_the_closing_line_of_a_run_names_commands_that_run_from_here(tmp_path, monkeypatch):
+    """`Browse: mlpsuite ui ..., then URL; again: mlpsuite compare NAME` after `make run` was
+    "mlpsuite: command not found": the venv's bin is not on PATH there."""
+    from mlpsuite.cli.arguments import command_name
+    from mlpsuite.cli.run import _show_outcome
+
+    monkeypatch.setenv("PATH", BARE_PATH)
+    monkeypatch.chdir(tmp_path)
+    name, uri = "drift – Übung 1", f"sqlite:///{tmp_path}/store/mlflow.db"
+    result = SimpleNamespace(
+        orphans_killed=0,
+        comparison=None,
+        kept_logs=None,
+        interrupted=False,
+        experiment=name,
+        tracking_uri=uri,
+        url="http://127.0.0.1:5000/#/experiments/1/runs/abc",
+        report_error=None,
+        n_failed=0,
+        counts=lambda: "parent run abc (invocation 1): 2 run, 0 failed, 0 reused",
+    )
+    printed = []
+    console = SimpleNamespace(print=lambda text, **_: printed.append(text))
+    args = argparse.Namespace(tracking_uri=uri, strict=False)
+    assert _show_outcome(result, args, console, console) == 0
+    (line,) = printed
+    browse = shlex.split(line.split("Browse: ", 1)[1].split(", then ", 1)[0])
+    again = shlex.split(line.split("again: ", 1)[1])
+    program = browse[: browse.index("ui")]
+    assert program == again[: again.index("compare")] == shlex.split(command_name())
+    assert browse[len(program) :] == ["ui", "--tracking-uri", uri]
+    assert again[len(program) :] == ["compare", name, "--tracking-uri", uri]
+    _runs_version(program, tmp_path)

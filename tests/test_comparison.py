@@ -187,7 +187,9 @@ def test_compare_prints_the_same_report_as_json_csv_and_markdown(grid, tmp_path)
         cwd=tmp_path,
     )
     assert as_csv.returncode == 0, as_csv.stderr[-2000:]
-    assert as_csv.stdout.splitlines()[0].startswith("cell,optimizer.learning_rate,backend,n,trials")
+    assert as_csv.stdout.splitlines()[0].startswith(
+        "cell,optimizer.learning_rate,backend,backends,n,trials"
+    )
     assert {p.name for p in (tmp_path / "out").iterdir()} >= {
         "cells.csv",
         "report.md",

@@ -4,6 +4,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlpsuite import cli
 from mlpsuite.config import ConfigError, expand, load_config
@@ -92,7 +93,7 @@ BAD_CONFIGS = {
     "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
     "unknown top key": (
         "name: x\ndataset: {name: iris}\nmodle: {}\n",
-        "modle: unknown key; allowed: name, dataset, model",
+        "modle: unknown key; did you mean 'model'? allowed: name, dataset, model",
     ),
     "unknown model key": (
         "name: x\ndataset: {name: iris}\nmodel: {layers: 3}\n",
@@ -112,7 +113,7 @@ BAD_CONFIGS = {
     ),
     "unknown activation": (
         "name: x\ndataset: {name: iris}\nmodel: {activation: relu7}\n",
-        "model.activation: Unknown activation 'relu7'; valid names: elu, gelu",
+        "model.activation: Unknown activation 'relu7'; did you mean 'relu'? valid names: elu, gelu",
     ),
     "bad activation param": (
         "name: x\ndataset: {name: iris}\nmodel: {activation: {name: elu, beta: 2}}\n",
@@ -141,7 +142,7 @@ BAD_CONFIGS = {
     ),
     "missing data file": (
         "name: x\ndataset: {name: data/none.csv}\n",
-        "dataset: Dataset file not found: data/none.csv",
+        "/data/none.csv (paths are relative to the working directory, ",
     ),
     "bad dataset option": (
         "name: x\ndataset: {name: moons, options: {radius: 1}}\n",
@@ -345,7 +346,8 @@ BAD_CONFIGS = {
     ),
     "unknown compare key": (
         GRID_2 + "compare: {nuisanse: [optimizer.name]}\n",
-        "compare.nuisanse: unknown key; allowed: nuisance, select_on, metric, interval, target",
+        "compare.nuisanse: unknown key; did you mean 'nuisance'? allowed: nuisance, select_on, "
+        "metric, interval, target",
     ),
     "unknown interval": (
         GRID_2 + "compare: {interval: percentile}\n",
@@ -676,3 +678,104 @@ def test_training_memory_estimate_counts_every_weight():
     parameters, needed = training_bytes((64, 32), inputs=10, outputs=3, batch_size=16)
     assert parameters == (10 + 1) * 64 + (64 + 1) * 32 + (32 + 1) * 3
     assert needed >= 4 * 5 * parameters  # weights, gradients, two optimizer slots, a copy
+
+
+# Every problem of a file at once, one line each, with the close match where a name looks mistyped.
+TWO_MISTAKES = "name: x\ndataset: {name: iris}\nmodel: {activation: relux}\ntrainig: {epochs: 2}\n"
+
+
+def test_two_mistakes_are_two_lines_each_with_its_suggestion(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "bad.yaml").write_text(TWO_MISTAKES, encoding="utf-8")
+    code = cli.main(["run", "bad.yaml", "--tracking-uri", f"sqlite:///{tmp_path}/s/s.db"])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(lines) == 2 and all(line.startswith("mlpsuite: error: bad.yaml: ") for line in lines)
+    assert any("trainig: unknown key; did you mean 'training'? allowed: " in x for x in lines)
+    assert any(
+        "model.activation: Unknown activation 'relux'; did you mean 'relu'?" in x for x in lines
+    )
+    assert not (tmp_path / "s").exists() and not (tmp_path / "mlruns").exists()
+
+
+def test_all_problems_of_a_dict_config_are_in_the_python_error():
+    config = yaml.safe_load(TWO_MISTAKES)
+    with pytest.raises(ConfigError) as raised:
+        load_config(config)
+    assert len(raised.value.problems) == 2
+    assert str(raised.value) == "\n".join(raised.value.problems)
+    assert all(line.startswith("<config dict>: ") for line in raised.value.problems)
+
+
+IRIS = "dataset: {name: iris}\n"
+SUGGESTIONS = {
+    "optimizer": (IRIS + "optimizer: {name: adma}", "got 'adma'; did you mean 'adam'?"),
+    "backend": (IRIS + "backends: [tf, jaxx]", "backend 'jaxx'; did you mean 'jax'? allowed: "),
+    "backend alias": (IRIS + "backends: [pytroch]", "did you mean 'pytorch'?"),
+    "dataset": ("dataset: {name: irsi}", "dataset 'irsi'; did you mean 'iris'? valid names: "),
+    "model key": (IRIS + "model: {hiden: [8]}", "model.hiden: unknown key; did you mean 'hidden'?"),
+    "key spelt with a dash": (IRIS + "training: {batch-size: 8}", "did you mean 'batch_size'?"),
+    "scaler": (IRIS + "model: {scaler: standart}", "did you mean 'standard'?"),
+    "schedule": (IRIS + "optimizer: {schedule: {name: cosin}}", "did you mean 'cosine'?"),
+    # Nothing close: no suggestion, the allowed names as before.
+    "far optimizer": (IRIS + "optimizer: {name: lbfgs}", None),
+    "far backend": (IRIS + "backends: [mxnet]", None),
+    "far dataset": ("dataset: {name: mnist}", None),
+    "far key": (IRIS + "model: {layers: 3}", None),
+    "a path is never suggested": ("dataset: {name: irsi.csv}", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SUGGESTIONS))
+def test_a_mistyped_name_gets_its_close_match_and_only_then(case, tmp_path):
+    body, expected = SUGGESTIONS[case]
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"name: x\n{body}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert "\n" not in message, message
+    assert (expected in message) if expected else ("did you mean" not in message), message
+
+
+def test_more_than_ten_problems_are_ten_lines_and_a_count(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    keys = "".join(f"extra_{i}: 1\n" for i in range(13))
+    (tmp_path / "bad.yaml").write_text(f"name: x\ndataset: {{name: iris}}\n{keys}")
+    assert cli.main(["run", "bad.yaml"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 11, lines
+    assert all(line.startswith("mlpsuite: error: bad.yaml: extra_") for line in lines[:10])
+    assert lines[10] == "mlpsuite: error: ... and 3 more problems"
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_config_error_of_one_line_is_unchanged_and_survives_pickling():
+    import pickle
+
+    one = ConfigError("bad.yaml: seeds: no seeds given")
+    assert str(one) == "bad.yaml: seeds: no seeds given" and one.problems == [str(one)]
+    many = ConfigError(problems=[f"f: k{i}: bad" for i in range(12)])
+    again = pickle.loads(pickle.dumps(many))
+    assert again.problems == many.problems and str(again) == str(many)
+    assert str(many).splitlines()[-1] == "... and 2 more problems"
+
+
+def test_a_missing_data_file_names_its_absolute_path(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    path = work / "g.yaml"
+    path.write_text("name: x\ndataset: {name: data/my_measurements.csv, target: label}\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    where = (work / "data" / "my_measurements.csv").resolve()
+    assert str(raised.value) == (
+        f"{path}: dataset: Dataset file not found: {where} "
+        f"(paths are relative to the working directory, {Path.cwd()})"
+    )
+    path.write_text(f"name: x\ndataset: {{name: '{tmp_path}/gone.csv'}}\n")
+    with pytest.raises(ConfigError, match=r"Dataset file not found: [^ ]*/gone\.csv$"):
+        load_config(path)

@@ -66,8 +66,12 @@ def _start_ui(folder: Path, experiment: str) -> tuple[subprocess.Popen, str]:
             start_new_session=True,
         )
     wait_for_http(f"http://127.0.0.1:{port}/health", process, log=log)
-    printed = re.search(r"Open (http://\S+)", log.read_text(encoding="utf-8"))
-    assert printed, log.read_text(encoding="utf-8")
+    # "Open LINK" comes from a process beside the UI once it answers: a moment after /health.
+    printed = wait_until(
+        lambda: re.search(r"Open (http://\S+)", log.read_text(encoding="utf-8")),
+        timeout=30,
+        what=f"`mlpsuite ui`'s Open line in {log}",
+    )
     return process, printed.group(1)
 
 

@@ -1,19 +1,25 @@
-"""A grid logged to a real `mlflow server` on 127.0.0.1, and `mlpsuite server` (outages, many
-writers, exposed on the network). `mlpsuite ui` is opened in a browser in test_dashboard.py,
-a grid on Ray through `mlpsuite server` is in test_ray_executor.py. scikit-learn's MLP keeps the
-grids short: the subject is the store."""
+"""A grid logged to a real `mlflow server` on 127.0.0.1, `mlpsuite server` (outages, many
+writers, exposed on the network) and what `mlpsuite ui` prints while it starts. `mlpsuite ui` is
+opened in a browser in test_dashboard.py, a grid on Ray through `mlpsuite server` is in
+test_ray_executor.py. scikit-learn's MLP keeps the grids short: the subject is the store."""
 
 import json
+import os
+import queue
+import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.faults import wait_for
+from tests.faults import alive, children, wait_for
 from tests.grids import (
     clean_env,
     cli_in_process,
@@ -127,6 +133,107 @@ def test_mlpsuite_server_refuses_a_server_as_its_store_in_one_line(capsys):
     code, _, err = cli_in_process(capsys, "server", "--backend-store-uri", "http://127.0.0.1:5000")
     assert code == 2 and err.count("\n") == 1
     assert "a server cannot store into another server" in err
+
+
+def test_ui_says_open_only_once_it_answers_on_one_server_with_mlflows_noise_in_a_log(tmp_path):
+    """`mlpsuite ui` says at once that it is starting, and "Open LINK" only once the address
+    answers; MLflow's warnings and uvicorn's INFO lines go to a log file, not to the user; one
+    uvicorn process serves (MLflow's default is 4); a SIGINT stops it all."""
+    uri, port = ready_store(tmp_path), free_port()
+    address = f"http://127.0.0.1:{port}"
+    stderr_path = tmp_path / "stderr.txt"
+    with open(stderr_path, "w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(
+            mlpsuite_command("ui", "--port", str(port), "--tracking-uri", uri),
+            cwd=tmp_path,
+            env={**clean_env(), "TMPDIR": str(tmp_path)},  # where its log goes
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True
+    )
+    reader.start()
+    try:
+        first = _next_line(lines, 60, stderr_path)
+        assert first.startswith(f"starting the MLflow UI for {uri} on {address} "), first
+        said = re.search(r"its log: (\S+);", first)
+        assert said, first
+        opened = _next_line(lines, 180, stderr_path)
+        assert opened.startswith(f"Open {address}/#/experiments"), opened
+        # The moment "Open" is read, the address answers: one GET, no retry.
+        with urllib.request.urlopen(f"{address}/", timeout=10) as response:
+            assert response.status == 200
+        # One uvicorn process beside MLflow's (once the waiter that printed "Open" has ended).
+        one = wait_for(lambda: len(_running_children(process.pid)) == 1, timeout=30)
+        servers = _running_children(process.pid)
+        assert one and "uvicorn" in _command_line(servers[0]), [_command_line(p) for p in servers]
+        assert not _running_children(servers[0])
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        reader.join(timeout=30)
+        assert not reader.is_alive(), "something still holds the UI's stdout"
+    finally:
+        stop(process)
+    shown = [first, opened, *_drained(lines), stderr_path.read_text(encoding="utf-8")]
+    for noise in ("StarletteDeprecationWarning", "INFO:", "Registry store URI"):
+        assert not any(noise in text for text in shown), (noise, shown)
+    log = Path(said.group(1))
+    assert log.parent == tmp_path, log
+    text = log.read_text(encoding="utf-8")
+    assert "Uvicorn running on" in text and text.count("Started server process") == 1, text
+
+
+def _running_children(pid: int) -> list[int]:
+    return [child for child in children(pid) if alive(child)]
+
+
+def _command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return f"(process {pid} has ended)"
+
+
+def _next_line(lines: queue.Queue, timeout: float, stderr: Path) -> str:
+    """The next line the reader thread put in `lines`; fails after `timeout` s."""
+    try:
+        return lines.get(timeout=timeout)
+    except queue.Empty:
+        raise AssertionError(
+            f"no line within {timeout} s; stderr: {stderr.read_text(encoding='utf-8')[-2000:]}"
+        ) from None
+
+
+def _drained(lines: queue.Queue) -> list[str]:
+    found = []
+    while not lines.empty():
+        found.append(lines.get_nowait())
+    return found
+
+
+@pytest.mark.check
+def test_the_ui_waiter_gives_up_when_the_ui_is_gone_or_silent_past_its_bound(capsys):
+    """The process beside `mlpsuite ui` that waits for it to answer: it ends, with a line naming
+    the log, once the UI's process is gone (it is no longer its parent), or after its bound."""
+    from mlpsuite.cli.serve import announce_when_up
+
+    address = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    announce_when_up(address, f"{address}/#/x", "/tmp/ui.log", "", str(os.getppid()), bound=0.3)
+    out, err = capsys.readouterr()
+    assert not out and err == (
+        f"the MLflow UI has not answered on {address} within 0.3 s; giving up waiting for it "
+        "(its log: /tmp/ui.log); it may still start\n"
+    )
+    announce_when_up(address, f"{address}/#/x", "", "", "-1")  # -1: never a parent's pid
+    out, err = capsys.readouterr()
+    assert not out and err == (
+        f"the MLflow UI exited before it answered on {address}; see its output above\n"
+    )
 
 
 def _start_outage_server(tmp_path, port: int) -> subprocess.Popen:

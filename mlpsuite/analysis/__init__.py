@@ -7,7 +7,7 @@ arrays), tables.py (cells, effects, parity, speed), protocol.py (each scientific
 best nuisance setting), comparison.py (`compare`, reading a grid from the store).
 """
 
-from mlpsuite.analysis.comparison import Comparison, compare, grid_runs
+from mlpsuite.analysis.comparison import BestCell, Comparison, compare, grid_runs
 from mlpsuite.analysis.frame import (
     ALL_BACKENDS,
     NOT_RUN,
@@ -17,8 +17,10 @@ from mlpsuite.analysis.frame import (
     grid_column,
     grid_frame,
     is_pooled,
+    pooled_backends,
     pooled_rows,
     pooled_source,
+    reference_rows,
     with_curve_measures,
 )
 from mlpsuite.analysis.protocol import counterpart, selected_frame, selection_table
@@ -39,6 +41,7 @@ from mlpsuite.analysis.tables import (
     cell_table,
     effect_table,
     failure_table,
+    metric_range,
     parity_summary,
     parity_table,
     seed_budget,
@@ -48,8 +51,12 @@ from mlpsuite.registry import RANKABLE
 
 __all__ = [
     "ALL_BACKENDS",
+    "BestCell",
     "is_pooled",
+    "metric_range",
+    "pooled_backends",
     "pooled_rows",
+    "reference_rows",
     "CELL_METRICS",
     "CONFIDENCE",
     "NOT_RUN",

@@ -29,6 +29,8 @@ from mlpsuite.analysis.protocol import (
     selection_table,
 )
 from mlpsuite.analysis.tables import (
+    bounded_interval,
+    bounds,
     cell_table,
     direction,
     effect_table,
@@ -46,6 +48,69 @@ from mlpsuite.registry import RANKABLE, TARGET_MEASURES
 from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, MissingRecordError, Tracker
 
 SCIENTIFIC, NUISANCE = "scientific", "nuisance"
+
+
+@dataclasses.dataclass(frozen=True)
+class BestCell:
+    """The ranking's first cell, as one line: `print(comparison.best())`.
+
+    `low`/`high` are the comparison's interval (`interval`: "t" or "bootstrap") kept within
+    the values the metric can take (`clipped` says a t-interval reached past them); `n` is
+    the seeds, each the mean over `backends`. `best["val_loss_iqm"]` reads any column of the
+    cell's row in `Comparison.cells` (`row`), as `best()` returned before.
+    """
+
+    cell: str
+    metric: str
+    mean: float
+    low: float
+    high: float
+    n: int
+    interval: str
+    backends: str
+    selected: str | None = None  # with nuisance keys: the setting the cell was taken at
+    clipped: bool = False
+    row: pd.Series = dataclasses.field(default_factory=pd.Series, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, row: pd.Series, metric: str, interval: str) -> BestCell:
+        low, high = bounds(row, metric, interval)
+        low, high, clipped = bounded_interval(metric, low, high)
+        return cls(
+            cell=str(row["cell"]),
+            metric=metric,
+            mean=float(row[f"{metric}_mean"]),
+            low=float(low),
+            high=float(high),
+            n=int(row["n"]),
+            interval=interval,
+            backends=str(row.get("backends", "")),
+            selected=row.get("selected"),
+            clipped=clipped,
+            row=row,
+        )
+
+    def __getitem__(self, column: str) -> Any:
+        return self.row[column]
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.row
+
+    def __str__(self) -> str:
+        at = f" at {self.selected}" if self.selected else ""
+        if self.n < 2:
+            spread = ""
+        elif self.interval == "t" and not self.clipped:
+            spread = f" ± {(self.high - self.low) / 2:.4g}"
+        else:
+            spread = f" [{self.low:.4g}, {self.high:.4g}]"
+        which = "bootstrap" if self.interval == "bootstrap" else "t"
+        kind = f"95% {which}{', clipped' if self.clipped else ''}, " if self.n >= 2 else ""
+        pooled = f"; {self.backends}" if self.backends else ""
+        return (
+            f"{self.cell}{at}: {self.metric} {self.mean:.4g}{spread} "
+            f"({kind}n={self.n} seeds{pooled})"
+        )
 
 
 @dataclasses.dataclass
@@ -73,6 +138,9 @@ class Comparison:
     seeds: int = 0
     description: str = ""  # the question the grid's config asks (`description:`)
     experiment_id: str = ""
+    # Rows of each dataset's splits, as the grid's check counted them (empty for grids run
+    # before the manifest kept them): [{"dataset": "iris", "train": 90, "val": 30, "test": 30}]
+    splits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
     @property
     def n_trials(self) -> int:
@@ -114,11 +182,21 @@ class Comparison:
             return f"{self.grid_keys[0]} compared, every other setting fixed as the config sets it"
         return "one cell, every setting fixed as the config sets it"
 
-    def best(self) -> pd.Series | None:
+    def selecting_split(self) -> tuple[str, str, int] | None:
+        """(metric, split, rows) of what picks the winner: `select_on` with nuisance keys, else
+        the ranking metric; rows: the split's smallest over the grid's datasets. None where
+        the manifest has no split sizes."""
+        chooser = self.protocol.select_on if self.nuisance_keys else self.metric
+        split = "test" if chooser.startswith("test_") else "val" if "val_" in chooser else "train"
+        rows = [int(entry[split]) for entry in self.splits if split in entry]
+        return (chooser, split, min(rows)) if rows else None
+
+    def best(self) -> BestCell | None:
+        """The first cell of the ranking (None before any trial finished)."""
         pooled = pooled_rows(self.cells) if not self.cells.empty else self.cells
         if pooled.empty or f"{self.metric}_mean" not in pooled:
             return None
-        return pooled.iloc[0]
+        return BestCell.of(pooled.iloc[0], self.metric, self.interval)
 
     def headline_metrics(self) -> dict[str, float]:
         """Parent-run metrics: the answer at a glance in the MLflow UI's chart view."""
@@ -206,6 +284,7 @@ def compare(
         seeds=int(frame["seed"].nunique()),
         description=manifest.get("description", ""),
         experiment_id=parent.info.experiment_id,
+        splits=list(manifest.get("splits", [])),
     )
 
 

@@ -192,3 +192,19 @@ def is_pooled(cells: pd.DataFrame) -> pd.Series:
 def pooled_rows(cells: pd.DataFrame) -> pd.DataFrame:
     """Each cell's all-backends row, in the table's order."""
     return cells[is_pooled(cells)]
+
+
+def pooled_backends(cells: pd.DataFrame) -> list[str]:
+    """The backends the ranking's rows pool, in the grid's order."""
+    if "backends" not in cells:  # a table from before the column
+        return []
+    names = (name for joined in pooled_rows(cells)["backends"] for name in joined.split(", "))
+    return list(dict.fromkeys(names))
+
+
+def reference_rows(cells: pd.DataFrame) -> pd.DataFrame:
+    """scikit-learn's own row per cell where it ran beside Keras backends (it starts from its
+    own weights, so it is not pooled with them): indexed by cell, empty otherwise."""
+    if REFERENCE_BACKEND in pooled_backends(cells):
+        return cells.iloc[0:0].set_index("cell")
+    return cells[cells["backend"] == REFERENCE_BACKEND].set_index("cell")

@@ -47,14 +47,47 @@ def direction(metric: str) -> str:
     return RANKABLE.get(metric, "min")
 
 
+# Where a metric's values can lie, when the metric has a bound: a t-interval (mean ± t·se) knows
+# nothing of it, so a loss near 0 over few seeds gets an interval reaching below zero.
+_BOUNDED = {
+    "accuracy": (0.0, 1.0),
+    "r2": (-math.inf, 1.0),
+    "loss": (0.0, math.inf),
+    "mae": (0.0, math.inf),
+    "epoch": (0.0, math.inf),
+    "epochs_to_target": (0.0, math.inf),
+    "time_s": (0.0, math.inf),
+    "time_to_target_s": (0.0, math.inf),
+}
+
+
+def metric_range(metric: str) -> tuple[float, float]:
+    """The values `metric` can take: losses, MAE, epochs and seconds are ≥ 0, accuracies lie in
+    [0, 1], R² is ≤ 1; (-inf, inf) for a metric this does not know."""
+    for suffix, bounds in _BOUNDED.items():
+        if metric == suffix or metric.endswith(f"_{suffix}"):
+            return bounds
+    return (-math.inf, math.inf)
+
+
+def bounded_interval(metric: str, low: float, high: float) -> tuple[float, float, bool]:
+    """(low, high) clipped to the values `metric` can take, and whether either end was: what
+    a report shows of a t-interval (a bootstrap interval of the seeds' values never leaves
+    their range, so it never needs this)."""
+    floor, ceiling = metric_range(metric)
+    clipped = (low, high) != (max(low, floor), min(high, ceiling))
+    return max(low, floor), min(high, ceiling), clipped
+
+
 def cell_table(
     frame: pd.DataFrame, grid_keys: list[str], metric: str, interval: str = "t", seed: str = ""
 ) -> pd.DataFrame:
-    """Per cell pooled over the Keras backends (backend `all`), and per backend (scikit-learn
-    included) when there are several: n seeds, trials, and per metric over seeds the mean with
-    its 95% t-interval, the interquartile mean, the median and a 95% BCa bootstrap interval
-    (seeded from `seed`, the cell and the metric, so a report is the same every time), and how
-    many seeds have a value (`epochs_to_target` has none where the target was not reached).
+    """Per cell pooled over the Keras backends (backend `all`; `backends` names them), and per
+    backend (scikit-learn included) when there are several: n seeds, trials, and per metric
+    over seeds the mean with its 95% t-interval, the interquartile mean, the median and a 95%
+    BCa bootstrap interval (seeded from `seed`, the cell and the metric, so a report is the
+    same every time), and how many seeds have a value (`epochs_to_target` has none where the
+    target was not reached).
     Pooled cells ranked by `metric`, marking those whose `interval` overlaps the best cell's."""
     ok = finished(frame)
     metrics = [m for m in dict.fromkeys([metric, *CELL_METRICS]) if m in ok and ok[m].notna().any()]
@@ -73,6 +106,8 @@ def cell_table(
             "cell": cell,
             **group.iloc[0][grid_keys].to_dict(),
             "backend": backend,
+            # what the row pools: the `all` row's backends, so n's seeds are never a mystery
+            "backends": ", ".join(dict.fromkeys(group["backend"])),
             "n": len(per_seed),
             "trials": len(group),
         }
@@ -83,7 +118,7 @@ def cell_table(
             row.update({f"{name}_{key}": value for key, value in summary[name].items()})
         rows.append(row)
     table = pd.DataFrame(
-        rows, columns=None if rows else ["cell", *grid_keys, "backend", "n", "trials"]
+        rows, columns=None if rows else ["cell", *grid_keys, "backend", "backends", "n", "trials"]
     )
     if table.empty or f"{metric}_mean" not in table:
         return table

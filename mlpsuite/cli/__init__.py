@@ -4,8 +4,8 @@ would load a backend.
 
 Exit codes: 0 done, 1 a trial failed under --strict, 2 bad input or a store that cannot be
 used (not an MLflow store, locked past MLPSUITE_STORE_LOCK_S, a full disk, a server away past
-MLPSUITE_SERVER_OUTAGE_S; one line on stderr), 130 / 143 / 129 interrupted by Ctrl-C / SIGTERM
-/ SIGHUP (in-flight runs marked KILLED).
+MLPSUITE_SERVER_OUTAGE_S; one line on stderr, a config file's problems one line each), 130 / 143
+/ 129 interrupted by Ctrl-C / SIGTERM / SIGHUP (in-flight runs marked KILLED).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mlpsuite.cli.compare import add_compare_command
 from mlpsuite.cli.figures import add_figure_commands
 from mlpsuite.cli.run import add_rerun_command, add_run_command
 from mlpsuite.cli.serve import add_serve_commands
-from mlpsuite.errors import UserError
+from mlpsuite.errors import ConfigError, UserError
 
 
 def parser() -> argparse.ArgumentParser:
@@ -55,7 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except UserError as error:
-        print(f"mlpsuite: error: {in_flag_words(error)}".splitlines()[0], file=sys.stderr)
+        # One line; a config's several problems one line each (at most ConfigError's own).
+        lines = in_flag_words(error).splitlines() or [""]
+        several = isinstance(error, ConfigError) and len(error.problems) > 1
+        for line in lines if several else lines[:1]:
+            print(f"mlpsuite: error: {line}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

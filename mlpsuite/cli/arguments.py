@@ -1,9 +1,15 @@
 """What the commands share: a parser whose errors are one line, the flag types, `--tracking-uri`,
-the exit codes, and naming the store and its experiments in messages."""
+the exit codes, naming the store and its experiments in messages, and the command name that
+works from here in the commands they print to paste."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
 
 from mlpsuite.errors import ConfigError, ReportError, UserError
 from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES
@@ -80,6 +86,27 @@ def shown_uri(uri: str) -> str:
     from mlpsuite.tracking import shown_uri
 
     return shown_uri(uri)
+
+
+def command_name() -> str:
+    """How to run this `mlpsuite` from here, for commands printed to paste: `mlpsuite` when that
+    name on PATH is this interpreter's own console script, else that script's path (relative
+    when under the current folder: `.venv/bin/mlpsuite` after `make run`, whose PATH lacks the
+    venv), else `python -m mlpsuite.cli` with this interpreter. Quoted for a POSIX shell."""
+    # Not resolved: a venv's python is a link to the base interpreter, its scripts are beside it.
+    own = shutil.which("mlpsuite", path=str(Path(sys.executable).parent))
+    if own is None:
+        return f"{shlex.quote(sys.executable or 'python3')} -m mlpsuite.cli"
+    found = shutil.which("mlpsuite")
+    if found is not None and os.path.samefile(found, own):
+        return "mlpsuite"
+    script = Path(own).absolute()
+    try:
+        shown = str(script.relative_to(Path.cwd()))
+    except (ValueError, OSError):  # not under it, or the current folder is gone
+        shown = str(script)
+    # A name without a slash is looked up on PATH, where this script is not: `./mlpsuite`.
+    return shlex.quote(shown if "/" in shown else f"./{shown}")
 
 
 def experiment_id(tracker, name: str, said: str) -> str:

@@ -154,8 +154,8 @@ def print_comparison(comparison, output_format: str) -> None:
     else:
         from rich.console import Console
 
-        from mlpsuite.present.terminal import comparison_view
+        from mlpsuite.present.terminal import COMPARE_ROWS, comparison_view
 
         console = Console() if Console().is_terminal else Console(width=100)
-        for shown in comparison_view(comparison, max_rows=30, effects=True):
+        for shown in comparison_view(comparison, max_rows=COMPARE_ROWS, effects=True):
             console.print(shown)

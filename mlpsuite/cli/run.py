@@ -12,6 +12,7 @@ from mlpsuite.cli.arguments import (
     EXIT_FAILED,
     add_tracking_uri,
     backends_list,
+    command_name,
     non_negative_float,
     non_negative_int,
     positive_int,
@@ -110,9 +111,20 @@ def run_grid(args: argparse.Namespace) -> int:
     if args.dry_run:
         from rich.console import Console
 
+        from mlpsuite.present.report import SMALL_SPLIT_ROWS, split_sizes
         from mlpsuite.present.terminal import trial_table
 
-        Console().print(trial_table(api.plan(args.config, backends=args.backends)))
+        planned = api.plan(args.config, backends=args.backends)
+        console = Console()
+        console.print(trial_table(planned))
+        small = [s["dataset"] for s in planned.splits if 0 < s["val"] < SMALL_SPLIT_ROWS]
+        warning = (
+            f" (val under {SMALL_SPLIT_ROWS} rows on {', '.join(dict.fromkeys(small))}: a "
+            "ranking by a val_ metric is noisy there)"
+            if small
+            else ""
+        )
+        console.print(f"Rows per split: {split_sizes(planned.splits)}{warning}", soft_wrap=True)
         return 0
     result = api.run(
         args.config,
@@ -152,7 +164,7 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
         )
         return 128 + (result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     store = f" --tracking-uri {shlex.quote(args.tracking_uri)}" if args.tracking_uri else ""
-    again = f"mlpsuite compare {shlex.quote(result.experiment)}{store}"
+    again = f"{command_name()} compare {shlex.quote(result.experiment)}{store}"
     results.print(
         f"{result.counts()}; the comparison is on the parent run. "
         f"{_browse_hint(result, args.tracking_uri)}; again: {again}",
@@ -168,11 +180,13 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
 
 
 def _browse_hint(result, cli_uri: str | None) -> str:
-    """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it."""
+    """Where to look, naming the store used: a server's own page, or `mlpsuite ui` on it (as the
+    command that runs from here: `command_name`)."""
     if result.tracking_uri.startswith(("http://", "https://")):
         return f"Browse: {result.url}"
     return (
-        f"Browse: mlpsuite ui{f' --tracking-uri {shlex.quote(cli_uri)}' if cli_uri else ''}, "
+        f"Browse: {command_name()} ui"
+        f"{f' --tracking-uri {shlex.quote(cli_uri)}' if cli_uri else ''}, "
         f"then {result.url}"
     )
 

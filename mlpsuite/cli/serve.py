@@ -17,8 +17,9 @@ def add_serve_commands(commands) -> None:
     ui = commands.add_parser(
         "ui",
         help="open the MLflow UI on this store (127.0.0.1)",
-        description="Start the MLflow UI on the tracking store, bound to 127.0.0.1, and "
-        "print the address of EXPERIMENT's runs in its Model training view.",
+        description="Start the MLflow UI on the tracking store, bound to 127.0.0.1, and, once "
+        "it answers, print the address of EXPERIMENT's runs in its Model training view. MLflow's "
+        "own output goes to a log file whose path it prints (--verbose: to this terminal).",
     )
     ui.add_argument(
         "experiment",
@@ -27,7 +28,16 @@ def add_serve_commands(commands) -> None:
         help="the experiment to open (default: the one whose grid ran last)",
     )
     ui.add_argument("--port", type=port, default=5000, help="port (default 5000)")
-    ui.add_argument("--open", action="store_true", help="also open that address in a web browser")
+    ui.add_argument(
+        "--open",
+        action="store_true",
+        help="also open that address in a web browser once it answers",
+    )
+    ui.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show MLflow's own output (its log lines, its warnings) here, not in a log file",
+    )
     add_tracking_uri(ui)
 
     server = commands.add_parser(
@@ -86,9 +96,13 @@ def run_ui(args: argparse.Namespace) -> int:
     _check_port_free(args.port)
     address = f"http://127.0.0.1:{args.port}"
     link = f"{address}/{_experiment_page(tracker, args.experiment)}"
-    print(f"MLflow UI for {shown_uri(uri)} at {address} (Ctrl-C stops it). Open {link}")
-    if args.open:
-        _open_when_up(link, args.port)
+    # MLflow's server writes what is not for the person who typed `mlpsuite ui`: Starlette's
+    # deprecation warnings, uvicorn's INFO lines (one per request), "Registry store URI not
+    # provided". Its stdout and stderr go to a log file, named here, unless --verbose.
+    log, log_path = (None, None) if args.verbose else _new_log()
+    where = f"its log: {log_path}; " if log_path else ""
+    print(f"starting the MLflow UI for {shown_uri(uri)} on {address} ({where}Ctrl-C stops it) ...")
+    _announce_when_up(address, link, log_path, args.open)
     _become(
         [
             sys.executable,
@@ -101,9 +115,21 @@ def run_ui(args: argparse.Namespace) -> int:
             "127.0.0.1",
             "--port",
             str(args.port),
-        ]
+            # One process, as `mlpsuite server`: MLflow's default of 4 starts each with its
+            # imports (~8 s more on 2 cores) and its memory, for one person's browser.
+            "--workers",
+            "1",
+        ],
+        output=log,
     )
     return 0
+
+
+def _new_log() -> tuple[int, str]:
+    """A new file for the UI's output in the temporary folder: its descriptor and path."""
+    import tempfile
+
+    return tempfile.mkstemp(prefix="mlpsuite-ui-", suffix=".log")
 
 
 def _experiment_page(tracker, experiment: str | None) -> str:
@@ -117,19 +143,70 @@ def _experiment_page(tracker, experiment: str | None) -> str:
     return f"#/experiments/{newest}?{VIEW}" if newest else f"#/experiments?{VIEW}"
 
 
-def _open_when_up(link: str, port: int) -> None:
-    """A browser once the UI answers; a separate process, since this one becomes the UI."""
+# How long `mlpsuite ui` waits for the UI to answer before it says so: a first start imports
+# MLflow's server (~10 s on 2 cores) and may migrate the store's tables.
+UI_BOUND_S = 120.0
+
+
+def _announce_when_up(address: str, link: str, log: str | None, open_browser: bool) -> None:
+    """`announce_when_up` in a small process of its own, sharing this one's stdout and stderr:
+    this process becomes the UI (`_become`), so it cannot wait for itself."""
     import subprocess
 
+    # In the terminal's foreground group with the UI, so a Ctrl-C stops it too: quietly, not
+    # with a KeyboardInterrupt traceback. It imports the `mlpsuite` this process runs.
+    root = str(Path(__file__).resolve().parents[2])
     waiter = (
-        "import socket, sys, time, webbrowser\n"
-        "for _ in range(600):\n"
-        "    try:\n"
-        f"        socket.create_connection(('127.0.0.1', {port}), 0.5).close(); break\n"
-        "    except OSError: time.sleep(0.1)\n"
-        f"webbrowser.open({link!r})\n"
+        "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        f"sys.path.insert(0, {root!r}); "
+        "from mlpsuite.cli.serve import announce_when_up; announce_when_up(*sys.argv[1:])"
     )
-    subprocess.Popen([sys.executable, "-c", waiter], start_new_session=True)
+    flags = [address, link, log or "", "open" if open_browser else "", str(os.getpid())]
+    subprocess.Popen([sys.executable, "-c", waiter, *flags])
+
+
+def announce_when_up(
+    address: str, link: str, log: str, open_browser: str, parent: str, bound: float = UI_BOUND_S
+) -> None:
+    """`Open LINK` on stdout once an HTTP GET of `address` returns, then a browser on LINK if
+    `open_browser`. Gives up with a line on stderr when the UI (process `parent`, this one's
+    parent: it exits and this one is adopted) is gone, or has not answered within `bound` s."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    where = f"its log: {log}" if log else "see its output above"
+    deadline = time.monotonic() + bound
+    while True:
+        try:
+            opener.open(f"{address}/", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break  # an HTTP answer, even an error, is a server that answers
+        except OSError:
+            pass
+        if os.getppid() != int(parent):
+            print(f"the MLflow UI exited before it answered on {address}; {where}", file=sys.stderr)
+            return
+        if time.monotonic() > deadline:
+            print(
+                f"the MLflow UI has not answered on {address} within {bound:g} s; giving up "
+                f"waiting for it ({where}); it may still start",
+                file=sys.stderr,
+            )
+            return
+        time.sleep(0.2)
+    print(f"Open {link}", flush=True)
+    if open_browser:
+        import contextlib
+        import webbrowser
+
+        # A session of its own for the browser, so a Ctrl-C on the UI leaves it open (OSError:
+        # already a group's leader, so not in the UI's group).
+        with contextlib.suppress(OSError):
+            os.setsid()
+        webbrowser.open(link)
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -192,14 +269,19 @@ def run_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _become(command: list[str]) -> None:
+def _become(command: list[str], output: int | None = None) -> None:
     """Replace this process with `command`: a SIGTERM or Ctrl-C meant for the server reaches
-    it, instead of stopping only a parent that would leave it running."""
+    it, instead of stopping only a parent that would leave it running. With `output` (an open
+    file), the command's stdout and stderr go there instead of this one's."""
     # MLflow's job execution serves its GenAI features (online scoring, trace archival), none
     # of which a grid uses: three more processes of ~250 MB each, and 5 s more to start.
     os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     sys.stdout.flush()
     sys.stderr.flush()
+    if output is not None:
+        os.dup2(output, 1)
+        os.dup2(output, 2)
+        os.close(output)
     os.execv(command[0], command)
 
 

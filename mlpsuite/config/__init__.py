@@ -14,6 +14,8 @@ from mlpsuite.config.grid import (
     cells,
     expand,
     file_digest,
+    label_lines,
+    short_label,
     short_value,
 )
 from mlpsuite.config.loading import CONFIG_DICT, load_config, source_path
@@ -46,6 +48,8 @@ __all__ = [
     "expand",
     "file_digest",
     "load_config",
+    "label_lines",
+    "short_label",
     "short_value",
     "source_path",
 ]

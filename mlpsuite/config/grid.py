@@ -11,6 +11,7 @@ import copy
 import hashlib
 import itertools
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,41 @@ class Trial(Section):
 def cell_label(values: Mapping[str, object]) -> str:
     """A cell's grid values as `activation=elu, scaler=standard` (keys cut to their last part)."""
     return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in values.items()) or "(one cell)"
+
+
+# A setting of a cell's label longer than this is cut (with …) in every table and figure.
+SETTING_CHARS = 40
+# Where one setting of a label ends: `, ` before the next `key=` (a list value `[32, 32]` has
+# `, ` inside it, but no `key=` after it).
+_NEXT_SETTING = re.compile(r", (?=[\w.]+=)")
+
+
+def label_settings(label: str) -> list[str]:
+    """A cell label's settings, each cut to SETTING_CHARS: `["optimizer=adam(learning_ra…",
+    "name=circles"]`."""
+    return [
+        setting if len(setting) <= SETTING_CHARS else setting[: SETTING_CHARS - 1] + "…"
+        for setting in _NEXT_SETTING.split(label)
+    ]
+
+
+def short_label(label: str) -> str:
+    """A cell label as the Markdown tables show it: each setting cut to SETTING_CHARS."""
+    return ", ".join(label_settings(label))
+
+
+def label_lines(label: str, width: int = SETTING_CHARS) -> str:
+    """A cell label as the terminal and the figures show it: lines of at most `width`
+    characters, broken only between settings (never inside a name or a value)."""
+    lines: list[str] = []
+    for setting in label_settings(label):
+        if lines and len(lines[-1]) + 2 + len(setting) <= width:
+            lines[-1] += f", {setting}"
+        else:
+            if lines:
+                lines[-1] += ","
+            lines.append(setting)
+    return "\n".join(lines)
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, str]) -> None:

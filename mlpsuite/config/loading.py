@@ -2,8 +2,9 @@
 
 The YAML is `yaml.safe_load`'s, except that a key given twice in one mapping is an error: plain
 YAML keeps the last one silently, so a grid would run only one of the two values. Every mistake
-is one `ConfigError` line naming the file and the key. What needs the data (each dataset
-loaded, memory, the `compare:` protocol) is `grid_checks.check_grid`'s, one layer up.
+is a `ConfigError` line naming the file and the key: all of the schema's at once, then the grid
+cells' (the first). What needs the data (each dataset loaded, memory, the `compare:` protocol)
+is `grid_checks.check_grid`'s, one layer up.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The grid's schema: pydantic models of a YAML grid's sections, strict and frozen.
 
 Imports no deep-learning framework: the coordinator validates configs before any worker starts.
-What a model refuses becomes, through `config.messages`, one `ConfigError` line naming the file,
-the key and the allowed values.
+What a model refuses becomes, through `config.messages`, a `ConfigError` line per problem naming
+the file, the key and the allowed values.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mlpsuite.registry import (
     BACKENDS,
     SCALER_NAMES,
     canonical_name,
+    did_you_mean,
 )
 
 SECTIONS = ("dataset", "model", "optimizer", "training", "loss")
@@ -300,7 +301,8 @@ class GridSpec(Section):
         names = [BACKEND_ALIASES.get(str(b).lower()) for b in backends]
         if None in names:
             bad = backends[names.index(None)]
-            raise ValueError(f"unknown backend {bad!r}; allowed: {ALLOWED_BACKENDS}")
+            hint = did_you_mean(bad, BACKEND_ALIASES)
+            raise ValueError(f"unknown backend {bad!r}; {hint}allowed: {ALLOWED_BACKENDS}")
         if not names:
             raise ValueError(f"no backends given; allowed: {ALLOWED_BACKENDS}")
         return tuple(dict.fromkeys(names))

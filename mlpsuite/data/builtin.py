@@ -11,7 +11,7 @@ import numpy as np
 
 from mlpsuite.data.files import FILE_SUFFIXES
 from mlpsuite.data.splits import check_task
-from mlpsuite.registry import fold_name
+from mlpsuite.registry import did_you_mean, fold_name
 
 # scikit-learn loads on first use: validating a config, and `mlpsuite --help`, never pay for it.
 
@@ -128,7 +128,8 @@ def builtin_name(label: str) -> str:
     name = by_folded.get(fold_name(label))
     if name is None:
         raise ValueError(
-            f"Unknown dataset {label!r}; valid names: {', '.join(BUILTIN_NAMES)}, "
+            f"Unknown dataset {label!r}; {did_you_mean(label, BUILTIN_NAMES)}"
+            f"valid names: {', '.join(BUILTIN_NAMES)}, "
             f"or a path ending in {', '.join(FILE_SUFFIXES)}"
         )
     return name

@@ -82,13 +82,20 @@ def check_dataset(name_or_path: str | Path, options: dict[str, Any]) -> str:
     label = str(name_or_path)
     if looks_like_file(label):
         if not Path(label).is_file():
-            raise ValueError(f"Dataset file not found: {label}")
+            raise ValueError(f"Dataset file not found: {_where(label)}")
         if options:
             raise ValueError(f"{label}: options {sorted(options)} apply only to synthetic datasets")
         return label
     name = builtin_name(label)
     check_options(name, options)
     return name
+
+
+def _where(label: str) -> str:
+    """A missing file's resolved absolute path and, when it was given relative, what to."""
+    if Path(label).is_absolute():
+        return str(Path(label).resolve())
+    return f"{Path(label).resolve()} (paths are relative to the working directory, {Path.cwd()})"
 
 
 def dataset_task(

@@ -37,6 +37,10 @@ class Dataset:
     def input_dim(self) -> int:
         return self.X_train.shape[1]
 
+    def split_rows(self) -> dict[str, int]:
+        """Rows of each split: `{"train": 90, "val": 30, "test": 30}`."""
+        return {"train": len(self.X_train), "val": len(self.X_val), "test": len(self.X_test)}
+
     @property
     def output_dim(self) -> int:
         """Units of the model's last layer: one per class, or 1 for regression."""

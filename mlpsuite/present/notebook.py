@@ -34,9 +34,11 @@ class Comparison(analysis.Comparison):
     - `cells`: one row per cell and backend, ranked; `backend == "all"` pools the Keras backends
       (the ranking). Columns: `cell` (its grid values in words), one column per grid key,
       `selected` and `edge` (with nuisance keys: the setting chosen, and whether it lies on the
-      grid's edge), `backend`, `n` (seeds), `trials`, then for each metric M: `M_mean`,
-      `M_low`/`M_high` (95% t-interval), `M_boot_low`/`M_boot_high` (95% BCa bootstrap),
-      `M_iqm` (interquartile mean), `M_median`, `M_n`; and `rank`, `overlaps_best`.
+      grid's edge), `backend`, `backends` (those the row pools: scikit-learn has its own row),
+      `n` (seeds), `trials`, then for each metric M: `M_mean`, `M_low`/`M_high` (95%
+      t-interval, as computed: reports clip it at the metric's bound), `M_boot_low`/
+      `M_boot_high` (95% BCa bootstrap), `M_iqm` (interquartile mean), `M_median`, `M_n`; and
+      `rank`, `overlaps_best`.
     - `effects`: one row per grid key and level against its reference level: `key`, `level`,
       `reference`, `metric`, `level_mean`, `reference_mean`, `n_pairs`, `mean_diff` with
       `diff_low`/`diff_high`, `p_ttest`, `p_wilcoxon`, `p_holm`, `effect_size` (d_z),
@@ -52,6 +54,9 @@ class Comparison(analysis.Comparison):
     - `failures`: `failure`, `backend`, `trials` (what the statistics leave out).
     - `selection`: with nuisance keys, every setting tried per cell and its `select_on` mean.
     - `frame`: one row per trial (what `GridResult.runs` shows).
+
+    `splits` lists each dataset's train/val/test rows; `best()` the first cell as one line;
+    `str(comparison)` is the report `mlpsuite compare` prints.
     """
 
     @classmethod
@@ -75,6 +80,28 @@ class Comparison(analysis.Comparison):
 
     def _repr_html_(self) -> str:
         return comparison_html(self)
+
+    def __str__(self) -> str:
+        """The report `mlpsuite compare` prints: `print(comparison)` in a script."""
+        return terminal_text(self)
+
+    def __repr__(self) -> str:
+        best = self.best()
+        answer = f"; best {best}" if best is not None else "; no finished trial"
+        return f"<Comparison {self.experiment}: {self.n_counted} of {self.n_trials} trials{answer}>"
+
+
+def terminal_text(comparison: analysis.Comparison, width: int = 100) -> str:
+    """What the terminal shows of a comparison (`mlpsuite compare`), as plain text."""
+    from rich.console import Console
+
+    from mlpsuite.present.terminal import COMPARE_ROWS, comparison_view
+
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    for item in comparison_view(comparison, max_rows=COMPARE_ROWS, effects=True):
+        console.print(item)
+    lines = console.export_text().splitlines()  # rich pads a table's lines to its width
+    return "\n".join(line.rstrip() for line in lines).strip("\n") + "\n"
 
 
 def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) -> str:
@@ -193,6 +220,19 @@ class GridResult:
     def __repr__(self) -> str:
         state = " (interrupted)" if self.interrupted else ""
         return f"<GridResult {self.experiment}: {self.n_trials} trials; {self.counts()}{state}>"
+
+    def __str__(self) -> str:
+        """`print(result)` in a script: the counts, the best cell, where to look."""
+        best = self.comparison.best() if self.comparison is not None else None
+        lines = [f"{self.experiment}: {self.n_trials} trials; {self.counts()}"]
+        if self.interrupted:
+            lines.append("interrupted: in-flight runs marked KILLED; run the grid again to finish")
+        elif self.report_error:
+            lines.append(f"the comparison failed: {self.report_error}")
+        elif best is not None:
+            lines.append(f"best: {best}")
+        lines.append(f"parent run in the MLflow UI: {self.url}")
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         note = (

@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any, overload
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mlpsuite.analysis import Comparison, finished, is_pooled, mean_interval, pooled_rows
+from mlpsuite.analysis import (
+    Comparison,
+    finished,
+    is_pooled,
+    mean_interval,
+    metric_range,
+    pooled_rows,
+)
+from mlpsuite.config import label_lines
 
 MAX_CELLS_SHOWN = 10
 TINY = 1e-16  # where a relative difference of exactly 0 sits on a log axis
@@ -74,7 +83,7 @@ def loss_curves(comparison: Comparison):
         intervals = [mean_interval([c[e] for c in curves]) for e in range(epochs)]
         x = np.arange(1, epochs + 1)
         mean = np.array([i.mean for i in intervals])
-        (line,) = axes.plot(x, mean, label=cell)
+        (line,) = axes.plot(x, mean, label=label_lines(cell))
         low = np.array([i.low if math.isfinite(i.low) else i.mean for i in intervals])
         high = np.array([i.high if math.isfinite(i.high) else i.mean for i in intervals])
         axes.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
@@ -101,19 +110,33 @@ def final_metric(comparison: Comparison):
     pooled = pooled_rows(comparison.cells).iloc[::-1]
     metric = comparison.metric
     mean = pooled[f"{metric}_mean"].to_numpy()
-    low = np.where(np.isnan(pooled[f"{metric}_low"]), mean, pooled[f"{metric}_low"])
-    high = np.where(np.isnan(pooled[f"{metric}_high"]), mean, pooled[f"{metric}_high"])
-    figure, axes = _subplots(figsize=(8, 0.45 * len(pooled) + 1.5))
+    low, high, clipped = _bounded(metric, mean, pooled[f"{metric}_low"], pooled[f"{metric}_high"])
+    labels = [
+        label_lines(f"{cell} (n={n})") for cell, n in zip(pooled["cell"], pooled["n"], strict=True)
+    ]
+    lines = sum(label.count("\n") + 1 for label in labels)
+    figure, axes = _subplots(figsize=(8, 0.3 * lines + 0.15 * len(pooled) + 1.5))
     positions = np.arange(len(pooled))
     axes.errorbar(mean, positions, xerr=[mean - low, high - mean], fmt="o", capsize=3)
-    axes.set_yticks(
-        positions, [f"{cell} (n={n})" for cell, n in zip(pooled["cell"], pooled["n"], strict=True)]
-    )
+    axes.set_yticks(positions, labels)
     axes.set(
-        xlabel=f"final {metric} (mean, 95% t-interval over seeds)",
+        xlabel=f"final {metric} (mean, 95% t-interval over seeds"
+        + (", clipped at the metric's bound)" if clipped else ")"),
         title=f"{comparison.experiment}: ranking by {metric}",
     )
     return figure
+
+
+def _bounded(
+    metric: str, mean: np.ndarray, lows: pd.Series, highs: pd.Series
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(low, high, whether any was clipped): a missing interval (one seed) drawn as the mean
+    itself, and a t-interval kept within the values `metric` can take (a loss ≥ 0)."""
+    floor, ceiling = metric_range(metric)
+    low = np.where(np.isnan(lows), mean, lows)
+    high = np.where(np.isnan(highs), mean, highs)
+    clipped = bool((low < floor).any() or (high > ceiling).any())
+    return np.maximum(low, floor), np.minimum(high, ceiling), clipped
 
 
 def backend_parity(comparison: Comparison):
@@ -190,6 +213,7 @@ def isolation(comparison: Comparison):
     # A diverging setting can sit decades above the rest (SGD at rate 3: 1e3 against 0.2).
     log_y = _spans_decades(selection[f"{name}_mean"].dropna())
     figure, axes = _subplots(figsize=(8, 4.5))
+    clipped = False
     for cell in (
         _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]
     ):
@@ -200,12 +224,12 @@ def isolation(comparison: Comparison):
         order = np.argsort(x)
         rows, x = rows.iloc[order], x[order]
         mean = rows[f"{name}_mean"].to_numpy(dtype=float)
-        low = np.where(np.isnan(rows[f"{name}_low"]), mean, rows[f"{name}_low"])
-        high = np.where(np.isnan(rows[f"{name}_high"]), mean, rows[f"{name}_high"])
-        if log_y:  # a t-interval may reach below 0, which a log axis cannot draw
+        low, high, cut = _bounded(name, mean, rows[f"{name}_low"], rows[f"{name}_high"])
+        clipped = clipped or cut
+        if log_y:  # a loss's interval may reach 0, which a log axis cannot draw
             low = np.maximum(low, mean / 10)
         line = axes.errorbar(
-            x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=cell
+            x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=label_lines(cell)
         )
         chosen = rows["selected"].to_numpy(dtype=bool)
         axes.scatter(
@@ -226,7 +250,10 @@ def isolation(comparison: Comparison):
         axes.set_yscale("log")
     axes.set(
         xlabel=tuned,
-        ylabel=f"{name} (mean, 95% t-interval over seeds" + (", log" if log_y else "") + ")",
+        ylabel=f"{name} (mean, 95% t-interval over seeds"
+        + (", clipped at the metric's bound" if clipped else "")
+        + (", log" if log_y else "")
+        + ")",
         title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting",
     )
     axes.legend(fontsize="small")

@@ -14,15 +14,27 @@ from typing import Any
 import pandas as pd
 from scipy import stats
 
-from mlpsuite.analysis import CELL_METRICS, Comparison, is_pooled, parity_summary, pooled_rows
+from mlpsuite.analysis import (
+    CELL_METRICS,
+    Comparison,
+    is_pooled,
+    parity_summary,
+    pooled_backends,
+    pooled_rows,
+    reference_rows,
+)
 from mlpsuite.analysis.stats import MAX_SEEDS
+from mlpsuite.analysis.tables import bounded_interval
 from mlpsuite.analysis.versions import mixed_libraries, version_sets
+from mlpsuite.config import short_label
 from mlpsuite.learning_curves import reach_sign
 from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
 TABLES = ("cells", "effects", "selection", "parity", "speed", "failures")
 INTERVAL_NAMES = {"t": "mean ± 95% t-interval", "bootstrap": "mean [95% BCa bootstrap interval]"}
 NOTE_ROWS = 10
+# Below this many rows, the split that picks a winner is called noisy (each row is 2% of it).
+SMALL_SPLIT_ROWS = 50
 
 
 def number(value: Any, digits: int = 4) -> str:
@@ -33,10 +45,17 @@ def number(value: Any, digits: int = 4) -> str:
 
 
 def with_interval(
-    mean: float, low: float, high: float, n: int | None = None, interval: str = "t"
+    mean: float,
+    low: float,
+    high: float,
+    n: int | None = None,
+    interval: str = "t",
+    metric: str | None = None,
 ) -> str:
     """`0.412 ± 0.018 (95% t, n=5)`, or with a bootstrap interval (not symmetric)
-    `0.412 [0.398, 0.431] (95% bootstrap, n=5)`; `0.412 (n=1)` where one seed gives no interval."""
+    `0.412 [0.398, 0.431] (95% bootstrap, n=5)`; `0.412 (n=1)` where one seed gives no interval.
+    A t-interval reaching past what `metric` can take (a loss below 0) is cut there and shown
+    as `0.165 [0, 0.364]` (`95% t, clipped`)."""
     count = f"n={n}" if n is not None else ""
     if not math.isfinite(low):
         return f"{number(mean)}" + (f" ({count})" if count else "")
@@ -44,7 +63,28 @@ def with_interval(
         return f"{number(mean)} [{number(low)}, {number(high)}]" + (
             f" (95% bootstrap, {count})" if count else ""
         )
+    if metric is not None:
+        low, high, clipped = bounded_interval(metric, low, high)
+        if clipped:
+            return f"{number(mean)} [{number(low)}, {number(high)}]" + (
+                f" (95% t, clipped, {count})" if count else ""
+            )
     return f"{number(mean)} ± {number((high - low) / 2)}" + (f" (95% t, {count})" if count else "")
+
+
+def interval_legend(comparison: Comparison, metrics: list[str] | None = None) -> str:
+    """`mean ± 95% t-interval`, and where a shown one was cut at its metric's bound how it reads."""
+    legend = INTERVAL_NAMES[comparison.interval]
+    if comparison.interval != "t" or comparison.cells.empty:
+        return legend
+    pooled = pooled_rows(comparison.cells)
+    for metric in metrics or [comparison.metric]:
+        if f"{metric}_low" not in pooled:
+            continue
+        ends = zip(pooled[f"{metric}_low"], pooled[f"{metric}_high"], strict=True)
+        if any(bounded_interval(metric, low, high)[2] for low, high in ends):
+            return legend + " ([low, high]: clipped at the metric's bound, e.g. a loss at 0)"
+    return legend
 
 
 def cell_value(row: pd.Series, metric: str, interval: str = "t", n: bool = False) -> str:
@@ -56,6 +96,7 @@ def cell_value(row: pd.Series, metric: str, interval: str = "t", n: bool = False
         row[f"{metric}_{high}"],
         int(row["n"]) if n else None,
         interval,
+        metric,
     )
     if metric in TARGET_MEASURES and row[f"{metric}_n"] < row["n"]:
         text += f" ({int(row[f'{metric}_n'])}/{int(row['n'])} reached)"
@@ -101,7 +142,7 @@ def best_line(comparison: Comparison) -> str:
     selected = f" at {best['selected']}" if "selected" in best else ""
     return (
         f"Best cell: {best['cell']}{selected}, {m} "
-        f"{cell_value(best, m, comparison.interval, n=True)}, IQM {number(best[f'{m}_iqm'])}, "
+        f"{cell_value(best.row, m, comparison.interval, n=True)}, IQM {number(best[f'{m}_iqm'])}, "
         f"median {number(best[f'{m}_median'])}"
         + (
             "; one seed per cell gives no interval (add seeds for one)."
@@ -121,8 +162,32 @@ def named_cells(cells, most: int = 5) -> str:
 
 
 def protocol_line(comparison: Comparison) -> str:
-    """How the cells were compared (DESIGN: a comparison states its protocol)."""
-    return f"Protocol: {comparison.protocol_sentence()}."
+    """How the cells were compared (DESIGN: a comparison states its protocol), on how many
+    rows, and a warning where the split that picks the winner is small."""
+    rows = f" Rows: {split_sizes(comparison.splits)}." if comparison.splits else ""
+    return f"Protocol: {comparison.protocol_sentence()}.{rows}{small_split_warning(comparison)}"
+
+
+def split_sizes(splits: list[dict[str, Any]]) -> str:
+    """`iris 90 train / 30 val / 30 test`; datasets apart by semicolons."""
+    return "; ".join(
+        f"{split['dataset']} {split['train']} train / {split['val']} val / {split['test']} test"
+        for split in splits
+    )
+
+
+def small_split_warning(comparison: Comparison) -> str:
+    """` Selection on val_loss rests on 18 val rows …` where that split has under
+    SMALL_SPLIT_ROWS rows: one misclassified row moves accuracy by more than 2 points there."""
+    chooser = comparison.selecting_split()
+    if chooser is None or chooser[2] >= SMALL_SPLIT_ROWS:
+        return ""
+    metric, split, rows = chooser
+    return (
+        f" Selection on {metric} rests on {rows} {split} rows (under {SMALL_SPLIT_ROWS}): noisy; "
+        "a close ranking may not hold on other rows (a larger val_size, more data or "
+        "dataset.seed as a grid key shows how much it moves)."
+    )
 
 
 def budget_line(comparison: Comparison) -> str:
@@ -284,8 +349,10 @@ def markdown(comparison: Comparison, max_rows: int | None = None, short: bool = 
         "",
         *[f"- {line}" for line in headline(comparison)],
         "",
-        f"#### Ranking by final {comparison.metric} ({INTERVAL_NAMES[comparison.interval]} over n "
-        f"seeds; IQM: interquartile mean)",
+        f"#### Ranking by final {comparison.metric} "
+        f"({interval_legend(comparison, [comparison.metric, *CELL_METRICS])} over n "
+        f"seeds{pooled_note(comparison)}; IQM: interquartile mean"
+        f"{reference_note(comparison)})",
         "",
         markdown_table(*ranking_rows(comparison, max_rows)),
     ]
@@ -373,22 +440,51 @@ def ranking_rows(
     robust = [f"IQM {m}"] + (
         [f"95% bootstrap {m}"] if comparison.interval == "t" else [f"95% t {m}"]
     )
-    header = ["rank", "cell", "n", *selected, *metrics, *robust, "overlaps best"]
+    reference = reference_rows(cells)
+    beside = [f"{REFERENCE_BACKEND} {m}"] if len(reference) else []
+    header = ["rank", "cell", "n", *selected, *metrics, *robust, *beside, "overlaps best"]
     rows = [
         [
             str(int(row["rank"])),
-            row["cell"],
+            short_label(row["cell"]),
             str(int(row["n"]))
             + ("" if row["n"] == row["trials"] else f" ({int(row['trials'])} runs)"),
             *[_selected_label(row) for _ in selected],
             *[cell_value(row, name, comparison.interval) for name in metrics],
             number(row[f"{m}_iqm"]),
             _other_interval(row, m, comparison.interval),
+            *[reference_value(reference, row["cell"], m, comparison.interval) for _ in beside],
             "yes" if row["overlaps_best"] else "",
         ]
         for _, row in pooled.head(max_rows or len(pooled)).iterrows()
     ]
     return header, rows
+
+
+def pooled_note(comparison: Comparison) -> str:
+    """What a ranking row's n counts, to follow "over n seeds": ` of jax`, or `, each the mean
+    over jax, torch` where the row pools several backends."""
+    backends = pooled_backends(comparison.cells)
+    if len(backends) > 1:
+        return f", each the mean over {', '.join(backends)}"
+    return f" of {backends[0]}" if backends else ""
+
+
+def reference_note(comparison: Comparison) -> str:
+    """What the scikit-learn column is, where the ranking has one."""
+    if reference_rows(comparison.cells).empty:
+        return ""
+    return (
+        f"; {REFERENCE_BACKEND}: scikit-learn's MLP on its own, mean over its seeds (it starts "
+        "from its own weights, so it is shown beside the ranking, not pooled into it)"
+    )
+
+
+def reference_value(reference: pd.DataFrame, cell: str, metric: str, interval: str) -> str:
+    """scikit-learn's value of `metric` in `cell`, with its interval; '–' where it has none."""
+    if cell not in reference.index or f"{metric}_mean" not in reference:
+        return "–"
+    return cell_value(reference.loc[cell], metric, interval)
 
 
 def _selected_label(row: pd.Series) -> str:
@@ -415,10 +511,12 @@ def selection_rows(
     selection = comparison.selection
     rows = [
         [
-            row["cell"],
-            row["setting"],
+            short_label(row["cell"]),
+            short_label(row["setting"]),
             str(int(row["n"])),
-            with_interval(row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"]),
+            with_interval(
+                row[f"{name}_mean"], row[f"{name}_low"], row[f"{name}_high"], metric=name
+            ),
             f"{int(row['finished'])}/{int(row['trials'])}",
             ("yes" + (f" ({row['edge']})" if row["edge"] else "")) if row["selected"] else "",
         ]
@@ -444,10 +542,10 @@ def backend_rows(
     rows = [
         [
             str(int(row["rank"])) if math.isfinite(row["rank"]) else "–",
-            row["cell"],
+            short_label(row["cell"]),
             row["backend"],
             str(int(row["n"])),
-            with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"]),
+            with_interval(row[f"{m}_mean"], row[f"{m}_low"], row[f"{m}_high"], metric=m),
         ]
         for _, row in per_backend.head(max_rows or len(per_backend)).iterrows()
     ]
@@ -515,7 +613,7 @@ def parity_rows(
     ]
     rows = [
         [
-            row["cell"],
+            short_label(row["cell"]),
             str(row["seed"]),
             row["backends"],
             "yes" if row["weights_match"] else "NO",

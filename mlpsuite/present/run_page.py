@@ -44,7 +44,7 @@ def best_summary(comparison: Comparison) -> str:
         return ""
     selected = f" at {best['selected']}" if "selected" in best else ""
     m = comparison.metric
-    return f"{best['cell']}{selected}: {m} {cell_value(best, m, comparison.interval, n=True)}"
+    return f"{best['cell']}{selected}: {m} {cell_value(best.row, m, comparison.interval, n=True)}"
 
 
 def run_note(comparison: Comparison, figures: Iterable[str]) -> str:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -16,7 +17,7 @@ from rich.progress import (
 )
 from rich.table import Column, Table
 
-from mlpsuite.config import Trial
+from mlpsuite.config import Trial, label_lines
 from mlpsuite.executors.base import Event
 
 if TYPE_CHECKING:  # pandas, scipy and MLflow load only when a comparison is shown
@@ -117,6 +118,10 @@ def trial_table(trials: list[Trial]) -> Table:
     return table
 
 
+# Rows of each table `mlpsuite compare` (and `print(comparison)`) shows; a grid's end shows 15.
+COMPARE_ROWS = 30
+
+
 def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = False) -> list:
     """What a grid ends with in the terminal: the protocol, the ranking, the parity line, the
     speed table (and, for `mlpsuite compare`, what was counted, the best cell and the paired
@@ -161,10 +166,18 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
 
 def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     """Rank, cell, seeds, the ranking metric (and one other, without a nuisance column) as
-    `mean ± half-width`, and its IQM. One scientific or nuisance key heads its own column,
-    so that the values alone fit in 80 columns."""
-    from mlpsuite.analysis import pooled_rows
-    from mlpsuite.present.report import INTERVAL_NAMES, better, cell_value, number
+    `mean ± half-width`, its IQM and, where scikit-learn ran beside Keras backends, its own
+    value per cell. One scientific or nuisance key heads its own column, so that the values
+    alone fit in 80 columns."""
+    from mlpsuite.analysis import pooled_rows, reference_rows
+    from mlpsuite.present.report import (
+        REFERENCE_BACKEND,
+        better,
+        cell_value,
+        interval_legend,
+        number,
+        pooled_note,
+    )
 
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
@@ -186,13 +199,21 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     columns = [metric] + ([second] if second else [])
     cell = compared[0].split(".")[-1] if len(compared) == 1 else "cell"
     selected = ([tuned[0].split(".")[-1]] if len(tuned) == 1 else ["at"]) if tuned else []
+    reference = reference_rows(cells)
+    beside = [REFERENCE_BACKEND] if len(reference) else []
     table = _table(
         f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
-        ["#", cell, *selected, "n", *columns, "IQM", "≈ best"],
+        ["#", cell, *selected, "n", *columns, "IQM", *beside, "≈ best"],
         names=(cell,),
-        caption=f"{INTERVAL_NAMES[comparison.interval]} over n seeds; IQM: interquartile "
-        f"mean of {metric}; ≈ best: interval overlaps the best one's"
-        + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else ""),
+        caption=escape(f"{interval_legend(comparison, columns)} over n seeds")
+        + f"{pooled_note(comparison)}; IQM: interquartile mean of {metric}; ≈ best: interval "
+        "overlaps the best one's"
+        + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else "")
+        + (
+            f"; {REFERENCE_BACKEND}: its own mean {metric}, not pooled (its own initial weights)"
+            if beside
+            else ""
+        ),
     )
     for _, row in pooled_rows(cells).head(max_rows).iterrows():
         at = (
@@ -202,14 +223,23 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         )
         table.add_row(
             str(int(row["rank"])),
-            str(row[compared[0]]) if len(compared) == 1 else row["cell"],
+            label_lines(str(row[compared[0]]) if len(compared) == 1 else row["cell"]),
             *at,
             str(int(row["n"])),
             *[cell_value(row, m, comparison.interval) for m in columns],
             number(row[f"{metric}_iqm"]),
+            *[_reference_mean(reference, row["cell"], metric) for _ in beside],
             "yes" if row["overlaps_best"] else "",
         )
+    _keep_lines(table, 1)
     return table
+
+
+def _reference_mean(reference, cell: str, metric: str) -> str:
+    from mlpsuite.present.report import number
+
+    column = f"{metric}_mean"
+    return number(reference.at[cell, column]) if cell in reference.index else "–"
 
 
 def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
@@ -226,7 +256,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
         )
         for _, row in effects.head(max_rows).iterrows():
             table.add_row(
-                f"{row['level']} − {row['reference']}",
+                f"{label_lines(str(row['level']))} − {label_lines(str(row['reference']))}",
                 str(int(row["n_pairs"])),
                 number(row["mean_diff"], 3),
                 f"[{number(row['diff_low'], 3)}, {number(row['diff_high'], 3)}]",
@@ -298,8 +328,9 @@ def _table(
     )
     for column in header:
         text = column in ("cell", "backend", "level − best", *names)
-        # Numbers never wrap mid-value; names wrap when the terminal is narrow, folded
-        # mid-word rather than cut ("activation=leaky_relu(alpha=0.1)" is one word).
+        # Numbers never wrap mid-value. A cell label comes broken between its settings
+        # (config.label_lines) and its column is kept as wide as its longest line
+        # (`_keep_lines`), so "optimizer=adam(learning_rate=0.01)" is not folded mid-word.
         table.add_column(
             column,
             justify="left" if text else "right",
@@ -307,3 +338,9 @@ def _table(
             overflow="fold" if text else "ellipsis",
         )
     return table
+
+
+def _keep_lines(table: Table, column: int) -> None:
+    """Let no line of `column` be folded: its narrowest width is its longest line."""
+    lines = [line for cell in table.columns[column].cells for line in str(cell).splitlines()]
+    table.columns[column].min_width = max(map(len, lines), default=0)

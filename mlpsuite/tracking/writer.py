@@ -107,9 +107,15 @@ class Tracker(StoreReader):
         return folder.as_uri()
 
     def open_grid(
-        self, experiment_id: str, spec: GridSpec, config_path: Path, trials: list[Trial]
+        self,
+        experiment_id: str,
+        spec: GridSpec,
+        config_path: Path,
+        trials: list[Trial],
+        splits: list[dict[str, Any]] | None = None,
     ) -> tuple[str, int]:
         """The grid's parent run, reopened if this set of trial keys has one, else new.
+        `splits`: each dataset's split rows, for the manifest.
 
         Returns the run id and which invocation of the grid this is (1 for a new parent).
         """
@@ -130,7 +136,7 @@ class Tracker(StoreReader):
                 GRID_MANIFEST,
                 self.client.log_dict,
                 parent.info.run_id,
-                grid_manifest(spec, trials, key),
+                grid_manifest(spec, trials, key, splits),
                 GRID_MANIFEST,
             )
             self._log_grid_inputs(parent.info.run_id, trials)
@@ -152,7 +158,7 @@ class Tracker(StoreReader):
             run, experiment_id, key
         ):  # another driver made the grid's parent at once
             self.delete_run(run_id)
-            return self.open_grid(experiment_id, spec, config_path, trials)
+            return self.open_grid(experiment_id, spec, config_path, trials, splits)
         params = {
             "grid_size": len(trials),
             "backends": ",".join(spec.backends),
@@ -188,7 +194,7 @@ class Tracker(StoreReader):
             GRID_MANIFEST,
             self.client.log_dict,
             run_id,
-            grid_manifest(spec, trials, key),
+            grid_manifest(spec, trials, key, splits),
             GRID_MANIFEST,
         )
         self._log_grid_inputs(run_id, trials)
