@@ -190,4 +190,26 @@ def test_the_terminal_ranking_never_folds_a_setting_mid_word(grid):
     text = console.export_text()
     for setting in ("optimizer=adam(learning_rate=0.01),", "activation=leaky_relu(alpha=0.1),"):
         assert setting in text, text
+    # Nothing cut at the right edge: the last column's header and the caption's end are whole.
+    assert "≈ best" in text, text
+    assert " ".join(text.split()).endswith("(its own initial weights)"), text
     assert math.isfinite(float(cells["val_loss_mean"].iloc[0]))
+
+
+def test_the_terminal_shows_an_iqm_column_only_where_it_can_differ_from_the_mean(grid):
+    """scipy's trim_mean(x, 0.25) trims nothing from 3 or fewer seeds: the column would repeat
+    the mean."""
+    _, _, result = grid
+    comparison = result.comparison
+    values = result.runs[result.runs["backend"] == "jax"].groupby("model.activation")["val_loss"]
+    for _, seeds in values:
+        assert stats.trim_mean(seeds, 0.25) == pytest.approx(np.mean(seeds))
+
+    def header(shown) -> str:
+        console = Console(width=100, file=io.StringIO(), record=True, color_system=None)
+        console.print(ranking_table(shown, 15))
+        return console.export_text().splitlines()[2]
+
+    assert "IQM" not in header(comparison)
+    more = comparison.cells.assign(n=5)
+    assert "IQM" in header(dataclasses.replace(comparison, cells=more))

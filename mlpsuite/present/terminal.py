@@ -166,7 +166,8 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
 
 def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     """Rank, cell, seeds, the ranking metric (and one other, without a nuisance column) as
-    `mean ± half-width`, its IQM and, where scikit-learn ran beside Keras backends, its own
+    `mean ± half-width`, its IQM (from 4 seeds: below, it is the mean) and, where scikit-learn
+    ran beside Keras backends, its own
     value per cell. One scientific or nuisance key heads its own column, so that the values
     alone fit in 80 columns."""
     from mlpsuite.analysis import pooled_rows, reference_rows
@@ -184,9 +185,17 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         return f"{comparison.experiment}: no FINISHED trial, nothing to rank"
     metric = comparison.metric
     tuned, compared = comparison.nuisance_keys, comparison.scientific_keys
+    shown = pooled_rows(cells).head(max_rows)
+    labels = [
+        label_lines(str(row[compared[0]]) if len(compared) == 1 else row["cell"])
+        for _, row in shown.iterrows()
+    ]
+    # A second metric only beside short labels: with long ones it would push the table past
+    # the terminal (the Markdown report and the CSV have every metric).
+    short = max((len(line) for label in labels for line in label.splitlines()), default=0) <= 24
     second = (
         None
-        if tuned
+        if tuned or not short
         else next(
             (
                 m
@@ -201,12 +210,16 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     selected = ([tuned[0].split(".")[-1]] if len(tuned) == 1 else ["at"]) if tuned else []
     reference = reference_rows(cells)
     beside = [REFERENCE_BACKEND] if len(reference) else []
+    # The interquartile mean trims a quarter of the seeds from each end: none of 3 or fewer.
+    robust = ["IQM"] if (shown["n"] >= 4).any() else []
     table = _table(
         f"{comparison.experiment}: ranked by final {metric} ({better(comparison)} is better)",
-        ["#", cell, *selected, "n", *columns, "IQM", *beside, "≈ best"],
+        ["#", cell, *selected, "n", *columns, *robust, *beside, "≈ best"],
         names=(cell,),
         caption=escape(f"{interval_legend(comparison, columns)} over n seeds")
-        + f"{pooled_note(comparison)}; IQM: interquartile mean of {metric}; ≈ best: interval "
+        + f"{pooled_note(comparison)}"
+        + (f"; IQM: interquartile mean of {metric}" if robust else "")
+        + "; ≈ best: interval "
         "overlaps the best one's"
         + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else "")
         + (
@@ -215,7 +228,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
             else ""
         ),
     )
-    for _, row in pooled_rows(cells).head(max_rows).iterrows():
+    for label, (_, row) in zip(labels, shown.iterrows(), strict=True):
         at = (
             [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")]
             if tuned
@@ -223,11 +236,11 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         )
         table.add_row(
             str(int(row["rank"])),
-            label_lines(str(row[compared[0]]) if len(compared) == 1 else row["cell"]),
+            label,
             *at,
             str(int(row["n"])),
             *[cell_value(row, m, comparison.interval) for m in columns],
-            number(row[f"{metric}_iqm"]),
+            *[number(row[f"{metric}_iqm"]) for _ in robust],
             *[_reference_mean(reference, row["cell"], metric) for _ in beside],
             "yes" if row["overlaps_best"] else "",
         )
@@ -328,14 +341,15 @@ def _table(
     )
     for column in header:
         text = column in ("cell", "backend", "level − best", *names)
-        # Numbers never wrap mid-value. A cell label comes broken between its settings
-        # (config.label_lines) and its column is kept as wide as its longest line
-        # (`_keep_lines`), so "optimizer=adam(learning_rate=0.01)" is not folded mid-word.
+        # Nothing is cut mid-value. A name comes broken between its settings
+        # (config.label_lines) and is not wrapped again; rich narrows a table too wide for the
+        # terminal by wrapping the other columns at their spaces (`mean` / `± half-width`).
         table.add_column(
             column,
             justify="left" if text else "right",
-            no_wrap=not text,
+            no_wrap=text,
             overflow="fold" if text else "ellipsis",
+            min_width=len(column),  # a header is never cut
         )
     return table
 
