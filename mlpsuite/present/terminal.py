@@ -167,9 +167,8 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
 def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     """Rank, cell, seeds, the ranking metric (and one other, without a nuisance column) as
     `mean ± half-width`, its IQM (from 4 seeds: below, it is the mean) and, where scikit-learn
-    ran beside Keras backends, its own
-    value per cell. One scientific or nuisance key heads its own column, so that the values
-    alone fit in 80 columns."""
+    ran beside Keras backends, its own value per cell. One scientific or nuisance key heads its
+    own column, so that the values alone fit in 80 columns."""
     from mlpsuite.analysis import pooled_rows, reference_rows
     from mlpsuite.present.report import (
         REFERENCE_BACKEND,
@@ -219,8 +218,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         caption=escape(f"{interval_legend(comparison, columns)} over n seeds")
         + f"{pooled_note(comparison)}"
         + (f"; IQM: interquartile mean of {metric}" if robust else "")
-        + "; ≈ best: interval "
-        "overlaps the best one's"
+        + "; ≈ best: interval overlaps the best one's"
         + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else "")
         + (
             f"; {REFERENCE_BACKEND}: its own mean {metric}, not pooled (its own initial weights)"
