@@ -171,13 +171,13 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     own column, so that the values alone fit in 80 columns."""
     from mlpsuite.analysis import pooled_rows, reference_rows
     from mlpsuite.present.report import (
-        REFERENCE_BACKEND,
         better,
         cell_value,
         interval_legend,
         number,
         pooled_note,
     )
+    from mlpsuite.registry import REFERENCE_BACKEND
 
     cells = comparison.cells
     if cells.empty or "rank" not in cells:
