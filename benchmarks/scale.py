@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import mlpsuite, publish  # noqa: E402
 
-ACTIVATIONS = ["relu", "tanh", "elu", "sigmoid"]
+ACTIVATIONS = ["relu", "tanh", "identity", "sigmoid"]
 RATES = [0.003, 0.01, 0.03, 0.1, 0.3]
 
 

@@ -111,7 +111,7 @@ def run_grid(
     # Runs that had ended before this driver began: a result appearing on another run is another
     # driver's (a RUNNING one included, though it existed already).
     ended = {run.info.run_id for run in known if run.info.status != "RUNNING"}
-    claims = GridClaims(tracker, experiment_id, parent, ended)
+    claims = GridClaims(tracker, experiment_id, parent, ended, trials=len(todo))
     recorder = _Recorder(
         tracker,
         experiment_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from collections.abc import Callable
 
 from mlpsuite.config import Trial
@@ -84,7 +85,9 @@ def _take(queue: collections.deque, program: str | None, taken: set[str]) -> _Un
     return queue.popleft()
 
 
-Claim = Callable[[list[Trial]], list[Trial]]
+# `claim(trials, ahead)`: the trials of `trials` this coordinator owns; `ahead(n)` lists up to
+# n of the queue's next ones, for the claims to take in the same batch (tracking/claims.py).
+Claim = Callable[[list[Trial], Callable[[int], list[Trial]]], list[Trial]]
 
 
 def take_claimed(
@@ -95,10 +98,23 @@ def take_claimed(
     while queue:
         unit = _take(queue, program, taken)
         if claim is not None:
-            unit.trials = claim(unit.trials)
+            unit.trials = claim(unit.trials, functools.partial(_ahead, queue, unit.program))
         if unit.trials:
             return unit
     return None
+
+
+def _ahead(queue: collections.deque, program: str, wanted: int) -> list[Trial]:
+    """Up to `wanted` trials (whole units) this worker will likely take next, as `_take`
+    picks: the queued units of its `program` first, then the queue's first units."""
+    ahead: list[Trial] = []
+    for same in (True, False):
+        for unit in queue:
+            if len(ahead) >= wanted:
+                return ahead
+            if (unit.program == program) == same:
+                ahead.extend(unit.trials)
+    return ahead
 
 
 def next_claimed(

@@ -15,21 +15,28 @@ measures it: no clock of another machine is read) is taken over.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from mlpsuite.results import COORDINATOR_DIED
-from mlpsuite.tracking.tags import TAG_HOST, TAG_KEY, TAG_PID
+from mlpsuite.tracking.tags import TAG_HOST, TAG_KEY, TAG_KIND, TAG_PID
 
 TAG_CLAIM = "mlpsuite.claim"
 TAG_HEARTBEAT = "mlpsuite.heartbeat"
 PENDING, WON = "pending", "won"
-RESOLVE_WAIT_S = 2.0  # how long the lowest claim waits for its rivals to be won or withdrawn
+# Other machines' clocks stamp the end of their runs: a look for runs ended since the last one
+# goes back this far before the newest end it saw.
+CLOCK_MARGIN_MS = 2000
+TAG_DRIVER = "mlpsuite.driver"
+RESOLVE_WAIT_S = 2.0
+MAX_CLAIM_BATCH = 8  # how long the lowest claim waits for its rivals to be won or withdrawn
 
 
 def heartbeat_s() -> float:
@@ -42,8 +49,23 @@ def claim_stale_s() -> float:
     return float(os.environ.get("MLPSUITE_CLAIM_STALE_S", "90"))
 
 
+def claim_batch(trials: int) -> int:
+    """How many trials one claim takes at once, for a coordinator with `trials` to run: the
+    searches for rival claims are paid once per batch, not once per trial; a batch won is
+    held (RUNNING, `mlpsuite.claim = pending`) until its trials run, so it stays a small share
+    of the grid, and other drivers of it still find keys to claim."""
+    return max(1, min(MAX_CLAIM_BATCH, trials // 32))
+
+
 def owner_tags() -> dict[str, str]:
-    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid())}
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_DRIVER: driver_id()}
+
+
+@functools.cache
+def driver_id() -> str:
+    """This coordinator process, unique across machines (a pid is not: two containers' can
+    be equal): searches for other drivers' runs filter on it."""
+    return uuid.uuid4().hex
 
 
 def claim_tags() -> dict[str, str]:
@@ -149,36 +171,101 @@ class GridClaims:
         parent: str | None,
         known: set[str],
         extra_tags: dict[str, str] | None = None,
+        trials: int = 0,
     ):
         self.tracker, self.experiment_id, self.parent = tracker, experiment_id, parent
         self.known, self.extra_tags = set(known), extra_tags or {}
         self.mine: dict[str, str] = {}  # key -> run id of a won claim
         self.waiting: dict[str, object] = {}  # key -> Trial, held by another live coordinator
+        self.done_elsewhere: dict[str, str] = {}  # key -> the status another driver ended it with
+        # Other drivers' runs ended after this (ms, the store's clocks) are looked at.
+        self._since = int(time.time() * 1000) - CLOCK_MARGIN_MS
+        self._ended_elsewhere: dict[str, str] = {}  # key -> status, other drivers' ends seen
+        self.batch = claim_batch(trials)
         self.liveness = Liveness()
         self.heartbeat = Heartbeat(tracker.set_tags)
 
-    def claim(self, trials: list) -> list:
-        """The trials of `trials` this coordinator now owns; the others wait or are done."""
+    def claim(self, trials: list, ahead: Callable[[int], list] | None = None) -> list:
+        """The trials of `trials` this coordinator now owns; the others wait or are done.
+        `ahead(n)` (up to n of the trials queued next) are claimed in the same batch when
+        `trials` need a claim, and held until they are asked for."""
         # A key this coordinator owns already comes back on a retry (a Ray actor died): its
         # new run was made before the old one ended, so no other driver could take it meanwhile.
-        return [trial for trial in trials if trial.key in self.mine or self._claim(trial) == WON]
+        if any(self._open(trial) for trial in trials):
+            more = ahead(self.batch - len(trials)) if ahead is not None else []
+            batch = {trial.key: trial for trial in [*trials, *more] if self._open(trial)}
+            self._claim_batch(list(batch.values()))
+        return [trial for trial in trials if trial.key in self.mine]
 
-    def _claim(self, trial) -> str:
-        run = self.tracker.create_trial_run(
-            self.experiment_id, trial, self.parent, {**self.extra_tags, **claim_tags()}
+    def _open(self, trial) -> bool:
+        """Not claimed yet: neither owned here, nor waiting for its owner, nor done by one."""
+        return not (
+            trial.key in self.mine or trial.key in self.waiting or trial.key in self.done_elsewhere
         )
-        run_id = run.info.run_id
-        self.known.add(run_id)
-        done, rivals = self.rivals(trial.key, run_id)
-        if not done and verdict(run, rivals, lambda: self.rivals(trial.key, run_id)[1]) == WON:
-            self.tracker.set_tags(run_id, {TAG_CLAIM: WON})
-            self.tracker.complete_trial_run(run, trial)
-            self.own(trial.key, run_id)
-            return WON
-        self.tracker.delete_run(run_id)
-        if not done:
-            self.waiting[trial.key] = trial
-        return done or "waiting"
+
+    def _claim_batch(self, trials: list) -> None:
+        """A claim (a RUNNING run) per trial, then one look at the other drivers' runs for the
+        whole batch: every claim is made before the look, so a claim that saw no rival is seen
+        by every later rival, as with one claim at a time."""
+        runs = [
+            self.tracker.create_trial_run(
+                self.experiment_id, trial, self.parent, {**self.extra_tags, **claim_tags()}
+            )
+            for trial in trials
+        ]
+        self.known.update(run.info.run_id for run in runs)
+        live = self._others()
+        for trial, run in zip(trials, runs, strict=True):
+            run_id = run.info.run_id
+            done = self._ended_elsewhere.get(trial.key)
+            rivals = [r for r in live if r.data.tags.get(TAG_KEY) == trial.key]
+            if rivals:  # rare: another driver at this key now; settle it as one claim does
+                done, rivals = self.rivals(trial.key, run_id)
+            if (
+                not done
+                and verdict(run, rivals, functools.partial(self._live_rivals, trial.key, run_id))
+                == WON
+            ):
+                self.tracker.complete_trial_run(run, trial)
+                self.own(trial.key, run_id)
+                continue
+            self.tracker.delete_run(run_id)
+            if done:
+                self.done_elsewhere[trial.key] = done
+            else:
+                self.waiting[trial.key] = trial
+
+    def _others(self) -> list:
+        """Other drivers' RUNNING trial runs of the experiment (their live claims); on the way,
+        the keys they ended since the last look (`_ended_elsewhere`, runs this driver had not
+        seen when it began). Two searches, whatever the batch; none of this driver's runs is
+        read."""
+        not_mine = f"tags.`{TAG_KIND}` = 'trial' and tags.`{TAG_DRIVER}` != '{driver_id()}'"
+        live = self.tracker.search(
+            self.experiment_id, f"{not_mine} and attributes.status = 'RUNNING'"
+        )
+        ended = self.tracker.search(
+            self.experiment_id, f"{not_mine} and attributes.end_time > {self._since}"
+        )
+        ended = [
+            run
+            for run in ended
+            if run.info.run_id not in self.known and run.info.status in ("FINISHED", "FAILED")
+        ]
+        # Later looks start where this one's newest end left off, less a margin for the
+        # clocks of other machines (a run ended "earlier" than one already seen).
+        newest = max((run.info.end_time for run in ended), default=0)
+        self._since = max(self._since, newest - CLOCK_MARGIN_MS)
+        for run in ended:
+            self._ended_elsewhere.setdefault(run.data.tags.get(TAG_KEY, ""), run.info.status)
+        return [run for run in live if self._alive(run)]
+
+    def _alive(self, run) -> bool:
+        """A rival claim whose owner is still there; a dead owner's is marked KILLED."""
+        if self.liveness.alive(run):
+            return True
+        self.tracker.kill(run.info.run_id, COORDINATOR_DIED)
+        return False
 
     def own(self, key: str, run_id: str) -> None:
         """`run_id` is now this coordinator's run of `key` (a won claim, a retry's new run)."""
@@ -199,15 +286,17 @@ class GridClaims:
             ),
             None,
         )
-        live = []
-        for run in others:
-            if run.info.status != "RUNNING" or run.info.run_id in self.mine.values():
-                continue
-            if self.liveness.alive(run):
-                live.append(run)
-            else:
-                self.tracker.kill(run.info.run_id, COORDINATOR_DIED)
+        live = [
+            run
+            for run in others
+            if run.info.status == "RUNNING"
+            and run.info.run_id not in self.mine.values()
+            and self._alive(run)
+        ]
         return done, live
+
+    def _live_rivals(self, key: str, mine: str) -> list:
+        return self.rivals(key, mine)[1]
 
     def wait_for_others(self, should_stop: Callable[[], bool], on_done: Callable) -> list:
         """Block until every waiting key is done by its owner (`on_done(trial, status)`) or its

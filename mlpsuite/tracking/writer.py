@@ -69,7 +69,8 @@ class Tracker(StoreReader):
     def __init__(self, uri: str):
         super().__init__(uri)
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
-        self._pending_params: dict[str, list[Param]] = {}  # a trial's, written with its first batch
+        # A trial's params and its won claim, written with its first batch of metrics.
+        self._pending_first: dict[str, tuple[list[Param], list[RunTag]]] = {}
         self._flushed_at: dict[str, float] = {}
         self._warned = False
         self._missing: dict[
@@ -292,15 +293,18 @@ class Tracker(StoreReader):
         run_id = run.info.run_id
         # Written with the trial's first batch of metrics (a flush of its epochs, or its end):
         # the run's tags already say which trial it is, and a 0.03 s trial pays one round trip.
-        self._pending_params[run_id] = [
-            Param(key, value[:PARAM_CHARS]) for key, value in trial.flat_params().items()
-        ]
+        # Until then its claim reads `pending`: a rival claim made later is later in the order
+        # and withdraws all the same (claims.verdict).
+        self._pending_first[run_id] = (
+            [Param(key, value[:PARAM_CHARS]) for key, value in trial.flat_params().items()],
+            [RunTag(TAG_CLAIM, WON)],
+        )
         self._call(self.client.log_inputs, run_id, [dataset_input(trial)])
         self._write_json(run_id, run.info.artifact_uri, trial.model_dump(mode="json"), "trial.json")
 
     def delete_run(self, run_id: str) -> None:
         """A withdrawn claim: gone from searches and from the UI's runs (MLflow's trash)."""
-        self._pending_params.pop(run_id, None)
+        self._pending_first.pop(run_id, None)
         self._call(self.client.delete_run, run_id)
 
     def _write_json(self, run_id: str, artifact_uri: str, payload: Any, name: str) -> None:
@@ -445,7 +449,8 @@ class Tracker(StoreReader):
     def _log_batch(self, run_id: str, metrics: list[Metric], tags: list[RunTag]) -> None:
         """As few `log_batch` calls as MLflow's per-call limits allow, the run's params still
         held back included."""
-        params = self._pending_params.pop(run_id, [])
+        params, first_tags = self._pending_first.pop(run_id, ([], []))
+        tags = first_tags + tags
         while metrics or tags or params:
             self._call(
                 self.client.log_batch,
