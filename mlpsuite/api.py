@@ -14,7 +14,7 @@ fix, before anything is written.
 
 from __future__ import annotations
 
-import os
+import functools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -105,12 +105,6 @@ def run(
         spec = spec.model_copy(update={"reuse": reuse_runs})
     pool = _executor(executor, jobs, reuse_models, address, max_retries)
     try:
-        if (
-            os.environ.get("MLPSUITE_PRESTART", "1") != "0"
-        ):  # 0: as before, for benchmarks/startup.py
-            # Every backend has as many trials: their framework imports overlap loading the
-            # datasets and opening MLflow here. A config refused below just stops them.
-            pool.prestart(list(spec.backends))
         return _run_started(spec, source_path(config), pool, tracking_uri, force, progress)
     finally:
         pool.shutdown()
@@ -206,12 +200,12 @@ def _run_started(
 ) -> GridResult:
     from mlpsuite.config import expand
     from mlpsuite.grid_checks import check_grid
+    from mlpsuite.tracking.store import existing_store, given_uri
 
-    splits = check_grid(spec, source)
-    from mlpsuite.runner import (
-        run_grid,
-        unique_trials,
-    )  # MLflow comes with it: the workers are importing
+    # A store that exists may hold every trial already: the runner checks the data only if
+    # some trial is to run (before it writes). A new one would be created by opening it.
+    splits = None if existing_store(given_uri(tracking_uri)) else check_grid(spec, source)
+    from mlpsuite.runner import run_grid, unique_trials  # MLflow comes with it
     from mlpsuite.tracking import Tracker, resolve_uri
 
     trials = unique_trials(expand(spec, source))
@@ -230,6 +224,7 @@ def _run_started(
             executor=pool,
             trials=trials,
             splits=splits,
+            check_data=functools.partial(check_grid, spec, source),
         )
     finally:
         stop()

@@ -4,6 +4,7 @@ libraries a trial records (read from package metadata: no framework is imported)
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import platform
@@ -15,6 +16,7 @@ from mlpsuite import __version__
 DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "sklearn": ("scikit-learn",)}
 
 
+@functools.cache  # read once per process: a grid asks for each run it might reuse
 def installed_version(library: str) -> str | None:
     if library == "mlpsuite":
         return __version__

@@ -9,6 +9,9 @@ every run that completes ends by logging the whole grid's comparison on it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import os
 import shutil
 import signal
 import tempfile
@@ -26,7 +29,7 @@ from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
-from mlpsuite.tracking.tags import TAG_TEXT_CHARS, run_versions
+from mlpsuite.tracking.tags import TAG_REPORT_DIGEST, TAG_TEXT_CHARS, run_versions
 
 if TYPE_CHECKING:
     from mlpsuite.analysis import Comparison
@@ -54,6 +57,7 @@ class GridOutcome:
     reused_other_versions: int = (
         0  # reused trials recorded with other library versions than installed
     )
+    keys: set[str] = dataclasses.field(default_factory=set)  # the grid's trial keys
 
     @property
     def failed(self) -> int:
@@ -79,25 +83,44 @@ def run_grid(
     executor: Executor | None = None,
     trials: list[Trial] | None = None,
     splits: list[dict[str, Any]] | None = None,
+    check_data: Callable[[], list[dict[str, Any]]] | None = None,
 ) -> GridOutcome:
     """Run every trial of `spec` not already FINISHED in its experiment (all with `force`),
-    then log the comparison of the whole grid on its parent run. `executor` may come with its
-    workers already started (`LocalExecutor.prestart`), `trials` already expanded; `splits`
-    (`grid_checks.check_grid`'s) go into the grid's manifest for the comparison to show."""
+    then log the comparison of the whole grid on its parent run. `executor` may start its
+    workers early (`prestart`) once there is work; `trials` may come already expanded;
+    `splits` (`grid_checks.check_grid`'s) go into the grid's manifest for the comparison to
+    show, or `check_data()` returns them, called before anything is written unless nothing
+    is to run (then the splits the grid's run logged before are kept)."""
     trials = trials if trials is not None else unique_trials(expand(spec, config_path))
-    experiment_id = tracker.experiment_id(spec.name)
-    orphans_killed = tracker.kill_orphans(experiment_id)
     keys = {trial.key for trial in trials}
-    known = tracker.trial_runs(experiment_id, keys)
+    # Read first, write after: a grid with nothing to run checks no data, and a grid whose
+    # data check fails has written nothing.
+    experiment_id = tracker.find_experiment(spec.name)
+    known, found = [], None
+    if experiment_id is not None:
+        # The grid run of these keys, if it ran before: its trial index holds them all.
+        found = tracker.find_grid(experiment_id, trials)
+        known = tracker.grid_trial_runs(experiment_id, found, keys)
     finished, other_versions = _reusable(known, keys, force, spec.reuse)
     todo = [trial for trial in trials if trial.key not in finished]
+    if splits is None and check_data is not None:
+        logged = tracker.logged_splits(found) if found is not None and not todo else None
+        splits = logged if logged is not None else check_data()
+    if experiment_id is None:
+        experiment_id = tracker.experiment_id(spec.name)
+    orphans_killed = tracker.kill_orphans(experiment_id)
+    if todo and executor is not None and os.environ.get("MLPSUITE_PRESTART", "1") != "0":
+        # Their framework imports overlap opening the grid's run and claiming its trials;
+        # nothing to run starts no worker. (0: not at all, for benchmarks/startup.py.)
+        executor.prestart(sorted({trial.backend for trial in todo}))
     if on_plan:
         on_plan(len(todo), len(trials) - len(todo), other_versions)
     parent, invocation = tracker.open_grid(experiment_id, spec, config_path, trials, splits)
-    tracker.log_requirements(
-        parent,
-        requirements_text(getattr(executor, "threads", None), getattr(executor, "jobs", None)),
-    )
+    if todo or invocation == 1:  # the environment the grid's trials ran in, as they ran
+        tracker.log_requirements(
+            parent,
+            requirements_text(getattr(executor, "threads", None), getattr(executor, "jobs", None)),
+        )
     outcome = GridOutcome(
         parent,
         [],
@@ -107,6 +130,7 @@ def run_grid(
         experiment_id=experiment_id,
         orphans_killed=orphans_killed,
         reused_other_versions=other_versions,
+        keys=keys,
     )
     # Runs that had ended before this driver began: a result appearing on another run is another
     # driver's (a RUNNING one included, though it existed already).
@@ -162,6 +186,7 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
                 "record_s_per_trial": record_s,
             },
         )
+        tracker.write_index(outcome.experiment_id, parent, outcome.keys)
         outcome.comparison = log_comparison(tracker, experiment, parent, outcome.invocation)
     except KeyboardInterrupt:  # every trial is recorded; the next run writes the report
         tracker.end_run(parent, "KILLED")
@@ -196,22 +221,40 @@ def log_comparison(
         tracker, experiment, parent_run_id, by=by, metric=metric, protocol=protocol
     )
     parent_run_id = comparison.parent_run_id
+    logged = tracker.get_run(parent_run_id).data.tags
     if step is None:
-        step = int(tracker.get_run(parent_run_id).data.tags.get(TAG_INVOCATIONS, "1"))
+        step = int(logged.get(TAG_INVOCATIONS, "1"))
+    digest = report_digest(comparison)
+    if logged.get(TAG_REPORT_DIGEST) == digest:  # the parent shows this very report already
+        return comparison
     with tempfile.TemporaryDirectory(prefix="mlpsuite-comparison-") as folder:
         written = write_report(comparison, Path(folder))
         # What the report itself cost (reads, statistics, figures): benchmarks/report.py reads it.
         metrics = {**comparison.headline_metrics(), "report_time_s": time.perf_counter() - began}
         note = run_note(comparison, [path.stem for path in written if path.suffix == ".png"])
-        tracker.log_report(
-            parent_run_id, Path(folder), metrics, note, step, tags=grid_tags(comparison)
-        )
+        tags = {**grid_tags(comparison), TAG_REPORT_DIGEST: digest}
+        tracker.log_report(parent_run_id, Path(folder), metrics, note, step, tags=tags)
     experiment_id = comparison.experiment_id
     tracker.set_experiment_note(
         experiment_id,
         experiment_note(experiment, experiment_id, tracker.grid_parents(experiment_id)),
     )
     return comparison
+
+
+def report_digest(comparison: Comparison) -> str:
+    """What the report is a function of: the grid's frame, curves and tables as compared, the
+    protocol and this mlpsuite. Equal digests, equal reports: a grid run again with nothing
+    to run, or compared again unchanged, keeps the report its parent shows."""
+    from mlpsuite import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    for table in (comparison.frame, comparison.cells, comparison.effects):
+        digest.update(table.to_csv(index=False).encode())
+    curves = json.dumps([comparison.curves, comparison.losses], sort_keys=True, default=str)
+    digest.update(curves.encode())
+    digest.update(comparison.protocol.model_dump_json().encode())
+    return digest.hexdigest()[:32]
 
 
 def rerun(

@@ -400,7 +400,7 @@ def grid_runs(
     parent = _parent(tracker, experiment, experiment_id, parent_run_id)
     manifest = _manifest(tracker, parent.info.run_id)
     keys = {trial["key"] for trial in manifest["trials"]}
-    return parent, manifest, tracker.trial_runs(experiment_id, keys)
+    return parent, manifest, tracker.grid_trial_runs(experiment_id, parent, keys)
 
 
 def _parent(tracker: Tracker, experiment: str, experiment_id: str, parent_run_id: str | None):

@@ -3,8 +3,12 @@ options each generator takes (checked against its signature, never guessed)."""
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import inspect
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -137,11 +141,7 @@ def builtin_name(label: str) -> str:
 
 def load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
     if name in BUNDLED:
-        from sklearn import datasets
-
-        task, loader = BUNDLED[name]
-        bunch = getattr(datasets, loader)()
-        return bunch.data, bunch.target, tuple(map(str, bunch.feature_names)), task
+        return _bundled(name)
     task, generate = SYNTHETIC[name]
     options = {**_OPTION_DEFAULTS.get(name, {}), **options}
     try:
@@ -149,6 +149,53 @@ def load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
     except (TypeError, ValueError) as error:
         raise ValueError(f"{name}: bad options {options}: {error}") from None
     return X, y, tuple(f"x{i}" for i in range(X.shape[1])), task
+
+
+def _bundled(name: str):
+    """A dataset that ships inside scikit-learn, kept as .npz in the user's cache folder per
+    scikit-learn version: importing scikit-learn to read 150 rows of iris costs ~1.5 s, a
+    price every `mlpsuite run` (its data checks) and every Keras worker paid."""
+    task, loader = BUNDLED[name]
+    folder = dataset_cache_dir()
+    if folder is None:
+        return _read_bundled(name)
+    version = importlib.metadata.version("scikit-learn")
+    cached = folder / f"{name}-sklearn-{version}.npz"
+    try:
+        with np.load(cached, allow_pickle=False) as stored:
+            names = tuple(str(feature) for feature in stored["feature_names"])
+            return stored["data"], stored["target"], names, task
+    except (OSError, KeyError, ValueError):  # not cached yet, or a damaged file: read it again
+        pass
+    data, target, names, task = _read_bundled(name)
+    with contextlib.suppress(OSError):  # a cache folder not writable: no cache, same data
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside, then renamed: a concurrent reader sees the whole file or none.
+        partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.npz")
+        np.savez(partial, data=data, target=target, feature_names=np.array(names))
+        os.replace(partial, cached)
+    return data, target, names, task
+
+
+def _read_bundled(name: str):
+    from sklearn import datasets
+
+    task, loader = BUNDLED[name]
+    bunch = getattr(datasets, loader)()
+    return bunch.data, bunch.target, tuple(map(str, bunch.feature_names)), task
+
+
+def dataset_cache_dir() -> Path | None:
+    """`$MLPSUITE_CACHE_DIR/datasets` (`none`: no cache), else the user's cache folder's
+    `mlpsuite/datasets`, as for JAX's compiled programs (executors/wire.py)."""
+    chosen = os.environ.get("MLPSUITE_CACHE_DIR")
+    if chosen and chosen.lower() == "none":
+        return None
+    if chosen:
+        return Path(chosen) / "datasets"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlpsuite" / "datasets"
+    )
 
 
 def builtin_task(label: str, own: str, asked: str | None) -> str:

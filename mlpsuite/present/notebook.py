@@ -12,13 +12,15 @@ import dataclasses
 import html
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
-from matplotlib.figure import Figure
 
 from mlpsuite import analysis
 from mlpsuite.present import report
-from mlpsuite.present.plots import figures, loss_curves
+
+if TYPE_CHECKING:  # matplotlib loads when a figure is drawn: `mlpsuite compare` draws none
+    from matplotlib.figure import Figure
 
 HTML_ROWS = 15
 # The columns of GridResult.runs, before the metrics (grid keys come after `seed`).
@@ -76,6 +78,8 @@ class Comparison(analysis.Comparison):
         """{name: matplotlib Figure}: curves, final_metric (the ranking), isolation, parity, speed;
         those with data only. In IPython a figure at the end of a cell shows as a PNG."""
         _figures_display_in_ipython()
+        from mlpsuite.present.plots import figures
+
         return figures(self)
 
     def _repr_html_(self) -> str:
@@ -116,6 +120,8 @@ def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) 
     ]
     after = [report.parity_line(comparison), *report.speed_lines(comparison)]
     question = f"<p><b>{_text(comparison.description)}</b></p>" if comparison.description else ""
+    from mlpsuite.present.plots import loss_curves
+
     curves = loss_curves(comparison)
     return "\n".join(
         [
@@ -168,7 +174,9 @@ def _figures_display_in_ipython() -> None:
         return
     shell = get_ipython()
     if shell is not None:
-        shell.display_formatter.formatters["image/png"].for_type(Figure, _png_bytes)
+        # By name: the formatter applies once matplotlib is imported, without importing it.
+        formatter = shell.display_formatter.formatters["image/png"]
+        formatter.for_type_by_name("matplotlib.figure", "Figure", _png_bytes)
 
 
 @dataclasses.dataclass

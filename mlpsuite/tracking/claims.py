@@ -26,15 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mlpsuite.results import COORDINATOR_DIED
-from mlpsuite.tracking.tags import TAG_HOST, TAG_KEY, TAG_KIND, TAG_PID
+from mlpsuite.tracking.tags import TAG_CLAIM, TAG_DRIVER, TAG_HOST, TAG_KEY, TAG_KIND, TAG_PID
 
-TAG_CLAIM = "mlpsuite.claim"
 TAG_HEARTBEAT = "mlpsuite.heartbeat"
 PENDING, WON = "pending", "won"
 # Other machines' clocks stamp the end of their runs: a look for runs ended since the last one
 # goes back this far before the newest end it saw.
 CLOCK_MARGIN_MS = 2000
-TAG_DRIVER = "mlpsuite.driver"
 RESOLVE_WAIT_S = 2.0
 MAX_CLAIM_BATCH = 8  # how long the lowest claim waits for its rivals to be won or withdrawn
 

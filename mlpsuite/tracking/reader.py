@@ -6,15 +6,24 @@ import json
 import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, cast
 
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
 from mlpsuite.tracking.calls import StoreCalls
+from mlpsuite.tracking.index import (
+    INDEX_MARGIN_MS,
+    TRIAL_INDEX,
+    RunRecord,
+    TrialIndex,
+    load_index,
+)
 from mlpsuite.tracking.schema import check_sqlite_store
 from mlpsuite.tracking.store import (
     _check_database,
@@ -24,7 +33,16 @@ from mlpsuite.tracking.store import (
     creation_lock_path,
     shown_uri,
 )
-from mlpsuite.tracking.tags import TAG_KEY, TAG_KIND, TAG_PARENT
+from mlpsuite.tracking.tags import (
+    GRID_MANIFEST,
+    TAG_CLAIM,
+    TAG_DRIVER,
+    TAG_HOST,
+    TAG_INDEXED,
+    TAG_KEY,
+    TAG_KIND,
+    TAG_PARENT,
+)
 
 
 class MissingRecordError(LookupError):
@@ -52,6 +70,11 @@ class StoreReader:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
         self.uri = uri
         self._call = StoreCalls(shown_uri(uri))
+        # Every run read or written, by id, with the curves read so far (tracking/index.py);
+        # the trial indexes read or written, by parent run id.
+        self.records: dict[str, RunRecord] = {}
+        self._indexes: dict[str, TrialIndex] = {}
+        self.read_ms = 0  # when the store was last read for a grid's runs (ms, this clock)
         _check_server(uri)
         _check_database(uri)
         local = _sqlite_path(uri)
@@ -80,13 +103,16 @@ class StoreReader:
             f"tags.`{TAG_PARENT}` = '{parent_run_id}' and attributes.status = 'RUNNING'",
         )
 
-    def search(self, experiment_id: str, filter_string: str) -> list:
+    def search(
+        self, experiment_id: str, filter_string: str, view: int = ViewType.ACTIVE_ONLY
+    ) -> list:
         runs, token = [], None
         while True:
             page = self._call(
                 self.client.search_runs,
                 [experiment_id],
                 filter_string,
+                run_view_type=view,
                 max_results=1000,
                 page_token=token,
             )
@@ -151,19 +177,103 @@ class StoreReader:
     def get_run(self, run_id: str):
         return self._call(self.client.get_run, run_id)
 
-    def trial_runs(self, experiment_id: str, keys: set[str]) -> list:
-        """Every trial run (any status) of the experiment whose key is in `keys`."""
+    def trial_runs(self, experiment_id: str, keys: set[str]) -> list[RunRecord]:
+        """Every trial run (any status) of the experiment whose key is in `keys`, read run by
+        run (a grid without an index yet)."""
         runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
-        return [run for run in runs if run.data.tags.get(TAG_KEY) in keys]
+        return [self._remember(run) for run in runs if run.data.tags.get(TAG_KEY) in keys]
+
+    def grid_trial_runs(self, experiment_id: str, parent, keys: set[str]) -> list[RunRecord]:
+        """Every trial run of the experiment whose key is in `keys`: from the trial index of
+        grid run `parent` (tracking/index.py) and what changed in the store since it was
+        written; without a parent or an index, from the store run by run."""
+        self.read_ms = int(time.time() * 1000)
+        index = self._index(parent) if parent is not None else None
+        if index is None:
+            return self.trial_runs(experiment_id, keys)
+        found = {record.info.run_id: record for record in index.records}
+        for record in found.values():
+            self.records.setdefault(record.info.run_id, record)
+        changed, deleted = self._changed_since(
+            experiment_id, index.written_ms, index.driver, index.host
+        )
+        for run in changed:
+            found[run.info.run_id] = self._remember(run)
+        records = [found[run_id] for run_id in found.keys() - deleted]
+        return [record for record in records if record.data.tags.get(TAG_KEY) in keys]
+
+    def logged_splits(self, parent) -> list[dict[str, Any]] | None:
+        """The data splits a grid run's manifest recorded; None if it has none to read."""
+        try:
+            splits = self.load_json(parent.info.run_id, GRID_MANIFEST).get("splits")
+        except MissingRecordError:
+            return None
+        return splits if isinstance(splits, list) and splits else None
+
+    def _index(self, parent) -> TrialIndex | None:
+        """The parent's trial index, if it has one this mlpsuite reads."""
+        run_id = parent.info.run_id
+        if run_id in self._indexes:
+            return self._indexes[run_id]
+        if not parent.data.tags.get(TAG_INDEXED):
+            return None
+        with tempfile.TemporaryDirectory() as scratch:
+            try:
+                path = self._call(self.client.download_artifacts, run_id, TRIAL_INDEX, scratch)
+                index = load_index(Path(path).read_bytes())
+            except (MlflowException, OSError):  # gone or unreadable: the store is read instead
+                return None
+        if index is not None:
+            self._indexes[run_id] = index
+        return index
+
+    def _changed_since(
+        self, experiment_id: str, read_ms: int, driver: str, host: str
+    ) -> tuple[list, set[str]]:
+        """Trial runs that may differ from what was read at `read_ms` (the reader's clock, on
+        `host`): those ended since (not `driver`'s, which the reader noted itself; a run that
+        another machine ended is looked for a margin earlier, for its clock), those still
+        RUNNING, and the ids of those deleted."""
+        trials = f"tags.`{TAG_KIND}` = 'trial'"
+        ended = self.search(
+            experiment_id,
+            f"{trials} and attributes.end_time > {read_ms} and tags.`{TAG_DRIVER}` != '{driver}'",
+        )
+        elsewhere = self.search(
+            experiment_id,
+            f"{trials} and attributes.end_time > {read_ms - INDEX_MARGIN_MS} and "
+            f"tags.`{TAG_HOST}` != '{host}'",
+        )
+        running = self.search(experiment_id, f"{trials} and attributes.status = 'RUNNING'")
+        deleted = self.search(
+            experiment_id, f"{trials} and tags.`{TAG_CLAIM}` = 'won'", ViewType.DELETED_ONLY
+        )
+        return ended + elsewhere + running, {run.info.run_id for run in deleted}
+
+    def _remember(self, run) -> RunRecord:
+        """The run as a record, kept for its curves to be read once."""
+        known = self.records.get(run.info.run_id)
+        record = RunRecord.of_run(run)
+        if known is not None and known.info.status == record.info.status:
+            record.curves, record.complete = known.curves, known.complete
+        self.records[run.info.run_id] = record
+        return record
 
     def metric_histories(self, run_ids: list[str], name: str) -> dict[str, list[float]]:
         """run id -> the metric's values ordered by step (epoch)."""
-        return {run_id: [m.value for m in self._history(run_id, name)] for run_id in run_ids}
+        return {run_id: [value for _, value in self._curve(run_id, name)] for run_id in run_ids}
 
-    def _history(self, run_id: str, name: str) -> list:
-        """A metric's logged values in step order (a step logged twice: the later last)."""
+    def _curve(self, run_id: str, name: str) -> list[tuple[int, float]]:
+        """A metric's logged (step, value)s in step order (a step logged twice: the later
+        last): from the run's record where it holds the curve, else from the store (once)."""
+        record = self.records.get(run_id)
+        if record is not None and record.has_curve(name):
+            return record.curve(name)
         history = self._call(self.client.get_metric_history, run_id, name)
-        return sorted(history, key=lambda m: (m.step, m.timestamp))
+        curve = [(m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+        if record is not None:
+            record.curves[name] = curve
+        return curve
 
     def trial_of_run(self, run_id: str) -> Trial:
         """The trial a run recorded; a ReportError naming the store for an unknown run id or a
@@ -197,6 +307,6 @@ class StoreReader:
             names = sorted(name for name in run.data.metrics if name.startswith(prefix))
             by_name = {}
             for name in names:
-                by_name[name] = {m.step: m.value for m in self._history(run.info.run_id, name)}
+                by_name[name] = dict(self._curve(run.info.run_id, name))
             histories[run.info.run_id] = by_name
         return histories

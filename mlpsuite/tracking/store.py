@@ -21,12 +21,7 @@ def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
     With `create=False` (commands that only read) a SQLite file that does not exist is an
     error, not a new empty store in whatever folder the command ran from.
     """
-    if cli_uri is not None and not cli_uri.strip():
-        raise StoreError(
-            "--tracking-uri: empty; allowed: sqlite:///PATH, http(s)://HOST:PORT, postgresql://..."
-        )
-    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
-    _check_scheme(uri)
+    uri = given_uri(cli_uri)
     local = _sqlite_path(uri)
     if local is not None and create:
         try:  # the store's own folder, but not a mistyped path's missing parents
@@ -41,6 +36,24 @@ def resolve_uri(cli_uri: str | None = None, create: bool = True) -> str:
             "current folder); run mlpsuite run there first, or pass --tracking-uri"
         )
     return uri
+
+
+def given_uri(cli_uri: str | None = None) -> str:
+    """--tracking-uri, else $MLFLOW_TRACKING_URI, else the default; checked, nothing created."""
+    if cli_uri is not None and not cli_uri.strip():
+        raise StoreError(
+            "--tracking-uri: empty; allowed: sqlite:///PATH, http(s)://HOST:PORT, postgresql://..."
+        )
+    uri = cli_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    _check_scheme(uri)
+    return uri
+
+
+def existing_store(uri: str) -> bool:
+    """Whether the store at `uri` may hold runs already: a SQLite file that exists, or any
+    server or database (asked only when opened)."""
+    local = _sqlite_path(uri)
+    return local is None or local.is_file()
 
 
 URI_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,7 +26,15 @@ from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import StoreError
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
 from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_manifest
-from mlpsuite.tracking.claims import TAG_CLAIM, WON, claim_tags, owner_dead, owner_tags, verdict
+from mlpsuite.tracking.claims import (
+    WON,
+    claim_tags,
+    driver_id,
+    owner_dead,
+    owner_tags,
+    verdict,
+)
+from mlpsuite.tracking.index import TRIAL_INDEX, RunRecord, TrialIndex, dump_index
 from mlpsuite.tracking.reader import StoreReader
 from mlpsuite.tracking.store import _sqlite_path
 from mlpsuite.tracking.tags import (
@@ -34,8 +43,10 @@ from mlpsuite.tracking.tags import (
     PARAM_CHARS,
     TAG_BACKEND,
     TAG_CELL,
+    TAG_CLAIM,
     TAG_FAILURE,
     TAG_GRID_KEY,
+    TAG_INDEXED,
     TAG_INVOCATIONS,
     TAG_KEY,
     TAG_KIND,
@@ -121,11 +132,8 @@ class Tracker(StoreReader):
         Returns the run id and which invocation of the grid this is (1 for a new parent).
         """
         key = grid_key(trials)
-        found = self.search(
-            experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
-        )
-        if found:
-            parent = max(found, key=lambda run: run.info.start_time)
+        parent = self.find_grid(experiment_id, trials)
+        if parent is not None:
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             self._call(self.client.update_run, parent.info.run_id, status="RUNNING")
             self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **owner_tags()})
@@ -201,6 +209,14 @@ class Tracker(StoreReader):
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
 
+    def find_grid(self, experiment_id: str, trials: list[Trial]):
+        """The newest grid run of this set of trial keys, or None."""
+        key = grid_key(trials)
+        found = self.search(
+            experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
+        )
+        return max(found, key=lambda run: run.info.start_time) if found else None
+
     def _won_parent(self, run, experiment_id: str, key: str) -> bool:
         """Two drivers starting one new grid at once: the claim protocol picks one parent."""
 
@@ -250,7 +266,10 @@ class Tracker(StoreReader):
             Metric(name, float(value), stamp, 0) for name, value in (metrics or {}).items()
         ]
         self._log_batch(run_id, batch, [RunTag(k, v) for k, v in (tags or {}).items()])
-        self._call(self.client.set_terminated, run_id, status=status)
+        self._call(self.client.set_terminated, run_id, status=status, end_time=stamp)
+        record = self.records.get(run_id)
+        if record is not None:
+            record.info.status, record.info.end_time = status, stamp
 
     def start_trial(
         self,
@@ -284,9 +303,15 @@ class Tracker(StoreReader):
         }
         if parent_run_id:
             tags[TAG_PARENT] = parent_run_id
-        return self._call(
+        run = self._call(
             self.client.create_run, experiment_id, run_name=trial.run_name(), tags=tags
         )
+        # Everything this coordinator writes to the run is noted in its record too: the
+        # grid's trial index is written from the records, not read back run by run.
+        record = RunRecord.of_run(run)
+        record.complete = True
+        self.records[run.info.run_id] = record
+        return run
 
     def complete_trial_run(self, run, trial: Trial) -> None:
         """What a won claim's run holds besides its tags: params, dataset, trial.json."""
@@ -305,6 +330,7 @@ class Tracker(StoreReader):
     def delete_run(self, run_id: str) -> None:
         """A withdrawn claim: gone from searches and from the UI's runs (MLflow's trash)."""
         self._pending_first.pop(run_id, None)
+        self.records.pop(run_id, None)
         self._call(self.client.delete_run, run_id)
 
     def _write_json(self, run_id: str, artifact_uri: str, payload: Any, name: str) -> None:
@@ -439,6 +465,8 @@ class Tracker(StoreReader):
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self._call(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        if run_id in self.records:
+            self.records[run_id].data.tags.update(tags)
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         stamp = _now_ms()
@@ -451,6 +479,11 @@ class Tracker(StoreReader):
         held back included."""
         params, first_tags = self._pending_first.pop(run_id, ([], []))
         tags = first_tags + tags
+        record = self.records.get(run_id)
+        if record is not None:
+            record.log_metrics(metrics)
+            record.data.params.update((param.key, param.value) for param in params)
+            record.data.tags.update((tag.key, tag.value) for tag in tags)
         while metrics or tags or params:
             self._call(
                 self.client.log_batch,
@@ -461,6 +494,33 @@ class Tracker(StoreReader):
             )
             metrics, tags = metrics[MAX_METRICS_PER_BATCH:], tags[MAX_TAGS_PER_BATCH:]
             params = params[MAX_PARAMS_PER_BATCH:]
+
+    def write_index(self, experiment_id: str, parent_run_id: str, keys: set[str]) -> None:
+        """The grid's trial index (tracking/index.py) on its parent: every trial run of its
+        keys this tracker read or wrote, brought up to date with the store first."""
+        written_ms = _now_ms()
+        # Other drivers' runs changed since this one read the grid (its own are all noted).
+        changed, deleted = self._changed_since(
+            experiment_id, self.read_ms, driver_id(), socket.gethostname()
+        )
+        for run in changed:
+            self._remember(run)
+        records = [
+            record
+            for run_id, record in self.records.items()
+            if run_id not in deleted
+            and record.data.tags.get(TAG_KIND) == "trial"
+            and record.data.tags.get(TAG_KEY) in keys
+        ]
+        index = TrialIndex(records, written_ms, driver_id(), socket.gethostname())
+        with tempfile.TemporaryDirectory(prefix="mlpsuite-") as folder:
+            path = Path(folder) / TRIAL_INDEX
+            path.write_bytes(dump_index(index))
+            self._artifact(
+                parent_run_id, TRIAL_INDEX, self.client.log_artifact, parent_run_id, str(path)
+            )
+        self._indexes[parent_run_id] = index
+        self.set_tags(parent_run_id, {TAG_INDEXED: str(written_ms)})
 
     def log_report(
         self,
