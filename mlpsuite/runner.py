@@ -474,7 +474,7 @@ def _kill_unfinished(
     run_ids = {run_id for key, run_id in recorder.run_ids.items() if key not in done}
     if parent:  # also any run whose creation the interrupt cut short
         running = tracker.running_children(experiment_id, parent)
-        mine = owner_tags()  # not another driver's of this grid: its claims are alive
+        mine = owner_tags(tracker.driver)  # not another driver's of this grid: its claims are alive
         run_ids |= {
             run.info.run_id
             for run in running

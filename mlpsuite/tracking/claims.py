@@ -55,19 +55,19 @@ def claim_batch(trials: int) -> int:
     return max(1, min(MAX_CLAIM_BATCH, trials // 32))
 
 
-def owner_tags() -> dict[str, str]:
-    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_DRIVER: driver_id()}
+def owner_tags(driver: str) -> dict[str, str]:
+    """Who owns a run: this host and process, and `driver` (the Tracker's invocation)."""
+    return {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()), TAG_DRIVER: driver}
 
 
-@functools.cache
-def driver_id() -> str:
-    """This coordinator process, unique across machines (a pid is not: two containers' can
-    be equal): searches for other drivers' runs filter on it."""
+def new_driver_id() -> str:
+    """One coordinator invocation, unique across processes and machines (a pid is not: two
+    containers' can be equal, and one notebook process runs several grids)."""
     return uuid.uuid4().hex
 
 
-def claim_tags() -> dict[str, str]:
-    return {**owner_tags(), TAG_CLAIM: PENDING, TAG_HEARTBEAT: _beat()}
+def claim_tags(driver: str) -> dict[str, str]:
+    return {**owner_tags(driver), TAG_CLAIM: PENDING, TAG_HEARTBEAT: _beat()}
 
 
 def _beat() -> str:
@@ -176,8 +176,9 @@ class GridClaims:
         self.mine: dict[str, str] = {}  # key -> run id of a won claim
         self.waiting: dict[str, object] = {}  # key -> Trial, held by another live coordinator
         self.done_elsewhere: dict[str, str] = {}  # key -> the status another driver ended it with
-        # Other drivers' runs ended after this (ms, the store's clocks) are looked at.
-        self._since = int(time.time() * 1000) - CLOCK_MARGIN_MS
+        # Other drivers' runs ended after this (ms, the store's clocks) are looked at: those
+        # ended before the grid's runs were read are among `known`.
+        self._since = (tracker.read_ms or int(time.time() * 1000)) - CLOCK_MARGIN_MS
         self._ended_elsewhere: dict[str, str] = {}  # key -> status, other drivers' ends seen
         self.batch = claim_batch(trials)
         self.liveness = Liveness()
@@ -207,7 +208,10 @@ class GridClaims:
         by every later rival, as with one claim at a time."""
         runs = [
             self.tracker.create_trial_run(
-                self.experiment_id, trial, self.parent, {**self.extra_tags, **claim_tags()}
+                self.experiment_id,
+                trial,
+                self.parent,
+                {**self.extra_tags, **claim_tags(self.tracker.driver)},
             )
             for trial in trials
         ]
@@ -238,7 +242,7 @@ class GridClaims:
         the keys they ended since the last look (`_ended_elsewhere`, runs this driver had not
         seen when it began). Two searches, whatever the batch; none of this driver's runs is
         read."""
-        not_mine = f"tags.`{TAG_KIND}` = 'trial' and tags.`{TAG_DRIVER}` != '{driver_id()}'"
+        not_mine = f"tags.`{TAG_KIND}` = 'trial' and tags.`{TAG_DRIVER}` != '{self.tracker.driver}'"
         live = self.tracker.search(
             self.experiment_id, f"{not_mine} and attributes.status = 'RUNNING'"
         )

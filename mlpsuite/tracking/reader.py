@@ -74,6 +74,8 @@ class StoreReader:
         # the trial indexes read or written, by parent run id.
         self.records: dict[str, RunRecord] = {}
         self._indexes: dict[str, TrialIndex] = {}
+        # Grid runs whose index, as read, still says what the store holds (nothing changed).
+        self.current_indexes: set[str] = set()
         self.read_ms = 0  # when the store was last read for a grid's runs (ms, this clock)
         _check_server(uri)
         _check_database(uri)
@@ -189,7 +191,7 @@ class StoreReader:
         written; without a parent or an index, from the store run by run."""
         self.read_ms = int(time.time() * 1000)
         index = self._index(parent) if parent is not None else None
-        if index is None:
+        if parent is None or index is None:
             return self.trial_runs(experiment_id, keys)
         found = {record.info.run_id: record for record in index.records}
         for record in found.values():
@@ -197,6 +199,8 @@ class StoreReader:
         changed, deleted = self._changed_since(
             experiment_id, index.written_ms, index.driver, index.host
         )
+        if not changed and not deleted & found.keys():
+            self.current_indexes.add(parent.info.run_id)  # the store holds what it says
         for run in changed:
             found[run.info.run_id] = self._remember(run)
         records = [found[run_id] for run_id in found.keys() - deleted]

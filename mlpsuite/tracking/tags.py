@@ -6,14 +6,14 @@ TAG_BACKEND = "mlpsuite.backend"
 TAG_SEED = "mlpsuite.seed"
 TAG_FAILURE = "mlpsuite.failure"
 TAG_PARENT = "mlflow.parentRunId"
+# The coordinator invocation that made a run (`Tracker.driver`, unique across processes and
+# machines, unlike a pid): searches for other drivers' runs filter on it.
 TAG_DRIVER = "mlpsuite.driver"
 TAG_CLAIM = "mlpsuite.claim"  # pending, then won (tracking/claims.py)
 # On a grid run: its trial index (tracking/index.py) was written, at this time (ms).
 TAG_INDEXED = "mlpsuite.trial_index"
 # On a grid run: what its logged report was computed from (runner.report_digest).
-TAG_REPORT_DIGEST = (
-    "mlpsuite.report_digest"  # the coordinator process that made a run (claims.driver_id)
-)
+TAG_REPORT_DIGEST = "mlpsuite.report_digest"
 TAG_GRID_KEY = "mlpsuite.grid_key"
 TAG_INVOCATIONS = "mlpsuite.invocations"
 TAG_CELL = "mlpsuite.cell"

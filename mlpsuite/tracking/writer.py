@@ -29,7 +29,7 @@ from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_ma
 from mlpsuite.tracking.claims import (
     WON,
     claim_tags,
-    driver_id,
+    new_driver_id,
     owner_dead,
     owner_tags,
     verdict,
@@ -79,6 +79,7 @@ class Tracker(StoreReader):
 
     def __init__(self, uri: str):
         super().__init__(uri)
+        self.driver = new_driver_id()  # this invocation's runs carry it (tags.TAG_DRIVER)
         self._pending: dict[str, list[Metric]] = {}  # epoch metrics not yet written, per run
         # A trial's params and its won claim, written with its first batch of metrics.
         self._pending_first: dict[str, tuple[list[Param], list[RunTag]]] = {}
@@ -136,7 +137,9 @@ class Tracker(StoreReader):
         if parent is not None:
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             self._call(self.client.update_run, parent.info.run_id, status="RUNNING")
-            self.set_tags(parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **owner_tags()})
+            self.set_tags(
+                parent.info.run_id, {TAG_INVOCATIONS: str(invocation), **owner_tags(self.driver)}
+            )
             if TAG_FAILURE in parent.data.tags:  # why an earlier invocation ended; not this one
                 self._call(self.client.delete_tag, parent.info.run_id, TAG_FAILURE)
             # The same trials, perhaps another protocol (`compare:`): the report follows the config.
@@ -159,7 +162,7 @@ class Tracker(StoreReader):
                 TAG_GRID_KEY: key,
                 TAG_INVOCATIONS: "1",
                 "mlpsuite.config_file": str(config_path),
-                **claim_tags(),
+                **claim_tags(self.driver),
             },
         )
         run_id = run.info.run_id
@@ -270,6 +273,7 @@ class Tracker(StoreReader):
         record = self.records.get(run_id)
         if record is not None:
             record.info.status, record.info.end_time = status, stamp
+            self.current_indexes.clear()
 
     def start_trial(
         self,
@@ -284,7 +288,7 @@ class Tracker(StoreReader):
             experiment_id,
             trial,
             parent_run_id,
-            {**(extra_tags or {}), **claim_tags(), TAG_CLAIM: WON},
+            {**(extra_tags or {}), **claim_tags(self.driver), TAG_CLAIM: WON},
         )
         self.complete_trial_run(run, trial)
         return run.info.run_id
@@ -311,6 +315,7 @@ class Tracker(StoreReader):
         record = RunRecord.of_run(run)
         record.complete = True
         self.records[run.info.run_id] = record
+        self.current_indexes.clear()
         return run
 
     def complete_trial_run(self, run, trial: Trial) -> None:
@@ -330,7 +335,8 @@ class Tracker(StoreReader):
     def delete_run(self, run_id: str) -> None:
         """A withdrawn claim: gone from searches and from the UI's runs (MLflow's trash)."""
         self._pending_first.pop(run_id, None)
-        self.records.pop(run_id, None)
+        if self.records.pop(run_id, None) is not None:
+            self.current_indexes.clear()
         self._call(self.client.delete_run, run_id)
 
     def _write_json(self, run_id: str, artifact_uri: str, payload: Any, name: str) -> None:
@@ -467,6 +473,7 @@ class Tracker(StoreReader):
         self._call(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         if run_id in self.records:
             self.records[run_id].data.tags.update(tags)
+            self.current_indexes.clear()
 
     def _log_metrics(self, run_id: str, metrics: dict[str, float], step: int) -> None:
         stamp = _now_ms()
@@ -484,6 +491,7 @@ class Tracker(StoreReader):
             record.log_metrics(metrics)
             record.data.params.update((param.key, param.value) for param in params)
             record.data.tags.update((tag.key, tag.value) for tag in tags)
+            self.current_indexes.clear()
         while metrics or tags or params:
             self._call(
                 self.client.log_batch,
@@ -497,11 +505,14 @@ class Tracker(StoreReader):
 
     def write_index(self, experiment_id: str, parent_run_id: str, keys: set[str]) -> None:
         """The grid's trial index (tracking/index.py) on its parent: every trial run of its
-        keys this tracker read or wrote, brought up to date with the store first."""
+        keys this tracker read or wrote, brought up to date with the store first; not written
+        again when the one it read still says what the store holds."""
+        if parent_run_id in self.current_indexes:
+            return
         written_ms = _now_ms()
         # Other drivers' runs changed since this one read the grid (its own are all noted).
         changed, deleted = self._changed_since(
-            experiment_id, self.read_ms, driver_id(), socket.gethostname()
+            experiment_id, self.read_ms, self.driver, socket.gethostname()
         )
         for run in changed:
             self._remember(run)
@@ -512,7 +523,7 @@ class Tracker(StoreReader):
             and record.data.tags.get(TAG_KIND) == "trial"
             and record.data.tags.get(TAG_KEY) in keys
         ]
-        index = TrialIndex(records, written_ms, driver_id(), socket.gethostname())
+        index = TrialIndex(records, written_ms, self.driver, socket.gethostname())
         with tempfile.TemporaryDirectory(prefix="mlpsuite-") as folder:
             path = Path(folder) / TRIAL_INDEX
             path.write_bytes(dump_index(index))
@@ -550,7 +561,7 @@ class Tracker(StoreReader):
             self.client.create_run,
             self.experiment_id(experiment),
             run_name="figures",
-            tags={TAG_KIND: "figures", **owner_tags()},
+            tags={TAG_KIND: "figures", **owner_tags(self.driver)},
         )
         run_id = run.info.run_id
         try:
