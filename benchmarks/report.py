@@ -40,9 +40,8 @@ def synthetic_grid(uri: str, epochs: int = 20) -> str:
     """200 trial runs recorded as a real grid would record them; returns the experiment name."""
     import numpy as np
 
-    from mlpsuite.config import GridSpec, expand
+    from mlpsuite.config import GridSpec, expand, unique_trials
     from mlpsuite.results import TrialResult
-    from mlpsuite.runner import unique_trials
     from mlpsuite.tracking import Tracker
 
     spec = GridSpec.model_validate(

@@ -33,24 +33,55 @@ REUSE_RUNS = ("any", "same-versions")
 
 
 class Plan(list):  # of Trial (a runtime import of config would make `import mlpsuite` heavier)
-    """What `plan` returns: the trials, in order (a list), and `splits`, the rows of each
-    dataset's train, val and test splits (`[{"dataset": "iris", "train": 90, ...}]`)."""
+    """What `plan` returns: the trials, in order (a list); `splits`, the rows of each
+    dataset's train, val and test splits (`[{"dataset": "iris", "train": 90, ...}]`);
+    `reused`, the keys of the trials the store would reuse (None: no store read), and
+    `store`, which store that is (or why none was read)."""
 
-    def __init__(self, trials: list[Trial], splits: list[dict[str, Any]]):
+    def __init__(
+        self,
+        trials: list[Trial],
+        splits: list[dict[str, Any]],
+        reused: set[str] | None = None,
+        store: str = "",
+    ):
         super().__init__(trials)
-        self.splits = splits
+        self.splits, self.reused, self.store = splits, reused, store
 
 
-def plan(config: Config, *, backends: str | Sequence[str] | None = None) -> Plan:
-    """The trials `run` would consider (before any is skipped as FINISHED), validated and
-    with every dataset loaded; nothing is written."""
-    from mlpsuite.config import expand, load_config, source_path
+def plan(
+    config: Config,
+    *,
+    backends: str | Sequence[str] | None = None,
+    tracking_uri: str | None = None,
+) -> Plan:
+    """The trials `run` would consider, validated and with every dataset loaded, and which of
+    them the store (`tracking_uri`, else as `run` picks it) would reuse, if it exists;
+    nothing is written."""
+    from mlpsuite.config import expand, load_config, source_path, unique_trials
     from mlpsuite.grid_checks import check_grid
-    from mlpsuite.runner import unique_trials
 
     spec = load_config(config, backends=_backends(backends))
     splits = check_grid(spec, source_path(config))
-    return Plan(unique_trials(expand(spec, source_path(config))), splits)
+    trials = unique_trials(expand(spec, source_path(config)))
+    return Plan(trials, splits, *_reusable_in_store(spec, trials, tracking_uri))
+
+
+def _reusable_in_store(spec: GridSpec, trials: list[Trial], tracking_uri: str | None):
+    """(the keys the store would reuse, the store's name), or (None, why it was not read)."""
+    from mlpsuite.errors import StoreError
+    from mlpsuite.tracking.store import existing_store, given_uri, shown_uri
+
+    uri = given_uri(tracking_uri)
+    if not existing_store(uri):
+        return None, f"no store at {shown_uri(uri)} yet"
+    from mlpsuite.runner import reusable_keys
+    from mlpsuite.tracking import StoreReader
+
+    try:
+        return reusable_keys(StoreReader(uri), spec, trials), shown_uri(uri)
+    except StoreError as error:  # a plan needs no store: say why it was not read
+        return None, f"store not read ({error})"
 
 
 def run(
@@ -205,7 +236,8 @@ def _run_started(
     # A store that exists may hold every trial already: the runner checks the data only if
     # some trial is to run (before it writes). A new one would be created by opening it.
     splits = None if existing_store(given_uri(tracking_uri)) else check_grid(spec, source)
-    from mlpsuite.runner import run_grid, unique_trials  # MLflow comes with it
+    from mlpsuite.config import unique_trials
+    from mlpsuite.runner import run_grid  # MLflow comes with it
     from mlpsuite.tracking import Tracker, resolve_uri
 
     trials = unique_trials(expand(spec, source))

@@ -21,13 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlpsuite.config import GridSpec, Trial, expand, file_digest
+from mlpsuite.config import GridSpec, Trial, expand, file_digest, unique_trials
 from mlpsuite.environment import requirements_text, same_as_installed
 from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.base import Event, Executor
 from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
-from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, Tracker
+from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, StoreReader, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
 from mlpsuite.tracking.tags import TAG_REPORT_DIGEST, TAG_TEXT_CHARS, run_versions
 
@@ -62,14 +62,6 @@ class GridOutcome:
     @property
     def failed(self) -> int:
         return sum(result.status != "FINISHED" for _, result in self.results)
-
-
-def unique_trials(trials: list[Trial]) -> list[Trial]:
-    """Drop repeats: two grid values can resolve to the same trial (`elu` and `ELU`)."""
-    first_by_key: dict[str, Trial] = {}
-    for trial in trials:
-        first_by_key.setdefault(trial.key, trial)
-    return list(first_by_key.values())
 
 
 def run_grid(
@@ -151,6 +143,16 @@ def run_grid(
     if not outcome.interrupted:
         _close_grid(tracker, spec.name, outcome)
     return outcome
+
+
+def reusable_keys(reader: StoreReader, spec: GridSpec, trials: list[Trial]) -> set[str]:
+    """The keys of `trials` that `run_grid` would reuse from the store (read only)."""
+    keys = {trial.key for trial in trials}
+    experiment_id = reader.find_experiment(spec.name)
+    if experiment_id is None:
+        return set()
+    known = reader.grid_trial_runs(experiment_id, reader.find_grid(experiment_id, trials), keys)
+    return _reusable(known, keys, False, spec.reuse)[0]
 
 
 def _reusable(known: list, keys: set[str], force: bool, reuse: str) -> tuple[set[str], int]:

@@ -7,9 +7,8 @@ import pytest
 import yaml
 
 from mlpsuite import cli
-from mlpsuite.config import ConfigError, expand, load_config
+from mlpsuite.config import ConfigError, expand, load_config, unique_trials
 from mlpsuite.registry import ACTIVATION_PARAMS
-from mlpsuite.runner import unique_trials
 from tests.grids import write_grid
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)

@@ -7,6 +7,8 @@ scikit-learn's MLP keeps the trials short."""
 from __future__ import annotations
 
 import collections
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +17,15 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunData, RunInfo, RunTag
 
 from mlpsuite.analysis import compare
-from mlpsuite.config import expand, load_config
+from mlpsuite.api import plan
+from mlpsuite.config import expand, load_config, unique_trials
 from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.grid_checks import check_grid
-from mlpsuite.runner import run_grid, unique_trials
+from mlpsuite.runner import run_grid
 from mlpsuite.tracking import Tracker
 from mlpsuite.tracking.claims import MAX_CLAIM_BATCH, claim_batch
 from mlpsuite.tracking.index import RunRecord, TrialIndex, dump_index, load_index
-from tests.grids import ready_store, write_grid
+from tests.grids import ready_store, run_in_process, write_grid
 
 SIZES = (8, 24)  # trials: 2 activations × 4 and × 12 seeds
 
@@ -250,3 +253,50 @@ def test_bundled_datasets_are_cached_per_scikit_learn_version(tmp_path, monkeypa
     monkeypatch.setenv("MLPSUITE_CACHE_DIR", "none")
     assert dataset_cache_dir() is None
     np.testing.assert_array_equal(_bundled("wine")[1], reference.target)
+
+
+def test_the_dry_run_lists_every_trial_as_csv_with_what_the_store_would_reuse(grids, tmp_path):
+    grid = grids[SIZES[0]]
+    done = run_in_process(
+        "run",
+        str(grid["path"]),
+        "--dry-run",
+        "--format",
+        "csv",
+        "--tracking-uri",
+        grid["uri"],
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    planned = plan(grid["path"])
+    assert [row["key"] for row in rows] == [trial.key for trial in planned]
+    assert [row["model.activation"] for row in rows] == [
+        trial.cell_values()["model.activation"] for trial in planned
+    ]
+    assert {row["reused"] for row in rows} == {"True"}  # every trial FINISHED in the store
+    assert [row["program"] for row in rows] == [trial.program_key for trial in planned]
+
+
+@pytest.mark.check
+def test_the_dry_run_of_a_large_grid_is_a_summary_and_writes_nothing(tmp_path):
+    path = write_grid(
+        tmp_path,
+        "large",
+        backends=["sklearn", "jax"],
+        seeds=list(range(40)),
+        grid={"model.activation": ["relu", "tanh", "elu"]},
+    )
+    done = run_in_process("run", str(path), "--dry-run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = " ".join(done.stdout.split())
+    assert "240 trials: sklearn 120, jax 120" in out
+    assert "3 cells × 40 seeds (0–39)" in out and "compiled programs" in out
+    assert "240 trials to run: no store at sqlite:///mlruns/mlflow.db yet" in out
+    assert "activation=elu" in out and "Rows per split: iris" in out
+    assert len(done.stdout.splitlines()) < 25  # a summary, not 240 rows
+    assert not (tmp_path / "mlruns").exists()
+    listed = run_in_process("run", str(path), "--dry-run", "--format", "csv", cwd=tmp_path)
+    rows = list(csv.DictReader(io.StringIO(listed.stdout)))
+    assert len(rows) == 240 and "reused" not in rows[0]
+    assert collections.Counter(row["backend"] for row in rows) == {"sklearn": 120, "jax": 120}

@@ -39,7 +39,18 @@ def add_run_command(commands) -> None:
     )
     run.add_argument("--jobs", type=positive_int, help="worker processes (default: one per core)")
     add_tracking_uri(run)
-    run.add_argument("--dry-run", action="store_true", help="print the trial table; write nothing")
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and write nothing: every trial of a small grid, a summary of a "
+        "large one; with a store, what it would reuse",
+    )
+    run.add_argument(
+        "--format",
+        choices=("table", "csv"),
+        default="table",
+        help="with --dry-run: csv lists every trial (backend, seed, grid values, program, key)",
+    )
     run.add_argument(
         "--force", action="store_true", help="run trials again even if FINISHED before"
     )
@@ -109,23 +120,7 @@ def run_grid(args: argparse.Namespace) -> int:
     from mlpsuite import api
 
     if args.dry_run:
-        from rich.console import Console
-
-        from mlpsuite.present.report import SMALL_SPLIT_ROWS, split_sizes
-        from mlpsuite.present.terminal import trial_table
-
-        planned = api.plan(args.config, backends=args.backends)
-        console = Console()
-        console.print(trial_table(planned))
-        small = [s["dataset"] for s in planned.splits if 0 < s["val"] < SMALL_SPLIT_ROWS]
-        warning = (
-            f" (val under {SMALL_SPLIT_ROWS} rows on {', '.join(dict.fromkeys(small))}: a "
-            "ranking by a val_ metric is noisy there)"
-            if small
-            else ""
-        )
-        console.print(f"Rows per split: {split_sizes(planned.splits)}{warning}", soft_wrap=True)
-        return 0
+        return _dry_run(args)
     result = api.run(
         args.config,
         tracking_uri=args.tracking_uri,
@@ -141,6 +136,31 @@ def run_grid(args: argparse.Namespace) -> int:
     from mlpsuite.present.terminal import make_console
 
     return _show_outcome(result, args, make_console(), make_console(stderr=False))
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """The plan: every trial of a small grid (or `--format csv`: of any grid), else a summary;
+    with a store that exists, what it would reuse. Nothing is written."""
+    from mlpsuite import api
+
+    planned = api.plan(args.config, backends=args.backends, tracking_uri=args.tracking_uri)
+    from mlpsuite.present import plan
+
+    if args.format == "csv":
+        print(plan.trials_csv(planned, planned.reused), end="")
+        return 0
+    from rich.console import Console
+
+    console = Console()
+    reuse = plan.reuse_line(planned, planned.reused, planned.store)
+    if len(planned) <= plan.LISTED_TRIALS:
+        console.print(plan.trial_table(planned))
+        console.print(reuse, soft_wrap=True)
+    else:
+        for shown in plan.plan_summary(planned, reuse):
+            console.print(shown, soft_wrap=isinstance(shown, str))
+    console.print(plan.splits_line(planned.splits), soft_wrap=True)
+    return 0
 
 
 def _show_outcome(result, args: argparse.Namespace, console, results) -> int:

@@ -17,6 +17,7 @@ from mlpsuite.config.grid import (
     label_lines,
     short_label,
     short_value,
+    unique_trials,
 )
 from mlpsuite.config.loading import CONFIG_DICT, load_config, source_path
 from mlpsuite.config.schema import (
@@ -31,6 +32,7 @@ from mlpsuite.config.schema import (
 from mlpsuite.errors import ConfigError
 
 __all__ = [
+    "unique_trials",
     "CONFIG_DICT",
     "CompareSpec",
     "ConfigError",

@@ -255,6 +255,14 @@ def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
     )
 
 
+def unique_trials(trials: list[Trial]) -> list[Trial]:
+    """Drop repeats: two grid values can resolve to the same trial (`elu` and `ELU`)."""
+    first_by_key: dict[str, Trial] = {}
+    for trial in trials:
+        first_by_key.setdefault(trial.key, trial)
+    return list(first_by_key.values())
+
+
 def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
     """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
     # Per cell, not per trial: resolving the loss and hashing reads a data file whole.

@@ -28,13 +28,12 @@ from mlpsuite.analysis.tables import bounded_interval
 from mlpsuite.analysis.versions import mixed_libraries, version_sets
 from mlpsuite.config import short_label
 from mlpsuite.learning_curves import reach_sign
+from mlpsuite.present.plan import SMALL_SPLIT_ROWS, split_sizes
 from mlpsuite.registry import REFERENCE_BACKEND, TARGET_MEASURES
 
 TABLES = ("cells", "effects", "selection", "parity", "speed", "failures")
 INTERVAL_NAMES = {"t": "mean ± 95% t-interval", "bootstrap": "mean [95% BCa bootstrap interval]"}
 NOTE_ROWS = 10
-# Below this many rows, the split that picks a winner is called noisy (each row is 2% of it).
-SMALL_SPLIT_ROWS = 50
 
 
 def number(value: Any, digits: int = 4) -> str:
@@ -166,14 +165,6 @@ def protocol_line(comparison: Comparison) -> str:
     rows, and a warning where the split that picks the winner is small."""
     rows = f" Rows: {split_sizes(comparison.splits)}." if comparison.splits else ""
     return f"Protocol: {comparison.protocol_sentence()}.{rows}{small_split_warning(comparison)}"
-
-
-def split_sizes(splits: list[dict[str, Any]]) -> str:
-    """`iris 90 train / 30 val / 30 test`; datasets apart by semicolons."""
-    return "; ".join(
-        f"{split['dataset']} {split['train']} train / {split['val']} val / {split['test']} test"
-        for split in splits
-    )
 
 
 def small_split_warning(comparison: Comparison) -> str:

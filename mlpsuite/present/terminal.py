@@ -107,17 +107,6 @@ def _worker_label(slot: int, trial: Trial) -> str:
     return f"  {slot} {trial.backend} s{trial.seed} {values}".rstrip()
 
 
-def trial_table(trials: list[Trial]) -> Table:
-    """The dry run's view: every trial the grid expands to, with its key."""
-    table = Table(title=f"{len(trials)} trials")
-    for column in ("#", "backend", "seed", "grid cell", "key"):
-        table.add_column(column, overflow="fold")
-    for number, trial in enumerate(trials, start=1):
-        cell = ", ".join(f"{k}={v}" for k, v in trial.cell.items()) or "-"
-        table.add_row(str(number), trial.backend, str(trial.seed), cell, trial.key)
-    return table
-
-
 # Rows of each table `mlpsuite compare` (and `print(comparison)`) shows; a grid's end shows 15.
 COMPARE_ROWS = 30
 

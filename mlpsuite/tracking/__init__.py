@@ -6,8 +6,9 @@ artifacts, status), `claims` (which coordinator owns a trial), `tags` (the names
 found by).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from mlpsuite.tracking.calls import server_outage_s, store_lock_s
-from mlpsuite.tracking.reader import MissingRecordError, StoreReader
 from mlpsuite.tracking.store import DEFAULT_URI, resolve_uri, run_url, shown_uri
 from mlpsuite.tracking.tags import (
     GRID_MANIFEST,
@@ -28,7 +29,27 @@ from mlpsuite.tracking.tags import (
     TAG_VERSION,
     TAG_WEIGHTS,
 )
-from mlpsuite.tracking.writer import Tracker
+
+if TYPE_CHECKING:
+    from mlpsuite.tracking.reader import MissingRecordError, StoreReader
+    from mlpsuite.tracking.writer import Tracker
+
+# MLflow loads with the reader and the writer, when first asked for: what only needs a URI
+# (`mlpsuite run --dry-run` with no store yet) does not pay ~1.5 s for it.
+_LAZY = {
+    "MissingRecordError": "mlpsuite.tracking.reader",
+    "StoreReader": "mlpsuite.tracking.reader",
+    "Tracker": "mlpsuite.tracking.writer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MissingRecordError",

@@ -16,6 +16,7 @@ from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
+from mlpsuite.run_records import grid_key
 from mlpsuite.tracking.calls import StoreCalls
 from mlpsuite.tracking.index import (
     INDEX_MARGIN_MS,
@@ -37,6 +38,7 @@ from mlpsuite.tracking.tags import (
     GRID_MANIFEST,
     TAG_CLAIM,
     TAG_DRIVER,
+    TAG_GRID_KEY,
     TAG_HOST,
     TAG_INDEXED,
     TAG_KEY,
@@ -184,6 +186,14 @@ class StoreReader:
         run (a grid without an index yet)."""
         runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
         return [self._remember(run) for run in runs if run.data.tags.get(TAG_KEY) in keys]
+
+    def find_grid(self, experiment_id: str, trials: list[Trial]):
+        """The newest grid run of this set of trial keys, or None."""
+        key = grid_key(trials)
+        found = self.search(
+            experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
+        )
+        return max(found, key=lambda run: run.info.start_time) if found else None
 
     def grid_trial_runs(self, experiment_id: str, parent, keys: set[str]) -> list[RunRecord]:
         """Every trial run of the experiment whose key is in `keys`: from the trial index of

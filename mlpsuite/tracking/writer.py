@@ -212,14 +212,6 @@ class Tracker(StoreReader):
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
 
-    def find_grid(self, experiment_id: str, trials: list[Trial]):
-        """The newest grid run of this set of trial keys, or None."""
-        key = grid_key(trials)
-        found = self.search(
-            experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
-        )
-        return max(found, key=lambda run: run.info.start_time) if found else None
-
     def _won_parent(self, run, experiment_id: str, key: str) -> bool:
         """Two drivers starting one new grid at once: the claim protocol picks one parent."""
 
