@@ -159,7 +159,7 @@ def test_the_index_holds_what_mlflow_holds(grids):
                 client.get_metric_history(run.info.run_id, name),
                 key=lambda m: (m.step, m.timestamp),
             )
-            assert record.curve(name) == [(m.step, m.value) for m in history], name
+            assert record.curve(name) == [[m.step, m.value] for m in history], name
 
 
 def test_a_run_deleted_after_the_index_was_written_runs_again(grids, tmp_path):
@@ -203,7 +203,7 @@ def test_an_index_file_round_trips_and_a_damaged_one_reads_as_none():
     record = RunRecord.of_run(_mlflow_run())
     assert (record.info.run_id, record.info.status, record.info.end_time) == ("r1", "FINISHED", 9)
     assert record.data.tags == {"a": "b"} and record.data.metrics == {"m": 0.5}
-    record.curves = {"loss": [(0, 1.0), (1, 0.5)]}
+    record.curves = {"loss": [[0, 1.0], [1, 0.5]]}
     data = dump_index(TrialIndex([record], 123, "driver", "host"))
     loaded = load_index(data)
     assert loaded is not None and (loaded.written_ms, loaded.driver, loaded.host) == (
@@ -225,7 +225,7 @@ def test_curves_keep_steps_in_order_and_the_latest_value_as_mlflow_does():
         [Metric("loss", v, 10 + step, step) for step, v in enumerate([3.0, 2.0, 1.0])]
     )
     record.log_metrics([Metric("loss", 9.0, 99, 0)])
-    assert record.curve("loss") == [(0, 3.0), (0, 9.0), (1, 2.0), (2, 1.0)]
+    assert record.curve("loss") == [[0, 3.0], [0, 9.0], [1, 2.0], [2, 1.0]]
     assert record.data.metrics["loss"] == 1.0  # the highest step's, as MLflow's latest metric
 
 

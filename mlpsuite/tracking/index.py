@@ -45,14 +45,15 @@ class RecordData:
 
 @dataclasses.dataclass
 class RunRecord:
-    """One run as the index keeps it. `curves`: metric -> [(step, value)] in the order MLflow
-    returns a history (by step, then as logged); `complete`: every metric the run logged has
+    """One run as the index keeps it. `curves`: metric -> [[step, value], ...] in the order
+    MLflow returns a history (by step, then as logged); `complete`: every metric the run logged has
     its curve here (a run the coordinator wrote), else only the curves listed are (a run read
     from the store, whose curves are fetched when first wanted)."""
 
     info: RecordInfo
     data: RecordData
-    curves: dict[str, list[tuple[int, float]]] = dataclasses.field(default_factory=dict)
+    # Lists, not tuples, as JSON reads them: a 10,000-trial index is not converted point by point.
+    curves: dict[str, list[list[float]]] = dataclasses.field(default_factory=dict)
     complete: bool = False
     # The latest value's (step, timestamp) per metric, as MLflow picks a run's latest metric.
     _latest: dict[str, tuple[int, int]] = dataclasses.field(default_factory=dict, repr=False)
@@ -76,7 +77,7 @@ class RunRecord:
     def has_curve(self, name: str) -> bool:
         return self.complete or name in self.curves
 
-    def curve(self, name: str) -> list[tuple[int, float]]:
+    def curve(self, name: str) -> list[list[float]]:
         return self.curves.get(name, [])
 
     def log_metrics(self, metrics: list) -> None:
@@ -84,7 +85,7 @@ class RunRecord:
         the latest values as MLflow keeps them (the highest step, then the newest)."""
         for metric in metrics:
             curve = self.curves.setdefault(metric.key, [])
-            curve.append((metric.step, metric.value))
+            curve.append([metric.step, metric.value])
             if len(curve) > 1 and curve[-2][0] > metric.step:
                 curve.sort(key=lambda point: point[0])  # stable: a step's values stay in order
             latest = (metric.step, metric.timestamp)
@@ -109,10 +110,7 @@ class RunRecord:
         return cls(
             RecordInfo(**entry["info"]),
             RecordData(entry["tags"], entry["params"], entry["metrics"]),
-            {
-                name: [(int(s), float(v)) for s, v in curve]
-                for name, curve in entry["curves"].items()
-            },
+            entry["curves"],
             bool(entry["complete"]),
         )
 

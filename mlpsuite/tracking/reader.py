@@ -277,14 +277,14 @@ class StoreReader:
         """run id -> the metric's values ordered by step (epoch)."""
         return {run_id: [value for _, value in self._curve(run_id, name)] for run_id in run_ids}
 
-    def _curve(self, run_id: str, name: str) -> list[tuple[int, float]]:
+    def _curve(self, run_id: str, name: str) -> list[list[float]]:
         """A metric's logged (step, value)s in step order (a step logged twice: the later
         last): from the run's record where it holds the curve, else from the store (once)."""
         record = self.records.get(run_id)
         if record is not None and record.has_curve(name):
             return record.curve(name)
         history = self._call(self.client.get_metric_history, run_id, name)
-        curve = [(m.step, m.value) for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+        curve = [[m.step, m.value] for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
         if record is not None:
             record.curves[name] = curve
         return curve
@@ -321,6 +321,8 @@ class StoreReader:
             names = sorted(name for name in run.data.metrics if name.startswith(prefix))
             by_name = {}
             for name in names:
-                by_name[name] = dict(self._curve(run.info.run_id, name))
+                by_name[name] = {
+                    int(step): value for step, value in self._curve(run.info.run_id, name)
+                }
             histories[run.info.run_id] = by_name
         return histories
