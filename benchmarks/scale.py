@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -132,14 +133,31 @@ def ui_load(uri: str, folder: Path) -> dict[str, float]:
             browser.save_screenshot(str(Path(__file__).parent / "results" / "scale-parent.png"))
             began = time.perf_counter()
             browser.get(f"{address}/#/experiments/{experiment_id}/runs?{VIEW}")
-            wait_until(lambda: "scale grid" in page_text(browser), timeout=300, what="runs list")
+            # The table has loaded when it counts its runs and shows the grid run's row (the
+            # experiment's description above it names the grid too, before the table loads).
+            counted = wait_until(
+                lambda: _matching_runs(page_text(browser)), timeout=300, what="the runs list"
+            )
             runs_s = time.perf_counter() - began
             browser.save_screenshot(str(Path(__file__).parent / "results" / "scale-runs.png"))
             shown = page_text(browser)
-            children_shown = sum(f"s{seed} sklearn" in shown for seed in range(5))
+            rows = browser.execute_script("return document.querySelectorAll('[role=row]').length")
+            children_shown = sum(f"s{seed} sklearn" in shown for seed in range(20))
     finally:
         stop(ui)
-    return {"parent_page_s": parent_s, "runs_list_s": runs_s, "children_listed": children_shown}
+    return {
+        "parent_page_s": parent_s,
+        "runs_list_s": runs_s,
+        "matching_runs": counted,
+        "rows_rendered": rows,
+        "children_listed": children_shown,
+    }
+
+
+def _matching_runs(text: str) -> int:
+    """The runs table's "N matching runs", once it counts some (0 while it loads)."""
+    found = re.search(r"([\d,]+) matching runs?", text)
+    return int(found.group(1).replace(",", "")) if found else 0
 
 
 def main() -> None:
@@ -150,7 +168,12 @@ def main() -> None:
     parser.add_argument("--dry-run-trials", type=int, default=12000)
     parser.add_argument("--postgres", type=int, default=0, help="trials through a server")
     parser.add_argument("--ui", action="store_true", help="the largest grid in the MLflow UI")
+    parser.add_argument("--ui-store", help="only the UI's load, of grid `scale` in this store")
     args = parser.parse_args()
+    if args.ui_store:
+        with tempfile.TemporaryDirectory(prefix="mlpsuite-scale-") as folder:
+            print(ui_load(args.ui_store, Path(folder)))
+        return
     sizes = [int(size) for size in args.sizes.split(",")]
     rows, ui = [], {}
     dry_first, dry_again = dry_runs(args.dry_run_trials)
@@ -193,8 +216,9 @@ def main() -> None:
         after += (
             f" MLflow UI on the {max(sizes):,}-trial grid (headless Chromium, polled every "
             f"0.5 s): the parent run's page with its figures in {ui['parent_page_s']:.1f} s, "
-            f"the experiment's runs list in {ui['runs_list_s']:.1f} s with "
-            f"{ui['children_listed']} trial runs among its top rows (they nest under the grid run)."
+            f"the experiment's runs list in {ui['runs_list_s']:.1f} s ({ui['matching_runs']:,} "
+            f"matching runs, {ui['rows_rendered']} rows rendered, {ui['children_listed']} of "
+            "them trial runs: they nest under the grid run)."
         )
     publish(
         "scale",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import signal
@@ -27,6 +26,7 @@ from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.base import Event, Executor
 from mlpsuite.executors.local import LocalExecutor
 from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
+from mlpsuite.run_records import grid_key
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, StoreReader, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
 from mlpsuite.tracking.tags import TAG_REPORT_DIGEST, TAG_TEXT_CHARS, run_versions
@@ -84,17 +84,18 @@ def run_grid(
     show, or `check_data()` returns them, called before anything is written unless nothing
     is to run (then the splits the grid's run logged before are kept)."""
     trials = trials if trials is not None else unique_trials(expand(spec, config_path))
-    keys = {trial.key for trial in trials}
+    by_key = {trial.key: trial for trial in trials}  # a key costs a hash of the whole trial
+    keys = set(by_key)
     # Read first, write after: a grid with nothing to run checks no data, and a grid whose
     # data check fails has written nothing.
     experiment_id = tracker.find_experiment(spec.name)
     known, found = [], None
     if experiment_id is not None:
         # The grid run of these keys, if it ran before: its trial index holds them all.
-        found = tracker.find_grid(experiment_id, trials)
+        found = tracker.find_grid(experiment_id, grid_key(trials))
         known = tracker.grid_trial_runs(experiment_id, found, keys)
     finished, other_versions = _reusable(known, keys, force, spec.reuse)
-    todo = [trial for trial in trials if trial.key not in finished]
+    todo = [trial for key, trial in by_key.items() if key not in finished]
     if splits is None and check_data is not None:
         logged = tracker.logged_splits(found) if found is not None and not todo else None
         splits = logged if logged is not None else check_data()
@@ -151,7 +152,8 @@ def reusable_keys(reader: StoreReader, spec: GridSpec, trials: list[Trial]) -> s
     experiment_id = reader.find_experiment(spec.name)
     if experiment_id is None:
         return set()
-    known = reader.grid_trial_runs(experiment_id, reader.find_grid(experiment_id, trials), keys)
+    found = reader.find_grid(experiment_id, grid_key(trials))
+    known = reader.grid_trial_runs(experiment_id, found, keys)
     return _reusable(known, keys, False, spec.reuse)[0]
 
 
@@ -248,13 +250,16 @@ def report_digest(comparison: Comparison) -> str:
     """What the report is a function of: the grid's frame, curves and tables as compared, the
     protocol and this mlpsuite. Equal digests, equal reports: a grid run again with nothing
     to run, or compared again unchanged, keeps the report its parent shows."""
+    import pandas as pd
+
     from mlpsuite import __version__
 
     digest = hashlib.sha256(__version__.encode())
-    for table in (comparison.frame, comparison.cells, comparison.effects):
+    # The frame names each counted run and its end state: its curves, logged before it ended,
+    # are the same while it is.
+    digest.update(pd.util.hash_pandas_object(comparison.frame.astype(str)).to_numpy().tobytes())
+    for table in (comparison.cells, comparison.effects):
         digest.update(table.to_csv(index=False).encode())
-    curves = json.dumps([comparison.curves, comparison.losses], sort_keys=True, default=str)
-    digest.update(curves.encode())
     digest.update(comparison.protocol.model_dump_json().encode())
     return digest.hexdigest()[:32]
 

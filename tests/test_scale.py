@@ -300,3 +300,16 @@ def test_the_dry_run_of_a_large_grid_is_a_summary_and_writes_nothing(tmp_path):
     rows = list(csv.DictReader(io.StringIO(listed.stdout)))
     assert len(rows) == 240 and "reused" not in rows[0]
     assert collections.Counter(row["backend"] for row in rows) == {"sklearn": 120, "jax": 120}
+
+
+@pytest.mark.check
+def test_a_trials_key_is_computed_once_and_a_copy_with_changes_gets_its_own(tmp_path):
+    path = write_grid(tmp_path, "keys", backends=["jax"], seeds=[0, 1])
+    first, second = expand(load_config(path))
+    again = expand(load_config(path))[0]
+    key = first.key
+    assert first.key is key  # kept, not hashed again
+    assert first == again and again.key == key  # the cached key is not part of equality
+    changed = first.model_copy(update={"seed": 1})
+    assert changed.key == second.key != key
+    assert first.model_copy().key == key

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from mlpsuite import __version__
 from mlpsuite.config.messages import validated
@@ -52,9 +52,27 @@ class Trial(Section):
         default=None, description="a data file's resolved path: runs from any folder"
     )
     diagnostics: bool = False
+    # The key, once computed: a 10,000-trial grid asks for each trial's several times, and a
+    # Trial is frozen; `model_copy` forgets it (an update changes what it hashes).
+    _key: str | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:  # as pydantic compares, less the cached key
+        if not isinstance(other, Trial):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Trial:
+        copied = super().model_copy(update=update, deep=deep)
+        copied._key = None
+        return copied
 
     @property
     def key(self) -> str:
+        if self._key is None:
+            self._key = self._identity_hash()
+        return self._key
+
+    def _identity_hash(self) -> str:
         identity = self.model_dump(mode="json", exclude={"experiment", "cell", "data_path"})
         identity["training"].pop("max_seconds")  # a time limit does not change a finished result
         identity["training"].pop("vectorize")  # nor, beyond float rounding, does vectorizing

@@ -16,7 +16,6 @@ from mlflow.exceptions import MlflowException
 
 from mlpsuite.config import Trial
 from mlpsuite.errors import ReportError, StoreError
-from mlpsuite.run_records import grid_key
 from mlpsuite.tracking.calls import StoreCalls
 from mlpsuite.tracking.index import (
     INDEX_MARGIN_MS,
@@ -187,9 +186,8 @@ class StoreReader:
         runs = self.search(experiment_id, f"tags.`{TAG_KIND}` = 'trial'")
         return [self._remember(run) for run in runs if run.data.tags.get(TAG_KEY) in keys]
 
-    def find_grid(self, experiment_id: str, trials: list[Trial]):
-        """The newest grid run of this set of trial keys, or None."""
-        key = grid_key(trials)
+    def find_grid(self, experiment_id: str, key: str):
+        """The newest grid run of the grid whose key (`run_records.grid_key`) is `key`, or None."""
         found = self.search(
             experiment_id, f"tags.`{TAG_KIND}` = 'grid' and tags.`{TAG_GRID_KEY}` = '{key}'"
         )

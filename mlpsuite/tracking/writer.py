@@ -133,7 +133,7 @@ class Tracker(StoreReader):
         Returns the run id and which invocation of the grid this is (1 for a new parent).
         """
         key = grid_key(trials)
-        parent = self.find_grid(experiment_id, trials)
+        parent = self.find_grid(experiment_id, key)
         if parent is not None:
             invocation = int(parent.data.tags.get(TAG_INVOCATIONS, "1")) + 1
             self._call(self.client.update_run, parent.info.run_id, status="RUNNING")
@@ -228,8 +228,13 @@ class Tracker(StoreReader):
 
     def _log_grid_inputs(self, run_id: str, trials: list[Trial]) -> None:
         """Every dataset of the grid, once, as the parent's inputs (the UI's Datasets column)."""
-        inputs = {}
+        inputs, seen = {}, set()
         for trial in trials:
+            # A 10,000-trial grid has a few datasets: each is described once.
+            source = (trial.data_path, trial.data_sha256, trial.dataset.model_dump_json())
+            if source in seen:
+                continue
+            seen.add(source)
             found = dataset_input(trial)
             inputs.setdefault((found.dataset.name, found.dataset.digest), found)
         self._call(self.client.log_inputs, run_id, list(inputs.values()))
