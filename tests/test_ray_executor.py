@@ -37,6 +37,7 @@ from tests.grids import (
 
 # Differ between two runs of the same trial: when and where it ran, and how long it took.
 UNSTABLE_TAGS = (
+    "mlpsuite.driver",  # each invocation its own id
     "mlflow.runName",
     "mlpsuite.host",
     "mlpsuite.pid",

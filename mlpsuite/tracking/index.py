@@ -24,6 +24,9 @@ INDEX_FORMAT = 1
 # Runs another machine ended this long before the index was written are looked for again: its
 # clock may stamp the end of a run a little "before" it happened, as the writer's clock reads.
 INDEX_MARGIN_MS = 60_000
+# A run's end is stamped before it reaches the store (its last batch, a wait for SQLite's
+# lock): runs of any host that ended this long before are looked for again too.
+WRITE_MARGIN_MS = 10_000
 
 
 @dataclasses.dataclass(slots=True)  # 10,000 of each per index

@@ -20,6 +20,7 @@ from mlpsuite.tracking.calls import StoreCalls
 from mlpsuite.tracking.index import (
     INDEX_MARGIN_MS,
     TRIAL_INDEX,
+    WRITE_MARGIN_MS,
     RunRecord,
     TrialIndex,
     load_index,
@@ -204,8 +205,9 @@ class StoreReader:
         found = {record.info.run_id: record for record in index.records}
         for record in found.values():
             self.records.setdefault(record.info.run_id, record)
+        running = {r.info.run_id for r in index.records if r.info.status == "RUNNING"}
         changed, deleted = self._changed_since(
-            experiment_id, index.written_ms, index.driver, index.host
+            experiment_id, index.written_ms, index.driver, index.host, running
         )
         if not changed and not deleted & found.keys():
             self.current_indexes.add(parent.info.run_id)  # the store holds what it says
@@ -240,27 +242,40 @@ class StoreReader:
         return index
 
     def _changed_since(
-        self, experiment_id: str, read_ms: int, driver: str, host: str
+        self, experiment_id: str, read_ms: int, driver: str, host: str, running: set[str]
     ) -> tuple[list, set[str]]:
         """Trial runs that may differ from what was read at `read_ms` (the reader's clock, on
-        `host`): those ended since (not `driver`'s, which the reader noted itself; a run that
-        another machine ended is looked for a margin earlier, for its clock), those still
-        RUNNING, and the ids of those deleted."""
+        `host`), where the runs `running` were RUNNING: those ended since (not `driver`'s,
+        which the reader noted itself), those still RUNNING, those of `running` (whenever they
+        ended), and the ids of those deleted. A run's end is stamped before it is written, and
+        another machine's clock may run behind: ends are looked for a margin earlier."""
         trials = f"tags.`{TAG_KIND}` = 'trial'"
         ended = self.search(
             experiment_id,
-            f"{trials} and attributes.end_time > {read_ms} and tags.`{TAG_DRIVER}` != '{driver}'",
+            f"{trials} and attributes.end_time > {read_ms - WRITE_MARGIN_MS} and "
+            f"tags.`{TAG_DRIVER}` != '{driver}'",
         )
         elsewhere = self.search(
             experiment_id,
             f"{trials} and attributes.end_time > {read_ms - INDEX_MARGIN_MS} and "
             f"tags.`{TAG_HOST}` != '{host}'",
         )
-        running = self.search(experiment_id, f"{trials} and attributes.status = 'RUNNING'")
+        still = self.search(experiment_id, f"{trials} and attributes.status = 'RUNNING'")
+        ids = sorted(running)
+        were = [
+            run
+            for start in range(0, len(ids), 100)  # MLflow's IN takes a list; a page of them
+            for run in self.search(
+                experiment_id,
+                "attributes.run_id IN ("
+                + ", ".join(f"'{run_id}'" for run_id in ids[start : start + 100])
+                + ")",
+            )
+        ]
         deleted = self.search(
             experiment_id, f"{trials} and tags.`{TAG_CLAIM}` = 'won'", ViewType.DELETED_ONLY
         )
-        return ended + elsewhere + running, {run.info.run_id for run in deleted}
+        return ended + elsewhere + still + were, {run.info.run_id for run in deleted}
 
     def _remember(self, run) -> RunRecord:
         """The run as a record, kept for its curves to be read once."""

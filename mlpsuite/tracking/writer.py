@@ -44,6 +44,7 @@ from mlpsuite.tracking.tags import (
     TAG_BACKEND,
     TAG_CELL,
     TAG_CLAIM,
+    TAG_DRIVER,
     TAG_FAILURE,
     TAG_GRID_KEY,
     TAG_INDEXED,
@@ -508,8 +509,13 @@ class Tracker(StoreReader):
             return
         written_ms = _now_ms()
         # Other drivers' runs changed since this one read the grid (its own are all noted).
+        running = {
+            run_id
+            for run_id, record in self.records.items()
+            if record.info.status == "RUNNING" and record.data.tags.get(TAG_DRIVER) != self.driver
+        }
         changed, deleted = self._changed_since(
-            experiment_id, self.read_ms, self.driver, socket.gethostname()
+            experiment_id, self.read_ms, self.driver, socket.gethostname(), running
         )
         for run in changed:
             self._remember(run)
