@@ -88,12 +88,7 @@ def run_grid(
     keys = set(by_key)
     # Read first, write after: a grid with nothing to run checks no data, and a grid whose
     # data check fails has written nothing.
-    experiment_id = tracker.find_experiment(spec.name)
-    known, found = [], None
-    if experiment_id is not None:
-        # The grid run of these keys, if it ran before: its trial index holds them all.
-        found = tracker.find_grid(experiment_id, grid_key(trials))
-        known = tracker.grid_trial_runs(experiment_id, found, keys)
+    experiment_id, found, known = _known_runs(tracker, spec, trials, keys)
     finished, other_versions = _reusable(known, keys, force, spec.reuse)
     todo = [trial for key, trial in by_key.items() if key not in finished]
     if splits is None and check_data is not None:
@@ -149,12 +144,19 @@ def run_grid(
 def reusable_keys(reader: StoreReader, spec: GridSpec, trials: list[Trial]) -> set[str]:
     """The keys of `trials` that `run_grid` would reuse from the store (read only)."""
     keys = {trial.key for trial in trials}
+    _, _, known = _known_runs(reader, spec, trials, keys)
+    return _reusable(known, keys, False, spec.reuse)[0]
+
+
+def _known_runs(reader: StoreReader, spec: GridSpec, trials: list[Trial], keys: set[str]):
+    """(the experiment's id, the grid's run, every trial run of `keys`), read only; (None,
+    None, []) where the experiment does not exist yet."""
     experiment_id = reader.find_experiment(spec.name)
     if experiment_id is None:
-        return set()
+        return None, None, []
+    # The grid run of these keys, if it ran before: its trial index holds them all.
     found = reader.find_grid(experiment_id, grid_key(trials))
-    known = reader.grid_trial_runs(experiment_id, found, keys)
-    return _reusable(known, keys, False, spec.reuse)[0]
+    return experiment_id, found, reader.grid_trial_runs(experiment_id, found, keys)
 
 
 def _reusable(known: list, keys: set[str], force: bool, reuse: str) -> tuple[set[str], int]:
@@ -247,8 +249,9 @@ def log_comparison(
 
 
 def report_digest(comparison: Comparison) -> str:
-    """What the report is a function of: the grid's frame, curves and tables as compared, the
-    protocol and this mlpsuite. Equal digests, equal reports: a grid run again with nothing
+    """What the report is a function of: the grid's frame and tables as compared (the frame
+    names each counted run and its end state, which fix its curves), the protocol and this
+    mlpsuite. Equal digests, equal reports: a grid run again with nothing
     to run, or compared again unchanged, keeps the report its parent shows."""
     import pandas as pd
 
