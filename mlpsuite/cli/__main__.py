@@ -1,7 +1,5 @@
 """`python -m mlpsuite.cli`: the `mlpsuite` command."""
 
-import sys
+from mlpsuite.cli import entry
 
-from mlpsuite.cli import main
-
-sys.exit(main())
+entry()
