@@ -24,6 +24,7 @@ from mlpsuite.errors import ConfigError
 
 if TYPE_CHECKING:
     from mlpsuite.config import GridSpec, Trial
+    from mlpsuite.config.search import SearchSpec
     from mlpsuite.present.notebook import Comparison, GridResult
 
 Config = str | Path | Mapping[str, Any]
@@ -36,7 +37,8 @@ class Plan(list):  # of Trial (a runtime import of config would make `import mlp
     """What `plan` returns: the trials, in order (a list); `splits`, the rows of each
     dataset's train, val and test splits (`[{"dataset": "iris", "train": 90, ...}]`);
     `reused`, the keys of the trials the store would reuse (None: no store read), and
-    `store`, which store that is (or why none was read)."""
+    `store`, which store that is (or why none was read); `search`, the grid's `search:`
+    section (None: its cells are all listed)."""
 
     def __init__(
         self,
@@ -44,9 +46,11 @@ class Plan(list):  # of Trial (a runtime import of config would make `import mlp
         splits: list[dict[str, Any]],
         reused: set[str] | None = None,
         store: str = "",
+        search: SearchSpec | None = None,
     ):
         super().__init__(trials)
         self.splits, self.reused, self.store = splits, reused, store
+        self.search = search  # the grid's `search:` section, if it samples points
 
 
 def plan(
@@ -64,7 +68,8 @@ def plan(
     spec = load_config(config, backends=_backends(backends))
     splits = check_grid(spec, source_path(config))
     trials = unique_trials(expand(spec, source_path(config)))
-    return Plan(trials, splits, *_reusable_in_store(spec, trials, tracking_uri))
+    reused, store = _reusable_in_store(spec, trials, tracking_uri)
+    return Plan(trials, splits, reused, store, spec.search)
 
 
 def _reusable_in_store(spec: GridSpec, trials: list[Trial], tracking_uri: str | None):

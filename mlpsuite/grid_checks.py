@@ -19,8 +19,9 @@ import shutil
 from pathlib import Path
 from typing import Any, cast
 
-from mlpsuite.config import GridSpec, cell_spec, cells, file_digest, load_config, source_path
+from mlpsuite.config import GridSpec, cell_spec, file_digest, load_config, source_path
 from mlpsuite.config.compare import protocol_problem, recorded_metrics
+from mlpsuite.config.grid import checked_cells
 from mlpsuite.config.loading import Source
 from mlpsuite.data import load_dataset
 from mlpsuite.data.builtin import dataset_cache_dir
@@ -38,7 +39,7 @@ def check_grid(spec: GridSpec, path: Path) -> list[dict[str, Any]]:
     """Every check above the schema; the first failure raises one ConfigError line. Returns
     the rows of each dataset's splits (`[{"dataset": "iris", "train": 90, "val": 30, "test":
     30}]`; the grid's manifest keeps them for its comparison)."""
-    resolved = [cell_spec(spec, cell, path) for cell in cells(spec)]  # once, for both checks
+    resolved = [cell_spec(spec, cell, path) for cell in checked_cells(spec)]  # once, for all
     _check_grid_axes_matter(spec, resolved, path)
     _check_execution(spec, resolved, path)
     tasks, splits = _check_grid_data(resolved, path)
@@ -55,7 +56,9 @@ def _check_comparison(
     curves = ["loss", *(["val_loss"] if validation else [])]
     if tasks == {"classification"}:
         curves += ["accuracy", *(["val_accuracy"] if validation else [])]
-    problem = protocol_problem(spec.compare, list(spec.grid), recorded, curves)
+    problem = protocol_problem(
+        spec.protocol(), spec.keys(), recorded, curves, searched=spec.search is not None
+    )
     if problem is not None:
         field, message = problem
         raise ConfigError(f"{path}: compare.{field}: {message}")

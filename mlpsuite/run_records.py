@@ -29,16 +29,37 @@ def grid_manifest(
         "grid_key": key,
         "experiment": spec.name,
         "description": spec.description,
-        "grid_keys": list(spec.grid),
+        "grid_keys": spec.keys(),
         "backends": list(spec.backends),
         "seeds": list(spec.seeds),
-        "compare": spec.compare.model_dump(mode="json", exclude_unset=True),
+        "compare": {
+            **spec.compare.model_dump(mode="json", exclude_unset=True),
+            # a search's sampled keys are nuisance without saying so: said here
+            **({"nuisance": list(spec.protocol().nuisance)} if spec.search is not None else {}),
+        },
+        "search": spec.search.model_dump(mode="json") if spec.search is not None else None,
         "splits": splits or [],
         "trials": [
             {"key": t.key, "backend": t.backend, "seed": t.seed, "cell": t.cell_values()}
             for t in trials
         ],
     }
+
+
+def search_points_csv(spec: GridSpec) -> str:
+    """A searched grid's points as CSV: `point` (its number, in draw order), then one column
+    per sampled key; every grid cell ran each of them."""
+    import csv
+    import io
+
+    assert spec.search is not None
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    keys = list(spec.search.space)
+    writer.writerow(["point", *keys])
+    for number, point in enumerate(spec.search.points(), start=1):
+        writer.writerow([number, *(point[key] for key in keys)])
+    return out.getvalue()
 
 
 def curve_summary(history: dict[str, list[float]]) -> dict[str, float]:

@@ -88,6 +88,10 @@ GRID_2 = (
     "name: x\ndataset: {name: iris}\n"
     "grid: {optimizer.name: [sgd, adam], optimizer.learning_rate: [0.1, 0.01]}\n"
 )
+# A grid over optimizers whose `search:` section each case completes with its `space:`.
+SEARCHED = (
+    "name: x\ndataset: {name: iris}\ngrid: {optimizer.name: [sgd, adam]}\nsearch:\n  trials: 8\n"
+)
 BAD_CONFIGS = {
     "not UTF-8": (b"name: x\xe9\ndataset: {name: iris}\n", "not UTF-8 text (byte 7)"),
     "unknown top key": (
@@ -359,6 +363,49 @@ BAD_CONFIGS = {
     "target measure without a target": (
         GRID_2 + "compare: {metric: epochs_to_target}\n",
         "compare.metric: epochs_to_target needs a target (compare.target",
+    ),
+    "search range upside down": (
+        SEARCHED + "  space: {optimizer.learning_rate: {low: 1, high: 0.1}}\n",
+        "search.space: optimizer.learning_rate: low (1) must be below high (0.1)",
+    ),
+    "search log range touching 0": (
+        SEARCHED + "  space: {optimizer.learning_rate: {low: 0, high: 1, log: true}}\n",
+        "search.space: optimizer.learning_rate: a log range must stay above 0",
+    ),
+    "search key also in grid": (
+        "name: x\ndataset: {name: iris}\ngrid: {optimizer.learning_rate: [0.1, 0.01]}\n"
+        "search: {trials: 8, space: {optimizer.learning_rate: {low: 0.001, high: 1}}}\n",
+        "search.space.optimizer.learning_rate: also a grid: key; a key is either listed (grid:) "
+        "or sampled",
+    ),
+    "search key no section has": (
+        SEARCHED + "  space: {optimizer.lr: {low: 0.1, high: 1}}\n",
+        "search.space.optimizer.lr: no such key; allowed: optimizer.name, optimizer.learning_rate",
+    ),
+    "search key no optimizer reads": (
+        SEARCHED + "  space: {optimizer.momentum: {low: 0.5, high: 0.99}}\n",
+        "search.space.optimizer.momentum: no optimizer of this grid reads it (optimizer sgd has "
+        "no momentum; used by: momentum, nesterov)",
+    ),
+    "search without trials": (
+        "name: x\ndataset: {name: iris}\nsearch: {trials: 0, space: {model.dropout: {low: 0, "
+        "high: 0.5}}}\n",
+        "search.trials: Input should be greater than or equal to 1, got 0",
+    ),
+    "search past the points its space holds": (
+        SEARCHED.replace("trials: 8", "trials: 30")
+        + "  space: {model.activation: {choices: [relu, tanh]}, training.batch_size: {low: 8, "
+        "high: 10, integer: true}}\n",
+        "search: trials: 30 points, but this space holds only 6 distinct points",
+    ),
+    "search with no choices": (
+        SEARCHED + "  space: {model.activation: {choices: []}}\n",
+        "search.space: model.activation.choices: an empty list of choices",
+    ),
+    "search range past a field's bound": (
+        SEARCHED + "  space: {model.dropout: {low: 0, high: 3}}\n",
+        "model.dropout: Input should be less than 1, got 3.0 (from search.space.model.dropout "
+        "value 3.0)",
     ),
     "accuracy target above 1": (
         GRID_2 + "compare: {target: {val_accuracy: 2}}\n",

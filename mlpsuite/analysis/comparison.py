@@ -243,7 +243,7 @@ def compare(
     grid_keys = [grid_column(key) for key in manifest["grid_keys"]]
     frame = _selected(frame, grid_keys, where or {})
     spec = _protocol(manifest, protocol, metric, frame)
-    _check_protocol(spec, manifest["grid_keys"], frame)
+    _check_protocol(spec, manifest["grid_keys"], frame, searched=bool(manifest.get("search")))
     frame, curves, losses = _with_histories(tracker, frame, spec.target_pair())
     nuisance = [grid_column(key) for key in spec.nuisance]
     scientific = [key for key in grid_keys if key not in nuisance]
@@ -330,9 +330,12 @@ def _recorded(frame: pd.DataFrame, target: bool) -> list[str]:
     return [name for name in RANKABLE if name in have]
 
 
-def _check_protocol(spec: CompareSpec, grid_keys: list[str], frame: pd.DataFrame) -> None:
+def _check_protocol(
+    spec: CompareSpec, grid_keys: list[str], frame: pd.DataFrame, searched: bool = False
+) -> None:
     curves = [name for name in TARGET_METRICS if name in frame and frame[name].notna().any()]
-    problem = protocol_problem(spec, grid_keys, _recorded(frame, bool(spec.target)), curves)
+    recorded = _recorded(frame, bool(spec.target))
+    problem = protocol_problem(spec, grid_keys, recorded, curves, searched=searched)
     if problem is not None:
         field, message = problem
         given = getattr(spec, field)

@@ -46,6 +46,7 @@ RUN_METRICS = (
 CURVE_MEASURES = ("auc_val_loss", "epochs_to_target", "time_to_target_s")
 ALL_BACKENDS = "all"
 NOT_RUN = "not run"
+NOT_READ = "-"  # a grid key's value in a cell that never reads it
 # Frame columns a grid key must not overwrite (the top-level `loss` key meets the `loss` metric).
 _RESERVED = {
     "key",
@@ -82,7 +83,8 @@ def grid_frame(manifest: dict[str, Any], runs: list) -> pd.DataFrame:
             "backend": trial["backend"],
             "seed": trial["seed"],
             "cell": cell_label(trial["cell"]),
-            **{grid_column(k): v for k, v in trial["cell"].items()},
+            # A sampled key its cell never reads (momentum under Adam) is not in the cell.
+            **{grid_column(k): trial["cell"].get(k, NOT_READ) for k in manifest["grid_keys"]},
         }
         run = counted_run(by_key.get(trial["key"], []))
         rows.append(

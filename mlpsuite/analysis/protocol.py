@@ -15,7 +15,7 @@ from typing import cast
 
 import pandas as pd
 
-from mlpsuite.analysis.frame import finished, pooled_source
+from mlpsuite.analysis.frame import NOT_READ, finished, pooled_source
 from mlpsuite.analysis.stats import mean_interval
 from mlpsuite.analysis.tables import direction
 from mlpsuite.config import cell_label
@@ -52,7 +52,8 @@ def selection_table(
         rows.append(
             {
                 "cell": cell_label({k: values[k] for k in scientific}),
-                "setting": cell_label({k: values[k] for k in nuisance}),
+                # a sampled key the cell never reads (momentum under Adam) names nothing
+                "setting": cell_label({k: values[k] for k in nuisance if values[k] != NOT_READ}),
                 **values,
                 "n": interval.n,
                 "finished": len(ok),
@@ -148,7 +149,6 @@ def protocol_sentence(
     reported on test_loss"."""
     compared = scientific[0] if len(scientific) == 1 else f"({', '.join(scientific)}) cell"
     tuned = nuisance[0] if len(nuisance) == 1 else f"({', '.join(nuisance)}) setting"
-    return (
-        f"each {compared} at its best {tuned} by mean {select_on} over {seeds} "
-        f"seed{'s' * (seeds != 1)}; reported on {metric}"
-    )
+    # A search over every key (no grid: keys) compares nothing: it finds the best point.
+    head = f"each {compared} at its best {tuned}" if scientific else f"the best {tuned}"
+    return f"{head} by mean {select_on} over {seeds} seed{'s' * (seeds != 1)}; reported on {metric}"

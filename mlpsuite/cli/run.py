@@ -152,6 +152,9 @@ def _dry_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     console = Console()
+    if planned.search is not None:
+        for shown in plan.search_summary(planned.search, planned):
+            console.print(shown, soft_wrap=isinstance(shown, str))
     reuse = plan.reuse_line(planned, planned.reused, planned.store)
     if len(planned) <= plan.LISTED_TRIALS:
         console.print(plan.trial_table(planned))

@@ -95,17 +95,22 @@ def recorded_metrics(tasks: set[str], validation: bool, target: bool) -> list[st
 
 
 def protocol_problem(
-    spec: CompareSpec, grid_keys: list[str], recorded: list[str], curves: list[str]
+    spec: CompareSpec,
+    grid_keys: list[str],
+    recorded: list[str],
+    curves: list[str],
+    searched: bool = False,
 ) -> tuple[str, str] | None:
     """(field, message) for the first thing wrong with `spec` on a grid with these keys, these
-    recorded metrics and these epoch curves (`curves`); None when it can be computed."""
+    recorded metrics and these epoch curves (`curves`); None when it can be computed. A
+    `searched` grid may tune every key: its answer is then the best point, one cell."""
     keys = ", ".join(grid_keys) or "(none: the grid has no keys)"
     for key in spec.nuisance:
         if key not in grid_keys:
             return "nuisance", f"{key!r} is not a grid key; allowed: {keys}"
     if len(set(spec.nuisance)) < len(spec.nuisance):
         return "nuisance", f"a key is given twice: {list(spec.nuisance)}"
-    if spec.nuisance and set(spec.nuisance) >= set(grid_keys):
+    if spec.nuisance and set(spec.nuisance) >= set(grid_keys) and not searched:
         what = "the only grid key" if len(grid_keys) == 1 else "every grid key"
         return "nuisance", (
             f"{', '.join(spec.nuisance)} is {what}; at least one must stay scientific "

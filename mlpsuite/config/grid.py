@@ -229,34 +229,89 @@ def short_value(value: Any) -> str:
 
 
 def check_grid_cells(spec: GridSpec, path: Path) -> None:
-    """Every grid key must name a real field, and every value must validate there."""
+    """Every grid key must name a real field, and every value must validate there; so must every
+    key of the search space and the ends of its range."""
     base = spec.model_dump(mode="python", include=set(SECTIONS))
     for key, values in spec.grid.items():
-        *parents, leaf = key.split(".")
-        target = base
-        for depth, part in enumerate(parents):
-            target = target.get(part) if isinstance(target, dict) else None
-            if not isinstance(target, dict):
-                where = ".".join(parents[: depth + 1])
-                raise ConfigError(f"{path}: grid.{key}: no such key; {where} has no sub-keys")
-        if leaf not in target and ".".join(parents) not in FREE_FORM_KEYS:
-            prefix = ".".join(parents)
-            allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
-            raise ConfigError(f"{path}: grid.{key}: no such key; allowed: {allowed}")
+        _check_field(base, "grid", key, path)
         for value in values:
             cell_spec(spec, {key: value}, path)
+    if spec.search is not None:
+        _check_search_space(spec, base, path)
 
 
-def cells(spec: GridSpec) -> list[dict[str, Any]]:
-    """The grid's cells: one dict of grid values each, in the cross product's order."""
+def _check_field(base: dict[str, Any], section: str, key: str, path: Path) -> None:
+    """A ConfigError unless `key` (dotted) names a field of the grid's sections."""
+    *parents, leaf = key.split(".")
+    target = base
+    for depth, part in enumerate(parents):
+        target = target.get(part) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            where = ".".join(parents[: depth + 1])
+            raise ConfigError(f"{path}: {section}.{key}: no such key; {where} has no sub-keys")
+    if leaf not in target and ".".join(parents) not in FREE_FORM_KEYS:
+        prefix = ".".join(parents)
+        allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
+        raise ConfigError(f"{path}: {section}.{key}: no such key; allowed: {allowed}")
+
+
+def _check_search_space(spec: GridSpec, base: dict[str, Any], path: Path) -> None:
+    """Each sampled key: not also listed in `grid:`, a real field, valid at the ends of its
+    range (every value between is then valid too: the fields' bounds are intervals), and read
+    by at least one optimizer of the grid."""
+    assert spec.search is not None
+    optimizers = [cell_spec(spec, cell, path).optimizer for cell in grid_cells(spec)]
+    for key, dimension in spec.search.space.items():
+        if key in spec.grid:
+            raise ConfigError(
+                f"{path}: search.space.{key}: also a grid: key; a key is either listed (grid:) "
+                "or sampled (search:), not both"
+            )
+        _check_field(base, "search.space", key, path)
+        for value in dimension.ends():
+            cell_spec(spec, {key: value}, path, origin="search.space")
+        unread = [optimizer for optimizer in optimizers if key in optimizer.ignored()]
+        if unread and len(unread) == len(optimizers):
+            raise ConfigError(
+                f"{path}: search.space.{key}: no optimizer of this grid reads it "
+                f"({unread[0].ignored()[key]}); sample it where one does, or drop it"
+            )
+
+
+def grid_cells(spec: GridSpec) -> list[dict[str, Any]]:
+    """The crossing of `grid:`: one dict of grid values each, in the cross product's order."""
     keys = list(spec.grid)
     return [
         dict(zip(keys, values, strict=True)) for values in itertools.product(*spec.grid.values())
     ]
 
 
-def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
-    """The grid's spec with one cell's values set, validated (errors name the grid key)."""
+def cells(spec: GridSpec) -> list[dict[str, Any]]:
+    """The grid's cells: each crossing of `grid:` with each point of `search:` (the same
+    points for every crossing), in that order."""
+    crossed = grid_cells(spec)
+    if spec.search is None:
+        return crossed
+    points = spec.search.points()
+    return [{**cell, **point} for cell in crossed for point in points]
+
+
+def checked_cells(spec: GridSpec) -> list[dict[str, Any]]:
+    """The cells a grid's checks resolve: each crossing of `grid:`, and each with every value
+    at the ends of each sampled key in turn (a point's values lie between its ranges' ends,
+    or are among its choices), not every point: a 10,000-point search is checked at once."""
+    crossed = grid_cells(spec)
+    if spec.search is None:
+        return crossed
+    ends = [
+        {key: value} for key, dimension in spec.search.space.items() for value in dimension.ends()
+    ]
+    return [{**cell, **end} for cell in crossed for end in [{}, *ends]]
+
+
+def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path, origin: str = "grid") -> GridSpec:
+    """The grid's spec with one cell's values set, validated (errors name the key, under
+    `origin`: grid or search.space)."""
     raw = spec.model_dump(mode="python")
     for key, value in cell.items():
         *parents, leaf = key.split(".")
@@ -269,7 +324,7 @@ def cell_spec(spec: GridSpec, cell: dict[str, Any], path: Path) -> GridSpec:
         GridSpec,
         raw,
         path,
-        f" (from grid.{grid_key} value {cell[grid_key]!r})" if grid_key is not None else "",
+        f" (from {origin}.{grid_key} value {cell[grid_key]!r})" if grid_key is not None else "",
     )
 
 
@@ -282,23 +337,40 @@ def unique_trials(trials: list[Trial]) -> list[Trial]:
 
 
 def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
-    """The full cross product: grid cells x seeds x backends, in that nesting (backend outer)."""
-    # Per cell, not per trial: resolving the loss and hashing reads a data file whole.
+    """The full cross product: grid cells x seeds x backends, in that nesting (backend outer).
+    A sampled key the cell never reads (momentum under Adam) is left out of its cell."""
+    # Per crossing, not per trial: resolving the loss and hashing reads a data file whole.
     cell_fields = []
-    for cell in cells(spec):
-        resolved = cell_spec(spec, cell, Path(path))
-        cell_fields.append(
-            dict(
-                dataset=resolved.dataset,
-                model=resolved.model,
-                optimizer=resolved.optimizer,
-                training=resolved.training,
-                loss=_resolved_loss(resolved),
-                cell=_json_safe(cell),
-                data_sha256=file_digest(resolved.dataset.name),
-                data_path=_resolved_file(resolved.dataset.name),
-            )
+    points = spec.search.points() if spec.search is not None else [{}]
+    for crossing in grid_cells(spec):
+        resolved = cell_spec(spec, crossing, Path(path))
+        shared = dict(
+            loss=_resolved_loss(resolved),
+            data_sha256=file_digest(resolved.dataset.name),
+            data_path=_resolved_file(resolved.dataset.name),
         )
+        for point in points:
+            # A point sets fields whose bounds its range's ends passed (`check_grid_cells`):
+            # only the sections it touches are validated again, not the whole grid per point.
+            sections = _with_point(resolved, point) if point else resolved
+            if sections.dataset != resolved.dataset:  # a sampled dataset option
+                shared = dict(
+                    loss=_resolved_loss(sections),
+                    data_sha256=file_digest(sections.dataset.name),
+                    data_path=_resolved_file(sections.dataset.name),
+                )
+            unread = sections.optimizer.ignored()
+            cell = {**crossing, **{k: v for k, v in point.items() if k not in unread}}
+            cell_fields.append(
+                dict(
+                    dataset=sections.dataset,
+                    model=sections.model,
+                    optimizer=sections.optimizer,
+                    training=sections.training,
+                    cell=_json_safe(cell),
+                    **shared,
+                )
+            )
     return [
         Trial(
             experiment=spec.name, backend=backend, seed=seed, diagnostics=spec.diagnostics, **fields
@@ -307,6 +379,27 @@ def expand(spec: GridSpec, path: str | Path = "<config>") -> list[Trial]:
         for fields in cell_fields
         for seed in spec.seeds
     ]
+
+
+def _with_point(resolved: GridSpec, point: dict[str, Any]) -> GridSpec:
+    """`resolved` with a point's values set: each section it touches validated on its own
+    (a dataset key validates the whole grid again: it changes the loss and the data)."""
+    if any(key.split(".")[0] not in ("model", "optimizer", "training") for key in point):
+        return cell_spec(resolved, point, Path("<search>"), origin="search.space")
+    update = {}
+    for name in dict.fromkeys(key.split(".")[0] for key in point):
+        section = getattr(resolved, name)
+        raw = section.model_dump(mode="python")
+        for key, value in point.items():
+            *parents, leaf = key.split(".")
+            if parents[0] != name:
+                continue
+            target = raw
+            for part in parents[1:]:
+                target = target[part]
+            target[leaf] = copy.deepcopy(value)
+        update[name] = type(section).model_validate(raw)
+    return resolved.model_copy(update=update)
 
 
 def _resolved_loss(spec: GridSpec) -> str:

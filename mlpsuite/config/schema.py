@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from mlpsuite.config.compare import CompareSpec
+from mlpsuite.config.search import SearchSpec
 from mlpsuite.data import check_dataset
 from mlpsuite.initializers import INITIALIZERS
 from mlpsuite.registry import (
@@ -252,6 +253,11 @@ class GridSpec(Section):
     backends: tuple[str, ...] = BACKENDS
     seeds: SeedTuple = (0,)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    search: SearchSpec | None = Field(
+        default=None,
+        description="nuisance settings sampled over ranges (quasi-random search), every grid "
+        "cell at the same points: method, trials, seed, space",
+    )
     diagnostics: bool = Field(
         default=False,
         description="log gradient norms, dead units and activation "
@@ -272,6 +278,17 @@ class GridSpec(Section):
         description="which FINISHED trials are reused: any, or "
         "only those recorded with the installed library versions",
     )
+
+    def keys(self) -> list[str]:
+        """What a cell is made of: the keys `grid:` lists, then those `search:` samples."""
+        return [*self.grid, *(self.search.space if self.search is not None else ())]
+
+    def protocol(self) -> CompareSpec:
+        """`compare:` as the comparison applies it: a search's sampled keys are its nuisance
+        keys, unless `compare.nuisance` names them itself."""
+        if self.search is None or "nuisance" in self.compare.model_fields_set:
+            return self.compare
+        return self.compare.model_copy(update={"nuisance": tuple(self.search.space)})
 
     @field_validator("dataset")
     @classmethod

@@ -8,16 +8,21 @@ from __future__ import annotations
 import collections
 import csv
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
-from mlpsuite.config import Trial
+from mlpsuite.config import Trial, cell_label
+
+if TYPE_CHECKING:
+    from mlpsuite.config.search import SearchSpec
 
 # A grid of up to this many trials is listed trial by trial; a larger one is summarised.
 LISTED_TRIALS = 50
 # Cells the summary's table shows (the first ones, in the grid's order).
 SUMMARY_CELLS = 30
+# Points of a search the plan lists (the first ones, in draw order).
+LISTED_POINTS = 20
 # Where a split has fewer rows, a ranking by a metric on it is noisy (one row of 49 is 2%).
 SMALL_SPLIT_ROWS = 50
 
@@ -86,6 +91,43 @@ def plan_summary(trials: list[Trial], reuse: str) -> list:
             f"… and {len(per_cell) - SUMMARY_CELLS:,} more cells; --format csv lists every trial"
         )
     return [*lines, table, *after]
+
+
+def search_summary(search: SearchSpec, trials: list[Trial]) -> list:
+    """A searched grid's points: how they were drawn, over which ranges, how many distinct
+    trials each crossing of `grid:` runs per seed and backend (a sampled key its cells never
+    read makes points that differ only there one trial), and the first LISTED_POINTS points."""
+    sampled = list(search.space)
+    ranges = "; ".join(f"{key} {dimension.label()}" for key, dimension in search.space.items())
+    distinct: dict[str, set] = {}
+    for trial in trials:
+        values = trial.cell_values()
+        crossing = cell_label({k: v for k, v in values.items() if k not in search.space})
+        distinct.setdefault(crossing, set()).add(tuple(values.get(k) for k in sampled))
+    points = search.points()
+    table = Table(
+        title=f"the first {LISTED_POINTS} of {len(points)} points"
+        if len(points) > LISTED_POINTS
+        else f"{len(points)} points"
+    )
+    table.add_column("point", justify="right")
+    for key in sampled:
+        table.add_column(key, justify="right")
+    for number, point in enumerate(points[:LISTED_POINTS], start=1):
+        table.add_row(
+            str(number),
+            *(
+                f"{point[key]:g}" if isinstance(point[key], float) else str(point[key])
+                for key in sampled
+            ),
+        )
+    return [
+        f"{search.method} search: {search.trials} points (seed {search.seed}) over {ranges}; "
+        "every grid cell runs each point",
+        "distinct points per grid cell: "
+        + "; ".join(f"{crossing} {len(found)}" for crossing, found in distinct.items()),
+        table,
+    ]
 
 
 def reuse_line(trials: list[Trial], reused: set[str] | None, store: str) -> str:

@@ -25,6 +25,7 @@ TAG_PID = "mlpsuite.pid"  # whether that coordinator still exists
 TAG_VERSION = "mlpsuite.version."  # + a library's name: the versions a trial ran with
 TAG_MISSING = "mlpsuite.missing_artifacts"  # artifacts that could not be written, and why
 GRID_MANIFEST = "grid.json"
+SEARCH_POINTS = "search.csv"  # a searched grid's points, on its parent run
 
 # How much text one tag or param keeps. A param is cut at MLflow's limit for its value
 # (mlflow.utils.validation.MAX_PARAM_VAL_LENGTH); a message or list in a tag at 5,000

@@ -25,7 +25,13 @@ from mlflow.exceptions import MlflowException
 from mlpsuite.config import GridSpec, Trial
 from mlpsuite.errors import StoreError
 from mlpsuite.results import COORDINATOR_DIED, TrialResult
-from mlpsuite.run_records import curve_summary, dataset_input, grid_key, grid_manifest
+from mlpsuite.run_records import (
+    curve_summary,
+    dataset_input,
+    grid_key,
+    grid_manifest,
+    search_points_csv,
+)
 from mlpsuite.tracking.claims import (
     WON,
     claim_tags,
@@ -41,6 +47,7 @@ from mlpsuite.tracking.tags import (
     GRID_MANIFEST,
     NOTE_CHARS,
     PARAM_CHARS,
+    SEARCH_POINTS,
     TAG_BACKEND,
     TAG_CELL,
     TAG_CLAIM,
@@ -176,7 +183,7 @@ class Tracker(StoreReader):
             "grid_size": len(trials),
             "backends": ",".join(spec.backends),
             "seeds": ",".join(map(str, spec.seeds)),
-            "grid_keys": ",".join(spec.grid) or "(none)",
+            "grid_keys": ",".join(spec.keys()) or "(none)",
         }
         self._call(
             self.client.log_batch, run_id, params=[Param(k, str(v)) for k, v in params.items()]
@@ -210,6 +217,15 @@ class Tracker(StoreReader):
             grid_manifest(spec, trials, key, splits),
             GRID_MANIFEST,
         )
+        if spec.search is not None:  # the sampled points, one row each (the manifest has them too)
+            self._artifact(
+                run_id,
+                SEARCH_POINTS,
+                self.client.log_text,
+                run_id,
+                search_points_csv(spec),
+                SEARCH_POINTS,
+            )
         self._log_grid_inputs(run_id, trials)
         return run_id, 1
 

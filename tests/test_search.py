@@ -1,0 +1,186 @@
+"""Quasi-random search over ranges (`search:`): the points, their reproducibility and coverage
+(against scipy's own discrepancy measure), how a searched grid expands into trials (the same
+points in every cell, keys a cell never reads left out, the trial key that of the same values
+listed in `grid:`), the dry run, and a searched grid run and compared end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import qmc
+
+from mlpsuite import cli
+from mlpsuite.config import CompareSpec, expand, load_config
+from mlpsuite.config.search import SearchSpec
+
+SPACE = {
+    "optimizer.learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
+    "optimizer.momentum": {"low": 0.5, "high": 0.99},
+}
+
+
+def _search(**fields) -> SearchSpec:
+    return SearchSpec.model_validate({"trials": 16, "space": SPACE, **fields})
+
+
+@pytest.mark.check
+def test_points_are_reproducible_inside_their_ranges_and_log_ranges_fill_log_space():
+    points = _search().points()
+    assert points == _search().points()  # the same config and seed: the same points
+    assert points != _search(seed=1).points()
+    rates = [p["optimizer.learning_rate"] for p in points]
+    momenta = [p["optimizer.momentum"] for p in points]
+    assert all(1e-4 <= r <= 1.0 for r in rates) and all(0.5 <= m <= 0.99 for m in momenta)
+    # Log-uniform: each decade of the four gets its share (16 points: 4 each, give or take 1).
+    decades = np.histogram(np.log10(rates), bins=4, range=(-4, 0))[0]
+    assert decades.min() >= 3, decades
+    # Values are recorded at 4 significant digits: what the trial key hashes.
+    assert all(float(f"{r:.4g}") == r for r in rates)
+
+
+@pytest.mark.check
+def test_quasirandom_points_cover_the_space_more_evenly_than_random_ones():
+    # scipy's centered L2 discrepancy of the unit points: lower is more uniform.
+    wins = 0
+    for seed in range(10):
+        quasi = qmc.discrepancy(np.array(_search(trials=64, seed=seed).units()))
+        plain = qmc.discrepancy(np.array(_search(trials=64, seed=seed, method="random").units()))
+        wins += quasi < plain
+    assert wins >= 9, wins
+
+
+@pytest.mark.check
+def test_integer_and_choice_dimensions_draw_every_value_and_no_more_points_than_they_hold():
+    space = {
+        "training.batch_size": {"low": 8, "high": 11, "integer": True},
+        "model.activation": {"choices": ["relu", "tanh", "elu"]},
+    }
+    points = SearchSpec.model_validate({"trials": 12, "space": space}).points()
+    assert {p["training.batch_size"] for p in points} == {8, 9, 10, 11}
+    assert {p["model.activation"] for p in points} == {"relu", "tanh", "elu"}
+    assert all(isinstance(p["training.batch_size"], int) for p in points)
+    with pytest.raises(ValueError, match="this space holds only 12 distinct points"):
+        SearchSpec.model_validate({"trials": 13, "space": space})
+
+
+def _grid(tmp_path, search: dict, grid: dict | None = None, name: str = "searched") -> str:
+    import yaml
+
+    config = {
+        "name": name,
+        "dataset": {"name": "iris"},
+        "model": {"hidden": [8]},
+        "training": {"epochs": 3, "batch_size": 16},
+        "backends": ["sklearn"],
+        "seeds": [0, 1],
+        "grid": grid or {},
+        "search": search,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.check
+def test_every_cell_runs_the_same_points_and_drops_what_it_never_reads(tmp_path):
+    path = _grid(
+        tmp_path,
+        {"trials": 5, "seed": 3, "space": SPACE},
+        grid={"optimizer.name": ["sgd", "momentum"]},
+    )
+    spec = load_config(path)
+    trials = expand(spec, path)
+    assert len(trials) == 2 * 5 * 2 and len({t.key for t in trials}) == len(trials)
+    points = spec.search.points() if spec.search else []
+    by_name = {
+        name: [t for t in trials if t.cell["optimizer.name"] == name and t.seed == 0]
+        for name in ("sgd", "momentum")
+    }
+    for name, cells in by_name.items():
+        rates = [t.optimizer.learning_rate for t in cells]
+        assert rates == [p["optimizer.learning_rate"] for p in points], name
+    # SGD never reads momentum: not in its cells (nor in its key); momentum's cells carry it.
+    assert all("optimizer.momentum" not in t.cell for t in by_name["sgd"])
+    assert [t.cell["optimizer.momentum"] for t in by_name["momentum"]] == [
+        p["optimizer.momentum"] for p in points
+    ]
+    # A sampled point is the trial that listing its values in grid: gives: the same key.
+    point = points[2]
+    listed = load_config(
+        _grid(tmp_path, {"trials": 1, "space": SPACE}, {"optimizer.name": ["momentum"]}, "listed")
+    )
+    listed = listed.model_copy(
+        update={
+            "search": None,
+            "grid": {"optimizer.name": ["momentum"], **{k: [v] for k, v in point.items()}},
+        }
+    )
+    assert expand(listed, path)[0].key == by_name["momentum"][2].key
+
+
+@pytest.mark.check
+def test_sampled_keys_are_nuisance_by_default_and_compare_may_say_otherwise(tmp_path):
+    grid = {"optimizer.name": ["momentum"], "model.activation": ["relu", "tanh"]}
+    spec = load_config(_grid(tmp_path, {"trials": 4, "space": SPACE}, grid))
+    assert spec.keys() == [*grid, *SPACE]
+    assert spec.protocol().nuisance == tuple(SPACE)
+    chosen = spec.model_copy(
+        update={"compare": CompareSpec.model_validate({"nuisance": ["optimizer.learning_rate"]})}
+    )
+    assert chosen.protocol().nuisance == ("optimizer.learning_rate",)
+
+
+@pytest.mark.check
+def test_dry_run_lists_the_points_and_distinct_trials_per_cell(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    path = _grid(
+        tmp_path, {"trials": 6, "space": SPACE}, grid={"optimizer.name": ["sgd", "momentum"]}
+    )
+    assert cli.main(["run", path, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "quasirandom search: 6 points" in out, out
+    assert "optimizer.learning_rate log-uniform 0.0001..1" in out
+    points = load_config(path).search.points()  # pyright: ignore[reportOptionalMemberAccess]
+    assert f"{points[0]['optimizer.learning_rate']:g}" in out
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_searched_grid_runs_records_its_points_and_selects_one_per_cell(tmp_path):
+    from mlflow import MlflowClient
+
+    import mlpsuite
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    path = _grid(
+        tmp_path, {"trials": 4, "seed": 1, "space": SPACE}, {"optimizer.name": ["sgd", "momentum"]}
+    )
+    result = mlpsuite.run(path, tracking_uri=uri, jobs=1, progress=False)
+    spec = load_config(path)
+    points = spec.search.points() if spec.search else []
+    client = MlflowClient(uri)
+    listed = client.download_artifacts(result.parent_run_id, "search.csv", str(tmp_path))
+    rows = Path(listed).read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "point,optimizer.learning_rate,optimizer.momentum" and len(rows) == 5
+    assert [float(v) for v in rows[3].split(",")[1:]] == list(points[2].values())
+    comparison = result.comparison
+    assert comparison is not None
+    assert comparison.nuisance_keys == list(SPACE) and comparison.scientific_keys == [
+        "optimizer.name"
+    ]
+    selected = comparison.selection[comparison.selection["selected"]]
+    assert sorted(selected["optimizer.name"]) == ["momentum", "sgd"]
+    # Each cell's selected point is its best mean val_loss over seeds, recomputed here.
+    frame = comparison.frame
+    for name, chosen in selected.set_index("optimizer.name").iterrows():
+        means = (
+            frame[frame["optimizer.name"] == name]
+            .groupby("optimizer.learning_rate")["val_loss"]
+            .mean()
+        )
+        assert str(means.idxmin()) == str(chosen["optimizer.learning_rate"]), name
+    # SGD never read momentum: its setting names the learning rate alone.
+    sgd = selected[selected["optimizer.name"] == "sgd"].iloc[0]
+    assert "momentum" not in sgd["setting"] and "learning_rate=" in sgd["setting"]
