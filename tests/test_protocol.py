@@ -205,3 +205,24 @@ def test_seed_budget_names_the_closest_pair_a_paired_test_does_not_separate():
         "metric": "val_loss",
     }
     assert math.isinf(seeds_for_power(0.0))
+
+
+def test_a_sampled_key_is_on_the_edge_only_in_the_outer_tenth_of_its_range():
+    # SGD's best rate 0.1 is in the top 10% of log 1e-4..0.12 (log position 0.97) but not of
+    # log 1e-4..1 (0.75); Adam's 0.01 is inside both. Positions by hand with NumPy.
+    frame = _grid()
+    for high, sgd_edge in ((0.12, True), (1.0, False)):
+        space = {RATE: {"low": 1e-4, "high": high, "log": True}}
+        selection = selection_table(frame, [NAME], [RATE], "val_loss", space)
+        edges = dict(zip(selection[NAME], selection["edge"], strict=True))
+        chosen = selection[selection["selected"]]
+        position = (np.log(0.1) - np.log(1e-4)) / (np.log(high) - np.log(1e-4))
+        assert (position >= 0.9) == sgd_edge
+        expected = f"learning_rate: top 10% of its log range 0.0001..{high:g}" if sgd_edge else ""
+        assert chosen[chosen[NAME] == "sgd"]["edge"].item() == expected
+        assert chosen[chosen[NAME] == "adam"]["edge"].item() == ""
+        assert "smallest tried" not in "".join(edges.values())
+    # Linear: 0.1 sits at a tenth of 0..1's span: its bottom 10%.
+    linear = selection_table(frame, [NAME], [RATE], "val_loss", {RATE: {"low": 0.0, "high": 1.0}})
+    sgd = linear[linear["selected"] & (linear[NAME] == "sgd")]
+    assert sgd["edge"].item() == "learning_rate: bottom 10% of its range 0..1"

@@ -252,7 +252,8 @@ def compare(
     )
     selection, ranked = pd.DataFrame(), frame
     if nuisance:
-        selection = selection_table(frame, scientific, nuisance, spec.select_on)
+        ranges = dict((manifest.get("search") or {}).get("space") or {})
+        selection = selection_table(frame, scientific, nuisance, spec.select_on, ranges)
         ranked = selected_frame(frame, selection, scientific, nuisance)
     cells = cell_table(
         ranked,

@@ -21,15 +21,23 @@ from mlpsuite.analysis.tables import direction
 from mlpsuite.config import cell_label
 
 SMALLEST, LARGEST = "smallest tried", "largest tried"
+# A sampled value in this outer share of its range's span (its log span for a log range) lies
+# near the range's edge: the best may lie beyond it, as the playbook's axis plots would show.
+RANGE_EDGE = 0.1
 
 
 def selection_table(
-    frame: pd.DataFrame, scientific: list[str], nuisance: list[str], select_on: str
+    frame: pd.DataFrame,
+    scientific: list[str],
+    nuisance: list[str],
+    select_on: str,
+    ranges: dict[str, dict] | None = None,
 ) -> pd.DataFrame:
     """One row per (scientific cell, nuisance setting): n seeds, mean and 95% t-interval over
     seeds of `select_on` (a seed's Keras backends averaged first), whether every trial of the
     setting finished, and which setting each cell selected (`selected`), with the edge of the
-    grid it lies on for each numeric nuisance key (`edge`).
+    grid it lies on for each numeric nuisance key (`edge`); for a key sampled over one of
+    `ranges` (the search's space: {key: {low, high, log}}), the edge of that range instead.
 
     Only a setting whose trials all finished can be selected: a learning rate that diverged
     on one seed is not the best rate, however good its other seeds were. Where no setting of
@@ -69,7 +77,8 @@ def selection_table(
         return table
     table["selected"] = _selected_rows(table, select_on)
     table["edge"] = [
-        _edge(table, row, nuisance) if row["selected"] else "" for _, row in table.iterrows()
+        _edge(table, row, nuisance, ranges or {}) if row["selected"] else ""
+        for _, row in table.iterrows()
     ]
     return table
 
@@ -91,11 +100,16 @@ def _selected_rows(table: pd.DataFrame, select_on: str) -> list[bool]:
     return [index in chosen for index in table.index]
 
 
-def _edge(table: pd.DataFrame, row: pd.Series, nuisance: list[str]) -> str:
+def _edge(table: pd.DataFrame, row: pd.Series, nuisance: list[str], ranges: dict) -> str:
     """`learning_rate: largest tried` for each numeric nuisance key whose selected value is the
-    grid's smallest or largest: the best may lie outside the grid (the playbook's warning)."""
+    grid's smallest or largest, or `learning_rate: top 10% of 0.0001..1` for a sampled one in
+    the outer RANGE_EDGE of its range: the best may lie outside (the playbook's warning)."""
     edges = []
     for key in nuisance:
+        space = ranges.get(key.removesuffix(" (grid)"))
+        if space is not None and "low" in space:
+            edges += _range_edge(key, _number(row[key]), space)
+            continue
         numbers = [_number(value) for value in dict.fromkeys(table[key])]
         chosen = _number(row[key])
         if len(numbers) < 2 or chosen is None or None in numbers:
@@ -106,6 +120,22 @@ def _edge(table: pd.DataFrame, row: pd.Series, nuisance: list[str]) -> str:
         elif chosen == max(known):
             edges.append(f"{key.split('.')[-1]}: {LARGEST}")
     return "; ".join(edges)
+
+
+def _range_edge(key: str, value: float | None, space: dict) -> list[str]:
+    """Where `value` lies in the range `space` ({low, high, log}), if in its outer share."""
+    low, high, log = float(space["low"]), float(space["high"]), bool(space.get("log"))
+    if value is None:
+        return []
+    scale = math.log if log else (lambda x: x)
+    position = (scale(value) - scale(low)) / (scale(high) - scale(low))
+    span = f"{'log ' if log else ''}range {low:g}..{high:g}"
+    share = f"{RANGE_EDGE:.0%}"
+    if position <= RANGE_EDGE:
+        return [f"{key.split('.')[-1]}: bottom {share} of its {span}"]
+    if position >= 1 - RANGE_EDGE:
+        return [f"{key.split('.')[-1]}: top {share} of its {span}"]
+    return []
 
 
 def _number(label: str) -> float | None:

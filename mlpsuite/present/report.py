@@ -219,6 +219,11 @@ def edge_line(comparison: Comparison) -> str:
         f"{row['cell']} ({row['edge']})" for _, row in edges.head(NOTE_ROWS).iterrows()
     )
     more = f" and {len(edges) - NOTE_ROWS} more" if len(edges) > NOTE_ROWS else ""
+    if "of its " in named:  # a sampled key's edge names its range
+        return (
+            f"Selected near the edge of what was tried, the best may lie outside it (widen the "
+            f"range): {named}{more}."
+        )
     return (
         f"Selected on the grid's edge, the best may lie outside it (widen the grid): {named}{more}."
     )
