@@ -5,6 +5,7 @@ listed in `grid:`), the dry run, and a searched grid run and compared end to end
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,39 @@ def test_a_searched_grid_runs_records_its_points_and_selects_one_per_cell(tmp_pa
     # SGD never read momentum: its setting names the learning rate alone.
     sgd = selected[selected["optimizer.name"] == "sgd"].iloc[0]
     assert "momentum" not in sgd["setting"] and "learning_rate=" in sgd["setting"]
+
+
+@pytest.mark.check
+def test_importance_gives_each_key_its_share_of_an_additive_objective():
+    # val_loss = 3·x + y in the unit coordinates of a log learning rate (x) and a dropout (y),
+    # and nothing of the optimizer's name: for independent uniform x and y the functional
+    # ANOVA shares are Var(3x) / (Var(3x) + Var(y)) = 9 / 10 and 1 / 10, and 0 for the name.
+    from mlpsuite.analysis import grid_frame
+    from mlpsuite.analysis.importance import importance_table
+    from tests.runs import mlflow_run
+
+    space = {
+        "optimizer.learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
+        "model.dropout": {"low": 0.0, "high": 0.5},
+    }
+    points = SearchSpec.model_validate({"trials": 64, "space": space}).points()
+    trials, runs = [], []
+    for name in ("sgd", "adam"):
+        for number, point in enumerate(points):
+            x = (math.log10(point["optimizer.learning_rate"]) + 4) / 4
+            y = point["model.dropout"] / 0.5
+            for seed in (0, 1):
+                key = f"{name}-{number}-{seed}"
+                cell = {"optimizer.name": name, **{k: str(v) for k, v in point.items()}}
+                trials.append({"key": key, "backend": "jax", "seed": seed, "cell": cell})
+                runs.append(mlflow_run(key, val_loss=3 * x + y, loss=1.0, test_loss=1.0))
+    keys = ["optimizer.name", *space]
+    frame = grid_frame({"grid_keys": keys, "trials": trials}, runs)
+    table = importance_table(frame, keys, space, "val_loss", seed="synthetic").set_index("key")
+    shares = table["importance"]
+    assert shares.sum() == pytest.approx(1.0)
+    assert shares["optimizer.learning_rate"] == pytest.approx(0.9, abs=0.06)
+    assert shares["model.dropout"] == pytest.approx(0.1, abs=0.06)
+    assert shares["optimizer.name"] < 0.02
+    assert list(table["kind"]) == ["sampled", "sampled", "grid"]
+    assert set(table["settings"]) == {128}

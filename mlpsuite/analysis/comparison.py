@@ -141,6 +141,9 @@ class Comparison:
     # Rows of each dataset's splits, as the grid's check counted them (empty for grids run
     # before the manifest kept them): [{"dataset": "iris", "train": 90, "val": 30, "test": 30}]
     splits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # A searched grid's keys by the share of select_on's variance each explains (fANOVA);
+    # empty for a grid without `search:`.
+    importance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
 
     @property
     def n_trials(self) -> int:
@@ -250,9 +253,14 @@ def compare(
     metric = _checked_metric(
         frame, spec.metric or (counterpart(spec.select_on) if nuisance else None)
     )
-    selection, ranked = pd.DataFrame(), frame
+    selection, ranked, importance = pd.DataFrame(), frame, pd.DataFrame()
+    ranges = dict((manifest.get("search") or {}).get("space") or {})
+    if ranges:  # which settings mattered, over every setting tried
+        from mlpsuite.analysis.importance import importance_table
+
+        seed = manifest.get("grid_key", experiment)
+        importance = importance_table(frame, grid_keys, ranges, spec.select_on, seed)
     if nuisance:
-        ranges = dict((manifest.get("search") or {}).get("space") or {})
         selection = selection_table(frame, scientific, nuisance, spec.select_on, ranges)
         ranked = selected_frame(frame, selection, scientific, nuisance)
     cells = cell_table(
@@ -286,6 +294,7 @@ def compare(
         description=manifest.get("description", ""),
         experiment_id=parent.info.experiment_id,
         splits=list(manifest.get("splits", [])),
+        importance=importance,
     )
 
 

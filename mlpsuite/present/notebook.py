@@ -117,6 +117,7 @@ def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) 
         report.small_sample_line(comparison),
         report.budget_line(comparison),
         report.edge_line(comparison),
+        report.importance_line(comparison),
     ]
     after = [report.parity_line(comparison), *report.speed_lines(comparison)]
     question = f"<p><b>{_text(comparison.description)}</b></p>" if comparison.description else ""

@@ -116,6 +116,7 @@ def headline(comparison: Comparison) -> list[str]:
         small_sample_line(comparison),
         budget_line(comparison),
         edge_line(comparison),
+        importance_line(comparison),
         parity_line(comparison),
         *speed_lines(comparison),
     ]
@@ -226,6 +227,25 @@ def edge_line(comparison: Comparison) -> str:
         )
     return (
         f"Selected on the grid's edge, the best may lie outside it (widen the grid): {named}{more}."
+    )
+
+
+def importance_line(comparison: Comparison) -> str:
+    """A searched grid's keys by the share of the selection metric's variance each explains."""
+    table = comparison.importance
+    if table.empty:
+        return ""
+    measured = table[table["importance"].notna()]
+    shares = ", ".join(
+        f"{row['key'].split('.')[-1]} {row['importance']:.0%}" for _, row in measured.iterrows()
+    )
+    unread = [row["key"].split(".")[-1] for _, row in table.iterrows() if row["settings"] == 0]
+    unmeasured = f"; not measured ({', '.join(unread)}): some cells never read it" if unread else ""
+    settings = int(measured["settings"].max()) if not measured.empty else 0
+    return (
+        f"Which settings mattered (fANOVA over a random forest, share of "
+        f"{comparison.protocol.select_on}'s variance over {settings} settings): "
+        f"{shares}{unmeasured}."
     )
 
 
@@ -668,7 +688,10 @@ def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def tables(comparison: Comparison) -> dict[str, pd.DataFrame]:
-    return {name: getattr(comparison, name) for name in TABLES}
+    named = {name: getattr(comparison, name) for name in TABLES}
+    if not comparison.importance.empty:  # a searched grid's keys by what they explain
+        named["importance"] = comparison.importance
+    return named
 
 
 def as_json(comparison: Comparison) -> str:

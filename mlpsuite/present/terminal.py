@@ -136,6 +136,7 @@ def comparison_view(comparison: Comparison, max_rows: int = 15, effects: bool = 
         report.small_sample_line(comparison),
         report.budget_line(comparison),
         report.edge_line(comparison),
+        report.importance_line(comparison),
     ]
     if effects and not comparison.effects.empty:
         shown.extend(effects_tables(comparison, max_rows))

@@ -66,6 +66,9 @@ class StoreReader:
         # server: noise in our output.
         logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        # Nor a progress bar per artifact read (the trial index, the manifest), where tqdm is
+        # installed (Optuna brings it).
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         # MLflow's client retries an unreachable server for minutes per call; a few seconds
         # here, and `_retrying` waits out an outage for the whole grid, within its bound.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
