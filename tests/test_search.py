@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.patches import Rectangle
 from scipy.stats import qmc
 
 from mlpsuite import cli
@@ -66,7 +67,9 @@ def test_integer_and_choice_dimensions_draw_every_value_and_no_more_points_than_
         SearchSpec.model_validate({"trials": 13, "space": space})
 
 
-def _grid(tmp_path, search: dict, grid: dict | None = None, name: str = "searched") -> str:
+def _grid(
+    tmp_path, search: dict, grid: dict | None = None, name: str = "searched", **sections
+) -> str:
     import yaml
 
     config = {
@@ -78,6 +81,7 @@ def _grid(tmp_path, search: dict, grid: dict | None = None, name: str = "searche
         "seeds": [0, 1],
         "grid": grid or {},
         "search": search,
+        **sections,
     }
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
@@ -221,3 +225,31 @@ def test_importance_gives_each_key_its_share_of_an_additive_objective():
     assert shares["optimizer.name"] < 0.02
     assert list(table["kind"]) == ["sampled", "sampled", "grid"]
     assert set(table["settings"]) == {128}
+
+
+def test_a_searched_grid_draws_one_axis_plot_per_sampled_key_and_its_importance(tmp_path):
+    import mlpsuite
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # Momentum reads both keys: every point is a setting of the one cell.
+    space = {"trials": 8, "seed": 2, "space": SPACE}
+    path = _grid(tmp_path, space, name="axes", optimizer={"name": "momentum"})
+    comparison = mlpsuite.run(path, tracking_uri=uri, jobs=1, progress=False).comparison
+    assert comparison is not None
+    figures = comparison.figures()
+    panels = figures["isolation"].axes
+    assert [axes.get_xlabel() for axes in panels] == [
+        "optimizer.learning_rate (log range)",
+        "optimizer.momentum (range)",
+    ]
+    assert panels[0].get_xscale() == "log" and panels[1].get_xscale() == "linear"
+    # The starred point is the selected setting, at its mean over seeds (read back off the plot).
+    selected = comparison.selection[comparison.selection["selected"]].iloc[0]
+    offsets = [np.asarray(c.get_offsets()) for c in panels[0].collections]
+    (x, y) = [points for points in offsets if len(points) == 1][-1][0]
+    assert x == pytest.approx(float(selected["optimizer.learning_rate"]))
+    assert y == pytest.approx(selected["val_loss_mean"])
+    bars = [bar for bar in figures["importance"].axes[0].patches if isinstance(bar, Rectangle)]
+    assert sorted(round(bar.get_width(), 6) for bar in bars) == sorted(
+        round(v, 6) for v in comparison.importance["importance"].dropna()
+    )

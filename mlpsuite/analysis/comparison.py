@@ -144,6 +144,8 @@ class Comparison:
     # A searched grid's keys by the share of select_on's variance each explains (fANOVA);
     # empty for a grid without `search:`.
     importance: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    # A searched grid's space ({key: {low, high, log, integer} or {choices}}); empty otherwise.
+    search_space: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def n_trials(self) -> int:
@@ -295,6 +297,7 @@ def compare(
         experiment_id=parent.info.experiment_id,
         splits=list(manifest.get("splits", [])),
         importance=importance,
+        search_space=ranges,
     )
 
 

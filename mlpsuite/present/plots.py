@@ -44,13 +44,15 @@ def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
     """{name: figure} of every figure that has data: curves, final_metric (the ranking),
-    isolation, parity, speed."""
+    isolation (a search's: one panel per sampled key), importance (a search's), parity,
+    speed."""
     drawn = {
         name: draw(comparison)
         for name, draw in (
             ("curves", loss_curves),
             ("final_metric", final_metric),
             ("isolation", isolation),
+            ("importance", importance),
             ("parity", backend_parity),
             ("speed", backend_speed),
         )
@@ -203,10 +205,14 @@ def backend_speed(comparison: Comparison):
 
 def isolation(comparison: Comparison):
     """The playbook's isolation plot: for each scientific cell, the selection metric at each
-    nuisance setting (mean and 95% t-interval over seeds), its selected setting starred."""
+    nuisance setting (mean and 95% t-interval over seeds), its selected setting starred; for a
+    searched grid, its axis plots (`search_axes`)."""
     selection = comparison.selection
     if selection.empty:
         return None
+    sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+    if sampled:
+        return search_axes(comparison, sampled)
     name = comparison.protocol.select_on
     numbers = _numeric_settings(selection, comparison.nuisance_keys)
     settings = list(dict.fromkeys(selection["setting"]))
@@ -257,6 +263,72 @@ def isolation(comparison: Comparison):
         title=f"{comparison.experiment}: {name} at each {tuned}; ★ the selected setting",
     )
     axes.legend(fontsize="small")
+    return figure
+
+
+def search_axes(comparison: Comparison, sampled: list[str]):
+    """The playbook's axis plots of a search: for each sampled key, every setting's selection
+    metric (mean over seeds) against the key's value (a log axis for a log range), a colour per
+    cell, each cell's selected setting starred and a setting with a failed trial as a cross.
+    What shows a range too narrow: the best points crowd against one side."""
+    from mlpsuite.analysis.frame import NOT_READ
+
+    selection = comparison.selection
+    name = comparison.protocol.select_on
+    mean = f"{name}_mean"
+    log_y = _spans_decades(selection[mean].dropna())
+    figure, panels = _subplots(
+        1, len(sampled), figsize=(4.2 * len(sampled), 4), squeeze=False, sharey=True
+    )
+    cells = _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]
+    colours = {cell: f"C{number % 10}" for number, cell in enumerate(cells)}
+    for axes, key in zip(panels[0], sampled, strict=True):
+        for cell in cells:
+            rows = selection[(selection["cell"] == cell) & (selection[key] != NOT_READ)]
+            if rows.empty:
+                continue
+            x = rows[key].astype(float).to_numpy()
+            y = rows[mean].to_numpy(dtype=float)
+            complete = rows["complete"].to_numpy(dtype=bool)
+            chosen = rows["selected"].to_numpy(dtype=bool)
+            colour = colours[cell]
+            axes.scatter(x[complete], y[complete], s=18, color=colour, label=label_lines(cell))
+            axes.scatter(x[~complete], y[~complete], s=30, marker="x", color=colour)
+            axes.scatter(
+                x[chosen], y[chosen], marker="*", s=220, color=colour, edgecolor="black", zorder=3
+            )
+        space = comparison.search_space[key]
+        if space.get("log"):
+            axes.set_xscale("log")
+        if "low" in space:
+            axes.set_xlim(float(space["low"]), float(space["high"]))
+        if log_y:
+            axes.set_yscale("log")
+        axes.set(xlabel=f"{key} ({'log ' if space.get('log') else ''}range)")
+    panels[0][0].set_ylabel(f"{name} (mean over seeds{', log' if log_y else ''})")
+    panels[0][0].legend(fontsize="small")
+    figure.suptitle(
+        f"{comparison.experiment}: {name} at every point; ★ each cell's selected one, × a "
+        "point with a failed trial"
+    )
+    return figure
+
+
+def importance(comparison: Comparison):
+    """A searched grid's keys by their share of the selection metric's variance (fANOVA)."""
+    table = comparison.importance
+    if table.empty:
+        return None
+    measured = table[table["importance"].notna()].iloc[::-1]  # the largest on top
+    figure, axes = _subplots(figsize=(6, 0.5 * len(measured) + 1.5))
+    axes.barh(measured["key"], measured["importance"], color="C0")
+    axes.set_xlim(0, 1)
+    settings = int(measured["settings"].max())
+    axes.set(
+        xlabel=f"share of {comparison.protocol.select_on}'s variance (fANOVA over a random "
+        f"forest, {settings} settings)",
+        title=f"{comparison.experiment}: which settings mattered",
+    )
     return figure
 
 
