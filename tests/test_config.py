@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from mlpsuite import cli
-from mlpsuite.config import ConfigError, expand, load_config, unique_trials
+from mlpsuite.config import ConfigError, GridSpec, expand, load_config, unique_trials
 from mlpsuite.registry import ACTIVATION_PARAMS
 from tests.grids import write_grid
 
@@ -696,6 +696,25 @@ def test_settings_the_optimizer_ignores_stay_out_of_the_key(tmp_path):
     )
     trials = unique_trials(expand(load_config(path)))
     assert sorted(t.optimizer.name for t in trials) == ["adam", "momentum", "momentum"]
+
+
+def test_beta_1_is_adams_and_keeps_the_keys_of_trials_run_before_it_existed(tmp_path):
+    def key(**optimizer):
+        return expand(load_config(write_grid(tmp_path, "b", optimizer=optimizer)))[0].key
+
+    # Keys of Adam, AdamW and SGD trials as they were computed before beta_1 was a setting
+    # (at commit f1d5d81): its default, Keras' 0.9, must not change them.
+    assert key(name="adam", beta_1=0.9) == key(name="adam")
+    assert key(name="adam", beta_1=0.8) != key(name="adam")
+    assert key(name="sgd", beta_1=0.5) == key(name="sgd")  # SGD never reads it
+    grid = GridSpec.model_validate({"name": "k", "dataset": {"name": "iris"}, "backends": ["jax"]})
+    assert expand(grid)[0].key == "c9f7bc9620d61e96"
+    # and it reaches Keras' optimizer (the main process's Keras runs the numpy backend).
+    from mlpsuite.config.schema import OptimizerSpec
+    from mlpsuite.trial.training import make_optimizer
+
+    adamw = make_optimizer(OptimizerSpec(name="adamw", beta_1=0.7), 10, 2)
+    assert adamw.beta_1 == pytest.approx(0.7)
 
 
 def test_one_data_file_spelled_three_ways_is_one_trial(tmp_path, monkeypatch):

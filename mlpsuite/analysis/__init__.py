@@ -39,6 +39,7 @@ from mlpsuite.analysis.stats import (
 from mlpsuite.analysis.tables import (
     CELL_METRICS,
     cell_table,
+    direction,
     effect_table,
     failure_table,
     metric_range,
@@ -58,6 +59,7 @@ __all__ = [
     "pooled_rows",
     "reference_rows",
     "CELL_METRICS",
+    "direction",
     "CONFIDENCE",
     "NOT_RUN",
     "RANKABLE",

@@ -3,8 +3,10 @@ grid explains (its grid keys and its sampled ones), by functional ANOVA over a r
 Optuna's `FanovaImportanceEvaluator` (Hutter et al. 2014), fitted on every setting the grid
 tried, each at its mean over seeds.
 
-A key some cells never read (momentum under Adam) has no value there: it is measured only
-where every key is read, and otherwise listed as not measured.
+A key some cells never read (momentum under Adam) has no value there, so it cannot enter the
+fit over every setting. It is measured where it is read instead: a second fit over the settings
+of the cells that read it (weight decay over AdamW's points), its share of the variance there,
+marked `among: where read`, a share of a smaller whole that is not added to the others.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ MIN_SETTINGS = 8
 # At most this many settings are fitted (a seeded sample of them beyond): fANOVA's cost grows
 # with the forest's leaves, and a few hundred points already fix the shares to a few percent.
 MAX_SETTINGS = 500
-COLUMNS = ["key", "importance", "kind", "settings"]
+COLUMNS = ["key", "importance", "kind", "settings", "among"]
+EVERY, WHERE_READ = "every setting", "where read"
 
 
 def importance_table(
@@ -33,32 +36,71 @@ def importance_table(
     seed: str = "",
 ) -> pd.DataFrame:
     """One row per key: `importance` (its share of `select_on`'s variance over the settings
-    tried; the shares sum to 1), `kind` (sampled or grid) and `settings` (how many were
-    fitted); a key not read by every cell has no importance. Empty with fewer than
-    MIN_SETTINGS finished settings. `seed` (the grid key) fixes the forest."""
+    tried), `kind` (sampled or grid), `settings` (how many were fitted) and `among`: "every
+    setting" for the keys every cell reads (their shares sum to 1), "where read" for a key
+    some cells never read (its share over the settings of the cells that read it; NaN with
+    fewer than MIN_SETTINGS there). Empty with fewer than MIN_SETTINGS finished settings.
+    `seed` (the grid key) fixes the forests."""
     source = finished(pooled_source(frame))
     if source.empty or select_on not in source:
         return pd.DataFrame(columns=COLUMNS)
     settings = source.groupby(keys, sort=False)[select_on].mean().dropna().reset_index()
     read = [key for key in keys if not (settings[key] == NOT_READ).any()]
-    settings = settings[[*read, select_on]]
     if len(settings) < MIN_SETTINGS or not read:
         return pd.DataFrame(columns=COLUMNS)
     number = int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16)
     if len(settings) > MAX_SETTINGS:
         settings = settings.sample(MAX_SETTINGS, random_state=number % 2**31)
-    shares = _fanova(settings, read, ranges, select_on, number % 2**31)
+    every = settings
+    shares = _fanova(settings[[*read, select_on]], read, ranges, select_on, number % 2**31)
     rows = [
         {
             "key": key,
-            "importance": shares.get(key, 0.0) if key in read else float("nan"),
+            "importance": shares.get(key, 0.0),
             "kind": "sampled" if key in ranges else "grid",
-            "settings": len(settings) if key in read else 0,
+            "settings": len(settings),
+            "among": EVERY,
         }
-        for key in keys
+        for key in read
     ]
+    for key in keys:
+        if key not in read:
+            rows.append(_where_read(every, key, keys, ranges, select_on, number % 2**31))
     table = pd.DataFrame(rows, columns=COLUMNS)
-    return table.sort_values("importance", ascending=False, kind="stable", na_position="last")
+    first = table["among"] == EVERY  # the shares of one whole first, then those of their own
+    return pd.concat(
+        [
+            part.sort_values("importance", ascending=False, kind="stable", na_position="last")
+            for part in (table[first], table[~first])
+        ],
+        ignore_index=True,
+    )
+
+
+def _where_read(
+    every: pd.DataFrame,
+    key: str,
+    keys: list[str],
+    ranges: dict[str, dict[str, Any]],
+    select_on: str,
+    seed: int,
+) -> dict[str, Any]:
+    """`key`'s share of `select_on`'s variance over the settings of the cells that read it,
+    fitted with the other keys those cells read (NaN with fewer than MIN_SETTINGS of them)."""
+    subset = every[every[key] != NOT_READ]
+    present = [other for other in keys if not (subset[other] == NOT_READ).any()]
+    share = float("nan")
+    if len(subset) >= MIN_SETTINGS:
+        share = _fanova(subset[[*present, select_on]], present, ranges, select_on, seed).get(
+            key, 0.0
+        )
+    return {
+        "key": key,
+        "importance": share,
+        "kind": "sampled" if key in ranges else "grid",
+        "settings": len(subset),
+        "among": WHERE_READ,
+    }
 
 
 def _fanova(

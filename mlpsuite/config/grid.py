@@ -93,6 +93,8 @@ class Trial(Section):
             for part in parents:
                 section = section[part]
             section.pop(leaf)
+        if identity["optimizer"].get("beta_1") == 0.9:  # Keras' default, as Adam ran before
+            identity["optimizer"].pop("beta_1")
         identity["mlpsuite_major"] = __version__.split(".")[0]
         identity["batch_order"] = 2  # 2: fully NumPy's (before, Keras also shuffled the batches)
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))

@@ -168,6 +168,8 @@ class OptimizerSpec(Section):
     learning_rate: float = Field(default=0.001, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1, description="momentum and nesterov only")
     weight_decay: float = Field(default=0.004, ge=0, description="adamw only")
+    # β₁, the decay of Adam's first moment (its momentum); Keras' and scikit-learn's default.
+    beta_1: float = Field(default=0.9, ge=0, lt=1, description="adam and adamw only")
     schedule: ScheduleSpec | None = None
 
     def ignored(self) -> dict[str, str]:
@@ -181,6 +183,10 @@ class OptimizerSpec(Section):
         if self.name != "adamw":
             ignored["optimizer.weight_decay"] = (
                 f"optimizer {self.name} has no weight decay; used by: adamw"
+            )
+        if self.name not in ("adam", "adamw"):
+            ignored["optimizer.beta_1"] = (
+                f"optimizer {self.name} has no beta_1; used by: adam, adamw"
             )
         if self.schedule is not None and self.schedule.name == "cosine":
             for field in ("decay_rate", "decay_epochs"):

@@ -19,15 +19,19 @@ from matplotlib.ticker import MaxNLocator
 
 from mlpsuite.analysis import (
     Comparison,
+    direction,
     finished,
     is_pooled,
     mean_interval,
     metric_range,
     pooled_rows,
+    pooled_source,
 )
 from mlpsuite.config import label_lines
 
 MAX_CELLS_SHOWN = 10
+BEST_POINTS = 3  # a search's curves: this many best points per cell
+BEST_POINT_CELLS = 4  # of this many best cells, a panel each
 TINY = 1e-16  # where a relative difference of exactly 0 sits on a log axis
 
 
@@ -44,14 +48,15 @@ def comparison_figures(comparison: Comparison, folder: Path) -> list[Path]:
 
 def figures(comparison: Comparison) -> dict[str, Figure]:
     """{name: figure} of every figure that has data: curves, final_metric (the ranking),
-    isolation (a search's: one panel per sampled key), importance (a search's), parity,
-    speed."""
+    isolation (a search's: one panel per sampled key), best_points and importance (a
+    search's), parity, speed."""
     drawn = {
         name: draw(comparison)
         for name, draw in (
             ("curves", loss_curves),
             ("final_metric", final_metric),
             ("isolation", isolation),
+            ("best_points", best_points),
             ("importance", importance),
             ("parity", backend_parity),
             ("speed", backend_speed),
@@ -314,16 +319,71 @@ def search_axes(comparison: Comparison, sampled: list[str]):
     return figure
 
 
+def best_points(comparison: Comparison):
+    """A search's training curves of its best few points: for each of the best cells, the mean
+    curve over seeds of its `BEST_POINTS` best points on the selection metric, the selected one
+    starred. What the playbook looks at before trusting a best point: one still falling when
+    training stops wants more epochs, one that turns up overfits, a noisy one is unstable."""
+    sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+    selection = comparison.selection
+    if not sampled or selection.empty or not comparison.curves:
+        return None
+    name = comparison.protocol.select_on
+    trials = pooled_source(finished(comparison.frame))  # the runs the selection pooled
+    metric = "val_loss" if trials["val_loss"].notna().any() else "loss"
+    cells = (_ranked_cells(comparison) or list(dict.fromkeys(selection["cell"])))[:BEST_POINT_CELLS]
+    figure, panels = _subplots(
+        1, len(cells), figsize=(4.2 * len(cells), 4), squeeze=False, sharey=True
+    )
+    for axes, cell in zip(panels[0], cells, strict=True):
+        rows = selection[selection["cell"] == cell].sort_values(
+            f"{name}_mean", ascending=direction(name) == "min"
+        )
+        for _, row in rows.head(BEST_POINTS).iterrows():
+            same = np.ones(len(trials), dtype=bool)
+            for key in [*comparison.scientific_keys, *comparison.nuisance_keys]:
+                same &= (trials[key] == row[key]).to_numpy()
+            curves = [comparison.curves.get(run) or [] for run in trials[same]["run_id"]]
+            epochs = min((len(curve) for curve in curves), default=0)
+            if epochs == 0:
+                continue
+            mean = np.mean([curve[:epochs] for curve in curves], axis=0)
+            axes.plot(
+                np.arange(1, epochs + 1),
+                mean,
+                marker="*" if row["selected"] else None,
+                label=("★ " if row["selected"] else "") + label_lines(row["setting"]),
+            )
+        axes.set(title=label_lines(cell), xlabel="epoch", yscale="log")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.legend(fontsize="x-small")
+    panels[0][0].set_ylabel(f"{metric} (mean over seeds)")
+    figure.suptitle(
+        f"{comparison.experiment}: the best {BEST_POINTS} points of each cell by {name}; "
+        "★ the selected one",
+        y=1.03,  # above the panels' own titles
+    )
+    return figure
+
+
 def importance(comparison: Comparison):
-    """A searched grid's keys by their share of the selection metric's variance (fANOVA)."""
+    """A searched grid's keys by their share of the selection metric's variance (fANOVA); a
+    key some cells never read by its share where read, in its own colour."""
+    from mlpsuite.analysis.importance import EVERY
+
     table = comparison.importance
     if table.empty:
         return None
     measured = table[table["importance"].notna()].iloc[::-1]  # the largest on top
+    every = measured["among"] == EVERY
+    labels = [
+        key if whole else f"{key}\n(where read, {settings} settings)"
+        for key, whole, settings in zip(measured["key"], every, measured["settings"], strict=True)
+    ]
     figure, axes = _subplots(figsize=(6, 0.5 * len(measured) + 1.5))
-    axes.barh(measured["key"], measured["importance"], color="C0")
+    axes.barh(labels, measured["importance"], color=["C0" if whole else "C1" for whole in every])
     axes.set_xlim(0, 1)
-    settings = int(measured["settings"].max())
+    settings = int(measured.loc[every, "settings"].max()) if every.any() else 0
     axes.set(
         xlabel=f"share of {comparison.protocol.select_on}'s variance (fANOVA over a random "
         f"forest, {settings} settings)",

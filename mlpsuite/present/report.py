@@ -23,6 +23,7 @@ from mlpsuite.analysis import (
     pooled_rows,
     reference_rows,
 )
+from mlpsuite.analysis.protocol import RANGE_EDGE
 from mlpsuite.analysis.stats import MAX_SEEDS
 from mlpsuite.analysis.tables import bounded_interval
 from mlpsuite.analysis.versions import mixed_libraries, version_sets
@@ -215,7 +216,14 @@ def edge_line(comparison: Comparison) -> str:
         return ""
     edges = comparison.selection[comparison.selection["edge"] != ""]
     if edges.empty:
-        return f"Every selected {', '.join(comparison.nuisance_keys)} lies inside the grid."
+        sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+        listed = [key for key in comparison.nuisance_keys if key not in sampled]
+        inside = [f"{', '.join(listed)} lies inside the grid"] if listed else []
+        if sampled:
+            inside.append(
+                f"{', '.join(sampled)} lies inside its range, clear of its outer {RANGE_EDGE:.0%}"
+            )
+        return f"Every selected {'; every selected '.join(inside)}."
     named = "; ".join(
         f"{row['cell']} ({row['edge']})" for _, row in edges.head(NOTE_ROWS).iterrows()
     )
@@ -231,21 +239,35 @@ def edge_line(comparison: Comparison) -> str:
 
 
 def importance_line(comparison: Comparison) -> str:
-    """A searched grid's keys by the share of the selection metric's variance each explains."""
+    """A searched grid's keys by the share of the selection metric's variance each explains;
+    a key some cells never read, by its share over the settings of the cells that read it."""
+    from mlpsuite.analysis.importance import EVERY, MIN_SETTINGS
+
     table = comparison.importance
     if table.empty:
         return ""
-    measured = table[table["importance"].notna()]
+    every = table[table["among"] == EVERY] if "among" in table else table
     shares = ", ".join(
-        f"{row['key'].split('.')[-1]} {row['importance']:.0%}" for _, row in measured.iterrows()
+        f"{row['key'].split('.')[-1]} {row['importance']:.0%}" for _, row in every.iterrows()
     )
-    unread = [row["key"].split(".")[-1] for _, row in table.iterrows() if row["settings"] == 0]
-    unmeasured = f"; not measured ({', '.join(unread)}): some cells never read it" if unread else ""
-    settings = int(measured["settings"].max()) if not measured.empty else 0
+    rest = table.drop(every.index)
+    measured = rest[rest["importance"].notna()]
+    where = ", ".join(
+        f"{row['key'].split('.')[-1]} {row['importance']:.0%} of {row['settings']}"
+        for _, row in measured.iterrows()
+    )
+    unmeasured = [row["key"].split(".")[-1] for _, row in rest.drop(measured.index).iterrows()]
+    settings = int(every["settings"].max()) if not every.empty else 0
     return (
         f"Which settings mattered (fANOVA over a random forest, share of "
-        f"{comparison.protocol.select_on}'s variance over {settings} settings): "
-        f"{shares}{unmeasured}."
+        f"{comparison.protocol.select_on}'s variance over {settings} settings): {shares}"
+        + (f"; where read, over those cells' settings: {where}" if where else "")
+        + (
+            f"; not measured ({', '.join(unmeasured)}): fewer than {MIN_SETTINGS} settings read it"
+            if unmeasured
+            else ""
+        )
+        + "."
     )
 
 

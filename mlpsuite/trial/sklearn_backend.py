@@ -6,7 +6,7 @@ in a worker that imports no Keras:
 ```
 model.hidden      -> hidden_layer_sizes       model.activation -> identity, logistic, tanh, relu
 model.scaler      -> MinMaxScaler, RobustScaler, StandardScaler, fitted on the training split
-optimizer         -> solver sgd (momentum 0), sgd + momentum, sgd + Nesterov, adam
+optimizer         -> solver sgd (momentum 0), sgd + momentum, sgd + Nesterov, adam (beta_1)
 learning_rate     -> learning_rate_init ("constant")   training.batch_size -> batch_size
 training.epochs   -> one partial_fit pass per epoch over the training split; alpha (L2) = 0
 ```
@@ -55,6 +55,7 @@ def estimator(trial: Trial, task: str):
         learning_rate_init=trial.optimizer.learning_rate,
         momentum=trial.optimizer.momentum if momentum is None else momentum,
         nesterovs_momentum=nesterov,
+        beta_1=trial.optimizer.beta_1,
         shuffle=False,
         random_state=trial.seed,
         max_iter=trial.training.epochs,

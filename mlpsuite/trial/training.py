@@ -395,8 +395,10 @@ def make_optimizer(
         "momentum": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum),
         "nesterov": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum, nesterov=True),
         "rmsprop": lambda: keras.optimizers.RMSprop(rate),
-        "adam": lambda: keras.optimizers.Adam(rate),
-        "adamw": lambda: keras.optimizers.AdamW(rate, weight_decay=spec.weight_decay),
+        "adam": lambda: keras.optimizers.Adam(rate, beta_1=spec.beta_1),
+        "adamw": lambda: keras.optimizers.AdamW(
+            rate, weight_decay=spec.weight_decay, beta_1=spec.beta_1
+        ),
         "adagrad": lambda: keras.optimizers.Adagrad(rate),
     }
     return optimizers[spec.name]()
