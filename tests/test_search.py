@@ -284,7 +284,6 @@ def test_importance_gives_each_key_its_share_of_an_additive_objective():
     assert set(table["settings"]) == {128}
 
 
-@pytest.mark.check
 def test_a_key_some_cells_never_read_gets_its_share_where_it_is_read():
     # SGD reads the rate alone (val_loss = x); momentum reads both (val_loss = x + 3·z, z the
     # momentum in unit coordinates): over momentum's own settings z's share is 9 / 10.
