@@ -124,6 +124,14 @@ def test_every_cell_runs_the_same_points_and_drops_what_it_never_reads(tmp_path)
         }
     )
     assert expand(listed, path)[0].key == by_name["momentum"][2].key
+    # The optimizer itself sampled among choices: momentum is read where the point draws it.
+    chosen = {"optimizer.name": {"choices": ["sgd", "momentum"]}, **SPACE}
+    path = _grid(tmp_path, {"trials": 8, "space": chosen}, name="chosen")
+    drawn = expand(load_config(path), path)
+    assert {t.optimizer.name for t in drawn} == {"sgd", "momentum"}
+    assert all(
+        ("optimizer.momentum" in t.cell) == (t.optimizer.name == "momentum") for t in drawn
+    )
 
 
 @pytest.mark.check

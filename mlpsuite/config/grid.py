@@ -262,7 +262,6 @@ def _check_search_space(spec: GridSpec, base: dict[str, Any], path: Path) -> Non
     range (every value between is then valid too: the fields' bounds are intervals), and read
     by at least one optimizer of the grid."""
     assert spec.search is not None
-    optimizers = [cell_spec(spec, cell, path).optimizer for cell in grid_cells(spec)]
     for key, dimension in spec.search.space.items():
         if key in spec.grid:
             raise ConfigError(
@@ -272,6 +271,9 @@ def _check_search_space(spec: GridSpec, base: dict[str, Any], path: Path) -> Non
         _check_field(base, "search.space", key, path)
         for value in dimension.ends():
             cell_spec(spec, {key: value}, path, origin="search.space")
+    # Every optimizer a cell may run: a sampled optimizer.name's choices count as the grid's.
+    optimizers = [cell_spec(spec, cell, path).optimizer for cell in checked_cells(spec)]
+    for key in spec.search.space:
         unread = [optimizer for optimizer in optimizers if key in optimizer.ignored()]
         if unread and len(unread) == len(optimizers):
             raise ConfigError(
