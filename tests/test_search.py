@@ -129,9 +129,7 @@ def test_every_cell_runs_the_same_points_and_drops_what_it_never_reads(tmp_path)
     path = _grid(tmp_path, {"trials": 8, "space": chosen}, name="chosen")
     drawn = expand(load_config(path), path)
     assert {t.optimizer.name for t in drawn} == {"sgd", "momentum"}
-    assert all(
-        ("optimizer.momentum" in t.cell) == (t.optimizer.name == "momentum") for t in drawn
-    )
+    assert all(("optimizer.momentum" in t.cell) == (t.optimizer.name == "momentum") for t in drawn)
 
 
 @pytest.mark.check
