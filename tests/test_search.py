@@ -254,33 +254,53 @@ def test_quasirandom_search_does_as_well_as_a_grid_of_its_budget_more_often_than
     assert min(wins.values()) > problems / 2, wins
 
 
+def _importance_of(space: dict, names: tuple[str, ...], loss, seeds=(0,), seed: str = "x"):
+    """importance_table over a synthetic grid: `names` × 64 points of `space` × `seeds`, each
+    trial's val_loss `loss(name, unit)` with `unit` the point's {key: unit coordinate}; a key
+    whose unit is None in a cell is one that cell never reads."""
+    from mlpsuite.analysis import grid_frame
+    from mlpsuite.analysis.frame import NOT_READ
+    from mlpsuite.analysis.importance import importance_table
+    from tests.runs import mlflow_run
+
+    def unit(key: str, value: float) -> float:
+        low, high = space[key]["low"], space[key]["high"]
+        if space[key].get("log"):
+            return (math.log10(value) - math.log10(low)) / (math.log10(high) - math.log10(low))
+        return (value - low) / (high - low)
+
+    points = SearchSpec.model_validate({"trials": 64, "space": space}).points()
+    trials, runs = [], []
+    for name in names:
+        for number, point in enumerate(points):
+            val_loss, read = loss(name, {key: unit(key, v) for key, v in point.items()})
+            cell = {
+                "optimizer.name": name,
+                **{k: str(v) if k in read else NOT_READ for k, v in point.items()},
+            }
+            for trial_seed in seeds:
+                key = f"{name}-{number}-{trial_seed}"
+                trials.append({"key": key, "backend": "jax", "seed": trial_seed, "cell": cell})
+                runs.append(mlflow_run(key, val_loss=val_loss, loss=1.0, test_loss=1.0))
+    keys = ["optimizer.name", *space]
+    frame = grid_frame({"grid_keys": keys, "trials": trials}, runs)
+    return importance_table(frame, keys, space, "val_loss", seed=seed).set_index("key")
+
+
 @pytest.mark.check
 def test_importance_gives_each_key_its_share_of_an_additive_objective():
     # val_loss = 3·x + y in the unit coordinates of a log learning rate (x) and a dropout (y),
     # and nothing of the optimizer's name: for independent uniform x and y the functional
     # ANOVA shares are Var(3x) / (Var(3x) + Var(y)) = 9 / 10 and 1 / 10, and 0 for the name.
-    from mlpsuite.analysis import grid_frame
-    from mlpsuite.analysis.importance import importance_table
-    from tests.runs import mlflow_run
-
     space = {
         "optimizer.learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
         "model.dropout": {"low": 0.0, "high": 0.5},
     }
-    points = SearchSpec.model_validate({"trials": 64, "space": space}).points()
-    trials, runs = [], []
-    for name in ("sgd", "adam"):
-        for number, point in enumerate(points):
-            x = (math.log10(point["optimizer.learning_rate"]) + 4) / 4
-            y = point["model.dropout"] / 0.5
-            for seed in (0, 1):
-                key = f"{name}-{number}-{seed}"
-                cell = {"optimizer.name": name, **{k: str(v) for k, v in point.items()}}
-                trials.append({"key": key, "backend": "jax", "seed": seed, "cell": cell})
-                runs.append(mlflow_run(key, val_loss=3 * x + y, loss=1.0, test_loss=1.0))
-    keys = ["optimizer.name", *space]
-    frame = grid_frame({"grid_keys": keys, "trials": trials}, runs)
-    table = importance_table(frame, keys, space, "val_loss", seed="synthetic").set_index("key")
+
+    def loss(name, unit):
+        return 3 * unit["optimizer.learning_rate"] + unit["model.dropout"], set(space)
+
+    table = _importance_of(space, ("sgd", "adam"), loss, seeds=(0, 1), seed="synthetic")
     shares = table["importance"]
     assert shares.sum() == pytest.approx(1.0)
     assert shares["optimizer.learning_rate"] == pytest.approx(0.9, abs=0.06)
@@ -293,34 +313,18 @@ def test_importance_gives_each_key_its_share_of_an_additive_objective():
 def test_a_key_some_cells_never_read_gets_its_share_where_it_is_read():
     # SGD reads the rate alone (val_loss = x); momentum reads both (val_loss = x + 3·z, z the
     # momentum in unit coordinates): over momentum's own settings z's share is 9 / 10.
-    from mlpsuite.analysis import grid_frame
-    from mlpsuite.analysis.frame import NOT_READ
-    from mlpsuite.analysis.importance import importance_table
-    from tests.runs import mlflow_run
-
     space = {
         "optimizer.learning_rate": {"low": 1e-4, "high": 1.0, "log": True},
         "optimizer.momentum": {"low": 0.5, "high": 0.99},
     }
-    points = SearchSpec.model_validate({"trials": 64, "space": space}).points()
-    trials, runs = [], []
-    for name in ("sgd", "momentum"):
-        for number, point in enumerate(points):
-            x = (math.log10(point["optimizer.learning_rate"]) + 4) / 4
-            z = (point["optimizer.momentum"] - 0.5) / 0.49
-            momentum = str(point["optimizer.momentum"]) if name == "momentum" else NOT_READ
-            cell = {
-                "optimizer.name": name,
-                "optimizer.learning_rate": str(point["optimizer.learning_rate"]),
-                "optimizer.momentum": momentum,
-            }
-            key = f"{name}-{number}"
-            trials.append({"key": key, "backend": "jax", "seed": 0, "cell": cell})
-            loss = x + 3 * z if name == "momentum" else x
-            runs.append(mlflow_run(key, val_loss=loss, loss=1.0, test_loss=1.0))
-    keys = ["optimizer.name", *space]
-    frame = grid_frame({"grid_keys": keys, "trials": trials}, runs)
-    table = importance_table(frame, keys, space, "val_loss", seed="where").set_index("key")
+
+    def loss(name, unit):
+        x, z = unit["optimizer.learning_rate"], unit["optimizer.momentum"]
+        if name == "momentum":
+            return x + 3 * z, set(space)
+        return x, {"optimizer.learning_rate"}
+
+    table = _importance_of(space, ("sgd", "momentum"), loss, seed="where")
     momentum = table.loc["optimizer.momentum"]
     assert momentum["among"] == "where read" and momentum["settings"] == 64
     assert momentum["importance"] == pytest.approx(0.9, abs=0.06)
