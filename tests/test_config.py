@@ -382,6 +382,11 @@ BAD_CONFIGS = {
         SEARCHED + "  space: {optimizer.lr: {low: 0.1, high: 1}}\n",
         "search.space.optimizer.lr: no such key; allowed: optimizer.name, optimizer.learning_rate",
     ),
+    "search key misspelt": (
+        SEARCHED + "  space: {optimizer.learnin_rate: {low: 0.1, high: 1}}\n",
+        "search.space.optimizer.learnin_rate: no such key; did you mean "
+        "'optimizer.learning_rate'? allowed: optimizer.name",
+    ),
     "search key no optimizer reads": (
         SEARCHED + "  space: {optimizer.momentum: {low: 0.5, high: 0.99}}\n",
         "search.space.optimizer.momentum: no optimizer of this grid reads it (optimizer sgd has "

@@ -196,6 +196,18 @@ def test_a_searched_grid_runs_records_its_points_and_selects_one_per_cell(tmp_pa
     # SGD never read momentum: its setting names the learning rate alone.
     sgd = selected[selected["optimizer.name"] == "sgd"].iloc[0]
     assert "momentum" not in sgd["setting"] and "learning_rate=" in sgd["setting"]
+    # A sampled key pairs with nothing (its points differ in every key): no effects table of
+    # empty rows, only the grid key's; the space is in the JSON beside the selection.
+    import json
+
+    from mlpsuite.present.report import as_json
+
+    assert set(comparison.effects["key"]) == {"optimizer.name"}
+    space = json.loads(as_json(comparison))["search_space"]
+    assert {key: {**SPACE[key], "log": SPACE[key].get("log", False)} for key in SPACE} == {
+        key: {k: v for k, v in dimension.items() if k != "integer"}
+        for key, dimension in space.items()
+    }
     # The boundary sentence speaks of ranges, not of a grid's listed values.
     from mlpsuite.present.report import edge_line
 
@@ -379,3 +391,20 @@ def test_a_searched_grid_draws_one_axis_plot_per_sampled_key_and_its_importance(
     np.testing.assert_allclose(
         np.asarray(axes.get_lines()[0].get_ydata(), dtype=float), np.mean(histories, axis=0)
     )
+
+
+@pytest.mark.check
+def test_the_ranking_stars_the_value_on_an_edge_not_the_setting():
+    from mlpsuite.present.terminal import _starred
+
+    edge = "learning_rate: top 10% of its log range 0.0001..1"
+    tuned = ["optimizer.learning_rate", "optimizer.momentum"]
+    assert _starred("learning_rate=0.4541, momentum=0.92", edge, tuned) == (
+        "learning_rate=0.4541*, momentum=0.92"
+    )
+    both = edge + "; momentum: bottom 10% of its range 0.5..0.99"
+    assert _starred("learning_rate=0.4541, momentum=0.51", both, tuned) == (
+        "learning_rate=0.4541*, momentum=0.51*"
+    )
+    assert _starred("0.4541", edge, tuned[:1]) == "0.4541*"
+    assert _starred("learning_rate=0.01", "", tuned) == "learning_rate=0.01"

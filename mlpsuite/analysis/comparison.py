@@ -272,7 +272,10 @@ def compare(
         spec.interval,
         seed=manifest.get("grid_key", experiment),
     )
-    effects = _effects(frame, ranked, scientific, nuisance, _checked_keys(grid_keys, by), metric)
+    # A sampled key's points differ in every key at once: no two trials pair on the others, so
+    # its effect is its importance, not a paired table of empty rows.
+    paired = [key for key in _checked_keys(grid_keys, by) if key not in ranges]
+    effects = _effects(frame, ranked, scientific, nuisance, paired, metric)
     return Comparison(
         experiment=experiment,
         parent_run_id=parent.info.run_id,

@@ -33,6 +33,7 @@ from mlpsuite.config.schema import (
 )
 from mlpsuite.data import Dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
+from mlpsuite.registry import close_match
 
 
 class Trial(Section):
@@ -253,8 +254,14 @@ def _check_field(base: dict[str, Any], section: str, key: str, path: Path) -> No
             raise ConfigError(f"{path}: {section}.{key}: no such key; {where} has no sub-keys")
     if leaf not in target and ".".join(parents) not in FREE_FORM_KEYS:
         prefix = ".".join(parents)
-        allowed = ", ".join(f"{prefix}.{field}" if prefix else field for field in target)
-        raise ConfigError(f"{path}: {section}.{key}: no such key; allowed: {allowed}")
+        fields = [f"{prefix}.{field}" if prefix else field for field in target]
+        # Matched on the last part alone: the shared prefix would make any key look close.
+        match = close_match(leaf, list(target))
+        named = f"{prefix}.{match}" if prefix else match
+        suggestion = f"did you mean '{named}'? " if match else ""
+        raise ConfigError(
+            f"{path}: {section}.{key}: no such key; {suggestion}allowed: {', '.join(fields)}"
+        )
 
 
 def _check_search_space(spec: GridSpec, base: dict[str, Any], path: Path) -> None:

@@ -733,6 +733,9 @@ def as_json(comparison: Comparison) -> str:
             "nuisance": comparison.nuisance_keys,
             "sentence": comparison.protocol_sentence(),
         },
+        # A searched grid's space ({key: {low, high, log, integer} or {choices}}): what the
+        # selection's `edge` and the importance are measured against.
+        **({"search_space": comparison.search_space} if comparison.search_space else {}),
         "seed_budget": comparison.budget,
         "parity_summary": parity_summary(comparison.parity),
         "version_sets": version_sets(comparison.frame),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rich import box
@@ -209,7 +210,11 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
         + f"{pooled_note(comparison)}"
         + (f"; IQM: interquartile mean of {metric}" if robust else "")
         + "; ≈ best: interval overlaps the best one's"
-        + (f"; {selected[0]}: the selected setting (* on the grid's edge)" if selected else "")
+        + (
+            f"; {selected[0]}: the selected setting (* {_edge_legend(comparison)})"
+            if selected
+            else ""
+        )
         + (
             f"; {REFERENCE_BACKEND}: its own mean {metric}, not pooled (its own initial weights)"
             if beside
@@ -218,7 +223,7 @@ def ranking_table(comparison: Comparison, max_rows: int) -> Table | str:
     )
     for label, (_, row) in zip(labels, shown.iterrows(), strict=True):
         at = (
-            [(row[tuned[0]] if len(tuned) == 1 else row["selected"]) + ("*" if row["edge"] else "")]
+            [_starred(row[tuned[0]] if len(tuned) == 1 else row["selected"], row["edge"], tuned)]
             if tuned
             else []
         )
@@ -346,3 +351,30 @@ def _keep_lines(table: Table, column: int) -> None:
     """Let no line of `column` be folded: its narrowest width is its longest line."""
     lines = [line for cell in table.columns[column].cells for line in str(cell).splitlines()]
     table.columns[column].min_width = max(map(len, lines), default=0)
+
+
+def _edge_legend(comparison: Comparison) -> str:
+    """What the table's * means: a listed value at the grid's end, a sampled one near its
+    range's."""
+    from mlpsuite.analysis.protocol import RANGE_EDGE
+
+    sampled = any(key in comparison.search_space for key in comparison.nuisance_keys)
+    listed = any(key not in comparison.search_space for key in comparison.nuisance_keys)
+    if sampled and not listed:
+        return f"in the outer {RANGE_EDGE:.0%} of its range"
+    if sampled:
+        return f"on the grid's edge, or in the outer {RANGE_EDGE:.0%} of its range"
+    return "on the grid's edge"
+
+
+def _starred(selected: str, edge: str, tuned: list[str]) -> str:
+    """The selected setting with * after each value on an edge (`edge`: "learning_rate: top
+    10% of ...; momentum: largest tried"); one tuned key: the value alone."""
+    if not edge:
+        return selected
+    if len(tuned) == 1:
+        return selected + "*"
+    for part in edge.split("; "):
+        short = part.split(":")[0]
+        selected = re.sub(rf"(?<![\w.]){re.escape(short)}=[^,]*", r"\g<0>*", selected, count=1)
+    return selected
