@@ -170,8 +170,7 @@ def test_diverging_trial_is_a_failed_run(tmp_path):
     )
 
 
-@pytest.mark.check
-def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):
+def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):  # 6 s: make test's
     path = write_grid(
         tmp_path, "slow", backends=["sklearn"], training={"epochs": 100000, "max_seconds": 1}
     )
