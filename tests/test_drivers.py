@@ -102,7 +102,9 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     """The first driver is killed while it holds a claim whose trial cannot finish first (its
     worker is frozen), and while the second driver is running the keys it could claim."""
     uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
-    first = _driver(path, uri, tmp_path)
+    # The first heartbeats every second, the second takes a claim unchanged for 15 s as its
+    # owner's death (not the 90 s default: the test waited it out, 112 s of the suite's time).
+    first = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1")
 
     def mine(runs, driver, status):
         return [
@@ -119,7 +121,7 @@ def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     )
     (worker,) = children(first.pid)
     os.kill(worker, signal.SIGSTOP)  # its trial in flight can no longer finish
-    second = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1")
+    second = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1", MLPSUITE_CLAIM_STALE_S="15")
     _runs_when(uri, "takeover", lambda runs: mine(runs, second, "FINISHED"), second)
     (held,) = mine(_runs(uri, "takeover")[1], first, "RUNNING")  # still its claim, frozen
     first.send_signal(signal.SIGKILL)

@@ -371,6 +371,11 @@ def test_a_searched_grid_draws_one_axis_plot_per_sampled_key_and_its_importance(
     assert sorted(round(bar.get_width(), 6) for bar in bars) == sorted(
         round(v, 6) for v in comparison.importance["importance"].dropna()
     )
+    # The notebook's view shows the axis plots beside the curves.
+    from mlpsuite.present.notebook import comparison_html
+
+    page = comparison_html(comparison)
+    assert page.count("data:image/png;base64,") == 2 and 'alt="axis plots"' in page
     # The best points' curves: the three lowest mean val_loss, best first, each the mean of its
     # seeds' val_loss histories read from MLflow here.
     from mlflow import MlflowClient

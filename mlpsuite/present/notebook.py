@@ -109,7 +109,8 @@ def terminal_text(comparison: analysis.Comparison, width: int = 100) -> str:
 
 
 def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) -> str:
-    """The answer as HTML: headline lines, the ranking table, parity and speed, the curves."""
+    """The answer as HTML: headline lines, the ranking table, parity and speed, the curves and,
+    for a search, its axis plots."""
     title = f"{comparison.experiment}: comparison of {comparison.n_trials} trials"
     lines = [
         report.protocol_line(comparison),
@@ -121,9 +122,11 @@ def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) 
     ]
     after = [report.parity_line(comparison), *report.speed_lines(comparison)]
     question = f"<p><b>{_text(comparison.description)}</b></p>" if comparison.description else ""
-    from mlpsuite.present.plots import loss_curves
+    from mlpsuite.present.plots import isolation, loss_curves
 
     curves = loss_curves(comparison)
+    # A search's axis plots: what shows a range too narrow (the playbook's reason to look).
+    axes = isolation(comparison) if comparison.search_space else None
     return "\n".join(
         [
             f"<h4>{_text(title)}</h4>",
@@ -132,6 +135,7 @@ def comparison_html(comparison: analysis.Comparison, max_rows: int = HTML_ROWS) 
             _table(*report.ranking_rows(comparison, max_rows)),
             _paragraphs(after),
             _png(curves, "curves") if curves is not None else "",
+            _png(axes, "axis plots") if axes is not None else "",
         ]
     )
 
