@@ -7,8 +7,6 @@ import pytest
 from mlpsuite.config import GridSpec, expand
 from mlpsuite.trial.diagnostics import dead_fraction
 
-pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
-
 
 def _probe(model):
     import keras
@@ -25,11 +23,13 @@ def _digits_rows(rows: int = 256):
     return data.X_train[:rows], data.y_train[:rows]
 
 
+@pytest.mark.check
 def test_dead_fraction_counts_units_that_are_zero_on_every_row():
     activations = np.array([[0.0, 1.0, 0.0, -0.0], [0.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
     assert dead_fraction(activations) == 0.5  # units 0 and 3; unit 1 and 2 fire once each
 
 
+@pytest.mark.check
 @pytest.mark.backend
 def test_sigmoid_gradient_vanishes_in_the_first_layer_of_a_deep_net(backend):
     """Six sigmoid layers: the first kernel's initial gradient is at least 10x smaller than
@@ -47,6 +47,7 @@ def test_sigmoid_gradient_vanishes_in_the_first_layer_of_a_deep_net(backend):
     assert 0 < first["sigmoid"] * 10 <= first["relu"], first
 
 
+@pytest.mark.check
 @pytest.mark.backend
 def test_relu_with_only_negative_inputs_is_dead_and_leaky_relu_is_not(backend):
     from mlpsuite.models import build_mlp
@@ -72,6 +73,7 @@ def _leaky_alpha() -> float:
     return get_activation("leaky_relu").alpha
 
 
+@pytest.mark.check
 @pytest.mark.backend
 def test_gradients_and_activations_match_numpy_and_finite_differences(backend):
     """A small tanh net on iris: every kernel's gradient norm against float64 central
@@ -152,6 +154,7 @@ def _grid(**overrides):
     )
 
 
+# make test's, not the check tier's: 12 s, mostly JAX compiling two models.
 @pytest.mark.backend
 def test_diagnostics_change_no_number_of_training_and_report_epoch_zero(backend):
     from mlpsuite.trial.training import TrialRunner
@@ -188,6 +191,7 @@ def test_diagnostics_change_no_number_of_training_and_report_epoch_zero(backend)
     }
 
 
+@pytest.mark.check
 def test_diagnostics_are_part_of_a_trials_key_only_when_on():
     plain, probed = expand(_grid())[0], expand(_grid(diagnostics=True))[0]
     assert plain.key != probed.key
