@@ -148,6 +148,11 @@ class Comparison:
     search_space: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
+    def sampled_keys(self) -> list[str]:
+        """The nuisance keys a search sampled over ranges or choices (none for a listed grid)."""
+        return [key for key in self.nuisance_keys if key in self.search_space]
+
+    @property
     def n_trials(self) -> int:
         return len(self.frame)
 

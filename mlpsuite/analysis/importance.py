@@ -51,7 +51,6 @@ def importance_table(
     number = int(hashlib.sha256(seed.encode()).hexdigest()[:8], 16)
     if len(settings) > MAX_SETTINGS:
         settings = settings.sample(MAX_SETTINGS, random_state=number % 2**31)
-    every = settings
     shares = _fanova(settings[[*read, select_on]], read, ranges, select_on, number % 2**31)
     rows = [
         {
@@ -65,7 +64,7 @@ def importance_table(
     ]
     for key in keys:
         if key not in read:
-            rows.append(_where_read(every, key, keys, ranges, select_on, number % 2**31))
+            rows.append(_where_read(settings, key, keys, ranges, select_on, number % 2**31))
     table = pd.DataFrame(rows, columns=COLUMNS)
     first = table["among"] == EVERY  # the shares of one whole first, then those of their own
     return pd.concat(
@@ -78,7 +77,7 @@ def importance_table(
 
 
 def _where_read(
-    every: pd.DataFrame,
+    settings: pd.DataFrame,
     key: str,
     keys: list[str],
     ranges: dict[str, dict[str, Any]],
@@ -87,7 +86,7 @@ def _where_read(
 ) -> dict[str, Any]:
     """`key`'s share of `select_on`'s variance over the settings of the cells that read it,
     fitted with the other keys those cells read (NaN with fewer than MIN_SETTINGS of them)."""
-    subset = every[every[key] != NOT_READ]
+    subset = settings[settings[key] != NOT_READ]
     present = [other for other in keys if not (subset[other] == NOT_READ).any()]
     share = float("nan")
     if len(subset) >= MIN_SETTINGS:

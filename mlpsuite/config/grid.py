@@ -21,6 +21,7 @@ from pydantic import Field, PrivateAttr
 from mlpsuite import __version__
 from mlpsuite.config.messages import validated
 from mlpsuite.config.schema import (
+    ADAM_BETA_1,
     FREE_FORM_KEYS,
     SECTIONS,
     DatasetSpec,
@@ -94,7 +95,7 @@ class Trial(Section):
             for part in parents:
                 section = section[part]
             section.pop(leaf)
-        if identity["optimizer"].get("beta_1") == 0.9:  # Keras' default, as Adam ran before
+        if identity["optimizer"].get("beta_1") == ADAM_BETA_1:  # as every Adam ran before
             identity["optimizer"].pop("beta_1")
         identity["mlpsuite_major"] = __version__.split(".")[0]
         identity["batch_order"] = 2  # 2: fully NumPy's (before, Keras also shuffled the batches)

@@ -163,13 +163,18 @@ class ScheduleSpec(Section):
     alpha: float = Field(default=0.0, ge=0, le=1, description="cosine: final fraction of the rate")
 
 
+# Adam's β₁ before it was a setting (Keras' and scikit-learn's default): the trial key leaves it
+# out at this value, so no Adam trial run before changed its key.
+ADAM_BETA_1 = 0.9
+
+
 class OptimizerSpec(Section):
     name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = "adam"
     learning_rate: float = Field(default=0.001, gt=0)
     momentum: float = Field(default=0.9, ge=0, lt=1, description="momentum and nesterov only")
     weight_decay: float = Field(default=0.004, ge=0, description="adamw only")
     # β₁, the decay of Adam's first moment (its momentum); Keras' and scikit-learn's default.
-    beta_1: float = Field(default=0.9, ge=0, lt=1, description="adam and adamw only")
+    beta_1: float = Field(default=ADAM_BETA_1, ge=0, lt=1, description="adam and adamw only")
     schedule: ScheduleSpec | None = None
 
     def ignored(self) -> dict[str, str]:

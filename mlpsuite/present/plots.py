@@ -215,7 +215,7 @@ def isolation(comparison: Comparison):
     selection = comparison.selection
     if selection.empty:
         return None
-    sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+    sampled = comparison.sampled_keys
     if sampled:
         return search_axes(comparison, sampled)
     name = comparison.protocol.select_on
@@ -324,7 +324,7 @@ def best_points(comparison: Comparison):
     curve over seeds of its `BEST_POINTS` best points on the selection metric, the selected one
     starred. What the playbook looks at before trusting a best point: one still falling when
     training stops wants more epochs, one that turns up overfits, a noisy one is unstable."""
-    sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+    sampled = comparison.sampled_keys
     selection = comparison.selection
     if not sampled or selection.empty or not comparison.curves:
         return None

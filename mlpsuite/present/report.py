@@ -216,7 +216,7 @@ def edge_line(comparison: Comparison) -> str:
         return ""
     edges = comparison.selection[comparison.selection["edge"] != ""]
     if edges.empty:
-        sampled = [key for key in comparison.nuisance_keys if key in comparison.search_space]
+        sampled = comparison.sampled_keys
         listed = [key for key in comparison.nuisance_keys if key not in sampled]
         inside = [f"{', '.join(listed)} lies inside the grid"] if listed else []
         if sampled:

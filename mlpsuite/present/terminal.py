@@ -358,8 +358,8 @@ def _edge_legend(comparison: Comparison) -> str:
     range's."""
     from mlpsuite.analysis.protocol import RANGE_EDGE
 
-    sampled = any(key in comparison.search_space for key in comparison.nuisance_keys)
-    listed = any(key not in comparison.search_space for key in comparison.nuisance_keys)
+    sampled = bool(comparison.sampled_keys)
+    listed = len(comparison.sampled_keys) < len(comparison.nuisance_keys)
     if sampled and not listed:
         return f"in the outer {RANGE_EDGE:.0%} of its range"
     if sampled:
