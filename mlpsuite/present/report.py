@@ -246,7 +246,7 @@ def importance_line(comparison: Comparison) -> str:
     table = comparison.importance
     if table.empty:
         return ""
-    every = table[table["among"] == EVERY] if "among" in table else table
+    every = table[table["among"] == EVERY]
     shares = ", ".join(
         f"{row['key'].split('.')[-1]} {row['importance']:.0%}" for _, row in every.iterrows()
     )
