@@ -273,7 +273,7 @@ def _progress(
 ) -> tuple[Callable, Callable, Callable]:
     """The live display: what the grid will run and reuse, then a bar per worker."""
     from mlpsuite.config.reference import sklearn_note
-    from mlpsuite.executors.units import vectorize_note
+    from mlpsuite.executors.units import populations_note, vectorize_note
     from mlpsuite.present.terminal import GridProgress, make_console
     from mlpsuite.tracking import shown_uri
 
@@ -290,7 +290,8 @@ def _progress(
                 "than the installed ones; --reuse same-versions (or reuse: same-versions) runs "
                 "them again"
             )
-        for note in (vectorize_note(trials), sklearn_note(trials)) if to_run else ():
+        notes = (vectorize_note(trials), populations_note(trials), sklearn_note(trials))
+        for note in notes if to_run else ():
             if note:
                 console.print(note)
         progress.start(to_run, reused)

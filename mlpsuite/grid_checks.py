@@ -92,10 +92,11 @@ def _check_execution(spec: GridSpec, resolved: list[GridSpec], path: Path) -> No
                 f"got {training.steps_per_execution}; allowed: auto (an epoch's on TensorFlow "
                 "and JAX, 1 on PyTorch) or 1"
             )
-        if training.vectorize == "seeds" and training.jit_compile is False:
+        if training.vectorize != "none" and training.jit_compile is False:
             raise ConfigError(
-                f"{path}: training.jit_compile: false contradicts training.vectorize: seeds (one "
-                "XLA program for a cell's seeds); allowed: auto or true, or vectorize: none"
+                f"{path}: training.jit_compile: false contradicts training.vectorize: "
+                f"{training.vectorize} (one XLA program for trials trained together); allowed: "
+                "auto or true, or vectorize: none"
             )
         if "torch" in cell.backends and training.jit_compile is True:
             _check_cxx(path)

@@ -29,13 +29,13 @@ def _relative(a: float, b: float) -> float:
 @pytest.mark.backend("jax")
 def test_vectorized_seeds_match_their_sequential_trials(backend):
     from mlpsuite.trial.training import TrialRunner
-    from mlpsuite.trial.vectorized import train_seeds
+    from mlpsuite.trial.vectorized import train_together
 
     trials = _trials()
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
     events = []
-    together = train_seeds(runner, trials, events.append)
+    together = train_together(runner, trials, events.append)
     assert [result.vectorized for result in together] == [4] * 4
     assert [result.key for result in together] == [trial.key for trial in trials]
     for one, many in zip(alone, together, strict=True):
@@ -74,7 +74,7 @@ def test_only_jax_seeds_without_early_stopping_are_vectorized():
 @pytest.mark.check
 def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     from mlpsuite.trial.training import TrialRunner
-    from mlpsuite.trial.vectorized import train_seeds
+    from mlpsuite.trial.vectorized import train_together
 
     trials = expand(
         GridSpec.model_validate(
@@ -91,7 +91,7 @@ def test_a_diverging_seed_fails_at_the_epoch_its_own_trial_fails(backend):
     )
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in trials]
-    for one, many in zip(alone, train_seeds(runner, trials, lambda event: None), strict=True):
+    for one, many in zip(alone, train_together(runner, trials, lambda event: None), strict=True):
         assert one.failure == many.failure == "diverged" and many.status == "FAILED"
         assert many.message == one.message and len(many.history["loss"]) == len(one.history["loss"])
         assert not many.test  # a failed seed is not scored

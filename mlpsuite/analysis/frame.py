@@ -134,6 +134,8 @@ def _run_fields(run) -> dict[str, Any]:
         "dropout": float(run.data.params.get("model.dropout", 0.0)),
         # seeds trained with it as one program: its step time is the group's per seed
         "vectorized": int(run.data.tags.get("mlpsuite.vectorized", 0)),
+        # ...and how: a cell's seeds, or a program's population (`training.vectorize`)
+        "vectorize": run.data.params.get("training.vectorize", "none"),
         "versions": version_label(run_versions(run.data.tags)),
     }
     fields.update(

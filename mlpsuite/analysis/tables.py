@@ -330,11 +330,15 @@ def _column(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _speed_labels(frame: pd.DataFrame) -> pd.Series:
-    """`backend`, or `backend/jit=true` where the frame's trials differ in an execution setting."""
+    """`backend`, or `backend/jit=true` where the frame's trials differ in an execution setting;
+    `/population` on trials trained as a population (`training.vectorize: program`)."""
     labels = frame["backend"].astype(str)
     for key, short in EXECUTION_KEYS.items():
         if key in frame and frame[key].astype(str).nunique() > 1:
             labels = labels + f"/{short}=" + frame[key].map(lambda v: str(v).lower())
+    if "vectorize" in frame:  # trials trained as a population are a row of their own
+        population = (frame["vectorize"] == "program") & (frame["vectorized"].fillna(0) > 1)
+        labels = labels.where(~population, labels + "/population")
     return labels
 
 

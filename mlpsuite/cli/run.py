@@ -163,6 +163,11 @@ def _dry_run(args: argparse.Namespace) -> int:
         for shown in plan.plan_summary(planned, reuse):
             console.print(shown, soft_wrap=isinstance(shown, str))
     console.print(plan.splits_line(planned.splits), soft_wrap=True)
+    from mlpsuite.executors.units import populations_note
+
+    populations = populations_note(planned)
+    if populations:
+        console.print(populations, soft_wrap=True)
     return 0
 
 

@@ -36,6 +36,10 @@ from mlpsuite.data import Dataset, dataset_task, load_dataset
 from mlpsuite.errors import ConfigError
 from mlpsuite.registry import close_match
 
+# What a population holds as optimizer variables, so its members may differ there (the
+# learning rate already is one): trial/held_hyperparameters.py makes them variables.
+POPULATION_HELD = ("momentum", "beta_1", "weight_decay")
+
 
 class Trial(Section):
     """One run: a grid cell on one backend with one seed. `key` hashes what sets its result."""
@@ -107,9 +111,22 @@ class Trial(Section):
         """What changes the compiled training program: trials that share it can reuse one
         built and compiled model. Seeds, initializers, data splits and, without a schedule,
         the learning rate are left out: they are values, not program."""
+        return self._program_hash(held=False)
+
+    @property
+    def population_key(self) -> str:
+        """What the trials of one population (`training.vectorize: program`) share: the
+        program, less the settings a population holds as optimizer variables (momentum, beta_1,
+        weight decay: trial/held_hyperparameters.py), plus the data (one split for all)."""
+        return self._program_hash(held=True)
+
+    def _program_hash(self, held: bool) -> str:
         optimizer = self.optimizer.model_dump(mode="json")
         for dotted in self.optimizer.ignored():
             optimizer.pop(dotted.split(".")[1], None)
+        if held:
+            for name in POPULATION_HELD:
+                optimizer.pop(name, None)
         if self.optimizer.schedule is None:  # an optimizer variable; a schedule bakes it in
             optimizer.pop("learning_rate")
         identity = {
@@ -127,6 +144,8 @@ class Trial(Section):
         }
         if self.optimizer.schedule is not None:  # cosine decays over epochs x steps per epoch
             identity["epochs"] = self.training.epochs
+        if held:  # members are rows of one batch: the same rows of the same split
+            identity["data"] = self.data_key
         canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

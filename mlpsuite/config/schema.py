@@ -219,8 +219,11 @@ class TrainingSpec(Section):
     batch_size: int = Field(default=64, ge=1)
     early_stopping: EarlyStoppingSpec | None = None
     max_seconds: float = Field(default=600.0, gt=0, description="wall-clock limit of one trial")
-    vectorize: Literal["none", "seeds"] = Field(
-        default="none", description="seeds: on JAX, train a cell's seeds as one vmapped program"
+    vectorize: Literal["none", "seeds", "program"] = Field(
+        default="none",
+        description="on JAX, trials trained together as one vmapped program: seeds, a cell's "
+        "seeds; program, every trial of a compiled program (seeds, learning rates, "
+        "initializers, momentum, beta_1, weight decay), each still its own trial",
     )
     save_model: bool = Field(
         default=False, description="log each trained model as the run's MLflow Keras model"

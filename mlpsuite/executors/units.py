@@ -1,6 +1,6 @@
-"""The work of a grid as units for workers: one trial, or a cell's seeds vectorized; queued
-per backend, grouped by compiled program, and claimed (tracking/claims.py) just before a unit
-is sent. Shared by the local and the Ray executor."""
+"""The work of a grid as units for workers: one trial, or trials vectorized (a cell's seeds, a
+program's population); queued per backend, grouped by compiled program, and claimed
+(tracking/claims.py) just before a unit is sent. Shared by the local and the Ray executor."""
 
 from __future__ import annotations
 
@@ -10,61 +10,109 @@ import functools
 from collections.abc import Callable
 
 from mlpsuite.config import Trial
+from mlpsuite.executors import populations
 
 
 @dataclasses.dataclass
 class _Unit:
-    """What one request to a worker runs: one trial, or the seeds of a cell vectorized."""
+    """What one request to a worker runs: one trial, or trials trained together (a cell's seeds,
+    a program's population)."""
 
     program: str
     trials: list[Trial]
 
 
 def vectorizable(trial: Trial) -> bool:
-    """Whether `training.vectorize: seeds` applies: JAX only, not with early stopping (each
-    seed would stop at its own epoch) nor with diagnostics or saved models (one model each)."""
+    """Whether `training.vectorize` applies: JAX only, not with diagnostics or saved models (one
+    model each); `seeds` not with early stopping (a population stops each member on its own)."""
+    vectorize = trial.training.vectorize
     return (
-        trial.training.vectorize == "seeds"
+        vectorize != "none"
         and trial.backend == "jax"
-        and trial.training.early_stopping is None
+        and (vectorize == "program" or trial.training.early_stopping is None)
         and not trial.diagnostics
         and not trial.training.save_model
     )
 
 
 def vectorize_note(trials: list[Trial]) -> str | None:
-    """What `training.vectorize: seeds` will not vectorize, and why, for the user to read."""
+    """What `training.vectorize` will not vectorize, and why, for the user to read."""
     asked = [
-        trial for trial in trials if trial.training.vectorize == "seeds" and not vectorizable(trial)
+        trial for trial in trials if trial.training.vectorize != "none" and not vectorizable(trial)
     ]
     if not asked:
         return None
     other = sorted({trial.backend for trial in asked if trial.backend != "jax"})
     why = [f"{', '.join(other)} (JAX only)"] if other else []
-    if any(trial.training.early_stopping is not None for trial in asked):
-        why.append("early stopping (each seed stops at its own epoch)")
+    if any(
+        trial.training.early_stopping is not None and trial.training.vectorize == "seeds"
+        for trial in asked
+    ):
+        why.append("early stopping (each seed stops at its own epoch; vectorize: program can)")
     if any(trial.diagnostics for trial in asked):
         why.append("diagnostics (they probe one model at a time)")
     if any(trial.training.save_model for trial in asked):
         why.append("save_model (one model per run)")
+    modes = "/".join(sorted({trial.training.vectorize for trial in asked}))
     return (
-        f"training.vectorize: seeds does not apply to {len(asked)} trials, because of "
+        f"training.vectorize: {modes} does not apply to {len(asked)} trials, because of "
         f"{' and '.join(why)}: they run one at a time, reusing their compiled model"
     )
+
+
+def populations_note(trials: list[Trial]) -> str | None:
+    """How `training.vectorize: program` groups `trials`: populations, their sizes, and those
+    split in chunks by the memory budget (populations.py)."""
+    units = [
+        unit
+        for queue in _queues(trials).values()
+        for unit in queue
+        if unit.trials[0].training.vectorize == "program" and vectorizable(unit.trials[0])
+    ]
+    if not units:
+        return None
+    whole = collections.Counter(unit.program for unit in units)
+    sizes = sorted((len(unit.trials) for unit in units), reverse=True)
+    shown = ", ".join(str(size) for size in sizes[:8]) + (", …" if len(sizes) > 8 else "")
+    note = (
+        f"training.vectorize: program: {sum(sizes):,} trials train as {len(whole):,} "
+        f"populations of one program each (members per population: {shown})"
+    )
+    split = {program: count for program, count in whole.items() if count > 1}
+    if split:
+        note += (
+            f"; {len(split)} larger than the memory budget allows ({populations.budget_mb():g} "
+            f"MB, ${populations.BUDGET_ENV}) train in {sum(split.values())} chunks"
+        )
+    return note
 
 
 def _queues(trials: list[Trial]) -> dict[str, collections.deque]:
     """One queue of units per backend, grouped by compiled program (in order of first
     appearance), so a worker's next unit can usually reuse its last one's model. Seeds of a
-    vectorizable cell make one unit."""
+    vectorizable cell make one unit; so do the trials of a population (in chunks, if it is
+    larger than the memory budget allows)."""
     units: dict[str, dict[str, dict[str, _Unit]]] = {}
     for trial in trials:
-        program = trial.program_key
+        together = vectorizable(trial)
+        population = together and trial.training.vectorize == "program"
+        program = trial.population_key if population else trial.program_key
         by_cell = units.setdefault(trial.backend, {}).setdefault(program, {})
-        cell = _seedless_key(trial) if vectorizable(trial) else trial.key
+        cell = trial.key  # a trial alone, a cell's seeds, or a population
+        if together:
+            cell = "population" if population else _seedless_key(trial)
         by_cell.setdefault(cell, _Unit(program, [])).trials.append(trial)
     return {
-        backend: collections.deque(unit for cells in programs.values() for unit in cells.values())
+        backend: collections.deque(
+            _Unit(unit.program, chunk)
+            for cells in programs.values()
+            for unit in cells.values()
+            for chunk in (
+                populations.chunked(unit.trials)
+                if len(unit.trials) > 1 and unit.trials[0].training.vectorize == "program"
+                else [unit.trials]
+            )
+        )
         for backend, programs in units.items()
     }
 

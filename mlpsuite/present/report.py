@@ -319,7 +319,14 @@ def speed_lines(comparison: Comparison) -> list[str]:
     per_step = speed.sort_values("step_time_ms").iloc
     per_trial = speed.sort_values("trial_time_s").iloc
     together = per_step[0].get("vectorized", 0) or 0
-    per_seed = f" per seed, {int(together)} seeds trained as one program" if together > 1 else ""
+    per_seed = ""
+    if together > 1:
+        population = str(per_step[0]["backend"]).endswith("/population")
+        per_seed = (
+            f" per member, up to {int(together)} trials trained as one population"
+            if population
+            else f" per seed, {int(together)} seeds trained as one program"
+        )
     return [
         f"Fastest per step: {per_step[0]['backend']} ({number(per_step[0]['step_time_ms'])} "
         f"ms/step{per_seed}, {number(per_step[-1]['step_time_ms_x'])}× faster than "

@@ -36,6 +36,7 @@ from mlpsuite.trial.batches import NewOrder, training_batches
 from mlpsuite.trial.diagnostics import PREFIXES as DIAGNOSTIC_PREFIXES
 from mlpsuite.trial.diagnostics import Diagnostics, LayerProbe, probe_rows
 from mlpsuite.trial.evaluation import Split
+from mlpsuite.trial.held_hyperparameters import Held, held_optimizer
 from mlpsuite.trial.saved_models import save_trained_model
 
 Emit = Callable[[dict], None]
@@ -220,12 +221,16 @@ class TrialRunner:
         assert self._compiled is not None, "no model yet: model_for builds it"
         return self._compiled
 
-    def model_for(self, trial: Trial, data: Dataset, steps: int) -> tuple[keras.Model, bool]:
+    def model_for(
+        self, trial: Trial, data: Dataset, steps: int, held: bool = False
+    ) -> tuple[keras.Model, bool]:
         """The compiled model of `trial` at its starting point, and whether it was reused (the
-        last trial's program) rather than built and compiled."""
+        last trial's program) rather than built and compiled. `held`: its optimizer holds
+        momentum, beta_1 and weight decay as variables (a population's members differ there)."""
         per_execution = steps_per_execution(trial.training.steps_per_execution, steps)
         program = (
-            trial.program_key,
+            trial.population_key if held else trial.program_key,
+            held,
             data.input_dim,
             data.output_dim,
             per_execution,
@@ -241,7 +246,7 @@ class TrialRunner:
         model = _build(trial, data)
         with xla_allowed(trial.training.jit_compile):
             model.compile(
-                optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs),
+                optimizer=make_optimizer(trial.optimizer, steps, trial.training.epochs, held),
                 loss=make_loss(trial.loss),
                 metrics=["accuracy"] if data.task == "classification" else None,
                 # Keras annotates jit_compile as str (its default, "auto"); it takes bools too.
@@ -320,6 +325,8 @@ def _reset(compiled: _Compiled, trial: Trial, data: Dataset) -> None:
         variable.assign(value)
     if trial.optimizer.schedule is None:
         optimizer.learning_rate = trial.optimizer.learning_rate
+    if isinstance(optimizer, Held):  # a population's: this member's momentum, beta_1, decay
+        optimizer.hold(trial.optimizer)
 
 
 def _values(variables) -> list[np.ndarray]:
@@ -375,9 +382,10 @@ def epoch_steps(data: Dataset, trial: Trial) -> int:
 
 
 def make_optimizer(
-    spec: OptimizerSpec, steps_per_epoch: int, epochs: int
+    spec: OptimizerSpec, steps_per_epoch: int, epochs: int, held: bool = False
 ) -> keras.optimizers.Optimizer:
-    """The Keras optimizer for `spec`, with its learning-rate schedule counted in steps."""
+    """The Keras optimizer for `spec`, with its learning-rate schedule counted in steps;
+    `held`: its momentum, beta_1 and weight decay as variables where it has them."""
     # Keras annotates learning_rate as float (its default); it takes a schedule too.
     rate: Any = spec.learning_rate
     if spec.schedule is not None and spec.schedule.name == "cosine":
@@ -390,6 +398,9 @@ def make_optimizer(
             decay_steps=steps_per_epoch * spec.schedule.decay_epochs,
             decay_rate=spec.schedule.decay_rate,
         )
+    holding = held_optimizer(spec, rate) if held else None
+    if holding is not None:
+        return holding
     optimizers = {
         "sgd": lambda: keras.optimizers.SGD(rate),
         "momentum": lambda: keras.optimizers.SGD(rate, momentum=spec.momentum),

@@ -87,9 +87,9 @@ def ready_event(backend: str, threads: int, framework: str, began: float) -> dic
 def run_request(
     runner, backend: str, trial_dicts: list[dict], emit
 ) -> list[tuple[str, TrialResult]]:
-    """One request: `started` for each trial, then the trials (one, or the seeds of a cell as
-    one program: the executor decides). Returns (trial key, TrialResult) pairs; an exception is
-    a failed result, and the worker goes on."""
+    """One request: `started` for each trial, then the trials (one, or a cell's seeds or a
+    program's population as one program: the executor decides). Returns (trial key,
+    TrialResult) pairs; an exception is a failed result, and the worker goes on."""
     from mlpsuite.config import Trial
     from mlpsuite.results import ERROR, TrialResult
 
@@ -98,9 +98,9 @@ def run_request(
         emit(wire.started(trial.key))
     try:
         if len(trials) > 1:  # only on JAX: the executor vectorizes nothing else
-            from mlpsuite.trial.vectorized import train_seeds
+            from mlpsuite.trial.vectorized import train_together
 
-            results = train_seeds(runner, trials, emit)
+            results = train_together(runner, trials, emit)
         else:
             results = [runner.run(trials[0], emit)]
     except Exception as error:
