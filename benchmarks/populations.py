@@ -30,7 +30,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, markdown_table, mlpsuite, write_results  # noqa: E402
+from _common import RESULTS, ROOT, markdown_table, mlpsuite, write_results  # noqa: E402
 
 GRIDS = {"listed": "optimizers-grid.yaml", "searched": "optimizers.yaml"}
 SIZES = (1, 3, 9, 27, 81, 243)
@@ -154,7 +154,14 @@ def main() -> int:
     parser.add_argument("--designs", default="listed,searched")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--skip-grids", action="store_true", help="only the members table")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="rewrite the Markdown from the saved JSON"
+    )
     args = parser.parse_args()
+    if args.tables_only:
+        saved = json.loads((RESULTS / "populations.json").read_text(encoding="utf-8"))
+        _publish(saved["grids"], saved["members"])
+        return 0
     sizes = [int(size) for size in args.sizes.split(",")]
     grid_rows = []
     if not args.skip_grids:
@@ -164,6 +171,11 @@ def main() -> int:
                     grid_rows.append(_grid_row(design, mode, jobs))
                     print(grid_rows[-1], flush=True)
     members = _members_table(sizes)
+    _publish(grid_rows, members)
+    return 0
+
+
+def _publish(grid_rows: list[dict], members: dict[str, list[dict]]) -> None:
     seeds_wall = {
         (row["design"], row["jobs"]): row["wall_s"]
         for row in grid_rows
@@ -182,25 +194,25 @@ def main() -> int:
     )  # fmt: skip
     member_tables = []
     for problem, rows in members.items():
-        alone = rows[0]["step_ms"]
+        alone = rows[0]["trial_s"]
         member_tables.append(
             f"**{problem}** (digits, MLP {'-'.join(map(str, PROBLEMS[problem]))}, Adam, batch "
             "64, 5 epochs; one thread):\n\n"
             + markdown_table(
                 [
                     "members",
-                    "ms per member-step",
-                    "× alone",
-                    "epoch ms beyond steps, per member",
                     "s per trial",
+                    "× alone",
+                    "ms per member-step¹",
+                    "epoch ms beyond steps, per member¹",
                 ],
                 [
                     [
                         "alone" if row["alone"] else row["members"],
-                        row["step_ms"],
-                        alone / row["step_ms"],
-                        row["epoch_beyond_steps_ms"],
                         row["trial_s"],
+                        alone / row["trial_s"],
+                        row["step_ms"],
+                        row["epoch_beyond_steps_ms"],
                     ]
                     for row in rows
                 ],

@@ -285,28 +285,38 @@ def test_a_worker_reuses_its_model_for_the_same_program_and_no_reuse_agrees(tmp_
             assert run[name] == other[name], name
 
 
-def test_vectorized_seeds_through_the_cli_agree_with_another_backend(tmp_path):
+def test_a_population_through_the_cli_agrees_with_another_backend(tmp_path):
+    """`vectorize: program` end to end: JAX's six trials (3 seeds × 2 momentums: momentum is held
+    as a variable) train as one population, PyTorch's one at a time; seed by seed they agree."""
     path = write_grid(
         tmp_path,
         "vectorized",
         backends=["torch", "jax"],
         seeds=[0, 1, 2],
-        training={"epochs": 4, "vectorize": "seeds"},
+        optimizer={"name": "momentum", "learning_rate": 0.05},
+        training={"epochs": 4, "vectorize": "program"},
+        grid={"optimizer.momentum": [0.5, 0.9]},
     )
     uri = ready_store(tmp_path)
+    planned = run_in_process("run", str(path), "--dry-run", cwd=tmp_path)
+    assert "6 trials train as 1 populations of one program each (members per population: 6)" in (
+        planned.stdout.replace("\n", " ")
+    )
     done = run_in_process("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "does not apply to 3 trials, because of torch (JAX only)" in done.stderr
-    assert "ms/step per seed, 3 seeds trained as one program" in done.stdout.replace("\n", " ")
+    assert "does not apply to 6 trials, because of torch (JAX only)" in done.stderr
+    shown = " ".join(done.stdout.split())
+    assert "jax/population" in shown  # the speed table's row of the population's trials
+    assert "per member, up to 6 trials trained as one population" in shown
     runs = trial_runs(uri, "vectorized")
-    assert len(runs) == 6 and set(runs["status"]) == {"FINISHED"}
+    assert len(runs) == 12 and set(runs["status"]) == {"FINISHED"}
     jax, torch = runs[runs["params.backend"] == "jax"], runs[runs["params.backend"] == "torch"]
-    assert list(jax["tags.mlpsuite.vectorized"]) == ["3"] * 3
+    assert list(jax["tags.mlpsuite.vectorized"]) == ["6"] * 6
     assert torch["tags.mlpsuite.vectorized"].isna().all()
     parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
     assert (
         parent.data.metrics["parity_max_rel_diff"] < 1e-4
-    )  # seed by seed, jax (together) vs torch
+    )  # seed by seed and momentum by momentum, jax (a population) vs torch (alone)
 
 
 def test_a_worker_whose_memory_grew_retires_and_a_fresh_one_takes_over(tmp_path):
