@@ -224,12 +224,16 @@ def _publish(grid_rows: list[dict], members: dict[str, list[dict]]) -> None:
         "The optimizers ablation end to end (a new store and an empty compilation cache per run; "
         "× seeds: the `seeds` run's wall time over this one's):\n\n"
         + table
-        + "\n\nPer member of one population (compiles excluded; × alone: the trial trained "
-        "alone's step time over a member's):\n\n" + "\n\n".join(member_tables),
+        + "\n\nPer member of one population (compiles excluded; s per trial: the population's "
+        "time divided by its members; × alone: the trial trained alone's over a member's):\n\n"
+        + "\n\n".join(member_tables)
+        + "\n\n¹ Alone, Keras runs an epoch's steps as one asynchronous call, so its training "
+        "time is the dispatch and the steps' compute lands in the epoch's remainder (the "
+        "validation waits for it); a population's steps are waited for at each epoch's end. "
+        "Compare s per trial.",
     )
     print(table)
     print("\n\n".join(member_tables))
-    return 0
 
 
 if __name__ == "__main__":

@@ -72,22 +72,24 @@ def test_a_population_matches_its_trials_trained_alone_on_every_optimizer(backen
     from mlpsuite.trial.training import TrialRunner
     from mlpsuite.trial.vectorized import train_together
 
-    trials = [trial for member in MEMBERS for trial in _grid(member)]
+    # Two members differing in everything, momentum 0 in one (SGD's slots kept at 0): every
+    # trial alone of momentum, nesterov, adam and adamw compiles a program of its own.
+    trials = [trial for member in MEMBERS[1:] for trial in _grid(member)]
     by_program = collections.defaultdict(list)
     for trial in trials:
         by_program[trial.population_key].append(trial)
     # One population per optimizer: the members' settings are values, not program.
-    assert sorted(len(group) for group in by_program.values()) == [3] * len(OPTIMIZERS)
+    assert sorted(len(group) for group in by_program.values()) == [2] * len(OPTIMIZERS)
     runner = TrialRunner()
     for group in by_program.values():
         alone = [runner.run(trial, lambda event: None) for trial in group]
         events = []
         together = train_together(runner, group, events.append)
         assert [result.key for result in together] == [trial.key for trial in group]
-        assert [result.vectorized for result in together] == [3] * 3
+        assert [result.vectorized for result in together] == [2] * 2
         for one, many in zip(alone, together, strict=True):
             _assert_same(one, many, epochs=4)
-        assert len({result.history["loss"][-1] for result in together}) == 3
+        assert len({result.history["loss"][-1] for result in together}) == 2
         assert sorted((event["key"], event["epoch"]) for event in events) == sorted(
             (trial.key, epoch) for trial in group for epoch in range(1, 5)
         )
@@ -119,7 +121,7 @@ def test_members_stop_early_on_their_own_with_their_best_weights(backend):
 
 @pytest.mark.backend("jax")
 @pytest.mark.check
-def test_a_diverging_member_is_masked_while_the_rest_go_on(backend):
+def test_a_diverging_member_is_masked_while_the_rest_go_on_and_a_time_limit_ends_all(backend):
     from mlpsuite.trial.training import TrialRunner
     from mlpsuite.trial.vectorized import train_together
 
@@ -139,6 +141,18 @@ def test_a_diverging_member_is_masked_while_the_rest_go_on(backend):
     for index in (0, 2):
         _assert_same(alone[index], together[index], epochs=4)
         assert np.isfinite(together[index].test["loss"])
+    # A time limit ends every unfinished member as `timeout`, each after the epoch its share of
+    # the population's time passed it.
+    hurried = [
+        trial.model_copy(
+            update={"training": trial.training.model_copy(update={"max_seconds": 1e-6})}
+        )
+        for trial in (group[0], group[2])
+    ]
+    timed_out = train_together(runner, hurried, lambda event: None)
+    assert [result.failure for result in timed_out] == ["timeout"] * 2
+    assert [len(result.history["loss"]) for result in timed_out] == [1] * 2
+    assert "training.max_seconds=1e-06" in timed_out[0].message
 
 
 @pytest.mark.check

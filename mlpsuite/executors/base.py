@@ -106,7 +106,8 @@ def overrun(trials: list[Trial], started_at: float | None) -> str | None:
     if not trials or started_at is None:
         return None
     max_seconds = max(trial.training.max_seconds for trial in trials)
-    limit = max_seconds * 1.1 + 5.0
+    # Trials trained together share the request's time: each may use its limit's worth.
+    limit = max_seconds * len(trials) * 1.1 + 5.0
     if time.monotonic() - started_at <= limit:
         return None
     return f"killed after {limit:.0f} s (training.max_seconds={max_seconds:g})"

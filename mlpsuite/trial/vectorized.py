@@ -9,7 +9,8 @@ Epoch by epoch the members run side by side, and each is reported as its own tri
 curve. Keras' running-mean metrics are kept per member exactly as `fit` keeps them, so the
 numbers match the trials trained alone to float32 rounding.
 
-Members end on their own: one that diverges or runs out of time fails, one whose early stopping
+Members end on their own: one that diverges or runs out of time (its share of the population's
+time past `training.max_seconds`) fails, one whose early stopping
 fires stops, one whose `training.epochs` are done finishes, and from then on its state is
 masked (a step leaves it as it was) while the rest go on. Early stopping is Keras' rule
 (`keras.callbacks.EarlyStopping`) kept per member, best weights included.
@@ -203,7 +204,8 @@ def _train(model, vmapped, members: list[_Member], data: Dataset, stacked, emit:
             }
             metrics_now["epoch_time_s"] = (now - began) / n
             metrics_now["train_time_s"] = (train_ended - began) / n
-            _end_epoch(member, epoch, metrics_now, emit, now - started, stacked, index)
+            # Its time is its share of the population's, so is its time limit.
+            _end_epoch(member, epoch, metrics_now, emit, (now - started) / n, stacked, index)
         if not any(member.active for member in members):
             break
     for member in members:
