@@ -299,7 +299,7 @@ def test_a_population_through_the_cli_agrees_with_another_backend(tmp_path):
     )
     uri = ready_store(tmp_path)
     planned = run_in_process("run", str(path), "--dry-run", cwd=tmp_path)
-    assert "6 trials train as 1 populations of one program each (members per population: 6)" in (
+    assert "6 trials train as 1 population of one program each (members per population: 6)" in (
         planned.stdout.replace("\n", " ")
     )
     done = run_in_process("run", str(path), "--tracking-uri", uri, "--jobs", "1", cwd=tmp_path)

@@ -76,7 +76,8 @@ def populations_note(trials: list[Trial]) -> str | None:
     shown = ", ".join(str(size) for size in sizes[:8]) + (", …" if len(sizes) > 8 else "")
     note = (
         f"training.vectorize: program: {sum(sizes):,} trials train as {len(whole):,} "
-        f"populations of one program each (members per population: {shown})"
+        f"population{'s' if len(whole) != 1 else ''} of one program each (members per "
+        f"population: {shown})"
     )
     split = {program: count for program, count in whole.items() if count > 1}
     if split:
