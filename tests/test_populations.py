@@ -53,6 +53,17 @@ def _grid(member: dict, names=OPTIMIZERS, **training) -> list[Trial]:
     )
 
 
+def _at_rates(name: str, rates: tuple[float, ...], **training) -> list[Trial]:
+    """One trial of optimizer `name` per member of MEMBERS, at its own learning rate."""
+    return [
+        trial.model_copy(
+            update={"optimizer": trial.optimizer.model_copy(update={"learning_rate": rate})}
+        )
+        for member, rate in zip(MEMBERS, rates, strict=True)
+        for trial in _grid(member, names=[name], **training)
+    ]
+
+
 def _relative(a: float, b: float) -> float:
     return abs(a - b) / max(abs(a), 1e-12)
 
@@ -103,13 +114,7 @@ def test_members_stop_early_on_their_own_with_their_best_weights(backend):
     from mlpsuite.trial.vectorized import train_together
 
     stopping = {"epochs": 30, "early_stopping": {"patience": 2, "min_delta": 0.002}}
-    group = [
-        _grid(member, names=["adam"], **stopping)[0].model_copy(
-            update={"optimizer": _grid(member, names=["adam"])[0].optimizer.model_copy(
-                update={"learning_rate": rate})}
-        )
-        for member, rate in zip(MEMBERS, (0.3, 0.003, 0.05), strict=True)
-    ]  # fmt: skip
+    group = _at_rates("adam", (0.3, 0.003, 0.05), **stopping)
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in group]
     stopped = [one.stopped_epoch for one in alone]
@@ -125,13 +130,7 @@ def test_a_diverging_member_is_masked_while_the_rest_go_on_and_a_time_limit_ends
     from mlpsuite.trial.training import TrialRunner
     from mlpsuite.trial.vectorized import train_together
 
-    group = [
-        _grid(member, names=["sgd"])[0].model_copy(
-            update={"optimizer": _grid(member, names=["sgd"])[0].optimizer.model_copy(
-                update={"learning_rate": rate})}
-        )
-        for member, rate in zip(MEMBERS, (0.05, 1.0e6, 0.2), strict=True)
-    ]  # fmt: skip
+    group = _at_rates("sgd", (0.05, 1.0e6, 0.2))
     runner = TrialRunner()
     alone = [runner.run(trial, lambda event: None) for trial in group]
     together = train_together(runner, group, lambda event: None)
