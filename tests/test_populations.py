@@ -125,7 +125,6 @@ def test_members_stop_early_on_their_own_with_their_best_weights(backend):
 
 
 @pytest.mark.backend("jax")
-@pytest.mark.check
 def test_a_diverging_member_is_masked_while_the_rest_go_on_and_a_time_limit_ends_all(backend):
     from mlpsuite.trial.training import TrialRunner
     from mlpsuite.trial.vectorized import train_together
