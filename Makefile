@@ -5,7 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv
+.PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv docs docs-serve
 
 # Says its own time at the end (the set-up's, when it ran, was said before the grid started).
 run: $(INSTALLED)
@@ -26,8 +26,9 @@ check: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest -m check $(STREAMS)
 
 # The habits the tools keep (pyproject.toml configures both): ruff's format and lint, pyright's
-# basic type check, over mlpsuite/, tests/, benchmarks/ and experiments/. CI runs it first.
-LINTED := mlpsuite tests benchmarks experiments
+# basic type check, over mlpsuite/, tests/, benchmarks/, experiments/ and docs/tools/. CI runs it
+# first.
+LINTED := mlpsuite tests benchmarks experiments docs/tools
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 	$(VENV)/bin/ruff check $(LINTED)
@@ -86,3 +87,10 @@ $(INSTALLED): pyproject.toml
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The documentation site (mkdocs.yml): built strictly into site/, or served with live reload.
+docs: $(INSTALLED)
+	$(VENV)/bin/mkdocs build --strict --quiet
+
+docs-serve: $(INSTALLED)
+	$(VENV)/bin/mkdocs serve
