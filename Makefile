@@ -90,7 +90,7 @@ clean-venv:
 
 # The documentation site (mkdocs.yml): built strictly into site/, or served with live reload.
 docs: $(INSTALLED)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 docs-serve: $(INSTALLED)
-	$(VENV)/bin/mkdocs serve
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
