@@ -303,7 +303,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     )
     if ok.empty:
         return pd.DataFrame()
-    ok = ok.assign(framework=ok["backend"], backend=_speed_labels(ok))
+    ok = ok.assign(framework=ok["backend"], backend=_speed_labels(ok), population=_population(ok))
     columns = [column for column in SPEED_COLUMNS if column in ok]
     reached = {"target_reached": ("reached_target", "sum")} if "reached_target" in ok else {}
     table = (
@@ -312,6 +312,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
             framework=("framework", "first"),
             trials=("key", "size"),
             vectorized=("vectorized", "max"),
+            population=("population", "any"),
             **reached,
             **{column: (column, "median") for column in columns},
         )
@@ -336,10 +337,15 @@ def _speed_labels(frame: pd.DataFrame) -> pd.Series:
     for key, short in EXECUTION_KEYS.items():
         if key in frame and frame[key].astype(str).nunique() > 1:
             labels = labels + f"/{short}=" + frame[key].map(lambda v: str(v).lower())
-    if "vectorize" in frame:  # trials trained as a population are a row of their own
-        population = (frame["vectorize"] == "program") & (frame["vectorized"].fillna(0) > 1)
-        labels = labels.where(~population, labels + "/population")
-    return labels
+    population = _population(frame)  # trials trained as a population are a row of their own
+    return labels.where(~population, labels + "/population")
+
+
+def _population(frame: pd.DataFrame) -> pd.Series:
+    """Which trials trained as a population (`training.vectorize: program`, with others)."""
+    if "vectorize" not in frame:
+        return pd.Series(False, index=frame.index)
+    return (frame["vectorize"] == "program") & (frame["vectorized"].fillna(0) > 1)
 
 
 def failure_table(frame: pd.DataFrame) -> pd.DataFrame:

@@ -49,7 +49,8 @@ class Comparison(analysis.Comparison):
       `expected_to_agree`, `weights_match`, `initial_rel_diff`, `max_epoch_rel_diff`,
       `worst_epoch`, `epochs_compared`.
     - `speed`: one row per backend, and per execution setting the grid varies (`backend`
-      then reads `tensorflow/jit=true`; `framework` is the bare name): `trials`, `vectorized`,
+      then reads `tensorflow/jit=true`, and `jax/population` for trials trained as a
+      population; `framework` is the bare name): `trials`, `vectorized`, `population`,
       medians of `step_time_ms`, `first_epoch_overhead_s` (compile s), `trial_time_s`,
       `worker_start_s`, `peak_rss_mb` (and `time_to_target_s`, `target_reached` with a
       target), each time also as a ratio to the fastest row (`..._x`).

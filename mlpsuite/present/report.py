@@ -321,10 +321,9 @@ def speed_lines(comparison: Comparison) -> list[str]:
     together = per_step[0].get("vectorized", 0) or 0
     per_seed = ""
     if together > 1:
-        population = str(per_step[0]["backend"]).endswith("/population")
         per_seed = (
             f" per member, up to {int(together)} trials trained as one population"
-            if population
+            if per_step[0].get("population", False)
             else f" per seed, {int(together)} seeds trained as one program"
         )
     return [
