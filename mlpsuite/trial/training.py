@@ -13,7 +13,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import keras
 import numpy as np
@@ -297,7 +297,7 @@ def _fit(
     if reporter.failure:
         result.status, result.failure, result.message = "FAILED", reporter.failure, reporter.message
         return
-    result.stopped_epoch, result.tested_epoch = _stopping_epochs(
+    result.stopped_epoch, result.tested_epoch = stopping_epochs(
         stopper, len(reporter.history.get("loss", []))
     )
     score_tested_weights(model, prepared, result)
@@ -333,9 +333,19 @@ def _values(variables) -> list[np.ndarray]:
     return [cast(np.ndarray, keras.ops.convert_to_numpy(variable)).copy() for variable in variables]
 
 
-def _stopping_epochs(
-    stopper: keras.callbacks.EarlyStopping | None, epochs_run: int
-) -> tuple[int | None, int]:
+class Stopper(Protocol):
+    """What `stopping_epochs` reads: Keras' `EarlyStopping` after `fit`, or a population
+    member's own copy of its rule (trial/vectorized.py)."""
+
+    stopped_epoch: int
+    best_epoch: int
+    best_weights: Any
+
+    @property
+    def restore_best_weights(self) -> bool: ...
+
+
+def stopping_epochs(stopper: Stopper | None, epochs_run: int) -> tuple[int | None, int]:
     """(the epoch early stopping stopped at, or None; the epoch whose weights the model holds).
 
     Keras restores the best weights at the end of training whenever it was asked to, stopped

@@ -45,6 +45,7 @@ from mlpsuite.trial.training import (
     epoch_steps,
     overhead_s,
     score_tested_weights,
+    stopping_epochs,
 )
 
 
@@ -71,7 +72,9 @@ def train_together(runner: TrialRunner, trials: list[Trial], emit: Emit) -> list
         if member.result.status != "FINISHED":
             continue
         _load_weights(model, member.tested_weights(stacked, index))
-        member.result.stopped_epoch, member.result.tested_epoch = member.stopping_epochs()
+        member.result.stopped_epoch, member.result.tested_epoch = stopping_epochs(
+            member if member.stopping is not None else None, len(member.result.history["loss"])
+        )
         score_tested_weights(model, prepared, member.result)
     elapsed = time.perf_counter() - started
     for result in results:
@@ -121,24 +124,14 @@ class _Member:
             return True
         return False
 
-    def stopping_epochs(self) -> tuple[int | None, int]:
-        """(the epoch early stopping stopped at, or None; the epoch whose weights are tested),
-        as `training._stopping_epochs` reads them off Keras' callback."""
-        epochs_run = len(self.result.history.get("loss", []))
-        if self.stopping is None:
-            return None, epochs_run
-        stopped = self.stopped_epoch + 1 if self.stopped_epoch else None
-        restored = self.stopping.restore_best_weights and self.best_weights is not None
-        return stopped, self.best_epoch + 1 if restored else epochs_run
+    @property
+    def restore_best_weights(self) -> bool:
+        return self.stopping is not None and self.stopping.restore_best_weights
 
     def tested_weights(self, stacked, index: int):
         """The weights its test scores are taken at: the best epoch's when restoring, else its
         last (a stopped member's state was masked from then on)."""
-        if (
-            self.stopping is not None
-            and self.stopping.restore_best_weights
-            and self.best_weights is not None
-        ):
+        if self.restore_best_weights and self.best_weights is not None:
             return self.best_weights
         trainable, non_trainable, _, _ = stacked
         return _row((trainable, non_trainable), index)
