@@ -34,11 +34,18 @@ REUSE_RUNS = ("any", "same-versions")
 
 
 class Plan(list):  # of Trial (a runtime import of config would make `import mlpsuite` heavier)
-    """What `plan` returns: the trials, in order (a list); `splits`, the rows of each
-    dataset's train, val and test splits (`[{"dataset": "iris", "train": 90, ...}]`);
-    `reused`, the keys of the trials the store would reuse (None: no store read), and
-    `store`, which store that is (or why none was read); `search`, the grid's `search:`
-    section (None: its cells are all listed)."""
+    """What `plan` returns: the grid's trials, in order (a list of `mlpsuite.config.Trial`).
+
+    Attributes:
+        splits: the rows of each dataset's train, val and test splits,
+            `[{"dataset": "iris", "train": 105, "val": 15, "test": 30}]`.
+        reused: the keys of the trials the store would reuse (FINISHED runs of the same
+            trial key); None when no store was read.
+        store: the store that was read (its URI), or why none was (no store there yet, or
+            the error that kept it from being read).
+        search: the grid's `search:` section when it samples points; None when its cells
+            are all listed.
+    """
 
     def __init__(
         self,
@@ -60,8 +67,64 @@ def plan(
     tracking_uri: str | None = None,
 ) -> Plan:
     """The trials `run` would consider, validated and with every dataset loaded, and which of
-    them the store (`tracking_uri`, else as `run` picks it) would reuse, if it exists;
-    nothing is written."""
+    them the store would reuse; nothing is written (`mlpsuite run --dry-run`).
+
+    Args:
+        config: a YAML file's path, or a dict in the YAML's shape.
+        backends: overrides the config's `backends`: "tf,jax" or a list of names.
+        tracking_uri: the store to look in for reusable trials; default as `run` picks it
+            (`$MLFLOW_TRACKING_URI`, else `sqlite:///mlruns/mlflow.db`). A store that does
+            not exist yet is not created.
+
+    Returns:
+        The trials in the order `run` would start them (a `Plan`, which is a list), with
+            their datasets' split sizes and the keys the store would reuse.
+
+    Raises:
+        ConfigError: the config does not validate (every schema mistake of it, one line
+            each), or a check that needs its data fails: a dataset that cannot be loaded, a
+            loss that does not fit the task, a `compare:` protocol the grid cannot carry
+            out. Each line names the file (or `<config dict>`) and the key.
+        StoreError: `tracking_uri` is not a URI mlpsuite can use (a store that exists but
+            cannot be read is reported in `Plan.store` instead).
+
+    Examples:
+        Two activations, two seeds each, on one backend: four trials.
+
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "backends": ["jax"],
+        ...     "seeds": [0, 1],
+        ...     "grid": {"model.activation": ["relu", "elu"]},
+        ... }
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> trials = mlpsuite.plan(config, tracking_uri=store)
+        >>> len(trials)
+        4
+        >>> [(trial.cell["model.activation"], trial.seed) for trial in trials]
+        [('relu', 0), ('relu', 1), ('elu', 0), ('elu', 1)]
+        >>> trials.splits
+        [{'dataset': 'iris', 'train': 105, 'val': 15, 'test': 30}]
+        >>> trials.store
+        'no store at sqlite:///.../mlflow.db yet'
+        >>> print(trials.reused)
+        None
+
+        `backends` overrides the config's: three backends, twelve trials.
+
+        >>> len(mlpsuite.plan(config, backends="tf,torch,jax", tracking_uri=store))
+        12
+
+        A mistake is one line naming the key, before anything runs:
+
+        >>> mlpsuite.plan({**config, "dataset": {"name": "irs"}}, tracking_uri=store)
+        Traceback (most recent call last):
+        ...
+        mlpsuite.errors.ConfigError: <config dict>: dataset: ... did you mean 'iris'? ...
+    """
     from mlpsuite.config import expand, load_config, source_path, unique_trials
     from mlpsuite.grid_checks import check_grid
 
@@ -106,15 +169,78 @@ def run(
 ) -> GridResult:
     """Run every trial of a grid not already FINISHED in its experiment, then its comparison.
 
-    `config` is a YAML path or a dict in the YAML's shape. `backends` ("tf,jax" or a list)
-    overrides the config's; `jobs` is the number of workers (default: one per core); `force`
-    runs FINISHED trials again; `executor` is "local" (worker processes) or "ray" (`address`:
-    an existing cluster; `max_retries`: runs of a trial whose actor died);
-    `reuse_models=False` builds and compiles a fresh model for every trial (results are
-    bit-identical). `progress` shows a live bar (terminal or notebook). `reuse_runs` overrides
-    the config's `reuse:`: "any" FINISHED trial of a key is reused, or only those recorded with
-    the installed library versions ("same-versions"). `reuse` is the old name of
-    `reuse_models`, deprecated (a warning), to go in the next release.
+    The grid is one parent run in the experiment named by the config's `name`: running the
+    same grid again reopens it and reuses its FINISHED trials, so an interrupted grid resumes
+    where it stopped. A trial that fails is recorded as FAILED and counted in
+    `GridResult.n_failed`; it does not raise.
+
+    Args:
+        config: a YAML file's path, or a dict in the YAML's shape.
+        tracking_uri: the MLflow store: `sqlite:///PATH`, `http(s)://HOST:PORT` (an
+            `mlflow server`) or a database URI. Default: `$MLFLOW_TRACKING_URI`, else
+            `sqlite:///mlruns/mlflow.db` in the current folder.
+        backends: overrides the config's `backends`: "tf,jax" or a list of names.
+        jobs: the number of workers; default one per core.
+        force: run FINISHED trials again instead of reusing them.
+        executor: "local" (worker processes on this machine) or "ray".
+        progress: show a live progress bar (in a terminal or a notebook).
+        reuse_models: False builds and compiles a fresh model for every trial instead of
+            reusing a worker's compiled one (the results are bit-identical either way).
+        address: with `executor="ray"`, the address of an existing Ray cluster.
+        max_retries: with `executor="ray"`, how many times a trial whose actor died is run
+            again.
+        reuse_runs: overrides the config's `reuse:`: "any" FINISHED run of a trial's key is
+            reused, or only those recorded with the installed library versions
+            ("same-versions").
+        reuse: the old name of `reuse_models`; deprecated (it warns), to go in the next
+            release.
+
+    Returns:
+        The grid's parent run, counts of its trials (run now, reused, failed), one row per
+            trial in `runs`, and its comparison (None when the grid was interrupted or its report
+            failed).
+
+    Raises:
+        ConfigError: the config does not validate, a dataset cannot be loaded, or an argument
+            is out of range (`executor`, `jobs`, `reuse_runs`, `address` without Ray); raised
+            before anything is written.
+        StoreError: the store cannot be used: a URI of an unknown scheme, a server that does
+            not answer, a SQLite file that cannot be created or read.
+
+    Examples:
+        A grid of two activations, two seeds each, on scikit-learn's own MLP (the reference
+        backend, quick to start), recorded in a new SQLite store:
+
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "training": {"epochs": 2},
+        ...     "backends": ["sklearn"],
+        ...     "seeds": [0, 1],
+        ...     "grid": {"model.activation": ["identity", "relu"]},
+        ... }
+        >>> result = mlpsuite.run(config, tracking_uri=store, progress=False)
+        >>> result.n_trials, result.n_run, result.n_failed, result.n_reused
+        (4, 4, 0, 0)
+        >>> result.runs[["backend", "seed", "status", "model.activation"]]
+           backend  seed    status model.activation
+        0  sklearn     0  FINISHED         identity
+        1  sklearn     1  FINISHED         identity
+        2  sklearn     0  FINISHED             relu
+        3  sklearn     1  FINISHED             relu
+        >>> result.comparison.best().cell
+        'activation=identity'
+
+        The same grid again reopens its parent run and reuses every FINISHED trial:
+
+        >>> again = mlpsuite.run(config, tracking_uri=store, progress=False)
+        >>> again.parent_run_id == result.parent_run_id, again.invocation
+        (True, 2)
+        >>> again.n_run, again.n_reused
+        (0, 4)
     """
     from mlpsuite.config import load_config, source_path
 
@@ -161,9 +287,77 @@ def compare(
     log: bool = False,
 ) -> Comparison:
     """The comparison of one grid of `experiment` (default: its most recently run grid), read
-    from the store. `where` keeps the trials with those grid values ({"dataset.name": "wine"});
-    `nuisance`, `select_on`, `interval` and `target` override the grid's `compare:` section
-    (`nuisance="none"` or [] compares every key); `log` (re)writes it onto the parent run."""
+    from the store; nothing is written unless `log`.
+
+    Args:
+        experiment: the experiment's name (the grid config's `name`).
+        tracking_uri: the store to read; default as `run` picks it. It must exist: a
+            SQLite file that is not there is an error, not a new empty store.
+        parent: the parent run id of one grid of the experiment; default its most recently
+            run grid.
+        by: rank the cells of this grid key alone (its effect averaged over the others).
+        metric: the metric to rank on, e.g. "test_accuracy"; default `val_loss` (`loss`
+            without a validation split), or the grid's `compare.metric`.
+        where: keep only the trials with these grid values, e.g. `{"dataset.name": "wine"}`.
+        nuisance: overrides the grid's `compare.nuisance`: the keys tuned per cell rather
+            than compared; "none" or [] compares every key.
+        select_on: overrides `compare.select_on`: the metric that picks each cell's best
+            nuisance setting.
+        interval: overrides `compare.interval`: "t" or "bootstrap".
+        target: overrides `compare.target`: a metric and the value to reach, e.g.
+            `{"val_accuracy": 0.9}`, for the epochs and seconds each cell takes to reach it.
+        log: (re)write the comparison onto the parent run (its `comparison/` artifacts).
+
+    Returns:
+        The comparison: the ranked cells, the effects of each grid key, backend parity and
+            speed, as DataFrames.
+
+    Raises:
+        ConfigError: `log` with `where` (the parent run's comparison covers its whole grid).
+        StoreError: the store cannot be used, or a SQLite store does not exist.
+        ReportError: the store does not hold what was asked: an unknown experiment or parent
+            run, a `by`, `where` or `nuisance` key that is not a grid key, a metric the runs
+            did not record; `error.parameter` names the argument.
+
+    Examples:
+        A grid run into a new store, then read back:
+
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "training": {"epochs": 2},
+        ...     "backends": ["sklearn"],
+        ...     "seeds": [0, 1],
+        ...     "grid": {"model.activation": ["identity", "relu"]},
+        ... }
+        >>> _ = mlpsuite.run(config, tracking_uri=store, progress=False)
+        >>> comparison = mlpsuite.compare("demo", tracking_uri=store)
+        >>> comparison.n_trials, comparison.metric, comparison.grid_keys
+        (4, 'val_loss', ['model.activation'])
+        >>> comparison.cells[["cell", "backend", "n", "rank"]]
+                          cell backend  n  rank
+        0  activation=identity     all  2     1
+        1      activation=relu     all  2     2
+        >>> comparison.effects[["key", "level", "reference", "n_pairs"]]
+                        key level reference  n_pairs
+        0  model.activation  relu  identity        2
+
+        `where` keeps a part of the grid:
+
+        >>> relu = mlpsuite.compare("demo", tracking_uri=store, where={"model.activation": "relu"})
+        >>> relu.n_trials, relu.cells["cell"].tolist()
+        (2, ['activation=relu'])
+
+        What the store does not hold is a `ReportError` naming the argument:
+
+        >>> mlpsuite.compare("demo", tracking_uri=store, by="model.hidden")
+        Traceback (most recent call last):
+        ...
+        mlpsuite.errors.ReportError: by='model.hidden': not a grid key of this grid; ...
+    """
     from mlpsuite.present.notebook import Comparison
     from mlpsuite.tracking import Tracker, resolve_uri
 

@@ -18,6 +18,8 @@ DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "sklearn": ("sc
 
 @functools.cache  # read once per process: a grid asks for each run it might reuse
 def installed_version(library: str) -> str | None:
+    """The installed version of a library as trials record it ("sklearn", "tensorflow", ...),
+    from package metadata; None when it is not installed."""
     if library == "mlpsuite":
         return __version__
     name = installed_distribution(library)
@@ -60,6 +62,7 @@ def requirements_text(threads_per_worker: int | None = None, jobs: int | None = 
 
 
 def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux, else what `platform` says)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
             for line in info:

@@ -14,7 +14,7 @@ TARGET_METRICS = {"val_loss": "min", "loss": "min", "val_accuracy": "max", "accu
 
 
 def reach_sign(metric: str) -> str:
-    """ "≤" for a loss target, "≥" for an accuracy one: how reaching it reads."""
+    """How reaching a target reads: "≤" for a loss target, "≥" for an accuracy one."""
     return "≤" if TARGET_METRICS.get(metric, "min") == "min" else "≥"
 
 

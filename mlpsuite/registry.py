@@ -27,7 +27,8 @@ def close_match(name: Any, names: Iterable[str]) -> str | None:
 
 
 def did_you_mean(name: Any, names: Iterable[str]) -> str:
-    """ "did you mean 'relu'? " (with its trailing space) for the close match, else ""."""
+    """The hint "did you mean 'relu'? " (with its trailing space) for the close match, else
+    ""."""
     match = close_match(name, names)
     return f"did you mean {match!r}? " if match else ""
 

@@ -92,20 +92,25 @@ class TrialResult:
 
     @property
     def final_loss(self) -> float | None:
+        """The last epoch's training loss, or None when no epoch finished."""
         losses = self.history.get("loss") or []
         return losses[-1] if losses else None
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (JSON-ready), as workers send it to the coordinator."""
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> TrialResult:
+        """The result `to_dict` gave."""
         return cls(**payload)
 
     @classmethod
     def failed(
         cls, key: str, backend: str, failure: str, message: str = "", details: str = ""
     ) -> TrialResult:
+        """A FAILED result without metrics: `failure` is the short reason (a tag), `message` one
+        line, `details` the traceback or the dead worker's last output."""
         return cls(
             key=key,
             backend=backend,

@@ -40,6 +40,9 @@ SAME_VERSIONS = "same-versions"
 
 @dataclasses.dataclass
 class GridOutcome:
+    """What `run_grid` did: the parent run, the trials this invocation ran with their results,
+    how many were reused, and the comparison logged on the parent (or why there is none)."""
+
     parent_run_id: str
     results: list[tuple[Trial, TrialResult]]
     n_trials: int
@@ -61,6 +64,7 @@ class GridOutcome:
 
     @property
     def failed(self) -> int:
+        """The trials this invocation ran that did not finish."""
         return sum(result.status != "FINISHED" for _, result in self.results)
 
 

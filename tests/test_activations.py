@@ -56,6 +56,18 @@ def test_derivative_matches_autodiff_float64(backend, name):
     np.testing.assert_allclose(closed_form, autodiff, rtol=tolerance, atol=tolerance)
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_derivative_takes_a_numpy_array_as_the_layer_does(backend, name):
+    """As `layer(x)` does: the lecture's plots and the docs call it on NumPy (on PyTorch a NumPy
+    array times a tensor was a TypeError for GELU, Swish and Mish)."""
+    x = np.stack([GRID, GRID[::-1]]).astype(np.float32)
+    layer = _layer(name)
+    from_numpy = to_numpy(layer.derivative(x))
+    from_tensor = to_numpy(layer.derivative(keras.ops.convert_to_tensor(x)))
+    assert from_numpy.shape == x.shape
+    np.testing.assert_array_equal(from_numpy, from_tensor)
+
+
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "prelu", "elu", "step"])
 def test_kink_at_zero_takes_left_derivative(backend, name):
     x = np.zeros((1, 1), dtype=np.float32)

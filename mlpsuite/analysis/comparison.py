@@ -74,6 +74,8 @@ class BestCell:
 
     @classmethod
     def of(cls, row: pd.Series, metric: str, interval: str) -> BestCell:
+        """The best cell of a `cells` row: its mean and interval on `metric`, the interval
+        clipped to the values the metric can take."""
         low, high = bounds(row, metric, interval)
         low, high, clipped = bounded_interval(metric, low, high)
         return cls(
@@ -154,18 +156,22 @@ class Comparison:
 
     @property
     def n_trials(self) -> int:
+        """The trials of the grid (of the `where` part compared), whatever their status."""
         return len(self.frame)
 
     @property
     def n_counted(self) -> int:
+        """The FINISHED trials: those the statistics count."""
         return len(finished(self.frame))
 
     @property
     def direction(self) -> str:
+        """The better direction of `metric`: "min" when lower is better, "max" when higher."""
         return direction(self.metric)
 
     @property
     def interval(self) -> str:
+        """The interval the ranking reports: "t" or "bootstrap" (`protocol.interval`)."""
         return self.protocol.interval
 
     @property

@@ -176,6 +176,7 @@ def with_curve_measures(
 
 
 def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of FINISHED trials: what the statistics count."""
     return frame[frame["status"] == "FINISHED"]
 
 

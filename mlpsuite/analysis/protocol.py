@@ -175,8 +175,8 @@ def counterpart(select_on: str) -> str:
 def protocol_sentence(
     scientific: list[str], nuisance: list[str], select_on: str, metric: str, seeds: int
 ) -> str:
-    """ "each optimizer.name at its best optimizer.learning_rate by mean val_loss over 5 seeds;
-    reported on test_loss"."""
+    """The protocol in words: "each optimizer.name at its best optimizer.learning_rate by mean
+    val_loss over 5 seeds; reported on test_loss"."""
     compared = scientific[0] if len(scientific) == 1 else f"({', '.join(scientific)}) cell"
     tuned = nuisance[0] if len(nuisance) == 1 else f"({', '.join(nuisance)}) setting"
     # A search over every key (no grid: keys) compares nothing: it finds the best point.

@@ -39,6 +39,7 @@ class Interval:
 
 
 def finite(values: Any) -> np.ndarray:
+    """The finite values of `values` as a float array (NaN and ±inf dropped)."""
     values = np.asarray(values, dtype=float)
     return values[np.isfinite(values)]
 

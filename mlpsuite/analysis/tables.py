@@ -43,7 +43,8 @@ INTERVALS = ("t", "bootstrap")
 
 
 def direction(metric: str) -> str:
-    """ "min" when lower is better (losses, epochs, seconds), "max" for accuracy and R²."""
+    """The better direction: "min" when lower is better (losses, epochs, seconds), "max" for
+    accuracy and R²."""
     return RANKABLE.get(metric, "min")
 
 

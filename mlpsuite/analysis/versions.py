@@ -24,6 +24,8 @@ def version_label(versions: dict[str, str]) -> str:
 
 
 def parse_label(label: str) -> dict[str, str]:
+    """A versions label back into `{library: version}`: "keras 3.10 / jax 0.6" -> {"keras":
+    "3.10", "jax": "0.6"}; "" -> {}."""
     return dict(part.rsplit(" ", 1) for part in label.split(" / ")) if label else {}
 
 

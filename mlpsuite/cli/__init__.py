@@ -50,6 +50,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`mlpsuite ARGV` without exiting: the exit code. A user mistake (`UserError`) is one line
+    on stderr (a config's several problems one line each) and exit 2; Ctrl-C is 130."""
     top = parser()
     args = top.parse_args(argv)
     if args.command is None:

@@ -21,10 +21,13 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a bad flag is one line on stderr (exit 2), like every other user error."""
 
     def error(self, message: str):
+        """Exit 2 with `message` as one line naming `--help` (argparse prints the usage too)."""
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
+    """Add `--tracking-uri` to `parser`: the store, default `$MLFLOW_TRACKING_URI`, else
+    ./mlruns."""
     parser.add_argument(
         "--tracking-uri",
         help="MLflow store (default: $MLFLOW_TRACKING_URI, "
@@ -33,12 +36,15 @@ def add_tracking_uri(parser: argparse.ArgumentParser) -> None:
 
 
 def experiment_name(text: str) -> str:
+    """An argparse type: the experiment name as given, refusing an empty one."""
     if not text.strip():
         raise argparse.ArgumentTypeError("expected an experiment name, got an empty one")
     return text
 
 
 def backends_list(text: str) -> str:
+    """An argparse type: a comma-separated list of backend names or aliases ("tf,jax"), as given;
+    an unknown name is an error naming the allowed ones."""
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name.lower() not in BACKEND_ALIASES]
     if unknown or not text.strip():
@@ -50,6 +56,7 @@ def backends_list(text: str) -> str:
 
 
 def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
     try:
         value = float(text)
     except ValueError:
@@ -60,12 +67,14 @@ def non_negative_float(text: str) -> float:
 
 
 def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (digits only)."""
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
     return int(text)
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -76,6 +85,7 @@ def positive_int(text: str) -> int:
 
 
 def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535."""
     value = positive_int(text)
     if value > 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
@@ -83,6 +93,7 @@ def port(text: str) -> int:
 
 
 def shown_uri(uri: str) -> str:
+    """The store's URI as messages show it (`mlpsuite.tracking.shown_uri`, imported on use)."""
     from mlpsuite.tracking import shown_uri
 
     return shown_uri(uri)

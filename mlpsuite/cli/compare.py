@@ -92,6 +92,8 @@ def add_compare_command(commands, add_tracking_uri) -> None:
 
 
 def key_value(text: str) -> tuple[str, str]:
+    """An argparse type for `--where`: `KEY=VALUE` as `(key, value)`, both stripped and
+    non-empty."""
     key, equals, value = text.partition("=")
     if not equals or not key.strip() or not value.strip():
         raise argparse.ArgumentTypeError(
@@ -114,6 +116,8 @@ def _target(text: str) -> dict[str, float]:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    """`mlpsuite compare`: print a grid's comparison in `--format`, write its report to `--out`
+    and, with `--log`, onto its parent run; the exit code (0)."""
     from mlpsuite.api import compare
 
     if args.out is not None and args.out.exists() and not args.out.is_dir():
@@ -143,6 +147,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def print_comparison(comparison, output_format: str) -> None:
+    """Print a comparison to stdout as `output_format`: "json", "csv" (the cells),
+    "markdown", or else the terminal's tables."""
     from mlpsuite.present import report
 
     if output_format == "json":

@@ -69,6 +69,8 @@ def add_figure_commands(commands) -> None:
 
 
 def run_figures(args: argparse.Namespace) -> int:
+    """`mlpsuite figures`: draw the named figures into `--out` (printing each path) and, with
+    `--log EXPERIMENT`, log them as a run of it; the exit code (0)."""
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out {args.out}: exists and is not a folder")
     if args.tracking_uri is not None and not (args.log or args.experiment or args.run):
@@ -155,6 +157,8 @@ def _figure_options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def list_datasets() -> int:
+    """`mlpsuite datasets`: print each built-in dataset's name, task and origin; the exit
+    code (0)."""
     from mlpsuite.data import BUNDLED, SYNTHETIC
 
     for name, (task, _) in {**BUNDLED, **SYNTHETIC}.items():

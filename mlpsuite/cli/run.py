@@ -117,6 +117,9 @@ def add_rerun_command(commands) -> None:
 
 
 def run_grid(args: argparse.Namespace) -> int:
+    """`mlpsuite run`: the grid (or with `--dry-run` its plan), its comparison and closing line;
+    the exit code (1 when the report failed, or a trial under `--strict`; 128 + the signal when
+    interrupted)."""
     from mlpsuite import api
 
     if args.dry_run:
@@ -220,6 +223,8 @@ def _browse_hint(result, cli_uri: str | None) -> str:
 
 
 def rerun_trial(args: argparse.Namespace) -> int:
+    """`mlpsuite rerun RUN_ID`: run one recorded trial again as a new run and print how far its
+    final losses moved; the exit code (1 when it failed or moved more than `--tolerance`)."""
     from mlpsuite.runner import rerun
     from mlpsuite.tracking import MissingRecordError, Tracker, resolve_uri
 

@@ -87,6 +87,8 @@ def add_serve_commands(commands) -> None:
 
 
 def run_ui(args: argparse.Namespace) -> int:
+    """`mlpsuite ui`: the MLflow UI on the store, on 127.0.0.1, opened at the experiment's page;
+    the process becomes MLflow's (its output to a log file unless `--verbose`)."""
     from mlpsuite.tracking import Tracker, resolve_uri
 
     uri = resolve_uri(args.tracking_uri, create=False)
@@ -210,6 +212,8 @@ def announce_when_up(
 
 
 def run_server(args: argparse.Namespace) -> int:
+    """`mlpsuite server`: an MLflow tracking server for a SQLite or database store, serving
+    artifacts from `--artifacts-destination`; the process becomes the server."""
     from mlpsuite.tracking import Tracker, resolve_uri
 
     uri = resolve_uri(args.backend_store_uri)

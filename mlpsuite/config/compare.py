@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Strict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 
 from mlpsuite.learning_curves import TARGET_METRICS
 from mlpsuite.registry import RANKABLE, TARGET_MEASURES
@@ -26,11 +26,24 @@ class CompareSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
-    nuisance: StrTuple = ()
-    select_on: str = "val_loss"
-    metric: str | None = None
-    interval: Literal["t", "bootstrap"] = "t"
-    target: dict[str, float] = {}
+    nuisance: StrTuple = Field(
+        default=(), description="grid keys tuned per cell (selected on select_on), not compared"
+    )
+    select_on: str = Field(
+        default="val_loss", description="the validation metric a nuisance setting is chosen on"
+    )
+    metric: str | None = Field(
+        default=None,
+        description="the metric cells are ranked on (default: val_loss, or select_on's test "
+        "counterpart with nuisance keys)",
+    )
+    interval: Literal["t", "bootstrap"] = Field(
+        default="t", description="the interval the ranking's overlap marks use"
+    )
+    target: dict[str, float] = Field(
+        default_factory=dict,
+        description="a learning-curve target, {metric: value}: epochs and seconds to reach it",
+    )
 
     @field_validator("nuisance", mode="before")
     @classmethod
@@ -76,6 +89,7 @@ class CompareSpec(BaseModel):
         return {metric: float(value) for metric, value in target.items()}
 
     def target_pair(self) -> tuple[str, float] | None:
+        """`target` as `(metric, value)`, or None without a target."""
         return next(iter(self.target.items()), None)
 
 

@@ -68,12 +68,16 @@ class Trial(Section):
         return type(self) is type(other) and self.__dict__ == other.__dict__
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Trial:
+        """A copy with `update` applied, as pydantic's, that computes its `key` afresh."""
         copied = super().model_copy(update=update, deep=deep)
         copied._key = None
         return copied
 
     @property
     def key(self) -> str:
+        """The trial key: a hash of what sets the trial's result (its sections, backend, seed
+        and data digest; not its experiment, cell labels or time limit), computed once. A
+        FINISHED run of the same key is reused."""
         if self._key is None:
             self._key = self._identity_hash()
         return self._key
@@ -175,6 +179,7 @@ class Trial(Section):
         return flat
 
     def label(self) -> str:
+        """`jax seed=0 activation=relu`: the backend, seed and cell, for messages."""
         cell = self.cell_label()
         return f"{self.backend} seed={self.seed}" + (f" {cell}" if self.cell else "")
 

@@ -45,15 +45,26 @@ SeedTuple = Annotated[tuple[Seed, ...], Strict(False)]
 
 
 class Section(BaseModel):
+    """A config section: strict (no "false" for a bool, no "0.1" for a float; NaN and
+    infinity refused), frozen, and no key the schema does not list."""
+
     # Strict: no "false" -> True, no true -> 1, no "0.1" -> 0.1; NaN and infinity refused.
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DatasetSpec(Section):
+    """`dataset:`: a built-in name or a file, its splits, target, task and generator options."""
+
     name: str = Field(description="built-in dataset name or a .csv/.npz/.parquet path")
-    test_size: float = Field(default=0.2, gt=0, lt=1)
-    val_size: float = Field(default=0.1, ge=0, lt=1)
-    target: str | None = None
+    test_size: float = Field(
+        default=0.2, gt=0, lt=1, description="share of the rows held out for test"
+    )
+    val_size: float = Field(
+        default=0.1, ge=0, lt=1, description="share of the rows for validation (0: none)"
+    )
+    target: str | None = Field(
+        default=None, description="a file's column to predict (default: the column named target)"
+    )
     task: Literal["auto", "classification", "regression"] = Field(
         default="auto",
         description="auto: a built-in's own task, or read from a file's target column",
@@ -84,8 +95,15 @@ class DatasetSpec(Section):
 
 
 class ActivationSpec(Section):
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    """`model.activation:`: a name ("relu") or a mapping with its parameters
+    (`{name: leaky_relu, alpha: 0.1}`), checked against the registry's names and parameters."""
+
+    name: str = Field(
+        description="an activation name: identity, step, sigmoid, tanh, relu, elu, gelu, swish, ..."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="its parameters, e.g. alpha for leaky_relu and elu"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -128,11 +146,25 @@ def _strict_value(kind: type, value: Any, where: str) -> Any:
 
 
 class ModelSpec(Section):
-    hidden: IntTuple = (64, 64)
-    activation: ActivationSpec = ActivationSpec(name="relu")
-    scaler: str = "standard"
-    initializer: str = "glorot_uniform"
-    dropout: float = Field(default=0.0, ge=0, lt=1)
+    """`model:`: hidden layer widths, activation, input scaler, kernel initializer, dropout."""
+
+    hidden: IntTuple = Field(default=(64, 64), description="units of each hidden Dense layer")
+    activation: ActivationSpec = Field(
+        default=ActivationSpec(name="relu"),
+        description="the hidden layers' activation: a name, or {name: ..., param: value}",
+    )
+    scaler: str = Field(
+        default="standard",
+        description="the scaling layer, adapted on the training split: none, minmax, robust, "
+        "standard",
+    )
+    initializer: str = Field(
+        default="glorot_uniform",
+        description="Keras' formula for the initial weights, drawn with NumPy from the seed",
+    )
+    dropout: float = Field(
+        default=0.0, ge=0, lt=1, description="dropout rate after each hidden layer"
+    )
 
     @field_validator("hidden")
     @classmethod
@@ -153,7 +185,11 @@ class ModelSpec(Section):
 
 
 class ScheduleSpec(Section):
-    name: Literal["cosine", "exponential"]
+    """`optimizer.schedule:`: a cosine or exponential learning-rate decay over the epochs."""
+
+    name: Literal["cosine", "exponential"] = Field(
+        description="cosine: down to alpha of the rate by the last epoch; exponential: by steps"
+    )
     decay_rate: float = Field(
         default=0.5, gt=0, description="exponential: factor per `decay_epochs`"
     )
@@ -169,13 +205,20 @@ ADAM_BETA_1 = 0.9
 
 
 class OptimizerSpec(Section):
-    name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = "adam"
-    learning_rate: float = Field(default=0.001, gt=0)
+    """`optimizer:`: its name, learning rate, and the settings only some optimizers read
+    (`ignored` names those this one does not)."""
+
+    name: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw", "adagrad"] = Field(
+        default="adam", description="the Keras optimizer"
+    )
+    learning_rate: float = Field(default=0.001, gt=0, description="the initial step size")
     momentum: float = Field(default=0.9, ge=0, lt=1, description="momentum and nesterov only")
     weight_decay: float = Field(default=0.004, ge=0, description="adamw only")
     # β₁, the decay of Adam's first moment (its momentum); Keras' and scikit-learn's default.
     beta_1: float = Field(default=ADAM_BETA_1, ge=0, lt=1, description="adam and adamw only")
-    schedule: ScheduleSpec | None = None
+    schedule: ScheduleSpec | None = Field(
+        default=None, description="a learning-rate schedule over the epochs (none: constant)"
+    )
 
     def ignored(self) -> dict[str, str]:
         """Settings this optimizer (and schedule) never reads, as dotted keys -> why: they
@@ -206,18 +249,29 @@ class OptimizerSpec(Section):
 
 
 class EarlyStoppingSpec(Section):
-    patience: int = Field(default=5, ge=1)
-    min_delta: float = Field(default=0.0, ge=0)
-    monitor: Literal["val_loss", "loss"] = "val_loss"
+    """`training.early_stopping:`: stop when `monitor` has not improved for `patience` epochs."""
+
+    patience: int = Field(default=5, ge=1, description="epochs without improvement before stopping")
+    min_delta: float = Field(
+        default=0.0, ge=0, description="the least change of the monitored loss that counts"
+    )
+    monitor: Literal["val_loss", "loss"] = Field(
+        default="val_loss", description="the loss whose improvement is watched"
+    )
     restore_best_weights: bool = Field(
         default=True, description="test the best epoch's weights, not the last's"
     )
 
 
 class TrainingSpec(Section):
-    epochs: int = Field(default=20, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    early_stopping: EarlyStoppingSpec | None = None
+    """`training:`: epochs, batch size, early stopping, the time limit, and how trials are
+    executed (vectorized, steps per call, XLA)."""
+
+    epochs: int = Field(default=20, ge=1, description="passes over the training split")
+    batch_size: int = Field(default=64, ge=1, description="rows per training step")
+    early_stopping: EarlyStoppingSpec | None = Field(
+        default=None, description="Keras' EarlyStopping (none: train every epoch)"
+    )
     max_seconds: float = Field(default=600.0, gt=0, description="wall-clock limit of one trial")
     vectorize: Literal["none", "seeds", "program"] = Field(
         default="none",
@@ -258,15 +312,34 @@ class TrainingSpec(Section):
 
 
 class GridSpec(Section):
+    """A whole grid config: the experiment `name`, the sections every cell starts from, the
+    `backends` and `seeds`, and the `grid:` (and `search:`) keys the cells vary."""
+
     name: str = Field(min_length=1, max_length=200, description="the MLflow experiment name")
-    dataset: DatasetSpec
-    model: ModelSpec = ModelSpec()
-    optimizer: OptimizerSpec = OptimizerSpec()
-    training: TrainingSpec = TrainingSpec()
-    loss: Literal["auto", "sparse_categorical_crossentropy", "mse", "mae", "huber"] = "auto"
-    backends: tuple[str, ...] = BACKENDS
-    seeds: SeedTuple = (0,)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    dataset: DatasetSpec = Field(description="the data every trial trains on, and its split")
+    model: ModelSpec = Field(default=ModelSpec(), description="the MLP: layers, activation, scaler")
+    optimizer: OptimizerSpec = Field(
+        default=OptimizerSpec(), description="the optimizer and its settings"
+    )
+    training: TrainingSpec = Field(
+        default=TrainingSpec(), description="epochs, batches, stopping, limits, speed switches"
+    )
+    loss: Literal["auto", "sparse_categorical_crossentropy", "mse", "mae", "huber"] = Field(
+        default="auto",
+        description="auto: cross-entropy on logits for classes, mean squared error for a quantity",
+    )
+    backends: tuple[str, ...] = Field(
+        default=BACKENDS,
+        description="where every cell runs: tensorflow, torch, jax, and sklearn as a reference",
+    )
+    seeds: SeedTuple = Field(
+        default=(0,), description="trial seeds: initial weights, batch order, dropout masks"
+    )
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="dotted keys of the sections above and the values each takes; every "
+        "combination is a cell",
+    )
     search: SearchSpec | None = Field(
         default=None,
         description="nuisance settings sampled over ranges (quasi-random search), every grid "

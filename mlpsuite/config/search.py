@@ -99,6 +99,7 @@ class Range(BaseModel):
         return [int(self.low), int(self.high)] if self.integer else [self.low, self.high]
 
     def label(self) -> str:
+        """The range in words: `log-uniform 0.0001..0.1`, `integer uniform 1..4`."""
         kind = "log-uniform" if self.log else "uniform"
         return f"{'integer ' if self.integer else ''}{kind} {self.low:g}..{self.high:g}"
 
@@ -118,9 +119,11 @@ class Choices(BaseModel):
         return choices
 
     def value(self, unit: float) -> Any:
+        """The choice at `unit` in [0, 1): each choice owns an equal share of it."""
         return self.choices[min(len(self.choices) - 1, int(unit * len(self.choices)))]
 
     def distinct(self) -> float:
+        """How many values can be drawn: the number of choices."""
         return float(len(self.choices))
 
     def ends(self) -> list[Any]:
@@ -128,6 +131,7 @@ class Choices(BaseModel):
         return list(self.choices)
 
     def label(self) -> str:
+        """The choices in words: `one of relu, elu`."""
         return "one of " + ", ".join(map(str, self.choices))
 
 

@@ -96,6 +96,8 @@ _OPTION_DEFAULTS = {
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options a built-in dataset does not take: any for a bundled set; for a synthetic
+    one, names its generator lacks and values not of their default's kind (or too many rows)."""
     if name in BUNDLED:
         if options:
             raise ValueError(f"{name}: takes no options, got {sorted(options)}")
@@ -128,6 +130,8 @@ def _check_option_value(name: str, option: str, value: Any, default: Any) -> Non
 
 
 def builtin_name(label: str) -> str:
+    """The built-in dataset's own name for `label` (case-insensitive, `-`/`_` ignored); a
+    ValueError suggesting the closest one when there is none."""
     by_folded = {fold_name(name): name for name in BUILTIN_NAMES}
     name = by_folded.get(fold_name(label))
     if name is None:
@@ -140,6 +144,8 @@ def builtin_name(label: str) -> str:
 
 
 def load_builtin(name: str, rng: np.random.Generator, options: dict[str, Any]):
+    """`(X, y, feature names, task)` of a built-in dataset: a bundled one from the cache,
+    a synthetic one generated from `rng` with its default options under `options`."""
     if name in BUNDLED:
         return _bundled(name)
     task, generate = SYNTHETIC[name]
@@ -199,6 +205,7 @@ def dataset_cache_dir() -> Path | None:
 
 
 def builtin_task(label: str, own: str, asked: str | None) -> str:
+    """A built-in dataset's own task; a ValueError when `asked` is another."""
     if asked and check_task(asked, label) != own:
         raise ValueError(f"{label} is a {own} dataset; task must be auto or {own}, got {asked!r}")
     return own

@@ -15,10 +15,14 @@ MAX_AUTO_CLASSES = 50  # more distinct integer labels than this: ask, do not gue
 
 
 def looks_like_file(label: str) -> bool:
+    """Whether a dataset reference names a file (a known suffix or a path separator)."""
     return Path(label).suffix.lower() in FILE_SUFFIXES or "/" in label or "\\" in label
 
 
 def read_file(path: Path, target: str | None):
+    """`(X, y, feature names)` of a CSV, Parquet or NPZ file; the target is the `target`
+    column (default "target") or the NPZ's `y`. Each problem is one ValueError line naming the
+    file (and the row or column)."""
     suffix = path.suffix.lower()
     if suffix == ".npz":
         return _read_npz(path)

@@ -43,17 +43,50 @@ def load_dataset(
 ) -> Dataset:
     """Load a built-in dataset or a file and split it deterministically in `seed`.
 
+    The test and validation splits take `ceil(fraction * rows)` rows each, the training
+    split the rest; classification splits are stratified (each keeps the classes'
+    proportions). Imports no deep-learning framework.
+
     Args:
         name_or_path: a built-in name (`BUILTIN_NAMES`) or a `.csv`, `.npz` (arrays `X`,
             `y`) or `.parquet` file.
         seed: seeds the synthetic generators and the splits.
-        test_size, val_size: fractions of all rows; val_size may be 0.
+        test_size: the test split's fraction of all rows, in (0, 1).
+        val_size: the validation split's fraction of all rows; may be 0 (no validation
+            split). `test_size + val_size` must be below 1.
         target: the target column of a CSV/Parquet file (default: a column named "target").
         task: "classification" or "regression"; inferred when None (integer, boolean or
             string targets are classes, float targets are regression).
         **options: generator options for synthetic sets, e.g. `n_samples=1000, noise=0.3`.
+
+    Returns:
+        The train/val/test splits (`Dataset`): float32 features of shape `(rows, features)`;
+            int32 class indices (the labels' sorted order, `class_names`) or float32 targets of
+            shape `(rows,)`.
+
     Raises:
-        ValueError: a one-line message naming the problem, for any bad input.
+        ValueError: a one-line message naming the problem, for any bad input: an unknown
+            name, a missing or unreadable file, a missing target column, non-numeric or
+            NaN features, options the dataset does not take, a task it cannot be, fractions
+            out of range or too few rows to split.
+
+    Examples:
+        >>> from mlpsuite.data import load_dataset
+        >>> iris = load_dataset("iris", seed=0)
+        >>> iris.task, iris.n_classes, iris.split_rows()
+        ('classification', 3, {'train': 105, 'val': 15, 'test': 30})
+        >>> iris.X_train.shape, iris.X_train.dtype, iris.y_train.dtype
+        ((105, 4), dtype('float32'), dtype('int32'))
+
+        A synthetic set takes generator options; `val_size=0` leaves no validation rows:
+
+        >>> moons = load_dataset("moons", seed=1, n_samples=200, noise=0.3, val_size=0)
+        >>> moons.split_rows()
+        {'train': 160, 'val': 0, 'test': 40}
+        >>> load_dataset("moons", n_sample=200)
+        Traceback (most recent call last):
+        ...
+        ValueError: moons: unknown options ['n_sample']; allowed: n_samples, shuffle, noise
     """
     check_fractions(test_size, val_size)
     rng = np.random.default_rng(seed)
@@ -101,8 +134,8 @@ def _where(label: str) -> str:
 def dataset_task(
     name_or_path: str | Path, target: str | None = None, task: str | None = None
 ) -> str:
-    """ "classification" or "regression": `task` if given, else a built-in's own, else read
-    from a file's target column (an ambiguous column raises, asking for `task`)."""
+    """The task, "classification" or "regression": `task` if given, else a built-in's own,
+    else read from a file's target column (an ambiguous column raises, asking for `task`)."""
     label = str(name_or_path)
     if label in BUILTIN_NAMES:
         return builtin_task(label, {**BUNDLED, **SYNTHETIC}[label][0], task)

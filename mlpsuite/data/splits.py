@@ -35,6 +35,7 @@ class Dataset:
 
     @property
     def input_dim(self) -> int:
+        """The number of features: the model's input width."""
         return self.X_train.shape[1]
 
     def split_rows(self) -> dict[str, int]:
@@ -49,6 +50,7 @@ class Dataset:
 
 
 def check_fractions(test_size: float, val_size: float) -> None:
+    """Refuse split fractions that leave no training rows: 0 < test_size, 0 <= val_size, sum < 1."""
     if not 0.0 < test_size < 1.0:
         raise ValueError(f"Expected 0 < test_size < 1, got {test_size!r}")
     if not 0.0 <= val_size < 1.0 or test_size + val_size >= 1.0:
@@ -59,12 +61,15 @@ def check_fractions(test_size: float, val_size: float) -> None:
 
 
 def check_task(task: str, label: str) -> str:
+    """`task` if it is "classification" or "regression"; else a ValueError naming `label`."""
     if task not in ("classification", "regression"):
         raise ValueError(f"{label}: unknown task {task!r}; valid: classification, regression")
     return task
 
 
 def checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) -> np.ndarray:
+    """`X` as float32 `(rows, features)`; a ValueError for no feature columns or for NaN or
+    infinite values (naming the columns and the first row)."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] == 0:
         raise ValueError(f"{label}: no feature columns besides the target")
@@ -80,6 +85,7 @@ def checked_features(X: np.ndarray, feature_names: tuple[str, ...], label: str) 
 
 
 def check_no_missing(y: np.ndarray, label: str) -> None:
+    """Refuse a target with missing values (None, NaN or pandas' NA)."""
     import pandas as pd  # isna knows None, NaN and pandas' NA in object columns alike
 
     missing = int(pd.isna(y).sum())
@@ -105,6 +111,9 @@ def encoded_target(
 
 
 def split(label, task, X, y, classes, feature_names, seed, test_size, val_size) -> Dataset:
+    """The deterministic train/val/test split of `X`, `y` in `seed` (stratified for
+    classification): test and val take `ceil(fraction * rows)` rows each. A ValueError when the
+    rows are too few (or a class too small to stratify)."""
     n_rows = len(X)
     n_test = math.ceil(test_size * n_rows)
     n_val = math.ceil(val_size * n_rows)

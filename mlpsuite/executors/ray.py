@@ -183,6 +183,8 @@ class RayExecutor(SlotExecutor):
         """Actors start when `run` needs them (Ray schedules them; nothing to overlap here)."""
 
     def shutdown(self, kill: bool = False) -> None:
+        """Stop every actor (at once when `kill`) and remove the folder that received their saved
+        models."""
         super().shutdown(kill)
         shutil.rmtree(self._model_dir, ignore_errors=True)
 

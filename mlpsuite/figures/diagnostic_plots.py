@@ -119,7 +119,8 @@ def _layer_order(metric: str) -> tuple[int, int]:
 
 
 def _hidden_label(hidden: str | tuple[int, ...]) -> str:
-    """ "[32, 32, 32]" or (32, 32, 32) -> "3 hidden layers × 32 units"; otherwise the list."""
+    """A hidden-layer spec in words: "[32, 32, 32]" or (32, 32, 32) -> "3 hidden layers × 32
+    units"; otherwise the list."""
     units = _depth_order(hidden)[1] if isinstance(hidden, str) else list(hidden)
     if isinstance(units, list) and units and len(set(units)) == 1:
         return f"{len(units)} hidden layer{'s' if len(units) > 1 else ''} × {units[0]} units"
@@ -194,7 +195,8 @@ def initial_gradient_norms(
     hidden: tuple[int, ...] = GRADIENT_HIDDEN,
     seeds: Iterable[int] = GRADIENT_SEEDS,
 ) -> dict[str, np.ndarray]:
-    """activation -> ||dL/dW||_F of each Dense kernel (dense_1 ... output) at initialisation.
+    """The gradient norms by activation: ||dL/dW||_F of each Dense kernel (dense_1 ... output)
+    at initialisation.
 
     `build_mlp(64, 10, hidden, activation, standard scaler adapted on the training split)` on
     digits, kernels drawn by glorot_uniform from each seed, biases 0; the loss (cross-entropy on

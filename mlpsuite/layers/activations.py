@@ -35,9 +35,11 @@ class _Elementwise(keras.layers.Layer):
         self.supports_masking = True
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: an elementwise map changes no dimension."""
         return input_shape
 
     def derivative(self, x):
+        """The elementwise dy/dx at `x`, of `x`'s shape (each activation writes its own)."""
         raise NotImplementedError
 
     def _ensure_built(self, x):
@@ -55,12 +57,39 @@ class Identity(_Elementwise):
     f(x) = x
     f'(x) = 1
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Identity
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Identity()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-2.  -0.5  0.5  2. ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[1. 1. 1. 1.]]
     """
 
     def call(self, inputs):
+        """`inputs` unchanged.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return inputs
 
     def derivative(self, x):
+        """Ones: the slope of the identity everywhere.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.ones_like(x)
 
 
@@ -75,12 +104,39 @@ class Step(_Elementwise):
 
     With a zero gradient everywhere nothing upstream of a step unit can learn by gradient
     descent; the layer is here to show exactly that.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Step
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Step()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[0. 0. 1. 1.]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0. 0. 0. 0.]]
     """
 
     def call(self, inputs):
+        """1 where `inputs` > 0, else 0.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.where(inputs > 0, ops.ones_like(inputs), ops.zeros_like(inputs))
 
     def derivative(self, x):
+        """Zeros: the step's slope, also at its jump by convention.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.zeros_like(x)
 
 
@@ -92,12 +148,39 @@ class Sigmoid(_Elementwise):
     f(x) = 1 / (1 + exp(-x))
     f'(x) = f(x) * (1 - f(x))
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Sigmoid
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Sigmoid()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[0.1192 0.3775 0.6225 0.8808]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.105 0.235 0.235 0.105]]
     """
 
     def call(self, inputs):
+        """The logistic sigmoid of `inputs`, in (0, 1).
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.sigmoid(inputs)
 
     def derivative(self, x):
+        """`sigmoid(x) * (1 - sigmoid(x))`, at most 1/4 (at 0).
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         s = ops.sigmoid(x)
         return s * (1.0 - s)
 
@@ -110,12 +193,39 @@ class Tanh(_Elementwise):
     f(x) = tanh(x)
     f'(x) = 1 - tanh(x)^2
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Tanh
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Tanh()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.964  -0.4621  0.4621  0.964 ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.0707 0.7864 0.7864 0.0707]]
     """
 
     def call(self, inputs):
+        """`tanh(inputs)`, in (-1, 1).
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.tanh(inputs)
 
     def derivative(self, x):
+        """`1 - tanh(x)^2`, at most 1 (at 0).
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return 1.0 - ops.square(ops.tanh(x))
 
 
@@ -129,14 +239,41 @@ class HardSigmoid(_Elementwise):
            1            if x >= 3
     f'(x) = 1/6 if -3 < x < 3 else 0
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import HardSigmoid
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = HardSigmoid()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[0.1667 0.4167 0.5833 0.8333]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.1667 0.1667 0.1667 0.1667]]
     """
 
     def call(self, inputs):
+        """`x / 6 + 1/2` clipped to [0, 1].
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         middle = inputs / 6.0 + 0.5
         upper = ops.where(inputs >= 3.0, ops.ones_like(inputs), middle)
         return ops.where(inputs <= -3.0, ops.zeros_like(inputs), upper)
 
     def derivative(self, x):
+        """1/6 strictly inside (-3, 3), 0 outside and at the kinks.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         inside = ops.logical_and(x > -3.0, x < 3.0)
         return ops.where(inside, ops.full_like(x, 1.0 / 6.0), ops.zeros_like(x))
 
@@ -149,12 +286,39 @@ class ReLU(_Elementwise):
     f(x) = max(x, 0)
     f'(x) = 1 if x > 0 else 0
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import ReLU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = ReLU()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[0.  0.  0.5 2. ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0. 0. 1. 1.]]
     """
 
     def call(self, inputs):
+        """`max(inputs, 0)`.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.relu(inputs)
 
     def derivative(self, x):
+        """1 where `x` > 0, else 0 (also at 0, as autodiff gives).
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.where(x > 0, ops.ones_like(x), ops.zeros_like(x))
 
 
@@ -169,6 +333,17 @@ class LeakyReLU(_Elementwise):
 
     Args:
         alpha: slope for x <= 0. Defaults to 0.01.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import LeakyReLU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = LeakyReLU(alpha=0.1)
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.2  -0.05  0.5   2.  ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.1 0.1 1.  1. ]]
     """
 
     def __init__(self, alpha: float = 0.01, **kwargs):
@@ -176,12 +351,29 @@ class LeakyReLU(_Elementwise):
         self.alpha = float(alpha)
 
     def call(self, inputs):
+        """`inputs` where positive, `alpha * inputs` elsewhere.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.where(inputs > 0, inputs, self.alpha * inputs)
 
     def derivative(self, x):
+        """1 where `x` > 0, else `alpha` (also at 0).
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.where(x > 0, ops.ones_like(x), ops.full_like(x, self.alpha))
 
     def get_config(self):
+        """The layer's config with `alpha`, for saving and `from_config`."""
         return {**super().get_config(), "alpha": self.alpha}
 
 
@@ -196,6 +388,17 @@ class ELU(_Elementwise):
 
     Args:
         alpha: the negative saturation value. Defaults to 1.0.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import ELU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = ELU()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.8647 -0.3935  0.5     2.    ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.1353 0.6065 1.     1.    ]]
     """
 
     def __init__(self, alpha: float = 1.0, **kwargs):
@@ -203,12 +406,29 @@ class ELU(_Elementwise):
         self.alpha = float(alpha)
 
     def call(self, inputs):
+        """`inputs` where positive, `alpha * (exp(inputs) - 1)` elsewhere.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.where(inputs > 0, inputs, self.alpha * ops.expm1(_negative_part(inputs)))
 
     def derivative(self, x):
+        """1 where `x` > 0, else `alpha * exp(x)`.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.where(x > 0, ops.ones_like(x), self.alpha * ops.exp(_negative_part(x)))
 
     def get_config(self):
+        """The layer's config with `alpha`, for saving and `from_config`."""
         return {**super().get_config(), "alpha": self.alpha}
 
 
@@ -226,13 +446,40 @@ class SELU(_Elementwise):
     f'(x) = scale if x > 0 else scale * alpha * exp(x)
     alpha = 1.6732632423543772, scale = 1.0507009873554805
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import SELU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = SELU()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-1.5202 -0.6918  0.5254  2.1014]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.2379 1.0663 1.0507 1.0507]]
     """
 
     def call(self, inputs):
+        """`scale` times the ELU of `inputs` with SELU's fixed `alpha`.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         negative = _SELU_ALPHA * ops.expm1(_negative_part(inputs))
         return _SELU_SCALE * ops.where(inputs > 0, inputs, negative)
 
     def derivative(self, x):
+        """`scale` where `x` > 0, else `scale * alpha * exp(x)`.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         negative = _SELU_ALPHA * ops.exp(_negative_part(x))
         return _SELU_SCALE * ops.where(x > 0, ops.ones_like(x), negative)
 
@@ -254,6 +501,22 @@ class GELU(_Elementwise):
 
     Args:
         approximate: use the tanh approximation. Defaults to False.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import GELU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = GELU()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.0455 -0.1543  0.3457  1.9545]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[-0.0852  0.1325  0.8675  1.0852]]
+
+        The tanh approximation differs in the fourth decimal:
+
+        >>> print(np.round(ops.convert_to_numpy(GELU(approximate=True)(x)), 4))
+        [[-0.0454 -0.1543  0.3457  1.9546]]
     """
 
     def __init__(self, approximate: bool = False, **kwargs):
@@ -264,11 +527,28 @@ class GELU(_Elementwise):
         return ops.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x))
 
     def call(self, inputs):
+        """`x * Phi(x)` of `inputs`, exact (erf) or by the tanh approximation.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         if self.approximate:
             return 0.5 * inputs * (1.0 + self._tanh_inner(inputs))
         return 0.5 * inputs * (1.0 + ops.erf(inputs / math.sqrt(2.0)))
 
     def derivative(self, x):
+        """The closed-form slope of the exact or the approximate GELU.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
+        x = ops.convert_to_tensor(x)  # NumPy times a torch tensor is a TypeError
         if self.approximate:
             t = self._tanh_inner(x)
             inner_slope = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
@@ -278,6 +558,7 @@ class GELU(_Elementwise):
         return cdf + x * pdf
 
     def get_config(self):
+        """The layer's config with `approximate`, for saving and `from_config`."""
         return {**super().get_config(), "approximate": self.approximate}
 
 
@@ -293,6 +574,22 @@ class Swish(_Elementwise):
     Args:
         beta: the gate's sharpness. Defaults to 1.0.
         trainable_beta: learn one scalar beta (initialised to `beta`). Defaults to False.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Swish
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Swish()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.2384 -0.1888  0.3112  1.7616]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[-0.0908  0.26    0.74    1.0908]]
+
+        A larger `beta` sharpens the gate towards ReLU:
+
+        >>> print(np.round(ops.convert_to_numpy(Swish(beta=2.0)(x)), 4))
+        [[-0.036  -0.1345  0.3655  1.964 ]]
     """
 
     def __init__(self, beta: float = 1.0, trainable_beta: bool = False, **kwargs):
@@ -301,6 +598,11 @@ class Swish(_Elementwise):
         self.trainable_beta = bool(trainable_beta)
 
     def build(self, input_shape):
+        """Create the scalar `beta` weight when it is trainable; a fixed beta needs none.
+
+        Args:
+            input_shape (tuple): the input's shape, `(..., units)` (unused: one beta for all units).
+        """
         if self.trainable_beta:
             self.beta_weight = self.add_weight(
                 name="beta",
@@ -313,15 +615,34 @@ class Swish(_Elementwise):
         return self.beta_weight if self.trainable_beta else self.beta
 
     def call(self, inputs):
+        """`inputs * sigmoid(beta * inputs)`.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return inputs * ops.sigmoid(self._beta() * inputs)
 
     def derivative(self, x):
+        """`s + beta * x * s * (1 - s)` with `s = sigmoid(beta * x)`; builds the layer first
+        if needed (a trainable beta is a weight).
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
+        x = ops.convert_to_tensor(x)  # NumPy times a torch tensor is a TypeError
         self._ensure_built(x)
         beta = self._beta()
         s = ops.sigmoid(beta * x)
         return s + beta * x * s * (1.0 - s)
 
     def get_config(self):
+        """The layer's config with `beta` and `trainable_beta`, for saving and `from_config`."""
         return {
             **super().get_config(),
             "beta": self.beta,
@@ -337,12 +658,39 @@ class Softplus(_Elementwise):
     f(x) = log(1 + exp(x))
     f'(x) = sigmoid(x)
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Softplus
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Softplus()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[0.1269 0.4741 0.9741 2.1269]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.1192 0.3775 0.6225 0.8808]]
     """
 
     def call(self, inputs):
+        """`log(1 + exp(inputs))`, computed without overflow.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.softplus(inputs)
 
     def derivative(self, x):
+        """`sigmoid(x)`.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         return ops.sigmoid(x)
 
 
@@ -354,12 +702,40 @@ class Mish(_Elementwise):
     f(x) = x * tanh(softplus(x))
     f'(x) = tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2),  sp = softplus(x)
     ```
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import Mish
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = Mish()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.2525 -0.2207  0.3752  1.944 ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[-0.1084  0.2895  0.8864  1.0693]]
     """
 
     def call(self, inputs):
+        """`inputs * tanh(softplus(inputs))`.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return inputs * ops.tanh(ops.softplus(inputs))
 
     def derivative(self, x):
+        """The closed-form slope above, with `sp = softplus(x)`.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
+        x = ops.convert_to_tensor(x)  # NumPy times a torch tensor is a TypeError
         t = ops.tanh(ops.softplus(x))
         return t + x * ops.sigmoid(x) * (1.0 - t * t)
 
@@ -376,6 +752,22 @@ class PReLU(_Elementwise):
 
     Args:
         alpha_init: the initial slope of every unit. Defaults to 0.25 (as PyTorch).
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import PReLU
+        >>> x = ops.convert_to_tensor([[-2.0, -0.5, 0.5, 2.0]])
+        >>> layer = PReLU()
+        >>> print(np.round(ops.convert_to_numpy(layer(x)), 4))
+        [[-0.5   -0.125  0.5    2.   ]]
+        >>> print(np.round(ops.convert_to_numpy(layer.derivative(x)), 4))
+        [[0.25 0.25 1.   1.  ]]
+
+        One slope per unit of the last axis, a trainable weight:
+
+        >>> tuple(layer.alpha.shape)
+        (4,)
     """
 
     def __init__(self, alpha_init: float = 0.25, **kwargs):
@@ -383,6 +775,11 @@ class PReLU(_Elementwise):
         self.alpha_init = float(alpha_init)
 
     def build(self, input_shape):
+        """Create `alpha`, one trainable slope per unit of the last axis.
+
+        Args:
+            input_shape (tuple): the input's shape, `(..., units)`; `units` must be known.
+        """
         self.alpha = self.add_weight(
             name="alpha",
             shape=(input_shape[-1],),
@@ -391,12 +788,30 @@ class PReLU(_Elementwise):
         )
 
     def call(self, inputs):
+        """`inputs` where positive, `alpha * inputs` elsewhere, one `alpha` per unit.
+
+        Args:
+            inputs (tensor): shape `(..., units)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+        """
         return ops.where(inputs > 0, inputs, self.alpha * inputs)
 
     def derivative(self, x):
+        """1 where `x` > 0, else the unit's `alpha`; builds the layer first if needed.
+
+        Args:
+            x (tensor): shape `(..., units)`, a NumPy array or a backend tensor.
+
+        Returns:
+            (tensor): the same shape as `x`.
+        """
         self._ensure_built(x)
         alpha = ops.broadcast_to(ops.cast(self.alpha, x.dtype), ops.shape(x))
         return ops.where(x > 0, ops.ones_like(x), alpha)
 
     def get_config(self):
+        """The layer's config with `alpha_init`, for saving and `from_config` (the learned
+        slopes are weights, saved with them)."""
         return {**super().get_config(), "alpha_init": self.alpha_init}

@@ -53,6 +53,14 @@ class _Scaling(keras.layers.Layer):
         self._adapted = False
 
     def build(self, input_shape):
+        """Create the non-trainable `center` and `scale` weights, one value per feature.
+
+        Args:
+            input_shape (tuple): `(batch, features)`; `features` must be known.
+
+        Raises:
+            ValueError: the number of features is unknown (None).
+        """
         n_features = input_shape[-1]
         if n_features is None:
             raise ValueError(f"{type(self).__name__} needs a known number of features")
@@ -67,6 +75,16 @@ class _Scaling(keras.layers.Layer):
         """Compute the statistics from `data`: an array, tensor or iterable of batches.
 
         Iterables are concatenated in memory: median and quantiles need all rows at once.
+        Builds the layer on first use; a feature whose spread is (nearly) zero gets scale 1.
+
+        Args:
+            data (array, tensor or iterable): training features of shape `(samples, features)`:
+                a NumPy array, a backend tensor, or an iterable of such batches.
+
+        Raises:
+            ValueError: `data` is of another type, empty, not two-dimensional, holds NaN or
+                infinite values, or has another number of features than the layer was
+                built for.
         """
         array = _as_2d_array(data)
         center, scale = self._statistics(array)
@@ -82,11 +100,13 @@ class _Scaling(keras.layers.Layer):
         self._adapted = True
 
     def load_own_variables(self, store):
+        """Load the saved statistics (Keras' model loading); the layer counts as adapted."""
         super().load_own_variables(store)
         self._adapted = True
 
     @property
     def is_adapted(self) -> bool:
+        """Whether `adapt` has set the statistics (or they were loaded with a saved model)."""
         return self._adapted
 
     def _standardize(self, inputs):
@@ -98,9 +118,21 @@ class _Scaling(keras.layers.Layer):
         return (inputs - self.center) / self.scale
 
     def call(self, inputs):
+        """`(inputs - center) / scale`.
+
+        Args:
+            inputs (tensor): shape `(batch, features)`.
+
+        Returns:
+            (tensor): the same shape as `inputs`.
+
+        Raises:
+            ValueError: the layer is not adapted yet.
+        """
         return self._standardize(inputs)
 
     def compute_output_shape(self, input_shape):
+        """The input's shape: scaling changes no dimension."""
         return input_shape
 
     def _statistics(self, array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +150,24 @@ class MinMaxScaling(_Scaling):
 
     Args:
         feature_range: `(low, high)` of the scaled training data. Defaults to `(0, 1)`.
+
+    Raises:
+        ValueError: `feature_range` does not have low < high.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import MinMaxScaling
+        >>> X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 100.0]])
+        >>> layer = MinMaxScaling(feature_range=(-1, 1))
+        >>> layer.adapt(X)
+        >>> print(np.round(ops.convert_to_numpy(layer(X)), 4))
+        [[-1.     -1.    ]
+         [-0.3333 -0.7778]
+         [ 0.3333 -0.5556]
+         [ 1.      1.    ]]
+        >>> print(ops.convert_to_numpy(layer.center), ops.convert_to_numpy(layer.scale))
+        [ 1. 10.] [ 3. 90.]
     """
 
     def __init__(self, feature_range: tuple[float, float] = (0.0, 1.0), **kwargs):
@@ -132,10 +182,23 @@ class MinMaxScaling(_Scaling):
         return data_min, array.max(axis=0) - data_min
 
     def call(self, inputs):
+        """`inputs` mapped so that the training data's min and max become `low` and `high`.
+
+        Args:
+            inputs (tensor): shape `(batch, features)`.
+
+        Returns:
+            (tensor): the same shape as `inputs` (values outside the training range land
+                outside `feature_range`).
+
+        Raises:
+            ValueError: the layer is not adapted yet.
+        """
         low, high = self.feature_range
         return self._standardize(inputs) * (high - low) + low
 
     def get_config(self):
+        """The layer's config with `feature_range`, for saving and `from_config`."""
         return {**super().get_config(), "feature_range": list(self.feature_range)}
 
 
@@ -151,6 +214,26 @@ class RobustScaling(_Scaling):
 
     Args:
         quantile_range: `(q_low, q_high)` percentiles for the spread. Defaults to `(25, 75)`.
+
+    Raises:
+        ValueError: `quantile_range` does not have 0 <= q_low < q_high <= 100.
+
+    Examples:
+        The outlier (100) moves neither the median nor the IQR of the second feature:
+
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import RobustScaling
+        >>> X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 100.0]])
+        >>> layer = RobustScaling()
+        >>> layer.is_adapted
+        False
+        >>> layer.adapt(X)
+        >>> print(np.round(ops.convert_to_numpy(layer(X)), 4))
+        [[-1.     -0.5   ]
+         [-0.3333 -0.1667]
+         [ 0.3333  0.1667]
+         [ 1.      2.5   ]]
     """
 
     def __init__(self, quantile_range: tuple[float, float] = (25.0, 75.0), **kwargs):
@@ -167,6 +250,7 @@ class RobustScaling(_Scaling):
         return np.median(array, axis=0), q_high - q_low
 
     def get_config(self):
+        """The layer's config with `quantile_range`, for saving and `from_config`."""
         return {**super().get_config(), "quantile_range": list(self.quantile_range)}
 
 
@@ -178,6 +262,28 @@ class StandardScaling(_Scaling):
     y = (x - mean) / std
     ```
     Input and output shape: `(batch, features)`.
+
+    Examples:
+        >>> import numpy as np
+        >>> from keras import ops
+        >>> from mlpsuite.layers import StandardScaling
+        >>> X = np.array([[1.0, 10.0], [2.0, 20.0], [3.0, 30.0], [4.0, 100.0]])
+        >>> layer = StandardScaling()
+        >>> layer.adapt(X)
+        >>> print(np.round(ops.convert_to_numpy(layer(X)), 4))
+        [[-1.3416 -0.8485]
+         [-0.4472 -0.5657]
+         [ 0.4472 -0.2828]
+         [ 1.3416  1.6971]]
+        >>> print(np.round(ops.convert_to_numpy(layer.scale), 4))
+        [ 1.118  35.3553]
+
+        `adapt` takes a whole training set, `(samples, features)`:
+
+        >>> layer.adapt(X[:, 0])
+        Traceback (most recent call last):
+        ...
+        ValueError: adapt expects data of shape (samples, features), got (4,)
     """
 
     def _statistics(self, array):

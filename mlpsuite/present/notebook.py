@@ -31,39 +31,90 @@ RUN_IDS = ("run_id", "key")
 class Comparison(analysis.Comparison):
     """A grid's comparison: what `mlpsuite.compare` returns and `GridResult.comparison` holds.
 
-    DataFrames (also written as CSV under the parent run's `comparison/`):
+    The DataFrames are also written as CSV under the parent run's `comparison/`. `best()`
+    gives the first cell as one line, `str(comparison)` is the report `mlpsuite compare`
+    prints, `to_markdown()` the parent run's `report.md` and `figures()` its plots; a bare
+    `comparison` at the end of a Jupyter cell shows the ranking, parity, speed and curves.
 
-    - `cells`: one row per cell and backend, ranked; `backend == "all"` pools the Keras backends
-      (the ranking). Columns: `cell` (its grid values in words), one column per grid key,
-      `selected` and `edge` (with nuisance keys: the setting chosen, and whether it lies on the
-      grid's edge), `backend`, `backends` (those the row pools: scikit-learn has its own row),
-      `n` (seeds), `trials`, then for each metric M: `M_mean`, `M_low`/`M_high` (95%
-      t-interval, as computed: reports clip it at the metric's bound), `M_boot_low`/
-      `M_boot_high` (95% BCa bootstrap), `M_iqm` (interquartile mean), `M_median`, `M_n`; and
-      `rank`, `overlaps_best`.
-    - `effects`: one row per grid key and level against its reference level: `key`, `level`,
-      `reference`, `metric`, `level_mean`, `reference_mean`, `n_pairs`, `mean_diff` with
-      `diff_low`/`diff_high`, `p_ttest`, `p_wilcoxon`, `p_holm`, `effect_size` (d_z),
-      `prob_improvement`, `pairs_missing`, `role` (scientific or nuisance).
-    - `parity`: one row per cell and seed run on several backends: `cell`, `seed`, `backends`,
-      `expected_to_agree`, `weights_match`, `initial_rel_diff`, `max_epoch_rel_diff`,
-      `worst_epoch`, `epochs_compared`.
-    - `speed`: one row per backend, and per execution setting the grid varies (`backend`
-      then reads `tensorflow/jit=true`, and `jax/population` for trials trained as a
-      population; `framework` is the bare name): `trials`, `vectorized`, `population`,
-      medians of `step_time_ms`, `first_epoch_overhead_s` (compile s), `trial_time_s`,
-      `worker_start_s`, `peak_rss_mb` (and `time_to_target_s`, `target_reached` with a
-      target), each time also as a ratio to the fastest row (`..._x`).
-    - `failures`: `failure`, `backend`, `trials` (what the statistics leave out).
-    - `selection`: with nuisance keys, every setting tried per cell and its `select_on` mean.
-    - `frame`: one row per trial (what `GridResult.runs` shows).
+    Attributes:
+        experiment: the experiment's name (the config's `name`).
+        experiment_id: its MLflow id.
+        parent_run_id: the grid's parent run.
+        description: the question the config asks (`description:`), or "".
+        metric: the metric the cells are ranked on, e.g. "val_loss".
+        grid_keys: the grid's keys as columns, e.g. `["model.activation"]`.
+        scientific_keys: the keys compared; every grid key without nuisance keys.
+        nuisance_keys: the keys tuned per cell (`compare.nuisance`), each cell taken at its
+            best setting by `protocol.select_on`.
+        protocol: the `compare:` section applied (`CompareSpec`), with any overrides.
+        seeds: the number of distinct seeds the grid ran.
+        splits: each dataset's train/val/test rows,
+            `[{"dataset": "iris", "train": 105, "val": 15, "test": 30}]`.
+        cells: one row per cell and backend, ranked; `backend == "all"` pools the Keras
+            backends (the ranking). Columns: `cell` (its grid values in words), one column
+            per grid key, `selected` and `edge` (with nuisance keys: the setting chosen, and
+            whether it lies on the grid's edge), `backend`, `backends` (those the row pools:
+            scikit-learn has its own row), `n` (seeds), `trials`, then for each metric M:
+            `M_mean`, `M_low`/`M_high` (95% t-interval, as computed: reports clip it at the
+            metric's bound), `M_boot_low`/`M_boot_high` (95% BCa bootstrap), `M_iqm`
+            (interquartile mean), `M_median`, `M_n`; and `rank`, `overlaps_best`.
+        effects: one row per grid key and level against its reference level: `key`,
+            `level`, `reference`, `metric`, `level_mean`, `reference_mean`, `n_pairs`,
+            `mean_diff` with `diff_low`/`diff_high`, `p_ttest`, `p_wilcoxon`, `p_holm`,
+            `effect_size` (d_z), `prob_improvement`, `pairs_missing`, `role` (scientific or
+            nuisance).
+        parity: one row per cell and seed run on several backends: `cell`, `seed`,
+            `backends`, `expected_to_agree`, `weights_match`, `initial_rel_diff`,
+            `max_epoch_rel_diff`, `worst_epoch`, `epochs_compared`.
+        speed: one row per backend, and per execution setting the grid varies (`backend`
+            then reads `tensorflow/jit=true`, and `jax/population` for trials trained as a
+            population; `framework` is the bare name): `trials`, `vectorized`,
+            `population`, medians of `step_time_ms`, `first_epoch_overhead_s` (compile s),
+            `trial_time_s`, `worker_start_s`, `peak_rss_mb` (and `time_to_target_s`,
+            `target_reached` with a target), each time also as a ratio to the fastest row
+            (`..._x`).
+        failures: `failure`, `backend`, `trials`: what the statistics leave out.
+        selection: with nuisance keys, every setting tried per cell and its `select_on`
+            mean; empty otherwise.
+        frame: one row per trial (what `GridResult.runs` shows).
+        ranked: the trials the cells summarise (each cell's selected setting), or None
+            when that is every trial.
+        curves: run id -> the ranked metric's loss per epoch (val_loss, else loss).
+        losses: run id -> training loss per epoch (for parity).
+        budget: the seeds the closest pair of cells that the intervals do not separate
+            would need, or None.
+        importance: a searched grid's keys by the share of `select_on`'s variance each
+            explains (fANOVA); empty for a listed grid.
+        search_space: a searched grid's space (`{key: {low, high, log, integer}}` or
+            `{key: {choices}}`); empty for a listed grid.
 
-    `splits` lists each dataset's train/val/test rows; `best()` the first cell as one line;
-    `str(comparison)` is the report `mlpsuite compare` prints.
+    Examples:
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "training": {"epochs": 2},
+        ...     "backends": ["sklearn"],
+        ...     "seeds": [0, 1],
+        ...     "grid": {"model.activation": ["identity", "relu"]},
+        ... }
+        >>> comparison = mlpsuite.run(config, tracking_uri=store, progress=False).comparison
+        >>> comparison
+        <Comparison demo: 4 of 4 trials; best activation=identity: val_loss ...>
+        >>> comparison.best().cell, comparison.best().n
+        ('activation=identity', 2)
+        >>> comparison.scientific_keys, comparison.nuisance_keys, comparison.failures.empty
+        (['model.activation'], [], True)
+        >>> comparison.protocol_sentence()
+        'model.activation compared, every other setting fixed as the config sets it'
     """
 
     @classmethod
     def of(cls, comparison: analysis.Comparison) -> Comparison:
+        """The same comparison, as this class (with the notebook's HTML, Markdown and
+        figures)."""
         return cls(
             **{
                 field.name: getattr(comparison, field.name)
@@ -189,10 +240,55 @@ def _figures_display_in_ipython() -> None:
 class GridResult:
     """What `mlpsuite.run` returns: the grid's parent run, its trials and its comparison.
 
-    `runs` has one row per trial of the grid (run now or reused): `backend`, `seed`, `status`,
-    `failure`, the grid keys, the final metrics the runs recorded (loss, val_loss, test_loss,
-    accuracies, step_time_ms, ...), `run_id` and `key` (the trial key). `comparison` is None
-    when the grid was interrupted or its report failed (`report_error` says why).
+    `print(result)` gives the counts, the best cell and the parent run's page in the MLflow
+    UI; a bare `result` at the end of a Jupyter cell shows the comparison.
+
+    Attributes:
+        experiment: the experiment's name (the config's `name`).
+        experiment_id: its MLflow id.
+        parent_run_id: the grid's parent run, reopened each time the grid runs again.
+        tracking_uri: the store the grid was recorded in.
+        comparison: the whole grid's comparison, or None when the grid was interrupted or
+            its report failed (`report_error` says why).
+        n_trials: the grid's trials (its cells times backends times seeds).
+        n_run: the trials this call ran (FAILED ones included).
+        n_failed: those of them that did not finish.
+        n_reused: the trials already FINISHED in the store, not run again.
+        invocation: how many times this grid has been run, this call included.
+        interrupted: whether Ctrl-C or a stop signal cut the grid short (in-flight runs are
+            then marked KILLED).
+        signal: the signal that interrupted it (SIGINT, SIGTERM or SIGHUP), else 0.
+        report_error: why the comparison could not be written, or None.
+        orphans_killed: runs a dead coordinator had left RUNNING, now marked KILLED.
+        n_elsewhere: trials another driver of the same grid ran meanwhile (two
+            `mlpsuite run` at once).
+        kept_logs: the workers' log folder, kept because a worker died; else None.
+        runs: one row per trial of the grid (run now or reused): `backend`, `seed`,
+            `status`, `failure`, the grid keys, the final metrics the runs recorded (loss,
+            val_loss, test_loss, accuracies, step_time_ms, ...), `run_id` and `key` (the
+            trial key).
+
+    Examples:
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "training": {"epochs": 2},
+        ...     "backends": ["sklearn"],
+        ...     "seeds": [0],
+        ...     "grid": {"model.activation": ["identity", "relu"]},
+        ... }
+        >>> result = mlpsuite.run(config, tracking_uri=store, progress=False)
+        >>> print(result)
+        demo: 2 trials; parent run ... (invocation 1): 2 run, 0 failed, 0 reused
+        best: activation=identity: val_loss ...
+        parent run in the MLflow UI: http://127.0.0.1:5000/#/experiments/.../runs/...
+        >>> result.runs[["seed", "model.activation", "status"]]
+           seed model.activation    status
+        0     0         identity  FINISHED
+        1     0             relu  FINISHED
     """
 
     experiment: str
@@ -221,6 +317,8 @@ class GridResult:
         return run_url(self.tracking_uri, self.experiment_id, self.parent_run_id)
 
     def counts(self) -> str:
+        """The parent run, the invocation and what this call ran, failed and reused, in one
+        line."""
         return (
             f"parent run {self.parent_run_id} (invocation {self.invocation}): {self.n_run} run, "
             f"{self.n_failed} failed, {self.n_reused} reused"

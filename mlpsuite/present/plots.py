@@ -393,7 +393,7 @@ def importance(comparison: Comparison):
 
 
 def _numeric_settings(selection, nuisance: list[str]) -> dict[str, float]:
-    """setting label -> its value, when one numeric nuisance key makes an axis; else {}."""
+    """Each setting label's value, when one numeric nuisance key makes an axis; else {}."""
     if len(nuisance) != 1:
         return {}
     try:

@@ -104,6 +104,7 @@ def cell_value(row: pd.Series, metric: str, interval: str = "t", n: bool = False
 
 
 def better(comparison: Comparison) -> str:
+    """Which way the ranking metric is better, in words: "lower" or "higher"."""
     return "lower" if comparison.direction == "min" else "higher"
 
 
@@ -125,6 +126,7 @@ def headline(comparison: Comparison) -> list[str]:
 
 
 def counted_line(comparison: Comparison) -> str:
+    """How many trials the statistics count (and exclude), and the metric they are ranked on."""
     excluded = comparison.n_trials - comparison.n_counted
     return (
         f"{comparison.n_counted} of {comparison.n_trials} trials counted"
@@ -134,6 +136,8 @@ def counted_line(comparison: Comparison) -> str:
 
 
 def best_line(comparison: Comparison) -> str:
+    """The best cell in one sentence: its mean and interval, IQM and median, and the cells
+    whose intervals overlap it; "" before any trial finished."""
     best = comparison.best()
     if best is None:
         return ""
@@ -293,6 +297,9 @@ def small_sample_line(comparison: Comparison) -> str:
 
 
 def parity_line(comparison: Comparison) -> str:
+    """Backend parity in one sentence: the largest relative difference of the losses between
+    Keras backends over the (cell, seed) pairs run on several, and how many started from
+    identical weights."""
     summary = parity_summary(comparison.parity)
     dropout = (
         f" {summary['not_expected']} (cell, seed) pairs with dropout are not expected to "
@@ -313,6 +320,8 @@ def parity_line(comparison: Comparison) -> str:
 
 
 def speed_lines(comparison: Comparison) -> list[str]:
+    """The fastest backend per step and per trial against the slowest, then memory and the
+    target line; [] with fewer than two backends (or settings) to compare."""
     speed = comparison.speed
     if len(speed) < 2:
         return []
@@ -599,6 +608,8 @@ def backend_rows(
 def effect_rows(
     comparison: Comparison, max_rows: int | None = None
 ) -> tuple[list[str], list[list[str]]]:
+    """The effects table as text: its header and one row per key and level (at most
+    `max_rows`), with the difference's interval and the p-values."""
     header = [
         "key",
         "level",
@@ -643,6 +654,8 @@ def _pairs(row: pd.Series) -> str:
 def parity_rows(
     comparison: Comparison, max_rows: int | None = None
 ) -> tuple[list[str], list[list[str]]]:
+    """The parity table as text: its header and one row per (cell, seed) run on several
+    backends (at most `max_rows`)."""
     parity = comparison.parity
     header = [
         "cell",
@@ -673,6 +686,8 @@ def parity_rows(
 
 
 def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The speed table as text: its header and one row per backend (or setting), with the
+    ratios to the fastest and, with a target, the time to reach it."""
     target = "time_to_target_s" in comparison.speed
     header = [
         "backend",
@@ -716,6 +731,8 @@ def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
 
 
 def tables(comparison: Comparison) -> dict[str, pd.DataFrame]:
+    """The comparison's DataFrames by the name their CSV gets (cells, effects, selection,
+    parity, speed, failures, and importance for a searched grid)."""
     named = {name: getattr(comparison, name) for name in TABLES}
     if not comparison.importance.empty:  # a searched grid's keys by what they explain
         named["importance"] = comparison.importance

@@ -58,6 +58,7 @@ class GridProgress:
         self.progress.start()
 
     def stop(self) -> None:
+        """Stop redrawing; the bar's last state stays on the screen."""
         self.progress.stop()
 
     def _overall_text(self) -> str:
@@ -67,6 +68,8 @@ class GridProgress:
         return f"trials{reused}{elsewhere}{failed}"
 
     def __call__(self, event: Event) -> None:
+        """Show one executor event: a worker ready, a trial started, an epoch done, a trial
+        finished (or run by another driver of the grid)."""
         line = self._worker_line(event.slot) if event.slot >= 0 else None
         if event.kind == "ready":
             assert line is not None  # a worker's events carry its slot
@@ -276,6 +279,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
 
 def speed_table(comparison: Comparison) -> Table:
+    """The speed table for the terminal: medians per backend (or setting), ratios to the fastest."""
     from mlpsuite.present.report import number
 
     target = "time_to_target_s" in comparison.speed

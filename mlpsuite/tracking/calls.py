@@ -68,6 +68,9 @@ class StoreCalls:
         self.shown_uri = shown_uri
 
     def __call__(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`call(*args, **kwargs)`, waiting out a locked SQLite store (up to `store_lock_s()`) and
+        an unreachable server (up to `server_outage_s()`); a full disk is a StoreError at once, and
+        any other error is raised as it is."""
         outage_began = locked_since = None
         raced = False
         while True:
@@ -97,6 +100,8 @@ class StoreCalls:
             return result
 
     def full_message(self, call: Callable, error: Exception) -> str:
+        """The one-line StoreError message for a full disk: the store, what `call` was
+        writing, and why."""
         name = getattr(call, "__name__", "")
         what = WRITING.get(
             name, "artifacts" if "artifact" in name or name.startswith("log_") else "to it"

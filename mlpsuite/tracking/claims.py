@@ -67,6 +67,7 @@ def new_driver_id() -> str:
 
 
 def claim_tags(driver: str) -> dict[str, str]:
+    """The tags of a new claim by `driver`: its owner, `mlpsuite.claim = pending`, a heartbeat."""
     return {**owner_tags(driver), TAG_CLAIM: PENDING, TAG_HEARTBEAT: _beat()}
 
 
@@ -75,6 +76,7 @@ def _beat() -> str:
 
 
 def order(run) -> tuple[int, str]:
+    """The order claims of one key are settled in: earliest start first, then run id."""
     return run.info.start_time, run.info.run_id
 
 
@@ -124,6 +126,8 @@ class Liveness:
         self._seen: dict[str, tuple[str, float]] = {}  # run id -> (heartbeat, when it last changed)
 
     def alive(self, run) -> bool:
+        """Whether the owner of RUNNING `run` is still there: not a dead process of this host, and
+        its heartbeat changed within `claim_stale_s()` as this coordinator saw it."""
         if owner_dead(run):
             return False
         beat, now = run.data.tags.get(TAG_HEARTBEAT, ""), time.monotonic()
@@ -151,6 +155,7 @@ class Heartbeat:
                     self.set_tags(run_id, {TAG_HEARTBEAT: _beat()})
 
     def stop(self) -> None:
+        """Stop refreshing (the thread ends at its next wake-up)."""
         self._stop.set()
 
 
@@ -320,7 +325,9 @@ class GridClaims:
         return []
 
     def finished(self, run_id: str) -> None:
+        """Stop the heartbeat of a run that ended."""
         self.heartbeat.runs.discard(run_id)
 
     def close(self) -> None:
+        """Stop the heartbeat thread: this coordinator is done with the grid."""
         self.heartbeat.stop()

@@ -31,6 +31,8 @@ WRITE_MARGIN_MS = 10_000
 
 @dataclasses.dataclass(slots=True)  # 10,000 of each per index
 class RecordInfo:
+    """The `run.info` fields mlpsuite reads: id, experiment, status, start and end, name."""
+
     run_id: str
     experiment_id: str
     status: str
@@ -41,6 +43,8 @@ class RecordInfo:
 
 @dataclasses.dataclass(slots=True)  # 10,000 of each per index
 class RecordData:
+    """The `run.data` of a record: tags, params and the latest value of each metric."""
+
     tags: dict[str, str] = dataclasses.field(default_factory=dict)
     params: dict[str, str] = dataclasses.field(default_factory=dict)
     metrics: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -78,9 +82,12 @@ class RunRecord:
         )
 
     def has_curve(self, name: str) -> bool:
+        """Whether the record holds metric `name`'s per-epoch curve (every one when
+        `complete`)."""
         return self.complete or name in self.curves
 
     def curve(self, name: str) -> list[list[float]]:
+        """Metric `name`'s [[step, value], ...] as held; [] when not held."""
         return self.curves.get(name, [])
 
     def log_metrics(self, metrics: list) -> None:
@@ -97,6 +104,7 @@ class RunRecord:
                 self.data.metrics[metric.key] = metric.value
 
     def to_json(self) -> dict[str, Any]:
+        """The record as the index file stores it (JSON-ready)."""
         return {
             "info": dataclasses.asdict(self.info),
             "tags": self.data.tags,
@@ -110,6 +118,7 @@ class RunRecord:
 
     @classmethod
     def from_json(cls, entry: dict[str, Any]) -> RunRecord:
+        """The record `to_json` gave."""
         return cls(
             RecordInfo(**entry["info"]),
             RecordData(entry["tags"], entry["params"], entry["metrics"]),

@@ -113,6 +113,8 @@ class StoreReader:
     def search(
         self, experiment_id: str, filter_string: str, view: int = ViewType.ACTIVE_ONLY
     ) -> list:
+        """Every run of the experiment matching `filter_string` (MLflow's search syntax), read
+        page by page."""
         runs, token = [], None
         while True:
             page = self._call(
@@ -150,10 +152,12 @@ class StoreReader:
                 raise MissingRecordError(f"{artifact}: {error}") from error
 
     def find_experiment(self, name: str) -> str | None:
+        """The experiment's id, or None when the store has no experiment of that name."""
         experiment = self._call(self.client.get_experiment_by_name, name)
         return experiment.experiment_id if experiment is not None else None
 
     def experiment_names(self) -> list[str]:
+        """The names of the store's experiments, sorted (for messages naming what exists)."""
         return sorted(e.name for e in self._call(self.client.search_experiments, max_results=1000))
 
     def newest_grid_experiment(self) -> str | None:
@@ -182,6 +186,7 @@ class StoreReader:
         )
 
     def get_run(self, run_id: str):
+        """The run as MLflow returns it (through the store's waiting and one-line faults)."""
         return self._call(self.client.get_run, run_id)
 
     def trial_runs(self, experiment_id: str, keys: set[str]) -> list[RunRecord]:
@@ -290,7 +295,7 @@ class StoreReader:
         return record
 
     def metric_histories(self, run_ids: list[str], name: str) -> dict[str, list[float]]:
-        """run id -> the metric's values ordered by step (epoch)."""
+        """Each run id's values of the metric, ordered by step (epoch)."""
         return {run_id: [value for _, value in self._curve(run_id, name)] for run_id in run_ids}
 
     def _curve(self, run_id: str, name: str) -> list[list[float]]:
@@ -329,7 +334,7 @@ class StoreReader:
     def diagnostic_histories(
         self, runs: list, prefix: str
     ) -> dict[str, dict[str, dict[int, float]]]:
-        """run id -> metric -> {step: value} for every metric of `runs` (as `search` returns
+        """Run id -> metric -> {step: value} for every metric of `runs` (as `search` returns
         them) named `prefix...`: `"grad_norm/"` gives grad_norm/dense_1 ... grad_norm/output.
         A step logged twice keeps its latest value."""
         histories = {}

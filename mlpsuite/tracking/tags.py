@@ -37,7 +37,7 @@ NOTE_CHARS = 60000
 
 
 def run_versions(tags: dict[str, str]) -> dict[str, str]:
-    """library -> version, from a trial run's tags."""
+    """Each library's version (name -> version), from a trial run's tags."""
     return {
         key[len(TAG_VERSION) :]: value for key, value in tags.items() if key.startswith(TAG_VERSION)
     }

@@ -98,6 +98,7 @@ class Tracker(StoreReader):
         ] = {}  # run id -> why -> artifacts not written
 
     def experiment_id(self, name: str) -> str:
+        """The id of the experiment `name`, created when the store has none."""
         experiment = self._call(self.client.get_experiment_by_name, name)
         if experiment is not None:
             return experiment.experiment_id
@@ -413,6 +414,9 @@ class Tracker(StoreReader):
         )
 
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
+        """End a trial's run with its result: the final test/val metrics, times and curve summary,
+        its tags (versions, failure, weights digest, ...), a failure's details and a saved model as
+        artifacts; FINISHED or FAILED."""
         finals = {f"test_{name}": value for name, value in result.test.items()}
         finals.update({f"val_{name}": value for name, value in result.val.items()})
         finals.update(
@@ -481,9 +485,11 @@ class Tracker(StoreReader):
         return len(orphans)
 
     def kill(self, run_id: str, reason: str) -> None:
+        """End the run KILLED, tagging why (`mlpsuite.failure = reason`)."""
         self.end_run(run_id, RunStatus.to_string(RunStatus.KILLED), tags={TAG_FAILURE: reason})
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        """Set tags on the run, in the store and in this tracker's records of it."""
         self._call(self.client.log_batch, run_id, tags=[RunTag(k, v) for k, v in tags.items()])
         if run_id in self.records:
             self.records[run_id].data.tags.update(tags)

@@ -17,6 +17,7 @@ from mlpsuite.executors.wire import compilation_cache_dir
 
 
 def active_backend() -> str:
+    """The Keras backend this process runs: "tensorflow", "torch" or "jax" (imports Keras)."""
     import keras
 
     return keras.backend.backend()
@@ -52,6 +53,7 @@ def elementwise_gradient(fn: Callable, x: np.ndarray, dtype: str = "float32") ->
         fn: maps a backend tensor to a tensor of the same shape.
         x: the points, any shape.
         dtype: the dtype to differentiate in.
+
     Returns:
         A NumPy array shaped like `x`.
     """

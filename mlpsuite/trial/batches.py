@@ -35,6 +35,7 @@ class SeededBatches(keras.utils.PyDataset):
         self.order = np.arange(len(self.X))
 
     def next_epoch(self) -> None:
+        """Take the next epoch's permutation of the rows."""
         self.order = next(self.orders)
 
     def fit_input(self):
@@ -71,12 +72,15 @@ class TensorBatches:
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
+        """Start over with `seed`'s epochs (the first epoch's order comes with `next_epoch`)."""
         self.orders = epoch_orders(seed, self.rows)
 
     def next_epoch(self) -> None:
+        """Write the next epoch's permutation into the pipeline's order variable."""
         self.order.assign(next(self.orders))
 
     def fit_input(self):
+        """What `model.fit` takes as `x`: the tf.data pipeline."""
         return self.dataset
 
 
@@ -94,4 +98,5 @@ class NewOrder(keras.callbacks.Callback):
         self.batches = batches
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Move the batches to this epoch's permutation before its first batch."""
         self.batches.next_epoch()

@@ -119,9 +119,11 @@ class Diagnostics(keras.callbacks.Callback):
         return metrics
 
     def on_train_begin(self, logs=None):
+        """Measure the probe batch at initialisation and send it as epoch 0."""
         self.emit(wire.epoch(self.key, 0, self._measure()))
 
     def on_epoch_end(self, epoch, logs=None):
+        """Add the probe batch's measures to this epoch's logs."""
         if logs is not None:
             logs.update(self._measure())
 

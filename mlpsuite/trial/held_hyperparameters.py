@@ -77,6 +77,8 @@ class HeldSGD(Held, keras.optimizers.SGD):
         self._initial = held_values(spec)
 
     def build(self, variables):
+        """Keras' SGD slots, with a momentum slot even at momentum 0 (it may change), and the
+        held variables."""
         if self.built:
             return
         keras.optimizers.Optimizer.build(self, variables)  # SGD's own skips the slots at 0
@@ -109,6 +111,7 @@ class HeldAdam(Held, keras.optimizers.Adam):
         self._initial = held_values(spec)
 
     def build(self, var_list):
+        """Keras' Adam slots and the held variables."""
         if self.built:
             return
         super().build(var_list)

@@ -86,6 +86,8 @@ class SklearnRunner:
         self.start_rss_mb: float | None = None  # the worker's, once it is ready
 
     def run(self, trial: Trial, emit) -> TrialResult:
+        """Train and test one trial with scikit-learn's MLP, sending each epoch's metrics through
+        `emit`; FAILED (not raised) for a setting it cannot run, NaN losses or the time limit."""
         import sklearn
 
         started = time.perf_counter()

@@ -61,13 +61,17 @@ class EpochReporter(keras.callbacks.Callback):
         self.history: dict[str, list[float]] = {}
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start timing the epoch."""
         self.epoch_began = time.perf_counter()
         self.train_ended = None
 
     def on_test_begin(self, logs=None):
+        """Note when the training steps ended: validation follows them."""
         self.train_ended = time.perf_counter()  # validation follows the training steps
 
     def on_epoch_end(self, epoch, logs=None):
+        """Record and send the epoch's metrics with its times; stop training on a NaN or infinite
+        loss or past the time limit (the trial's failure)."""
         now = time.perf_counter()
         metrics = {
             name: float(value)
@@ -342,7 +346,9 @@ class Stopper(Protocol):
     best_weights: Any
 
     @property
-    def restore_best_weights(self) -> bool: ...
+    def restore_best_weights(self) -> bool:
+        """Whether the model holds `best_epoch`'s weights after training, not the last's."""
+        ...
 
 
 def stopping_epochs(stopper: Stopper | None, epochs_run: int) -> tuple[int | None, int]:

@@ -114,6 +114,8 @@ def run_request(
 
 
 def main() -> int:
+    """The worker's loop: announce `ready`, run each request's trials and send their events and
+    results, until `stop`, end of input, or its memory grew (`retiring`); the exit code (0)."""
     # Ctrl-C in a terminal reaches the whole process group: the coordinator decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     events = _protocol_stream()
