@@ -5,7 +5,7 @@ VENV := .venv
 VENV_PYTHON := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv docs docs-serve
+.PHONY: run test check lint format coverage test-shuffled benchmark ui figures results clean-venv docs docs-serve tutorial
 
 # Says its own time at the end (the set-up's, when it ran, was said before the grid started).
 run: $(INSTALLED)
@@ -68,12 +68,12 @@ benchmark: $(INSTALLED)
 ui: $(INSTALLED)
 	$(VENV)/bin/mlpsuite ui
 
-# The lecture's figures the README shows (docs/figures/*.png, committed).
+# The lecture's figures the site shows (docs/figures/*.png, committed).
 figures: $(INSTALLED)
 	$(VENV)/bin/mlpsuite figures activations gradients scalers optimizers --out docs/figures
 
 # Runs the ready ablations (about 15 minutes on 2 cores; FINISHED trials are reused) and
-# rewrites the README's Results section from their comparisons.
+# rewrites the site's Results page (docs/results.md) from their comparisons.
 results: $(INSTALLED)
 	$(VENV_PYTHON) experiments/results.py
 
@@ -94,3 +94,8 @@ docs: $(INSTALLED)
 
 docs-serve: $(INSTALLED)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+# The tutorial page's executed notebook (docs/tutorial/lecture.ipynb, committed): runs
+# examples/lecture.ipynb in a kernel into a temporary store (a minute or two on 2 cores).
+tutorial: $(INSTALLED)
+	$(VENV_PYTHON) docs/tools/tutorial.py

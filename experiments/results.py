@@ -1,12 +1,13 @@
-"""Run the ready ablations and write their answers into the README's Results section.
+"""Run the ready ablations and write their answers into the site's Results page (docs/results.md).
 
     python experiments/results.py [--tracking-uri URI] [--only NAME ...] [--skip-run]
 
 Each experiment is run with `mlpsuite run` (trials already FINISHED in the store are reused),
 then its comparison is read back from the store. For each: the question, the ranking table
 (`mlpsuite compare --format markdown`'s), a figure, and a one-sentence answer built from the
-comparison's own numbers. Written between the README's results markers (figures under
-`docs/results/`), with the date, the machine and each run's wall time. `make results` runs it.
+comparison's own numbers. Written between the page's results markers (figures under
+`docs/results/`), with the date, the machine and each run's wall time. `make results` runs it;
+the README links to the page rather than copying its numbers.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "results.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 MAX_ROWS = 12
 
@@ -114,8 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         for e in EXPERIMENTS
         if _in_store(e.name, args.tracking_uri)
     ]
-    _into_readme("\n".join([_preamble(), *sections]))
-    print(f"wrote the README's Results section and its figures in {DOCS}", file=sys.stderr)
+    _into_page("\n".join([_preamble(), *sections]))
+    print(f"wrote the Results page (docs/results.md) and its figures in {DOCS}", file=sys.stderr)
     return 0
 
 
@@ -146,7 +147,7 @@ def _section(experiment: Experiment, uri: str, timing: dict | None) -> str:
 
     tracker = Tracker(uri)
     lines = [
-        f"### {experiment.name}: {experiment.question}",
+        f"## {experiment.name}: {experiment.question}",
         "",
         f"`mlpsuite run experiments/{experiment.name}.yaml`"
         + (f" — {timing['wall_s']:.0f} s on {timing['date']}" if timing else ""),
@@ -179,7 +180,7 @@ def _section(experiment: Experiment, uri: str, timing: dict | None) -> str:
             "--out",
             str(DOCS),
         )
-        lines += [f"![{name} in {experiment.name}](docs/results/{name}.png)", ""]
+        lines += [f"![{name} in {experiment.name}](results/{name}.png)", ""]
     return "\n".join(lines)
 
 
@@ -371,7 +372,7 @@ def _figure(comparison, stem: str) -> str:
         raise SystemExit(f"{stem}: no finished trial to draw")
     path = DOCS / f"{stem}.png"
     figure.savefig(path, dpi=90, bbox_inches="tight")
-    return str(path.relative_to(ROOT))
+    return str(path.relative_to(PAGE.parent))  # the page's own folder, docs/
 
 
 def _preamble() -> str:
@@ -386,12 +387,12 @@ def _preamble() -> str:
     )
 
 
-def _into_readme(body: str) -> None:
-    text = README.read_text(encoding="utf-8")
+def _into_page(body: str) -> None:
+    text = PAGE.read_text(encoding="utf-8")
     if START not in text:
-        raise SystemExit(f"{README}: no {START} ... {END} markers")
+        raise SystemExit(f"{PAGE}: no {START} ... {END} markers")
     pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-    README.write_text(pattern.sub(lambda _: f"{START}\n{body}\n{END}", text), encoding="utf-8")
+    PAGE.write_text(pattern.sub(lambda _: f"{START}\n{body}\n{END}", text), encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -44,10 +44,14 @@ def chromium_paths() -> tuple[str, str]:
 
 
 @contextmanager
-def chromium() -> Iterator[webdriver.Chrome]:
+def chromium(performance_log: bool = False) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium session. `performance_log` records the DevTools' Network events
+    (every request a page makes), read with `session.get_log("performance")`."""
     browser, driver = chromium_paths()
     options = webdriver.ChromeOptions()
     options.binary_location = browser
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     profile = tempfile.mkdtemp(prefix="mlpsuite-chromium-")
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)

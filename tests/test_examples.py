@@ -1,4 +1,7 @@
-"""The README's API tour runs as written, on every backend."""
+"""The examples a reader copies run as written: every ```python block of the README and of the
+site's pages (docs/**/*.md) on every backend, the grid YAML of the run-grids guide, and the
+README's test command is the one CI runs. A page marks a block runnable by writing it as
+```python; a block that needs a store or a run id of the reader's is written ```py or ```text."""
 
 import re
 from pathlib import Path
@@ -7,33 +10,56 @@ import pytest
 
 pytestmark = pytest.mark.check  # the edit loop's tier (`make check`)
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-SNIPPETS = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# Hand-written pages only: the generated ones (reference, the tutorial notebook) are not examples.
+PAGES = sorted(
+    path
+    for path in [README, *(ROOT / "docs").rglob("*.md")]
+    if "reference" not in path.parts and path.name != "lecture.md"
+)
 
 
-def test_readme_has_python_snippets():
-    assert len(SNIPPETS) >= 3
+def _blocks(language: str) -> list[tuple[str, str]]:
+    return [
+        (f"{path.relative_to(ROOT)} block {number}", code)
+        for path in PAGES
+        for number, code in enumerate(
+            re.findall(
+                rf"^```{language}\n(.*?)^```", path.read_text(encoding="utf-8"), re.S | re.M
+            ),
+            start=1,
+        )
+    ]
+
+
+SNIPPETS = _blocks("python")
+
+
+def test_the_pages_have_runnable_snippets():
+    assert len(SNIPPETS) >= 3, [name for name, _ in SNIPPETS]
 
 
 @pytest.mark.backend
-@pytest.mark.parametrize("index", range(len(SNIPPETS)))
-def test_readme_snippet_runs(backend, index, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("name,code", SNIPPETS, ids=[name for name, _ in SNIPPETS])
+def test_snippet_runs(backend, name, code, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    exec(compile(SNIPPETS[index], f"README.md snippet {index + 1}", "exec"), {"__name__": "readme"})
-    assert capsys.readouterr().out.strip(), "each snippet prints what it shows"
+    exec(compile(code, name, "exec"), {"__name__": "docs_example"})
+    assert capsys.readouterr().out.strip(), f"{name}: each snippet prints what it shows"
 
 
 def test_readme_quick_start_is_the_ci_command():
-    ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     steps = [line.split() for line in ci.splitlines()]
     assert "make test" in README.read_text(encoding="utf-8") and ["timed", "make", "test"] in steps
 
 
-def test_readme_grid_example_is_a_valid_config(tmp_path):
+def test_the_run_guides_grid_is_a_valid_config(tmp_path):
     from mlpsuite.config import expand, load_config
 
-    (yaml_block,) = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-    path = tmp_path / "readme.yaml"
+    page = (ROOT / "docs" / "how-to" / "run-grids.md").read_text(encoding="utf-8")
+    (yaml_block,) = re.findall(r"^```yaml\n(.*?)^```", page, flags=re.S | re.M)
+    path = tmp_path / "guide.yaml"
     path.write_text(yaml_block, encoding="utf-8")
     assert (
         len(expand(load_config(path))) == 3 * 3 * 3 * 2

@@ -1,6 +1,7 @@
 """The package's shape, so that a new feature cannot quietly undo it: no import cycle between
 mlpsuite modules (any import, at module level or inside a function), and every module named in
-the README's Layout section. A module is as long as its one concern needs: no line count."""
+the Layout section of the Architecture page (docs/architecture.md). A module is as long as its one
+concern needs: no line count."""
 
 import ast
 import re
@@ -114,14 +115,17 @@ def test_the_checker_finds_a_cycle_even_through_a_function_level_import(tmp_path
     assert cycles(graph) == [["mlpsuite.b", "mlpsuite.sub", "mlpsuite.sub.a"]]
 
 
+ARCHITECTURE = ROOT / "docs" / "architecture.md"  # the site's Architecture page
+
+
 def _layout_section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Layout\n(.*?)(?=^## |\Z)", readme, flags=re.S | re.M)
-    assert match, "README.md has no '## Layout' section"
+    page = ARCHITECTURE.read_text(encoding="utf-8")
+    match = re.search(r"^## Layout\n(.*?)(?=^## |\Z)", page, flags=re.S | re.M)
+    assert match, "docs/architecture.md has no '## Layout' section"
     return match.group(1)
 
 
-def test_the_readme_layout_names_every_module():
+def test_the_layout_names_every_module():
     layout = _layout_section()
     paths = [
         str(path.relative_to(ROOT))
@@ -129,14 +133,14 @@ def test_the_readme_layout_names_every_module():
         if path.name not in ("__init__.py", "__main__.py")
     ]
     unnamed = [path for path in paths if f"`{path}`" not in layout]
-    assert not unnamed, f"README.md's Layout section does not name {unnamed}"
+    assert not unnamed, f"docs/architecture.md's Layout section does not name {unnamed}"
 
 
-def test_the_readme_layout_names_no_module_that_is_gone():
+def test_the_layout_names_no_module_that_is_gone():
     named = re.findall(r"`(mlpsuite/[\w/]+\.py)`", _layout_section())
     assert named, "the Layout section names no module"
     missing = [path for path in named if not (ROOT / path).is_file()]
-    assert not missing, f"README.md's Layout names modules that do not exist: {missing}"
+    assert not missing, f"docs/architecture.md's Layout names modules that do not exist: {missing}"
 
 
 def test_each_module_imports_only_modules_listed_above_it():
@@ -163,7 +167,9 @@ def test_each_module_imports_only_modules_listed_above_it():
         for target in through_packages(other)
         if position[target] > position[name]
     )
-    assert not upward, f"move these in README.md's Layout, or turn the import around: {upward}"
+    assert not upward, (
+        f"move these in docs/architecture.md's Layout, or turn the import around: {upward}"
+    )
     assert len(position) > 40
 
 
