@@ -1,36 +1,31 @@
-"""The documentation site (mkdocs.yml) builds strictly, its generated reference names every
-config key and CLI flag the code has, and no page loads anything from another machine."""
+"""The documentation site (mkdocs.yml) builds strictly; its generated reference names every
+config key (each with its description) and CLI flag the code has; the tutorial shows the
+notebook's own code executed, Performance every benchmark's own table, Results what the results
+script wrote; the README is a front page whose links resolve; no page loads anything from
+another machine (tests/test_docs_browser.py checks the same in a browser)."""
 
 from __future__ import annotations
 
 import html
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.docs_site import build_site
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "docs" / "tools"))
 
 import reference  # noqa: E402  (docs/tools/reference.py: what the build generates)
+import tutorial  # noqa: E402  (docs/tools/tutorial.py: the tutorial page from the notebook)
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site, built with --strict into a temporary folder as `make docs` builds it."""
-    out = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # Material's notice about MkDocs 2
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return out
+    return build_site(tmp_path_factory.mktemp("site"))
 
 
 def _text(page: Path) -> str:
@@ -87,8 +82,6 @@ def test_no_page_loads_anything_from_another_machine(site):
 
 
 # ------------------------------------------------------------ generated pages and the front page
-
-import tutorial  # noqa: E402  (docs/tools/tutorial.py: the tutorial page from the notebook)
 
 
 def test_the_tutorial_shows_the_notebooks_own_code_executed(site):

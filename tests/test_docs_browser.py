@@ -10,11 +10,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
-import os
 import re
 import struct
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +25,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 import mlpsuite
 from tests.browser import chromium, page_text, wait_until
+from tests.docs_site import build_site
 
 ROOT = Path(__file__).resolve().parents[1]
 # Schemes that name nothing on the network: inline data, the page's own blobs, Chromium itself.
@@ -105,15 +103,7 @@ class Reader:
 def served(tmp_path_factory) -> Iterator[tuple[str, list[str]]]:
     """The site built with --strict into a temporary folder and served on 127.0.0.1: its base
     address and the list of paths the server was asked for."""
-    out = tmp_path_factory.mktemp("site")
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "--site-dir", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # Material's notice about MkDocs 2
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    out = build_site(tmp_path_factory.mktemp("site"))
     handler = type("Handler", (_QuietHandler,), {"served": []})
     server = ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(handler, directory=str(out))
