@@ -101,7 +101,7 @@ def _runs_when(uri, name, condition, process, timeout=300):
 def test_a_driver_killed_mid_grid_has_its_claims_taken_over(tmp_path):
     """The first driver is killed while it holds a claim whose trial cannot finish first (its
     worker is frozen), and while the second driver is running the keys it could claim."""
-    uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=200)
+    uri, path = sqlite_uri(tmp_path), _grid(tmp_path, "takeover", epochs=120)
     # The first heartbeats every second, the second takes a claim unchanged for 15 s as its
     # owner's death (not the 90 s default: the test waited it out, 112 s of the suite's time).
     first = _driver(path, uri, tmp_path, MLPSUITE_HEARTBEAT_S="1")

@@ -242,6 +242,10 @@ def _start_outage_server(tmp_path, port: int) -> subprocess.Popen:
     )
 
 
+# A trial of the outage grid runs some seconds: the server stops while one is in flight.
+OUTAGE_EPOCHS = 250
+
+
 def _grid_stopping_its_server_mid_trial(
     tmp_path, outage_s: int
 ) -> tuple[Watched, subprocess.Popen, int]:
@@ -255,7 +259,7 @@ def _grid_stopping_its_server_mid_trial(
         tmp_path,
         "outage",
         backends=["sklearn"],
-        training={"epochs": 500, "batch_size": 8},
+        training={"epochs": OUTAGE_EPOCHS, "batch_size": 8},
         grid={"model.activation": ["relu", "tanh", "identity"]},
     )
     grid = Watched(
@@ -299,7 +303,9 @@ def test_a_grid_outlives_its_server_going_away_briefly_and_loses_no_epoch(tmp_pa
         assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
         for run in runs:  # every epoch exactly once
             steps = [m.step for m in MlflowClient(url).get_metric_history(run.info.run_id, "loss")]
-            assert sorted(steps) == list(range(1, 501)), run.data.params["model.activation"]
+            assert sorted(steps) == list(range(1, OUTAGE_EPOCHS + 1)), run.data.params[
+                "model.activation"
+            ]
     finally:
         grid.kill()
         stop(server)
