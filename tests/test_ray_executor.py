@@ -57,7 +57,7 @@ TIMES = (
     "rss_mb",
 )
 # Long enough that a signal sent at its first epoch lands mid-trial (a few seconds on sklearn).
-LONG = {"backends": ["sklearn"], "training": {"epochs": 400, "batch_size": 8}}
+LONG = {"backends": ["sklearn"], "training": {"epochs": 250, "batch_size": 8}}
 
 
 @pytest.fixture(scope="module")
