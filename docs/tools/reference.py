@@ -10,23 +10,15 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from generated import write_if_changed
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
-
-GENERATED = ("reference/config.md", "reference/cli.md")
 
 
 def write_pages(docs: Path) -> list[Path]:
     """Write the generated pages under `docs`; returns their paths."""
     pages = {"reference/config.md": config_page(), "reference/cli.md": cli_page()}
-    written = []
-    for name, text in pages.items():
-        path = docs / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text(encoding="utf-8") != text:
-            path.write_text(text, encoding="utf-8")  # unchanged pages keep their mtime
-        written.append(path)
-    return written
+    return [write_if_changed(docs / name, text) for name, text in pages.items()]
 
 
 # ---------------------------------------------------------------------------- config keys

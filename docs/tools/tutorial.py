@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+from generated import write_if_changed
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "examples" / "lecture.ipynb"
@@ -108,11 +109,7 @@ def write_page(docs: Path) -> Path | None:
     """Write the tutorial page under `docs` from the executed copy (none before `make tutorial`)."""
     if not EXECUTED.exists():
         return None
-    path = docs / PAGE
-    text = page()
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
-    return path
+    return write_if_changed(docs / PAGE, page())
 
 
 if __name__ == "__main__":
