@@ -2,9 +2,9 @@
 
 Before each build the config and CLI reference are written from the code itself
 (docs/tools/reference.py) and the tutorial page from the executed lecture notebook
-(docs/tools/tutorial.py); while a page is read, each `<!-- benchmark: NAME -->` line becomes
-the table `benchmarks/NAME.py` last wrote to `benchmarks/results/NAME.md`, so the Performance
-page quotes no number by hand."""
+(docs/tools/tutorial.py); while a page is read, each `<!-- benchmark: NAME -->` line on it
+becomes the table `benchmarks/NAME.py` last wrote to `benchmarks/results/NAME.md`, so the
+Performance page (and a guide that shows a measurement) copies no number by hand."""
 
 from __future__ import annotations
 
