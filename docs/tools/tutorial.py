@@ -15,8 +15,8 @@ widget state, where this site loads nothing from another machine.
 
 from __future__ import annotations
 
-import base64
 import html
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -35,8 +35,6 @@ WIDGET = "application/vnd.jupyter.widget-view+json"
 
 def execute(source: Path = NOTEBOOK, target: Path = EXECUTED) -> Path:
     """Run the notebook in a kernel, into a temporary store; keep it with its outputs."""
-    import os
-
     from nbclient import NotebookClient
 
     notebook = nbformat.read(source, as_version=4)
@@ -91,14 +89,11 @@ def _output(output: Any) -> str:
         # the grid's own HTML view (its figures inline as data: URIs); kept in a block of its own
         return f'<div class="notebook-output">\n{data["text/html"]}\n</div>'
     if "image/png" in data:
-        return f'<img alt="figure" src="data:image/png;base64,{_png(data["image/png"])}">'
+        # nbformat keeps a PNG as its base64 text
+        return f'<img alt="figure" src="data:image/png;base64,{data["image/png"]}">'
     if "text/plain" in data:
         return _text(data["text/plain"])
     return ""
-
-
-def _png(value: str | bytes) -> str:
-    return value if isinstance(value, str) else base64.b64encode(value).decode()
 
 
 def _text(value: str) -> str:
