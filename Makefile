@@ -16,7 +16,7 @@ run: $(INSTALLED)
 # are built once); the three backend workers (tests/conftest.py) run beside them.
 STREAMS := -n 2 --dist loadfile --no-loadscope-reorder
 
-# The whole suite, as CI runs it.
+# The whole suite without coverage's overhead: the contributor's full run.
 test: $(INSTALLED)
 	$(VENV_PYTHON) -m pytest $(STREAMS) --durations=30
 
@@ -39,12 +39,13 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format $(LINTED)
 	$(VENV)/bin/ruff check --fix $(LINTED)
 
-# The whole suite under coverage.py, measured in every Python process it starts (backend test
-# workers, `mlpsuite run`, grid workers, Ray's workers); writes htmlcov/ and the table, and fails
-# below pyproject.toml's fail_under as well as on a failed test.
+# The whole suite once, under coverage.py, as CI runs it: measured in every Python process it
+# starts (backend test workers, `mlpsuite run`, grid workers, Ray's workers); writes htmlcov/ and
+# the table, and fails on a failed test, on no test collected (pytest's 5) and below
+# pyproject.toml's fail_under.
 coverage: $(INSTALLED)
 	rm -f .coverage .coverage.*
-	$(VENV)/bin/coverage run -m pytest $(STREAMS) -p no:cacheprovider; status=$$?; \
+	$(VENV)/bin/coverage run -m pytest $(STREAMS) -p no:cacheprovider --durations=30; status=$$?; \
 	$(VENV)/bin/coverage combine --quiet && $(VENV)/bin/coverage html --quiet && \
 	$(VENV)/bin/coverage report --skip-covered && exit $$status
 

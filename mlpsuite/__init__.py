@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from mlpsuite.errors import ConfigError, ReportError, StoreError, UserError
 
 if TYPE_CHECKING:  # at run time these load lazily through `__getattr__` below
-    from mlpsuite.api import compare, plan, run
+    from mlpsuite.api import compare, plan, run, shutdown
     from mlpsuite.present.notebook import Comparison, GridResult
 
 __version__ = "0.1.0"
@@ -24,6 +24,7 @@ _API = {
     "run": "mlpsuite.api",
     "compare": "mlpsuite.api",
     "plan": "mlpsuite.api",
+    "shutdown": "mlpsuite.api",
     "Comparison": "mlpsuite.present.notebook",
     "GridResult": "mlpsuite.present.notebook",
 }
@@ -37,6 +38,7 @@ __all__ = [
     "compare",
     "plan",
     "run",
+    "shutdown",
 ]
 
 

@@ -165,6 +165,7 @@ def run(
     address: str | None = None,
     max_retries: int = 1,
     reuse_runs: str | None = None,
+    keep_workers: float | None = None,
     reuse: bool | None = None,
 ) -> GridResult:
     """Run every trial of a grid not already FINISHED in its experiment, then its comparison.
@@ -192,6 +193,12 @@ def run(
         reuse_runs: overrides the config's `reuse:`: "any" FINISHED run of a trial's key is
             reused, or only those recorded with the installed library versions
             ("same-versions").
+        keep_workers: seconds the grid's local workers are kept once it ends, for the next
+            `run` of this process that needs the same backend and worker environment: it
+            takes them warm (framework imported, last program compiled; its runs record
+            exactly what fresh workers' would, and its speed table says `warm`). Default
+            `$MLPSUITE_KEEP_WORKERS`, else 300; 0 stops them with the grid. Idle workers
+            also end at interpreter exit, with this process, and on `mlpsuite.shutdown()`.
         reuse: the old name of `reuse_models`; deprecated (it warns), to go in the next
             release.
 
@@ -258,6 +265,10 @@ def run(
         )
     if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
+    if keep_workers is not None and (
+        not isinstance(keep_workers, int | float) or not keep_workers >= 0
+    ):
+        raise ConfigError(f"keep_workers: expected seconds >= 0, got {keep_workers!r}")
     spec = load_config(
         config, backends=_backends(backends)
     )  # the data is checked once the workers start
@@ -265,7 +276,7 @@ def run(
         if reuse_runs not in REUSE_RUNS:
             raise ConfigError(f"reuse: {reuse_runs!r}; allowed: {', '.join(REUSE_RUNS)}")
         spec = spec.model_copy(update={"reuse": reuse_runs})
-    pool = _executor(executor, jobs, reuse_models, address, max_retries)
+    pool = _executor(executor, jobs, reuse_models, address, max_retries, keep_workers)
     try:
         return _run_started(spec, source_path(config), pool, tracking_uri, force, progress)
     finally:
@@ -411,8 +422,44 @@ def _backends(backends: str | Sequence[str] | None) -> str | None:
     return backends if backends is None or isinstance(backends, str) else ",".join(backends)
 
 
+def shutdown() -> int:
+    """End the warm workers this process keeps between grids (`run(keep_workers=...)`) now,
+    instead of when they have been idle for their time or at interpreter exit.
+
+    Returns:
+        How many idle workers were ended.
+
+    Examples:
+        A grid whose one worker is kept for a minute, ended at once instead:
+
+        >>> import tempfile
+        >>> import mlpsuite
+        >>> store = f"sqlite:///{tempfile.mkdtemp()}/mlflow.db"
+        >>> config = {
+        ...     "name": "demo",
+        ...     "dataset": {"name": "iris"},
+        ...     "training": {"epochs": 2},
+        ...     "backends": ["sklearn"],
+        ... }
+        >>> _ = mlpsuite.shutdown()  # none left from before
+        >>> _ = mlpsuite.run(config, tracking_uri=store, progress=False, keep_workers=60)
+        >>> mlpsuite.shutdown()
+        1
+        >>> mlpsuite.shutdown()
+        0
+    """
+    from mlpsuite.executors.pool import shutdown as end_idle_workers
+
+    return end_idle_workers()
+
+
 def _executor(
-    kind: str, jobs: int | None, reuse_models: bool, address: str | None, max_retries: int
+    kind: str,
+    jobs: int | None,
+    reuse_models: bool,
+    address: str | None,
+    max_retries: int,
+    keep_workers: float | None = None,
 ):
     if kind == "ray":
         from mlpsuite.executors.ray import RayExecutor
@@ -421,8 +468,10 @@ def _executor(
     if address is not None:
         raise ConfigError("address: applies only to executor='ray' (--executor ray)")
     from mlpsuite.executors.local import LocalExecutor
+    from mlpsuite.executors.pool import default_keep_s
 
-    return LocalExecutor(jobs, reuse=reuse_models)
+    keep_s = default_keep_s() if keep_workers is None else float(keep_workers)
+    return LocalExecutor(jobs, reuse=reuse_models, keep_s=keep_s)
 
 
 def _run_started(

@@ -346,7 +346,8 @@ class _Recorder:
         self.supersede, self.claims = supersede, claims
         # Trial key -> its run: the claims' won runs, else (a rerun) created on first sight.
         self.run_ids: dict[str, str] = claims.mine if claims is not None else {}
-        self.fresh_workers: dict[int, float] = {}  # slot -> start-up seconds, until its first trial
+        # Slot -> start-up seconds (None: a warm worker), until its first trial.
+        self.new_workers: dict[int, float | None] = {}
 
     def __call__(self, event: Event) -> None:
         began = time.perf_counter()
@@ -357,14 +358,14 @@ class _Recorder:
 
     def _record(self, event: Event) -> None:
         if event.kind == "ready":
-            self.fresh_workers[event.slot] = event.payload["start_s"]
+            self.new_workers[event.slot] = event.payload.get("start_s")
             return
         trial, result = event.trial, event.result
         assert trial is not None  # every event but `ready` is about a trial
         if event.kind == "started":
             run_id = self._run_id(trial)
-            if event.slot in self.fresh_workers:
-                self.tracker.log_worker_start(run_id, self.fresh_workers.pop(event.slot))
+            if event.slot in self.new_workers:
+                self.tracker.log_worker_start(run_id, self.new_workers.pop(event.slot))
         elif event.kind == "epoch":
             self.tracker.log_epoch(
                 self._run_id(trial), event.payload["epoch"], event.payload["metrics"]

@@ -51,6 +51,11 @@ if _OWNS_SHARED:
     os.environ[_SHARED_ENV] = tempfile.mkdtemp(prefix="mlpsuite-tests-")
 SHARED = Path(os.environ[_SHARED_ENV])
 
+# Grids run in this process (the API's, and the CLI's code through `cli.main`) keep their
+# workers warm for the next test's grid, as a notebook's cells do: a test pays for a framework
+# start-up only where a new process is its subject. Commands started as processes of their own
+# drop this (`tests.grids.clean_env`), as a user's terminal has none.
+os.environ.setdefault("MLPSUITE_KEEP_WORKERS", "600")
 # Must run before any test module imports keras.
 os.environ["KERAS_BACKEND"] = _WORKER_BACKEND or "numpy"
 # JAX's compiled programs go to a folder of this test session, not the user's cache.

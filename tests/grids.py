@@ -98,11 +98,11 @@ def made_once(name: str, make: Callable[[Path], dict], timeout: float = 900) -> 
 
 
 def clean_env() -> dict[str, str]:
-    """This environment without a backend or store of the test run's own."""
+    """This environment without a backend, store or warm workers of the test run's own."""
     return {
         k: v
         for k, v in os.environ.items()
-        if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI", "RAY_ADDRESS")
+        if k not in ("KERAS_BACKEND", "MLFLOW_TRACKING_URI", "RAY_ADDRESS", "MLPSUITE_KEEP_WORKERS")
     }
 
 

@@ -66,7 +66,7 @@ def test_the_api_page_is_generated_from_the_docstrings(site):
     import mlpsuite
 
     text = _text(site / "reference" / "api.html")
-    for function in (mlpsuite.run, mlpsuite.compare, mlpsuite.plan):
+    for function in (mlpsuite.run, mlpsuite.compare, mlpsuite.plan, mlpsuite.shutdown):
         assert function.__doc__ is not None
         first = " ".join(function.__doc__.replace("`", "").split())[:60]  # Markdown: code
         assert first in " ".join(text.split()), function.__name__

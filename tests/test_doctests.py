@@ -31,6 +31,7 @@ PLAIN = (
     "mlpsuite.api.plan",
     "mlpsuite.api.run",
     "mlpsuite.api.compare",
+    "mlpsuite.api.shutdown",
     "mlpsuite.present.notebook.GridResult",
     "mlpsuite.present.notebook.Comparison",
     "mlpsuite.data.loading.load_dataset",
@@ -39,6 +40,7 @@ PLAIN = (
 RUN_A_GRID = {
     "mlpsuite.api.run",
     "mlpsuite.api.compare",
+    "mlpsuite.api.shutdown",
     "mlpsuite.present.notebook.GridResult",
     "mlpsuite.present.notebook.Comparison",
 }

@@ -39,6 +39,7 @@ RUN_METRICS = (
     "first_epoch_time_s",
     "steady_epoch_time_s",
     "worker_start_s",
+    "worker_warm",
     "peak_rss_mb",
     "start_rss_mb",
     "eval_compile_s",

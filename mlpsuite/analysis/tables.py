@@ -290,10 +290,11 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Per backend, and per execution setting where the grid varies one (`backend` then reads
     `tensorflow/jit=true`, the bare name is `framework`): medians of step time, compile and
     tracing (`first_epoch_overhead_s`: the first epoch minus a steady one, plus a fresh
-    model's first evaluation beyond a second one), trial wall time,
-    worker start-up, peak resident memory and, with a target, the training time to reach it
-    (over the trials that did: `target_reached` of `trials`), each time with its ratio to the
-    fastest row."""
+    model's first evaluation beyond a second one), trial wall time, worker start-up (of the
+    workers started for this grid; `warm_workers` counts those an earlier grid of the same
+    process had started), peak resident memory and, with a target, the training time to
+    reach it (over the trials that did: `target_reached` of `trials`), each time with its
+    ratio to the fastest row."""
     # Timing noise can make a backend without compilation come out a hair below 0. A fresh
     # model's first evaluation (the starting loss) compiles the test step: added.
     ok = finished(frame).assign(
@@ -307,6 +308,8 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
     ok = ok.assign(framework=ok["backend"], backend=_speed_labels(ok), population=_population(ok))
     columns = [column for column in SPEED_COLUMNS if column in ok]
     reached = {"target_reached": ("reached_target", "sum")} if "reached_target" in ok else {}
+    # Workers an earlier grid of the same process had started (their start-up not paid here).
+    warm = {"warm_workers": ("worker_warm", "sum")} if "worker_warm" in ok else {}
     table = (
         ok.groupby("backend")
         .agg(
@@ -315,6 +318,7 @@ def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
             vectorized=("vectorized", "max"),
             population=("population", "any"),
             **reached,
+            **warm,
             **{column: (column, "median") for column in columns},
         )
         .reset_index()

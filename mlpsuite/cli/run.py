@@ -4,6 +4,7 @@ and what they print (the comparison and the closing line on stdout, notes on std
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -135,6 +136,9 @@ def run_grid(args: argparse.Namespace) -> int:
         address=args.address,
         max_retries=args.max_retries,
         reuse_runs=args.reuse_runs,
+        # One process, one grid: its workers end with it, unless the environment asks for them
+        # to be kept (a test session running the CLI's code in its own process).
+        keep_workers=None if os.environ.get("MLPSUITE_KEEP_WORKERS") else 0,
     )
     from mlpsuite.present.terminal import make_console
 

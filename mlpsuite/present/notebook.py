@@ -70,9 +70,10 @@ class Comparison(analysis.Comparison):
             then reads `tensorflow/jit=true`, and `jax/population` for trials trained as a
             population; `framework` is the bare name): `trials`, `vectorized`,
             `population`, medians of `step_time_ms`, `first_epoch_overhead_s` (compile s),
-            `trial_time_s`, `worker_start_s`, `peak_rss_mb` (and `time_to_target_s`,
-            `target_reached` with a target), each time also as a ratio to the fastest row
-            (`..._x`).
+            `trial_time_s`, `worker_start_s` (of the workers this grid started),
+            `peak_rss_mb` (and `time_to_target_s`, `target_reached` with a target), each
+            time also as a ratio to the fastest row (`..._x`); `warm_workers`: how many
+            workers an earlier grid of the same process had started (none: absent).
         failures: `failure`, `backend`, `trials`: what the statistics leave out.
         selection: with nuisance keys, every setting tried per cell and its `select_on`
             mean; empty otherwise.

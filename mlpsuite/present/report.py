@@ -44,6 +44,19 @@ def number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
+def worker_start(row: Any, digits: int = 4) -> str:
+    """A speed row's worker start-up: the median over the workers this grid started, `warm`
+    where every worker was one an earlier grid of the same process had started (nothing paid
+    here), and both where some were each (`4.1 (+1 warm)`)."""
+    started = row.get("worker_start_s")
+    warm = row.get("warm_workers")
+    if warm is None or not math.isfinite(warm) or warm < 1:
+        return number(started, digits)
+    if started is None or not math.isfinite(started):
+        return "warm"
+    return f"{number(started, digits)} (+{int(warm)} warm)"
+
+
 def with_interval(
     mean: float,
     low: float,
@@ -710,7 +723,7 @@ def speed_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
             number(row["first_epoch_overhead_s"]),
             number(row["trial_time_s"]),
             number(row["trial_time_s_x"]),
-            number(row["worker_start_s"]),
+            worker_start(row),
             number(row.get("peak_rss_mb")),
             *(
                 [

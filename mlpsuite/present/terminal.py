@@ -280,7 +280,7 @@ def effects_tables(comparison: Comparison, max_rows: int) -> list[Table]:
 
 def speed_table(comparison: Comparison) -> Table:
     """The speed table for the terminal: medians per backend (or setting), ratios to the fastest."""
-    from mlpsuite.present.report import number
+    from mlpsuite.present.report import number, worker_start
 
     target = "time_to_target_s" in comparison.speed
     table = _table(
@@ -298,7 +298,8 @@ def speed_table(comparison: Comparison) -> Table:
             *(["to target s", "×", "reached"] if target else []),
         ],
         caption="× ratio to the fastest; compile: 1st epoch − a steady one + 1st evaluation − "
-        "a 2nd; start: worker start-up; peak: the worker's resident high-water mark"
+        "a 2nd; start: worker start-up (warm: started by an earlier grid of this process); "
+        "peak: the worker's resident high-water mark"
         + ("; to target: training time to the first epoch at the target" if target else ""),
     )
     for _, row in comparison.speed.iterrows():
@@ -310,7 +311,7 @@ def speed_table(comparison: Comparison) -> Table:
             number(row["first_epoch_overhead_s"], 2),
             number(row["trial_time_s"], 3),
             number(row["trial_time_s_x"], 3),
-            number(row["worker_start_s"], 2),
+            worker_start(row, 2),
             number(row.get("peak_rss_mb")),
             *(
                 [

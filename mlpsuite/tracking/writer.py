@@ -406,12 +406,16 @@ class Tracker(StoreReader):
             self._log_batch(run_id, self._pending.pop(run_id), [])
             self._flushed_at[run_id] = now
 
-    def log_worker_start(self, run_id: str, seconds: float) -> None:
-        """On the first trial of a fresh worker: what starting it cost (process + import),
-        written with the trial's next batch."""
-        self._pending.setdefault(run_id, []).append(
-            Metric("worker_start_s", float(seconds), _now_ms(), 0)
+    def log_worker_start(self, run_id: str, seconds: float | None) -> None:
+        """On a worker's first trial of this grid: what starting it cost (process + import),
+        or, for a warm worker an earlier grid of the same process started (`seconds` None),
+        `worker_warm` 1; written with the trial's next batch."""
+        metric = (
+            Metric("worker_warm", 1.0, _now_ms(), 0)
+            if seconds is None
+            else Metric("worker_start_s", float(seconds), _now_ms(), 0)
         )
+        self._pending.setdefault(run_id, []).append(metric)
 
     def finish_trial(self, run_id: str, result: TrialResult) -> None:
         """End a trial's run with its result: the final test/val metrics, times and curve summary,
