@@ -59,10 +59,13 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_a_warm_worker_records_what_a_fresh_one_records(tmp_path):
+def test_a_warm_worker_records_what_a_fresh_one_records(tmp_path, monkeypatch):
     """The same grid on fresh workers, then on the same workers kept warm (with another
     program compiled on them in between): bit-identical curves and weights; the second's speed
     table says its workers were warm; a different thread budget gets fresh workers."""
+    # No worker retires for its memory here (a new program may grow it past 10%): retiring is
+    # test_engine's subject, and the grids below must meet the same workers.
+    monkeypatch.setenv("MLPSUITE_MAX_GROWTH", "10")
     mlpsuite.shutdown()  # fresh workers for the first grid, whatever ran before in this process
     path = write_grid(
         tmp_path, "warm", backends=["jax", "torch"], grid={"model.activation": ["relu", "tanh"]}
@@ -75,7 +78,9 @@ def test_a_warm_worker_records_what_a_fresh_one_records(tmp_path):
     # jax's queue ran dry first).
     kept = POOL.idle_pids()
     assert len(kept) >= 2
-    mlpsuite.run(other, tracking_uri=cold_uri, jobs=2, progress=False, keep_workers=60)
+    between = mlpsuite.run(other, tracking_uri=cold_uri, jobs=2, progress=False, keep_workers=60)
+    assert between.comparison is not None
+    assert (between.comparison.speed["warm_workers"] >= 1).all()  # no worker started for it
     assert sorted(POOL.idle_pids()) == sorted(kept)  # the same ones served the other grid
     warm = mlpsuite.run(path, tracking_uri=warm_uri, jobs=2, progress=False, keep_workers=60)
 
