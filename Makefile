@@ -59,6 +59,7 @@ benchmark: $(INSTALLED)
 	$(VENV_PYTHON) benchmarks/backends.py
 	$(VENV_PYTHON) benchmarks/switches.py
 	$(VENV_PYTHON) benchmarks/startup.py
+	$(VENV_PYTHON) benchmarks/warm_workers.py
 	$(VENV_PYTHON) benchmarks/tracking.py
 	$(VENV_PYTHON) benchmarks/memory.py
 	$(VENV_PYTHON) benchmarks/report.py
