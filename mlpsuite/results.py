@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import resource
 import sys
 from pathlib import Path
@@ -105,6 +106,14 @@ class TrialResult:
         """The result `to_dict` gave."""
         return cls(**payload)
 
+    @property
+    def evidence(self) -> str:
+        """A failed trial's first evidence, one line: the last error line of its details (a
+        traceback's exception, a dead worker's last words), else its message."""
+        lines = [line.strip() for line in self.details.splitlines() if line.strip()]
+        errors = [line for line in lines if _ERROR_LINE.match(line)]
+        return (errors or lines or [self.message])[-1][:300]
+
     @classmethod
     def failed(
         cls, key: str, backend: str, failure: str, message: str = "", details: str = ""
@@ -119,6 +128,24 @@ class TrialResult:
             message=message,
             details=details,
         )
+
+
+# A line that states an error: `ValueError: ...`, `jax.errors.JaxRuntimeError: ...`.
+_ERROR_LINE = re.compile(r"^[\w.]*(Error|Exception|Exit|Interrupt)\b.*")
+
+
+def failure_lines(results: list[TrialResult]) -> list[str]:
+    """The distinct ways these trials failed, most frequent first, one line each with how many,
+    the backends and the first evidence: `18 worker died (jax, torch): ImportError: ...`."""
+    groups: dict[tuple[str, str], list[TrialResult]] = {}
+    for result in results:
+        if result.status != "FINISHED":
+            groups.setdefault((result.failure or "failed", result.evidence), []).append(result)
+    ranked = sorted(groups.items(), key=lambda item: -len(item[1]))
+    return [
+        f"{len(found)} {failure} ({', '.join(sorted({r.backend for r in found}))}): {evidence}"
+        for (failure, evidence), found in ranked
+    ]
 
 
 def steady_step_time_ms(train_seconds: list[float], steps_per_epoch: int) -> float | None:

@@ -25,7 +25,7 @@ from mlpsuite.environment import requirements_text, same_as_installed
 from mlpsuite.errors import ConfigError, StoreError, UserError
 from mlpsuite.executors.base import Event, Executor
 from mlpsuite.executors.local import LocalExecutor
-from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult
+from mlpsuite.results import INTERRUPTED, RETRIED, TrialResult, failure_lines
 from mlpsuite.run_records import grid_key
 from mlpsuite.tracking import TAG_INVOCATIONS, TAG_KEY, StoreReader, Tracker
 from mlpsuite.tracking.claims import GridClaims, owner_tags
@@ -66,6 +66,13 @@ class GridOutcome:
     def failed(self) -> int:
         """The trials this invocation ran that did not finish."""
         return sum(result.status != "FINISHED" for _, result in self.results)
+
+    @property
+    def none_finished(self) -> bool:
+        """Whether trials ran and not one of the grid's is FINISHED (none reused, none run by
+        another driver meanwhile): nothing to compare."""
+        ran = bool(self.results) and self.failed == len(self.results)
+        return ran and not self.reused and not self.elsewhere
 
 
 def run_grid(
@@ -197,6 +204,15 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
             },
         )
         tracker.write_index(outcome.experiment_id, parent, outcome.keys)
+        if outcome.none_finished:
+            # No comparison: it could only say that its metric was never recorded. The parent
+            # says why the grid failed; the next run of it tries every trial again.
+            reasons = "; ".join(failure_lines([result for _, result in outcome.results]))
+            tracker.set_tags(
+                parent, {"mlpsuite.report_error": f"no trial finished: {reasons}"[:TAG_TEXT_CHARS]}
+            )
+            tracker.end_run(parent, "FAILED")
+            return
         outcome.comparison = log_comparison(tracker, experiment, parent, outcome.invocation)
     except KeyboardInterrupt:  # every trial is recorded; the next run writes the report
         tracker.end_run(parent, "KILLED")

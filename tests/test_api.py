@@ -152,6 +152,8 @@ def test_compare_reads_the_grid_back_as_the_cli_does(grid):
     assert part.n_trials == 2 and set(part.frame["model.activation"]) == {"relu"}
     with pytest.raises(mlpsuite.ReportError, match="no experiment 'nope'"):
         mlpsuite.compare("nope", tracking_uri=uri)
+    with pytest.raises(mlpsuite.ReportError, match="no experiment 'apii'.*did you mean 'api'?"):
+        mlpsuite.compare("apii", tracking_uri=uri)
     # A Python caller is told about its keyword, not the CLI's flag.
     with pytest.raises(mlpsuite.ReportError, match=r"^metric='f1': f1 is not recorded") as raised:
         mlpsuite.compare("api", tracking_uri=uri, metric="f1")
@@ -215,6 +217,9 @@ def test_wrong_arguments_are_configerrors(tmp_path):
         mlpsuite.run(_config(), tracking_uri=uri, executor="slurm")
     with pytest.raises(mlpsuite.ConfigError, match="jobs: expected a positive integer"):
         mlpsuite.run(_config(), tracking_uri=uri, jobs=0)
+    for keep in (-1, float("nan"), "5"):
+        with pytest.raises(mlpsuite.ConfigError, match="keep_workers: expected seconds >= 0"):
+            mlpsuite.run(_config(), tracking_uri=uri, keep_workers=keep)  # pyright: ignore[reportArgumentType]
     assert not (tmp_path / "store").exists()
 
 

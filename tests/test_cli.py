@@ -51,7 +51,16 @@ BAD_FLAGS = {
         "argument --tolerance: expected a finite number >= 0",
     ),
     "unknown command": (["train", "q.yaml"], "argument COMMAND: invalid choice: 'train'"),
-    "unknown flag": (["run", "q.yaml", "--fast"], "unrecognized arguments: --fast"),
+    "unknown flag": (["run", "q.yaml", "--fast"], "unrecognized arguments: --fast (see"),
+    # No flag is taken by an abbreviation: `--backend jax` is not `--backends jax`.
+    "an abbreviated flag": (
+        ["run", "q.yaml", "--backend", "jax", "--dry-run"],
+        "unrecognized arguments: --backend jax; did you mean '--backends'?",
+    ),
+    "a misspelt flag": (
+        ["compare", "q", "--metrc", "val_loss"],
+        "unrecognized arguments: --metrc val_loss; did you mean '--metric'?",
+    ),
     "missing config file": (["run", "nothere.yaml"], "nothere.yaml: file not found"),
     "unknown store scheme": (
         ["run", "q.yaml", "--tracking-uri", "ftp://example/x"],
@@ -179,6 +188,7 @@ def test_the_closing_line_of_a_run_names_commands_that_run_from_here(tmp_path, m
         url="http://127.0.0.1:5000/#/experiments/1/runs/abc",
         report_error=None,
         n_failed=0,
+        none_finished=False,
         counts=lambda: "parent run abc (invocation 1): 2 run, 0 failed, 0 reused",
     )
     printed = []

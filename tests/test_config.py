@@ -8,6 +8,7 @@ import yaml
 
 from mlpsuite import cli
 from mlpsuite.config import ConfigError, GridSpec, expand, load_config, unique_trials
+from mlpsuite.config.search import Range
 from mlpsuite.registry import ACTIVATION_PARAMS
 from tests.grids import write_grid
 
@@ -849,3 +850,44 @@ def test_a_missing_data_file_names_its_absolute_path(tmp_path, monkeypatch):
     path.write_text(f"name: x\ndataset: {{name: '{tmp_path}/gone.csv'}}\n")
     with pytest.raises(ConfigError, match=r"Dataset file not found: [^ ]*/gone\.csv$"):
         load_config(path)
+
+
+@pytest.mark.check
+def test_numbers_are_read_as_yaml_1_2_reads_them(tmp_path):
+    """`1e-3` is a rate, as nearly every ML config writes it: in a section, in a `grid:` list
+    and in a `search:` range; YAML 1.1's own forms and plain text stay as they were."""
+    path = tmp_path / "rates.yaml"
+    path.write_text(
+        textwrap.dedent("""\
+        name: rates
+        dataset: {name: iris}
+        optimizer: {name: momentum, learning_rate: 1e-3}
+        training: {epochs: 2}
+        grid:
+          optimizer.learning_rate: [1e-3, 3E-4, 1.0e-2, 2e+0, .5e-1]
+        search:
+          trials: 2
+          space:
+            optimizer.momentum: {low: 5e-1, high: 9.9e-1}
+        compare: {nuisance: [optimizer.momentum]}
+        """),
+        encoding="utf-8",
+    )
+    spec = load_config(path)
+    assert spec.optimizer.learning_rate == 0.001
+    assert spec.grid["optimizer.learning_rate"] == [0.001, 0.0003, 0.01, 2.0, 0.05]
+    assert {type(value) for value in spec.grid["optimizer.learning_rate"]} == {float}
+    assert spec.search is not None
+    momentum = spec.search.space["optimizer.momentum"]
+    assert isinstance(momentum, Range) and (momentum.low, momentum.high) == (0.5, 0.99)
+    # The loader's other readings are YAML's own: ints, 1.1 floats, text, versions.
+    read = read_yaml_text("a: 7\nb: 1.0e-3\nc: 1e3x\nd: 1.2.3\ne: '1e-3'\nf: e5\n", tmp_path)
+    assert read == {"a": 7, "b": 0.001, "c": "1e3x", "d": "1.2.3", "e": "1e-3", "f": "e5"}
+
+
+def read_yaml_text(text: str, folder: Path) -> dict:
+    from mlpsuite.config.loading import read_yaml
+
+    path = folder / "plain.yaml"
+    path.write_text(text, encoding="utf-8")
+    return read_yaml(path)

@@ -221,6 +221,32 @@ def test_a_searched_grid_runs_records_its_points_and_selects_one_per_cell(tmp_pa
         assert "(widen the range)" in sentence and "grid" not in sentence
 
 
+def test_a_search_over_names_is_compared_with_a_categorical_axis(tmp_path):
+    """The search guide's own example draws `model.activation` from names: the grid is
+    compared (no report error), and its axis plot places each name on a categorical axis."""
+    import mlpsuite
+    from mlpsuite.present.plots import search_axes
+
+    space = {
+        "optimizer.learning_rate": {"low": 1e-3, "high": 0.3, "log": True},
+        "model.activation": {"choices": ["relu", "tanh"]},
+    }
+    path = _grid(tmp_path, {"trials": 4, "space": space}, name="named")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = mlpsuite.run(path, tracking_uri=uri, jobs=1, progress=False)
+    comparison = result.comparison
+    assert result.report_error is None and comparison is not None, result.report_error
+    figure = search_axes(comparison, comparison.sampled_keys)
+    panel = figure.axes[comparison.sampled_keys.index("model.activation")]
+    assert [label.get_text() for label in panel.get_xticklabels()] == ["relu", "tanh"]
+    assert panel.get_xlabel() == "model.activation (choices)"
+    placed = np.concatenate(
+        [np.asarray(points.get_offsets())[:, 0] for points in panel.collections]
+    )
+    assert placed.size and np.all(np.abs(placed - np.round(placed)) < 0.5)  # by each name
+    assert set(np.round(placed).astype(int)) <= {0, 1}
+
+
 def _adam_val_loss(data, rate: float, beta_1: float, steps: int = 30) -> float:
     """Validation MSE of linear regression on standardized `data` after `steps` full-batch
     Adam steps from zero weights (Kingma & Ba's update, written out in NumPy)."""

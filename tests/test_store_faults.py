@@ -7,6 +7,7 @@ import hashlib
 import resource
 import sqlite3
 import subprocess
+import sys
 
 import pytest
 from mlflow import MlflowClient
@@ -226,3 +227,71 @@ def test_an_artifact_that_cannot_be_written_leaves_its_run_finished_and_tagged(t
     )
     # The comparison needs the grid's manifest: said in one line, the trials recorded, exit 1.
     assert result.returncode == 1 and "it could not be written" in " ".join(result.stderr.split())
+
+
+_PLAIN_CLIENT = (
+    "import sys; from mlflow import MlflowClient; MlflowClient(sys.argv[1]).search_experiments()"
+)
+
+
+def _when(ready, within: float = 60.0) -> None:
+    """Wait (bounded) until `ready()` is true."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not ready():
+        assert time.monotonic() < deadline, "the other client never got that far"
+        time.sleep(0.01)
+
+
+def _has_table(path, name: str) -> bool:
+    try:
+        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0.1)
+        try:
+            found = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+            ).fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return False
+    return found is not None
+
+
+@pytest.mark.parametrize("moment", ["at its start", "once the file exists", "mid-migration"])
+def test_a_new_store_another_mlflow_client_creates_at_the_same_moment_is_waited_for(
+    tmp_path, moment
+):
+    """`mlflow ui`, a notebook or a polling script creates the same new SQLite store while an
+    mlpsuite command opens it: mlpsuite waits for it and uses the store it made (no advice to
+    upgrade, no traceback), at each moment of the other's creation."""
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    from mlpsuite.tracking import Tracker
+
+    uri = sqlite_uri(tmp_path)
+    database = tmp_path / "store" / "mlflow.db"
+    database.parent.mkdir(parents=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", _PLAIN_CLIENT, uri],
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if moment == "once the file exists":
+            _when(lambda: database.exists())
+        elif moment == "mid-migration":
+            _when(lambda: _has_table(database, "alembic_version"))
+        tracker = Tracker(uri)
+        experiment = tracker.experiment_id("raced")
+        assert tracker.find_experiment("raced") == experiment
+    finally:
+        other.wait(timeout=120)
+    connection = sqlite3.connect(database)
+    try:
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    finally:
+        connection.close()
+    assert revision == _get_latest_schema_revision()

@@ -222,6 +222,25 @@ def test_the_pool_keeps_at_most_its_size_and_lends_by_environment():
     assert pool.shutdown() == 1 and second.process.poll() is not None
 
 
+@pytest.mark.check
+def test_the_default_keep_time_and_what_a_worker_exit_code_says(monkeypatch):
+    from mlpsuite.executors.local import exit_reason
+    from mlpsuite.executors.pool import DEFAULT_KEEP_S, default_keep_s
+
+    for given, kept in (
+        ("", DEFAULT_KEEP_S),
+        ("12.5", 12.5),
+        ("-3", 0.0),
+        ("soon", DEFAULT_KEEP_S),
+    ):
+        monkeypatch.setenv("MLPSUITE_KEEP_WORKERS", given)
+        assert default_keep_s() == kept, given
+    assert exit_reason(3) == "exit code 3"
+    assert exit_reason(-9).startswith("killed by SIGKILL (exit code -9; not sent by mlpsuite")
+    assert exit_reason(-15) == "killed by SIGTERM (exit code -15)"
+    assert exit_reason(-200) == "killed by signal 200 (exit code -200)"
+
+
 def _ready(workers: list, events: queue.Queue, within: float = 120.0) -> None:
     """Wait for each worker's `ready` event (as the executor marks them)."""
     deadline = time.monotonic() + within

@@ -44,7 +44,7 @@ from mlpsuite.config import short_value
 from mlpsuite.config.compare import CompareSpec, protocol_problem
 from mlpsuite.errors import ReportError
 from mlpsuite.learning_curves import TARGET_METRICS
-from mlpsuite.registry import RANKABLE, TARGET_MEASURES
+from mlpsuite.registry import RANKABLE, TARGET_MEASURES, did_you_mean
 from mlpsuite.tracking import GRID_MANIFEST, TAG_MISSING, MissingRecordError, Tracker
 
 SCIENTIFIC, NUISANCE = "scientific", "nuisance"
@@ -425,8 +425,12 @@ def grid_runs(
     (default: its most recently active grid); one-line ReportErrors for what is not there."""
     experiment_id = tracker.find_experiment(experiment)
     if experiment_id is None:
-        names = ", ".join(tracker.experiment_names()) or "(none)"
-        raise ReportError(f"no experiment {experiment!r} in {tracker.uri}; experiments: {names}")
+        known = tracker.experiment_names()
+        hint = did_you_mean(experiment, known)
+        raise ReportError(
+            f"no experiment {experiment!r} in {tracker.uri}; {hint}"
+            f"experiments: {', '.join(known) or '(none)'}"
+        )
     parent = _parent(tracker, experiment, experiment_id, parent_run_id)
     manifest = _manifest(tracker, parent.info.run_id)
     keys = {trial["key"] for trial in manifest["trials"]}

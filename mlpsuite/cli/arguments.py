@@ -5,6 +5,7 @@ works from here in the commands they print to paste."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shlex
 import shutil
@@ -15,14 +16,55 @@ from mlpsuite.errors import ConfigError, ReportError, UserError
 from mlpsuite.registry import ALLOWED_BACKENDS, BACKEND_ALIASES
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+# Flags are short and share their `--`: a looser match would offer `--format` for `--fast`.
+FLAG_MATCH_CUTOFF = 0.8
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (exit 2), like every other user error."""
+    """argparse, but a bad flag is one line on stderr (exit 2), like every other user error, an
+    unknown one with the flag it is closest to, and no flag taken by an abbreviation: argparse
+    would read `--backend jax` as `--backends jax` without a word."""
+
+    # The parser that parsed last: the command's own, whose flags a hint is drawn from.
+    last_used: Parser | None = None
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 (argparse's)
+        Parser.last_used = self
+        return super().parse_known_args(args, namespace)
 
     def error(self, message: str):
         """Exit 2 with `message` as one line naming `--help` (argparse prints the usage too)."""
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(
+            2, f"{self.prog}: error: {message}{self._hint(message)} (see {self.prog} --help)\n"
+        )
+
+    def _hint(self, message: str) -> str:
+        """The hint for the first unknown flag of `message` close to one of this parser's or
+        of the command just parsed: `; did you mean '--backends'?`; else ""."""
+        prefix = "unrecognized arguments: "
+        if not message.startswith(prefix):
+            return ""
+        flags = [word.split("=")[0] for word in message[len(prefix) :].split()]
+        command = Parser.last_used if Parser.last_used is not None else self
+        known = sorted(
+            {
+                flag
+                for parser in {self, command}
+                for action in parser._actions
+                for flag in action.option_strings
+                if flag.startswith("--")
+            }
+        )
+        for flag in flags:
+            if flag.startswith("--"):
+                match = difflib.get_close_matches(flag, known, n=1, cutoff=FLAG_MATCH_CUTOFF)
+                if match:
+                    return f"; did you mean {match[0]!r}?"
+        return ""
 
 
 def add_tracking_uri(parser: argparse.ArgumentParser) -> None:

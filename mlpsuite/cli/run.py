@@ -190,7 +190,7 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
     if result.comparison is not None:
         for shown in comparison_view(result.comparison):
             results.print(shown)
-    if result.kept_logs:
+    if result.kept_logs and not result.none_finished:
         console.print(f"a worker died: its log is kept in {result.kept_logs}")
     if result.interrupted:
         console.print(
@@ -198,6 +198,15 @@ def _show_outcome(result, args: argparse.Namespace, console, results) -> int:
             "run the same command again to finish the grid"
         )
         return 128 + (result.signal or 2)  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
+    if result.none_finished:  # nothing to compare: why, and not a word about a metric
+        console.print(
+            f"{result.counts()}: no trial finished, so there is no comparison.", soft_wrap=True
+        )
+        for line in result.failures:
+            console.print(f"  {line}", soft_wrap=True, markup=False)
+        if result.kept_logs:
+            console.print(f"the workers' logs: {result.kept_logs}", soft_wrap=True)
+        return EXIT_FAILED
     store = f" --tracking-uri {shlex.quote(args.tracking_uri)}" if args.tracking_uri else ""
     again = f"{command_name()} compare {shlex.quote(result.experiment)}{store}"
     results.print(

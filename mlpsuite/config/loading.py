@@ -1,14 +1,16 @@
 """`load_config`: a grid's YAML file (or a dict in its shape) read and validated into a `GridSpec`.
 
-The YAML is `yaml.safe_load`'s, except that a key given twice in one mapping is an error: plain
-YAML keeps the last one silently, so a grid would run only one of the two values. Every mistake
-is a `ConfigError` line naming the file and the key: all of the schema's at once, then the grid
-cells' (the first). What needs the data (each dataset loaded, memory, the `compare:` protocol)
-is `grid_checks.check_grid`'s, one layer up.
+The YAML is `yaml.safe_load`'s, except that a key given twice in one mapping is an error (plain
+YAML keeps the last one silently, so a grid would run only one of the two values) and numbers
+are read as YAML 1.2 reads them (`1e-3` is a float, not the text YAML 1.1 makes of it). Every
+mistake is a `ConfigError` line naming the file and the key: all of the schema's at once, then
+the grid cells' (the first). What needs the data (each dataset loaded, memory, the `compare:`
+protocol) is `grid_checks.check_grid`'s, one layer up.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,14 @@ def _unique_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool 
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+# Numbers as YAML 1.2 reads them: `1e-3`, `3e4`, `1E+2` and `1.0e6` are floats. PyYAML follows
+# YAML 1.1, whose floats want a dot and a signed exponent (`1.0e-3`), and reads the others as
+# text; nearly every ML config writes a rate the 1.2 way (OmegaConf reads it so too).
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"),
+)
 
 
 def read_yaml(path: Path) -> dict:

@@ -92,11 +92,12 @@ def fail(
     handle(Event("finished", slot, trial.backend, trial, result=result))
 
 
-def fail_queue(queue: collections.deque, message: str, handle: Handler) -> None:
-    """Every trial still queued for a backend whose workers cannot start: FAILED, `worker died`."""
+def fail_queue(queue: collections.deque, message: str, handle: Handler, details: str = "") -> None:
+    """Every trial still queued for a backend whose workers cannot start: FAILED, `worker died`,
+    with the last worker's output as `details`."""
     while queue:
         for trial in queue.popleft().trials:
-            fail(trial, -1, WORKER_DIED, message, handle)
+            fail(trial, -1, WORKER_DIED, message, handle, details)
 
 
 def overrun(trials: list[Trial], started_at: float | None) -> str | None:
@@ -260,9 +261,11 @@ class SlotExecutor:
     def _start_succeeded(self, backend: str) -> None:
         self._start_failures[backend] = 0
 
-    def _start_failed(self, backend: str, queues: Queues, message: str, handle: Handler) -> None:
+    def _start_failed(
+        self, backend: str, queues: Queues, message: str, handle: Handler, details: str = ""
+    ) -> None:
         """A worker died before it was ready; after `MAX_START_FAILURES` in a row its backend's
-        queued trials fail (`message` says why)."""
+        queued trials fail (`message` says why, `details` is what the worker last wrote)."""
         self._start_failures[backend] += 1
         if self._start_failures[backend] >= MAX_START_FAILURES:
-            fail_queue(queues[backend], message, handle)
+            fail_queue(queues[backend], message, handle, details)

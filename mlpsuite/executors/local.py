@@ -5,7 +5,7 @@ only when its backend's queue is empty. Workers come from, and go back to, this 
 pool (`pool.py`), which keeps them warm between grids when asked. A worker that dies
 mid-trial turns that trial into a `worker died` failure and is replaced; a trial past its
 time limit is killed as `timeout`.
-Imports no framework: workers are separate `python -m mlpsuite.trial.worker` processes.
+Imports no framework: workers are separate processes running `mlpsuite.trial.worker`.
 """
 
 from __future__ import annotations
@@ -146,18 +146,20 @@ class LocalExecutor(SlotExecutor):
     def _on_exit(self, worker: Worker, message: dict, queues: Queues, handle: Handler) -> None:
         del self._slots[worker.index]
         retired = worker.retiring and not worker.trials and message["code"] == 0
-        kept = POOL.ended(worker, unasked=not retired)
-        if retired:
-            return  # the slot gets a fresh worker on the next fill
         reason = exit_reason(message["code"])
-        self.kept_logs = kept
         details = (
             worker.stderr_tail() or f"The worker ({reason}) wrote nothing to stderr before it died."
         )
+        kept = POOL.ended(worker, unasked=not retired)
+        if retired:
+            return  # the slot gets a fresh worker on the next fill
+        self.kept_logs = kept
         for trial in worker.trials.values():
             fail(trial, worker.index, WORKER_DIED, reason, handle, details)
         if not worker.ready:
-            self._start_failed(worker.backend, queues, f"worker could not start ({reason})", handle)
+            self._start_failed(
+                worker.backend, queues, f"worker could not start ({reason})", handle, details
+            )
 
     # ------------------------------------------------------------ processes
 

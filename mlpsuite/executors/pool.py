@@ -1,6 +1,6 @@
 """Local worker processes, and the warm ones a Python process keeps between grids.
 
-A worker is a `python -m mlpsuite.trial.worker` process with one backend; starting one costs a
+A worker is a Python process running `mlpsuite.trial.worker` with one backend; starting one costs a
 process, Python and a framework import (seconds), and its first trial of a program compiles.
 The pool starts workers for the local executor and, when a grid ends, keeps the healthy idle
 ones for `keep_s` seconds: the next grid of the same process (a notebook's next cell, a
@@ -43,6 +43,24 @@ DEFAULT_KEEP_S = 300.0
 _IGNORED_ENV = frozenset(
     {"PYTEST_CURRENT_TEST", "MLFLOW_TRACKING_URI", "COLUMNS", "LINES", "OLDPWD", "PWD", "_"}
 )
+# How a worker starts: with its coordinator's own mlpsuite, whatever the current folder.
+# `python -m mlpsuite.trial.worker` would put the current folder first on the path, where a
+# folder named `mlpsuite` (a clone, from the folder that holds it) shadows the installed package
+# and every trial fails. The worker runs in its log folder instead, and the coordinator's package
+# root goes first on its path only where `mlpsuite` would resolve elsewhere or nowhere (a source
+# tree run from its own folder, uninstalled). The worker checks what it imported (`start`).
+_BOOT = """\
+import importlib.util, os, sys
+root = sys.argv[1]
+spec = importlib.util.find_spec("mlpsuite")
+found = os.path.dirname(os.path.dirname(spec.origin or "")) if spec else ""
+if os.path.realpath(found) != os.path.realpath(root):
+    sys.path.insert(0, root)
+from mlpsuite.trial.worker import start
+start(root)
+"""
+# The folder that holds the coordinator's `mlpsuite` package.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 # The distributions whose version a worker's results depend on: a change (an upgrade in a
 # notebook's `%pip`) retires the warm workers that imported the old one.
 _VERSIONED = ("keras", "numpy", "tensorflow", "tensorflow-cpu", "torch", "jax", "jaxlib")
@@ -177,11 +195,11 @@ class WorkerPool:
     def ended(self, worker: Worker, unasked: bool) -> Path | None:
         """A lent worker's process has exited: `unasked` (it died), its log folder is kept as
         evidence and returned; else (it retired as it said it would) nothing is kept."""
-        self.stop(worker)  # only closes our end of its pipe
         with self._lock:
-            if unasked:
+            if unasked:  # before it leaves the pool: the last worker gone takes the folder
                 self.kept_logs = self.log_dir()
-            return self.kept_logs if unasked else None
+        self.stop(worker)  # only closes our end of its pipe
+        return self.kept_logs if unasked else None
 
     def shutdown(self) -> int:
         """End every idle worker now (politely, all at once); returns how many. Lent ones are
@@ -223,7 +241,8 @@ class WorkerPool:
         stderr_path = self.log_dir() / f"worker-{self._generation}-{backend}.log"
         with open(stderr_path, "w", encoding="utf-8") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "mlpsuite.trial.worker"],
+                [sys.executable, "-c", _BOOT, str(PACKAGE_ROOT)],
+                cwd=self.log_dir(),  # no folder of the user's on its path
                 env=env,
                 text=True,
                 stdin=subprocess.PIPE,

@@ -53,15 +53,18 @@ def compilation_cache_dir() -> Path | None:
     if chosen and chosen.lower() == "none":
         return None
     if chosen:
-        return Path(chosen)
+        return Path(chosen).absolute()  # a worker runs in a folder of its own
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mlpsuite"
 
 
 def worker_environment(backend: str, threads: int, reuse: bool, model_dir: Path) -> dict[str, str]:
     """What a worker's process needs in its environment before it imports a framework: its
     backend, its thread budget, whether to reuse compiled models, where to save models."""
+    cache = compilation_cache_dir()
     env = {
         **thread_environment(threads),
+        # As the coordinator resolved it: a worker runs in a folder of its own.
+        "MLPSUITE_CACHE_DIR": str(cache) if cache is not None else "none",
         "MLPSUITE_BACKEND": backend,
         "MLPSUITE_THREADS": str(threads),
         "MLPSUITE_REUSE": "1" if reuse else "0",

@@ -264,6 +264,12 @@ class GridResult:
         n_elsewhere: trials another driver of the same grid ran meanwhile (two
             `mlpsuite run` at once).
         kept_logs: the workers' log folder, kept because a worker died; else None.
+        failures: how this call's trials failed, one line per distinct reason with how many,
+            the backends and the first evidence (a worker's last error line):
+            `9 worker died (jax): ImportError: ...`; empty when none failed.
+        none_finished: trials ran and not one of the grid's finished: there is no
+            comparison, and the parent run is FAILED (its `mlpsuite.report_error` tag says
+            why).
         runs: one row per trial of the grid (run now or reused): `backend`, `seed`,
             `status`, `failure`, the grid keys, the final metrics the runs recorded (loss,
             val_loss, test_loss, accuracies, step_time_ms, ...), `run_id` and `key` (the
@@ -309,6 +315,8 @@ class GridResult:
     n_elsewhere: int = 0  # run meanwhile by another driver of the grid (two `mlpsuite run` at once)
     kept_logs: Path | None = None
     runs: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    failures: list[str] = dataclasses.field(default_factory=list)
+    none_finished: bool = False
 
     @property
     def url(self) -> str:
@@ -340,6 +348,9 @@ class GridResult:
         lines = [f"{self.experiment}: {self.n_trials} trials; {self.counts()}"]
         if self.interrupted:
             lines.append("interrupted: in-flight runs marked KILLED; run the grid again to finish")
+        elif self.none_finished:
+            lines.append("no trial finished, so there is nothing to compare:")
+            lines.extend(f"  {line}" for line in self.failures)
         elif self.report_error:
             lines.append(f"the comparison failed: {self.report_error}")
         elif best is not None:
@@ -352,6 +363,10 @@ class GridResult:
             "<p><b>Interrupted</b>: in-flight runs marked KILLED; "
             "run the grid again to finish it.</p>"
             if self.interrupted
+            else "<p><b>No trial finished</b>, so there is nothing to compare:</p><ul>"
+            + "".join(f"<li>{_text(line)}</li>" for line in self.failures)
+            + "</ul>"
+            if self.none_finished
             else f"<p>The comparison failed: {_text(self.report_error)}</p>"
             if self.report_error
             else ""

@@ -274,8 +274,10 @@ def isolation(comparison: Comparison):
 def search_axes(comparison: Comparison, sampled: list[str]):
     """The playbook's axis plots of a search: for each sampled key, every setting's selection
     metric (mean over seeds) against the key's value (a log axis for a log range), a colour per
-    cell, each cell's selected setting starred and a setting with a failed trial as a cross.
-    What shows a range too narrow: the best points crowd against one side."""
+    cell, each cell's selected setting starred and a setting with a failed trial as a cross; a
+    key drawn from `choices` (names, or numbers) gets a categorical axis, each cell's points
+    side by side at each choice. What shows a range too narrow: the best points crowd against
+    one side."""
     from mlpsuite.analysis.frame import NOT_READ
 
     selection = comparison.selection
@@ -288,11 +290,17 @@ def search_axes(comparison: Comparison, sampled: list[str]):
     cells = _ranked_cells(comparison) or list(dict.fromkeys(selection["cell"]))[:MAX_CELLS_SHOWN]
     colours = {cell: f"C{number % 10}" for number, cell in enumerate(cells)}
     for axes, key in zip(panels[0], sampled, strict=True):
-        for cell in cells:
+        space = comparison.search_space[key]
+        choices = [str(choice) for choice in space.get("choices", [])]
+        for number, cell in enumerate(cells):
             rows = selection[(selection["cell"] == cell) & (selection[key] != NOT_READ)]
             if rows.empty:
                 continue
-            x = rows[key].astype(float).to_numpy()
+            if choices:  # each cell a little to the side of the choice's place
+                offset = (number - (len(cells) - 1) / 2) * 0.6 / max(1, len(cells))
+                x = rows[key].astype(str).map(choices.index).to_numpy(dtype=float) + offset
+            else:
+                x = rows[key].astype(float).to_numpy()
             y = rows[mean].to_numpy(dtype=float)
             complete = rows["complete"].to_numpy(dtype=bool)
             chosen = rows["selected"].to_numpy(dtype=bool)
@@ -302,14 +310,17 @@ def search_axes(comparison: Comparison, sampled: list[str]):
             axes.scatter(
                 x[chosen], y[chosen], marker="*", s=220, color=colour, edgecolor="black", zorder=3
             )
-        space = comparison.search_space[key]
+        if choices:
+            axes.set_xticks(range(len(choices)), choices)
+            axes.set_xlim(-0.5, len(choices) - 0.5)
         if space.get("log"):
             axes.set_xscale("log")
         if "low" in space:
             axes.set_xlim(float(space["low"]), float(space["high"]))
         if log_y:
             axes.set_yscale("log")
-        axes.set(xlabel=f"{key} ({'log ' if space.get('log') else ''}range)")
+        kind = "choices" if choices else f"{'log ' if space.get('log') else ''}range"
+        axes.set(xlabel=f"{key} ({kind})")
     panels[0][0].set_ylabel(f"{name} (mean over seeds{', log' if log_y else ''})")
     panels[0][0].legend(fontsize="small")
     figure.suptitle(

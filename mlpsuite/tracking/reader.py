@@ -25,7 +25,7 @@ from mlpsuite.tracking.index import (
     TrialIndex,
     load_index,
 )
-from mlpsuite.tracking.schema import check_sqlite_store
+from mlpsuite.tracking.schema import Settling, check_sqlite_store
 from mlpsuite.tracking.store import (
     _check_database,
     _check_server,
@@ -90,18 +90,30 @@ class StoreReader:
         checked = local is not None and local.is_file() and not creation_lock_path(local).exists()
         if checked:
             check_sqlite_store(uri, cast(Path, local))  # checked: not None
-        try:
-            with _store_creation_lock(uri):
-                if (
-                    local is not None and not checked
-                ):  # before MLflow opens it: it would write its tables into any file
-                    check_sqlite_store(uri, local)
-                self.client = MlflowClient(tracking_uri=uri)
-                self._call(self.client.search_experiments, max_results=1)
-        except MlflowException as error:
-            raise StoreError(
-                f"tracking URI {shown_uri(uri)}: {str(error.message).strip().splitlines()[0]}"
-            ) from None
+        settle = Settling(shown_uri(uri), local) if local is not None else None
+        while True:
+            try:
+                with _store_creation_lock(uri):
+                    if (
+                        local is not None and not checked
+                    ):  # before MLflow opens it: it would write its tables into any file
+                        check_sqlite_store(uri, local)
+                    self.client = MlflowClient(tracking_uri=uri)
+                    self._call(self.client.search_experiments, max_results=1)
+                return
+            except StoreError:
+                raise
+            except Exception as error:
+                # Another MLflow client creating the same new store at this moment (it takes no
+                # lock of ours): both ran MLflow's migrations. Wait until it is done, then open
+                # the store it made.
+                if settle is not None and settle.wait():
+                    checked = False
+                    continue
+                if not isinstance(error, MlflowException):
+                    raise
+                message = str(error.message).strip().splitlines()[0]
+                raise StoreError(f"tracking URI {shown_uri(uri)}: {message}") from None
 
     def running_children(self, experiment_id: str, parent_run_id: str) -> list:
         """The parent's child runs still RUNNING (any driver's)."""

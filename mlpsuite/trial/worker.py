@@ -1,6 +1,6 @@
 """A long-lived worker process: one Keras backend (or scikit-learn), many trials.
 
-Started by the local executor as `python -m mlpsuite.trial.worker` with `KERAS_BACKEND`
+Started by the local executor (`pool.py`, through `start`) with `KERAS_BACKEND`
 (or `MLPSUITE_BACKEND=sklearn`) and the thread limits already in its environment. Protocol:
 JSON lines. The coordinator writes `{"op": "run", "trials": [{...}]}` to stdin (one trial, or
 a cell's seeds to train as one program); the worker answers on its original stdout
@@ -20,6 +20,8 @@ import traceback
 from typing import TYPE_CHECKING
 
 from mlpsuite.executors import wire
+
+WRONG_PACKAGE = 3  # the exit code of a worker that imported another mlpsuite than its coordinator
 
 if TYPE_CHECKING:  # the worker imports its modules once it knows its backend
     from mlpsuite.results import TrialResult
@@ -157,6 +159,22 @@ def _exit_now(code: int) -> None:
         measuring.save()
     sys.stderr.flush()
     os._exit(code)
+
+
+def start(root: str) -> None:
+    """A worker's entry (`pool._BOOT`): its loop, if it imported the mlpsuite under `root`
+    (its coordinator's); else one line on stderr naming both, and exit code 3."""
+    import mlpsuite
+
+    imported = os.path.dirname(os.path.dirname(os.path.abspath(mlpsuite.__file__ or "")))
+    if os.path.realpath(imported) != os.path.realpath(root):
+        print(
+            f"this worker imported mlpsuite from {imported}, its coordinator runs the one in "
+            f"{root}: a folder named mlpsuite on the path shadows it",
+            file=sys.stderr,
+        )
+        _exit_now(WRONG_PACKAGE)
+    _exit_now(main())
 
 
 if __name__ == "__main__":
