@@ -207,9 +207,18 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
         if outcome.none_finished:
             # No comparison: it could only say that its metric was never recorded. The parent
             # says why the grid failed; the next run of it tries every trial again.
-            reasons = "; ".join(failure_lines([result for _, result in outcome.results]))
+            reasons = failure_lines([result for _, result in outcome.results])
+            note = "No trial finished, so there is nothing to compare:\n\n" + "".join(
+                f"- {line}\n" for line in reasons
+            )
             tracker.set_tags(
-                parent, {"mlpsuite.report_error": f"no trial finished: {reasons}"[:TAG_TEXT_CHARS]}
+                parent,
+                {
+                    "mlpsuite.report_error": f"no trial finished: {'; '.join(reasons)}"[
+                        :TAG_TEXT_CHARS
+                    ],
+                    "mlflow.note.content": note[:TAG_TEXT_CHARS],
+                },
             )
             tracker.end_run(parent, "FAILED")
             return

@@ -176,15 +176,26 @@ def test_trial_over_its_time_limit_is_a_failed_timeout_run(tmp_path):  # 6 s: ma
     )
     uri = ready_store(tmp_path)
     done = run_in_process("run", str(path), "--tracking-uri", uri, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
+    # Its only trial failed: nothing finished, so exit 1 with the reason (issue 47).
+    assert done.returncode == 1, done.stderr[-2000:]
     runs = trial_runs(uri, "slow")
     assert list(runs["status"]) == ["FAILED"] and list(runs["tags.mlpsuite.failure"]) == ["timeout"]
-    assert "is past training.max_seconds=1" in runs["tags.mlpsuite.failure_message"].iloc[0]
-    # The comparison still ends the grid, and says what it left out.
-    assert "no FINISHED trial, nothing to rank" in done.stdout
-    assert "excluded from the statistics: 1 timeout (sklearn)" in done.stdout
-    parent = MlflowClient(uri).get_run(runs["tags.mlflow.parentRunId"].iloc[0])
-    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_excluded"] == 1
+    message = runs["tags.mlpsuite.failure_message"].iloc[0]
+    assert "is past training.max_seconds=1" in message
+    assert f"  1 timeout (sklearn): {message}" in done.stderr.splitlines()
+    parent_id = runs["tags.mlflow.parentRunId"].iloc[0]
+    parent = MlflowClient(uri).get_run(parent_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["mlflow.note.content"] == (
+        f"No trial finished, so there is nothing to compare:\n\n- 1 timeout (sklearn): {message}\n"
+    )
+    # Compared on request, it says what it left out, and logs that on the parent.
+    compared = run_in_process("compare", "slow", "--tracking-uri", uri, "--log", cwd=tmp_path)
+    assert compared.returncode == 0, compared.stderr[-2000:]
+    assert "no FINISHED trial, nothing to rank" in compared.stdout
+    assert "excluded from the statistics: 1 timeout (sklearn)" in compared.stdout
+    parent = MlflowClient(uri).get_run(parent_id)
+    assert parent.data.metrics["trials_excluded"] == 1
     assert "#### Failures" in parent.data.tags["mlflow.note.content"]
 
 

@@ -61,7 +61,7 @@ def test_ci_runs_the_readmes_test_command_once():
         for line in README.read_text(encoding="utf-8").splitlines()
         if line.startswith("make ") and "the test command, as CI runs it" in line
     ]
-    assert steps == [["make", "lint"], command] and command == ["make", "coverage"]
+    assert steps == [["make", "lint"], command] and command == ["make", "test"]
 
 
 def test_the_run_guides_grid_is_a_valid_config(tmp_path):
