@@ -175,7 +175,3 @@ def start(root: str) -> None:
         )
         _exit_now(WRONG_PACKAGE)
     _exit_now(main())
-
-
-if __name__ == "__main__":
-    _exit_now(main())
