@@ -544,7 +544,6 @@ def _progress(
 
 def _result(experiment: str, uri: str, outcome) -> GridResult:
     from mlpsuite.present.notebook import Comparison, GridResult, runs_frame
-    from mlpsuite.results import failure_lines
 
     comparison = Comparison.of(outcome.comparison) if outcome.comparison is not None else None
     return GridResult(
@@ -564,7 +563,7 @@ def _result(experiment: str, uri: str, outcome) -> GridResult:
         orphans_killed=outcome.orphans_killed,
         kept_logs=outcome.kept_logs,
         n_elsewhere=outcome.elsewhere,
-        failures=failure_lines([result for _, result in outcome.results]),
+        failures=outcome.failures,
         none_finished=outcome.none_finished,
         runs=runs_frame(comparison) if comparison is not None else _trial_rows(outcome),
     )

@@ -74,6 +74,11 @@ class GridOutcome:
         ran = bool(self.results) and self.failed == len(self.results)
         return ran and not self.reused and not self.elsewhere
 
+    @property
+    def failures(self) -> list[str]:
+        """How this invocation's trials failed: one line per distinct reason (`failure_lines`)."""
+        return failure_lines([result for _, result in self.results])
+
 
 def run_grid(
     spec: GridSpec,
@@ -207,7 +212,7 @@ def _close_grid(tracker: Tracker, experiment: str, outcome: GridOutcome) -> None
         if outcome.none_finished:
             # No comparison: it could only say that its metric was never recorded. The parent
             # says why the grid failed; the next run of it tries every trial again.
-            reasons = failure_lines([result for _, result in outcome.results])
+            reasons = outcome.failures
             note = "No trial finished, so there is nothing to compare:\n\n" + "".join(
                 f"- {line}\n" for line in reasons
             )
